@@ -1,0 +1,100 @@
+"""The normalized event model: the one place that defines every column.
+
+Every reader turns its records into plain dicts keyed by the column names below
+(ECS names where ECS has the concept). The case store, the Sigma processing
+pipeline and the reports all take their column list from here.
+
+Conventions:
+- ``@timestamp`` is a naive ``datetime`` in UTC. Readers convert explicitly and
+  reject records whose time zone cannot be known; nothing guesses a local zone.
+- ``params`` maps cmdlet parameter names, lower-cased, to their values as text,
+  so one rule serves the audit log, the Exchange admin log and PowerShell logs.
+- ``event.original`` is the record exactly as the source wrote it.
+- ``log.file.path``/``log.file.sha256``/``log.record`` locate the record in the
+  evidence (line number for text formats, record number for JSON arrays).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: pa.DataType
+    doc: str
+
+
+PARAMS_TYPE = pa.map_(pa.string(), pa.string())
+
+COLUMNS: tuple[Column, ...] = (
+    Column("event.id", pa.string(), "Stable id of the event: the record's own id where it has one, else a hash of the raw record"),
+    Column("@timestamp", pa.timestamp("us"), "When the event happened, UTC"),
+    Column("event.action", pa.string(), "Operation or cmdlet name as logged (e.g. New-MailboxExportRequest, HardDelete)"),
+    Column("event.outcome", pa.string(), "success, failure or unknown"),
+    Column("event.provider", pa.string(), "Service or log that produced the record (UAL Workload, EVTX provider)"),
+    Column("event.dataset", pa.string(), "mailhunt source format, e.g. m365.audit"),
+    Column("event.code", pa.string(), "Record type or event id as logged"),
+    Column("user.name", pa.string(), "Actor: the account that performed the action (UPN lower-cased for cloud records)"),
+    Column("user.type", pa.string(), "regular, admin, system, application, service_principal, partner or unknown"),
+    Column("user.target.name", pa.string(), "Mailbox or account acted upon"),
+    Column("source.ip", pa.string(), "Client IP address, without port"),
+    Column("source.geo.country_iso_code", pa.string(), "Country of source.ip where known"),
+    Column("host.name", pa.string(), "Server or host that logged the record"),
+    Column("process.name", pa.string(), "Process name"),
+    Column("process.command_line", pa.string(), "Full command line"),
+    Column("process.parent.name", pa.string(), "Parent process name"),
+    Column("app.id", pa.string(), "Client application id (AppId / ClientAppId)"),
+    Column("user_agent.original", pa.string(), "User agent or client info string"),
+    Column("email.subject", pa.string(), "Subject of the message(s) acted upon, joined by ' | ' when several"),
+    Column("email.from.address", pa.string(), "Sender address"),
+    Column("email.to.address", pa.string(), "Recipient address"),
+    Column("email.message_id", pa.string(), "Internet message id"),
+    Column("email.folder", pa.string(), "Mailbox folder path acted upon (mailhunt extension)"),
+    Column("email.item_count", pa.int64(), "Number of mail items the record acted on (1 when not stated)"),
+    Column("rule.name", pa.string(), "Inbox or transport rule name"),
+    Column("params", PARAMS_TYPE, "Cmdlet parameters, names lower-cased"),
+    Column("parameters", pa.string(), "Cmdlet parameters as one text: -Name value -Name value"),
+    Column("organization.id", pa.string(), "Tenant or organization id"),
+    Column("log.file.path", pa.string(), "Evidence file the record came from (zip members as archive.zip!member)"),
+    Column("log.file.sha256", pa.string(), "SHA-256 of that evidence file"),
+    Column("log.record", pa.int64(), "Line number (text formats) or record number (JSON arrays), from 1"),
+    Column("event.original", pa.string(), "The raw record, verbatim"),
+)
+
+COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
+SCHEMA = pa.schema([pa.field(c.name, c.type) for c in COLUMNS])
+
+Event = dict
+
+
+def new_event() -> dict:
+    """An event with every column present and empty."""
+    return dict.fromkeys(COLUMN_NAMES)
+
+
+def event_id_from_record_id(dataset_family: str, record_id: str) -> str:
+    """Stable id for a record that carries its own id (UAL Id, EVTX record id)."""
+    return hashlib.sha256(f"{dataset_family}\x1f{record_id}".encode()).hexdigest()[:32]
+
+
+def event_id_from_raw(raw: str) -> str:
+    """Stable id for a record without an id of its own: a hash of its raw text."""
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def to_arrow(events: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist(events, schema=SCHEMA)
+
+
+def iso_z(ts: datetime | None) -> str | None:
+    """ISO-8601 UTC with a Z, second precision unless the value has fractions."""
+    if ts is None:
+        return None
+    text = ts.isoformat(timespec="microseconds" if ts.microsecond else "seconds")
+    return text + "Z"

@@ -1,0 +1,24 @@
+"""Readers, one module per log format, all behind ``mailhunt.sources.base.Source``.
+
+``SOURCES`` is tried in order; the first whose ``sniff`` accepts a file's first
+bytes reads it. More specific formats come before more general ones.
+"""
+
+from __future__ import annotations
+
+from mailhunt.sources.base import ReadContext, Rejection, Source
+from mailhunt.sources.m365_audit import M365_SOURCES
+
+SOURCES: tuple[Source, ...] = (*M365_SOURCES,)
+
+SNIFF_BYTES = 64 * 1024
+
+
+def identify(head: bytes) -> Source | None:
+    for source in SOURCES:
+        if source.sniff(head):
+            return source
+    return None
+
+
+__all__ = ["SOURCES", "SNIFF_BYTES", "identify", "ReadContext", "Rejection", "Source"]

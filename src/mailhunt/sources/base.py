@@ -1,0 +1,65 @@
+"""One interface for every log format (after plaso's parsers).
+
+A source has a ``name``, a cheap ``sniff(head)`` on the first bytes of a file,
+and ``read(stream, ctx)`` that yields normalized events (dicts keyed by
+``mailhunt.events.COLUMN_NAMES``). A bad record is never an exception: the
+reader calls ``ctx.reject(locator, reason)`` and goes on with the next one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import BinaryIO, Iterator, Protocol
+
+
+@dataclass(frozen=True)
+class Rejection:
+    path: str
+    locator: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.locator}: {self.reason}"
+
+
+@dataclass
+class ReadContext:
+    """What a reader knows about the file it reads, and where it reports problems."""
+
+    path: str
+    sha256: str
+    rejections: list[Rejection] = field(default_factory=list)
+    rejected: int = 0
+    records: int = 0
+    max_kept_rejections: int = 1000
+
+    def reject(self, locator: str, reason: str) -> None:
+        self.rejected += 1
+        if len(self.rejections) < self.max_kept_rejections:
+            self.rejections.append(Rejection(self.path, locator, reason))
+
+
+class Source(Protocol):
+    name: str
+    dataset: str
+
+    def sniff(self, head: bytes) -> bool: ...
+
+    def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[dict]: ...
+
+
+def iter_text_lines(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, str]]:
+    """Lines of a UTF-8 (or UTF-8 with BOM) stream with their 1-based numbers.
+
+    A line that is not valid UTF-8 is rejected with its number and skipped;
+    its neighbours are kept.
+    """
+    for number, raw in enumerate(stream, start=1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            ctx.reject(f"line {number}", f"not UTF-8 text (byte {exc.start} of the line)")
+            continue
+        yield number, line.rstrip("\r\n")
