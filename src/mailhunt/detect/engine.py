@@ -1,0 +1,149 @@
+"""Run the rule set over a case: single-event rules first, then correlations.
+
+Every rule's matched events are written to the ``matches`` table, so that a
+correlation can refer to a rule or to another correlation alike. A rule that
+cannot run on mailhunt's events is reported with its reason, never dropped
+silently.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from sigma.correlations import SigmaCorrelationRule
+from sigma.exceptions import SigmaError
+
+from mailhunt.detect.backend import EventSQLBackend
+from mailhunt.detect.correlation import CorrelationPlan, correlation_sql
+from mailhunt.detect.pipeline import build_pipeline, datasets_for
+from mailhunt.detect.rules import LoadedRule
+from mailhunt.store import CaseStore
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    exclude_rules: frozenset[str] = frozenset()
+    include_system_accounts: bool = False
+    thresholds: dict[str, int] = field(default_factory=dict)
+    timespans: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Detection:
+    """One occurrence of one rule: a single matched event, or one correlation instance."""
+
+    rule: LoadedRule
+    event_ids: list[str]
+
+
+@dataclass
+class DetectionRun:
+    detections: list[Detection]
+    skipped: dict[str, str]
+    matched: dict[str, int]
+
+
+def rule_condition_sql(rule: LoadedRule, backend: EventSQLBackend) -> str:
+    """The SQL condition of a single-event rule; raises SigmaError when it cannot run on our events."""
+    if not datasets_for(rule.rule.logsource):
+        ls = rule.rule.logsource
+        described = ", ".join(f"{k}={v}" for k, v in (("product", ls.product), ("service", ls.service),
+                                                        ("category", ls.category)) if v)
+        raise SigmaError(f"no mailhunt reader produces logsource {described or '(empty)'}")
+    working_copy = copy.deepcopy(rule.rule)
+    backend.convert_rule(working_copy)
+    queries = working_copy.get_conversion_result()
+    if len(queries) != 1:
+        raise SigmaError(f"rule converts to {len(queries)} queries, expected one")
+    return queries[0]
+
+
+def correlation_plan(rule: LoadedRule, ids_by_object: dict[int, str], settings: DetectionSettings) -> CorrelationPlan:
+    corr: SigmaCorrelationRule = rule.rule
+    rule_ids = [ids_by_object[id(ref.rule)] for ref in corr.rules]
+    attrs = corr.custom_attributes
+    timespan = settings.timespans.get(attrs.get("timespan_setting"), corr.timespan.seconds)
+    threshold = settings.thresholds.get(attrs.get("threshold_setting"))
+    return CorrelationPlan(corr, tuple(rule_ids), timespan, threshold)
+
+
+@dataclass
+class CompiledRules:
+    """Rules turned into SQL once, in the order they must run."""
+
+    single: list[tuple[LoadedRule, str]]
+    correlations: list[tuple[LoadedRule, str]]
+    skipped: dict[str, str]
+
+
+def compile_rules(rules: list[LoadedRule], settings: DetectionSettings | None = None) -> CompiledRules:
+    settings = settings or DetectionSettings()
+    backend = EventSQLBackend(processing_pipeline=build_pipeline(settings.include_system_accounts))
+    ids_by_object = {id(r.rule): r.id for r in rules}
+    skipped: dict[str, str] = {}
+    single: list[tuple[LoadedRule, str]] = []
+    for rule in rules:
+        if rule.id in settings.exclude_rules:
+            skipped[rule.id] = "excluded by tuning.exclude_rules"
+        elif not rule.is_correlation:
+            try:
+                single.append((rule, rule_condition_sql(rule, backend)))
+            except SigmaError as exc:
+                skipped[rule.id] = str(exc)
+    ready_ids = {r.id for r, _ in single}
+    correlations: list[tuple[LoadedRule, str]] = []
+    pending = [r for r in rules if r.is_correlation and r.id not in skipped]
+    while pending:
+        progressed = False
+        for rule in list(pending):
+            refs = [ids_by_object.get(id(getattr(ref, "rule", None))) for ref in rule.rule.rules]
+            unusable = [ref.reference for ref, rid in zip(rule.rule.rules, refs) if rid is None or rid in skipped]
+            if unusable:
+                skipped[rule.id] = "refers to a rule that cannot run: " + ", ".join(
+                    f"{name} ({skipped.get(ids_by_object.get(id(getattr(ref, 'rule', None))), 'not loaded')})"
+                    for name, ref in zip(unusable, rule.rule.rules))
+            elif all(rid in ready_ids for rid in refs):
+                try:
+                    correlations.append((rule, correlation_sql(correlation_plan(rule, ids_by_object, settings))))
+                    ready_ids.add(rule.id)
+                except SigmaError as exc:
+                    skipped[rule.id] = str(exc)
+            else:
+                continue
+            pending.remove(rule)
+            progressed = True
+        if not progressed:
+            for rule in pending:
+                skipped[rule.id] = "correlation references form a cycle"
+            break
+    return CompiledRules(single, correlations, skipped)
+
+
+def run_rules(store: CaseStore, compiled: CompiledRules) -> DetectionRun:
+    db = store.db
+    db.execute("DELETE FROM matches")
+    detections: list[Detection] = []
+    matched: dict[str, int] = {}
+    for rule, condition in compiled.single:
+        db.execute(f"INSERT INTO matches SELECT ?, \"event.id\" FROM events WHERE {condition}", [rule.id])
+        if rule.indicator:
+            event_ids = [row[0] for row in db.execute(
+                'SELECT x.event_id FROM matches x JOIN events e ON e."event.id" = x.event_id '
+                'WHERE x.rule_id = ? ORDER BY e."@timestamp", x.event_id', [rule.id]).fetchall()]
+            matched[rule.id] = len(event_ids)
+            detections.extend(Detection(rule, [event_id]) for event_id in event_ids)
+        else:
+            matched[rule.id] = db.execute("SELECT count(*) FROM matches WHERE rule_id = ?", [rule.id]).fetchone()[0]
+    for rule, sql in compiled.correlations:
+        db.execute(f"CREATE OR REPLACE TEMP TABLE correlation_instances AS {sql}")
+        db.execute("INSERT INTO matches SELECT DISTINCT ?, event_id FROM correlation_instances", [rule.id])
+        matched[rule.id] = db.execute("SELECT count(DISTINCT event_id) FROM correlation_instances").fetchone()[0]
+        if rule.indicator:
+            instances: dict[str, list[str]] = {}
+            for instance, event_id in db.execute(
+                    "SELECT instance, event_id FROM correlation_instances ORDER BY instance, event_id").fetchall():
+                instances.setdefault(instance, []).append(event_id)
+            detections.extend(Detection(rule, ids) for _, ids in sorted(instances.items()))
+        db.execute("DROP TABLE correlation_instances")
+    return DetectionRun(detections, dict(compiled.skipped), matched)

@@ -1,0 +1,132 @@
+"""The case database: one DuckDB file per case.
+
+Tables:
+- ``events``: one row per normalized event, columns from ``mailhunt.events``;
+  deduplicated by ``event.id`` (the copy with the smallest provenance wins,
+  so the result does not depend on load order).
+- ``inputs``: every evidence file seen, its SHA-256, format and counts.
+- ``rejections``: every bad record (file, locator, reason).
+- ``matches`` and ``findings``: written by the detection stage.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import duckdb
+import pyarrow as pa
+
+from mailhunt.events import COLUMNS, SCHEMA
+
+_DUCK_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.int64(): "BIGINT",
+    pa.timestamp("us"): "TIMESTAMP",
+}
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _duck_type(column) -> str:
+    if pa.types.is_map(column.type):
+        return "MAP(VARCHAR, VARCHAR)"
+    return _DUCK_TYPES[column.type]
+
+
+EVENTS_DDL = "CREATE TABLE IF NOT EXISTS events (" + ", ".join(
+    f"{quote(c.name)} {_duck_type(c)}" for c in COLUMNS
+) + ")"
+
+OTHER_DDL = (
+    """CREATE TABLE IF NOT EXISTS inputs (
+        path VARCHAR, sha256 VARCHAR, format VARCHAR, records BIGINT, rejected BIGINT,
+        new_events BIGINT, skipped_reason VARCHAR, PRIMARY KEY (path, sha256))""",
+    "CREATE TABLE IF NOT EXISTS rejections (path VARCHAR, sha256 VARCHAR, locator VARCHAR, reason VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS matches (rule_id VARCHAR, event_id VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS findings (id VARCHAR PRIMARY KEY, indicator VARCHAR, document JSON)",
+)
+
+
+class CaseStore:
+    """A case database opened for reading and writing."""
+
+    def __init__(self, path: Path | str, read_only: bool = False):
+        self.path = str(path)
+        self.db = duckdb.connect(self.path, read_only=read_only)
+        self.db.execute("SET TimeZone = 'UTC'")
+        if not read_only:
+            self.db.execute(EVENTS_DDL)
+            for ddl in OTHER_DDL:
+                self.db.execute(ddl)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "CaseStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def event_count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM events").fetchone()[0]
+
+    def append(self, batch: pa.Table) -> None:
+        """Append a batch of events; call ``deduplicate`` once loading is done."""
+        if batch.schema != SCHEMA:
+            batch = batch.cast(SCHEMA)
+        self.db.register("_batch", batch)
+        try:
+            self.db.execute("INSERT INTO events SELECT * FROM _batch")
+        finally:
+            self.db.unregister("_batch")
+
+    def append_all(self, batches: Iterable[pa.Table]) -> None:
+        for batch in batches:
+            self.append(batch)
+
+    def deduplicate(self) -> int:
+        """Keep one row per event id; returns how many copies were removed."""
+        removed = self.db.execute(
+            """DELETE FROM events WHERE rowid IN (
+                 SELECT rowid FROM (
+                   SELECT rowid, row_number() OVER (
+                     PARTITION BY "event.id" ORDER BY "log.file.path", "log.record", rowid) AS copy
+                   FROM events) WHERE copy > 1)"""
+        ).fetchone()[0]
+        return removed
+
+    def record_input(self, path: str, sha256: str, fmt: str | None, records: int, rejected: int,
+                     new_events: int, skipped_reason: str | None) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO inputs VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [path, sha256, fmt, records, rejected, new_events, skipped_reason],
+        )
+
+    def record_rejections(self, sha256: str, rejections) -> None:
+        self.db.execute("DELETE FROM rejections WHERE sha256 = ? AND path = ?",
+                        [sha256, rejections[0].path] if rejections else [sha256, ""])
+        if rejections:
+            self.db.executemany(
+                "INSERT INTO rejections VALUES (?, ?, ?, ?)",
+                [(r.path, sha256, r.locator, r.reason) for r in rejections],
+            )
+
+    def known_input(self, path: str, sha256: str) -> bool:
+        row = self.db.execute(
+            "SELECT count(*) FROM inputs WHERE path = ? AND sha256 = ? AND skipped_reason IS NULL",
+            [path, sha256]).fetchone()
+        return row[0] > 0
+
+    def inputs(self) -> list[dict]:
+        cur = self.db.execute("SELECT * FROM inputs ORDER BY path, sha256")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def query(self, sql: str, params: list | None = None) -> list[dict]:
+        cur = self.db.execute(sql, params or [])
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
