@@ -43,7 +43,7 @@ EVENTS_DDL = "CREATE TABLE IF NOT EXISTS events (" + ", ".join(
 OTHER_DDL = (
     """CREATE TABLE IF NOT EXISTS inputs (
         path VARCHAR, sha256 VARCHAR, format VARCHAR, records BIGINT, rejected BIGINT,
-        new_events BIGINT, skipped_reason VARCHAR, PRIMARY KEY (path, sha256))""",
+        new_events BIGINT, skipped_reason VARCHAR, locator_unit VARCHAR, PRIMARY KEY (path, sha256))""",
     "CREATE TABLE IF NOT EXISTS rejections (path VARCHAR, sha256 VARCHAR, locator VARCHAR, reason VARCHAR)",
     "CREATE TABLE IF NOT EXISTS matches (rule_id VARCHAR, event_id VARCHAR)",
     "CREATE TABLE IF NOT EXISTS findings (id VARCHAR PRIMARY KEY, indicator VARCHAR, document JSON)",
@@ -100,10 +100,10 @@ class CaseStore:
         return removed
 
     def record_input(self, path: str, sha256: str, fmt: str | None, records: int, rejected: int,
-                     new_events: int, skipped_reason: str | None) -> None:
+                     new_events: int, skipped_reason: str | None, locator_unit: str = "line") -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO inputs VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [path, sha256, fmt, records, rejected, new_events, skipped_reason],
+            "INSERT OR REPLACE INTO inputs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [path, sha256, fmt, records, rejected, new_events, skipped_reason, locator_unit],
         )
 
     def record_rejections(self, sha256: str, rejections) -> None:

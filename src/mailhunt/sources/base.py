@@ -40,8 +40,11 @@ class ReadContext:
 
 
 class Source(Protocol):
+    """``locator_unit`` says what ``log.record`` counts: "line" or "record"."""
+
     name: str
     dataset: str
+    locator_unit: str
 
     def sniff(self, head: bytes) -> bool: ...
 

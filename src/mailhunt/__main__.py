@@ -1,0 +1,3 @@
+from mailhunt.cli import app
+
+app(prog_name="mailhunt")

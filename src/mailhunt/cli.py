@@ -1,0 +1,140 @@
+"""The ``mailhunt`` command line."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mailhunt import __version__
+from mailhunt.config import ConfigError, load_config
+from mailhunt.detect.rules import RuleLoadError, shipped_rules_dir
+from mailhunt.hunt import HuntResult, InputSummary, ProgressSink, hunt
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Find adversaries who clear mailbox data (MITRE ATT&CK T1070.008).")
+console = Console(stderr=False, highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+USAGE_ERROR = 2
+SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
+MAX_SHOWN_REJECTIONS = 20
+
+
+def _usage_error(message: str) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {escape(message)}")
+    return typer.Exit(USAGE_ERROR)
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise _usage_error(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / "case.duckdb").exists():
+        raise _usage_error(f"--out {out}: folder is not empty and holds no case (case.duckdb)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise _usage_error(f"--out {out}: cannot write there ({exc.strerror or exc})")
+
+
+class RichProgress(ProgressSink):
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.task = None
+
+    def start(self, display: str, total: int | None) -> None:
+        self.task = self.progress.add_task(escape(_short(display)), total=total)
+
+    def advance(self, nbytes: int) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, nbytes)
+
+    def finish(self, summary: InputSummary) -> None:
+        if self.task is not None:
+            task = self.progress.tasks[-1]
+            self.progress.update(self.task, total=task.completed)
+            self.task = None
+
+
+def _short(path: str, width: int = 50) -> str:
+    return path if len(path) <= width else "..." + path[-(width - 3):]
+
+
+@app.command("hunt")
+def hunt_command(
+    paths: list[Path] = typer.Argument(..., help="Evidence files or folders (searched recursively; .zip and .gz too)"),
+    out: Path = typer.Option(..., "--out", "-o", help="Case folder: new, empty, or an earlier case to add to"),
+    config_path: Optional[Path] = typer.Option(None, "--config", "-c", help="mailhunt.toml"),
+    rules: list[Path] = typer.Option([], "--rules", help="Extra folder of Sigma rules to run beside the shipped ones"),
+) -> None:
+    """Read the evidence into a case, run the rules, triage the findings and write the reports."""
+    for path in paths:
+        if not path.exists():
+            raise _usage_error(f"{path}: no such file or folder")
+    for folder in rules:
+        if not folder.is_dir():
+            raise _usage_error(f"--rules {folder}: not a folder")
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        raise _usage_error(str(exc))
+    _check_out_dir(out)
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
+                  console=console, transient=False, disable=not console.is_terminal) as progress:
+        try:
+            result = hunt(paths, out, config, RichProgress(progress), [shipped_rules_dir(), *rules])
+        except RuleLoadError as exc:
+            raise _usage_error(str(exc))
+    _print_summary(result)
+
+
+def _print_summary(result: HuntResult) -> None:
+    shown = 0
+    for summary in result.inputs:
+        for rejection in summary.rejections:
+            if shown < MAX_SHOWN_REJECTIONS:
+                errors.print(f"[yellow]rejected[/] {escape(str(rejection))}")
+            shown += 1
+    total_rejected = sum(s.rejected for s in result.inputs)
+    if total_rejected > shown:
+        errors.print(f"[yellow]... {total_rejected - shown} more rejected records; see case.duckdb table rejections[/]")
+
+    inputs = Table(title="Inputs", title_justify="left")
+    for column in ("file", "format", "records", "rejected", "new events", "note"):
+        inputs.add_column(column, justify="right" if column in ("records", "rejected", "new events") else "left")
+    for s in result.inputs:
+        note = s.skipped_reason and f"skipped: {s.skipped_reason}" or ("already in the case" if s.already_loaded else "")
+        inputs.add_row(escape(_short(s.path, 60)), s.format or "-", str(s.records), str(s.rejected),
+                       str(s.new_events), escape(note))
+    console.print(inputs)
+
+    findings = Table(title="Findings", title_justify="left")
+    for column in ("severity", "escalate", "indicator", "actor", "first seen (UTC)", "events", "id"):
+        findings.add_column(column)
+    for f in result.document["findings"]:
+        findings.add_row(f"[{SEVERITY_STYLE.get(f['severity'], '')}]{f['severity']}[/]",
+                         "yes" if f["escalate"] else "no", f["indicator"], escape(f["actor"] or "-"),
+                         f["first_seen"], str(f["event_count"]), f["id"])
+    console.print(findings)
+    escalated = sum(1 for f in result.document["findings"] if f["escalate"])
+    console.print(f"{len(result.findings)} findings, {escalated} to escalate to Tier 2. "
+                  f"Case: {escape(str(result.out))} (findings.json, report.html, report.md, case.duckdb)")
+
+
+@app.command("version")
+def version_command() -> None:
+    """Print the version."""
+    console.print(f"mailhunt {__version__}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,91 @@
+"""Group detections into findings: one per indicator x actor x burst of activity.
+
+Detections of the same indicator by the same actor merge when they overlap in
+time or follow each other within ``burst_gap``; the finding's rule is the most
+severe rule that contributed. The actor is the account of the earliest event.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+
+import pyarrow as pa
+
+from mailhunt.detect.engine import Detection
+from mailhunt.detect.rules import LEVEL_ORDER
+from mailhunt.findings import EvidenceEvent, Finding, RuleRef
+from mailhunt.store import CaseStore
+
+BURST_GAP = timedelta(hours=1)
+
+_EVIDENCE_SQL = """
+SELECT e."event.id", e."@timestamp", e."event.action", e."user.name", e."user.target.name", e."host.name",
+       e."source.ip", e."user_agent.original", e."app.id", e."parameters", e."email.subject", e."rule.name",
+       e."log.file.path", e."log.file.sha256", e."log.record", coalesce(i.locator_unit, 'line')
+FROM events e
+LEFT JOIN (SELECT DISTINCT path, sha256, locator_unit FROM inputs) i
+  ON i.path = e."log.file.path" AND i.sha256 = e."log.file.sha256"
+WHERE e."event.id" IN (SELECT event_id FROM wanted)
+"""
+
+
+def load_evidence(store: CaseStore, event_ids: set[str]) -> dict[str, EvidenceEvent]:
+    wanted = pa.table({"event_id": sorted(event_ids)})
+    store.db.register("wanted", wanted)
+    try:
+        rows = store.db.execute(_EVIDENCE_SQL).fetchall()
+    finally:
+        store.db.unregister("wanted")
+    return {row[0]: EvidenceEvent(*row) for row in rows}
+
+
+def _severity(level: str) -> str:
+    return {"informational": "low"}.get(level, level)
+
+
+def group_detections(store: CaseStore, detections: list[Detection], burst_gap: timedelta = BURST_GAP) -> list[Finding]:
+    evidence = load_evidence(store, {e for d in detections for e in d.event_ids})
+    by_key: dict[tuple[str, str | None], list[tuple[Detection, list[EvidenceEvent]]]] = defaultdict(list)
+    for detection in detections:
+        events = sorted((evidence[e] for e in detection.event_ids if e in evidence),
+                        key=lambda ev: (ev.timestamp, ev.event_id))
+        if not events:
+            continue
+        by_key[(detection.rule.indicator, events[0].actor)].append((detection, events))
+
+    findings: list[Finding] = []
+    for (indicator, actor), items in sorted(by_key.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+        items.sort(key=lambda item: (item[1][0].timestamp, item[1][-1].timestamp, item[0].rule.id))
+        bursts: list[list[tuple[Detection, list[EvidenceEvent]]]] = []
+        burst_end = None
+        for item in items:
+            start, end = item[1][0].timestamp, item[1][-1].timestamp
+            if bursts and start <= burst_end + burst_gap:
+                bursts[-1].append(item)
+                burst_end = max(burst_end, end)
+            else:
+                bursts.append([item])
+                burst_end = end
+        for burst in bursts:
+            findings.append(_finding(indicator, actor, burst))
+    return findings
+
+
+def _finding(indicator: str, actor: str | None, burst) -> Finding:
+    rules = {}
+    events: dict[str, EvidenceEvent] = {}
+    for detection, evs in burst:
+        rules[detection.rule.id] = detection.rule
+        for ev in evs:
+            events[ev.event_id] = ev
+    ordered_rules = sorted(rules.values(), key=lambda r: (-LEVEL_ORDER.get(r.level, 2), r.id))
+    attack = sorted({t for r in ordered_rules for t in r.attack})
+    return Finding(
+        indicator=indicator,
+        actor=actor,
+        rules=[RuleRef(r.id, r.title, r.level) for r in ordered_rules],
+        attack=attack,
+        events=sorted(events.values(), key=lambda ev: (ev.timestamp, ev.event_id)),
+        severity=_severity(ordered_rules[0].level),
+    )

@@ -1,0 +1,184 @@
+"""The main job, stage by stage: evidence -> events -> case store -> detections -> findings -> triage -> outputs.
+
+Each stage only reads what the one before it produced. The command line
+(``mailhunt.cli``) adds progress display and the summary; tests call ``hunt``.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Callable
+
+import orjson
+
+from mailhunt.config import Config
+from mailhunt.detect.engine import DetectionSettings, compile_rules, run_rules
+from mailhunt.detect.grouping import group_detections
+from mailhunt.detect.rules import load_rules
+from mailhunt.events import to_arrow
+from mailhunt.findings import Finding, findings_document
+from mailhunt.report.html import write_html_report
+from mailhunt.report.markdown import write_markdown_report
+from mailhunt.sources import SNIFF_BYTES, ReadContext, identify
+from mailhunt.sources.inputs import EvidenceFile, EvidenceTooLarge, iter_evidence
+from mailhunt.store import CaseStore
+from mailhunt.triage import TriageContext, triage
+
+BATCH_SIZE = 20_000
+MAX_REPORTED_REJECTIONS = 200
+
+
+@dataclass
+class InputSummary:
+    path: str
+    sha256: str | None
+    format: str | None
+    records: int = 0
+    rejected: int = 0
+    new_events: int = 0
+    skipped_reason: str | None = None
+    already_loaded: bool = False
+    rejections: list = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "sha256": self.sha256, "format": self.format, "records": self.records,
+                "rejected": self.rejected, "skipped_reason": self.skipped_reason}
+
+
+@dataclass
+class HuntResult:
+    out: Path
+    inputs: list[InputSummary]
+    findings: list[Finding]
+    document: dict
+
+
+class ProgressSink:
+    """Receives progress; the CLI shows it, tests ignore it."""
+
+    def start(self, display: str, total: int | None) -> None: ...
+
+    def advance(self, nbytes: int) -> None: ...
+
+    def finish(self, summary: InputSummary) -> None: ...
+
+
+class CountingReader(io.RawIOBase):
+    def __init__(self, inner, on_read: Callable[[int], None]):
+        self._inner = inner
+        self._on_read = on_read
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._inner.read(len(buffer))
+        buffer[: len(data)] = data
+        if data:
+            self._on_read(len(data))
+        return len(data)
+
+    def close(self) -> None:
+        self._inner.close()
+        super().close()
+
+
+def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressSink) -> InputSummary:
+    if item.problem:
+        return InputSummary(item.display, None, None, skipped_reason=item.problem)
+    try:
+        head = item.head(SNIFF_BYTES)
+        sha256 = item.sha256()
+    except (OSError, EvidenceTooLarge, EOFError) as exc:
+        return InputSummary(item.display, None, None, skipped_reason=f"cannot read: {exc}")
+    if not head:
+        return InputSummary(item.display, sha256, None, skipped_reason="empty file")
+    source = identify(head)
+    if source is None:
+        return InputSummary(item.display, sha256, None, skipped_reason="format not recognized")
+    summary = InputSummary(item.display, sha256, source.name)
+    if store.known_input(item.display, sha256):
+        row = store.query("SELECT records, rejected FROM inputs WHERE path = ? AND sha256 = ?", [item.display, sha256])[0]
+        summary.records, summary.rejected = row["records"], row["rejected"]
+        summary.already_loaded = True
+        return summary
+    ctx = ReadContext(item.display, sha256)
+    progress.start(item.display, item.size)
+    batch: list[dict] = []
+    try:
+        with io.BufferedReader(CountingReader(item.open(), progress.advance), buffer_size=1 << 20) as stream:
+            for event in source.read(stream, ctx):
+                batch.append(event)
+                if len(batch) >= BATCH_SIZE:
+                    store.append(to_arrow(batch))
+                    batch.clear()
+    except EvidenceTooLarge as exc:
+        ctx.reject("end", str(exc))
+    except OSError as exc:
+        ctx.reject("end", f"read error: {exc}")
+    if batch:
+        store.append(to_arrow(batch))
+    summary.records, summary.rejected = ctx.records, ctx.rejected
+    summary.rejections = ctx.rejections
+    store.record_input(item.display, sha256, source.name, ctx.records, ctx.rejected, 0, None,
+                       getattr(source, "locator_unit", "line"))
+    store.record_rejections(sha256, ctx.rejections)
+    progress.finish(summary)
+    return summary
+
+
+def settle_new_events(store: CaseStore, summaries: list[InputSummary]) -> None:
+    """Deduplicate once after loading, then count what each new input added."""
+    store.deduplicate()
+    kept = dict(store.db.execute(
+        'SELECT "log.file.path" || chr(31) || "log.file.sha256", count(*) FROM events GROUP BY 1').fetchall())
+    for summary in summaries:
+        if summary.format and not summary.skipped_reason and not summary.already_loaded:
+            summary.new_events = kept.get(f"{summary.path}\x1f{summary.sha256}", 0)
+            store.db.execute("UPDATE inputs SET new_events = ? WHERE path = ? AND sha256 = ?",
+                             [summary.new_events, summary.path, summary.sha256])
+
+
+def detection_settings(config: Config) -> DetectionSettings:
+    return DetectionSettings(
+        exclude_rules=frozenset(config.exclude_rules),
+        include_system_accounts=config.include_system_accounts,
+        thresholds={"bulk_delete_per_hour": config.bulk_delete_per_hour},
+        timespans={"export_deletion_window": config.export_deletion_window_seconds},
+    )
+
+
+def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | None = None,
+         rule_dirs: list[Path] | None = None) -> HuntResult:
+    progress = progress or ProgressSink()
+    out.mkdir(parents=True, exist_ok=True)
+    with CaseStore(out / "case.duckdb") as store:
+        summaries = []
+        for item in iter_evidence(paths):
+            summary = load_evidence_file(store, item, progress)
+            if summary.skipped_reason:
+                store.record_input(summary.path, summary.sha256 or "", None, 0, 0, 0, summary.skipped_reason)
+                progress.finish(summary)
+            summaries.append(summary)
+        settle_new_events(store, summaries)
+
+        rules = load_rules(rule_dirs)
+        run = run_rules(store, compile_rules(rules, detection_settings(config)))
+        findings = group_detections(store, run.detections, timedelta(hours=1))
+        ctx = TriageContext.build(store, config, {r.id: r.indicator for r in rules if r.indicator})
+        triage(findings, ctx)
+
+        rejections = [{"path": r.path, "locator": r.locator, "reason": r.reason}
+                      for s in summaries for r in s.rejections][:MAX_REPORTED_REJECTIONS]
+        document = findings_document(findings, [s.to_json() for s in summaries], rejections, run.skipped)
+        store.db.execute("DELETE FROM findings")
+        store.db.executemany("INSERT INTO findings VALUES (?, ?, ?)",
+                             [(f["id"], f["indicator"], orjson.dumps(f).decode()) for f in document["findings"]])
+
+    (out / "findings.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+    write_html_report(document, out / "report.html")
+    write_markdown_report(document, out / "report.md")
+    return HuntResult(out, summaries, findings, document)
