@@ -4,7 +4,8 @@ The SQL stays inside a small portable subset (ILIKE/LIKE with an explicit
 escape, REGEXP_MATCHES, IS NULL, comparisons, map element access) so that
 sqlglot can carry the same condition to Spark SQL unchanged in meaning.
 
-Field names reaching the backend are the event model's columns (the processing
+Field names reaching the backend are the event model's columns and the
+derived fields of ``mailhunt.detect.baselines`` (the processing
 pipeline in ``mailhunt.detect.pipeline`` maps other names onto them);
 ``params.<Name>`` addresses one cmdlet parameter. A field outside the model
 makes the rule unconvertible, with the field named in the error.
@@ -20,11 +21,12 @@ from sigma.conversion.state import ConversionState
 from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
 from sigma.types import SigmaCompareExpression
 
+from mailhunt.detect.baselines import DERIVED_FIELDS
 from mailhunt.events import COLUMN_NAMES
 from mailhunt.store import quote
 
 PARAMS_PREFIX = "params."
-_COLUMNS = frozenset(COLUMN_NAMES)
+_COLUMNS = frozenset(COLUMN_NAMES) | {f.name for f in DERIVED_FIELDS}
 
 
 def sql_field(name: str) -> str:

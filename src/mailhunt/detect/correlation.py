@@ -29,6 +29,7 @@ from sigma.correlations import (
 from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
 
 from mailhunt.detect.backend import sql_field
+from mailhunt.detect.baselines import DETECTION_RELATION
 from mailhunt.detect.pipeline import FIELD_MAPPING
 
 _OPS = {
@@ -91,7 +92,7 @@ def _matched_events_cte(plan: CorrelationPlan, value_field: str | None) -> tuple
     ids = ", ".join(_literal(r) for r in plan.rule_ids)
     select = ", ".join(["x.rule_id AS rule_id", 'e."event.id" AS event_id', 'e."@timestamp" AS ts', *cols])
     not_null = "".join(f" AND g{i} IS NOT NULL" for i in range(len(groups)))
-    cte = (f"m AS (SELECT * FROM (SELECT DISTINCT {select} FROM matches x JOIN events e "
+    cte = (f"m AS (SELECT * FROM (SELECT DISTINCT {select} FROM matches x JOIN {DETECTION_RELATION} e "
            f"ON e.\"event.id\" = x.event_id WHERE x.rule_id IN ({ids})) WHERE ts IS NOT NULL{not_null})")
     return cte, [f"g{i}" for i in range(len(groups))]
 

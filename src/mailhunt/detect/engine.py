@@ -15,6 +15,7 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 
 from mailhunt.detect.backend import EventSQLBackend
+from mailhunt.detect.baselines import DETECTION_RELATION, create_detection_view
 from mailhunt.detect.correlation import CorrelationPlan, correlation_sql
 from mailhunt.detect.pipeline import build_pipeline, datasets_for
 from mailhunt.detect.rules import LoadedRule
@@ -122,11 +123,13 @@ def compile_rules(rules: list[LoadedRule], settings: DetectionSettings | None = 
 
 def run_rules(store: CaseStore, compiled: CompiledRules) -> DetectionRun:
     db = store.db
+    create_detection_view(store)
     db.execute("DELETE FROM matches")
     detections: list[Detection] = []
     matched: dict[str, int] = {}
     for rule, condition in compiled.single:
-        db.execute(f"INSERT INTO matches SELECT ?, \"event.id\" FROM events WHERE {condition}", [rule.id])
+        db.execute(f"INSERT INTO matches SELECT ?, \"event.id\" FROM {DETECTION_RELATION} WHERE {condition}",
+                   [rule.id])
         if rule.indicator:
             event_ids = [row[0] for row in db.execute(
                 'SELECT x.event_id FROM matches x JOIN events e ON e."event.id" = x.event_id '

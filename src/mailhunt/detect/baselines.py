@@ -1,0 +1,57 @@
+"""Baselines the evidence itself provides, offered to rules as extra fields.
+
+Sigma matches one event at a time; "an application never seen before in this
+tenant" needs the whole case. This module measures it once and exposes it as
+fields of the ``detection_events`` view, so the rule that uses it stays a
+plain Sigma rule:
+
+- ``app.first_seen``: when the event's ``app.id`` first appears in the case.
+- ``app.new``: true when that first appearance comes after the learning period
+  (the first ``LEARNING_MAX`` of the evidence, or its first quarter when the
+  evidence is shorter) and the event falls within ``NEW_FOR`` of it. Without
+  an app id, or with less than ``MIN_EVIDENCE`` to learn from, it is false.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from mailhunt.store import CaseStore
+
+DETECTION_RELATION = "detection_events"
+LEARNING_MAX = timedelta(days=7)
+MIN_EVIDENCE = timedelta(days=2)
+NEW_FOR = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class DerivedField:
+    name: str
+    sql_type: str
+    doc: str
+
+
+DERIVED_FIELDS: tuple[DerivedField, ...] = (
+    DerivedField("app.first_seen", "TIMESTAMP", "First time the event's app.id appears in the case"),
+    DerivedField("app.new", "BOOLEAN", "app.id first appeared after the learning period, within 24 h of this event"),
+)
+
+
+def create_detection_view(store: CaseStore) -> None:
+    db = store.db
+    start, end = db.execute('SELECT min("@timestamp"), max("@timestamp") FROM events').fetchone()
+    if start is None or end - start < MIN_EVIDENCE:
+        learned_until = "'infinity'::TIMESTAMP"
+    else:
+        learned_until = f"TIMESTAMP '{start + min(LEARNING_MAX, (end - start) / 4)}'"
+    db.execute("""CREATE OR REPLACE TEMP TABLE app_first_seen AS
+                  SELECT "app.id" AS app_id, min("@timestamp") AS first_seen
+                  FROM events WHERE "app.id" IS NOT NULL GROUP BY 1""")
+    new_for = int(NEW_FOR.total_seconds())
+    db.execute(
+        f"""CREATE OR REPLACE TEMP VIEW {DETECTION_RELATION} AS
+            SELECT e.*, a.first_seen AS "app.first_seen",
+                   coalesce(a.first_seen > {learned_until}
+                            AND e."@timestamp" <= a.first_seen + INTERVAL '{new_for} seconds', false) AS "app.new"
+            FROM events e LEFT JOIN app_first_seen a ON a.app_id = e."app.id" """)
