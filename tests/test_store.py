@@ -34,3 +34,14 @@ def test_reopening_a_case_keeps_its_events(tmp_path):
         store.deduplicate()
         assert store.event_count() == 1
         assert store.query('SELECT "params"[\'identity\'] AS v FROM events')[0]["v"] == "x"
+
+
+def test_every_column_and_derived_field_is_documented():
+    from pathlib import Path
+
+    from mailhunt.detect.baselines import DERIVED_FIELDS
+    from mailhunt.events import COLUMNS
+
+    text = (Path(__file__).parents[1] / "docs" / "events.md").read_text()
+    for name in [c.name for c in COLUMNS] + [f.name for f in DERIVED_FIELDS]:
+        assert f"| `{name}` |" in text, name
