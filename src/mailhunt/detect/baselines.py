@@ -41,17 +41,17 @@ DERIVED_FIELDS: tuple[DerivedField, ...] = (
 def create_detection_view(store: CaseStore) -> None:
     db = store.db
     start, end = db.execute('SELECT min("@timestamp"), max("@timestamp") FROM events').fetchone()
+    new_for = int(NEW_FOR.total_seconds())
     if start is None or end - start < MIN_EVIDENCE:
-        learned_until = "'infinity'::TIMESTAMP"
+        is_new = "false"
     else:
-        learned_until = f"TIMESTAMP '{start + min(LEARNING_MAX, (end - start) / 4)}'"
+        learned_until = start + min(LEARNING_MAX, (end - start) / 4)
+        is_new = (f"coalesce(a.first_seen > TIMESTAMP '{learned_until:%Y-%m-%d %H:%M:%S.%f}' "
+                  f"AND e.\"@timestamp\" <= a.first_seen + INTERVAL '{new_for} seconds', false)")
     db.execute("""CREATE OR REPLACE TEMP TABLE app_first_seen AS
                   SELECT "app.id" AS app_id, min("@timestamp") AS first_seen
                   FROM events WHERE "app.id" IS NOT NULL GROUP BY 1""")
-    new_for = int(NEW_FOR.total_seconds())
     db.execute(
         f"""CREATE OR REPLACE TEMP VIEW {DETECTION_RELATION} AS
-            SELECT e.*, a.first_seen AS "app.first_seen",
-                   coalesce(a.first_seen > {learned_until}
-                            AND e."@timestamp" <= a.first_seen + INTERVAL '{new_for} seconds', false) AS "app.new"
+            SELECT e.*, a.first_seen AS "app.first_seen", {is_new} AS "app.new"
             FROM events e LEFT JOIN app_first_seen a ON a.app_id = e."app.id" """)
