@@ -1,0 +1,301 @@
+"""The self-contained HTML report: one file, inline CSS, an inline SVG timeline, no script.
+
+Nothing in the page is fetched: no CDN, no web font, no remote image, and a
+Content-Security-Policy that forbids them (and any script) in case a string
+slipped through. Every value from the document goes through Jinja2's
+autoescaping; the timeline geometry is computed here, in Python, and only
+numbers and escaped text reach the SVG.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import jinja2
+
+from mailhunt.report.summary import (
+    QUESTIONS,
+    SEVERITY_ORDER,
+    case_summary,
+    duration,
+    fmt_doc_time,
+    fmt_time,
+    ordered_findings,
+    parse_utc,
+    severity_of,
+    text,
+)
+
+TEMPLATE = "report.html.j2"
+SEVERITY_COLOURS = {
+    "critical": "#7a0019",
+    "high": "#d62728",
+    "medium": "#e08a00",
+    "low": "#4a78b5",
+    "unknown": "#777777",
+}
+
+# Timeline geometry, in SVG user units (pixels at 100 %).
+WIDTH = 1100
+LABEL_WIDTH = 250
+RIGHT_MARGIN = 20
+TOP = 28
+ROW_HEIGHT = 24
+AXIS_HEIGHT = 40
+MIN_BAR = 8
+MAX_LABEL_CHARS = 34
+TICK_STEPS = (
+    60, 300, 600, 900, 1800, 3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600,
+    86400, 2 * 86400, 7 * 86400, 14 * 86400, 28 * 86400, 91 * 86400, 365 * 86400,
+)
+MAX_TICKS = 9
+EPOCH = datetime(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class Mark:
+    finding_id: str
+    anchor: str
+    x: str
+    y: str
+    bar_y: str
+    width: str
+    colour: str
+    severity: str
+    tooltip: str
+    point: bool
+
+
+def _shorten(label: str) -> str:
+    return label if len(label) <= MAX_LABEL_CHARS else label[: MAX_LABEL_CHARS - 1] + "\u2026"
+
+
+def _tick_label(moment: datetime, step: int) -> str:
+    if step >= 86400:
+        return moment.strftime("%Y-%m-%d")
+    if moment.hour == 0 and moment.minute == 0:
+        return moment.strftime("%m-%d")
+    return moment.strftime("%m-%d %H:%M")
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def anchor_for(finding: dict, index: int) -> str:
+    """An id attribute for a finding: its id if it is a safe token, else its position."""
+    fid = text(finding.get("id"))
+    if fid and all(c.isalnum() or c in "-_" for c in fid):
+        return f"finding-{fid}"
+    return f"finding-{index + 1}"
+
+
+def _span(finding: dict) -> tuple[datetime, datetime] | None:
+    first = parse_utc(finding.get("first_seen"))
+    last = parse_utc(finding.get("last_seen")) or first
+    if first is None:
+        return None
+    return (first, last) if first <= last else (last, first)
+
+
+def zoom_selection(findings: list[dict]) -> set[int] | None:
+    """The escalated findings, when they sit in a small part of the whole time range.
+
+    The whole-case timeline squeezes an attack of a few hours into one pixel
+    column when the evidence covers weeks; the zoomed one spreads it out.
+    """
+    spans = {i: _span(f) for i, f in enumerate(findings)}
+    spans = {i: s for i, s in spans.items() if s}
+    chosen = {i for i in spans if findings[i].get("escalate") is True}
+    if len(chosen) < 2 or len(chosen) == len(spans):
+        return None
+    whole = (max(s[1] for s in spans.values()) - min(s[0] for s in spans.values())).total_seconds()
+    part = (max(spans[i][1] for i in chosen) - min(spans[i][0] for i in chosen)).total_seconds()
+    return chosen if whole > 4 * max(part, 600) else None
+
+
+def timeline(findings: list[dict], only: set[int] | None = None) -> dict:
+    """Rows (one per actor, else per indicator), x ticks and one mark per plottable finding.
+
+    ``only`` limits the plot to those finding positions (the anchors stay the
+    same, so a mark still links to its finding).
+    """
+    plotted = []
+    for index, finding in enumerate(findings):
+        if only is not None and index not in only:
+            continue
+        first = parse_utc(finding.get("first_seen"))
+        last = parse_utc(finding.get("last_seen")) or first
+        if first is None:
+            continue
+        if last < first:
+            first, last = last, first
+        plotted.append((index, finding, first, last))
+    if not plotted:
+        return {"rows": [], "marks": [], "ticks": [], "width": WIDTH, "height": 0, "unplotted": len(findings),
+                "by": "actor", "x0": LABEL_WIDTH, "x1": WIDTH - RIGHT_MARGIN, "axis_y": 0}
+
+    by_actor = any(f.get("actor") for _, f, _, _ in plotted)
+    by = "actor" if by_actor else "indicator"
+
+    def row_key(finding: dict) -> str:
+        value = finding.get("actor") if by_actor else finding.get("indicator")
+        return text(value) or "(none)"
+
+    first_of_row: dict[str, datetime] = {}
+    for _, finding, first, _ in plotted:
+        key = row_key(finding)
+        if key not in first_of_row or first < first_of_row[key]:
+            first_of_row[key] = first
+    row_names = sorted(first_of_row, key=lambda k: (first_of_row[k], k))
+    row_index = {name: i for i, name in enumerate(row_names)}
+
+    start = min(first for _, _, first, _ in plotted)
+    end = max(last for _, _, _, last in plotted)
+    span = (end - start).total_seconds()
+    pad = max(span * 0.03, 60.0) if span > 0 else 1800.0
+    lo = start - timedelta(seconds=pad)
+    hi = end + timedelta(seconds=pad)
+    total = (hi - lo).total_seconds()
+    x0, x1 = LABEL_WIDTH, WIDTH - RIGHT_MARGIN
+
+    def x_of(moment: datetime) -> float:
+        return x0 + (moment - lo).total_seconds() / total * (x1 - x0)
+
+    step = next((s for s in TICK_STEPS if total / s <= MAX_TICKS), TICK_STEPS[-1])
+    lo_seconds = (lo - EPOCH).total_seconds()
+    first_tick = int(-(-lo_seconds // step) * step)
+    ticks = []
+    tick = first_tick
+    while tick <= (hi - EPOCH).total_seconds():
+        moment = EPOCH + timedelta(seconds=tick)
+        ticks.append({"x": _fmt(x_of(moment)), "label": _tick_label(moment, step)})
+        tick += step
+
+    marks = []
+    for index, finding, first, last in plotted:
+        severity = severity_of(finding)
+        left, right = x_of(first), x_of(last)
+        point = right - left < MIN_BAR
+        y = TOP + row_index[row_key(finding)] * ROW_HEIGHT + ROW_HEIGHT / 2
+        when = fmt_time(first) if first == last else f"{fmt_time(first)} \u2013 {fmt_time(last)}"
+        tooltip = (f"{text(finding.get('indicator'))} [{severity}"
+                   f"{', escalated' if finding.get('escalate') is True else ''}]\n"
+                   f"actor: {text(finding.get('actor'))}\n"
+                   f"targets: {text(finding.get('targets'))}\n"
+                   f"{when}\nevents: {text(finding.get('event_count'))}")
+        marks.append(Mark(
+            finding_id=text(finding.get("id")),
+            anchor=anchor_for(finding, index),
+            x=_fmt((left + right) / 2 if point else left),
+            y=_fmt(y),
+            bar_y=_fmt(y - 6),
+            width=_fmt(max(right - left, 0.0)),
+            colour=SEVERITY_COLOURS[severity],
+            severity=severity,
+            tooltip=tooltip,
+            point=point,
+        ))
+
+    rows = [{"label": _shorten(name), "full": name, "y": _fmt(TOP + i * ROW_HEIGHT + ROW_HEIGHT / 2),
+             "band_y": TOP + i * ROW_HEIGHT, "stripe": i % 2 == 1}
+            for i, name in enumerate(row_names)]
+    axis_y = TOP + len(row_names) * ROW_HEIGHT
+    return {
+        "rows": rows,
+        "marks": marks,
+        "ticks": ticks,
+        "width": WIDTH,
+        "height": axis_y + AXIS_HEIGHT,
+        "axis_y": axis_y,
+        "x0": x0,
+        "x1": x1,
+        "row_height": ROW_HEIGHT,
+        "by": by,
+        "unplotted": (len(findings) if only is None else len(only)) - len(plotted),
+        "start": fmt_time(start),
+        "end": fmt_time(end),
+    }
+
+
+def finding_view(finding: dict, index: int) -> dict:
+    first, last = parse_utc(finding.get("first_seen")), parse_utc(finding.get("last_seen"))
+    answers = finding.get("answers") or {}
+    questions = []
+    for key, question in QUESTIONS:
+        entry = answers.get(key) if isinstance(answers, dict) else None
+        entry = entry if isinstance(entry, dict) else {}
+        answer = text(entry.get("answer")) or "not assessed"
+        questions.append({"key": key, "question": question, "answer": answer,
+                          "css": answer if answer in ("yes", "no", "unknown") else "unknown",
+                          "because": text(entry.get("because"))})
+    rules = finding.get("rules") or ([finding["rule"]] if isinstance(finding.get("rule"), dict) else [])
+    evidence = [e for e in finding.get("evidence") or [] if isinstance(e, dict)]
+    return {
+        "anchor": anchor_for(finding, index),
+        "number": index + 1,
+        "id": text(finding.get("id")),
+        "indicator": text(finding.get("indicator")),
+        "severity": severity_of(finding),
+        "colour": SEVERITY_COLOURS[severity_of(finding)],
+        "escalate": finding.get("escalate") is True,
+        "reasons": [text(r) for r in finding.get("reasons") or []],
+        "actor": text(finding.get("actor")),
+        "targets": [text(t) for t in finding.get("targets") or []],
+        "host": text(finding.get("host")),
+        "attack": [text(a) for a in finding.get("attack") or []],
+        "rules": [{"id": text(r.get("id")), "title": text(r.get("title")), "level": text(r.get("level"))}
+                  for r in rules if isinstance(r, dict)],
+        "first_seen": fmt_time(first) if first else text(finding.get("first_seen")),
+        "last_seen": fmt_time(last) if last else text(finding.get("last_seen")),
+        "duration": duration(first, last),
+        "event_count": text(finding.get("event_count")),
+        "questions": questions,
+        "evidence": [{
+            "source": text(e.get("source")),
+            "sha256": text(e.get("sha256")),
+            "locator": text(e.get("locator")),
+            "time": fmt_doc_time(e.get("@timestamp")),
+            "action": text(e.get("action")),
+            "target": text(e.get("target")),
+            "parameters": text(e.get("parameters")),
+            "subject": text(e.get("subject")),
+        } for e in evidence],
+        "evidence_truncated": int(finding.get("evidence_truncated") or 0),
+    }
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("mailhunt.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render_html(document: dict) -> str:
+    findings = ordered_findings(document)
+    zoom = zoom_selection(findings)
+    return _environment().get_template(TEMPLATE).render(
+        summary=case_summary(document),
+        severity_order=SEVERITY_ORDER,
+        colours=SEVERITY_COLOURS,
+        timeline=timeline(findings),
+        zoom=timeline(findings, zoom) if zoom else None,
+        findings=[finding_view(f, i) for i, f in enumerate(findings)],
+        rejections=[{k: text(r.get(k)) for k in ("path", "locator", "reason")}
+                    for r in document.get("rejections") or [] if isinstance(r, dict)],
+        skipped_rules=[{k: text(r.get(k)) for k in ("id", "reason")}
+                       for r in document.get("skipped_rules") or [] if isinstance(r, dict)],
+        fmt_time=fmt_time,
+    )
+
+
+def write_html_report(document: dict, path: Path) -> None:
+    """Write the report for a findings document to ``path`` (UTF-8, LF line ends)."""
+    Path(path).write_text(render_html(document), encoding="utf-8", newline="\n")

@@ -1,0 +1,179 @@
+"""The Markdown report, for pasting into a ticket (GitHub-flavoured / CommonMark tables).
+
+Every value from the document is treated as attacker-controlled text:
+
+- characters Markdown or HTML give meaning to (``\\ ` * _ ~ [ ] |``) are
+  backslash-escaped, and ``& < > "`` become entities, so a subject can neither
+  break a table row, open a code span or link, nor inject HTML;
+- line breaks, tabs and other control characters become spaces, so one value
+  stays on one line (one table row);
+- a value starting with ``= + - @`` (a spreadsheet formula trigger) or with a
+  Markdown block marker (``#``, ``1.``) gets a backslash in front: the raw text
+  never starts with the trigger, and the rendered text still shows the value.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from mailhunt.report.summary import (
+    QUESTIONS,
+    SEVERITY_ORDER,
+    case_summary,
+    duration,
+    fmt_doc_time,
+    fmt_time,
+    ordered_findings,
+    parse_utc,
+    severity_of,
+    text,
+)
+
+MAX_EVIDENCE_ROWS = 25
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
+_SPECIAL = re.compile(r"([\\`*_~\[\]|])")
+_LEADING_TRIGGER = re.compile(r"^([=+\-@#])")
+_LEADING_ORDERED = re.compile(r"^(\d+)([.)])")
+
+
+def md(value) -> str:
+    """Escape one value for inline Markdown (a table cell, a list item, a heading)."""
+    s = _CONTROL.sub(" ", text(value)).strip()
+    s = _SPECIAL.sub(r"\\\1", s)
+    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    s = _LEADING_TRIGGER.sub(r"\\\1", s)
+    s = _LEADING_ORDERED.sub(r"\1\\\2", s)
+    return s
+
+
+def _row(cells) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(header: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> list[str]:
+    lines = [_row(header), _row(["---:" if i in right else "---" for i in range(len(header))])]
+    lines.extend(_row(r) for r in rows)
+    return lines
+
+
+def render_markdown(document: dict, max_evidence_rows: int = MAX_EVIDENCE_ROWS) -> str:
+    summary = case_summary(document)
+    findings = ordered_findings(document)
+    out: list[str] = ["# mailhunt report: clearing of mailbox data (T1070.008)", ""]
+
+    meta = []
+    if summary["first_seen"]:
+        meta.append(f"Activity from {fmt_time(summary['first_seen'])} to {fmt_time(summary['last_seen'])}.")
+    produced = md(summary["tool"]) + (f", document {md(summary['schema'])}" if summary["schema"] else "")
+    if summary["generated_at"]:
+        produced += f", generated {md(summary['generated_at'])}"
+    meta.append(produced + ". All times UTC.")
+    out += [" ".join(meta), ""]
+    counts = ", ".join(f"{summary['counts'][s]} {s}" for s in SEVERITY_ORDER)
+    if summary["unknown_severity"]:
+        counts += f", {summary['unknown_severity']} of unknown severity"
+    out += [f"**{summary['total']} findings, {summary['escalated']} escalated to Tier 2.** {counts}.", ""]
+
+    out += ["## Evidence read", "",
+            f"{len(summary['inputs'])} inputs, {summary['records']} records read, {summary['rejected']} rejected"
+            + (f", {summary['skipped_inputs']} skipped" if summary["skipped_inputs"] else "") + ".", ""]
+    if summary["inputs"]:
+        out += _table(["File", "Format", "Records", "Rejected", "Skipped", "SHA-256"],
+                      [[md(i.get("path")), md(i.get("format")), md(i.get("records")), md(i.get("rejected")),
+                        md(i.get("skipped_reason")), md(i.get("sha256"))] for i in summary["inputs"]],
+                      right={2, 3})
+        out.append("")
+
+    out += ["## Findings", ""]
+    if not findings:
+        out += ["No findings: nothing in the evidence matched a rule.", ""]
+    else:
+        out += _table(["#", "Severity", "Tier 2", "Indicator", "Actor", "First seen (UTC)", "Events"],
+                      [[str(n), severity_of(f), "escalate" if f.get("escalate") is True else "no",
+                        md(f.get("indicator")), md(f.get("actor")), md(fmt_doc_time(f.get("first_seen"))),
+                        md(f.get("event_count"))] for n, f in enumerate(findings, start=1)],
+                      right={0, 6})
+        out.append("")
+
+    for number, finding in enumerate(findings, start=1):
+        out += _finding(number, finding, max_evidence_rows)
+
+    rejections = [r for r in document.get("rejections") or [] if isinstance(r, dict)]
+    if rejections:
+        out += [f"## Rejected records (first {len(rejections)})", ""]
+        out += _table(["File", "Where", "Reason"],
+                      [[md(r.get("path")), md(r.get("locator")), md(r.get("reason"))] for r in rejections])
+        out.append("")
+    skipped = [r for r in document.get("skipped_rules") or [] if isinstance(r, dict)]
+    if skipped:
+        out += ["## Rules not run", ""]
+        out += _table(["Rule", "Reason"], [[md(r.get("id")), md(r.get("reason"))] for r in skipped])
+        out.append("")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _finding(number: int, finding: dict, max_evidence_rows: int) -> list[str]:
+    severity = severity_of(finding)
+    escalate = finding.get("escalate") is True
+    out = [f"### {number}. {md(finding.get('indicator'))}: {severity}, "
+           + ("escalate to Tier 2" if escalate else "not escalated"), ""]
+    reasons = [r for r in finding.get("reasons") or []]
+    out.append(f"**Decision:** {'Escalate to Tier 2' if escalate else 'Not escalated'}"
+               + (" because:" if reasons else "."))
+    out.append("")
+    out += [f"- {md(r)}" for r in reasons]
+    if reasons:
+        out.append("")
+
+    first, last = parse_utc(finding.get("first_seen")), parse_utc(finding.get("last_seen"))
+    span = f"{md(fmt_doc_time(finding.get('first_seen')))} to {md(fmt_doc_time(finding.get('last_seen')))}"
+    if duration(first, last):
+        span += f" ({duration(first, last)})"
+    rules = finding.get("rules") or ([finding["rule"]] if isinstance(finding.get("rule"), dict) else [])
+    facts = [
+        ["Finding id", md(finding.get("id"))],
+        ["Actor", md(finding.get("actor")) or "unknown"],
+        ["Targets", "<br>".join(md(t) for t in finding.get("targets") or []) or "none recorded"],
+    ]
+    if finding.get("host"):
+        facts.append(["Host", md(finding.get("host"))])
+    facts += [
+        ["Time range", span],
+        ["Events", md(finding.get("event_count"))],
+        ["Rules", "<br>".join(f"{md(r.get('title'))} ({md(r.get('id'))}, {md(r.get('level'))})"
+                              for r in rules if isinstance(r, dict))],
+        ["ATT&amp;CK", md(finding.get("attack"))],
+    ]
+    out += _table(["Field", "Value"], facts)
+    out.append("")
+
+    answers = finding.get("answers") if isinstance(finding.get("answers"), dict) else {}
+    out += ["**Questions for analysis**", ""]
+    rows = []
+    for key, question in QUESTIONS:
+        entry = answers.get(key) if isinstance(answers.get(key), dict) else {}
+        rows.append([md(question), md(entry.get("answer")) or "not assessed", md(entry.get("because"))])
+    out += _table(["Question", "Answer", "Because"], rows)
+    out.append("")
+
+    evidence = [e for e in finding.get("evidence") or [] if isinstance(e, dict)]
+    more_in_doc = max(0, len(evidence) - max_evidence_rows)
+    more_in_case = int(finding.get("evidence_truncated") or 0)
+    note = f"**Evidence** ({min(len(evidence), max_evidence_rows)} of {md(finding.get('event_count') or len(evidence))} events"
+    if more_in_doc or more_in_case:
+        note += "; the rest in findings.json" if not more_in_case else "; the rest in findings.json and the case database"
+    out += [note + ")", ""]
+    if evidence:
+        out += _table(["Source file", "Locator", "Time (UTC)", "Action", "Target", "Parameters", "Subject"],
+                      [[md(e.get("source")), md(e.get("locator")), md(fmt_doc_time(e.get("@timestamp"))),
+                        md(e.get("action")), md(e.get("target")), md(e.get("parameters")), md(e.get("subject"))]
+                       for e in evidence[:max_evidence_rows]])
+        out.append("")
+    return out
+
+
+def write_markdown_report(document: dict, path: Path) -> None:
+    """Write the Markdown report for a findings document to ``path`` (UTF-8, LF line ends)."""
+    Path(path).write_text(render_markdown(document), encoding="utf-8", newline="\n")

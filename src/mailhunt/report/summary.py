@@ -1,0 +1,115 @@
+"""What the HTML and Markdown reports share: the case summary and the question texts.
+
+Everything here reads the findings document only and tolerates missing keys,
+so a report can still be written for a partial or older document.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+SEVERITY_ORDER = ("critical", "high", "medium", "low")
+
+# The playbook's "Questions for Analysis", keyed as in findings.json.
+QUESTIONS = (
+    ("export_followed_by_deletion", "Is there a pattern of mailbox export followed by immediate deletion?"),
+    ("legitimate_admin_activity",
+     "Do the PowerShell or command line invocations match legitimate administrative activity, "
+     "or do they appear out of context?"),
+    ("usual_for_account", "Was the activity conducted by a user account that usually does not perform such operations?"),
+    ("transport_rule_with_suspicious_mail",
+     "Are there unusual changes in transport rules logged coinciding with detected suspicious emails?"),
+)
+
+
+def parse_utc(text) -> datetime | None:
+    """An ISO-8601 time from the document as a naive UTC datetime, or None."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment
+
+
+def text(value) -> str:
+    """Any document value as display text ('' for null)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(text(v) for v in value)
+    return str(value)
+
+
+def severity_of(finding: dict) -> str:
+    severity = str(finding.get("severity") or "").lower()
+    return severity if severity in SEVERITY_ORDER else "unknown"
+
+
+def ordered_findings(document: dict) -> list[dict]:
+    """Findings in document order (the document is already sorted by time)."""
+    return [f for f in document.get("findings") or [] if isinstance(f, dict)]
+
+
+def case_summary(document: dict) -> dict:
+    findings = ordered_findings(document)
+    counts = {s: 0 for s in SEVERITY_ORDER}
+    unknown = 0
+    for finding in findings:
+        severity = severity_of(finding)
+        if severity in counts:
+            counts[severity] += 1
+        else:
+            unknown += 1
+    inputs = [i for i in document.get("inputs") or [] if isinstance(i, dict)]
+    times = [t for f in findings for t in (parse_utc(f.get("first_seen")), parse_utc(f.get("last_seen"))) if t]
+    tool = document.get("tool") or {}
+    return {
+        "total": len(findings),
+        "escalated": sum(1 for f in findings if f.get("escalate") is True),
+        "counts": counts,
+        "unknown_severity": unknown,
+        "inputs": inputs,
+        "records": sum(int(i.get("records") or 0) for i in inputs),
+        "rejected": sum(int(i.get("rejected") or 0) for i in inputs),
+        "skipped_inputs": sum(1 for i in inputs if i.get("skipped_reason")),
+        "first_seen": min(times) if times else None,
+        "last_seen": max(times) if times else None,
+        "tool": f"{text(tool.get('name') or 'mailhunt')} {text(tool.get('version'))}".strip(),
+        "schema": text(document.get("schema")),
+        "generated_at": text(document.get("generated_at")),
+    }
+
+
+def fmt_time(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") + " UTC" if moment else ""
+
+
+def fmt_doc_time(value) -> str:
+    """A document timestamp for display: 2026-10-14 09:12:03 UTC, or the raw text if unparsable."""
+    moment = parse_utc(value)
+    if moment is None:
+        return text(value)
+    seconds = moment.strftime("%Y-%m-%d %H:%M:%S")
+    if moment.microsecond:
+        seconds += f".{moment.microsecond:06d}".rstrip("0")
+    return seconds + " UTC"
+
+
+def duration(first: datetime | None, last: datetime | None) -> str:
+    if not first or not last:
+        return ""
+    seconds = int((last - first).total_seconds())
+    if seconds <= 0:
+        return "single moment"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{minutes}m" if minutes else "",
+             f"{seconds}s" if seconds and not days else ""]
+    return " ".join(p for p in parts if p)
