@@ -223,6 +223,19 @@ def test_html_contents(document, tmp_path):
     assert "2026-10-14 02:10:00 UTC" in text
 
 
+def test_answers_coloured_by_what_they_mean(document):
+    doc = copy.deepcopy(document)
+    doc["findings"] = [doc["findings"][1]]
+    doc["findings"][0]["answers"] = _answers(export="yes", legit="yes", usual="no", transport="unknown")
+    tree = parse(render_html(doc))
+    tones = [a["class"] for tag, a in tree.tags if tag == "span" and "ans" in (a.get("class") or "").split()]
+    # export then deletion: yes is worrying; legitimate: yes reassures; usual: no is worrying
+    assert tones == ["ans concern", "ans reassure", "ans concern", "ans unknown"]
+    markdown = render_markdown(doc)
+    assert "| Does the account usually perform such operations? | **no** |" in markdown
+    assert "| **yes** | actor is not an authorized admin |" not in markdown
+
+
 def test_marks_coloured_by_severity(document):
     tree = parse(render_html(document))
     colours = {m["data-finding"]: m["fill"] for m in tree.marks}
@@ -258,6 +271,28 @@ def test_zoomed_timeline_of_escalated_findings(document):
     near["findings"][0].update(first_seen="2026-10-14T01:00:00Z", last_seen="2026-10-14T01:00:00Z")
     tree = parse(render_html(near))
     assert {m["svg"] for m in tree.marks} == {"timeline-all"}
+
+
+def test_overlapping_marks_of_one_row_are_stacked(document):
+    findings = copy.deepcopy(document["findings"][1:3])
+    findings[1].update(first_seen="2026-10-14T02:12:00Z", last_seen="2026-10-14T02:40:00Z")  # overlaps the first
+    geometry = timeline(findings)
+    assert len(geometry["rows"]) == 1
+    first, second = geometry["marks"]
+    assert first.y != second.y
+    # the row grows to hold both lanes, and the axis sits below it
+    assert float(geometry["rows"][0]["height"]) > 2 * 12
+    assert float(geometry["axis_y"]) >= max(float(first.y), float(second.y)) + 6
+    # apart in time, they share one lane again
+    findings[1].update(first_seen="2026-10-14T05:00:00Z", last_seen="2026-10-14T05:30:00Z")
+    first, second = timeline(findings)["marks"]
+    assert first.y == second.y
+
+
+def test_zoom_rows_are_indicators(document):
+    geometry = timeline(document["findings"], {1, 2, 3}, by="indicator")
+    assert [r["full"] for r in geometry["rows"]] == ["export_then_deletion", "bulk_item_deletion",
+                                                      "transport_rule_change"]
 
 
 def test_timeline_single_finding_and_no_actor(document):

@@ -18,6 +18,7 @@ import jinja2
 from mailhunt.report.summary import (
     QUESTIONS,
     SEVERITY_ORDER,
+    answer_tone,
     case_summary,
     duration,
     fmt_doc_time,
@@ -42,7 +43,11 @@ WIDTH = 1100
 LABEL_WIDTH = 250
 RIGHT_MARGIN = 20
 TOP = 28
-ROW_HEIGHT = 24
+LANE_HEIGHT = 18
+ROW_PADDING = 6
+LANE_GAP = 3
+BAR_HEIGHT = 12
+POINT_RADIUS = 6
 AXIS_HEIGHT = 40
 MIN_BAR = 8
 MAX_LABEL_CHARS = 34
@@ -116,33 +121,32 @@ def zoom_selection(findings: list[dict]) -> set[int] | None:
     return chosen if whole > 4 * max(part, 600) else None
 
 
-def timeline(findings: list[dict], only: set[int] | None = None) -> dict:
-    """Rows (one per actor, else per indicator), x ticks and one mark per plottable finding.
+def timeline(findings: list[dict], only: set[int] | None = None, by: str = "actor") -> dict:
+    """Rows, x ticks and one mark per plottable finding.
 
-    ``only`` limits the plot to those finding positions (the anchors stay the
-    same, so a mark still links to its finding).
+    ``by`` is "actor" (falling back to "indicator" when no finding has an
+    actor) or "indicator". Marks of one row that would overlap are stacked in
+    lanes, so every mark stays visible and clickable. ``only`` limits the plot
+    to those finding positions (anchors stay the same, so a mark still links to
+    its finding).
     """
     plotted = []
     for index, finding in enumerate(findings):
         if only is not None and index not in only:
             continue
-        first = parse_utc(finding.get("first_seen"))
-        last = parse_utc(finding.get("last_seen")) or first
-        if first is None:
-            continue
-        if last < first:
-            first, last = last, first
-        plotted.append((index, finding, first, last))
+        span = _span(finding)
+        if span is not None:
+            plotted.append((index, finding, *span))
+    unplotted = (len(findings) if only is None else len(only)) - len(plotted)
     if not plotted:
-        return {"rows": [], "marks": [], "ticks": [], "width": WIDTH, "height": 0, "unplotted": len(findings),
-                "by": "actor", "x0": LABEL_WIDTH, "x1": WIDTH - RIGHT_MARGIN, "axis_y": 0}
-
-    by_actor = any(f.get("actor") for _, f, _, _ in plotted)
-    by = "actor" if by_actor else "indicator"
+        return {"rows": [], "marks": [], "ticks": [], "width": WIDTH, "height": 0, "unplotted": unplotted,
+                "by": by, "x0": LABEL_WIDTH, "x1": WIDTH - RIGHT_MARGIN, "axis_y": 0,
+                "start": "", "end": ""}
+    if by == "actor" and not any(f.get("actor") for _, f, _, _ in plotted):
+        by = "indicator"
 
     def row_key(finding: dict) -> str:
-        value = finding.get("actor") if by_actor else finding.get("indicator")
-        return text(value) or "(none)"
+        return text(finding.get(by)) or "(none)"
 
     first_of_row: dict[str, datetime] = {}
     for _, finding, first, _ in plotted:
@@ -150,7 +154,6 @@ def timeline(findings: list[dict], only: set[int] | None = None) -> dict:
         if key not in first_of_row or first < first_of_row[key]:
             first_of_row[key] = first
     row_names = sorted(first_of_row, key=lambda k: (first_of_row[k], k))
-    row_index = {name: i for i, name in enumerate(row_names)}
 
     start = min(first for _, _, first, _ in plotted)
     end = max(last for _, _, _, last in plotted)
@@ -166,55 +169,74 @@ def timeline(findings: list[dict], only: set[int] | None = None) -> dict:
 
     step = next((s for s in TICK_STEPS if total / s <= MAX_TICKS), TICK_STEPS[-1])
     lo_seconds = (lo - EPOCH).total_seconds()
-    first_tick = int(-(-lo_seconds // step) * step)
     ticks = []
-    tick = first_tick
+    tick = int(-(-lo_seconds // step) * step)
     while tick <= (hi - EPOCH).total_seconds():
         moment = EPOCH + timedelta(seconds=tick)
         ticks.append({"x": _fmt(x_of(moment)), "label": _tick_label(moment, step)})
         tick += step
 
-    marks = []
+    # lay out: each row gets as many lanes as its overlapping marks need
+    placed: dict[str, list[tuple[float, float, int, int, dict, datetime, datetime]]] = {n: [] for n in row_names}
     for index, finding, first, last in plotted:
-        severity = severity_of(finding)
         left, right = x_of(first), x_of(last)
-        point = right - left < MIN_BAR
-        y = TOP + row_index[row_key(finding)] * ROW_HEIGHT + ROW_HEIGHT / 2
-        when = fmt_time(first) if first == last else f"{fmt_time(first)} \u2013 {fmt_time(last)}"
-        tooltip = (f"{text(finding.get('indicator'))} [{severity}"
-                   f"{', escalated' if finding.get('escalate') is True else ''}]\n"
-                   f"actor: {text(finding.get('actor'))}\n"
-                   f"targets: {text(finding.get('targets'))}\n"
-                   f"{when}\nevents: {text(finding.get('event_count'))}")
-        marks.append(Mark(
-            finding_id=text(finding.get("id")),
-            anchor=anchor_for(finding, index),
-            x=_fmt((left + right) / 2 if point else left),
-            y=_fmt(y),
-            bar_y=_fmt(y - 6),
-            width=_fmt(max(right - left, 0.0)),
-            colour=SEVERITY_COLOURS[severity],
-            severity=severity,
-            tooltip=tooltip,
-            point=point,
-        ))
-
-    rows = [{"label": _shorten(name), "full": name, "y": _fmt(TOP + i * ROW_HEIGHT + ROW_HEIGHT / 2),
-             "band_y": TOP + i * ROW_HEIGHT, "stripe": i % 2 == 1}
-            for i, name in enumerate(row_names)]
-    axis_y = TOP + len(row_names) * ROW_HEIGHT
+        if right - left < MIN_BAR:
+            middle = (left + right) / 2
+            left, right = middle - POINT_RADIUS, middle + POINT_RADIUS
+        placed[row_key(finding)].append((left, right, index, 0, finding, first, last))
+    rows, marks = [], []
+    y = TOP
+    for number, name in enumerate(row_names):
+        lane_ends: list[float] = []
+        laid = []
+        for left, right, index, _, finding, first, last in sorted(placed[name], key=lambda p: (p[0], p[1], p[2])):
+            lane = next((i for i, e in enumerate(lane_ends) if e + LANE_GAP <= left), None)
+            if lane is None:
+                lane = len(lane_ends)
+                lane_ends.append(right)
+            else:
+                lane_ends[lane] = right
+            laid.append((left, right, index, lane, finding, first, last))
+        height = max(1, len(lane_ends)) * LANE_HEIGHT + ROW_PADDING
+        rows.append({"label": _shorten(name), "full": name, "y": _fmt(y + height / 2), "band_y": _fmt(y),
+                     "height": _fmt(height), "stripe": number % 2 == 1})
+        for left, right, index, lane, finding, first, last in laid:
+            centre = y + ROW_PADDING / 2 + lane * LANE_HEIGHT + LANE_HEIGHT / 2
+            severity = severity_of(finding)
+            point = right - left <= 2 * POINT_RADIUS + 0.01 and x_of(last) - x_of(first) < MIN_BAR
+            when = fmt_time(first) if first == last else f"{fmt_time(first)} \u2013 {fmt_time(last)}"
+            tooltip = (f"{text(finding.get('indicator'))} [{severity}"
+                       f"{', escalated' if finding.get('escalate') is True else ''}]\n"
+                       f"actor: {text(finding.get('actor'))}\n"
+                       f"targets: {text(finding.get('targets'))}\n"
+                       f"{when}\nevents: {text(finding.get('event_count'))}")
+            marks.append((index, Mark(
+                finding_id=text(finding.get("id")),
+                anchor=anchor_for(finding, index),
+                x=_fmt((left + right) / 2 if point else left),
+                y=_fmt(centre),
+                bar_y=_fmt(centre - BAR_HEIGHT / 2),
+                width=_fmt(right - left),
+                colour=SEVERITY_COLOURS[severity],
+                severity=severity,
+                tooltip=tooltip,
+                point=point,
+            )))
+        y += height
+    axis_y = y
     return {
         "rows": rows,
-        "marks": marks,
+        "marks": [mark for _, mark in sorted(marks, key=lambda m: m[0])],
         "ticks": ticks,
         "width": WIDTH,
-        "height": axis_y + AXIS_HEIGHT,
-        "axis_y": axis_y,
+        "height": _fmt(axis_y + AXIS_HEIGHT),
+        "axis_y": _fmt(axis_y),
+        "axis_label_y": _fmt(axis_y + 16),
+        "axis_title_y": _fmt(axis_y + 32),
         "x0": x0,
         "x1": x1,
-        "row_height": ROW_HEIGHT,
         "by": by,
-        "unplotted": (len(findings) if only is None else len(only)) - len(plotted),
+        "unplotted": unplotted,
         "start": fmt_time(start),
         "end": fmt_time(end),
     }
@@ -224,13 +246,12 @@ def finding_view(finding: dict, index: int) -> dict:
     first, last = parse_utc(finding.get("first_seen")), parse_utc(finding.get("last_seen"))
     answers = finding.get("answers") or {}
     questions = []
-    for key, question in QUESTIONS:
+    for key, question, worrying in QUESTIONS:
         entry = answers.get(key) if isinstance(answers, dict) else None
         entry = entry if isinstance(entry, dict) else {}
         answer = text(entry.get("answer")) or "not assessed"
         questions.append({"key": key, "question": question, "answer": answer,
-                          "css": answer if answer in ("yes", "no", "unknown") else "unknown",
-                          "because": text(entry.get("because"))})
+                          "css": answer_tone(answer, worrying), "because": text(entry.get("because"))})
     rules = finding.get("rules") or ([finding["rule"]] if isinstance(finding.get("rule"), dict) else [])
     evidence = [e for e in finding.get("evidence") or [] if isinstance(e, dict)]
     return {
@@ -286,13 +307,15 @@ def render_html(document: dict) -> str:
         severity_order=SEVERITY_ORDER,
         colours=SEVERITY_COLOURS,
         timeline=timeline(findings),
-        zoom=timeline(findings, zoom) if zoom else None,
+        zoom=timeline(findings, zoom, by="indicator") if zoom else None,
         findings=[finding_view(f, i) for i, f in enumerate(findings)],
         rejections=[{k: text(r.get(k)) for k in ("path", "locator", "reason")}
                     for r in document.get("rejections") or [] if isinstance(r, dict)],
         skipped_rules=[{k: text(r.get(k)) for k in ("id", "reason")}
                        for r in document.get("skipped_rules") or [] if isinstance(r, dict)],
         fmt_time=fmt_time,
+        point_radius=POINT_RADIUS,
+        bar_height=BAR_HEIGHT,
     )
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from mailhunt.report.summary import (
     QUESTIONS,
     SEVERITY_ORDER,
+    answer_tone,
     case_summary,
     duration,
     fmt_doc_time,
@@ -77,7 +78,8 @@ def render_markdown(document: dict, max_evidence_rows: int = MAX_EVIDENCE_ROWS) 
     out += [f"**{summary['total']} findings, {summary['escalated']} escalated to Tier 2.** {counts}.", ""]
 
     out += ["## Evidence read", "",
-            f"{len(summary['inputs'])} inputs, {summary['records']} records read, {summary['rejected']} rejected"
+            f"{len(summary['inputs'])} input{'' if len(summary['inputs']) == 1 else 's'}, "
+            f"{summary['records']} records read, {summary['rejected']} rejected"
             + (f", {summary['skipped_inputs']} skipped" if summary["skipped_inputs"] else "") + ".", ""]
     if summary["inputs"]:
         out += _table(["File", "Format", "Records", "Rejected", "Skipped", "SHA-256"],
@@ -152,9 +154,12 @@ def _finding(number: int, finding: dict, max_evidence_rows: int) -> list[str]:
     answers = finding.get("answers") if isinstance(finding.get("answers"), dict) else {}
     out += ["**Questions for analysis**", ""]
     rows = []
-    for key, question in QUESTIONS:
+    for key, question, worrying in QUESTIONS:
         entry = answers.get(key) if isinstance(answers.get(key), dict) else {}
-        rows.append([md(question), md(entry.get("answer")) or "not assessed", md(entry.get("because"))])
+        answer = md(entry.get("answer")) or "not assessed"
+        if answer_tone(text(entry.get("answer")), worrying) == "concern":
+            answer = f"**{answer}**"
+        rows.append([md(question), answer, md(entry.get("because"))])
     out += _table(["Question", "Answer", "Because"], rows)
     out.append("")
 

@@ -10,16 +10,25 @@ from datetime import datetime, timezone
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
 
-# The playbook's "Questions for Analysis", keyed as in findings.json.
+# The playbook's "Questions for Analysis", keyed as in findings.json, each worded
+# so that the answer in the document reads right ("usual_for_account: no" means
+# the account does not usually do this), with the answer that is the worrying one.
 QUESTIONS = (
-    ("export_followed_by_deletion", "Is there a pattern of mailbox export followed by immediate deletion?"),
+    ("export_followed_by_deletion", "Is there a pattern of mailbox export followed by immediate deletion?", "yes"),
     ("legitimate_admin_activity",
-     "Do the PowerShell or command line invocations match legitimate administrative activity, "
-     "or do they appear out of context?"),
-    ("usual_for_account", "Was the activity conducted by a user account that usually does not perform such operations?"),
+     "Do the PowerShell or command line invocations match legitimate administrative activity "
+     "(rather than appear out of context)?", "no"),
+    ("usual_for_account", "Does the account usually perform such operations?", "no"),
     ("transport_rule_with_suspicious_mail",
-     "Are there unusual changes in transport rules logged coinciding with detected suspicious emails?"),
+     "Are there unusual changes in transport rules coinciding with detected suspicious emails?", "yes"),
 )
+
+
+def answer_tone(answer: str, worrying: str) -> str:
+    """'concern', 'reassure' or 'unknown', for colouring an answer."""
+    if answer not in ("yes", "no"):
+        return "unknown"
+    return "concern" if answer == worrying else "reassure"
 
 
 def parse_utc(text) -> datetime | None:
