@@ -456,3 +456,17 @@ def test_reports_from_findings_document(tmp_path):
     assert len(parse(html).marks) == 1 and SCRIPT not in html
     assert "never before" in html and "line 12" in html
     assert SCRIPT not in (tmp_path / "r.md").read_text()
+
+
+@pytest.mark.parametrize("doc", [
+    {},
+    {"findings": None, "inputs": None, "rejections": None, "skipped_rules": None},
+    {"findings": [{}]},
+    {"inputs": [{"path": "x"}, "not a dict"],
+     "findings": [{"id": "a b", "first_seen": "not a time", "evidence": [{}, "x"], "rules": [{}], "targets": None,
+                   "answers": {"usual_for_account": "weird"}, "severity": None, "event_count": None}]},
+])
+def test_partial_documents_still_render(doc):
+    html = render_html(doc)
+    parse(html)
+    render_markdown(doc)

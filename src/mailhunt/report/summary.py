@@ -75,7 +75,11 @@ def case_summary(document: dict) -> dict:
             counts[severity] += 1
         else:
             unknown += 1
-    inputs = [i for i in document.get("inputs") or [] if isinstance(i, dict)]
+    inputs = [{"path": text(i.get("path")), "sha256": text(i.get("sha256")), "format": text(i.get("format")),
+               "records": i.get("records") if isinstance(i.get("records"), int) else 0,
+               "rejected": i.get("rejected") if isinstance(i.get("rejected"), int) else 0,
+               "skipped_reason": text(i.get("skipped_reason"))}
+              for i in document.get("inputs") or [] if isinstance(i, dict)]
     times = [t for f in findings for t in (parse_utc(f.get("first_seen")), parse_utc(f.get("last_seen"))) if t]
     tool = document.get("tool") or {}
     return {
@@ -84,8 +88,8 @@ def case_summary(document: dict) -> dict:
         "counts": counts,
         "unknown_severity": unknown,
         "inputs": inputs,
-        "records": sum(int(i.get("records") or 0) for i in inputs),
-        "rejected": sum(int(i.get("rejected") or 0) for i in inputs),
+        "records": sum(i["records"] for i in inputs),
+        "rejected": sum(i["rejected"] for i in inputs),
         "skipped_inputs": sum(1 for i in inputs if i.get("skipped_reason")),
         "first_seen": min(times) if times else None,
         "last_seen": max(times) if times else None,
