@@ -175,8 +175,9 @@ def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | 
                       for s in summaries for r in s.rejections][:MAX_REPORTED_REJECTIONS]
         document = findings_document(findings, [s.to_json() for s in summaries], rejections, run.skipped)
         store.db.execute("DELETE FROM findings")
-        store.db.executemany("INSERT INTO findings VALUES (?, ?, ?)",
-                             [(f["id"], f["indicator"], orjson.dumps(f).decode()) for f in document["findings"]])
+        if document["findings"]:
+            store.db.executemany("INSERT INTO findings VALUES (?, ?, ?)",
+                                 [(f["id"], f["indicator"], orjson.dumps(f).decode()) for f in document["findings"]])
 
     (out / "findings.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
     write_html_report(document, out / "report.html")

@@ -72,7 +72,7 @@ class CaseStore:
         self.close()
 
     def event_count(self) -> int:
-        return self.db.execute("SELECT count(*) FROM events").fetchone()[0]
+        return self.db.execute("SELECT count(*) FROM events").fetchall()[0][0]
 
     def append(self, batch: pa.Table) -> None:
         """Append a batch of events; call ``deduplicate`` once loading is done."""
@@ -96,7 +96,7 @@ class CaseStore:
                    SELECT rowid, row_number() OVER (
                      PARTITION BY "event.id" ORDER BY "log.file.path", "log.record", rowid) AS copy
                    FROM events) WHERE copy > 1)"""
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         return removed
 
     def record_input(self, path: str, sha256: str, fmt: str | None, records: int, rejected: int,
@@ -107,9 +107,8 @@ class CaseStore:
         )
 
     def record_rejections(self, sha256: str, rejections) -> None:
-        self.db.execute("DELETE FROM rejections WHERE sha256 = ? AND path = ?",
-                        [sha256, rejections[0].path] if rejections else [sha256, ""])
         if rejections:
+            self.db.execute("DELETE FROM rejections WHERE sha256 = ? AND path = ?", [sha256, rejections[0].path])
             self.db.executemany(
                 "INSERT INTO rejections VALUES (?, ?, ?, ?)",
                 [(r.path, sha256, r.locator, r.reason) for r in rejections],
@@ -118,7 +117,7 @@ class CaseStore:
     def known_input(self, path: str, sha256: str) -> bool:
         row = self.db.execute(
             "SELECT count(*) FROM inputs WHERE path = ? AND sha256 = ? AND skipped_reason IS NULL",
-            [path, sha256]).fetchone()
+            [path, sha256]).fetchall()[0]
         return row[0] > 0
 
     def inputs(self) -> list[dict]:

@@ -40,7 +40,7 @@ DERIVED_FIELDS: tuple[DerivedField, ...] = (
 
 def create_detection_view(store: CaseStore) -> None:
     db = store.db
-    start, end = db.execute('SELECT min("@timestamp"), max("@timestamp") FROM events').fetchone()
+    start, end = db.execute('SELECT min("@timestamp"), max("@timestamp") FROM events').fetchall()[0]
     new_for = int(NEW_FOR.total_seconds())
     if start is None or end - start < MIN_EVIDENCE:
         is_new = "false"

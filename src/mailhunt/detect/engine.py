@@ -137,11 +137,11 @@ def run_rules(store: CaseStore, compiled: CompiledRules) -> DetectionRun:
             matched[rule.id] = len(event_ids)
             detections.extend(Detection(rule, [event_id]) for event_id in event_ids)
         else:
-            matched[rule.id] = db.execute("SELECT count(*) FROM matches WHERE rule_id = ?", [rule.id]).fetchone()[0]
+            matched[rule.id] = db.execute("SELECT count(*) FROM matches WHERE rule_id = ?", [rule.id]).fetchall()[0][0]
     for rule, sql in compiled.correlations:
         db.execute(f"CREATE OR REPLACE TEMP TABLE correlation_instances AS {sql}")
         db.execute("INSERT INTO matches SELECT DISTINCT ?, event_id FROM correlation_instances", [rule.id])
-        matched[rule.id] = db.execute("SELECT count(DISTINCT event_id) FROM correlation_instances").fetchone()[0]
+        matched[rule.id] = db.execute("SELECT count(DISTINCT event_id) FROM correlation_instances").fetchall()[0][0]
         if rule.indicator:
             instances: dict[str, list[str]] = {}
             for instance, event_id in db.execute(

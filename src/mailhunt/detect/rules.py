@@ -95,15 +95,14 @@ def load_rules(directories: list[Path] | None = None) -> list[LoadedRule]:
     for directory in directories:
         for path in rule_files(directory):
             try:
-                collection = SigmaCollection.from_yaml(path.read_text(encoding="utf-8"))
+                collection = SigmaCollection.from_yaml(path.read_text(encoding="utf-8"), resolve_references=False)
             except (SigmaError, ValueError, UnicodeDecodeError) as exc:
                 raise RuleLoadError(f"{path}: {exc}") from exc
             for rule in collection.rules:
                 loaded.append(LoadedRule(rule, path))
             collections.append(collection)
-    merged = SigmaCollection.merge(collections) if collections else SigmaCollection([])
     try:
-        merged.resolve_rule_references()
+        SigmaCollection.merge(collections, resolve_references=True)
     except SigmaError as exc:
         raise RuleLoadError(f"rule reference cannot be resolved: {exc}") from exc
     for item in loaded:

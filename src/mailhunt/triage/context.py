@@ -23,7 +23,7 @@ class TriageContext:
 
     @classmethod
     def build(cls, store: CaseStore, config: Config, indicator_of_rule: dict[str, str]) -> "TriageContext":
-        start, end = store.db.execute('SELECT min("@timestamp"), max("@timestamp") FROM events').fetchone()
+        start, end = store.db.execute('SELECT min("@timestamp"), max("@timestamp") FROM events').fetchall()[0]
         return cls(store, config, indicator_of_rule, start, end)
 
     def coverage(self) -> str:

@@ -19,7 +19,7 @@ def answer(finding: Finding, ctx: TriageContext) -> Answer:
         return Answer("unknown", "does not apply: not a transport- or inbox-rule finding")
     traces = ctx.store.db.execute(
         f'SELECT count(*) FROM events WHERE "event.dataset" IN ({", ".join("?" * len(MESSAGE_DATASETS))})',
-        list(MESSAGE_DATASETS)).fetchone()[0]
+        list(MESSAGE_DATASETS)).fetchall()[0][0]
     if traces == 0:
         return Answer("unknown", "the case holds no message trace or message tracking records; add an Exchange "
                                  "Online message trace or MSGTRK logs covering +/-6 h of the change to answer")

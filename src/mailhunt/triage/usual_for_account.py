@@ -28,7 +28,7 @@ def answer(finding: Finding, ctx: TriageContext) -> Answer:
             GROUP BY 1 ORDER BY 1""", [finding.actor, finding.first_seen, *actions]).fetchall()
     total_before = ctx.store.db.execute(
         'SELECT count(*) FROM events WHERE "user.name" = ? AND "@timestamp" < ?',
-        [finding.actor, finding.first_seen]).fetchone()[0]
+        [finding.actor, finding.first_seen]).fetchall()[0][0]
     span = f"baseline {iso_z(ctx.evidence_start)} .. {iso_z(finding.first_seen)} ({history.days} days)"
     if earlier:
         done = "; ".join(f"{action} {count}x since {iso_z(first)}" for action, count, first in earlier)
