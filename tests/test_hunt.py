@@ -109,7 +109,6 @@ def test_unknown_and_empty_files_are_skipped_not_fatal(tmp_path):
     assert inputs["notes.txt"]["skipped_reason"] == "format not recognized"
 
 
-@pytest.mark.skipif(not (EXAMPLES / "incident-2026-10").exists(), reason="example incident not generated")
 def test_example_incident_produces_escalated_findings(tmp_path):
     incident = EXAMPLES / "incident-2026-10"
     result = hunt(incident, "--out", tmp_path / "case", "--config", incident / "mailhunt.toml")
