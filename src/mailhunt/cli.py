@@ -19,8 +19,10 @@ from mailhunt.hunt import HuntResult, InputSummary, ProgressSink, hunt
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Find adversaries who clear mailbox data (MITRE ATT&CK T1070.008).")
-console = Console(stderr=False, highlight=False)
-errors = Console(stderr=True, highlight=False)
+console = Console(highlight=False)
+if not console.is_terminal:
+    console = Console(highlight=False, width=200)
+errors = Console(stderr=True, highlight=False, width=None if console.is_terminal else 200)
 
 USAGE_ERROR = 2
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}

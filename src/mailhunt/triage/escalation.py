@@ -42,7 +42,7 @@ def decide(finding: Finding) -> tuple[bool, str, list[str]]:
         reasons.append("mailbox export/deletion activity lacks legitimate justification: "
                        + (legit.because if legit else "not assessed"))
         severity = _raise(severity, "high")
-    if sequence is not None and sequence.answer == "yes":
+    if finding.indicator in EXPORT_DELETION and sequence is not None and sequence.answer == "yes":
         reasons.append(f"known threat pattern, export followed by deletion: {sequence.because}")
         if not justified:
             severity = _raise(severity, "critical")

@@ -16,12 +16,12 @@ def answer(finding: Finding, ctx: TriageContext) -> Answer:
     exports = ctx.matched_events(EXPORT_INDICATORS, who)
     deletions = ctx.matched_events(DELETION_INDICATORS, who)
     pairs = []
-    for export in exports:
-        after = [d for d in deletions if export["ts"] <= d["ts"] <= export["ts"] + window and d["id"] != export["id"]]
-        if after:
-            pairs.append((export, after[0]))
-    near = [(e, d) for e, d in pairs
-            if finding.first_seen - window <= e["ts"] <= finding.last_seen + window]
+    for deletion in deletions:
+        before = [e for e in exports if e["ts"] <= deletion["ts"] <= e["ts"] + window and e["id"] != deletion["id"]]
+        if before:
+            pairs.append((before[-1], deletion))
+    near = sorted(((e, d) for e, d in pairs if finding.first_seen - window <= e["ts"] <= finding.last_seen + window),
+                  key=lambda pair: (pair[1]["ts"] - pair[0]["ts"], pair[0]["ts"], pair[0]["id"]))
     if near:
         export, deletion = near[0]
         minutes = (deletion["ts"] - export["ts"]).total_seconds() / 60

@@ -1,0 +1,383 @@
+"""Microsoft 365 unified audit log readers, one per container format.
+
+- ``purview_csv``: Purview portal audit search export
+  (``RecordId,CreationDate,RecordType,Operation,UserId,AuditData,...``).
+- ``ual_csv``: classic ``CreationDate,UserIds,Operations,AuditData`` exports and
+  ``Search-UnifiedAuditLog | Export-Csv`` output (with or without ``#TYPE``).
+- ``sentinel_officeactivity``: Microsoft Sentinel OfficeActivity rows and
+  Defender CloudAppEvents rows carrying a raw record, as NDJSON or JSON array.
+- ``ual_ndjson``: one AuditData record per line.
+- ``ual_json_array``: a JSON array of AuditData records (Management Activity
+  API content blobs), or one record; read incrementally.
+
+CSV records are assembled line by line by quote parity, so a record with
+broken quoting is rejected after ``MAX_RECORD_LINES`` lines and reading
+resumes on the line after its start, instead of swallowing the file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+from typing import BinaryIO, Iterator
+
+import orjson
+
+from mailhunt.sources.base import ReadContext, iter_text_lines
+from mailhunt.sources.m365_record import (
+    DATASET,
+    BadRecord,
+    audit_record_to_event,
+    defender_row_to_record,
+    parse_us_date,
+    sentinel_row_to_record,
+)
+
+MAX_RECORD_LINES = 200
+MAX_RECORD_CHARS = 4 * 1024 * 1024
+UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def decode_head(head: bytes) -> str:
+    if head.startswith(UTF16_BOMS):
+        return head.decode("utf-16", errors="ignore")
+    return head.decode("utf-8-sig", errors="ignore")
+
+
+def text_lines(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, str]]:
+    """Numbered lines of a UTF-8 or UTF-16 (with BOM) stream; bad UTF-8 lines are rejected."""
+    start = stream.peek(2)[:2] if hasattr(stream, "peek") else b""
+    if start in UTF16_BOMS:
+        wrapper = io.TextIOWrapper(stream, encoding="utf-16", errors="replace", newline="")
+        for number, line in enumerate(wrapper, start=1):
+            yield number, line.rstrip("\r\n")
+        return
+    yield from iter_text_lines(stream, ctx)
+
+
+def _first_json_object(text: str) -> dict | None:
+    text = text.lstrip()
+    if text.startswith("["):
+        text = text[1:].lstrip()
+    if not text.startswith("{"):
+        return None
+    try:
+        obj, _ = json.JSONDecoder().raw_decode(text)
+    except json.JSONDecodeError:
+        line = text.split("\n", 1)[0]
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _first_json_object_prefix(text: str) -> dict | None:
+    """The first object of a JSON text whose head may be cut: tolerate the cut by looking at keys only."""
+    obj = _first_json_object(text)
+    if obj is not None:
+        return obj
+    head = text.lstrip().lstrip("[").lstrip()
+    if not head.startswith("{"):
+        return None
+    keys = {}
+    for key in ("CreationTime", "Operation", "RecordType", "Workload", "OfficeWorkload", "TenantId",
+                "RawEventData", "ActionType", "TimeGenerated", "UserId"):
+        if f'"{key}"' in head:
+            keys[key] = True
+    return keys
+
+
+def is_audit_record(obj: dict) -> bool:
+    return "Operation" in obj and ("CreationTime" in obj or "RecordType" in obj or "Workload" in obj)
+
+
+def is_sentinel_row(obj: dict) -> bool:
+    return ("OfficeWorkload" in obj and "TimeGenerated" in obj) or ("RawEventData" in obj and "ActionType" in obj)
+
+
+# ---------------------------------------------------------------- CSV exports
+
+
+def _csv_header(text: str) -> list[str] | None:
+    lines = text.split("\n", 2)
+    first = lines[0].strip("\r")
+    if first.startswith("#TYPE") and len(lines) > 1:
+        first = lines[1].strip("\r")
+    try:
+        return [c.strip().lower() for c in next(csv.reader([first]))]
+    except (csv.Error, StopIteration):
+        return None
+
+
+def csv_records(lines: Iterator[tuple[int, str]], ctx: ReadContext) -> Iterator[tuple[int, list[str]]]:
+    """(starting line, fields) per CSV record; records with runaway quoting are rejected."""
+    pending: list[tuple[int, str]] = []
+    queue: list[tuple[int, str]] = []
+    source = iter(lines)
+
+    def next_line():
+        if queue:
+            return queue.pop(0)
+        return next(source, None)
+
+    while True:
+        item = next_line()
+        if item is None:
+            break
+        pending.append(item)
+        text = "\n".join(line for _, line in pending)
+        if text.count('"') % 2 == 0:
+            try:
+                fields = next(csv.reader([text]))
+            except csv.Error as exc:
+                ctx.reject(f"line {pending[0][0]}", f"CSV record cannot be parsed: {exc}")
+            else:
+                yield pending[0][0], fields
+            pending = []
+        elif len(pending) >= MAX_RECORD_LINES or len(text) > MAX_RECORD_CHARS:
+            ctx.reject(f"line {pending[0][0]}", f"unterminated quoted field (no closing quote within "
+                                                f"{len(pending)} lines); record skipped")
+            queue = pending[1:] + queue
+            pending = []
+    if pending:
+        ctx.reject(f"line {pending[0][0]}", "unterminated quoted field at end of file (truncated?)")
+        for line_item in pending[1:]:
+            queue.append(line_item)
+        rest = list(queue)
+        queue.clear()
+        if rest:
+            yield from csv_records(iter(rest), ctx)
+
+
+class _AuditCsv:
+    """Shared reading for both CSV layouts; subclasses say which columns hold what."""
+
+    dataset = DATASET
+    locator_unit = "line"
+    name = ""
+    date_column = "creationdate"
+
+    def required(self, header: list[str]) -> bool:
+        raise NotImplementedError
+
+    def sniff(self, head: bytes) -> bool:
+        header = _csv_header(decode_head(head))
+        return bool(header) and self.required(header)
+
+    def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[dict]:
+        header: list[str] | None = None
+        for number, fields in csv_records(text_lines(stream, ctx), ctx):
+            if header is None:
+                if fields and fields[0].startswith("#TYPE"):
+                    continue
+                header = [f.strip().lower() for f in fields]
+                if "auditdata" not in header:
+                    ctx.reject(f"line {number}", "header has no AuditData column")
+                    return
+                audit_index = header.index("auditdata")
+                date_index = header.index(self.date_column) if self.date_column in header else None
+                continue
+            if not any(f.strip() for f in fields):
+                continue
+            ctx.records += 1
+            if len(fields) <= audit_index:
+                ctx.reject(f"line {number}", f"{len(fields)} columns, AuditData missing")
+                continue
+            raw = fields[audit_index]
+            try:
+                record = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                ctx.reject(f"line {number}", f"AuditData is not JSON ({str(exc)[:80]})")
+                continue
+            fallback = parse_us_date(fields[date_index]) if date_index is not None and len(fields) > date_index else None
+            try:
+                yield audit_record_to_event(record, raw, ctx, number, fallback)
+            except BadRecord as exc:
+                ctx.reject(f"line {number}", str(exc))
+
+
+class PurviewCsv(_AuditCsv):
+    name = "purview_csv"
+
+    def required(self, header: list[str]) -> bool:
+        return header[:6] == ["recordid", "creationdate", "recordtype", "operation", "userid", "auditdata"]
+
+
+class UnifiedAuditCsv(_AuditCsv):
+    name = "ual_csv"
+
+    def required(self, header: list[str]) -> bool:
+        return "auditdata" in header and "creationdate" in header and (
+            "userids" in header or "operations" in header or "operation" in header)
+
+
+# ---------------------------------------------------------------- JSON forms
+
+
+def _json_lines(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, str, object]]:
+    for number, line in text_lines(stream, ctx):
+        if not line.strip():
+            continue
+        ctx.records += 1
+        try:
+            yield number, line, orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            ctx.reject(f"line {number}", f"not valid JSON ({str(exc)[:80]}); truncated line?")
+
+
+def json_array_members(stream: BinaryIO, ctx: ReadContext, chunk_size: int = 1 << 20) -> Iterator[tuple[int, str, object]]:
+    """(index from 1, member text, member) for each member of a top-level JSON array, read incrementally.
+
+    A file holding one JSON object is treated as an array of one.
+    """
+    decoder = json.JSONDecoder()
+    reader = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace")
+    buffer = reader.read(chunk_size)
+    position = len(buffer) - len(buffer.lstrip())
+    if buffer[position:position + 1] == "{":
+        buffer = "[" + buffer[position:]
+        position = 0
+    if buffer[position:position + 1] != "[":
+        ctx.reject("record 1", "not a JSON array")
+        return
+    position += 1
+    index = 0
+    at_end = False
+    while True:
+        while position < len(buffer) and buffer[position] in " \t\r\n,":
+            position += 1
+        if position >= len(buffer) and not at_end:
+            more = reader.read(chunk_size)
+            buffer, position = buffer[position:] + more, 0
+            at_end = not more
+            continue
+        if position < len(buffer) and buffer[position] == "]":
+            return
+        if position >= len(buffer):
+            ctx.reject(f"record {index + 1}", "array not closed: file truncated")
+            return
+        try:
+            member, end = decoder.raw_decode(buffer, position)
+        except json.JSONDecodeError as exc:
+            if not at_end and len(buffer) - position < 64 * chunk_size:
+                more = reader.read(chunk_size)
+                if more:
+                    buffer, position = buffer[position:] + more, 0
+                    continue
+                at_end = True
+            index += 1
+            ctx.records += 1
+            ctx.reject(f"record {index}", f"not valid JSON ({exc.msg}); rest of the array skipped")
+            return
+        index += 1
+        ctx.records += 1
+        yield index, buffer[position:end], member
+        position = end
+        if position > chunk_size:
+            buffer, position = buffer[position:], 0
+
+
+class _AuditJson:
+    dataset = DATASET
+    name = ""
+    locator_unit = "line"
+
+    def to_record(self, member: dict) -> dict:
+        return member
+
+    def accepts(self, obj: dict) -> bool:
+        raise NotImplementedError
+
+    def events(self, members: Iterator[tuple[int, str, object]], ctx: ReadContext) -> Iterator[dict]:
+        unit = self.locator_unit
+        for number, raw, member in members:
+            if not isinstance(member, dict):
+                ctx.reject(f"{unit} {number}", "not a JSON object")
+                continue
+            try:
+                yield audit_record_to_event(self.to_record(member), raw, ctx, number)
+            except BadRecord as exc:
+                ctx.reject(f"{unit} {number}", str(exc))
+
+
+class UnifiedAuditNdjson(_AuditJson):
+    name = "ual_ndjson"
+
+    def sniff(self, head: bytes) -> bool:
+        text = decode_head(head).lstrip()
+        if not text.startswith("{"):
+            return False
+        first = text.split("\n", 1)[0]
+        try:
+            obj = orjson.loads(first)
+        except orjson.JSONDecodeError:
+            return False
+        return isinstance(obj, dict) and is_audit_record(obj) and not is_sentinel_row(obj)
+
+    def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[dict]:
+        yield from self.events(_json_lines(stream, ctx), ctx)
+
+
+class UnifiedAuditJsonArray(_AuditJson):
+    name = "ual_json_array"
+    locator_unit = "record"
+
+    def sniff(self, head: bytes) -> bool:
+        text = decode_head(head)
+        if _first_line_object(text) is not None:
+            return False
+        obj = _first_json_object_prefix(text)
+        return obj is not None and is_audit_record(obj) and not is_sentinel_row(obj)
+
+    def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[dict]:
+        yield from self.events(json_array_members(stream, ctx), ctx)
+
+
+def _first_line_object(text: str) -> dict | None:
+    first = text.lstrip().split("\n", 1)[0]
+    try:
+        obj = orjson.loads(first)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+class SentinelOfficeActivity(_AuditJson):
+    """Sentinel OfficeActivity rows and Defender CloudAppEvents rows: one per line, or in a JSON array."""
+
+    def __init__(self, array: bool):
+        self.array = array
+        self.name = "sentinel_officeactivity_array" if array else "sentinel_officeactivity"
+        self.locator_unit = "record" if array else "line"
+
+    def sniff(self, head: bytes) -> bool:
+        text = decode_head(head)
+        line_object = _first_line_object(text)
+        if (line_object is None) != self.array:
+            return False
+        obj = line_object if line_object is not None else _first_json_object_prefix(text)
+        if obj is None:
+            return False
+        return is_sentinel_row(obj) or ("ActionType" in obj and '"RawEventData"' in text)
+
+    def to_record(self, member: dict) -> dict:
+        if "RawEventData" in member or ("ActionType" in member and "OfficeWorkload" not in member):
+            return defender_row_to_record(member)
+        return sentinel_row_to_record(member)
+
+    def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[dict]:
+        members = json_array_members(stream, ctx) if self.array else _json_lines(stream, ctx)
+        yield from self.events(members, ctx)
+
+
+M365_SOURCES = (
+    PurviewCsv(),
+    UnifiedAuditCsv(),
+    SentinelOfficeActivity(array=False),
+    SentinelOfficeActivity(array=True),
+    UnifiedAuditNdjson(),
+    UnifiedAuditJsonArray(),
+)
