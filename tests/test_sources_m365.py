@@ -1,0 +1,157 @@
+"""Unified audit log readers on the real public samples and on fixtures in the exact export formats."""
+
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from mailhunt.sources import SOURCES, ReadContext, identify
+from mailhunt.sources.inputs import iter_evidence
+from mailhunt.sources.m365_record import parse_client_ip
+from tests.corpus import PUBLIC
+
+FIXTURES = Path(__file__).parent / "fixtures" / "m365"
+
+
+def read(path):
+    [item] = list(iter_evidence([path]))
+    source = identify(item.head(64 * 1024))
+    assert source is not None, f"{path} not recognized"
+    ctx = ReadContext(item.display, item.sha256())
+    with item.open() as stream:
+        events = list(source.read(stream, ctx))
+    return source.name, events, ctx
+
+
+def test_real_purview_export():
+    name, events, ctx = read(PUBLIC / "huntress-ctf-2023" / "purview.csv")
+    assert name == "purview_csv"
+    assert (ctx.records, len(events), ctx.rejected) == (219, 219, 0)
+    actions = Counter(e["event.action"] for e in events)
+    assert actions["New-InboxRule"] == 38 and actions["UserLoggedIn"] == 20 and actions["Set-MailboxPlan"] == 27
+    first = events[0]
+    assert first["@timestamp"] == datetime(2023, 9, 20, 4, 5, 3)
+    assert first["event.action"] == "Add service principal." and first["log.record"] == 2
+    rule = next(e for e in events if e["event.action"] == "New-InboxRule")
+    assert rule["event.dataset"] == "m365.audit" and rule["event.code"] == "1"
+    assert {"movetofolder", "markasread"} & set(rule["params"])
+    assert rule["parameters"].startswith("-")
+    assert rule["event.original"].startswith("{") and '"New-InboxRule"' in rule["event.original"]
+    assert all(e["log.file.sha256"] == ctx.sha256 for e in events)
+    assert len({e["event.id"] for e in events}) == 219
+
+
+def test_real_management_api_ndjson_matches_elastic_expectations():
+    name, events, ctx = read(PUBLIC / "elastic-beats-o365" / "02-exchange-item.log")
+    assert name == "ual_ndjson" and len(events) == 9 and ctx.rejected == 0
+    first = events[0]
+    assert first["source.ip"] == "::1"
+    assert first["event.action"] == "Create" and first["event.provider"] == "Exchange"
+    assert first["user.name"] == "s-1-5-18" and first["user.type"] == "system"
+    assert first["host.name"] == "AM6PR01MB4535 (15.20.2729.032)"
+    assert first["email.subject"] == "The new SIEMTest group is ready"
+    assert first["email.folder"] == "\\Inbox"
+    assert first["@timestamp"] == datetime(2020, 2, 17, 17, 12, 3)
+    assert Counter(e["event.action"] for e in events) == {"Create": 3, "ModifyFolderPermissions": 6}
+
+
+def test_real_sentinel_officeactivity_row():
+    name, [event], ctx = read(PUBLIC / "otrf-security-datasets" / "GoldenSAMLADFSMailAccess_OfficeActivityEvents.json")
+    assert name == "sentinel_officeactivity"
+    assert event["event.action"] == "MailItemsAccessed" and event["event.code"] == "50"
+    assert event["source.ip"] == "1.2.3.4" and event["user.name"] == "pgustavo@simulandlabs.com"
+    assert event["email.item_count"] == 7 and event["email.folder"] == "\\Inbox"
+    assert event["app.id"] == "00000003-0000-0000-c000-000000000000"
+    assert event["@timestamp"] == datetime(2021, 8, 2, 13, 32, 7)
+
+
+def test_real_defender_rows_keep_the_audit_record_and_say_why_others_are_not_read():
+    name, events, ctx = read(PUBLIC / "otrf-security-datasets" / "GoldenSAMLADFSMailAccess_Microsoft365DefenderEvents.json")
+    assert name == "sentinel_officeactivity"
+    assert [e["event.action"] for e in events] == ["MailItemsAccessed"]
+    assert ctx.records == 9 and ctx.rejected == 8
+    assert all("not a unified audit log record" in r.reason for r in ctx.rejections)
+    assert any("LdapSearch" in r.reason for r in ctx.rejections)
+
+
+@pytest.mark.parametrize("fixture, source", [
+    ("classic.csv", "ual_csv"),
+    ("search_unifiedauditlog.csv", "ual_csv"),
+    ("search_unifiedauditlog_utf16.csv", "ual_csv"),
+    ("audit.ndjson", "ual_ndjson"),
+    ("content_blob.json", "ual_json_array"),
+])
+def test_fixture_formats_read_the_same_three_records(fixture, source):
+    name, events, ctx = read(FIXTURES / fixture)
+    assert name == source and ctx.rejected == 0
+    export, removal, audit_off = events[:3]
+    assert export["event.action"] == "New-MailboxExportRequest"
+    assert export["params"]["filepath"] == "\\\\fs01\\pst$\\bob.pst"
+    assert export["user.target.name"] == "bob@contoso.com"
+    assert export["source.ip"] == "203.0.113.7"
+    assert removal["user.target.name"] == "bob@contoso.com"
+    assert removal["source.ip"] == "2001:db8::1"
+    assert removal["parameters"] == '-Identity bob@contoso.com\\MailboxExport -Confirm False'
+    assert audit_off["params"]["auditenabled"] == "False" and audit_off["source.ip"] == "2001:db8::2"
+    assert export["user.type"] == "admin" and export["event.outcome"] == "success"
+    unit = "record" if source == "ual_json_array" else "line"
+    assert [e["log.record"] for e in events[:3]] == ([1, 2, 3] if unit == "record" else
+                                                     [events[0]["log.record"], events[0]["log.record"] + 1,
+                                                      events[0]["log.record"] + 2])
+
+
+def test_duplicates_get_the_same_event_id():
+    _, events, _ = read(FIXTURES / "audit.ndjson")
+    assert len(events) == 4 and events[0]["event.id"] == events[3]["event.id"]
+
+
+@pytest.mark.parametrize("text, ip", [
+    ("1.2.3.4", "1.2.3.4"), ("1.2.3.4:5678", "1.2.3.4"), ("[2001:db8::1]:443", "2001:db8::1"),
+    ("2001:db8::1", "2001:db8::1"), ("::1", "::1"), ("not an ip", None), ("", None),
+])
+def test_client_ip_forms(text, ip):
+    assert parse_client_ip(text) == ip
+
+
+def test_truncated_ndjson_and_bad_bytes_lose_only_the_bad_lines():
+    _, events, ctx = read(FIXTURES / "bad_truncated.ndjson")
+    assert [e["event.action"] for e in events] == ["New-MailboxExportRequest", "Remove-MailboxExportRequest"]
+    reasons = {r.locator: r.reason for r in ctx.rejections}
+    assert "not UTF-8" in reasons["line 2"]
+    assert "not valid JSON" in reasons["line 5"]
+    assert ctx.rejected == 2
+
+
+def test_broken_quoting_and_non_json_auditdata_keep_the_good_rows():
+    _, events, ctx = read(FIXTURES / "bad_quoting_purview.csv")
+    assert [e["event.action"] for e in events] == ["New-MailboxExportRequest", "Set-Mailbox"]
+    reasons = {r.locator: r.reason for r in ctx.rejections}
+    assert "unterminated quoted field" in reasons["line 3"]
+    assert "AuditData is not JSON" in reasons["line 4"]
+    assert [e["log.record"] for e in events] == [2, 5]
+
+
+def test_truncated_json_array_keeps_complete_members():
+    _, events, ctx = read(FIXTURES / "bad_truncated_array.json")
+    assert [e["event.action"] for e in events] == ["New-MailboxExportRequest", "Remove-MailboxExportRequest"]
+    assert ctx.rejected == 1 and ctx.rejections[0].locator == "record 3"
+
+
+def test_record_without_time_or_operation_is_rejected_with_reason(tmp_path):
+    path = tmp_path / "odd.ndjson"
+    path.write_text('{"CreationTime":"2026-10-14T09:00:00","Operation":"HardDelete","Workload":"Exchange"}\n'
+                    '{"Operation":"HardDelete","Workload":"Exchange","RecordType":3}\n'
+                    '{"CreationTime":"yesterday","Operation":"HardDelete","Workload":"Exchange"}\n')
+    _, events, ctx = read(path)
+    assert len(events) == 1
+    assert [r.reason for r in ctx.rejections] == ["no CreationTime", "CreationTime 'yesterday' is not an ISO-8601 time"]
+
+
+def test_sniffing_is_by_content():
+    other = [PUBLIC / "go-libaudit" / "testdata_normal.log",
+             PUBLIC / "otrf-security-datasets" / "GoldenSAMLADFSMailAccess_AADAuditEvents.json"]
+    for path in other:
+        assert identify(path.read_bytes()[:65536]) is None, path
+    names = [s.name for s in SOURCES]
+    assert len(names) == len(set(names))
