@@ -155,3 +155,17 @@ def test_sniffing_is_by_content():
         assert identify(path.read_bytes()[:65536]) is None, path
     names = [s.name for s in SOURCES]
     assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("text, pairs", [
+    ('-SearchName "Board minutes Q3" -Purge -PurgeType "HardDelete" -Confirm:$false',
+     [("SearchName", "Board minutes Q3"), ("Purge", "True"), ("PurgeType", "HardDelete"), ("Confirm", "False")]),
+    ('-Identity "cfo@x.com\\MailboxExport" -Confirm "False"',
+     [("Identity", "cfo@x.com\\MailboxExport"), ("Confirm", "False")]),
+    ("-SetSCL -1 -Name 'Lookalike allow'", [("SetSCL", "-1"), ("Name", "Lookalike allow")]),
+    ('-Name "unbalanced', [("Name", '"unbalanced')]),
+])
+def test_powershell_parameter_text(text, pairs):
+    from mailhunt.sources.cmdlet_parameters import parse_parameter_text
+
+    assert parse_parameter_text(text) == pairs

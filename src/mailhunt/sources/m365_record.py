@@ -13,6 +13,7 @@ import orjson
 
 from mailhunt.events import event_id_from_raw, event_id_from_record_id, new_event
 from mailhunt.sources.base import ReadContext
+from mailhunt.sources.cmdlet_parameters import parse_parameter_text
 
 DATASET = "m365.audit"
 
@@ -195,8 +196,8 @@ def _target_and_rule(action: str, params: dict[str, str], record: dict) -> tuple
         target = identity.split("\\", 1)[0] if "\\" in identity else identity
     if lowered.endswith(RULE_CMDLET_SUFFIXES):
         rule_name = params.get("name") or (identity.split("\\", 1)[-1] if identity else None)
-    if target is None:
-        target = record.get("MailboxOwnerUPN") or record.get("ObjectId")
+    if not target:
+        target = record.get("MailboxOwnerUPN") or record.get("ObjectId") or None
     return (target.lower() if isinstance(target, str) and "@" in target else target), rule_name
 
 
@@ -238,7 +239,11 @@ def audit_record_to_event(record: dict, raw: str, ctx: ReadContext, locator: int
                                     or _extended(record, "UserAgent"))
     event["organization.id"] = record.get("OrganizationId")
 
-    pairs = _name_values(_maybe_json(record.get("Parameters")))
+    raw_parameters = _maybe_json(record.get("Parameters"))
+    if isinstance(raw_parameters, str) and raw_parameters.strip():
+        pairs = parse_parameter_text(raw_parameters)
+    else:
+        pairs = _name_values(raw_parameters)
     if not pairs and record.get("OperationProperties") and "rule" in str(operation).lower():
         pairs = _name_values(_maybe_json(record.get("OperationProperties")))
     params = {name.lower(): value for name, value in pairs}
@@ -248,7 +253,8 @@ def audit_record_to_event(record: dict, raw: str, ctx: ReadContext, locator: int
             params["scopes"] = scopes
             pairs = [*pairs, ("Scopes", scopes)]
     event["params"] = params
-    event["parameters"] = _parameters_text(pairs)
+    event["parameters"] = (raw_parameters.strip() if isinstance(raw_parameters, str) and raw_parameters.strip()
+                           else _parameters_text(pairs))
     event["user.target.name"], event["rule.name"] = _target_and_rule(str(operation), params, record)
 
     item = record.get("Item") if isinstance(record.get("Item"), dict) else {}

@@ -1,0 +1,49 @@
+"""Cmdlet parameters written as PowerShell text, e.g. ``-SearchName "Q3" -Purge -Confirm:$false``.
+
+Security & Compliance audit records and the MSExchange Management event log
+write parameters this way; the unified audit log for Exchange writes a list of
+``{Name, Value}``. Both become the same ``params`` map, so one rule serves all.
+A switch without a value is "True"; ``$true``/``$false`` become "True"/"False".
+"""
+
+from __future__ import annotations
+
+import shlex
+
+_BOOLEANS = {"$true": "True", "$false": "False"}
+
+
+def _value(text: str) -> str:
+    return _BOOLEANS.get(text.lower(), text)
+
+
+def _tokens(text: str) -> list[str]:
+    lexer = shlex.shlex(text, posix=True)
+    lexer.whitespace_split = True
+    lexer.escape = ""
+    lexer.commenters = ""
+    try:
+        return list(lexer)
+    except ValueError:
+        return text.split()
+
+
+def parse_parameter_text(text: str) -> list[tuple[str, str]]:
+    """Ordered (name, value) pairs; values spanning several words are joined with spaces."""
+    pairs: list[tuple[str, str]] = []
+    name: str | None = None
+    words: list[str] = []
+
+    def close() -> None:
+        if name is not None:
+            pairs.append((name, _value(" ".join(words)) if words else "True"))
+
+    for token in _tokens(text):
+        if token.startswith("-") and len(token) > 1 and (token[1].isalpha() or token[1] == "_"):
+            close()
+            head, colon, rest = token[1:].partition(":")
+            name, words = head, ([rest] if colon else [])
+        elif name is not None:
+            words.append(token)
+    close()
+    return pairs
