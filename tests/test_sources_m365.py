@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from mailhunt.events import SCHEMA
 from mailhunt.sources import SOURCES, ReadContext, identify
 from mailhunt.sources.inputs import iter_evidence
-from mailhunt.sources.m365_record import parse_client_ip
 from tests.corpus import PUBLIC
 
 FIXTURES = Path(__file__).parent / "fixtures" / "m365"
@@ -20,7 +20,11 @@ def read(path):
     assert source is not None, f"{path} not recognized"
     ctx = ReadContext(item.display, item.sha256())
     with item.open() as stream:
-        events = list(source.read(stream, ctx))
+        batches = list(source.read(stream, ctx))
+    assert all(batch.schema == SCHEMA for batch in batches)
+    events = [event for batch in batches for event in batch.to_pylist()]
+    for event in events:
+        event["params"] = dict(event["params"]) if event["params"] is not None else None
     return source.name, events, ctx
 
 
@@ -108,10 +112,14 @@ def test_duplicates_get_the_same_event_id():
 
 @pytest.mark.parametrize("text, ip", [
     ("1.2.3.4", "1.2.3.4"), ("1.2.3.4:5678", "1.2.3.4"), ("[2001:db8::1]:443", "2001:db8::1"),
-    ("2001:db8::1", "2001:db8::1"), ("::1", "::1"), ("not an ip", None), ("", None),
+    ("2001:db8::1", "2001:db8::1"), ("::1", "::1"), ("not an ip", None), ("", None), ("fe80::1%eth0", None),
 ])
-def test_client_ip_forms(text, ip):
-    assert parse_client_ip(text) == ip
+def test_client_ip_forms(tmp_path, text, ip):
+    path = tmp_path / "one.ndjson"
+    path.write_text('{"CreationTime":"2026-10-14T09:00:00","Id":"a","Operation":"UserLoggedIn",'
+                    f'"Workload":"AzureActiveDirectory","ClientIP":"{text}"}}\n')
+    _, [event], _ = read(path)
+    assert event["source.ip"] == ip
 
 
 def test_truncated_ndjson_and_bad_bytes_lose_only_the_bad_lines():
@@ -128,7 +136,7 @@ def test_broken_quoting_and_non_json_auditdata_keep_the_good_rows():
     assert [e["event.action"] for e in events] == ["New-MailboxExportRequest", "Set-Mailbox"]
     reasons = {r.locator: r.reason for r in ctx.rejections}
     assert "unterminated quoted field" in reasons["line 3"]
-    assert "AuditData is not JSON" in reasons["line 4"]
+    assert "not valid JSON" in reasons["line 4"]
     assert [e["log.record"] for e in events] == [2, 5]
 
 

@@ -18,7 +18,6 @@ from mailhunt.config import Config
 from mailhunt.detect.engine import DetectionSettings, compile_rules, run_rules
 from mailhunt.detect.grouping import group_detections
 from mailhunt.detect.rules import load_rules
-from mailhunt.events import to_arrow
 from mailhunt.findings import Finding, findings_document
 from mailhunt.report.html import write_html_report
 from mailhunt.report.markdown import write_markdown_report
@@ -27,7 +26,6 @@ from mailhunt.sources.inputs import EvidenceFile, EvidenceTooLarge, iter_evidenc
 from mailhunt.store import CaseStore
 from mailhunt.triage import TriageContext, triage
 
-BATCH_SIZE = 20_000
 MAX_REPORTED_REJECTIONS = 200
 
 
@@ -107,20 +105,14 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
         return summary
     ctx = ReadContext(item.display, sha256)
     progress.start(item.display, item.size)
-    batch: list[dict] = []
     try:
         with io.BufferedReader(CountingReader(item.open(), progress.advance), buffer_size=1 << 20) as stream:
-            for event in source.read(stream, ctx):
-                batch.append(event)
-                if len(batch) >= BATCH_SIZE:
-                    store.append(to_arrow(batch))
-                    batch.clear()
+            for batch in source.read(stream, ctx):
+                store.append(batch)
     except EvidenceTooLarge as exc:
         ctx.reject("end", str(exc))
     except OSError as exc:
         ctx.reject("end", f"read error: {exc}")
-    if batch:
-        store.append(to_arrow(batch))
     summary.records, summary.rejected = ctx.records, ctx.rejected
     summary.rejections = ctx.rejections
     store.record_input(item.display, sha256, source.name, ctx.records, ctx.rejected, 0, None,

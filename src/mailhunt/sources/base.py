@@ -1,8 +1,10 @@
 """One interface for every log format (after plaso's parsers).
 
 A source has a ``name``, a cheap ``sniff(head)`` on the first bytes of a file,
-and ``read(stream, ctx)`` that yields normalized events (dicts keyed by
-``mailhunt.events.COLUMN_NAMES``). A bad record is never an exception: the
+and ``read(stream, ctx)`` that yields batches of normalized events as Arrow
+tables with ``mailhunt.events.SCHEMA`` (a reader that builds events one by one
+as dicts turns them into a batch with ``mailhunt.events.to_arrow``). It counts
+every record it meets in ``ctx.records``. A bad record is never an exception: the
 reader calls ``ctx.reject(locator, reason)`` and goes on with the next one.
 """
 
@@ -10,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator, Protocol
+
+import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class Source(Protocol):
 
     def sniff(self, head: bytes) -> bool: ...
 
-    def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[dict]: ...
+    def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]: ...
 
 
 def iter_text_lines(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, str]]:

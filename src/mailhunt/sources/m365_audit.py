@@ -21,22 +21,22 @@ import codecs
 import csv
 import io
 import json
+from array import array
 from typing import BinaryIO, Iterator
 
 import orjson
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from mailhunt.sources.base import ReadContext, iter_text_lines
-from mailhunt.sources.m365_record import (
-    DATASET,
-    BadRecord,
-    audit_record_to_event,
-    defender_row_to_record,
-    parse_us_date,
-    sentinel_row_to_record,
-)
+from mailhunt.sources.m365_normalize import DATASET, normalizer
+from mailhunt.sources.m365_record import BadRecord, defender_row_to_record, sentinel_row_to_record
 
 MAX_RECORD_LINES = 200
 MAX_RECORD_CHARS = 4 * 1024 * 1024
+BATCH_RECORDS = 50_000
+CHUNK_BYTES = 32 * 1024 * 1024
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
@@ -96,6 +96,36 @@ def is_audit_record(obj: dict) -> bool:
 
 def is_sentinel_row(obj: dict) -> bool:
     return ("OfficeWorkload" in obj and "TimeGenerated" in obj) or ("RawEventData" in obj and "ActionType" in obj)
+
+
+class Batch:
+    """Collects AuditData texts with their locators and turns them into event tables."""
+
+    def __init__(self, ctx: ReadContext, locator_unit: str):
+        self.ctx = ctx
+        self.unit = locator_unit
+        self.raw: list[str] = []
+        self.locators: list[int] = []
+        self.fallbacks: list[str | None] = []
+        self.originals: list[str] = []
+
+    def add(self, raw: str, locator: int, fallback: str | None = None, original: str | None = None) -> None:
+        self.raw.append(raw)
+        self.locators.append(locator)
+        self.fallbacks.append(fallback)
+        self.originals.append(raw if original is None else original)
+
+    def full(self) -> bool:
+        return len(self.raw) >= BATCH_RECORDS
+
+    def flush(self) -> Iterator[pa.Table]:
+        if not self.raw:
+            return
+        originals = None if self.originals == self.raw else pa.array(self.originals, pa.large_string())
+        table = normalizer().normalize(pa.array(self.raw, pa.large_string()), pa.array(self.locators, pa.int64()),
+                                       pa.array(self.fallbacks, pa.string()), originals, self.ctx, self.unit)
+        self.raw, self.locators, self.fallbacks, self.originals = [], [], [], []
+        yield table
 
 
 # ---------------------------------------------------------------- CSV exports
@@ -167,8 +197,9 @@ class _AuditCsv:
         header = _csv_header(decode_head(head))
         return bool(header) and self.required(header)
 
-    def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[dict]:
+    def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
         header: list[str] | None = None
+        batch = Batch(ctx, "line")
         for number, fields in csv_records(text_lines(stream, ctx), ctx):
             if header is None:
                 if fields and fields[0].startswith("#TYPE"):
@@ -183,20 +214,14 @@ class _AuditCsv:
             if not any(f.strip() for f in fields):
                 continue
             ctx.records += 1
-            if len(fields) <= audit_index:
-                ctx.reject(f"line {number}", f"{len(fields)} columns, AuditData missing")
+            if len(fields) <= audit_index or not fields[audit_index].strip():
+                ctx.reject(f"line {number}", "AuditData missing or empty")
                 continue
-            raw = fields[audit_index]
-            try:
-                record = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                ctx.reject(f"line {number}", f"AuditData is not JSON ({str(exc)[:80]})")
-                continue
-            fallback = parse_us_date(fields[date_index]) if date_index is not None and len(fields) > date_index else None
-            try:
-                yield audit_record_to_event(record, raw, ctx, number, fallback)
-            except BadRecord as exc:
-                ctx.reject(f"line {number}", str(exc))
+            fallback = fields[date_index] if date_index is not None and len(fields) > date_index else None
+            batch.add(fields[audit_index], number, fallback)
+            if batch.full():
+                yield from batch.flush()
+        yield from batch.flush()
 
 
 class PurviewCsv(_AuditCsv):
@@ -218,6 +243,7 @@ class UnifiedAuditCsv(_AuditCsv):
 
 
 def _json_lines(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, str, object]]:
+    """(line number, text, parsed object) per non-empty line; lines that are not JSON are rejected."""
     for number, line in text_lines(stream, ctx):
         if not line.strip():
             continue
@@ -226,6 +252,68 @@ def _json_lines(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, str, 
             yield number, line, orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             ctx.reject(f"line {number}", f"not valid JSON ({str(exc)[:80]}); truncated line?")
+
+
+def ndjson_line_batches(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[pa.Array, pa.Array]]:
+    """(lines, line numbers) in large batches, without touching each line in Python.
+
+    Lines are cut from big chunks by their offsets, so the text goes into Arrow
+    in one piece. A chunk with bytes that are not UTF-8 is redone line by line
+    to reject exactly the bad lines.
+    """
+    first_line = 1
+    carry = b""
+    start = True
+    while True:
+        block = stream.read(CHUNK_BYTES)
+        data = carry + block
+        if start and data.startswith(codecs.BOM_UTF8):
+            data = data[3:]
+        start = False
+        if not block:
+            cut = len(data)
+        else:
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                carry = data
+                continue
+        chunk, carry = data[:cut], data[cut:]
+        if chunk:
+            yield from _chunk_lines(chunk, first_line, ctx)
+            first_line += chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+        if not block:
+            return
+
+
+def _chunk_lines(chunk: bytes, first_line: int, ctx: ReadContext) -> Iterator[tuple[pa.Array, pa.Array]]:
+    if b"\r" in chunk:
+        chunk = chunk.replace(b"\r\n", b"\n")
+    ends = []
+    find = chunk.find
+    position = find(b"\n")
+    while position != -1:
+        ends.append(position)
+        position = find(b"\n", position + 1)
+    if not chunk.endswith(b"\n"):
+        ends.append(len(chunk))
+    offsets = array("q", [0])
+    for index, end in enumerate(ends):
+        offsets.append(end - index)
+    data = chunk.replace(b"\n", b"")
+    lines = pa.Array.from_buffers(pa.large_binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    numbers = pa.array(range(first_line, first_line + len(ends)), pa.int64())
+    try:
+        yield lines.cast(pa.large_string()), numbers
+    except pa.ArrowInvalid:
+        good, good_numbers = [], []
+        for number, line in zip(numbers.to_pylist(), lines.to_pylist()):
+            try:
+                good.append(line.decode("utf-8"))
+                good_numbers.append(number)
+            except UnicodeDecodeError as exc:
+                ctx.records += 1
+                ctx.reject(f"line {number}", f"not UTF-8 text (byte {exc.start} of the line)")
+        yield pa.array(good, pa.large_string()), pa.array(good_numbers, pa.int64())
 
 
 def json_array_members(stream: BinaryIO, ctx: ReadContext, chunk_size: int = 1 << 20) -> Iterator[tuple[int, str, object]]:
@@ -291,16 +379,21 @@ class _AuditJson:
     def accepts(self, obj: dict) -> bool:
         raise NotImplementedError
 
-    def events(self, members: Iterator[tuple[int, str, object]], ctx: ReadContext) -> Iterator[dict]:
-        unit = self.locator_unit
+    def events(self, members: Iterator[tuple[int, str, object]], ctx: ReadContext) -> Iterator[pa.Table]:
+        batch = Batch(ctx, self.locator_unit)
         for number, raw, member in members:
             if not isinstance(member, dict):
-                ctx.reject(f"{unit} {number}", "not a JSON object")
+                ctx.reject(f"{self.locator_unit} {number}", "not a JSON object")
                 continue
             try:
-                yield audit_record_to_event(self.to_record(member), raw, ctx, number)
+                record = self.to_record(member)
             except BadRecord as exc:
-                ctx.reject(f"{unit} {number}", str(exc))
+                ctx.reject(f"{self.locator_unit} {number}", str(exc))
+                continue
+            batch.add(raw if record is member else orjson.dumps(record).decode(), number, None, raw)
+            if batch.full():
+                yield from batch.flush()
+        yield from batch.flush()
 
 
 class UnifiedAuditNdjson(_AuditJson):
@@ -317,8 +410,15 @@ class UnifiedAuditNdjson(_AuditJson):
             return False
         return isinstance(obj, dict) and is_audit_record(obj) and not is_sentinel_row(obj)
 
-    def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[dict]:
-        yield from self.events(_json_lines(stream, ctx), ctx)
+    def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
+        if hasattr(stream, "peek") and stream.peek(2)[:2] in UTF16_BOMS:
+            yield from self.events(_json_lines(stream, ctx), ctx)
+            return
+        for lines, numbers in ndjson_line_batches(stream, ctx):
+            ctx.records += pc.sum(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(lines)), 0)).as_py() or 0
+            for start in range(0, len(lines), BATCH_RECORDS):
+                yield normalizer().normalize(lines.slice(start, BATCH_RECORDS), numbers.slice(start, BATCH_RECORDS),
+                                             None, None, ctx, "line")
 
 
 class UnifiedAuditJsonArray(_AuditJson):
@@ -332,7 +432,7 @@ class UnifiedAuditJsonArray(_AuditJson):
         obj = _first_json_object_prefix(text)
         return obj is not None and is_audit_record(obj) and not is_sentinel_row(obj)
 
-    def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[dict]:
+    def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
         yield from self.events(json_array_members(stream, ctx), ctx)
 
 
@@ -368,7 +468,7 @@ class SentinelOfficeActivity(_AuditJson):
             return defender_row_to_record(member)
         return sentinel_row_to_record(member)
 
-    def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[dict]:
+    def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
         members = json_array_members(stream, ctx) if self.array else _json_lines(stream, ctx)
         yield from self.events(members, ctx)
 

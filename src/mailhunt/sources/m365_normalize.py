@@ -1,0 +1,324 @@
+"""Unified audit log records (AuditData JSON) to normalized events, a batch at a time, in SQL.
+
+Every M365 container (Purview CSV, classic CSV, NDJSON, JSON arrays, Sentinel
+and Defender rows) hands this module the AuditData text of its records with
+their locators; DuckDB parses and maps them in bulk, which is what makes the
+audit-log path fast. Cmdlet parameters written as PowerShell text (Security &
+Compliance records) are the one part parsed in Python.
+
+Semantics (documented per column in docs/events.md):
+- ``@timestamp``: AuditData ``CreationTime``; without a zone it is UTC, as the
+  service writes it; offsets are converted. Without one, the container's date
+  (Purview ``CreationDate``, ISO or US ``M/D/YYYY h:mm:ss AM``, UTC) is used.
+- ``user.name`` lower-cased; ``user.type`` from ``UserType`` (``system`` also
+  for ``NT AUTHORITY\\SYSTEM ...``/``S-1-5-18``).
+- ``source.ip``: ``1.2.3.4``, ``1.2.3.4:5678``, ``[2001:db8::1]:443`` and
+  ``2001:db8::1`` become the bare address; anything else is left out.
+- ``params``: cmdlet parameter names lower-cased (first value wins on
+  duplicates); ``parameters``: the same as ``-Name value`` text.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import duckdb
+import pyarrow as pa
+
+from mailhunt.events import PARAMS_TYPE, SCHEMA
+from mailhunt.sources.base import ReadContext
+from mailhunt.sources.cmdlet_parameters import parse_parameter_text
+
+DATASET = "m365.audit"
+
+STAGE_SCHEMA = pa.schema([
+    ("row_index", pa.int64()),
+    ("raw", pa.large_string()),
+    ("locator", pa.int64()),
+    ("fallback", pa.string()),
+])
+
+_FIELDS = (
+    "Id", "CreationTime", "Operation", "ResultStatus", "Workload", "RecordType", "UserId", "UserType",
+    "ClientIP", "ClientIPAddress", "ActorIpAddress", "OriginatingServer", "AppId", "ClientAppId", "UserAgent",
+    "ClientInfoString", "OrganizationId", "MailboxOwnerUPN", "ObjectId", "Item.Subject", "Item.InternetMessageId",
+    "Folder.Path", "ParentFolder.Path", "Item.ParentFolder.Path",
+)
+_F = {name: i + 1 for i, name in enumerate(_FIELDS)}
+
+
+def _f(name: str) -> str:
+    return f"nullif(f[{_F[name]}], '')"
+
+
+_PATHS = "[" + ", ".join(f"'$.{name}'" for name in _FIELDS) + "]"
+
+_USER_TYPES = {
+    "0": "regular", "1": "reserved", "2": "admin", "3": "dcadmin", "4": "system", "5": "application",
+    "6": "service_principal", "7": "custom_policy", "8": "system_policy", "9": "partner_technician", "10": "guest",
+    "regular": "regular", "reserved": "reserved", "admin": "admin", "dcadmin": "dcadmin", "system": "system",
+    "application": "application", "serviceprincipal": "service_principal", "custompolicy": "custom_policy",
+    "systempolicy": "system_policy", "partnertechnician": "partner_technician", "guest": "guest",
+}
+_USER_TYPE_CASE = "CASE replace(lower(ut), '_', '') " + " ".join(
+    f"WHEN '{k}' THEN '{v}'" for k, v in _USER_TYPES.items()) + " ELSE 'unknown' END"
+
+_IPV4 = r"^(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})(:\d{1,5})?$"
+_IPV6_BRACKETED = r"^\[([0-9A-Fa-f:.]+)\](:\d{1,5})?$"
+_IPV6 = r"^[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]*$"
+
+PARSE_SQL = f"""
+CREATE OR REPLACE TEMP TABLE parsed AS
+SELECT row_index, locator, raw, fallback,
+       json_valid(raw) AS valid,
+       CASE WHEN json_valid(raw) THEN json_type(raw) END AS kind
+FROM stage
+WHERE length(trim(raw)) > 0
+"""
+
+FIELDS_SQL = f"""
+CREATE OR REPLACE TEMP TABLE fielded AS
+SELECT row_index, locator, raw, fallback, f,
+       coalesce(try_cast(nullif(f[{_F['CreationTime']}], '') AS TIMESTAMPTZ) AT TIME ZONE 'UTC',
+                try_strptime(fallback, '%m/%d/%Y %I:%M:%S %p'),
+                try_cast(fallback AS TIMESTAMPTZ) AT TIME ZONE 'UTC') AS ts
+FROM (SELECT *, json_extract_string(raw, {_PATHS}) AS f FROM parsed WHERE kind = 'OBJECT')
+"""
+
+REJECT_SQL = f"""
+SELECT locator, reason FROM (
+  SELECT locator, CASE
+      WHEN NOT valid THEN 'not valid JSON (truncated or corrupt record)'
+      WHEN kind <> 'OBJECT' THEN 'not a JSON object'
+  END AS reason FROM parsed
+  UNION ALL
+  SELECT locator, CASE
+      WHEN {_f('Operation')} IS NULL THEN 'no Operation: not a unified audit log record'
+      WHEN ts IS NULL AND {_f('CreationTime')} IS NULL THEN 'no CreationTime'
+      WHEN ts IS NULL THEN 'CreationTime ''' || left({_f('CreationTime')}, 40) || ''' is not an ISO-8601 time'
+  END FROM fielded
+) WHERE reason IS NOT NULL ORDER BY locator
+"""
+
+PARAM_ROWS_SQL = """
+CREATE OR REPLACE TEMP TABLE param_rows AS
+WITH listed AS (
+  SELECT row_index,
+         CASE WHEN json_type(raw, '$.Parameters') = 'ARRAY' THEN json_extract(raw, '$.Parameters')
+              WHEN json_type(raw, '$.OperationProperties') = 'ARRAY' AND lower(f[3]) LIKE '%rule%'
+                   THEN json_extract(raw, '$.OperationProperties') END AS plist
+  FROM fielded WHERE ts IS NOT NULL AND nullif(f[3], '') IS NOT NULL
+), items AS (
+  SELECT row_index, unnest(json_extract_string(plist, '$[*].Name')) AS name,
+         unnest(json_extract_string(plist, '$[*].Value')) AS value,
+         unnest(range(CAST(json_array_length(plist) AS BIGINT))) AS ord
+  FROM listed WHERE plist IS NOT NULL
+)
+SELECT row_index, ord, name, coalesce(value, '') AS value FROM items WHERE name IS NOT NULL
+"""
+
+TEXT_PARAMS_SQL = """
+SELECT row_index, json_extract_string(raw, '$.Parameters') AS text
+FROM fielded WHERE ts IS NOT NULL AND json_type(raw, '$.Parameters') = 'VARCHAR'
+  AND length(trim(json_extract_string(raw, '$.Parameters'))) > 0
+"""
+
+SCOPES_SQL = """
+SELECT row_index,
+       array_to_string(list_sort(list_distinct(flatten(list_transform(
+           regexp_extract_all(string_agg(value, ' '), 'Scope:\\s*([^,\\]]*)', 1),
+           lambda s: list_filter(string_split(trim(s), ' '), lambda w: w <> ''))))), ' ') AS scopes
+FROM (
+  SELECT row_index,
+         unnest(json_extract_string(raw, '$.ModifiedProperties[*].Name')) AS name,
+         unnest(json_extract_string(raw, '$.ModifiedProperties[*].NewValue')) AS value
+  FROM fielded WHERE ts IS NOT NULL AND lower(f[3]) LIKE 'consent to application%'
+) WHERE name LIKE '%Permission%' OR name LIKE '%ConsentAction%'
+GROUP BY row_index
+"""
+
+PARAM_MAPS_SQL = """
+CREATE OR REPLACE TEMP TABLE param_maps AS
+SELECT row_index,
+       map_from_entries(list({'key': lower(name), 'value': value} ORDER BY ord)
+                        FILTER (WHERE first_for_key)) AS params,
+       string_agg('-' || name || ' ' || CASE WHEN value = '' OR contains(value, ' ')
+                                             THEN '"' || value || '"' ELSE value END, ' ' ORDER BY ord) AS parameters
+FROM (SELECT *, row_number() OVER (PARTITION BY row_index, lower(name) ORDER BY ord) = 1 AS first_for_key
+      FROM param_rows)
+GROUP BY row_index
+"""
+
+EVENTS_SQL = f"""
+WITH base AS (
+  SELECT d.row_index, d.locator, d.raw, d.ts, d.f, lower({_f('UserId')}) AS user_name,
+         lower(f[{_F['Operation']}]) AS op, p.params, p.parameters
+  FROM fielded d LEFT JOIN param_maps p USING (row_index)
+  WHERE d.ts IS NOT NULL AND nullif(d.f[{_F['Operation']}], '') IS NOT NULL
+), targeted AS (
+  SELECT *,
+    CASE
+      WHEN op LIKE '%-mailboxexportrequest' AND op NOT LIKE 'new-%' AND params['identity'] IS NOT NULL
+        THEN split_part(params['identity'], '\\', 1)
+      WHEN op IN ('new-mailboxexportrequest', 'new-inboxrule') AND nullif(params['mailbox'], '') IS NOT NULL
+        THEN params['mailbox']
+      WHEN op IN ('search-mailbox', 'set-mailbox', 'add-mailboxpermission', 'set-mailboxauditbypassassociation')
+           AND nullif(params['identity'], '') IS NOT NULL THEN params['identity']
+      WHEN op LIKE '%-inboxrule' AND nullif(params['identity'], '') IS NOT NULL
+        THEN split_part(params['identity'], '\\', 1)
+    END AS param_target,
+    CASE WHEN op LIKE '%-inboxrule' OR op LIKE '%-transportrule' THEN
+      coalesce(nullif(params['name'], ''),
+               CASE WHEN contains(params['identity'], '\\')
+                    THEN substr(params['identity'], strpos(params['identity'], '\\') + 1)
+                    ELSE nullif(params['identity'], '') END)
+    END AS rule_name,
+    coalesce(nullif(json_extract_string(raw, '$.ClientIP'), ''), nullif(json_extract_string(raw, '$.ClientIPAddress'), ''),
+             nullif(json_extract_string(raw, '$.ActorIpAddress'), '')) AS ip_text,
+    json_extract_string(raw, '$.AffectedItems[*].Subject') AS affected_subjects,
+    CASE json_type(raw, '$.AffectedItems') WHEN 'ARRAY' THEN json_array_length(raw, '$.AffectedItems') END AS affected_count,
+    CASE json_type(raw, '$.Folders') WHEN 'ARRAY'
+         THEN len(json_extract(raw, '$.Folders[*].FolderItems[*]')) END AS folder_item_count,
+    json_extract_string(raw, '$.ExtendedProperties[*].Name') AS ext_names,
+    json_extract_string(raw, '$.ExtendedProperties[*].Value') AS ext_values,
+    {_f('UserType')} AS ut
+  FROM base
+)
+SELECT
+  row_index,
+  CASE WHEN {_f('Id')} IS NOT NULL THEN left(sha256('{DATASET}' || chr(31) || {_f('Id')}), 32)
+       ELSE left(sha256(raw), 32) END AS "event.id",
+  ts AS "@timestamp",
+  f[{_F['Operation']}] AS "event.action",
+  CASE lower(coalesce({_f('ResultStatus')}, ''))
+       WHEN 'succeeded' THEN 'success' WHEN 'success' THEN 'success' WHEN 'true' THEN 'success'
+       WHEN 'partiallysucceeded' THEN 'success'
+       WHEN 'failed' THEN 'failure' WHEN 'failure' THEN 'failure' WHEN 'false' THEN 'failure'
+       ELSE 'unknown' END AS "event.outcome",
+  {_f('Workload')} AS "event.provider",
+  '{DATASET}' AS "event.dataset",
+  {_f('RecordType')} AS "event.code",
+  user_name AS "user.name",
+  CASE WHEN starts_with(user_name, 'nt authority\\system') OR starts_with(user_name, 's-1-5-18') THEN 'system'
+       ELSE {_USER_TYPE_CASE} END AS "user.type",
+  CASE WHEN lower(tgt) LIKE '%@%' THEN lower(tgt) ELSE tgt END AS "user.target.name",
+  CASE
+    WHEN regexp_matches(ip_text, '{_IPV4}') THEN regexp_extract(ip_text, '{_IPV4}', 1)
+    WHEN regexp_matches(ip_text, '{_IPV6_BRACKETED}') THEN lower(regexp_extract(ip_text, '{_IPV6_BRACKETED}', 1))
+    WHEN regexp_matches(ip_text, '{_IPV6}') AND length(ip_text) - length(replace(ip_text, ':', '')) >= 2
+      THEN lower(ip_text)
+  END AS "source.ip",
+  CAST(NULL AS VARCHAR) AS "source.geo.country_iso_code",
+  nullif(trim({_f('OriginatingServer')}, ' ' || chr(10) || chr(13)), '') AS "host.name",
+  CAST(NULL AS VARCHAR) AS "process.name",
+  CAST(NULL AS VARCHAR) AS "process.command_line",
+  CAST(NULL AS VARCHAR) AS "process.parent.name",
+  coalesce({_f('AppId')}, {_f('ClientAppId')}) AS "app.id",
+  coalesce({_f('UserAgent')}, {_f('ClientInfoString')},
+           nullif(ext_values[list_position(ext_names, 'UserAgent')], '')) AS "user_agent.original",
+  nullif(array_to_string(list_filter(list_prepend({_f('Item.Subject')}, coalesce(affected_subjects, [])),
+                                     lambda s: s IS NOT NULL AND s <> ''), ' | '), '') AS "email.subject",
+  CAST(NULL AS VARCHAR) AS "email.from.address",
+  CAST(NULL AS VARCHAR) AS "email.to.address",
+  coalesce({_f('Item.InternetMessageId')},
+           nullif(json_extract_string(raw, '$.AffectedItems[0].InternetMessageId'), '')) AS "email.message_id",
+  coalesce({_f('Folder.Path')}, {_f('ParentFolder.Path')}, {_f('Item.ParentFolder.Path')},
+           nullif(json_extract_string(raw, '$.AffectedItems[0].ParentFolder.Path'), ''),
+           nullif(json_extract_string(raw, '$.Folders[0].Path'), '')) AS "email.folder",
+  CAST(coalesce(affected_count, CASE WHEN folder_item_count > 0 THEN folder_item_count END, 1) AS BIGINT)
+    AS "email.item_count",
+  rule_name AS "rule.name",
+  params AS "params",
+  parameters AS "parameters",
+  {_f('OrganizationId')} AS "organization.id",
+  locator AS "log.record"
+FROM (SELECT *, coalesce(nullif(param_target, ''), {_f('MailboxOwnerUPN')}, {_f('ObjectId')}) AS tgt FROM targeted)
+ORDER BY row_index
+"""
+
+
+class AuditNormalizer:
+    """A private in-memory DuckDB that turns staged AuditData batches into event tables."""
+
+    def __init__(self) -> None:
+        self._db = duckdb.connect(":memory:")
+        self._db.execute("SET TimeZone = 'UTC'")
+        self._last_text: list[tuple[int, str]] = []
+
+    def normalize(self, raw: pa.Array, locators: pa.Array, fallbacks: pa.Array | None,
+                  originals: pa.Array | None, ctx: ReadContext, locator_unit: str) -> pa.Table:
+        """Events for the staged records; bad ones go to ``ctx.reject``. ``originals`` default to ``raw``."""
+        if fallbacks is None:
+            fallbacks = pa.nulls(len(raw), pa.string())
+        positions = pa.array(range(len(raw)), pa.int64())
+        stage = pa.table([positions, raw.cast(pa.large_string()), locators, fallbacks], schema=STAGE_SCHEMA)
+        db = self._db
+        db.register("stage", stage)
+        try:
+            db.execute(PARSE_SQL)
+            db.execute(FIELDS_SQL)
+            for locator, reason in db.execute(REJECT_SQL).fetchall():
+                ctx.reject(f"{locator_unit} {locator}", reason)
+            db.execute(PARAM_ROWS_SQL)
+            extra = self._text_parameters(db) + self._scopes(db)
+            if extra:
+                db.register("extra_rows", pa.table({
+                    "row_index": pa.array([e[0] for e in extra], pa.int64()),
+                    "ord": pa.array([e[1] for e in extra], pa.int64()),
+                    "name": pa.array([e[2] for e in extra], pa.string()),
+                    "value": pa.array([e[3] for e in extra], pa.string())}))
+                db.execute("INSERT INTO param_rows SELECT * FROM extra_rows")
+                db.unregister("extra_rows")
+            db.execute(PARAM_MAPS_SQL)
+            normalized = db.sql(EVENTS_SQL).to_arrow_table()
+        finally:
+            db.unregister("stage")
+        if self._last_text:
+            normalized = self._use_original_parameter_text(normalized)
+        indices = normalized.column("row_index")
+        source = originals if originals is not None else raw
+        columns = []
+        for field in SCHEMA:
+            if field.name == "event.original":
+                columns.append(source.take(indices).cast(pa.string()))
+            elif field.name == "log.file.path":
+                columns.append(pa.array([ctx.path] * len(indices), pa.string()))
+            elif field.name == "log.file.sha256":
+                columns.append(pa.array([ctx.sha256] * len(indices), pa.string()))
+            elif field.name == "params":
+                columns.append(normalized.column("params").cast(PARAMS_TYPE))
+            else:
+                columns.append(normalized.column(field.name).cast(field.type))
+        return pa.table(columns, schema=SCHEMA)
+
+    def _text_parameters(self, db) -> list[tuple[int, int, str, str]]:
+        self._last_text = db.execute(TEXT_PARAMS_SQL).fetchall()
+        rows = []
+        for row_index, text in self._last_text:
+            for ord_, (name, value) in enumerate(parse_parameter_text(text)):
+                rows.append((row_index, ord_, name, value))
+        return rows
+
+    def _scopes(self, db) -> list[tuple[int, int, str, str]]:
+        return [(row_index, 10_000, "Scopes", scopes) for row_index, scopes in db.execute(SCOPES_SQL).fetchall()
+                if scopes]
+
+    def _use_original_parameter_text(self, normalized: pa.Table) -> pa.Table:
+        """For records that wrote parameters as text, ``parameters`` is that text as written."""
+        texts = {row: text.strip() for row, text in self._last_text}
+        rows = normalized.column("row_index").to_pylist()
+        current = normalized.column("parameters").to_pylist()
+        patched = [texts.get(row, value) for row, value in zip(rows, current)]
+        index = normalized.schema.get_field_index("parameters")
+        return normalized.set_column(index, "parameters", pa.array(patched, pa.string()))
+
+
+_local = threading.local()
+
+
+def normalizer() -> AuditNormalizer:
+    """One normalizer per thread (DuckDB connections are not shared across threads)."""
+    if not hasattr(_local, "normalizer"):
+        _local.normalizer = AuditNormalizer()
+    return _local.normalizer
+
