@@ -7,10 +7,14 @@ Each stage only reads what the one before it produced. The command line
 from __future__ import annotations
 
 import io
+import queue
+import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
+
+import pyarrow as pa
 
 import orjson
 
@@ -84,6 +88,46 @@ class CountingReader(io.RawIOBase):
         super().close()
 
 
+def read_ahead(batches: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]:
+    """Produce batches in a second thread while the caller stores the previous ones.
+
+    Parsing (DuckDB, outside the GIL) and loading then use both cores; at most
+    ``depth`` batches wait in memory. An exception in the reader surfaces here.
+    """
+    done = object()
+    waiting: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        waiting.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            waiting.put(done)
+        except BaseException as exc:  # handed to the consumer, who raises it
+            waiting.put(exc)
+
+    worker = threading.Thread(target=produce, name="mailhunt-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = waiting.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
 def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressSink) -> InputSummary:
     if item.problem:
         return InputSummary(item.display, None, None, skipped_reason=item.problem)
@@ -105,14 +149,19 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
         return summary
     ctx = ReadContext(item.display, sha256)
     progress.start(item.display, item.size)
-    try:
+
+    def batches():
         with io.BufferedReader(CountingReader(item.open(), progress.advance), buffer_size=1 << 20) as stream:
-            for batch in source.read(stream, ctx):
+            yield from source.read(stream, ctx)
+
+    with store.bulk_load():
+        try:
+            for batch in read_ahead(batches()):
                 store.append(batch)
-    except EvidenceTooLarge as exc:
-        ctx.reject("end", str(exc))
-    except OSError as exc:
-        ctx.reject("end", f"read error: {exc}")
+        except EvidenceTooLarge as exc:
+            ctx.reject("end", str(exc))
+        except OSError as exc:
+            ctx.reject("end", f"read error: {exc}")
     summary.records, summary.rejected = ctx.records, ctx.rejected
     summary.rejections = ctx.rejections
     store.record_input(item.display, sha256, source.name, ctx.records, ctx.rejected, 0, None,

@@ -27,7 +27,6 @@ from typing import BinaryIO, Iterator
 import orjson
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from mailhunt.sources.base import ReadContext, iter_text_lines
 from mailhunt.sources.m365_normalize import DATASET, normalizer
@@ -415,10 +414,9 @@ class UnifiedAuditNdjson(_AuditJson):
             yield from self.events(_json_lines(stream, ctx), ctx)
             return
         for lines, numbers in ndjson_line_batches(stream, ctx):
-            ctx.records += pc.sum(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(lines)), 0)).as_py() or 0
             for start in range(0, len(lines), BATCH_RECORDS):
                 yield normalizer().normalize(lines.slice(start, BATCH_RECORDS), numbers.slice(start, BATCH_RECORDS),
-                                             None, None, ctx, "line")
+                                             None, None, ctx, "line", count_records=True)
 
 
 class UnifiedAuditJsonArray(_AuditJson):

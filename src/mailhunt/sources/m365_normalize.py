@@ -20,6 +20,7 @@ Semantics (documented per column in docs/events.md):
 
 from __future__ import annotations
 
+import json
 import threading
 
 import duckdb
@@ -38,20 +39,34 @@ STAGE_SCHEMA = pa.schema([
     ("fallback", pa.string()),
 ])
 
-_FIELDS = (
+_STRINGS = (
     "Id", "CreationTime", "Operation", "ResultStatus", "Workload", "RecordType", "UserId", "UserType",
     "ClientIP", "ClientIPAddress", "ActorIpAddress", "OriginatingServer", "AppId", "ClientAppId", "UserAgent",
-    "ClientInfoString", "OrganizationId", "MailboxOwnerUPN", "ObjectId", "Item.Subject", "Item.InternetMessageId",
-    "Folder.Path", "ParentFolder.Path", "Item.ParentFolder.Path",
+    "ClientInfoString", "OrganizationId", "MailboxOwnerUPN", "ObjectId",
 )
-_F = {name: i + 1 for i, name in enumerate(_FIELDS)}
+_COMPLEX = ("Parameters", "OperationProperties", "AffectedItems", "Folders", "ExtendedProperties", "ModifiedProperties")
+_RECORD_STRUCTURE = {
+    **{name: "VARCHAR" for name in _STRINGS},
+    "Item": {"Subject": "VARCHAR", "InternetMessageId": "VARCHAR", "ParentFolder": {"Path": "VARCHAR"}},
+    "Folder": {"Path": "VARCHAR"},
+    "ParentFolder": {"Path": "VARCHAR"},
+    **{name: "JSON" for name in _COMPLEX},
+}
+_STRUCTURE = json.dumps(_RECORD_STRUCTURE).replace("'", "''")
+
+
+def _ref(name: str) -> str:
+    """SQL reference to a field of the parsed record ``r``, e.g. ``Item.Subject``."""
+    return "r." + ".".join(f'"{part}"' for part in name.split("."))
 
 
 def _f(name: str) -> str:
-    return f"nullif(f[{_F[name]}], '')"
+    return f"nullif({_ref(name)}, '')"
 
 
-_PATHS = "[" + ", ".join(f"'$.{name}'" for name in _FIELDS) + "]"
+def _j(name: str) -> str:
+    return _ref(name)
+
 
 _USER_TYPES = {
     "0": "regular", "1": "reserved", "2": "admin", "3": "dcadmin", "4": "system", "5": "application",
@@ -67,47 +82,40 @@ _IPV4 = r"^(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})(:\d{1,5})?$"
 _IPV6_BRACKETED = r"^\[([0-9A-Fa-f:.]+)\](:\d{1,5})?$"
 _IPV6 = r"^[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]*$"
 
-PARSE_SQL = f"""
-CREATE OR REPLACE TEMP TABLE parsed AS
-SELECT row_index, locator, raw, fallback,
-       json_valid(raw) AS valid,
-       CASE WHEN json_valid(raw) THEN json_type(raw) END AS kind
-FROM stage
-WHERE length(trim(raw)) > 0
-"""
-
 FIELDS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE fielded AS
-SELECT row_index, locator, raw, fallback, f,
-       coalesce(try_cast(nullif(f[{_F['CreationTime']}], '') AS TIMESTAMPTZ) AT TIME ZONE 'UTC',
+SELECT row_index, locator, valid, r,
+       CASE WHEN valid AND {_f('Id')} IS NULL THEN left(sha256(raw), 32) END AS raw_hash,
+       coalesce(try_cast({_f('CreationTime')} AS TIMESTAMPTZ) AT TIME ZONE 'UTC',
                 try_strptime(fallback, '%m/%d/%Y %I:%M:%S %p'),
                 try_cast(fallback AS TIMESTAMPTZ) AT TIME ZONE 'UTC') AS ts
-FROM (SELECT *, json_extract_string(raw, {_PATHS}) AS f FROM parsed WHERE kind = 'OBJECT')
+FROM (SELECT row_index, locator, fallback, raw, valid,
+             CASE WHEN valid THEN from_json(raw, '{_STRUCTURE}') END AS r
+      FROM (SELECT *, json_valid(raw) AS valid FROM stage WHERE length(trim(raw)) > 0))
 """
 
 REJECT_SQL = f"""
-SELECT locator, reason FROM (
-  SELECT locator, CASE
-      WHEN NOT valid THEN 'not valid JSON (truncated or corrupt record)'
-      WHEN kind <> 'OBJECT' THEN 'not a JSON object'
-  END AS reason FROM parsed
-  UNION ALL
-  SELECT locator, CASE
-      WHEN {_f('Operation')} IS NULL THEN 'no Operation: not a unified audit log record'
-      WHEN ts IS NULL AND {_f('CreationTime')} IS NULL THEN 'no CreationTime'
-      WHEN ts IS NULL THEN 'CreationTime ''' || left({_f('CreationTime')}, 40) || ''' is not an ISO-8601 time'
-  END FROM fielded
-) WHERE reason IS NOT NULL ORDER BY locator
+SELECT locator, CASE
+    WHEN NOT valid THEN 'not valid JSON (truncated or corrupt record)'
+    WHEN {_f('Operation')} IS NULL THEN 'no Operation: not a unified audit log record'
+    WHEN ts IS NULL AND {_f('CreationTime')} IS NULL THEN 'no CreationTime'
+    ELSE 'CreationTime ' || chr(39) || left({_f('CreationTime')}, 40) || chr(39) || ' is not an ISO-8601 time'
+  END AS reason
+FROM fielded
+WHERE NOT valid OR {_f('Operation')} IS NULL OR ts IS NULL
+ORDER BY locator
 """
 
-PARAM_ROWS_SQL = """
+_GOOD = f"valid AND ts IS NOT NULL AND {_f('Operation')} IS NOT NULL"
+
+PARAM_ROWS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE param_rows AS
 WITH listed AS (
   SELECT row_index,
-         CASE WHEN json_type(raw, '$.Parameters') = 'ARRAY' THEN json_extract(raw, '$.Parameters')
-              WHEN json_type(raw, '$.OperationProperties') = 'ARRAY' AND lower(f[3]) LIKE '%rule%'
-                   THEN json_extract(raw, '$.OperationProperties') END AS plist
-  FROM fielded WHERE ts IS NOT NULL AND nullif(f[3], '') IS NOT NULL
+         CASE WHEN json_type({_j('Parameters')}) = 'ARRAY' THEN {_j('Parameters')}
+              WHEN json_type({_j('OperationProperties')}) = 'ARRAY' AND lower({_ref('Operation')}) LIKE '%rule%'
+                   THEN {_j('OperationProperties')} END AS plist
+  FROM fielded WHERE {_GOOD}
 ), items AS (
   SELECT row_index, unnest(json_extract_string(plist, '$[*].Name')) AS name,
          unnest(json_extract_string(plist, '$[*].Value')) AS value,
@@ -117,22 +125,23 @@ WITH listed AS (
 SELECT row_index, ord, name, coalesce(value, '') AS value FROM items WHERE name IS NOT NULL
 """
 
-TEXT_PARAMS_SQL = """
-SELECT row_index, json_extract_string(raw, '$.Parameters') AS text
-FROM fielded WHERE ts IS NOT NULL AND json_type(raw, '$.Parameters') = 'VARCHAR'
-  AND length(trim(json_extract_string(raw, '$.Parameters'))) > 0
+TEXT_PARAMS_SQL = f"""
+SELECT row_index, json_extract_string({_j('Parameters')}, '$') AS text
+FROM fielded WHERE {_GOOD} AND json_type({_j('Parameters')}) = 'VARCHAR'
+  AND length(trim(json_extract_string({_j('Parameters')}, '$'))) > 0
 """
 
-SCOPES_SQL = """
+SCOPES_SQL = f"""
 SELECT row_index,
        array_to_string(list_sort(list_distinct(flatten(list_transform(
            regexp_extract_all(string_agg(value, ' '), 'Scope:\\s*([^,\\]]*)', 1),
            lambda s: list_filter(string_split(trim(s), ' '), lambda w: w <> ''))))), ' ') AS scopes
 FROM (
   SELECT row_index,
-         unnest(json_extract_string(raw, '$.ModifiedProperties[*].Name')) AS name,
-         unnest(json_extract_string(raw, '$.ModifiedProperties[*].NewValue')) AS value
-  FROM fielded WHERE ts IS NOT NULL AND lower(f[3]) LIKE 'consent to application%'
+         unnest(json_extract_string({_j('ModifiedProperties')}, '$[*].Name')) AS name,
+         unnest(json_extract_string({_j('ModifiedProperties')}, '$[*].NewValue')) AS value
+  FROM fielded WHERE {_GOOD} AND lower({_ref('Operation')}) LIKE 'consent to application%'
+    AND json_type({_j('ModifiedProperties')}) = 'ARRAY'
 ) WHERE name LIKE '%Permission%' OR name LIKE '%ConsentAction%'
 GROUP BY row_index
 """
@@ -151,10 +160,10 @@ GROUP BY row_index
 
 EVENTS_SQL = f"""
 WITH base AS (
-  SELECT d.row_index, d.locator, d.raw, d.ts, d.f, lower({_f('UserId')}) AS user_name,
-         lower(f[{_F['Operation']}]) AS op, p.params, p.parameters
+  SELECT d.row_index, d.locator, d.raw_hash, d.ts, d.r, lower({_f('UserId')}) AS user_name,
+         lower({_ref('Operation')}) AS op, p.params, p.parameters
   FROM fielded d LEFT JOIN param_maps p USING (row_index)
-  WHERE d.ts IS NOT NULL AND nullif(d.f[{_F['Operation']}], '') IS NOT NULL
+  WHERE d.valid AND d.ts IS NOT NULL AND nullif(d.r."Operation", '') IS NOT NULL
 ), targeted AS (
   SELECT *,
     CASE
@@ -173,23 +182,31 @@ WITH base AS (
                     THEN substr(params['identity'], strpos(params['identity'], '\\') + 1)
                     ELSE nullif(params['identity'], '') END)
     END AS rule_name,
-    coalesce(nullif(json_extract_string(raw, '$.ClientIP'), ''), nullif(json_extract_string(raw, '$.ClientIPAddress'), ''),
-             nullif(json_extract_string(raw, '$.ActorIpAddress'), '')) AS ip_text,
-    json_extract_string(raw, '$.AffectedItems[*].Subject') AS affected_subjects,
-    CASE json_type(raw, '$.AffectedItems') WHEN 'ARRAY' THEN json_array_length(raw, '$.AffectedItems') END AS affected_count,
-    CASE json_type(raw, '$.Folders') WHEN 'ARRAY'
-         THEN len(json_extract(raw, '$.Folders[*].FolderItems[*]')) END AS folder_item_count,
-    json_extract_string(raw, '$.ExtendedProperties[*].Name') AS ext_names,
-    json_extract_string(raw, '$.ExtendedProperties[*].Value') AS ext_values,
+    coalesce({_f('ClientIP')}, {_f('ClientIPAddress')}, {_f('ActorIpAddress')}) AS ip_text,
+    CASE json_type({_j('AffectedItems')}) WHEN 'ARRAY'
+         THEN json_extract_string({_j('AffectedItems')}, '$[*].Subject') END AS affected_subjects,
+    CASE json_type({_j('AffectedItems')}) WHEN 'ARRAY' THEN json_array_length({_j('AffectedItems')}) END AS affected_count,
+    CASE json_type({_j('AffectedItems')}) WHEN 'ARRAY'
+         THEN nullif(json_extract_string({_j('AffectedItems')}, '$[0].InternetMessageId'), '') END AS affected_message_id,
+    CASE json_type({_j('AffectedItems')}) WHEN 'ARRAY'
+         THEN nullif(json_extract_string({_j('AffectedItems')}, '$[0].ParentFolder.Path'), '') END AS affected_folder,
+    CASE json_type({_j('Folders')}) WHEN 'ARRAY'
+         THEN len(json_extract({_j('Folders')}, '$[*].FolderItems[*]')) END AS folder_item_count,
+    CASE json_type({_j('Folders')}) WHEN 'ARRAY'
+         THEN nullif(json_extract_string({_j('Folders')}, '$[0].Path'), '') END AS first_folder,
+    CASE json_type({_j('ExtendedProperties')}) WHEN 'ARRAY'
+         THEN json_extract_string({_j('ExtendedProperties')}, '$[*].Name') END AS ext_names,
+    CASE json_type({_j('ExtendedProperties')}) WHEN 'ARRAY'
+         THEN json_extract_string({_j('ExtendedProperties')}, '$[*].Value') END AS ext_values,
     {_f('UserType')} AS ut
   FROM base
 )
 SELECT
   row_index,
   CASE WHEN {_f('Id')} IS NOT NULL THEN left(sha256('{DATASET}' || chr(31) || {_f('Id')}), 32)
-       ELSE left(sha256(raw), 32) END AS "event.id",
+       ELSE raw_hash END AS "event.id",
   ts AS "@timestamp",
-  f[{_F['Operation']}] AS "event.action",
+  {_ref('Operation')} AS "event.action",
   CASE lower(coalesce({_f('ResultStatus')}, ''))
        WHEN 'succeeded' THEN 'success' WHEN 'success' THEN 'success' WHEN 'true' THEN 'success'
        WHEN 'partiallysucceeded' THEN 'success'
@@ -220,11 +237,9 @@ SELECT
                                      lambda s: s IS NOT NULL AND s <> ''), ' | '), '') AS "email.subject",
   CAST(NULL AS VARCHAR) AS "email.from.address",
   CAST(NULL AS VARCHAR) AS "email.to.address",
-  coalesce({_f('Item.InternetMessageId')},
-           nullif(json_extract_string(raw, '$.AffectedItems[0].InternetMessageId'), '')) AS "email.message_id",
+  coalesce({_f('Item.InternetMessageId')}, affected_message_id) AS "email.message_id",
   coalesce({_f('Folder.Path')}, {_f('ParentFolder.Path')}, {_f('Item.ParentFolder.Path')},
-           nullif(json_extract_string(raw, '$.AffectedItems[0].ParentFolder.Path'), ''),
-           nullif(json_extract_string(raw, '$.Folders[0].Path'), '')) AS "email.folder",
+           affected_folder, first_folder) AS "email.folder",
   CAST(coalesce(affected_count, CASE WHEN folder_item_count > 0 THEN folder_item_count END, 1) AS BIGINT)
     AS "email.item_count",
   rule_name AS "rule.name",
@@ -246,8 +261,12 @@ class AuditNormalizer:
         self._last_text: list[tuple[int, str]] = []
 
     def normalize(self, raw: pa.Array, locators: pa.Array, fallbacks: pa.Array | None,
-                  originals: pa.Array | None, ctx: ReadContext, locator_unit: str) -> pa.Table:
-        """Events for the staged records; bad ones go to ``ctx.reject``. ``originals`` default to ``raw``."""
+                  originals: pa.Array | None, ctx: ReadContext, locator_unit: str,
+                  count_records: bool = False) -> pa.Table:
+        """Events for the staged records; bad ones go to ``ctx.reject``. ``originals`` default to ``raw``.
+
+        With ``count_records`` the non-empty staged records are added to ``ctx.records``.
+        """
         if fallbacks is None:
             fallbacks = pa.nulls(len(raw), pa.string())
         positions = pa.array(range(len(raw)), pa.int64())
@@ -255,8 +274,9 @@ class AuditNormalizer:
         db = self._db
         db.register("stage", stage)
         try:
-            db.execute(PARSE_SQL)
             db.execute(FIELDS_SQL)
+            if count_records:
+                ctx.records += db.execute("SELECT count(*) FROM fielded").fetchall()[0][0]
             for locator, reason in db.execute(REJECT_SQL).fetchall():
                 ctx.reject(f"{locator_unit} {locator}", reason)
             db.execute(PARAM_ROWS_SQL)
@@ -277,10 +297,11 @@ class AuditNormalizer:
             normalized = self._use_original_parameter_text(normalized)
         indices = normalized.column("row_index")
         source = originals if originals is not None else raw
+        kept = source if len(indices) == len(source) else source.take(indices)
         columns = []
         for field in SCHEMA:
             if field.name == "event.original":
-                columns.append(source.take(indices).cast(pa.string()))
+                columns.append(kept.cast(pa.string()))
             elif field.name == "log.file.path":
                 columns.append(pa.array([ctx.path] * len(indices), pa.string()))
             elif field.name == "log.file.sha256":
