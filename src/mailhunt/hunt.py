@@ -162,6 +162,9 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
             ctx.reject("end", str(exc))
         except OSError as exc:
             ctx.reject("end", f"read error: {exc}")
+        except Exception as exc:  # a reader must never take the hunt down; say where it stopped
+            ctx.reject("end", f"reading stopped after {ctx.records} records ({type(exc).__name__}: "
+                              f"{str(exc)[:200]}); the records before were kept")
     summary.records, summary.rejected = ctx.records, ctx.rejected
     summary.rejections = ctx.rejections
     store.record_input(item.display, sha256, source.name, ctx.records, ctx.rejected, 0, None,
