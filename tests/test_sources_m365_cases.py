@@ -59,6 +59,53 @@ def reasons(ctx: ReadContext) -> dict[str, str]:
     return {rejection.locator: rejection.reason for rejection in ctx.rejections}
 
 
+# ---------------------------------------------------------------- the real Purview export (Huntress CTF 2023, Rogue Inbox)
+
+
+def test_real_purview_export_counts_per_operation():
+    name, events, ctx = read(PUBLIC / "huntress-ctf-2023" / "purview.csv")
+    assert (name, len(events), ctx.records, ctx.rejected) == ("purview_csv", 219, 219, 0)
+    counts = Counter(e["event.action"] for e in events)
+    assert {op: counts[op] for op in (
+        "New-InboxRule", "Reset user password.", "Update StsRefreshTokenValidFrom Timestamp.", "Set-MailboxPlan",
+        "UserLoggedIn", "Set-Mailbox", "Set-TransportConfig", "Add-MailboxPermission", "UserLoginFailed")} == {
+        "New-InboxRule": 38, "Reset user password.": 34, "Update StsRefreshTokenValidFrom Timestamp.": 34,
+        "Set-MailboxPlan": 27, "UserLoggedIn": 20, "Set-Mailbox": 8, "Set-TransportConfig": 3,
+        "Add-MailboxPermission": 1, "UserLoginFailed": 1}
+    assert sum(counts.values()) == 219
+
+
+def test_real_purview_inbox_rule_record():
+    _, events, _ = read(PUBLIC / "huntress-ctf-2023" / "purview.csv")
+    [rule] = [e for e in events if '"Id":"85d29e27-be28-4f2c-96c8-08dbbe33c473"' in e["event.original"]]
+    assert rule["event.id"] == event_id_from_record_id("m365.audit", "85d29e27-be28-4f2c-96c8-08dbbe33c473")
+    assert rule["@timestamp"] == datetime(2023, 9, 26, 1, 56, 15)
+    assert rule["log.record"] == 145
+    assert (rule["event.action"], rule["event.outcome"], rule["event.provider"], rule["event.code"]) == (
+        "New-InboxRule", "success", "Exchange", "1")
+    assert rule["user.name"] == "debrab@m365b132131.onmicrosoft.com" and rule["user.type"] == "admin"
+    assert rule["source.ip"] == "185.73.124.135"
+    assert rule["host.name"] == "CH3PR10MB7864 (15.20.6813.027)"
+    assert rule["app.id"] == "00000002-0000-0ff1-ce00-000000000000"
+    assert rule["organization.id"] == "df233d94-fed3-4436-bf9a-a799fb85a159"
+    assert rule["rule.name"] == "f"
+    assert rule["params"] == {"alwaysdeleteoutlookrulesblob": "False", "force": "False", "from": "flag@ctf.com",
+                              "movetofolder": "Conversation History", "name": "f", "markasread": "True",
+                              "stopprocessingrules": "True"}
+    assert rule["parameters"] == ('-AlwaysDeleteOutlookRulesBlob False -Force False -From flag@ctf.com '
+                                  '-MoveToFolder "Conversation History" -Name f -MarkAsRead True '
+                                  '-StopProcessingRules True')
+
+
+def test_real_purview_inbox_rule_names_in_time_order_spell_the_challenge_flag():
+    """The CTF hid its flag one character per inbox rule name: order, names and times must all be right."""
+    _, events, _ = read(PUBLIC / "huntress-ctf-2023" / "purview.csv")
+    rules = sorted((e for e in events if e["event.action"] == "New-InboxRule"), key=lambda e: e["@timestamp"])
+    assert len({e["@timestamp"] for e in rules}) == 38
+    assert "".join(e["rule.name"] for e in rules) == "flag{24c4230fa7d50eef392b2c850f74b0f6}"
+    assert Counter(e["params"]["movetofolder"] for e in rules) == {"Conversation History": 37, "Inbox": 1}
+
+
 # ---------------------------------------------------------------- Exchange admin cmdlets
 
 
@@ -289,7 +336,7 @@ def test_sentinel_officeactivity_rows_in_a_json_array():
     assert export["@timestamp"] == datetime(2026, 10, 14, 9, 1)
     assert export["event.provider"] == "Exchange" and export["user.type"] == "admin"
     assert hard["email.item_count"] == 3 and hard["email.folder"] == "\\Deleted Items"
-    assert hard["source.ip"] == "198.51.100.20"
+    assert hard["source.ip"] == "198.51.100.20", "Client_IPAddress with its port"
     assert [e["log.record"] for e in events] == [1, 2]
 
 
