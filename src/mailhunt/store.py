@@ -55,12 +55,18 @@ OTHER_DDL = (
 )
 
 
+# DuckDB would otherwise cache up to 80% of the machine's memory; a case must
+# stay well inside a responder's laptop, so it spills to disk past this.
+MEMORY_LIMIT = "768MB"
+
+
 class CaseStore:
     """A case database opened for reading and writing."""
 
     def __init__(self, path: Path | str, read_only: bool = False):
         self.path = str(path)
-        self.db = duckdb.connect(self.path, read_only=read_only)
+        self.db = duckdb.connect(self.path, read_only=read_only,
+                                 config={"memory_limit": MEMORY_LIMIT, "preserve_insertion_order": False})
         self.db.execute("SET TimeZone = 'UTC'")
         if not read_only:
             self.db.execute(EVENTS_DDL)

@@ -256,7 +256,7 @@ class AuditNormalizer:
     """A private in-memory DuckDB that turns staged AuditData batches into event tables."""
 
     def __init__(self) -> None:
-        self._db = duckdb.connect(":memory:")
+        self._db = duckdb.connect(":memory:", config={"memory_limit": "256MB"})
         self._db.execute("SET TimeZone = 'UTC'")
         self._last_text: list[tuple[int, str]] = []
 
