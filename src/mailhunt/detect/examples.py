@@ -1,0 +1,167 @@
+"""Run each rule's example records and check the rule decides as its examples say.
+
+Beside every rule file ``<stem>.yml`` lies ``<stem>.examples.yml``::
+
+    # one line saying what the cases show
+    cases:
+      - name: short description
+        expect: match            # or no_match
+        records:                 # raw records exactly as the log writes them
+          - {...}
+
+Each case is run the way evidence is: its records are written as NDJSON to a
+temporary file, the file is identified and read by the normal readers
+(``mailhunt.sources``), loaded into an in-memory case store, deduplicated, and
+the whole rule set runs over it, so that correlations find the rules they
+refer to. A case passes when its rule produces a detection (or, for a
+building block without an indicator, matches at least one event) exactly when
+``expect`` is ``match``.
+
+A rule without an examples file, a file that cannot be read, and a file without
+both a ``match`` and a ``no_match`` case are failing results too: every rule
+has to show what it finds and what it leaves alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import yaml
+
+from mailhunt.detect.engine import CompiledRules, DetectionSettings, compile_rules, run_rules
+from mailhunt.detect.rules import LoadedRule
+from mailhunt.sources import SNIFF_BYTES, ReadContext, identify
+from mailhunt.store import CaseStore
+
+EXPECTATIONS = ("match", "no_match")
+NO_CASE = "(no examples)"
+
+
+@dataclass(frozen=True)
+class ExampleCase:
+    name: str
+    expect: str
+    records: list[dict]
+
+
+@dataclass(frozen=True)
+class ExampleResult:
+    rule_id: str
+    rule_title: str
+    case: str
+    expected: str
+    matched: bool
+    passed: bool
+    detail: str
+
+
+class ExampleFileError(Exception):
+    pass
+
+
+def load_example_cases(rule: LoadedRule) -> list[ExampleCase]:
+    """The cases of a rule's examples file; raises ExampleFileError naming what is wrong."""
+    path = rule.examples_path
+    if not path.is_file():
+        raise ExampleFileError(f"no examples: {path.name} is missing")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ExampleFileError(f"{path.name} is not readable YAML: {exc}") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("cases"), list) or not document["cases"]:
+        raise ExampleFileError(f"{path.name}: expected a mapping with a non-empty list 'cases'")
+    cases: list[ExampleCase] = []
+    for index, entry in enumerate(document["cases"], start=1):
+        where = f"{path.name}: case {index}"
+        if not isinstance(entry, dict):
+            raise ExampleFileError(f"{where} is not a mapping")
+        name, expect, records = entry.get("name"), entry.get("expect"), entry.get("records")
+        if not isinstance(name, str) or not name.strip():
+            raise ExampleFileError(f"{where} has no name")
+        if expect not in EXPECTATIONS:
+            raise ExampleFileError(f"{where} ({name}): expect must be match or no_match, not {expect!r}")
+        if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
+            raise ExampleFileError(f"{where} ({name}): records must be a non-empty list of mappings")
+        cases.append(ExampleCase(name, expect, records))
+    names = [c.name for c in cases]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ExampleFileError(f"{path.name}: case names repeat: {', '.join(duplicates)}")
+    missing = [e for e in EXPECTATIONS if all(c.expect != e for c in cases)]
+    if missing:
+        raise ExampleFileError(f"{path.name}: needs at least one {' and one '.join(missing)} case")
+    return cases
+
+
+def _ndjson(records: list[dict]) -> bytes:
+    return b"".join(orjson.dumps(record) + b"\n" for record in records)
+
+
+def _rule_decided(rule: LoadedRule, run) -> bool:
+    if rule.indicator:
+        return any(d.rule.id == rule.id for d in run.detections)
+    return run.matched.get(rule.id, 0) > 0
+
+
+def _run_case(rule: LoadedRule, case: ExampleCase, compiled: CompiledRules, workdir: Path,
+              number: int) -> ExampleResult:
+    def result(matched: bool, passed: bool, detail: str) -> ExampleResult:
+        return ExampleResult(rule.id, rule.title, case.name, case.expect, matched, passed, detail)
+
+    data = _ndjson(case.records)
+    path = workdir / f"{rule.path.stem}-{number}.ndjson"
+    path.write_bytes(data)
+    source = identify(data[:SNIFF_BYTES])
+    if source is None:
+        return result(False, False, "no reader recognizes these records")
+    ctx = ReadContext(str(path), hashlib.sha256(data).hexdigest())
+    with path.open("rb") as stream:
+        batches = list(source.read(stream, ctx))
+    if ctx.rejected:
+        reasons = "; ".join(str(r) for r in ctx.rejections[:3])
+        return result(False, False, f"{source.name} rejected {ctx.rejected} of the records: {reasons}")
+    store = CaseStore(":memory:")
+    try:
+        for batch in batches:
+            store.append(batch)
+        store.deduplicate()
+        run = run_rules(store, compiled)
+    finally:
+        store.close()
+    matched = _rule_decided(rule, run)
+    passed = matched == (case.expect == "match")
+    count = run.matched.get(rule.id, 0)
+    read = f"{sum(b.num_rows for b in batches)} event(s) read by {source.name}"
+    if passed:
+        detail = f"{read}; rule matched {count} event(s)" if matched else f"{read}; rule did not match"
+    elif matched:
+        detail = f"expected no match, but the rule matched {count} event(s) ({read})"
+    else:
+        detail = f"expected a match, but the rule matched nothing ({read})"
+    return result(matched, passed, detail)
+
+
+def run_rule_examples(rules: list[LoadedRule], settings: DetectionSettings | None = None) -> list[ExampleResult]:
+    """Run the examples of every rule in ``rules``; all of ``rules`` take part in each run."""
+    compiled = compile_rules(rules, settings or DetectionSettings())
+    results: list[ExampleResult] = []
+    with tempfile.TemporaryDirectory(prefix="mailhunt-examples-") as tmp:
+        workdir = Path(tmp)
+        for rule in rules:
+            try:
+                cases = load_example_cases(rule)
+            except ExampleFileError as exc:
+                results.append(ExampleResult(rule.id, rule.title, NO_CASE, "", False, False, str(exc)))
+                continue
+            if rule.id in compiled.skipped:
+                reason = f"rule cannot run: {compiled.skipped[rule.id]}"
+                results.extend(ExampleResult(rule.id, rule.title, c.name, c.expect, False, False, reason)
+                               for c in cases)
+                continue
+            for number, case in enumerate(cases, start=1):
+                results.append(_run_case(rule, case, compiled, workdir, number))
+    return results
