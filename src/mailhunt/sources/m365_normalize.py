@@ -131,20 +131,25 @@ FROM fielded WHERE {_GOOD} AND json_type({_j('Parameters')}) = 'VARCHAR'
   AND length(trim(json_extract_string({_j('Parameters')}, '$'))) > 0
 """
 
-SCOPES_SQL = f"""
+CONSENTS_SQL = f"""
+CREATE OR REPLACE TEMP TABLE consents AS
 SELECT row_index,
-       array_to_string(list_sort(list_distinct(flatten(list_transform(
-           regexp_extract_all(string_agg(value, ' '), 'Scope:\\s*([^,\\]]*)', 1),
-           lambda s: list_filter(string_split(trim(s), ' '), lambda w: w <> ''))))), ' ') AS scopes
+       nullif(array_to_string(list_sort(list_distinct(flatten(list_transform(
+           regexp_extract_all(string_agg(value, ' ') FILTER (WHERE name LIKE '%Permission%' OR name LIKE '%ConsentAction%'),
+                              'Scope:\\s*([^,\\]]*)', 1),
+           lambda s: list_filter(string_split(trim(s), ' '), lambda w: w <> ''))))), ' '), '') AS scopes,
+       nullif(split_part(max(value) FILTER (WHERE name = 'TargetId.ServicePrincipalNames'), ';', 1), '') AS app_id
 FROM (
   SELECT row_index,
          unnest(json_extract_string({_j('ModifiedProperties')}, '$[*].Name')) AS name,
          unnest(json_extract_string({_j('ModifiedProperties')}, '$[*].NewValue')) AS value
   FROM fielded WHERE {_GOOD} AND lower({_ref('Operation')}) LIKE 'consent to application%'
     AND json_type({_j('ModifiedProperties')}) = 'ARRAY'
-) WHERE name LIKE '%Permission%' OR name LIKE '%ConsentAction%'
+)
 GROUP BY row_index
 """
+
+CONSENT_PARAMS_SQL = "INSERT INTO param_rows SELECT row_index, 10000, 'Scopes', scopes FROM consents WHERE scopes IS NOT NULL"
 
 PARAM_MAPS_SQL = """
 CREATE OR REPLACE TEMP TABLE param_maps AS
@@ -160,9 +165,9 @@ GROUP BY row_index
 
 EVENTS_SQL = f"""
 WITH base AS (
-  SELECT d.row_index, d.locator, d.raw_hash, d.ts, d.r, lower({_f('UserId')}) AS user_name,
+  SELECT d.row_index, d.locator, d.raw_hash, d.ts, d.r, c.app_id AS consented_app, lower({_f('UserId')}) AS user_name,
          lower({_ref('Operation')}) AS op, p.params, p.parameters
-  FROM fielded d LEFT JOIN param_maps p USING (row_index)
+  FROM fielded d LEFT JOIN param_maps p USING (row_index) LEFT JOIN consents c USING (row_index)
   WHERE d.valid AND d.ts IS NOT NULL AND nullif(d.r."Operation", '') IS NOT NULL
 ), targeted AS (
   SELECT *,
@@ -173,14 +178,17 @@ WITH base AS (
         THEN params['mailbox']
       WHEN op IN ('search-mailbox', 'set-mailbox', 'add-mailboxpermission', 'set-mailboxauditbypassassociation')
            AND nullif(params['identity'], '') IS NOT NULL THEN params['identity']
-      WHEN op LIKE '%-inboxrule' AND nullif(params['identity'], '') IS NOT NULL
+      WHEN op LIKE '%-inboxrule' AND nullif(params['mailbox'], '') IS NOT NULL THEN params['mailbox']
+      WHEN op LIKE '%-inboxrule' AND contains(params['identity'], '\\')
         THEN split_part(params['identity'], '\\', 1)
+      WHEN op LIKE '%-inboxrule' THEN user_name
     END AS param_target,
     CASE WHEN op LIKE '%-inboxrule' OR op LIKE '%-transportrule' THEN
       coalesce(nullif(params['name'], ''),
                CASE WHEN contains(params['identity'], '\\')
                     THEN substr(params['identity'], strpos(params['identity'], '\\') + 1)
                     ELSE nullif(params['identity'], '') END)
+      WHEN op LIKE '%inboxrules' THEN nullif(params['rulename'], '')
     END AS rule_name,
     coalesce({_f('ClientIP')}, {_f('ClientIPAddress')}, {_f('ActorIpAddress')}) AS ip_text,
     CASE json_type({_j('AffectedItems')}) WHEN 'ARRAY'
@@ -220,7 +228,10 @@ SELECT
        ELSE {_USER_TYPE_CASE} END AS "user.type",
   CASE WHEN lower(tgt) LIKE '%@%' THEN lower(tgt) ELSE tgt END AS "user.target.name",
   CASE
-    WHEN regexp_matches(ip_text, '{_IPV4}') THEN regexp_extract(ip_text, '{_IPV4}', 1)
+    WHEN regexp_matches(ip_text, '{_IPV4}')
+         AND list_bool_and(list_transform(string_split(regexp_extract(ip_text, '{_IPV4}', 1), '.'),
+                                          lambda octet: CAST(octet AS INTEGER) <= 255))
+      THEN regexp_extract(ip_text, '{_IPV4}', 1)
     WHEN regexp_matches(ip_text, '{_IPV6_BRACKETED}') THEN lower(regexp_extract(ip_text, '{_IPV6_BRACKETED}', 1))
     WHEN regexp_matches(ip_text, '{_IPV6}') AND length(ip_text) - length(replace(ip_text, ':', '')) >= 2
       THEN lower(ip_text)
@@ -230,7 +241,7 @@ SELECT
   CAST(NULL AS VARCHAR) AS "process.name",
   CAST(NULL AS VARCHAR) AS "process.command_line",
   CAST(NULL AS VARCHAR) AS "process.parent.name",
-  coalesce({_f('AppId')}, {_f('ClientAppId')}) AS "app.id",
+  coalesce({_f('AppId')}, {_f('ClientAppId')}, consented_app) AS "app.id",
   coalesce({_f('UserAgent')}, {_f('ClientInfoString')},
            nullif(ext_values[list_position(ext_names, 'UserAgent')], '')) AS "user_agent.original",
   nullif(array_to_string(list_filter(list_prepend({_f('Item.Subject')}, coalesce(affected_subjects, [])),
@@ -280,7 +291,9 @@ class AuditNormalizer:
             for locator, reason in db.execute(REJECT_SQL).fetchall():
                 ctx.reject(f"{locator_unit} {locator}", reason)
             db.execute(PARAM_ROWS_SQL)
-            extra = self._text_parameters(db) + self._scopes(db)
+            db.execute(CONSENTS_SQL)
+            db.execute(CONSENT_PARAMS_SQL)
+            extra = self._text_parameters(db)
             if extra:
                 db.register("extra_rows", pa.table({
                     "row_index": pa.array([e[0] for e in extra], pa.int64()),
@@ -319,10 +332,6 @@ class AuditNormalizer:
             for ord_, (name, value) in enumerate(parse_parameter_text(text)):
                 rows.append((row_index, ord_, name, value))
         return rows
-
-    def _scopes(self, db) -> list[tuple[int, int, str, str]]:
-        return [(row_index, 10_000, "Scopes", scopes) for row_index, scopes in db.execute(SCOPES_SQL).fetchall()
-                if scopes]
 
     def _use_original_parameter_text(self, normalized: pa.Table) -> pa.Table:
         """For records that wrote parameters as text, ``parameters`` is that text as written."""
