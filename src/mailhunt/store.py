@@ -58,6 +58,7 @@ OTHER_DDL = (
 # DuckDB would otherwise cache up to 80% of the machine's memory; a case must
 # stay well inside a responder's laptop, so it spills to disk past this.
 MEMORY_LIMIT = "768MB"
+BULK_ROWS = 250_000
 
 
 class CaseStore:
@@ -65,6 +66,7 @@ class CaseStore:
 
     def __init__(self, path: Path | str, read_only: bool = False):
         self.path = str(path)
+        self._bulk_rows: int | None = None
         self.db = duckdb.connect(self.path, read_only=read_only,
                                  config={"memory_limit": MEMORY_LIMIT, "preserve_insertion_order": False})
         self.db.execute("SET TimeZone = 'UTC'")
@@ -94,18 +96,28 @@ class CaseStore:
             self.db.execute("INSERT INTO events SELECT * FROM _batch")
         finally:
             self.db.unregister("_batch")
+        if self._bulk_rows is not None:
+            self._bulk_rows += batch.num_rows
+            if self._bulk_rows >= BULK_ROWS:
+                self.db.execute("COMMIT")
+                self.db.execute("BEGIN TRANSACTION")
+                self._bulk_rows = 0
 
     @contextmanager
     def bulk_load(self):
-        """One transaction around a file's batches: DuckDB then writes full row groups
-        straight to the database file instead of through its write-ahead log."""
+        """Transactions of ``BULK_ROWS`` rows around a file's batches: DuckDB then writes
+        full row groups straight to the database file instead of through its write-ahead
+        log, while what a transaction holds in memory stays bounded."""
+        self._bulk_rows = 0
         self.db.execute("BEGIN TRANSACTION")
         try:
             yield self
         except BaseException:
             self.db.execute("ROLLBACK")
+            self._bulk_rows = None
             raise
         self.db.execute("COMMIT")
+        self._bulk_rows = None
 
     def deduplicate(self) -> int:
         """Keep one row per event id; returns how many copies were removed."""
