@@ -66,7 +66,7 @@ def test_real_sentinel_officeactivity_row():
     assert event["event.action"] == "MailItemsAccessed" and event["event.code"] == "50"
     assert event["source.ip"] == "1.2.3.4" and event["user.name"] == "pgustavo@simulandlabs.com"
     assert event["email.item_count"] == 7 and event["email.folder"] == "\\Inbox"
-    assert event["app.id"] == "00000003-0000-0000-c000-000000000000"
+    assert event["app.id"] == "5a95e683-08ad-424e-a441-1d1aec52c02c", "the client app, not Graph, is the app that read mail"
     assert event["@timestamp"] == datetime(2021, 8, 2, 13, 32, 7)
 
 

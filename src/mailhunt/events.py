@@ -49,7 +49,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("process.name", pa.string(), "Process name"),
     Column("process.command_line", pa.string(), "Full command line"),
     Column("process.parent.name", pa.string(), "Parent process name"),
-    Column("app.id", pa.string(), "Client application id (AppId / ClientAppId)"),
+    Column("app.id", pa.string(), "Client application id (ClientAppId, else AppId: the client, not the API it called)"),
     Column("user_agent.original", pa.string(), "User agent or client info string"),
     Column("email.subject", pa.string(), "Subject of the message(s) acted upon, joined by ' | ' when several"),
     Column("email.from.address", pa.string(), "Sender address"),

@@ -241,7 +241,7 @@ SELECT
   CAST(NULL AS VARCHAR) AS "process.name",
   CAST(NULL AS VARCHAR) AS "process.command_line",
   CAST(NULL AS VARCHAR) AS "process.parent.name",
-  coalesce({_f('AppId')}, {_f('ClientAppId')}, consented_app) AS "app.id",
+  coalesce({_f('ClientAppId')}, {_f('AppId')}, consented_app) AS "app.id",
   coalesce({_f('UserAgent')}, {_f('ClientInfoString')},
            nullif(ext_values[list_position(ext_names, 'UserAgent')], '')) AS "user_agent.original",
   nullif(array_to_string(list_filter(list_prepend({_f('Item.Subject')}, coalesce(affected_subjects, [])),
