@@ -177,3 +177,27 @@ def test_powershell_parameter_text(text, pairs):
     from mailhunt.sources.cmdlet_parameters import parse_parameter_text
 
     assert parse_parameter_text(text) == pairs
+
+
+def test_ndjson_read_in_parallel_chunks_keeps_order_counts_and_every_good_record(tmp_path, monkeypatch):
+    from mailhunt.sources import m365_audit
+
+    monkeypatch.setattr(m365_audit, "CHUNK_BYTES", 2048)
+    lines = []
+    for n in range(1, 301):
+        if n % 50 == 0:
+            lines.append(b'{"CreationTime":"2026-10-14T09:00:00","Id":"bad' + str(n).encode() + b'","Operat')
+        elif n % 77 == 0:
+            lines.append(b'{"CreationTime":"2026-10-14T09:00:00","Id":"x","Operation":"Caf\xe9"}')
+        else:
+            lines.append(b'{"CreationTime":"2026-10-14T09:%02d:00","Id":"r%d","Operation":"HardDelete",'
+                         b'"Workload":"Exchange","UserId":"a@x.com"}' % (n % 60, n))
+    path = tmp_path / "many.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    runs = [read(path) for _ in range(2)]
+    for _, events, ctx in runs:
+        bad = {n for n in range(1, 301) if n % 50 == 0 or n % 77 == 0}
+        assert [e["log.record"] for e in events] == [n for n in range(1, 301) if n not in bad]
+        assert ctx.records == 300 and ctx.rejected == len(bad)
+        assert sorted(int(r.locator.split()[1]) for r in ctx.rejections) == sorted(bad)
+    assert [str(r) for r in runs[0][2].rejections] == [str(r) for r in runs[1][2].rejections]

@@ -22,6 +22,8 @@ import csv
 import io
 import json
 from array import array
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO, Iterator
 
 import orjson
@@ -36,6 +38,9 @@ MAX_RECORD_LINES = 200
 MAX_RECORD_CHARS = 4 * 1024 * 1024
 BATCH_RECORDS = 50_000
 CHUNK_BYTES = 16 * 1024 * 1024
+# DuckDB parallelizes a query over row groups of ~120k rows, so one chunk keeps
+# one core busy; two chunks in flight use both while the loader inserts.
+NORMALIZER_THREADS = 2
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
@@ -395,6 +400,22 @@ class _AuditJson:
         yield from batch.flush()
 
 
+def _normalize_lines(lines: pa.Array, numbers: pa.Array, path: str, sha256: str) -> tuple[pa.Table, ReadContext]:
+    """Normalize one chunk in a worker thread, reporting into a context of its own."""
+    own = ReadContext(path, sha256)
+    return normalizer().normalize(lines, numbers, None, None, own, "line", count_records=True), own
+
+
+def _merged(result: tuple[pa.Table, ReadContext], ctx: ReadContext) -> pa.Table:
+    """Fold a chunk's counts and rejections into the file's context, in chunk order."""
+    table, own = result
+    ctx.records += own.records
+    for rejection in own.rejections:
+        ctx.reject(rejection.locator, rejection.reason)
+    ctx.rejected += own.rejected - len(own.rejections)
+    return table
+
+
 class UnifiedAuditNdjson(_AuditJson):
     name = "ual_ndjson"
 
@@ -413,10 +434,14 @@ class UnifiedAuditNdjson(_AuditJson):
         if hasattr(stream, "peek") and stream.peek(2)[:2] in UTF16_BOMS:
             yield from self.events(_json_lines(stream, ctx), ctx)
             return
-        for lines, numbers in ndjson_line_batches(stream, ctx):
-            for start in range(0, len(lines), BATCH_RECORDS):
-                yield normalizer().normalize(lines.slice(start, BATCH_RECORDS), numbers.slice(start, BATCH_RECORDS),
-                                             None, None, ctx, "line", count_records=True)
+        with ThreadPoolExecutor(max_workers=NORMALIZER_THREADS, thread_name_prefix="mailhunt-normalize") as pool:
+            pending: deque = deque()
+            for lines, numbers in ndjson_line_batches(stream, ctx):
+                pending.append(pool.submit(_normalize_lines, lines, numbers, ctx.path, ctx.sha256))
+                if len(pending) >= NORMALIZER_THREADS:
+                    yield _merged(pending.popleft().result(), ctx)
+            while pending:
+                yield _merged(pending.popleft().result(), ctx)
 
 
 class UnifiedAuditJsonArray(_AuditJson):
