@@ -10,7 +10,6 @@ import io
 import queue
 import threading
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -211,7 +210,7 @@ def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | 
 
         rules = load_rules(rule_dirs)
         run = run_rules(store, compile_rules(rules, detection_settings(config)))
-        findings = group_detections(store, run.detections, timedelta(hours=1))
+        findings = group_detections(store, run.detections)
         ctx = TriageContext.build(store, config, {r.id: r.indicator for r in rules if r.indicator})
         triage(findings, ctx)
 
