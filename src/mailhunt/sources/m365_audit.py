@@ -380,9 +380,6 @@ class _AuditJson:
     def to_record(self, member: dict) -> dict:
         return member
 
-    def accepts(self, obj: dict) -> bool:
-        raise NotImplementedError
-
     def events(self, members: Iterator[tuple[int, str, object]], ctx: ReadContext) -> Iterator[pa.Table]:
         batch = Batch(ctx, self.locator_unit)
         for number, raw, member in members:
