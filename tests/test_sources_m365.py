@@ -201,3 +201,31 @@ def test_ndjson_read_in_parallel_chunks_keeps_order_counts_and_every_good_record
         assert ctx.records == 300 and ctx.rejected == len(bad)
         assert sorted(int(r.locator.split()[1]) for r in ctx.rejections) == sorted(bad)
     assert [str(r) for r in runs[0][2].rejections] == [str(r) for r in runs[1][2].rejections]
+
+
+def test_runaway_line_is_skipped_with_its_number_and_reading_goes_on(tmp_path, monkeypatch):
+    from mailhunt.sources import m365_audit
+
+    monkeypatch.setattr(m365_audit, "CHUNK_BYTES", 1024)
+    monkeypatch.setattr(m365_audit, "MAX_LINE_BYTES", 4096)
+    good = b'{"CreationTime":"2026-10-14T09:00:00","Id":"%d","Operation":"HardDelete","Workload":"Exchange"}'
+    path = tmp_path / "runaway.ndjson"
+    path.write_bytes(good % 1 + b"\n" + b'{"Operation":"' + b"A" * 20000 + b'"}\n' + good % 3 + b"\n" + good % 4 + b"\n")
+    _, events, ctx = read(path)
+    assert [e["log.record"] for e in events] == [1, 3, 4]
+    assert ctx.records == 4 and ctx.rejected == 1
+    assert ctx.rejections[0].locator == "line 2" and "longer than" in ctx.rejections[0].reason
+
+
+def test_runaway_line_ending_exactly_at_a_block_edge(tmp_path, monkeypatch):
+    from mailhunt.sources import m365_audit
+
+    monkeypatch.setattr(m365_audit, "CHUNK_BYTES", 1024)
+    monkeypatch.setattr(m365_audit, "MAX_LINE_BYTES", 2048)
+    good = b'{"CreationTime":"2026-10-14T09:00:00","Id":"%d","Operation":"HardDelete","Workload":"Exchange"}\n'
+    runaway = b"x" * (4 * 1024 - len(good % 1) - 1) + b"\n"
+    path = tmp_path / "edge.ndjson"
+    path.write_bytes(good % 1 + runaway + good % 3 + good % 4)
+    _, events, ctx = read(path)
+    assert [e["log.record"] for e in events] == [1, 3, 4]
+    assert [r.locator for r in ctx.rejections] == ["line 2"]

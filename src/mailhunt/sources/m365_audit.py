@@ -38,6 +38,7 @@ MAX_RECORD_LINES = 200
 MAX_RECORD_CHARS = 4 * 1024 * 1024
 BATCH_RECORDS = 50_000
 CHUNK_BYTES = 16 * 1024 * 1024
+MAX_LINE_BYTES = 64 * 1024 * 1024
 # DuckDB parallelizes a query over row groups of ~120k rows, so one chunk keeps
 # one core busy; two chunks in flight use both while the loader inserts.
 NORMALIZER_THREADS = 2
@@ -268,24 +269,37 @@ def ndjson_line_batches(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[pa
     first_line = 1
     carry = b""
     start = True
+    skipping = False
     while True:
         block = stream.read(CHUNK_BYTES)
+        at_end = not block
+        if skipping:
+            end = block.find(b"\n")
+            if end == -1 and not at_end:
+                continue
+            skipping, block = False, block[end + 1:] if end != -1 else b""
+            first_line += 1
         data = carry + block
         if start and data.startswith(codecs.BOM_UTF8):
             data = data[3:]
         start = False
-        if not block:
+        if at_end:
             cut = len(data)
         else:
             cut = data.rfind(b"\n") + 1
             if cut == 0:
-                carry = data
+                if len(data) > MAX_LINE_BYTES:
+                    ctx.records += 1
+                    ctx.reject(f"line {first_line}", f"line longer than {MAX_LINE_BYTES // 2**20} MiB; skipped")
+                    carry, skipping = b"", True
+                else:
+                    carry = data
                 continue
         chunk, carry = data[:cut], data[cut:]
         if chunk:
             yield from _chunk_lines(chunk, first_line, ctx)
             first_line += chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
-        if not block:
+        if at_end:
             return
 
 
