@@ -44,15 +44,21 @@ _STRINGS = (
     "ClientIP", "ClientIPAddress", "ActorIpAddress", "OriginatingServer", "AppId", "ClientAppId", "UserAgent",
     "ClientInfoString", "OrganizationId", "MailboxOwnerUPN", "ObjectId",
 )
-_COMPLEX = ("Parameters", "OperationProperties", "AffectedItems", "Folders", "ExtendedProperties", "ModifiedProperties")
+_COMPLEX = ("Parameters", "OperationProperties", "ModifiedProperties")
+_NAME_VALUE = [{"Name": "VARCHAR", "Value": "VARCHAR"}]
 _RECORD_STRUCTURE = {
     **{name: "VARCHAR" for name in _STRINGS},
     "Item": {"Subject": "VARCHAR", "InternetMessageId": "VARCHAR", "ParentFolder": {"Path": "VARCHAR"}},
     "Folder": {"Path": "VARCHAR"},
     "ParentFolder": {"Path": "VARCHAR"},
+    "AffectedItems": [{"Subject": "VARCHAR", "InternetMessageId": "VARCHAR", "ParentFolder": {"Path": "VARCHAR"}}],
+    "Folders": [{"Path": "VARCHAR", "FolderItems": [{"InternetMessageId": "VARCHAR"}]}],
+    "ExtendedProperties": _NAME_VALUE,
 }
-# Nested lists come out as JSON fragments through one multi-path extraction:
-# asking from_json for JSON-typed members costs several times more.
+# Lists of known shape are parsed as typed lists; the members whose shape
+# varies (parameters may be a list or PowerShell text) come out as JSON
+# fragments through one multi-path extraction, which costs far less than
+# JSON-typed members of the struct.
 _COMPLEX_PATHS = "[" + ", ".join(f"'$.{name}'" for name in _COMPLEX) + "]"
 _STRUCTURE = json.dumps(_RECORD_STRUCTURE).replace("'", "''")
 
@@ -194,21 +200,14 @@ WITH base AS (
       WHEN op LIKE '%inboxrules' THEN nullif(params['rulename'], '')
     END AS rule_name,
     coalesce({_f('ClientIP')}, {_f('ClientIPAddress')}, {_f('ActorIpAddress')}) AS ip_text,
-    CASE json_type({_j('AffectedItems')}) WHEN 'ARRAY'
-         THEN json_extract_string({_j('AffectedItems')}, '$[*].Subject') END AS affected_subjects,
-    CASE json_type({_j('AffectedItems')}) WHEN 'ARRAY' THEN json_array_length({_j('AffectedItems')}) END AS affected_count,
-    CASE json_type({_j('AffectedItems')}) WHEN 'ARRAY'
-         THEN nullif(json_extract_string({_j('AffectedItems')}, '$[0].InternetMessageId'), '') END AS affected_message_id,
-    CASE json_type({_j('AffectedItems')}) WHEN 'ARRAY'
-         THEN nullif(json_extract_string({_j('AffectedItems')}, '$[0].ParentFolder.Path'), '') END AS affected_folder,
-    CASE json_type({_j('Folders')}) WHEN 'ARRAY'
-         THEN len(json_extract({_j('Folders')}, '$[*].FolderItems[*]')) END AS folder_item_count,
-    CASE json_type({_j('Folders')}) WHEN 'ARRAY'
-         THEN nullif(json_extract_string({_j('Folders')}, '$[0].Path'), '') END AS first_folder,
-    CASE json_type({_j('ExtendedProperties')}) WHEN 'ARRAY'
-         THEN json_extract_string({_j('ExtendedProperties')}, '$[*].Name') END AS ext_names,
-    CASE json_type({_j('ExtendedProperties')}) WHEN 'ARRAY'
-         THEN json_extract_string({_j('ExtendedProperties')}, '$[*].Value') END AS ext_values,
+    list_transform(r."AffectedItems", lambda item: item."Subject") AS affected_subjects,
+    len(r."AffectedItems") AS affected_count,
+    nullif(r."AffectedItems"[1]."InternetMessageId", '') AS affected_message_id,
+    nullif(r."AffectedItems"[1]."ParentFolder"."Path", '') AS affected_folder,
+    list_sum(list_transform(r."Folders", lambda folder: len(folder."FolderItems"))) AS folder_item_count,
+    nullif(r."Folders"[1]."Path", '') AS first_folder,
+    list_transform(r."ExtendedProperties", lambda prop: prop."Name") AS ext_names,
+    list_transform(r."ExtendedProperties", lambda prop: prop."Value") AS ext_values,
     {_f('UserType')} AS ut
   FROM base
 )
