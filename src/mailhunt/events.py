@@ -64,7 +64,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("log.file.path", pa.string(), "Evidence file the record came from (zip members as archive.zip!member)"),
     Column("log.file.sha256", pa.string(), "SHA-256 of that evidence file"),
     Column("log.record", pa.int64(), "Line number (text formats) or record number (JSON arrays), from 1"),
-    Column("event.original", pa.string(), "The raw record, verbatim"),
+    Column("event.original", pa.large_string(), "The raw record, verbatim"),
 )
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)

@@ -76,11 +76,10 @@ class CountingReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        data = self._inner.read(len(buffer))
-        buffer[: len(data)] = data
-        if data:
-            self._on_read(len(data))
-        return len(data)
+        count = self._inner.readinto(buffer)
+        if count:
+            self._on_read(count)
+        return count
 
     def close(self) -> None:
         self._inner.close()

@@ -21,6 +21,7 @@ from mailhunt.events import COLUMNS, SCHEMA
 
 _DUCK_TYPES = {
     pa.string(): "VARCHAR",
+    pa.large_string(): "VARCHAR",
     pa.int64(): "BIGINT",
     pa.timestamp("us"): "TIMESTAMP",
 }

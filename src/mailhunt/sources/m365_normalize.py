@@ -316,7 +316,7 @@ class AuditNormalizer:
         columns = []
         for field in SCHEMA:
             if field.name == "event.original":
-                columns.append(kept.cast(pa.string()))
+                columns.append(kept.cast(pa.large_string()))
             elif field.name == "log.file.path":
                 columns.append(pa.array([ctx.path] * len(indices), pa.string()))
             elif field.name == "log.file.sha256":
