@@ -14,7 +14,9 @@ from rich.table import Table
 
 from mailhunt import __version__
 from mailhunt.config import ConfigError, load_config
-from mailhunt.detect.rules import RuleLoadError, shipped_rules_dir
+from mailhunt.detect.catalog import describe_rules
+from mailhunt.detect.examples import run_rule_examples
+from mailhunt.detect.rules import RuleLoadError, load_rules, shipped_rules_dir
 from mailhunt.hunt import HuntResult, InputSummary, ProgressSink, hunt
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -130,6 +132,56 @@ def _print_summary(result: HuntResult) -> None:
     escalated = sum(1 for f in result.document["findings"] if f["escalate"])
     console.print(f"{len(result.findings)} findings, {escalated} to escalate to Tier 2. "
                   f"Case: {escape(str(result.out))} (findings.json, report.html, report.md, case.duckdb)")
+
+
+rules_app = typer.Typer(no_args_is_help=True, help="List and test Sigma rules: the shipped ones or your own.")
+app.add_typer(rules_app, name="rules")
+
+RULES_OPTION = typer.Option([], "--rules", help="Folder of Sigma rules to use instead of the shipped ones (repeatable)")
+
+
+def _load_rule_set(folders: list[Path]):
+    for folder in folders:
+        if not folder.is_dir():
+            raise _usage_error(f"--rules {folder}: not a folder")
+    try:
+        return load_rules(folders or [shipped_rules_dir()])
+    except RuleLoadError as exc:
+        raise _usage_error(str(exc))
+
+
+@rules_app.command("list")
+def rules_list_command(rules: list[Path] = RULES_OPTION) -> None:
+    """Each rule: id, title, indicator, level, status, logsource, examples, and whether it runs on mailhunt's events."""
+    infos = describe_rules(_load_rule_set(rules))
+    table = Table(title=f"{len(infos)} rules", title_justify="left")
+    for column in ("name / id", "title", "indicator", "level", "status", "logsource", "examples", "runs"):
+        table.add_column(column)
+    for info in infos:
+        runs = "yes" if info.runs else f"no: {info.reason}"
+        examples = f"{info.example_cases} cases, {info.example_records} records" if info.example_cases else "none"
+        table.add_row(escape(info.name or info.id), escape(info.title), info.indicator or "(none)",
+                      info.level, info.status or "-", escape(info.logsource), examples, escape(runs))
+    console.print(table)
+
+
+@rules_app.command("test")
+def rules_test_command(rules: list[Path] = RULES_OPTION) -> None:
+    """Run every rule against its example events; exit 1 if any case fails."""
+    loaded = _load_rule_set(rules)
+    results = run_rule_examples(loaded)
+    titles = {r.id: (r.rule.name or r.id) for r in loaded}
+    table = Table(title="Rule examples", title_justify="left")
+    for column in ("result", "rule", "case", "expected", "detail"):
+        table.add_column(column)
+    for result in results:
+        table.add_row("[green]pass[/]" if result.passed else "[bold red]FAIL[/]", escape(titles[result.rule_id]),
+                      escape(result.case), result.expected or "-", escape(result.detail))
+    console.print(table)
+    failed = sum(1 for r in results if not r.passed)
+    console.print(f"{len(results) - failed} passed, {failed} failed")
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command("version")
