@@ -113,12 +113,15 @@ class Batch:
         self.locators: list[int] = []
         self.fallbacks: list[str | None] = []
         self.originals: list[str] = []
+        self.rewritten = False
 
     def add(self, raw: str, locator: int, fallback: str | None = None, original: str | None = None) -> None:
+        """``original`` is the record as the file holds it, when ``raw`` is a rewritten form of it."""
         self.raw.append(raw)
         self.locators.append(locator)
         self.fallbacks.append(fallback)
         self.originals.append(raw if original is None else original)
+        self.rewritten = self.rewritten or (original is not None and original is not raw)
 
     def full(self) -> bool:
         return len(self.raw) >= BATCH_RECORDS
@@ -126,10 +129,11 @@ class Batch:
     def flush(self) -> Iterator[pa.Table]:
         if not self.raw:
             return
-        originals = None if self.originals == self.raw else pa.array(self.originals, pa.large_string())
+        originals = pa.array(self.originals, pa.large_string()) if self.rewritten else None
         table = normalizer().normalize(pa.array(self.raw, pa.large_string()), pa.array(self.locators, pa.int64()),
                                        pa.array(self.fallbacks, pa.string()), originals, self.ctx, self.unit)
         self.raw, self.locators, self.fallbacks, self.originals = [], [], [], []
+        self.rewritten = False
         yield table
 
 

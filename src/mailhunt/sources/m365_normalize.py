@@ -135,7 +135,8 @@ SELECT row_index, ord, name, coalesce(value, '') AS value FROM items WHERE name 
 """
 
 TEXT_PARAMS_SQL = f"""
-SELECT row_index, json_extract_string({_j('Parameters')}, '$') AS text
+CREATE OR REPLACE TEMP TABLE text_params AS
+SELECT row_index, trim(json_extract_string({_j('Parameters')}, '$')) AS text
 FROM fielded WHERE {_GOOD} AND json_type({_j('Parameters')}) = 'VARCHAR'
   AND length(trim(json_extract_string({_j('Parameters')}, '$'))) > 0
 """
@@ -175,8 +176,9 @@ GROUP BY row_index
 EVENTS_SQL = f"""
 WITH base AS (
   SELECT d.row_index, d.locator, d.raw_hash, d.ts, d.r, d.j, c.app_id AS consented_app, lower({_f('UserId')}) AS user_name,
-         lower({_ref('Operation')}) AS op, p.params, p.parameters
+         lower({_ref('Operation')}) AS op, p.params, coalesce(t.text, p.parameters) AS parameters
   FROM fielded d LEFT JOIN param_maps p USING (row_index) LEFT JOIN consents c USING (row_index)
+       LEFT JOIN text_params t USING (row_index)
   WHERE d.valid AND d.ts IS NOT NULL AND nullif(d.r."Operation", '') IS NOT NULL
 ), targeted AS (
   SELECT *,
@@ -271,7 +273,6 @@ class AuditNormalizer:
     def __init__(self) -> None:
         self._db = duckdb.connect(":memory:", config={"memory_limit": "256MB"})
         self._db.execute("SET TimeZone = 'UTC'")
-        self._last_text: list[tuple[int, str]] = []
 
     def normalize(self, raw: pa.Array, locators: pa.Array, fallbacks: pa.Array | None,
                   originals: pa.Array | None, ctx: ReadContext, locator_unit: str,
@@ -295,7 +296,10 @@ class AuditNormalizer:
             db.execute(PARAM_ROWS_SQL)
             db.execute(CONSENTS_SQL)
             db.execute(CONSENT_PARAMS_SQL)
-            extra = self._text_parameters(db)
+            db.execute(TEXT_PARAMS_SQL)
+            extra = [(row_index, order, name, value)
+                     for row_index, text in db.execute("SELECT row_index, text FROM text_params").fetchall()
+                     for order, (name, value) in enumerate(parse_parameter_text(text))]
             if extra:
                 db.register("extra_rows", pa.table({
                     "row_index": pa.array([e[0] for e in extra], pa.int64()),
@@ -308,8 +312,6 @@ class AuditNormalizer:
             normalized = db.sql(EVENTS_SQL).to_arrow_table()
         finally:
             db.unregister("stage")
-        if self._last_text:
-            normalized = self._use_original_parameter_text(normalized)
         indices = normalized.column("row_index")
         source = originals if originals is not None else raw
         kept = source if len(indices) == len(source) else source.take(indices)
@@ -326,23 +328,6 @@ class AuditNormalizer:
             else:
                 columns.append(normalized.column(field.name).cast(field.type))
         return pa.table(columns, schema=SCHEMA)
-
-    def _text_parameters(self, db) -> list[tuple[int, int, str, str]]:
-        self._last_text = db.execute(TEXT_PARAMS_SQL).fetchall()
-        rows = []
-        for row_index, text in self._last_text:
-            for ord_, (name, value) in enumerate(parse_parameter_text(text)):
-                rows.append((row_index, ord_, name, value))
-        return rows
-
-    def _use_original_parameter_text(self, normalized: pa.Table) -> pa.Table:
-        """For records that wrote parameters as text, ``parameters`` is that text as written."""
-        texts = {row: text.strip() for row, text in self._last_text}
-        rows = normalized.column("row_index").to_pylist()
-        current = normalized.column("parameters").to_pylist()
-        patched = [texts.get(row, value) for row, value in zip(rows, current)]
-        index = normalized.schema.get_field_index("parameters")
-        return normalized.set_column(index, "parameters", pa.array(patched, pa.string()))
 
 
 _local = threading.local()

@@ -20,11 +20,14 @@ class TriageContext:
     indicator_of_rule: dict[str, str]
     evidence_start: datetime | None
     evidence_end: datetime | None
+    cmdlet_records: int
 
     @classmethod
     def build(cls, store: CaseStore, config: Config, indicator_of_rule: dict[str, str]) -> "TriageContext":
-        start, end = store.db.execute('SELECT min("@timestamp"), max("@timestamp") FROM events').fetchall()[0]
-        return cls(store, config, indicator_of_rule, start, end)
+        start, end, cmdlets = store.db.execute(
+            """SELECT min("@timestamp"), max("@timestamp"),
+                      count(*) FILTER (WHERE "event.code" = '1' OR "event.action" LIKE '%-%') FROM events""").fetchall()[0]
+        return cls(store, config, indicator_of_rule, start, end, cmdlets)
 
     def coverage(self) -> str:
         if self.evidence_start is None:

@@ -29,7 +29,7 @@ def answer(finding: Finding, ctx: TriageContext) -> Answer:
                              f"by {describe(deletion)} by {deletion['actor']}"
                              + (f"; {len(near)} such pairs" if len(near) > 1 else ""))
     if not exports:
-        if ctx.store.db.execute('SELECT count(*) FROM events WHERE "event.code" = \'1\' OR "event.action" LIKE \'%-%\'').fetchall()[0][0] == 0:
+        if ctx.cmdlet_records == 0:
             return Answer("unknown", "the evidence holds no admin (cmdlet) records, so exports cannot be seen; "
                                      + ctx.coverage())
         return Answer("no", f"no mailbox export by {finding.actor} or on {', '.join(finding.targets) or 'its targets'} "
