@@ -126,7 +126,8 @@ def read_ahead(batches: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table
         worker.join()
 
 
-def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressSink) -> InputSummary:
+def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressSink,
+                       read_hints: dict[str, str] | None = None) -> InputSummary:
     if item.problem:
         return InputSummary(item.display, None, None, skipped_reason=item.problem)
     try:
@@ -145,7 +146,7 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
         summary.records, summary.rejected = row["records"], row["rejected"]
         summary.already_loaded = True
         return summary
-    ctx = ReadContext(item.display, sha256)
+    ctx = ReadContext(item.display, sha256, dict(read_hints or {}))
     progress.start(item.display, item.size)
 
     def batches():
@@ -194,13 +195,13 @@ def detection_settings(config: Config) -> DetectionSettings:
 
 
 def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | None = None,
-         rule_dirs: list[Path] | None = None) -> HuntResult:
+         rule_dirs: list[Path] | None = None, read_hints: dict[str, str] | None = None) -> HuntResult:
     progress = progress or ProgressSink()
     out.mkdir(parents=True, exist_ok=True)
     with CaseStore(out / "case.duckdb") as store:
         summaries = []
         for item in iter_evidence(paths):
-            summary = load_evidence_file(store, item, progress)
+            summary = load_evidence_file(store, item, progress, read_hints)
             if summary.skipped_reason:
                 store.record_input(summary.path, summary.sha256 or "", None, 0, 0, 0, summary.skipped_reason)
                 progress.finish(summary)

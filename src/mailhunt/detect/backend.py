@@ -25,7 +25,7 @@ from mailhunt.detect.baselines import DERIVED_FIELDS
 from mailhunt.events import COLUMN_NAMES
 from mailhunt.store import quote
 
-PARAMS_PREFIX = "params."
+MAP_COLUMNS = ("params", "labels")
 _COLUMNS = frozenset(COLUMN_NAMES) | {f.name for f in DERIVED_FIELDS}
 
 
@@ -33,9 +33,10 @@ def sql_field(name: str) -> str:
     """SQL expression for a field of the event model, or a clear error."""
     if name in _COLUMNS:
         return quote(name)
-    if name.lower().startswith(PARAMS_PREFIX):
-        key = name[len(PARAMS_PREFIX):].lower().replace("'", "''")
-        return f"\"params\"['{key}']"
+    for column in MAP_COLUMNS:
+        if name.lower().startswith(column + "."):
+            key = name[len(column) + 1:].lower().replace("'", "''")
+            return f"\"{column}\"['{key}']"
     raise SigmaFeatureNotSupportedByBackendError(
         f"field '{name}' is not in mailhunt's event model and no pipeline maps it")
 

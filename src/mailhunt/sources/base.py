@@ -28,10 +28,16 @@ class Rejection:
 
 @dataclass
 class ReadContext:
-    """What a reader knows about the file it reads, and where it reports problems."""
+    """What a reader knows about the file it reads, and where it reports problems.
+
+    ``hints`` holds what the analyst told the hunt about evidence that does not
+    say it itself (``year`` for syslog without one, ``user`` for a shell
+    history); a reader that uses a hint says so in the event's ``labels``.
+    """
 
     path: str
     sha256: str
+    hints: dict[str, str] = field(default_factory=dict)
     rejections: list[Rejection] = field(default_factory=list)
     rejected: int = 0
     records: int = 0

@@ -325,6 +325,8 @@ class AuditNormalizer:
                 columns.append(pa.array([ctx.sha256] * len(indices), pa.string()))
             elif field.name == "params":
                 columns.append(normalized.column("params").cast(PARAMS_TYPE))
+            elif field.name not in normalized.column_names:
+                columns.append(pa.nulls(len(indices), field.type))
             else:
                 columns.append(normalized.column(field.name).cast(field.type))
         return pa.table(columns, schema=SCHEMA)
