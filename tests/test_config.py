@@ -33,7 +33,7 @@ actors = ["compliance-admin@fabrikam-labs.com"]
 bulk_delete_per_hour = 20
 export_deletion_window = "6h"
 [identities]
-"CORP\\jsmith" = "jsmith@fabrikam-labs.com"
+"CORP\\\\jsmith" = "jsmith@fabrikam-labs.com"
 [some_future_section]
 anything = 1
 '''))
