@@ -1,0 +1,230 @@
+"""Microsoft Entra ID sign-in log, as the admin center's "Download" exports it.
+
+- ``entra_signin_json``: the JSON download, an array of sign-in objects with
+  Microsoft Graph ``signIn`` property names (``createdDateTime``,
+  ``userPrincipalName``, ``appId``, ``ipAddress``, ``status.errorCode``,
+  ``location.countryOrRegion``, ``userAgent``, ``autonomousSystemNumber`` ...).
+- ``entra_signin_csv``: the CSV download (``Date (UTC)``, ``Request ID``,
+  ``User agent``, ``Username``, ``Application ID``, ``IP address``,
+  ``Location`` as "City, State, CC", ``Status``, ``Sign-in error code``, ...).
+
+Both become events of dataset ``entra.signin`` with ``event.action``
+"Sign-in activity": ``event.outcome`` success when the error code is 0 (or the
+CSV status is Success), failure otherwise; ``user.name`` the UPN lower-cased;
+``app.id`` the application id lower-cased; the country code in
+``source.geo.country_iso_code``; application name, client app, failure reason
+and AS number in ``labels``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import BinaryIO, Iterator
+
+import pyarrow as pa
+
+from mailhunt.events import event_id_from_raw, event_id_from_record_id, new_event, to_arrow
+from mailhunt.sources.base import ReadContext
+from mailhunt.sources.m365_audit import (
+    _csv_header,
+    _first_json_object,
+    csv_records,
+    decode_head,
+    json_array_members,
+    text_lines,
+)
+
+DATASET = "entra.signin"
+ACTION = "Sign-in activity"
+PROVIDER = "AzureActiveDirectory"
+BATCH = 20_000
+JSON_KEYS = ("createdDateTime", "userPrincipalName")
+_FRACTION = re.compile(r"(\.\d{1,6})\d*")
+_US_TIME = "%m/%d/%Y, %I:%M:%S %p"
+
+
+class BadSignIn(ValueError):
+    pass
+
+
+def parse_time(text: str, zone_stated_by_header: bool) -> datetime:
+    """UTC time of a sign-in. A time without a zone is accepted only where the header says UTC."""
+    value = (text or "").strip()
+    if not value:
+        raise BadSignIn("no time")
+    value = _FRACTION.sub(r"\1", value.replace("Z", "+00:00"))
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            moment = datetime.strptime(value, _US_TIME)
+        except ValueError:
+            raise BadSignIn(f"time '{text[:40]}' is not ISO-8601") from None
+    if moment.tzinfo is None:
+        if not zone_stated_by_header:
+            raise BadSignIn(f"time '{text[:40]}' has no time zone")
+        return moment
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _country(text: str | None) -> str | None:
+    code = (text or "").strip().upper()
+    return code if len(code) == 2 and code.isalpha() else None
+
+
+def _outcome(error_code: str | None, status: str | None) -> str:
+    if error_code not in (None, ""):
+        return "success" if str(error_code).strip() == "0" else "failure"
+    status = (status or "").strip().lower()
+    return {"success": "success", "failure": "failure"}.get(status, "unknown")
+
+
+def _event(*, record_id: str | None, raw: str, when: datetime, upn: str | None, user_id: str | None,
+           app_id: str | None, ip: str | None, country: str | None, agent: str | None, error_code: str | None,
+           status: str | None, tenant: str | None, labels: dict, path: str, sha256: str, locator: int) -> dict:
+    event = new_event()
+    event.update({
+        "event.id": event_id_from_record_id(DATASET, record_id) if record_id else event_id_from_raw(raw),
+        "@timestamp": when,
+        "event.action": ACTION,
+        "event.outcome": _outcome(error_code, status),
+        "event.provider": PROVIDER,
+        "event.dataset": DATASET,
+        "event.code": str(error_code) if error_code not in (None, "") else None,
+        "user.name": upn.strip().lower() if upn and upn.strip() else None,
+        "user.id": user_id or None,
+        "source.ip": (ip or "").strip() or None,
+        "source.geo.country_iso_code": _country(country),
+        "app.id": app_id.strip().lower() if app_id and app_id.strip() else None,
+        "user_agent.original": agent or None,
+        "organization.id": tenant or None,
+        "labels": {k: str(v) for k, v in labels.items() if v not in (None, "")},
+        "params": {},
+        "log.file.path": path,
+        "log.file.sha256": sha256,
+        "log.record": locator,
+        "event.original": raw,
+    })
+    return event
+
+
+def _batches(events: Iterator[dict]) -> Iterator[pa.Table]:
+    batch: list[dict] = []
+    for event in events:
+        batch.append(event)
+        if len(batch) >= BATCH:
+            yield to_arrow(batch)
+            batch = []
+    if batch:
+        yield to_arrow(batch)
+
+
+class EntraSignInJson:
+    name = "entra_signin_json"
+    dataset = DATASET
+    locator_unit = "record"
+
+    def sniff(self, head: bytes) -> bool:
+        text = decode_head(head).lstrip()
+        if not text.startswith("["):
+            return False
+        obj = _first_json_object(text)
+        if obj is not None:
+            return all(k in obj for k in JSON_KEYS) and "Operation" not in obj
+        first = text[:4096]
+        return all(f'"{k}"' in first for k in JSON_KEYS) and '"Operation"' not in first
+
+    def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
+        yield from _batches(self._events(stream, ctx))
+
+    def _events(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[dict]:
+        for index, raw, member in json_array_members(stream, ctx):
+            if not isinstance(member, dict):
+                ctx.reject(f"record {index}", "not a JSON object")
+                continue
+            try:
+                when = parse_time(str(member.get("createdDateTime") or ""), zone_stated_by_header=False)
+            except BadSignIn as exc:
+                ctx.reject(f"record {index}", f"createdDateTime: {exc}")
+                continue
+            status = member.get("status") if isinstance(member.get("status"), dict) else {}
+            location = member.get("location") if isinstance(member.get("location"), dict) else {}
+            yield _event(
+                record_id=member.get("id"), raw=raw, when=when, upn=member.get("userPrincipalName"),
+                user_id=member.get("userId"), app_id=member.get("appId"), ip=member.get("ipAddress"),
+                country=location.get("countryOrRegion"), agent=member.get("userAgent"),
+                error_code=status.get("errorCode"), status=None,
+                tenant=member.get("resourceTenantId") or member.get("homeTenantId"),
+                labels={"app_name": member.get("appDisplayName"), "client_app": member.get("clientAppUsed"),
+                        "failure_reason": status.get("failureReason"),
+                        "asn": member.get("autonomousSystemNumber"),
+                        "interactive": member.get("isInteractive")},
+                path=ctx.path, sha256=ctx.sha256, locator=index)
+
+
+def _column_key(name: str) -> str:
+    return " ".join(name.strip().lower().split())
+
+
+CSV_REQUIRED = ("request id", "username", "ip address", "status")
+
+
+class EntraSignInCsv:
+    name = "entra_signin_csv"
+    dataset = DATASET
+    locator_unit = "line"
+
+    def sniff(self, head: bytes) -> bool:
+        header = _csv_header(decode_head(head))
+        if not header:
+            return False
+        keys = {_column_key(c) for c in header}
+        return ("date (utc)" in keys or "date" in keys) and all(k in keys for k in CSV_REQUIRED)
+
+    def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
+        yield from _batches(self._events(stream, ctx))
+
+    def _events(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[dict]:
+        recent: dict[int, str] = {}
+
+        def remembered_lines():
+            for number, text in text_lines(stream, ctx):
+                recent[number] = text
+                yield number, text
+
+        records = csv_records(remembered_lines(), ctx)
+        header: list[str] | None = None
+        for line, fields in records:
+            raw = "\n".join(recent.pop(n) for n in sorted(recent) if n >= line)
+            recent.clear()
+            if header is None:
+                header = [_column_key(c) for c in fields]
+                continue
+            if not any(f.strip() for f in fields):
+                continue
+            ctx.records += 1
+            if len(fields) != len(header):
+                ctx.reject(f"line {line}", f"{len(fields)} fields where the header has {len(header)}")
+                continue
+            row = dict(zip(header, fields))
+            date_column = "date (utc)" if "date (utc)" in row else "date"
+            try:
+                when = parse_time(row[date_column], zone_stated_by_header=date_column == "date (utc)")
+            except BadSignIn as exc:
+                ctx.reject(f"line {line}", f"{date_column}: {exc}")
+                continue
+            location = row.get("location") or ""
+            yield _event(
+                record_id=row.get("request id"), raw=raw, when=when, upn=row.get("username"),
+                user_id=row.get("user id"), app_id=row.get("application id"), ip=row.get("ip address"),
+                country=location.rsplit(",", 1)[-1] if location else None, agent=row.get("user agent"),
+                error_code=row.get("sign-in error code"), status=row.get("status"),
+                tenant=row.get("resource tenant id") or row.get("home tenant id"),
+                labels={"app_name": row.get("application"), "client_app": row.get("client app"),
+                        "failure_reason": row.get("failure reason"),
+                        "asn": row.get("autonomous system number"), "location": location},
+                path=ctx.path, sha256=ctx.sha256, locator=line)
+
+
+ENTRA_SOURCES = (EntraSignInJson(), EntraSignInCsv())
