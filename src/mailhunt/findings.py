@@ -76,6 +76,19 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class L1Step:
+    """One of the playbook's additional L1 steps, done: ``flag``, ``clear`` or ``unknown``, and why."""
+
+    step: str
+    result: str
+    detail: str
+
+    def __post_init__(self) -> None:
+        if self.result not in ("flag", "clear", "unknown"):
+            raise ValueError(f"result must be flag, clear or unknown, not {self.result!r}")
+
+
+@dataclass(frozen=True)
 class RuleRef:
     id: str
     title: str
@@ -94,6 +107,8 @@ class Finding:
     severity: str = "medium"
     reasons: list[str] = field(default_factory=list)
     actor_resolution: list[str] = field(default_factory=list)
+    l1: list[L1Step] = field(default_factory=list)
+    baseline: dict | None = None
 
     @property
     def id(self) -> str:
@@ -142,6 +157,8 @@ class Finding:
             "escalate": self.escalate,
             "severity": self.severity,
             "reasons": self.reasons,
+            "l1": [vars(s) for s in self.l1],
+            "baseline": self.baseline,
         }
 
 

@@ -1,4 +1,4 @@
-"""Triage: the playbook's four questions per finding, then the escalation decision."""
+"""Triage: the playbook's four questions per finding, the L1 steps, then the escalation decision."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from mailhunt.triage import (
     usual_for_account,
 )
 from mailhunt.triage.context import TriageContext
+from mailhunt.triage.l1_steps import l1_steps
+from mailhunt.triage.legitimacy import assess
 
 QUESTION_MODULES = (
     export_followed_by_deletion,
@@ -22,9 +24,15 @@ QUESTION_MODULES = (
 
 def triage(findings: list[Finding], ctx: TriageContext) -> None:
     for finding in findings:
+        assessment = assess(finding, ctx)
         for module in QUESTION_MODULES:
-            finding.answers[module.NAME] = module.answer(finding, ctx)
-        finding.escalate, finding.severity, finding.reasons = escalation.decide(finding)
+            if module is legitimate_admin_activity:
+                finding.answers[module.NAME] = module.answer(finding, ctx, assessment)
+            else:
+                finding.answers[module.NAME] = module.answer(finding, ctx)
+        finding.baseline = ctx.baseline(finding).to_json()
+        finding.l1 = l1_steps(finding, ctx, findings)
+        finding.escalate, finding.severity, finding.reasons = escalation.decide(finding, assessment)
 
 
 __all__ = ["TriageContext", "triage"]

@@ -1,13 +1,29 @@
-"""What every triage question may read: the case's events, what the rules matched, the configuration."""
+"""What every triage question may read: the case's events, what the rules matched, the configuration.
+
+Actors are compared after identity resolution: queries by actor go through the
+``detection_events`` view, whose ``user.name`` is the resolved actor.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
+import pyarrow as pa
+
 from mailhunt.config import Config
+from mailhunt.detect.baselines import DETECTION_RELATION, create_detection_view
 from mailhunt.events import iso_z
+from mailhunt.findings import Finding
 from mailhunt.store import CaseStore
+from mailhunt.triage.baselines import ActorBaseline, build_actor_baseline
+
+DETAIL_COLUMNS = ("event.id", "@timestamp", "event.action", "event.outcome", "event.code", "event.dataset",
+                  "user.name", "user.target.name", "source.ip", "source.geo.country_iso_code", "host.name",
+                  "process.name", "process.executable", "process.command_line", "process.parent.name",
+                  "process.parent.executable", "powershell.file.script_block_text", "app.id",
+                  "user_agent.original", "parameters", "email.subject", "email.from.address", "labels",
+                  "event.original")
 
 EXPORT_INDICATORS = ("mailbox_export",)
 DELETION_INDICATORS = ("export_request_removed", "mailbox_purge", "bulk_item_deletion")
@@ -21,13 +37,72 @@ class TriageContext:
     evidence_start: datetime | None
     evidence_end: datetime | None
     cmdlet_records: int
+    _baselines: dict = field(default_factory=dict, repr=False)
+    _details: dict = field(default_factory=dict, repr=False)
+    _app_first_seen: dict | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, store: CaseStore, config: Config, indicator_of_rule: dict[str, str]) -> "TriageContext":
         start, end, cmdlets = store.db.execute(
             """SELECT min("@timestamp"), max("@timestamp"),
                       count(*) FILTER (WHERE "event.code" = '1' OR "event.action" LIKE '%-%') FROM events""").fetchall()[0]
+        views = store.db.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ?",
+                                 [DETECTION_RELATION]).fetchall()[0][0]
+        if not views:
+            create_detection_view(store)
         return cls(store, config, indicator_of_rule, start, end, cmdlets)
+
+    def baseline(self, finding: Finding) -> ActorBaseline:
+        """The actor's history before the finding (built once per finding)."""
+        key = (finding.actor, finding.first_seen)
+        if key not in self._baselines:
+            self._baselines[key] = build_actor_baseline(self.store.db, finding.actor, finding.first_seen,
+                                                        self.evidence_start)
+        return self._baselines[key]
+
+    def details(self, finding: Finding) -> list[dict]:
+        """Every column an assessment needs for the finding's events, in time order."""
+        if finding.id not in self._details:
+            ids = pa.table({"event_id": sorted({e.event_id for e in finding.events})})
+            self.store.db.register("finding_event_ids", ids)
+            try:
+                cols = ", ".join(f'e."{c}"' for c in DETAIL_COLUMNS)
+                rows = self.store.db.execute(
+                    f"""SELECT {cols} FROM {DETECTION_RELATION} e
+                        WHERE e."event.id" IN (SELECT event_id FROM finding_event_ids)
+                        ORDER BY e."@timestamp", e."event.id" """).fetchall()
+            finally:
+                self.store.db.unregister("finding_event_ids")
+            details = []
+            for values in rows:
+                row = dict(zip(DETAIL_COLUMNS, values))
+                row["labels"] = dict(row["labels"]) if row["labels"] else {}
+                details.append(row)
+            self._details[finding.id] = details
+        return self._details[finding.id]
+
+    def app_first_seen(self) -> dict[str, datetime]:
+        """Application id (lower-cased) -> first time it appears in the case."""
+        if self._app_first_seen is None:
+            self._app_first_seen = dict(self.store.db.execute(
+                'SELECT lower("app.id"), min("@timestamp") FROM events WHERE "app.id" IS NOT NULL GROUP BY 1'
+            ).fetchall())
+        return self._app_first_seen
+
+    def actor_events(self, actor: str, start: datetime, end: datetime, where: str, params: list) -> list[dict]:
+        """Events of the resolved actor (as actor or as target) between start and end matching ``where``."""
+        cols = ", ".join(f'"{c}"' for c in DETAIL_COLUMNS if c != "event.original")
+        rows = self.store.db.execute(
+            f"""SELECT {cols} FROM {DETECTION_RELATION}
+                WHERE ("user.name" = ? OR "user.target.name" = ?) AND "@timestamp" BETWEEN ? AND ? AND ({where})
+                ORDER BY "@timestamp", "event.id" """, [actor, actor, start, end, *params]).fetchall()
+        names = [c for c in DETAIL_COLUMNS if c != "event.original"]
+        out = []
+        for values in rows:
+            row = dict(zip(names, values))
+            row["labels"] = dict(row["labels"]) if row["labels"] else {}
+            out.append(row)
+        return out
 
     def coverage(self) -> str:
         if self.evidence_start is None:
@@ -48,7 +123,7 @@ class TriageContext:
             f"""SELECT DISTINCT e."event.id" AS id, e."@timestamp" AS ts, e."event.action" AS action,
                        e."user.name" AS actor, e."user.target.name" AS target,
                        e."log.file.path" AS path, e."log.record" AS record, x.rule_id AS rule_id
-                FROM matches x JOIN events e ON e."event.id" = x.event_id
+                FROM matches x JOIN {DETECTION_RELATION} e ON e."event.id" = x.event_id
                 WHERE x.rule_id IN ({", ".join("?" * len(rule_ids))})
                   AND (e."user.name" IN ({", ".join("?" * len(people))})
                        OR e."user.target.name" IN ({", ".join("?" * len(people))}))

@@ -1,55 +1,50 @@
 """Question 2: does the activity match legitimate administration, or is it out of context?
 
-Legitimate means: the actor is an authorized admin or known automation, the
-activity falls inside a change window that names the actor (when windows are
-configured), and no known offensive tool shows in the client strings.
+Legitimate means: the actor is an authorized admin, matching known automation
+(every key of its ``[authorized].automation`` entry matches) or named by a
+change window that covers the activity; inside a change window when windows
+are configured for the account; from the trusted networks when those are
+configured; and with the clients authorized people use: no offensive tooling,
+scripted HTTP client, IIS worker process or export to a web folder
+(``client_patterns.toml``), no IOC, no application id new to the tenant.
 """
 
 from __future__ import annotations
 
-import re
-
 from mailhunt.events import iso_z
 from mailhunt.findings import Answer, Finding
 from mailhunt.triage.context import TriageContext
+from mailhunt.triage.legitimacy import Assessment, assess
 
 NAME = "legitimate_admin_activity"
 
-OFFENSIVE_TOOLING = re.compile(
-    r"aadinternals|roadtools|roadrecon|mailsniper|ruler|o365-attack-toolkit|graphrunner|tokentactics|"
-    r"python-requests|go-http-client|\bcurl/|powershell/\S+ \(aad",
-    re.IGNORECASE)
 
-
-def offensive_clients(finding: Finding) -> list[str]:
-    seen = []
-    for ev in finding.events:
-        for text in (ev.user_agent, ev.parameters):
-            if text and OFFENSIVE_TOOLING.search(text) and text not in seen:
-                seen.append(text)
-    return seen
-
-
-def answer(finding: Finding, ctx: TriageContext) -> Answer:
+def answer(finding: Finding, ctx: TriageContext, assessment: Assessment | None = None) -> Answer:
     config = ctx.config
-    actor = (finding.actor or "").lower()
-    tools = offensive_clients(finding)
-    if tools:
-        return Answer("no", f"client strings name offensive tooling: {tools[0][:120]}")
-    automation = [a for a in config.automation if str(a.get("account", "")).lower() == actor]
-    authorized = actor in config.admins or bool(automation)
-    if not config.admins and not config.automation:
-        return Answer("unknown", "no authorized admins or automation are configured (mailhunt.toml [authorized])")
-    if not authorized:
-        return Answer("no", f"{finding.actor} is not among the authorized admins or known automation")
-    windows = [w for w in config.change_windows if not w.actors or actor in w.actors]
-    if not windows:
-        kind = "known automation" if automation else "an authorized admin"
-        return Answer("yes", f"{finding.actor} is {kind}; no change windows are configured for this account")
-    covering = [w for w in windows if w.start <= finding.first_seen and finding.last_seen <= w.end]
-    if covering:
-        w = covering[0]
-        return Answer("yes", f"{finding.actor} is authorized and the activity lies inside change window "
-                             f"{iso_z(w.start)} .. {iso_z(w.end)} (ticket {w.ticket or 'none given'})")
+    a = assessment or assess(finding, ctx)
+    if a.iocs:
+        return Answer("no", f"the events match known indicators of compromise: {'; '.join(a.iocs[:3])}")
+    if a.offensive:
+        return Answer("no", "client strings name offensive tooling: " + "; ".join(c.describe() for c in a.offensive[:2]))
+    if a.clients:
+        return Answer("no", "a client authorized administrators do not use: "
+                            + "; ".join(c.describe() for c in a.clients[:2]))
+    if a.new_apps:
+        return Answer("no", f"done through an application new to the tenant: {'; '.join(a.new_apps[:2])}")
+    if not config.admins and not config.automation and not config.change_windows:
+        return Answer("unknown", "no authorized admins, automation or change windows are configured "
+                                 "(mailhunt.toml [authorized], [[change_windows]])")
+    if a.automation_mismatch and not a.admin:
+        return Answer("no", f"{finding.actor} is configured as automation, but the {a.automation_mismatch}")
+    if not a.authorized:
+        return Answer("no", f"{finding.actor} is not among the authorized admins or known automation, and no "
+                            f"change window names the account")
+    if a.untrusted_ips:
+        return Answer("no", f"{finding.actor} is authorized, but acted from {', '.join(a.untrusted_ips[:3])}, "
+                            f"outside the trusted networks {', '.join(config.trusted_networks)}")
+    if a.automation_mismatch and a.automation is None:
+        return Answer("no", f"{finding.actor} is an admin, but the {a.automation_mismatch}")
+    if a.justified:
+        return Answer("yes", a.authorization())
     return Answer("no", f"{finding.actor} is authorized, but the activity ({iso_z(finding.first_seen)}) lies outside "
-                        f"every change window configured for the account")
+                        f"all {a.windows_for_actor} change window(s) configured for the account")

@@ -1,40 +1,68 @@
-"""Question 3: does this account usually do this? A baseline from the evidence before the finding."""
+"""Question 3: has this account done this kind of operation before, from here, at this hour?
+
+Answered from the actor's baseline (``triage.baselines``): everything in the
+case before the finding, after identity resolution. A thin history answers
+"unknown", never "no". "From here" compares the finding's countries and
+autonomous systems (source addresses when neither is known) with the
+baseline's; "at this hour" compares the UTC hour with the hours the account
+was active before (the hour either side counts as usual).
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from mailhunt.events import iso_z
 from mailhunt.findings import Answer, Finding
+from mailhunt.triage.baselines import place_of_event
 from mailhunt.triage.context import TriageContext
 
 NAME = "usual_for_account"
-MIN_BASELINE = timedelta(days=1)
 
 
 def answer(finding: Finding, ctx: TriageContext) -> Answer:
-    if ctx.evidence_start is None or finding.actor is None:
+    if finding.actor is None:
         return Answer("unknown", "the finding has no actor to build a baseline for")
-    history = finding.first_seen - ctx.evidence_start
-    if history < MIN_BASELINE:
-        return Answer("unknown", f"the baseline before the finding covers only {history.total_seconds() / 3600:.1f} h "
-                                 f"(from {iso_z(ctx.evidence_start)}); at least {MIN_BASELINE.days} day is needed")
+    baseline = ctx.baseline(finding)
+    if baseline.thin:
+        return Answer("unknown", f"{baseline.why_thin()}; {baseline.coverage()}")
     actions = sorted({e.action for e in finding.events if e.action})
     if not actions:
         return Answer("unknown", "the finding's events name no operation to compare with")
-    earlier = ctx.store.db.execute(
-        f"""SELECT "event.action", count(*), min("@timestamp") FROM events
-            WHERE "user.name" = ? AND "@timestamp" < ? AND "event.action" IN ({", ".join("?" * len(actions))})
-            GROUP BY 1 ORDER BY 1""", [finding.actor, finding.first_seen, *actions]).fetchall()
-    total_before = ctx.store.db.execute(
-        'SELECT count(*) FROM events WHERE "user.name" = ? AND "@timestamp" < ?',
-        [finding.actor, finding.first_seen]).fetchall()[0][0]
-    span = f"baseline {iso_z(ctx.evidence_start)} .. {iso_z(finding.first_seen)} ({history.days} days)"
-    if earlier:
-        done = "; ".join(f"{action} {count}x since {iso_z(first)}" for action, count, first in earlier)
-        return Answer("yes", f"{finding.actor} did this before: {done} ({span})")
-    if total_before == 0:
-        return Answer("unknown", f"{finding.actor} has no earlier activity at all in the evidence ({span}), "
-                                 "so what is usual for the account cannot be told")
-    return Answer("no", f"{finding.actor} never did {', '.join(actions)} before, though the account has "
-                        f"{total_before} earlier events ({span})")
+    rows = ctx.details(finding)
+    unusual, usual = [], []
+    done = [(a, *baseline.operations[a]) for a in actions if a in baseline.operations]
+    never = [a for a in actions if a not in baseline.operations]
+    if never:
+        unusual.append(f"never did {', '.join(never)} before")
+    if done:
+        usual.append("did this before: " + "; ".join(f"{a} {n}x since {iso_z(first)}" for a, n, first in done))
+
+    places = [place_of_event(r) for r in rows]
+    countries = sorted({c for c, _ in places if c})
+    asns = sorted({a for _, a in places if a})
+    ips = sorted({r["source.ip"] for r in rows if r.get("source.ip")})
+    new_countries = [c for c in countries if baseline.is_new("country", c)]
+    new_asns = [a for a in asns if baseline.is_new("asn", a)]
+    if new_countries:
+        known = ", ".join(sorted(c for c in baseline.countries if not baseline.is_new("country", c))) or "none"
+        unusual.append(f"from a new country {', '.join(new_countries)} (before: {known})")
+    if new_asns:
+        unusual.append(f"from a new network {', '.join(new_asns)}")
+    if not countries and not asns and ips:
+        new_ips = [ip for ip in ips if baseline.is_new("ip", ip)]
+        if new_ips:
+            unusual.append(f"from new addresses {', '.join(new_ips[:3])}")
+    if (countries or asns or ips) and not new_countries and not new_asns:
+        usual.append(f"from known places ({', '.join(countries + asns) or ', '.join(ips[:3])})")
+
+    hour = finding.first_seen.hour
+    if baseline.usual_hour(hour):
+        usual.append(f"at a usual hour ({hour:02d}:00 UTC)")
+    else:
+        hours = ", ".join(f"{h:02d}" for h in sorted(baseline.hours))
+        unusual.append(f"at an unusual hour ({hour:02d}:00 UTC; active before at {hours} h)")
+
+    span = baseline.coverage()
+    if unusual:
+        return Answer("no", f"{finding.actor} " + "; ".join(unusual)
+                      + (f" (though: {'; '.join(usual)})" if usual else "") + f"; {span}")
+    return Answer("yes", f"{finding.actor} " + "; ".join(usual) + f"; {span}")

@@ -1,0 +1,190 @@
+"""What the configuration and the client strings say about who did a finding, and with what.
+
+One assessment per finding, shared by question 2 and the escalation decision:
+authorized admin or matching automation entry, the change window that covers
+it, the clients used (patterns from ``client_patterns.toml``: offensive
+tooling, scripted clients, IIS worker process, exports to web folders), IOC
+matches, admin activity from outside the trusted networks, and application
+ids first seen in the tenant with this finding.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+
+from mailhunt.config import ChangeWindow, Config
+from mailhunt.events import iso_z
+from mailhunt.findings import Finding
+from mailhunt.triage.context import TriageContext
+
+NEW_APP_GRACE_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class ClientPattern:
+    name: str
+    kind: str
+    pattern: re.Pattern
+    fields: tuple[str, ...]
+
+
+@lru_cache(maxsize=1)
+def client_patterns() -> tuple[ClientPattern, ...]:
+    data = tomllib.loads(resources.files("mailhunt.triage").joinpath("client_patterns.toml").read_text("utf-8"))
+    return tuple(ClientPattern(c["name"], c["kind"], re.compile(c["pattern"], re.IGNORECASE), tuple(c["fields"]))
+                 for c in data["client"])
+
+
+@lru_cache(maxsize=1)
+def admin_app_ids() -> frozenset[str]:
+    data = tomllib.loads(resources.files("mailhunt.triage").joinpath("client_patterns.toml").read_text("utf-8"))
+    return frozenset(a.lower() for a in data.get("admin_apps", {}).get("ids", []))
+
+
+@dataclass(frozen=True)
+class ClientHit:
+    name: str
+    kind: str
+    field: str
+    value: str
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.field} '{self.value[:120]}')"
+
+
+@dataclass
+class Assessment:
+    actor: str | None
+    admin: bool = False
+    automation: dict | None = None
+    automation_mismatch: str | None = None
+    window: ChangeWindow | None = None
+    windows_for_actor: int = 0
+    clients: list[ClientHit] = field(default_factory=list)
+    iocs: list[str] = field(default_factory=list)
+    untrusted_ips: list[str] = field(default_factory=list)
+    new_apps: list[str] = field(default_factory=list)
+
+    @property
+    def offensive(self) -> list[ClientHit]:
+        return [c for c in self.clients if c.kind == "offensive"]
+
+    @property
+    def authorized(self) -> bool:
+        return self.admin or self.automation is not None or self.window is not None
+
+    @property
+    def bad_client(self) -> bool:
+        return bool(self.clients or self.iocs)
+
+    @property
+    def justified(self) -> bool:
+        """Authorized, inside its change window when windows exist for it, with clients authorized people use."""
+        if not self.authorized or self.bad_client or self.untrusted_ips or self.automation_mismatch:
+            return False
+        return self.window is not None or self.windows_for_actor == 0
+
+    def authorization(self) -> str:
+        """The 'authorized: ...' statement for a justified finding."""
+        if self.window is not None:
+            return (f"authorized: {self.window.ticket or 'change window without ticket'} by {self.actor} "
+                    f"(change window {iso_z(self.window.start)} .. {iso_z(self.window.end)})")
+        if self.automation is not None:
+            keys = ", ".join(f"{k}={v}" for k, v in sorted(self.automation.items()) if k != "account")
+            return f"authorized: known automation {self.actor}" + (f" ({keys})" if keys else "")
+        return f"authorized: {self.actor} is an authorized admin; no change windows are configured for the account"
+
+
+def _commands(row: dict) -> list[str]:
+    return [row[k] for k in ("parameters", "process.command_line", "powershell.file.script_block_text") if row.get(k)]
+
+
+def _command_text(row: dict) -> str:
+    return " ".join(p for p in (row.get("event.action"), row.get("parameters")) if p)
+
+
+def _match_automation(entry: dict, rows: list[dict]) -> str | None:
+    """None when every key of the entry matches the finding's events, else what did not match."""
+    if entry.get("app_id"):
+        apps = sorted({(r.get("app.id") or "").lower() for r in rows if r.get("app.id")})
+        if apps and any(a != entry["app_id"] for a in apps):
+            return f"app id {', '.join(a for a in apps if a != entry['app_id'])} is not the entry's {entry['app_id']}"
+    if entry.get("command_pattern"):
+        pattern = re.compile(entry["command_pattern"], re.IGNORECASE)
+        for row in rows:
+            texts = [_command_text(row)] + [row[k] for k in ("process.command_line",
+                                                              "powershell.file.script_block_text") if row.get(k)]
+            texts = [t for t in texts if t]
+            if texts and not any(pattern.search(t) for t in texts):
+                return f"command '{texts[0][:120]}' does not match command_pattern {entry['command_pattern']!r}"
+    if entry.get("script_sha256"):
+        digest = entry["script_sha256"]
+        if not any(digest in " ".join([*_commands(r), r.get("event.original") or ""]).lower() for r in rows):
+            return f"no event names the script SHA-256 {digest[:16]}…"
+    return None
+
+
+def _client_hits(rows: list[dict]) -> list[ClientHit]:
+    hits: dict[tuple[str, str], ClientHit] = {}
+    for row in rows:
+        for pattern in client_patterns():
+            for column in pattern.fields:
+                value = row.get(column)
+                if value and pattern.pattern.search(value) and (pattern.name, column) not in hits:
+                    hits[(pattern.name, column)] = ClientHit(pattern.name, pattern.kind, column, value)
+    return sorted(hits.values(), key=lambda h: (h.kind != "offensive", h.name, h.field))
+
+
+def _ioc_matches(config: Config, rows: list[dict]) -> list[str]:
+    iocs = config.iocs
+    found = []
+    for row in rows:
+        if row.get("source.ip") in iocs.ips:
+            found.append(f"IOC address {row['source.ip']}")
+        if (row.get("app.id") or "").lower() in iocs.app_ids:
+            found.append(f"IOC application id {row['app.id']}")
+        agent = (row.get("user_agent.original") or "").lower()
+        found += [f"IOC user agent '{ua}'" for ua in iocs.user_agents if ua and ua.lower() in agent]
+        text = " ".join(filter(None, (row.get("parameters"), row.get("email.from.address")))).lower()
+        found += [f"IOC domain {d}" for d in iocs.domains if d and d in text]
+    return sorted(set(found))
+
+
+def assess(finding: Finding, ctx: TriageContext) -> Assessment:
+    config = ctx.config
+    actor = (finding.actor or "").lower()
+    rows = ctx.details(finding)
+    result = Assessment(finding.actor)
+    logged = {(r.get("user.name") or "").lower() for r in rows} | {actor}
+    result.admin = bool(logged & set(config.admins))
+    entries = [a for a in config.automation if a.get("account", "") in logged or
+               (not a.get("account") and a.get("app_id") and any((r.get("app.id") or "").lower() == a["app_id"]
+                                                                 for r in rows))]
+    for entry in entries:
+        mismatch = _match_automation(entry, rows)
+        if mismatch is None:
+            result.automation, result.automation_mismatch = entry, None
+            break
+        result.automation_mismatch = f"automation entry for {entry.get('account') or entry.get('app_id')}: {mismatch}"
+    windows = [w for w in config.change_windows if not w.actors or set(w.actors) & logged]
+    result.windows_for_actor = len(windows)
+    covering = [w for w in windows if w.start <= finding.first_seen and finding.last_seen <= w.end]
+    result.window = covering[0] if covering else None
+    result.clients = _client_hits(rows)
+    result.iocs = _ioc_matches(config, rows)
+    if config.trusted_networks:
+        result.untrusted_ips = sorted({r["source.ip"] for r in rows
+                                       if r.get("source.ip") and config.in_trusted_network(r["source.ip"]) is False})
+    first_seen = ctx.app_first_seen()
+    automation_apps = {a.get("app_id") for a in config.automation if a.get("app_id")} | admin_app_ids()
+    for app in sorted({(r.get("app.id") or "").lower() for r in rows if r.get("app.id")}):
+        seen = first_seen.get(app)
+        if (app not in automation_apps and seen is not None and ctx.evidence_start is not None
+                and (seen - ctx.evidence_start).total_seconds() > 86400
+                and (finding.first_seen - seen).total_seconds() <= NEW_APP_GRACE_SECONDS):
+            result.new_apps.append(f"{app} (first seen in the tenant {iso_z(seen)})")
+    return result
