@@ -109,6 +109,10 @@ def hostile_document(document: dict) -> dict:
         for answer in finding["answers"].values():
             answer["because"] = HOSTILE
             answer["answer"] = HOSTILE
+        finding["l1"] = [{"step": HOSTILE, "result": HOSTILE, "detail": HOSTILE},
+                         {"step": "sign_ins", "result": "flag", "detail": HOSTILE}]
+        finding["baseline"] = {"statement": HOSTILE}
+        finding["actor_resolution"] = [HOSTILE]
         for evidence in finding["evidence"]:
             evidence.update({"subject": HOSTILE, "parameters": f"-Name {HOSTILE} | -Body `x`", "source": HOSTILE,
                              "locator": HOSTILE, "action": HOSTILE, "target": HOSTILE, "sha256": HOSTILE})
@@ -470,3 +474,19 @@ def test_partial_documents_still_render(doc):
     html = render_html(doc)
     parse(html)
     render_markdown(doc)
+
+
+def test_reports_show_l1_steps_and_baseline(document):
+    doc = copy.deepcopy(document)
+    finding = doc["findings"][0]
+    finding["l1"] = [{"step": "sign_ins", "result": "flag",
+                      "detail": "impossible travel US → NG: about 9500 km in 1.0 h"},
+                     {"step": "password_changes", "result": "clear", "detail": "no password changes within ±72 h"}]
+    finding["baseline"] = {"statement": "baseline covers 2026-09-14 .. 2026-10-14, 30 days, 120 earlier events"}
+    html, markdown = render_html(doc), render_markdown(doc)
+    for rendered in (html, markdown):
+        assert "impossible travel US → NG: about 9500 km in 1.0 h" in rendered
+        assert "baseline covers 2026-09-14 .. 2026-10-14, 30 days" in rendered
+        assert "Password changes and resets within ±72 h" in rendered
+    assert "| Sign-ins around the finding" in markdown and "| **flag** |" in markdown
+    assert '<span class="ans concern">flag</span>' in html and '<span class="ans reassure">clear</span>' in html

@@ -17,6 +17,8 @@ import jinja2
 
 from mailhunt.report.summary import (
     QUESTIONS,
+    baseline_statement,
+    l1_rows,
     SEVERITY_ORDER,
     answer_tone,
     case_summary,
@@ -274,6 +276,9 @@ def finding_view(finding: dict, index: int) -> dict:
         "duration": duration(first, last),
         "event_count": text(finding.get("event_count")),
         "questions": questions,
+        "baseline": baseline_statement(finding),
+        "actor_resolution": [text(n) for n in finding.get("actor_resolution") or []],
+        "l1": l1_rows(finding),
         "evidence": [{
             "source": text(e.get("source")),
             "sha256": text(e.get("sha256")),

@@ -21,10 +21,12 @@ from mailhunt.report.summary import (
     QUESTIONS,
     SEVERITY_ORDER,
     answer_tone,
+    baseline_statement,
     case_summary,
     duration,
     fmt_doc_time,
     fmt_time,
+    l1_rows,
     ordered_findings,
     parse_utc,
     severity_of,
@@ -136,7 +138,8 @@ def _finding(number: int, finding: dict, max_evidence_rows: int) -> list[str]:
     rules = finding.get("rules") or ([finding["rule"]] if isinstance(finding.get("rule"), dict) else [])
     facts = [
         ["Finding id", md(finding.get("id"))],
-        ["Actor", md(finding.get("actor")) or "unknown"],
+        ["Actor", "<br>".join([md(finding.get("actor")) or "unknown",
+                               *(md(n) for n in finding.get("actor_resolution") or [])])],
         ["Targets", "<br>".join(md(t) for t in finding.get("targets") or []) or "none recorded"],
     ]
     if finding.get("host"):
@@ -162,6 +165,15 @@ def _finding(number: int, finding: dict, max_evidence_rows: int) -> list[str]:
         rows.append([md(question), answer, md(entry.get("because"))])
     out += _table(["Question", "Answer", "Because"], rows)
     out.append("")
+    if baseline_statement(finding):
+        out += [f"*{md(baseline_statement(finding))}*", ""]
+    steps = l1_rows(finding)
+    if steps:
+        out += ["**L1 steps**", ""]
+        out += _table(["Step", "Result", "Detail"],
+                      [[md(s["label"]), f"**{md(s['result'])}**" if s["tone"] == "concern" else md(s["result"]),
+                        md(s["detail"])] for s in steps])
+        out.append("")
 
     evidence = [e for e in finding.get("evidence") or [] if isinstance(e, dict)]
     more_in_doc = max(0, len(evidence) - max_evidence_rows)

@@ -126,3 +126,30 @@ def duration(first: datetime | None, last: datetime | None) -> str:
     parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{minutes}m" if minutes else "",
              f"{seconds}s" if seconds and not days else ""]
     return " ".join(p for p in parts if p)
+
+
+L1_STEPS = {
+    "sign_ins": "Sign-ins around the finding (new country or network, impossible travel, failed-login bursts)",
+    "password_changes": "Password changes and resets within ±72 h",
+    "mfa_changes": "MFA method changes within ±72 h",
+    "consent_grants": "Consent grants within ±72 h",
+    "correlated_findings": "The actor's or host's other findings",
+}
+L1_TONES = {"flag": "concern", "clear": "reassure", "unknown": "unknown"}
+
+
+def l1_rows(finding: dict) -> list[dict]:
+    """The finding's L1 steps as display rows: label, result, tone, detail (text, not yet escaped)."""
+    rows = []
+    for step in finding.get("l1") or []:
+        if not isinstance(step, dict):
+            continue
+        result = text(step.get("result")) or "unknown"
+        rows.append({"label": L1_STEPS.get(text(step.get("step")), text(step.get("step"))), "result": result,
+                     "tone": L1_TONES.get(result, "unknown"), "detail": text(step.get("detail"))})
+    return rows
+
+
+def baseline_statement(finding: dict) -> str:
+    baseline = finding.get("baseline")
+    return text(baseline.get("statement")) if isinstance(baseline, dict) else ""
