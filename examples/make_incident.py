@@ -66,6 +66,8 @@ OUTLOOK_APP = "d3590ed6-52b3-4102-aeff-aad2292ab01c"      # Microsoft Office (Ou
 OFFICE_HOME = "4765445b-32c6-49b0-83e6-1d93765276ca"      # OfficeHome
 EXO_POWERSHELL = "fb78d390-0c51-40cd-8e17-fdbfab77341b"   # Exchange REST API based PowerShell
 GRAPH = "00000003-0000-0000-c000-000000000000"
+RETENTION_APP = "0f4e2a6c-7d1b-4b2b-9c11-5a0b2f7e9d01"    # the tenant's own retention sweeper (app registration)
+RETENTION_IP = "198.51.100.40"                            # the automation host at headquarters
 EVIL_APP_ID = "9b1d7c4e-2f63-4a58-b0e1-6c3d8a7f2e95"
 EVIL_APP_NAME = "Mail Archive Sync"
 EVIL_SP = "5e8c2a17-93d4-4f06-8b7a-1d2e6f9c0a34"
@@ -488,6 +490,27 @@ def legitimate_export(w: Writer, rng: random.Random, people: dict[str, Person]) 
                   ("Name", "LegalHold-CASE-2026-031"), ("BadItemLimit", "10")], app_id=EXO_POWERSHELL)
 
 
+def retention_sweeps(w: Writer, people: dict[str, Person]) -> None:
+    """The nightly retention job: hard-deletes expired items from the shared support mailbox through its own
+    app registration. Known automation (mailhunt.toml [authorized].automation): a finding, never escalated."""
+    rng = random.Random(SEED + 1)
+    svc = Person(rng, "svc-retention", "automation", "Client=REST;Client=RESTSystem;;", RETENTION_IP)
+    support = Person(rng, "support", "shared", UA_EDGE, RETENTION_IP)
+    for day in (3, 7, 11):
+        start = datetime(2026, 10, day, 2, 0, 0) + timedelta(minutes=rng.randint(0, 9))
+        for batch in range(6):
+            when = start + timedelta(minutes=batch * 3, seconds=rng.randint(0, 59))
+            record = mailbox_common(w, when, "HardDelete", 3, svc, support, RETENTION_IP,
+                                    "Client=REST;Client=RESTSystem;;", app_id=RETENTION_APP, logon_type=1)
+            record["AffectedItems"] = [{"Id": w.item_id(), "InternetMessageId": w.message_id(support),
+                                        "ParentFolder": {"Id": w.folder_id(), "Path": "\\Inbox\\Closed tickets"},
+                                        "Subject": f"[Case #{rng.randint(40000, 49999)}] Ticket closed"}
+                                       for _ in range(10)]
+            record["CrossMailboxOperation"] = True
+            record["Folder"] = {"Id": w.folder_id(), "Path": "\\Inbox\\Closed tickets"}
+            w.add(when, record)
+
+
 def attack(w: Writer, rng: random.Random, people: dict[str, Person]) -> None:
     jd, cfo, ap = people["j.doe"], people["m.chen"], people["r.patel"]
     t = datetime(2026, 10, 13, 22, 51, 7)
@@ -621,6 +644,7 @@ def build() -> Writer:
     # the morning after: the real j.doe at the office, as usual
     sign_in(w, datetime(2026, 10, 14, 13, 2, 51), people["j.doe"], "198.51.100.22", UA_EDGE)
     sign_in(w, datetime(2026, 10, 15, 12, 58, 4), people["j.doe"], "198.51.100.22", UA_EDGE)
+    retention_sweeps(w, people)
     return w
 
 

@@ -118,3 +118,13 @@ def test_example_incident_produces_escalated_findings(tmp_path):
     assert {"export_then_deletion", "mailbox_export", "inbox_rule_hiding"} <= escalated
     legit = [f for f in document["findings"] if f["actor"] == "compliance-admin@fabrikam-labs.com"]
     assert legit and not any(f["escalate"] for f in legit)
+    assert legit[0]["reasons"] == ["authorized: CHG-2026-1006-07 by compliance-admin@fabrikam-labs.com "
+                                   "(change window 2026-10-06T20:00:00Z .. 2026-10-06T23:00:00Z)"]
+    sweeps = [f for f in document["findings"] if f["actor"] == "svc-retention@fabrikam-labs.com"]
+    assert len(sweeps) == 3 and {f["indicator"] for f in sweeps} == {"bulk_item_deletion"}
+    assert all(not f["escalate"] and f["reasons"][0].startswith("authorized: known automation") for f in sweeps)
+    attack = next(f for f in document["findings"] if f["indicator"] == "export_then_deletion")
+    assert attack["severity"] == "critical" and attack["baseline"]["sufficient"]
+    assert any(r.startswith("known threat pattern: export followed by deletion") for r in attack["reasons"])
+    sign_ins = next(s for s in attack["l1"] if s["step"] == "sign_ins")
+    assert sign_ins["result"] == "flag" and "outside the home countries US: DE" in sign_ins["detail"]
