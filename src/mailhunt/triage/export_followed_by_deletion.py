@@ -34,10 +34,16 @@ def answer(finding: Finding, ctx: TriageContext) -> Answer:
                                      + ctx.coverage())
         return Answer("no", f"no mailbox export by {finding.actor} or on {', '.join(finding.targets) or 'its targets'} "
                             f"in the evidence; {ctx.coverage()}")
-    last_export = exports[-1]
+    hours = window.total_seconds() / 3600
+    near_exports = [e for e in exports if finding.first_seen - window <= e["ts"] <= finding.last_seen]
+    if not near_exports:
+        return Answer("no", f"no mailbox export by {finding.actor} or on {', '.join(finding.targets) or 'its targets'} "
+                            f"within {hours:.0f} h before or during the finding; {len(exports)} export(s) at other "
+                            f"times (first {describe(exports[0])})")
+    last_export = near_exports[-1]
     if ctx.evidence_end is not None and ctx.evidence_end < last_export["ts"] + window:
         return Answer("unknown", f"{describe(last_export)} has no deletion after it yet, but the evidence ends "
                                  f"{(ctx.evidence_end - last_export['ts']).total_seconds() / 3600:.1f} h after it, "
-                                 f"inside the {window.total_seconds() / 3600:.0f} h window")
-    return Answer("no", f"{len(exports)} export(s) found (first {describe(exports[0])}), none followed by removal, "
-                        f"purge or bulk deletion within {window.total_seconds() / 3600:.0f} h")
+                                 f"inside the {hours:.0f} h window")
+    return Answer("no", f"{len(near_exports)} export(s) around the finding (first {describe(near_exports[0])}), none "
+                        f"followed by removal, purge or bulk deletion within {hours:.0f} h")

@@ -20,6 +20,13 @@ NAME = "legitimate_admin_activity"
 
 
 def answer(finding: Finding, ctx: TriageContext, assessment: Assessment | None = None) -> Answer:
+    result = _answer(finding, ctx, assessment)
+    if finding.actor_resolution:
+        return Answer(result.answer, f"{result.because}; identity: {'; '.join(finding.actor_resolution)}")
+    return result
+
+
+def _answer(finding: Finding, ctx: TriageContext, assessment: Assessment | None) -> Answer:
     config = ctx.config
     a = assessment or assess(finding, ctx)
     if a.iocs:
@@ -36,6 +43,10 @@ def answer(finding: Finding, ctx: TriageContext, assessment: Assessment | None =
                                  "(mailhunt.toml [authorized], [[change_windows]])")
     if a.automation_mismatch and not a.admin:
         return Answer("no", f"{finding.actor} is configured as automation, but the {a.automation_mismatch}")
+    if not a.authorized and a.windows_for_actor:
+        return Answer("no", f"{finding.actor} is not an authorized admin or known automation, and the activity "
+                            f"({iso_z(finding.first_seen)}) lies outside all {a.windows_for_actor} change window(s) "
+                            f"that name the account")
     if not a.authorized:
         return Answer("no", f"{finding.actor} is not among the authorized admins or known automation, and no "
                             f"change window names the account")

@@ -19,6 +19,13 @@ NAME = "usual_for_account"
 
 
 def answer(finding: Finding, ctx: TriageContext) -> Answer:
+    result = _answer(finding, ctx)
+    if finding.actor_resolution:
+        return Answer(result.answer, f"{result.because}; identity: {'; '.join(finding.actor_resolution)}")
+    return result
+
+
+def _answer(finding: Finding, ctx: TriageContext) -> Answer:
     if finding.actor is None:
         return Answer("unknown", "the finding has no actor to build a baseline for")
     baseline = ctx.baseline(finding)
