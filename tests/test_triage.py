@@ -51,12 +51,14 @@ level: medium
 T0 = datetime(2026, 10, 14, 9, 0)
 
 
-def ev(n, when, action, actor, target=None, agent=None):
+def ev(n, when, action, actor, target=None, agent=None, **columns):
     e = new_event()
+    e.update(columns)
     e.update({"event.id": f"e{n}", "@timestamp": when, "event.action": action, "user.name": actor,
               "user.target.name": target, "event.dataset": "m365.audit", "user.type": "regular",
               "event.code": "1", "user_agent.original": agent, "log.file.path": "audit.csv",
               "log.file.sha256": "0" * 64, "log.record": n, "params": {}})
+    e["event.original"] = columns.get("event.original") or f"record {n}"
     return e
 
 
@@ -142,3 +144,55 @@ def test_usual_operation_is_recognized(rules):
     finding = max(triaged(events, rules, Config()).values(), key=lambda f: f.first_seen)
     usual = finding.answers["usual_for_account"]
     assert usual.answer == "yes" and "Set-TransportRule 1x" in usual.because
+
+
+EMS = ('"C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe" -noexit -command ". '
+       "'C:\\Program Files\\Microsoft\\Exchange Server\\V15\\bin\\RemoteExchange.ps1'; Connect-ExchangeServer -auto\"")
+
+
+def windows_export(n, when, actor, **process):
+    return ev(n, when, "New-MailboxExportRequest", actor, "cfo@x.com", **{
+        "event.dataset": "windows.powershell", "host.name": "EXCH01", "process.name": "powershell.exe",
+        "parameters": "-Mailbox cfo@x.com -FilePath \\\\fs01\\pst$\\cfo.pst", **process})
+
+
+def test_exchange_management_shell_is_what_admins_use(rules):
+    events = background("exadmin@x.com") + [windows_export(1, T0, "exadmin@x.com", **{"process.command_line": EMS})]
+    finding = triaged(events, rules, Config(admins=("exadmin@x.com",)))[("mailbox_export", "exadmin@x.com")]
+    assert finding.answers["legitimate_admin_activity"].answer == "yes"
+    assert not finding.escalate
+
+
+def test_plain_powershell_or_the_iis_worker_is_not(rules):
+    events = background("exadmin@x.com") + [
+        windows_export(1, T0, "exadmin@x.com", **{"process.command_line": "pwsh.exe -File C:\\Users\\x\\e.ps1",
+                                                 "process.name": "pwsh.exe"})]
+    finding = triaged(events, rules, Config(admins=("exadmin@x.com",)))[("mailbox_export", "exadmin@x.com")]
+    legit = finding.answers["legitimate_admin_activity"]
+    assert legit.answer == "no" and "PowerShell outside the Exchange Management Shell" in legit.because
+    assert finding.escalate
+    assert any(r.startswith("scripts or tools not used by authorized personnel: PowerShell outside") for r in finding.reasons)
+
+    events = background("exadmin@x.com") + [
+        windows_export(1, T0, "exadmin@x.com", **{"process.command_line": EMS, "process.parent.name": "w3wp.exe"})]
+    finding = triaged(events, rules, Config(admins=("exadmin@x.com",)))[("mailbox_export", "exadmin@x.com")]
+    assert finding.escalate and finding.severity == "critical"
+    assert any(r.startswith("known threat pattern: ProxyShell-style") and "w3wp.exe" in r for r in finding.reasons)
+
+
+def test_automation_is_recognized_by_its_script_hash(rules):
+    digest = "9f" * 32
+    entry = {"account": "svc-export@x.com", "script_sha256": digest}
+    run = ev(1, T0, "New-MailboxExportRequest", "svc-export@x.com", "legal@x.com",
+             **{"event.original": f"Hashes: SHA256={digest.upper()}"})
+    finding = triaged(background("svc-export@x.com") + [run], rules, Config(automation=(entry,)))[
+        ("mailbox_export", "svc-export@x.com")]
+    assert finding.answers["legitimate_admin_activity"].answer == "yes" and not finding.escalate
+
+    other = ev(1, T0, "New-MailboxExportRequest", "svc-export@x.com", "legal@x.com",
+               **{"event.original": "Hashes: SHA256=" + "00" * 32})
+    finding = triaged(background("svc-export@x.com") + [other], rules, Config(automation=(entry,)))[
+        ("mailbox_export", "svc-export@x.com")]
+    legit = finding.answers["legitimate_admin_activity"]
+    assert legit.answer == "no" and "no event names the script SHA-256 9f9f" in legit.because
+    assert finding.escalate

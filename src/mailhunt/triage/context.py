@@ -21,9 +21,8 @@ from mailhunt.triage.baselines import ActorBaseline, build_actor_baseline
 DETAIL_COLUMNS = ("event.id", "@timestamp", "event.action", "event.outcome", "event.code", "event.dataset",
                   "user.name", "user.target.name", "source.ip", "source.geo.country_iso_code", "host.name",
                   "process.name", "process.executable", "process.command_line", "process.parent.name",
-                  "process.parent.executable", "powershell.file.script_block_text", "app.id",
-                  "user_agent.original", "parameters", "email.subject", "email.from.address", "labels",
-                  "event.original")
+                  "process.parent.executable", "process.parent.command_line", "powershell.file.script_block_text", "app.id",
+                  "user_agent.original", "parameters", "email.subject", "email.from.address", "labels")
 
 EXPORT_INDICATORS = ("mailbox_export",)
 DELETION_INDICATORS = ("export_request_removed", "mailbox_purge", "bulk_item_deletion")
@@ -81,6 +80,17 @@ class TriageContext:
             self._details[finding.id] = details
         return self._details[finding.id]
 
+    def records_naming(self, finding: Finding, text: str) -> int:
+        """How many of the finding's raw records contain ``text`` (case-insensitive)."""
+        ids = pa.table({"event_id": sorted({e.event_id for e in finding.events})})
+        self.store.db.register("finding_event_ids", ids)
+        try:
+            return self.store.db.execute(
+                """SELECT count(*) FROM events WHERE "event.id" IN (SELECT event_id FROM finding_event_ids)
+                   AND contains(lower("event.original"), ?)""", [text.lower()]).fetchall()[0][0]
+        finally:
+            self.store.db.unregister("finding_event_ids")
+
     def app_first_seen(self) -> dict[str, datetime]:
         """Application id (lower-cased) -> first time it appears in the case."""
         if self._app_first_seen is None:
@@ -91,15 +101,14 @@ class TriageContext:
 
     def actor_events(self, actor: str, start: datetime, end: datetime, where: str, params: list) -> list[dict]:
         """Events of the resolved actor (as actor or as target) between start and end matching ``where``."""
-        cols = ", ".join(f'"{c}"' for c in DETAIL_COLUMNS if c != "event.original")
+        cols = ", ".join(f'"{c}"' for c in DETAIL_COLUMNS)
         rows = self.store.db.execute(
             f"""SELECT {cols} FROM {DETECTION_RELATION}
                 WHERE ("user.name" = ? OR "user.target.name" = ?) AND "@timestamp" BETWEEN ? AND ? AND ({where})
                 ORDER BY "@timestamp", "event.id" """, [actor, actor, start, end, *params]).fetchall()
-        names = [c for c in DETAIL_COLUMNS if c != "event.original"]
         out = []
         for values in rows:
-            row = dict(zip(names, values))
+            row = dict(zip(DETAIL_COLUMNS, values))
             row["labels"] = dict(row["labels"]) if row["labels"] else {}
             out.append(row)
         return out

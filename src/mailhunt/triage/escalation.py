@@ -69,7 +69,7 @@ def decide(finding: Finding, assessment: Assessment | None = None) -> tuple[bool
     elif assessment is None and legit is not None and legit.answer == "no" and "offensive tooling" in legit.because:
         reasons.append(_reason(UNAUTHORIZED_TOOLS, legit.because))
         severity = _raise(severity, "critical")
-    other_clients = [c for c in tools if c.kind in ("scripted", "webshell")]
+    other_clients = [c for c in tools if c.kind in ("scripted", "webshell", "workstation_shell")]
     if other_clients:
         reasons.append(_reason(UNAUTHORIZED_TOOLS, "; ".join(c.describe() for c in other_clients)))
         severity = _raise(severity, "high")

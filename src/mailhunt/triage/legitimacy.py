@@ -30,12 +30,19 @@ class ClientPattern:
     kind: str
     pattern: re.Pattern
     fields: tuple[str, ...]
+    unless: re.Pattern | None = None
+    unless_fields: tuple[str, ...] = ()
+
+    def excused(self, row: dict) -> bool:
+        return self.unless is not None and any(row.get(f) and self.unless.search(row[f]) for f in self.unless_fields)
 
 
 @lru_cache(maxsize=1)
 def client_patterns() -> tuple[ClientPattern, ...]:
     data = tomllib.loads(resources.files("mailhunt.triage").joinpath("client_patterns.toml").read_text("utf-8"))
-    return tuple(ClientPattern(c["name"], c["kind"], re.compile(c["pattern"], re.IGNORECASE), tuple(c["fields"]))
+    return tuple(ClientPattern(c["name"], c["kind"], re.compile(c["pattern"], re.IGNORECASE), tuple(c["fields"]),
+                               re.compile(c["unless"], re.IGNORECASE) if c.get("unless") else None,
+                               tuple(c.get("unless_fields", ())))
                  for c in data["client"])
 
 
@@ -107,7 +114,7 @@ def _command_text(row: dict) -> str:
     return " ".join(p for p in (row.get("event.action"), row.get("parameters")) if p)
 
 
-def _match_automation(entry: dict, rows: list[dict]) -> str | None:
+def _match_automation(entry: dict, rows: list[dict], naming) -> str | None:
     """None when every key of the entry matches the finding's events, else what did not match."""
     if entry.get("app_id"):
         apps = sorted({(r.get("app.id") or "").lower() for r in rows if r.get("app.id")})
@@ -123,7 +130,7 @@ def _match_automation(entry: dict, rows: list[dict]) -> str | None:
                 return f"command '{texts[0][:120]}' does not match command_pattern {entry['command_pattern']!r}"
     if entry.get("script_sha256"):
         digest = entry["script_sha256"]
-        if not any(digest in " ".join([*_commands(r), r.get("event.original") or ""]).lower() for r in rows):
+        if not any(digest in " ".join(_commands(r)).lower() for r in rows) and not naming(digest):
             return f"no event names the script SHA-256 {digest[:16]}…"
     return None
 
@@ -132,6 +139,8 @@ def _client_hits(rows: list[dict]) -> list[ClientHit]:
     hits: dict[tuple[str, str], ClientHit] = {}
     for row in rows:
         for pattern in client_patterns():
+            if pattern.excused(row):
+                continue
             for column in pattern.fields:
                 value = row.get(column)
                 if value and pattern.pattern.search(value) and (pattern.name, column) not in hits:
@@ -165,7 +174,7 @@ def assess(finding: Finding, ctx: TriageContext) -> Assessment:
                (not a.get("account") and a.get("app_id") and any((r.get("app.id") or "").lower() == a["app_id"]
                                                                  for r in rows))]
     for entry in entries:
-        mismatch = _match_automation(entry, rows)
+        mismatch = _match_automation(entry, rows, lambda text: ctx.records_naming(finding, text))
         if mismatch is None:
             result.automation, result.automation_mismatch = entry, None
             break
