@@ -196,3 +196,15 @@ def test_automation_is_recognized_by_its_script_hash(rules):
     legit = finding.answers["legitimate_admin_activity"]
     assert legit.answer == "no" and "no event names the script SHA-256 9f9f" in legit.because
     assert finding.escalate
+
+
+def test_inferred_identity_is_stated_and_the_baseline_follows_the_person(rules):
+    events = background("jsmith@x.com") + [
+        ev(60, T0 - timedelta(days=3), "New-MailboxExportRequest", "jsmith@x.com", "legal@x.com"),
+        windows_export(1, T0, "CORP\\jsmith", **{"process.command_line": EMS})]
+    findings = triaged(events, rules, Config(admins=("jsmith@x.com",)))
+    finding = max((f for f in findings.values() if f.actor == "jsmith@x.com"), key=lambda f: f.first_seen)
+    usual = finding.answers["usual_for_account"]
+    assert usual.answer == "yes" and "New-MailboxExportRequest 1x" in usual.because
+    assert "identity: CORP\\jsmith taken as jsmith@x.com" in usual.because
+    assert "identity: CORP\\jsmith" in finding.answers["legitimate_admin_activity"].because

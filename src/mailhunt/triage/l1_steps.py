@@ -77,7 +77,10 @@ def sign_ins(finding: Finding, ctx: TriageContext) -> L1Step:
     ops = operation_sets()["sign_ins"]
     where, params = ops.where()
     start, end = _window(finding)
-    rows = ctx.actor_events(finding.actor, start, end, f'"user.name" = ? AND ({where})', [finding.actor, *params])
+    # Windows logon events name the account logged on as the target; everything else as the actor
+    codes = ", ".join(f"'{c}'" for c in ops.codes) or "NULL"
+    rows = ctx.actor_events(finding.actor, start, end, f'("user.name" = ? OR "event.code" IN ({codes})) AND ({where})',
+                            [finding.actor, *params])
     if not rows:
         return L1Step("sign_ins", "unknown", f"no sign-in records of {finding.actor} within ±72 h in the evidence; "
                                              "add the Entra ID sign-in log or the unified audit log's UserLoggedIn")
