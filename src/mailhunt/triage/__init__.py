@@ -23,6 +23,7 @@ QUESTION_MODULES = (
 
 
 def triage(findings: list[Finding], ctx: TriageContext) -> None:
+    ctx.prepare(findings)
     for finding in findings:
         assessment = assess(finding, ctx)
         for module in QUESTION_MODULES:

@@ -106,17 +106,19 @@ def place_of_event(row: dict) -> tuple[str | None, str | None]:
 BASELINE_SQL = """
 SELECT "@timestamp", "event.action", "source.ip", "source.geo.country_iso_code", "app.id",
        "user_agent.original", "process.name", labels
-FROM detection_events WHERE "user.name" = ? AND "@timestamp" < ?
+FROM {relation} WHERE "user.name" = ? AND "@timestamp" < ?
 """
 
 
-def build_actor_baseline(db, actor: str | None, before: datetime, evidence_start: datetime | None) -> ActorBaseline:
+def build_actor_baseline(db, actor: str | None, before: datetime, evidence_start: datetime | None,
+                         relation: str = "detection_events") -> ActorBaseline:
+    """``relation`` holds the case's events with resolved actors (the detection view, or a subset of it)."""
     baseline = ActorBaseline(actor, evidence_start if evidence_start and evidence_start < before else None, before)
     if actor is None:
         return baseline
     columns = ["@timestamp", "event.action", "source.ip", "source.geo.country_iso_code", "app.id",
                "user_agent.original", "process.name", "labels"]
-    for values in db.execute(BASELINE_SQL, [actor, before]).fetchall():
+    for values in db.execute(BASELINE_SQL.format(relation=relation), [actor, before]).fetchall():
         row = dict(zip(columns, values))
         row["labels"] = dict(row["labels"]) if row["labels"] else {}
         baseline.actor_events += 1

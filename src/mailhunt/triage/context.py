@@ -22,7 +22,8 @@ DETAIL_COLUMNS = ("event.id", "@timestamp", "event.action", "event.outcome", "ev
                   "user.name", "user.target.name", "source.ip", "source.geo.country_iso_code", "host.name",
                   "process.name", "process.executable", "process.command_line", "process.parent.name",
                   "process.parent.executable", "process.parent.command_line", "powershell.file.script_block_text", "app.id",
-                  "user_agent.original", "parameters", "email.subject", "email.from.address", "labels")
+                  "user_agent.original", "parameters", "email.subject", "email.from.address", "labels",
+                  "log.file.path", "log.record")
 
 EXPORT_INDICATORS = ("mailbox_export",)
 DELETION_INDICATORS = ("export_request_removed", "mailbox_purge", "bulk_item_deletion")
@@ -39,6 +40,7 @@ class TriageContext:
     _baselines: dict = field(default_factory=dict, repr=False)
     _details: dict = field(default_factory=dict, repr=False)
     _app_first_seen: dict | None = field(default=None, repr=False)
+    people_relation: str = DETECTION_RELATION
 
     @classmethod
     def build(cls, store: CaseStore, config: Config, indicator_of_rule: dict[str, str]) -> "TriageContext":
@@ -51,34 +53,62 @@ class TriageContext:
             create_detection_view(store)
         return cls(store, config, indicator_of_rule, start, end, cmdlets)
 
+    def prepare(self, findings: list[Finding]) -> None:
+        """Copy once the events of every actor and target of the findings into ``triage_events``.
+
+        Per-actor questions then read that small table instead of resolving
+        identities over the whole case for every finding."""
+        names = sorted({n for f in findings for n in (f.actor, *f.targets) if n})
+        self.store.db.register("triage_people", pa.table({"name": pa.array(names, pa.string())}))
+        try:
+            self.store.db.execute(
+                f"""CREATE OR REPLACE TEMP TABLE triage_events AS
+                    SELECT "event.id", {", ".join(f'"{c}"' for c in DETAIL_COLUMNS if c != "event.id")}
+                    FROM {DETECTION_RELATION}
+                    WHERE "user.name" IN (SELECT name FROM triage_people)
+                       OR "user.target.name" IN (SELECT name FROM triage_people)""")
+        finally:
+            self.store.db.unregister("triage_people")
+        self.people_relation = "triage_events"
+        self._details.update(self._load_details({e.event_id for f in findings for e in f.events}))
+
     def baseline(self, finding: Finding) -> ActorBaseline:
         """The actor's history before the finding (built once per finding)."""
         key = (finding.actor, finding.first_seen)
         if key not in self._baselines:
             self._baselines[key] = build_actor_baseline(self.store.db, finding.actor, finding.first_seen,
-                                                        self.evidence_start)
+                                                        self.evidence_start, self.people_relation)
         return self._baselines[key]
+
+    def _load_details(self, event_ids: set[str]) -> dict[str, dict]:
+        """Every detail column of these events, actors resolved, by event id (one query)."""
+        self.store.db.register("finding_event_ids", pa.table({"event_id": pa.array(sorted(event_ids), pa.string())}))
+        try:
+            resolved = {"user.name": 'coalesce(actor.actor, e."user.name")',
+                        "user.target.name": 'coalesce(target.actor, e."user.target.name")'}
+            cols = ", ".join(resolved.get(c, f'e."{c}"') for c in DETAIL_COLUMNS)
+            rows = self.store.db.execute(
+                f"""SELECT {cols} FROM events e
+                    LEFT JOIN identities actor ON actor.alias = e."user.name"
+                    LEFT JOIN identities target ON target.alias = e."user.target.name"
+                    WHERE e."event.id" IN (SELECT event_id FROM finding_event_ids)""").fetchall()
+        finally:
+            self.store.db.unregister("finding_event_ids")
+        loaded = {}
+        for values in rows:
+            row = dict(zip(DETAIL_COLUMNS, values))
+            row["labels"] = dict(row["labels"]) if row["labels"] else {}
+            loaded[row["event.id"]] = row
+        return loaded
 
     def details(self, finding: Finding) -> list[dict]:
         """Every column an assessment needs for the finding's events, in time order."""
-        if finding.id not in self._details:
-            ids = pa.table({"event_id": sorted({e.event_id for e in finding.events})})
-            self.store.db.register("finding_event_ids", ids)
-            try:
-                cols = ", ".join(f'e."{c}"' for c in DETAIL_COLUMNS)
-                rows = self.store.db.execute(
-                    f"""SELECT {cols} FROM {DETECTION_RELATION} e
-                        WHERE e."event.id" IN (SELECT event_id FROM finding_event_ids)
-                        ORDER BY e."@timestamp", e."event.id" """).fetchall()
-            finally:
-                self.store.db.unregister("finding_event_ids")
-            details = []
-            for values in rows:
-                row = dict(zip(DETAIL_COLUMNS, values))
-                row["labels"] = dict(row["labels"]) if row["labels"] else {}
-                details.append(row)
-            self._details[finding.id] = details
-        return self._details[finding.id]
+        ids = {e.event_id for e in finding.events}
+        missing = ids - self._details.keys()
+        if missing:
+            self._details.update(self._load_details(missing))
+        rows = [self._details[i] for i in ids if i in self._details]
+        return sorted(rows, key=lambda r: (r["@timestamp"], r["event.id"]))
 
     def records_naming(self, finding: Finding, text: str) -> int:
         """How many of the finding's raw records contain ``text`` (case-insensitive)."""
@@ -103,7 +133,7 @@ class TriageContext:
         """Events of the resolved actor (as actor or as target) between start and end matching ``where``."""
         cols = ", ".join(f'"{c}"' for c in DETAIL_COLUMNS)
         rows = self.store.db.execute(
-            f"""SELECT {cols} FROM {DETECTION_RELATION}
+            f"""SELECT {cols} FROM {self.people_relation}
                 WHERE ("user.name" = ? OR "user.target.name" = ?) AND "@timestamp" BETWEEN ? AND ? AND ({where})
                 ORDER BY "@timestamp", "event.id" """, [actor, actor, start, end, *params]).fetchall()
         out = []
@@ -132,7 +162,7 @@ class TriageContext:
             f"""SELECT DISTINCT e."event.id" AS id, e."@timestamp" AS ts, e."event.action" AS action,
                        e."user.name" AS actor, e."user.target.name" AS target,
                        e."log.file.path" AS path, e."log.record" AS record, x.rule_id AS rule_id
-                FROM matches x JOIN {DETECTION_RELATION} e ON e."event.id" = x.event_id
+                FROM matches x JOIN {self.people_relation} e ON e."event.id" = x.event_id
                 WHERE x.rule_id IN ({", ".join("?" * len(rule_ids))})
                   AND (e."user.name" IN ({", ".join("?" * len(people))})
                        OR e."user.target.name" IN ({", ".join("?" * len(people))}))
