@@ -34,6 +34,7 @@ HELPDESK = "helpdesk@fabrikam-labs.com"
 ITADMIN = "it-admin@fabrikam-labs.com"
 SVC = "svc-retention@fabrikam-labs.com"
 RETENTION_APP = "0f4e2a6c-7d1b-4b2b-9c11-5a0b2f7e9d01"
+OUTLOOK = "d3590ed6-52b3-4102-aeff-aad2292ab01c"
 BASE_CONFIG = dict(domains=("fabrikam-labs.com",), home_countries=("US",), trusted_networks=("198.51.100.0/24",),
                    admins=(COMPLIANCE, ITADMIN))
 
@@ -94,6 +95,8 @@ def test_authorized_admin_who_exports_every_week_is_not_escalated(tmp_path):
 
 def test_export_by_account_that_never_exported_from_new_country_then_removed_is_escalated(tmp_path):
     records = daily_logins(MALLORY, HOME, days=20)
+    records += [hard_delete(T0 - timedelta(days=d, hours=1), MALLORY, MALLORY, 1, HOME, OUTLOOK,
+                            client="Client=MSExchangeRPC") for d in (12, 8, 3)]
     records += [login(T0 - timedelta(minutes=20), MALLORY, NIGERIA),
                 export(T0, MALLORY, "cfo@fabrikam-labs.com", NIGERIA),
                 remove_export(T0 + timedelta(minutes=14), MALLORY, "cfo@fabrikam-labs.com", NIGERIA)]
@@ -105,6 +108,9 @@ def test_export_by_account_that_never_exported_from_new_country_then_removed_is_
     assert q2["answer"] == "no" and "not among the authorized admins" in q2["because"]
     assert q3["answer"] == "no" and "never did New-MailboxExportRequest" in q3["because"]
     assert "from a new country NG (before: US)" in q3["because"]
+    assert "with a client new for the account: app:fb78d390-0c51-40cd-8e17-fdbfab77341b" in q3["because"]
+    assert finding["baseline"]["apps_first_seen_in_tenant"] == {
+        "fb78d390-0c51-40cd-8e17-fdbfab77341b": "2026-10-14T15:00:00Z"}
     assert finding["escalate"] is True and finding["severity"] == "critical"
     reasons = finding["reasons"]
     assert any(r.startswith("no legitimate justification: ") for r in reasons)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mailhunt.events import iso_z
 from mailhunt.findings import Finding
 from mailhunt.triage import (
     escalation,
@@ -32,6 +33,9 @@ def triage(findings: list[Finding], ctx: TriageContext) -> None:
             else:
                 finding.answers[module.NAME] = module.answer(finding, ctx)
         finding.baseline = ctx.baseline(finding).to_json()
+        first_seen = ctx.app_first_seen()
+        apps = sorted({(r.get("app.id") or "").lower() for r in ctx.details(finding) if r.get("app.id")})
+        finding.baseline["apps_first_seen_in_tenant"] = {a: iso_z(first_seen[a]) for a in apps if a in first_seen}
         finding.l1 = l1_steps(finding, ctx, findings)
         finding.escalate, finding.severity, finding.reasons = escalation.decide(finding, assessment)
 

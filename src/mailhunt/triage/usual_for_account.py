@@ -5,14 +5,16 @@ case before the finding, after identity resolution. A thin history answers
 "unknown", never "no". "From here" compares the finding's countries and
 autonomous systems (source addresses when neither is known) with the
 baseline's; "at this hour" compares the UTC hour with the hours the account
-was active before (the hour either side counts as usual).
+was active before (the hour either side counts as usual); the client
+(application id, process) is compared with the ones the account used before
+(user agents are not: browsers update too often to tell).
 """
 
 from __future__ import annotations
 
 from mailhunt.events import iso_z
 from mailhunt.findings import Answer, Finding
-from mailhunt.triage.baselines import place_of_event
+from mailhunt.triage.baselines import client_labels, place_of_event
 from mailhunt.triage.context import TriageContext
 
 NAME = "usual_for_account"
@@ -60,6 +62,15 @@ def _answer(finding: Finding, ctx: TriageContext) -> Answer:
             unusual.append(f"from new addresses {', '.join(new_ips[:3])}")
     if (countries or asns or ips) and not new_countries and not new_asns:
         usual.append(f"from known places ({', '.join(countries + asns) or ', '.join(ips[:3])})")
+
+    clients = sorted({label for r in rows for label in client_labels(r) if not label.startswith("agent:")})
+    kinds_seen = {c.split(":", 1)[0] for c in baseline.clients}
+    # a kind of client the baseline never saw (processes when only cloud records came before) cannot be new
+    new_clients = [c for c in clients if c.split(":", 1)[0] in kinds_seen and c not in baseline.clients]
+    if new_clients:
+        unusual.append(f"with a client new for the account: {', '.join(new_clients[:3])}")
+    elif clients:
+        usual.append(f"with known clients ({', '.join(clients[:3])})")
 
     hour = finding.first_seen.hour
     if baseline.usual_hour(hour):
