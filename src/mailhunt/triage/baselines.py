@@ -61,7 +61,7 @@ class ActorBaseline:
                 f"(at least {MIN_ACTOR_EVENTS} needed)")
 
     def is_new(self, kind: str, value: str) -> bool:
-        """Not seen for this actor before the last ``RECENT`` before the finding (``kind``: country, asn, ip).
+        """Not seen for this actor before the last ``RECENT`` before the finding (``kind``: country, asn, ip, client).
 
         A place first seen minutes before the finding (the sign-in that led to
         it) is as new as one never seen."""
@@ -136,4 +136,6 @@ def build_actor_baseline(db, actor: str | None, before: datetime, evidence_start
                 baseline.first_seen[key] = min(baseline.first_seen.get(key, when), when)
         for label in client_labels(row):
             baseline.clients[label] += 1
+            key = f"client:{label}"
+            baseline.first_seen[key] = min(baseline.first_seen.get(key, when), when)
     return baseline

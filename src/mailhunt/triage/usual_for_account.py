@@ -52,7 +52,8 @@ def _answer(finding: Finding, ctx: TriageContext) -> Answer:
     new_countries = [c for c in countries if baseline.is_new("country", c)]
     new_asns = [a for a in asns if baseline.is_new("asn", a)]
     if new_countries:
-        known = ", ".join(sorted(c for c in baseline.countries if not baseline.is_new("country", c))) or "none"
+        known = (", ".join(sorted(c for c in baseline.countries if not baseline.is_new("country", c)))
+                 or "no located address")
         unusual.append(f"from a new country {', '.join(new_countries)} (before: {known})")
     if new_asns:
         unusual.append(f"from a new network {', '.join(new_asns)}")
@@ -66,7 +67,7 @@ def _answer(finding: Finding, ctx: TriageContext) -> Answer:
     clients = sorted({label for r in rows for label in client_labels(r) if not label.startswith("agent:")})
     kinds_seen = {c.split(":", 1)[0] for c in baseline.clients}
     # a kind of client the baseline never saw (processes when only cloud records came before) cannot be new
-    new_clients = [c for c in clients if c.split(":", 1)[0] in kinds_seen and c not in baseline.clients]
+    new_clients = [c for c in clients if c.split(":", 1)[0] in kinds_seen and baseline.is_new("client", c)]
     if new_clients:
         unusual.append(f"with a client new for the account: {', '.join(new_clients[:3])}")
     elif clients:
