@@ -32,7 +32,8 @@ from mailhunt.sources.admin_audit_record import DATASET, admin_audit_event
 from mailhunt.sources.base import ReadContext
 from mailhunt.sources.local_time import (DATE_ORDER_HINT, TIMEZONE_HINT, BadTime, ZoneUnknown, parse_wall_clock,
                                          to_utc, zone_from_hint)
-from mailhunt.sources.m365_audit import csv_records, decode_head, text_lines
+from mailhunt.sources.csv_text import csv_records_with_text
+from mailhunt.sources.m365_audit import decode_head, text_lines
 
 BATCH_RECORDS = 20_000
 _REQUIRED_CSV = ("cmdletname", "caller", "rundate")
@@ -88,9 +89,7 @@ class AdminAuditCsv:
         hint = _ZoneHint(ctx)
         header: list[str] | None = None
         events: list[dict] = []
-        lines = dict()
-        for number, fields in csv_records(self._remember(text_lines(stream, ctx), lines), ctx):
-            raw = lines.pop(number, None)
+        for number, fields, raw in csv_records_with_text(text_lines(stream, ctx), ctx):
             if header is None:
                 if fields and fields[0].startswith("#TYPE"):
                     continue
@@ -113,24 +112,11 @@ class AdminAuditCsv:
             if len(events) >= BATCH_RECORDS:
                 yield to_arrow(events)
                 events = []
-            lines.clear()
         if events:
             yield to_arrow(events)
 
     @staticmethod
-    def _remember(lines: Iterator[tuple[int, str]], store: dict) -> Iterator[tuple[int, str]]:
-        """Pass lines on, keeping the text of each record (from its first line) for ``event.original``."""
-        current = None
-        for number, line in lines:
-            if current is not None and store.get(current, "").count('"') % 2 == 1:
-                store[current] += "\n" + line
-            else:
-                current = number
-                store[current] = line
-            yield number, line
-
-    @staticmethod
-    def _event(row: dict, number: int, raw: str | None, ctx: ReadContext, hint: _ZoneHint) -> dict | None:
+    def _event(row: dict, number: int, raw: str, ctx: ReadContext, hint: _ZoneHint) -> dict | None:
         cmdlet = row.get("cmdletname", "").strip()
         if not cmdlet:
             ctx.reject(f"line {number}", "CmdletName empty")
@@ -145,7 +131,7 @@ class AdminAuditCsv:
             timestamp=timestamp, cmdlet=cmdlet, caller=row.get("caller"), object_modified=row.get("objectmodified"),
             succeeded=row.get("succeeded"), error=row.get("error"), server=row.get("originatingserver"),
             client_ip=row.get("clientip"), pairs=pairs, labels={**time_labels, "parameters_form": form},
-            raw=raw if raw is not None else ",".join(row.values()), path=ctx.path, sha256=ctx.sha256, locator=number)
+            raw=raw, path=ctx.path, sha256=ctx.sha256, locator=number)
 
 
 # ---------------------------------------------------------------- XML report
