@@ -14,7 +14,8 @@ without AM/PM) needs the ``date_order`` hint.
 
 Mapping: ``Status`` (Delivered, FilteredAsSpam, Quarantined, Failed, Expanded,
 Pending ...) → ``email.delivery_status`` and ``event.action``; ``FromIP`` →
-``source.ip``; ``ToIP`` → ``labels.to_ip``; addresses lower-cased;
+``source.ip``; ``ToIP`` → ``labels.to_ip``; ``StartDate``/``EndDate`` (the query's span, so
+what the export covers) → ``labels.query_start``/``query_end``; addresses lower-cased;
 ``MessageTraceId`` + recipient + time + status make ``event.id``.
 """
 
@@ -55,6 +56,18 @@ def _ip(text: str | None) -> str | None:
 def _lower(text: str | None) -> str | None:
     value = (text or "").strip()
     return value.lower() if value else None
+
+
+def _query_window(row: dict, ctx: ReadContext) -> dict[str, str]:
+    """The trace query's StartDate/EndDate (UTC like Received): the span the export covers."""
+    window = {}
+    for column, label in (("startdate", "query_start"), ("enddate", "query_end")):
+        try:
+            clock = parse_wall_clock(row.get(column, ""), ctx.hints.get(DATE_ORDER_HINT))
+        except BadTime:
+            continue
+        window[label] = to_utc(clock, timezone.utc).isoformat() + "Z"
+    return window
 
 
 class MessageTraceCsv:
@@ -113,6 +126,7 @@ class MessageTraceCsv:
             labels["message_trace_id"] = trace_id
         if size.isdigit():
             labels["size"] = size
+        labels.update(_query_window(row, ctx))
         event = new_event()
         event.update({
             "event.id": event_id_from_record_id(DATASET, f"{trace_id}\x1f{recipient}\x1f{timestamp.isoformat()}\x1f{status}")
