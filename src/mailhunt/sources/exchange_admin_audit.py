@@ -138,6 +138,7 @@ class AdminAuditCsv:
 
 _EVENT_START = re.compile(rb"<Event[\s>/]")
 _RESUME_PREFIX = b"<SearchResults>"
+_REPORT_START = re.compile(r"\s*(<\?xml[^>]*\?>)?\s*(<!DOCTYPE[^\[>]*(\[.*?\])?\s*>)?\s*<SearchResults[\s>/]", re.S)
 
 
 class _XmlSession:
@@ -231,7 +232,8 @@ class _XmlReader:
             yield from self._flush(session)
             if at_end:
                 return
-            keep_from = session.current["start"] if session.current else self.base + len(self.buffer)
+            # expat may hold the start of the next element unparsed: keep all after the last complete Event
+            keep_from = session.current["start"] if session.current else self.last_end
             self._drop_before(keep_from)
 
     def _report_damage(self, session: _XmlSession, exc: expat.ExpatError) -> int:
@@ -269,17 +271,20 @@ class _XmlReader:
             self.base = offset
 
     def _raw(self, start: int, end_tag_at: int) -> str:
-        begin = start - self.base
-        if end_tag_at > start:
-            stop = end_tag_at - self.base + len(b"</Event>")
+        begin, at = start - self.base, end_tag_at - self.base
+        if self.buffer.startswith(b"</", at):
+            stop = self.buffer.find(b">", at) + 1
+        elif at > begin and self.buffer[at - 2:at] == b"/>":
+            stop = at
         else:
-            stop = self.buffer.find(b">", begin) + 1
+            stop = self.buffer.find(b"/>", begin) + 2
         self.last_end = stop + self.base
         return bytes(self.buffer[begin:stop]).decode("utf-8", "replace")
 
     def event(self, current: dict, end_tag_at: int) -> dict | None:
         ctx = self.ctx
         ctx.records += 1
+        raw = self._raw(current["start"], end_tag_at)
         attrs, where = current["attrs"], f"line {current['line']}"
         cmdlet = (attrs.get("Cmdlet") or "").strip()
         if not cmdlet:
@@ -295,7 +300,7 @@ class _XmlReader:
             succeeded=attrs.get("Succeeded"), error=attrs.get("Error"), server=attrs.get("OriginatingServer"),
             client_ip=attrs.get("ClientIP"), pairs=[p for p in current["pairs"] if p[0]],
             labels={**labels, "parameters_form": "name_value" if current["pairs"] else "empty"},
-            raw=self._raw(current["start"], end_tag_at), path=ctx.path, sha256=ctx.sha256, locator=current["line"])
+            raw=raw, path=ctx.path, sha256=ctx.sha256, locator=current["line"])
 
     @staticmethod
     def _flush(session: _XmlSession) -> Iterator[pa.Table]:
@@ -311,10 +316,7 @@ class AdminAuditXml:
     chunk_bytes = 1 << 20
 
     def sniff(self, head: bytes) -> bool:
-        text = decode_head(head).lstrip()
-        if text.startswith("<?xml"):
-            text = text[text.find("?>") + 2:].lstrip()
-        return text.startswith("<SearchResults")
+        return _REPORT_START.match(decode_head(head)) is not None
 
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
         yield from _XmlReader(ctx, self.chunk_bytes).run(stream)

@@ -8,8 +8,10 @@ read here in two steps:
 1. ``parse_wall_clock`` finds the date and time fields and any explicit zone
    (``Z``, ``+02:00``). ISO-8601 text is unambiguous; ``M/D/YYYY h:mm:ss AM``
    is month first (only en-US writes AM/PM with slashes); ``D.M.YYYY`` is day
-   first; slashes without AM/PM are day first only when the first number is
-   above 12, otherwise ambiguous unless the analyst gives ``date_order``.
+   first; slashes without AM/PM are day first when the first number is above
+   12, month first when the second is; otherwise the analyst's ``date_order``
+   hint (``mdy`` or ``dmy``) decides, and without it the text is rejected.
+   The hint never overrides what the text itself shows.
 2. ``to_utc`` converts with the explicit zone, else with the zone the caller
    knows (a source documented as UTC), else with the analyst's ``timezone``
    hint (``UTC``, ``+02:00`` or an IANA name such as ``Europe/Berlin``, whose
@@ -91,8 +93,6 @@ def parse_wall_clock(text: str, date_order: str | None = None) -> WallClock:
 
 
 def _order(value: str, local: re.Match, first: int, second: int, date_order: str | None) -> str:
-    if date_order in ("mdy", "dmy"):
-        return date_order
     if local["sep"] == "/" and local["ampm"]:
         return "mdy"
     if local["sep"] == ".":
@@ -103,6 +103,8 @@ def _order(value: str, local: re.Match, first: int, second: int, date_order: str
         return "mdy"
     if first == second:
         return "mdy"
+    if date_order in ("mdy", "dmy"):
+        return date_order
     raise BadTime(f"'{value[:40]}': day and month cannot be told apart; give the hint date_order=mdy or dmy")
 
 
