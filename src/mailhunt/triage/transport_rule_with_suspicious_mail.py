@@ -197,7 +197,7 @@ def answer(finding: Finding, ctx: TriageContext) -> Answer:
         covered = "; ".join(f"{iso_z(a)}..{iso_z(b)}" for a, b in spans)
         return Answer("unknown", f"{len(messages)} {condition_text} in the message logs, none suspicious, but the "
                                  f"logs cover only {covered} of the window {window}")
-    if not ctx.config.domains:
+    if messages and not ctx.config.domains:
         return Answer("unknown", f"{len(messages)} {condition_text} in {window}, none spam or quarantined; external "
                                  "and lookalike senders cannot be told without organization.domains in the configuration")
     found = (f"{len(messages)} {condition_text} arrived ({_span(messages)}; {_ids(messages)}), none from a lookalike "
