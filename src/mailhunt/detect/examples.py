@@ -52,6 +52,15 @@ class ExampleCase:
     records: list[dict]
     evidence: str | None = None
 
+    @property
+    def record_count(self) -> int:
+        """Records in the case: the list's length, or for evidence text its Events (XML) or lines after the header."""
+        if self.evidence is None:
+            return len(self.records)
+        if "<Event" in self.evidence:
+            return self.evidence.count("<Event")
+        return max(1, sum(1 for line in self.evidence.splitlines()[1:] if line.strip().startswith('"')))
+
     def file_bytes(self) -> bytes:
         """What the case's evidence file holds: the text as given, else the records as NDJSON."""
         if self.evidence is not None:
