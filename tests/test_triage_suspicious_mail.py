@@ -95,3 +95,23 @@ def test_matching_mail_without_organization_domains_is_unknown(tmp_path):
 def test_other_findings_do_not_apply(tmp_path, indicator):
     [answer] = answers(tmp_path, [FIXTURES / "admin_audit_report.xml"], indicator=indicator)
     assert answer["answer"] == "unknown" and answer["because"].startswith("does not apply")
+
+
+def test_hunt_command_passes_the_timezone_hint(tmp_path):
+    from typer.testing import CliRunner
+
+    from mailhunt.cli import app
+
+    evidence = str(FIXTURES / "admin_audit_export.csv")
+    refused = CliRunner().invoke(app, ["hunt", evidence, "--out", str(tmp_path / "a")])
+    assert refused.exit_code == 0 and "has no time zone" in refused.output
+    read = CliRunner().invoke(app, ["hunt", evidence, "--out", str(tmp_path / "b"), "--hint",
+                                    "timezone=America/Los_Angeles"])
+    assert read.exit_code == 0, read.output
+    import json
+    document = json.loads((tmp_path / "b" / "findings.json").read_text())
+    assert [i["records"] - i["rejected"] for i in document["inputs"]] == [2]
+    assert any(f["indicator"] == "export_then_deletion" and f["first_seen"] == "2026-10-14T15:02:11Z"
+               for f in document["findings"])
+    bad = CliRunner().invoke(app, ["hunt", evidence, "--out", str(tmp_path / "c"), "--hint", "timezone"])
+    assert bad.exit_code == 2
