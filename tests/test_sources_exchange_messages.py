@@ -123,3 +123,30 @@ def test_zone_hint_applies_daylight_saving():
         parse_wall_clock("02/03/2026 10:00:00")
     with pytest.raises(BadTime):
         parse_wall_clock("13/14/2026 10:00:00")
+
+
+def test_enhanced_summary_report_utf16_one_event_per_recipient():
+    assert (FIXTURES / "message_trace_summary_report.csv").read_bytes()[:2] == b"\xff\xfe"
+    name, events, ctx = read("message_trace_summary_report.csv")
+    assert name == "m365_message_trace_report"
+    assert (ctx.records, ctx.rejected, len(events)) == (4, 1, 4)
+    assert [(e["email.to.address"], e["email.delivery_status"]) for e in events] == [
+        ("jdoe@fabrikam.com", "Deliver"), ("ap@fabrikam.com", "Quarantine"), ("cfo@fabrikam.com", "Deliver"),
+        ("partner@contoso.net", "Send")]
+    quarantined = events[1]
+    assert quarantined["@timestamp"] == datetime(2026, 10, 14, 16, 35, 2, 110000)
+    assert quarantined["labels"]["recipient_status"] == "Receive, Quarantine"
+    assert quarantined["email.direction"] == "inbound" and events[3]["email.direction"] == "outbound"
+    assert len({e["event.id"] for e in events}) == 4
+    assert ctx.rejections[0].locator == "line 5"
+
+
+def test_extended_report_reads_like_message_tracking():
+    name, events, ctx = read("message_trace_extended_report.csv")
+    assert name == "m365_message_trace_report" and len(events) == 2
+    receive, deliver = events
+    assert receive["event.dataset"] == "m365.message_trace" and receive["event.action"] == "RECEIVE"
+    assert receive["@timestamp"] == datetime(2026, 10, 14, 16, 31, 7, 447000)
+    assert receive["source.ip"] == "185.220.101.10" and receive["labels"]["report"] == "extended"
+    assert deliver["email.message_id"] == receive["email.message_id"]
+    assert ctx.rejected == 1 and "2 fields where the header has 30" in ctx.rejections[0].reason

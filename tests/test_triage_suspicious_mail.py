@@ -115,3 +115,11 @@ def test_hunt_command_passes_the_timezone_hint(tmp_path):
                for f in document["findings"])
     bad = CliRunner().invoke(app, ["hunt", evidence, "--out", str(tmp_path / "c"), "--hint", "timezone"])
     assert bad.exit_code == 2
+
+
+def test_quarantine_in_a_summary_report_counts_as_suspicious(tmp_path):
+    [answer] = answers(tmp_path, [FIXTURES / "transport_rule_report.xml",
+                                  FIXTURES / "message_trace_summary_report.csv"])
+    assert answer["answer"] == "yes", answer
+    assert "2 suspicious message(s) among 2" in answer["because"]
+    assert "Quarantine x1" in answer["because"]

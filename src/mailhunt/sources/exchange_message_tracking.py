@@ -106,41 +106,47 @@ class MessageTrackingLog:
         if len(values) != len(fields):
             ctx.reject(f"line {number}", f"{len(values)} values where #Fields: names {len(fields)} (truncated line?)")
             return None
-        row = dict(zip(fields, values))
-        try:
-            timestamp = _timestamp(row.get("date-time", ""))
-        except ValueError as exc:
-            ctx.reject(f"line {number}", str(exc))
-            return None
-        action = row.get("event-id", "").strip().upper()
-        if not action:
-            ctx.reject(f"line {number}", "event-id empty")
-            return None
-        event = new_event()
-        event.update({
-            "event.id": event_id_from_raw(line),
-            "@timestamp": timestamp,
-            "event.action": action,
-            "event.code": action,
-            "event.outcome": _OUTCOMES.get(action, "unknown"),
-            "event.provider": row.get("source", "").strip() or None,
-            "event.dataset": DATASET,
-            "email.delivery_status": action,
-            "email.from.address": _lower(row.get("sender-address")),
-            "email.to.address": _lower(row.get("recipient-address")),
-            "email.subject": row.get("message-subject") or None,
-            "email.message_id": row.get("message-id", "").strip() or None,
-            "email.direction": _DIRECTIONS.get(row.get("directionality", "").strip().lower()),
-            "email.item_count": 1,
-            "source.ip": _ip(row.get("original-client-ip", "")) or _ip(row.get("client-ip", "")),
-            "host.name": row.get("server-hostname", "").strip() or None,
-            "labels": sorted((k.replace("-", "_"), row[k]) for k in _LABELLED if row.get(k, "").strip()),
-            "log.file.path": ctx.path,
-            "log.file.sha256": ctx.sha256,
-            "log.record": number,
-            "event.original": line,
-        })
-        return event
+        return tracking_event(dict(zip(fields, values)), line, number, ctx, DATASET)
+
+
+def tracking_event(row: dict[str, str], raw: str, number: int, ctx: ReadContext, dataset: str,
+                   extra_labels: dict[str, str] | None = None) -> dict | None:
+    """One message tracking record (columns by their ``#Fields:`` names) as an event; None when rejected."""
+    try:
+        timestamp = _timestamp(row.get("date-time", ""))
+    except ValueError as exc:
+        ctx.reject(f"line {number}", str(exc))
+        return None
+    action = row.get("event-id", "").strip().upper()
+    if not action:
+        ctx.reject(f"line {number}", "event-id empty")
+        return None
+    event = new_event()
+    event.update({
+        "event.id": event_id_from_raw(raw),
+        "@timestamp": timestamp,
+        "event.action": action,
+        "event.code": action,
+        "event.outcome": _OUTCOMES.get(action, "unknown"),
+        "event.provider": row.get("source", "").strip() or None,
+        "event.dataset": dataset,
+        "email.delivery_status": action,
+        "email.from.address": _lower(row.get("sender-address")),
+        "email.to.address": _lower(row.get("recipient-address")),
+        "email.subject": row.get("message-subject") or None,
+        "email.message_id": row.get("message-id", "").strip() or None,
+        "email.direction": _DIRECTIONS.get(row.get("directionality", "").strip().lower()),
+        "email.item_count": 1,
+        "source.ip": _ip(row.get("original-client-ip", "")) or _ip(row.get("client-ip", "")),
+        "host.name": row.get("server-hostname", "").strip() or None,
+        "labels": sorted({**{k.replace("-", "_"): row[k] for k in _LABELLED if row.get(k, "").strip()},
+                          **(extra_labels or {})}.items()),
+        "log.file.path": ctx.path,
+        "log.file.sha256": ctx.sha256,
+        "log.record": number,
+        "event.original": raw,
+    })
+    return event
 
 
 MESSAGE_TRACKING_SOURCES = (MessageTrackingLog(),)

@@ -39,14 +39,14 @@ _REQUIRED = ("received", "senderaddress", "recipientaddress", "status")
 _OUTCOMES = {"delivered": "success", "expanded": "success", "resolved": "success", "failed": "failure"}
 
 
-def _header(text: str) -> list[str] | None:
+def csv_header(text: str) -> list[str] | None:
     lines = text.lstrip("\ufeff").splitlines()
     if lines and lines[0].startswith("#TYPE"):
         lines = lines[1:]
     return [c.strip().strip('"').lower() for c in lines[0].split(",")] if lines else None
 
 
-def _ip(text: str | None) -> str | None:
+def ip_or_none(text: str | None) -> str | None:
     try:
         return str(ipaddress.ip_address((text or "").strip())) if text and text.strip() else None
     except ValueError:
@@ -76,7 +76,7 @@ class MessageTraceCsv:
     locator_unit = "line"
 
     def sniff(self, head: bytes) -> bool:
-        header = _header(decode_head(head))
+        header = csv_header(decode_head(head))
         return bool(header) and all(c in header for c in _REQUIRED) and "auditdata" not in header
 
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
@@ -120,8 +120,8 @@ class MessageTraceCsv:
         recipient = _lower(row.get("recipientaddress"))
         size = row.get("size", "").strip()
         labels = {"time_zone_source": zone_source}
-        if _ip(row.get("toip")):
-            labels["to_ip"] = _ip(row.get("toip"))
+        if ip_or_none(row.get("toip")):
+            labels["to_ip"] = ip_or_none(row.get("toip"))
         if trace_id:
             labels["message_trace_id"] = trace_id
         if size.isdigit():
@@ -142,7 +142,7 @@ class MessageTraceCsv:
             "email.subject": row.get("subject") or None,
             "email.message_id": row.get("messageid", "").strip() or None,
             "email.item_count": 1,
-            "source.ip": _ip(row.get("fromip")),
+            "source.ip": ip_or_none(row.get("fromip")),
             "organization.id": row.get("organization", "").strip() or None,
             "labels": sorted(labels.items()),
             "log.file.path": ctx.path,

@@ -7,7 +7,8 @@ and after the last change are searched for mail that meets them (for an inbox
 rule, mail to that mailbox). Matching mail is suspicious when
 
 - its sender's domain imitates one of the organization's (``lookalike``),
-- the service marked it spam or quarantined it (``SPAM_STATUSES``), or
+- the service marked it spam or quarantined it (a status with one of
+  ``SPAM_WORDS``: FilteredAsSpam, Quarantined, Quarantine ...), or
 - it came from outside the organization as a burst: ``BURST_MESSAGES`` or more
   distinct messages within ``BURST_SPAN``.
 
@@ -36,7 +37,7 @@ MESSAGE_DATASETS = ("exchange.message_tracking", "m365.message_trace")
 WINDOW = timedelta(hours=6)
 BURST_MESSAGES = 3
 BURST_SPAN = timedelta(hours=1)
-SPAM_STATUSES = ("filteredasspam", "quarantined", "spam", "junk")
+SPAM_WORDS = ("spam", "quarantin", "junk")
 MAX_IDS = 5
 
 
@@ -55,7 +56,11 @@ class Message:
 
     @property
     def spam(self) -> bool:
-        return any(s.lower() in SPAM_STATUSES for s in self.statuses)
+        return any(_is_spam(s) for s in self.statuses)
+
+
+def _is_spam(status: str) -> bool:
+    return any(word in status.lower() for word in SPAM_WORDS)
 
 
 def _placeholders(values) -> str:
@@ -182,7 +187,7 @@ def answer(finding: Finding, ctx: TriageContext) -> Answer:
             domains = sorted({m.lookalike.describe() + f" ({m.lookalike.kind})" for m in lookalikes})
             reasons.append(f"{len(lookalikes)} from lookalike domains: {'; '.join(domains)}")
         if spam:
-            counts = Counter(s for m in spam for s in m.statuses if s.lower() in SPAM_STATUSES)
+            counts = Counter(s for m in spam for s in m.statuses if _is_spam(s))
             reasons.append(f"{len(spam)} marked spam or quarantined ("
                            + ", ".join(f"{status} x{n}" for status, n in sorted(counts.items())) + ")")
         if burst:
