@@ -50,15 +50,17 @@ class LogsourceDatasets:
     datasets: tuple[str, ...]
 
 
+# Exchange cmdlets are logged alike by the unified audit log and the Exchange
+# admin audit log (Search-AdminAuditLog exports, the audit report XML):
+# event.action is the cmdlet, params its parameters. So the m365 cmdlet rules
+# also run on the admin audit log; rules keyed on UAL-only fields find nothing there.
+CMDLET_DATASETS = ("m365.audit", "exchange.admin_audit")
+
 LOGSOURCES: tuple[LogsourceDatasets, ...] = (
-    LogsourceDatasets("m365", "audit", None, ("m365.audit",)),
-    LogsourceDatasets("m365", "exchange", None, ("m365.audit",)),
+    LogsourceDatasets("m365", "audit", None, CMDLET_DATASETS),
+    LogsourceDatasets("m365", "exchange", None, CMDLET_DATASETS),
     LogsourceDatasets("m365", "threat_management", None, ("m365.audit",)),
     LogsourceDatasets("azure", "auditlogs", None, ("m365.audit",)),
-    # The Exchange admin audit log records the same cmdlets with the same
-    # parameters as the unified audit log's Exchange admin records.
-    LogsourceDatasets("m365", "audit", None, ("exchange.admin_audit",)),
-    LogsourceDatasets("m365", "exchange", None, ("exchange.admin_audit",)),
 )
 
 
@@ -76,28 +78,18 @@ def datasets_for(logsource) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _datasets_by_logsource() -> dict[tuple[str | None, str | None, str | None], tuple[str, ...]]:
-    """LOGSOURCES entries for the same logsource merged, so that adding an entry widens a rule, never ANDs."""
-    merged: dict[tuple[str | None, str | None, str | None], tuple[str, ...]] = {}
-    for entry in LOGSOURCES:
-        key = (entry.product, entry.service, entry.category)
-        known = merged.get(key, ())
-        merged[key] = known + tuple(d for d in entry.datasets if d not in known)
-    return merged
-
-
 def build_pipeline(include_system_accounts: bool = False) -> ProcessingPipeline:
     items: list[ProcessingItem] = [
         ProcessingItem(identifier="mailhunt_field_mapping",
                        transformation=FieldMappingTransformation(FIELD_MAPPING)),
     ]
-    for index, (key, datasets) in enumerate(_datasets_by_logsource().items()):
-        product, service, category = key
+    for index, entry in enumerate(LOGSOURCES):
         items.append(ProcessingItem(
             identifier=f"mailhunt_logsource_{index}",
-            transformation=AddConditionTransformation({"event.dataset": list(datasets)},
+            transformation=AddConditionTransformation({"event.dataset": list(entry.datasets)},
                                                       name=f"_mailhunt_dataset_{index}"),
-            rule_conditions=[LogsourceCondition(product=product, service=service, category=category)],
+            rule_conditions=[LogsourceCondition(product=entry.product, service=entry.service,
+                                                category=entry.category)],
         ))
     if not include_system_accounts:
         items.append(ProcessingItem(
