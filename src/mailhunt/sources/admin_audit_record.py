@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import datetime
+from functools import lru_cache
 
 from mailhunt.events import event_id_from_record_id, new_event
 
@@ -75,6 +76,7 @@ def _domain(caller: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=65536)
 def _ip(text: str | None) -> str | None:
     value = (text or "").strip()
     if value.startswith("[") and "]" in value:

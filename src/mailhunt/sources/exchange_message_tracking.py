@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import ipaddress
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import BinaryIO, Iterator
 
 import pyarrow as pa
@@ -40,6 +41,7 @@ _LABELLED = ("directionality", "network-message-id", "internal-message-id", "rec
              "connector-id", "return-path")
 
 
+@lru_cache(maxsize=65536)
 def _ip(text: str) -> str | None:
     try:
         return str(ipaddress.ip_address(text.strip())) if text and text.strip() else None

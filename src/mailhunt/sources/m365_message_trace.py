@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import timezone
+from functools import lru_cache
 from typing import BinaryIO, Iterator
 
 import pyarrow as pa
@@ -46,6 +47,7 @@ def csv_header(text: str) -> list[str] | None:
     return [c.strip().strip('"').lower() for c in lines[0].split(",")] if lines else None
 
 
+@lru_cache(maxsize=65536)
 def ip_or_none(text: str | None) -> str | None:
     try:
         return str(ipaddress.ip_address((text or "").strip())) if text and text.strip() else None
