@@ -30,7 +30,7 @@ from mailhunt.events import to_arrow
 from mailhunt.sources.admin_audit_parameters import parse_cmdlet_parameters_cell
 from mailhunt.sources.admin_audit_record import DATASET, admin_audit_event
 from mailhunt.sources.base import ReadContext
-from mailhunt.sources.local_time import (DATE_ORDER_HINT, TIMEZONE_HINT, BadTime, ZoneUnknown, parse_wall_clock,
+from mailhunt.sources.local_time import (DATE_ORDER_HINT, TIMEZONE_HINT, ZoneUnknown, parse_wall_clock,
                                          to_utc, zone_from_hint)
 from mailhunt.sources.csv_text import csv_records_with_text
 from mailhunt.sources.m365_audit import decode_head, text_lines
