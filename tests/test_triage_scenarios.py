@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -340,3 +341,33 @@ def test_same_evidence_and_config_give_the_same_decision(tmp_path):
     one = run(tmp_path / "a", records, Config(**BASE_CONFIG))
     two = run(tmp_path / "b", records, Config(**BASE_CONFIG))
     assert one and json.dumps(one).replace(str(tmp_path / "a"), "") == json.dumps(two).replace(str(tmp_path / "b"), "")
+
+
+# ---------------------------------------------------------------- transport rule and suspicious mail (question 4)
+
+EXCHANGE = Path(__file__).parent / "fixtures" / "exchange"
+RULE_CHANGE = datetime(2026, 10, 14, 15, 47, 30)       # 08:47:30-07:00 in the admin audit report
+
+
+def test_transport_rule_an_hour_before_a_lookalike_burst_is_escalated_as_critical(tmp_path):
+    evidence = [EXCHANGE / "transport_rule_report.xml", EXCHANGE / "message_trace_burst.csv"]
+    config = Config(domains=("fabrikam.com",), admins=("exadmin@fabrikam.com",))
+    [finding] = [f for f in hunt(evidence, tmp_path / "case", config).document["findings"]
+                 if f["indicator"] == "transport_rule_change"]
+    assert finding["answers"]["transport_rule_with_suspicious_mail"]["answer"] == "yes"
+    assert finding["escalate"] is True and finding["severity"] == "critical"
+    [reason] = [r for r in finding["reasons"] if r.startswith("transport-rule change without operational necessity: ")]
+    assert "is not among the authorized admins" in reason
+    assert "coincides with suspicious mail: 6 suspicious message(s)" in reason
+
+
+def test_transport_rule_by_the_messaging_admin_in_a_window_is_not_escalated_despite_the_burst(tmp_path):
+    evidence = [EXCHANGE / "transport_rule_report.xml", EXCHANGE / "message_trace_burst.csv"]
+    window = ChangeWindow(RULE_CHANGE - timedelta(minutes=30), RULE_CHANGE + timedelta(hours=1), "CHG-4410", ())
+    config = Config(domains=("fabrikam.com",), admins=("corp.fabrikam.com/users/administrator",),
+                    change_windows=(window,))
+    [finding] = [f for f in hunt(evidence, tmp_path / "case", config).document["findings"]
+                 if f["indicator"] == "transport_rule_change"]
+    assert finding["answers"]["transport_rule_with_suspicious_mail"]["answer"] == "yes"
+    assert finding["escalate"] is False
+    assert finding["reasons"][0].startswith("authorized: CHG-4410 by ")
