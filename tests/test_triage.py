@@ -208,3 +208,17 @@ def test_inferred_identity_is_stated_and_the_baseline_follows_the_person(rules):
     assert usual.answer == "yes" and "New-MailboxExportRequest 1x" in usual.because
     assert "identity: CORP\\jsmith taken as jsmith@x.com" in usual.because
     assert "identity: CORP\\jsmith" in finding.answers["legitimate_admin_activity"].because
+
+
+def test_admin_configured_by_domain_name_covers_the_same_person_in_cloud_records(rules):
+    events = background("exadmin@x.com") + [
+        windows_export(60, T0 - timedelta(days=2), "CORP\\exadmin", **{"process.command_line": EMS}),
+        ev(1, T0, "New-MailboxExportRequest", "exadmin@x.com", "legal@x.com")]
+    findings = triaged(events, rules, Config(admins=("corp\\exadmin",)))
+    latest = max((f for f in findings.values() if f.actor == "exadmin@x.com"), key=lambda f: f.first_seen)
+    assert latest.answers["legitimate_admin_activity"].answer == "yes"
+    assert not latest.escalate
+
+    findings = triaged(events, rules, Config(admins=("corp\\someoneelse",)))
+    latest = max((f for f in findings.values() if f.actor == "exadmin@x.com"), key=lambda f: f.first_seen)
+    assert latest.answers["legitimate_admin_activity"].answer == "no" and latest.escalate

@@ -72,6 +72,17 @@ class TriageContext:
         self.people_relation = "triage_events"
         self._details.update(self._load_details({e.event_id for f in findings for e in f.events}))
 
+    def names_of(self, actor: str | None) -> set[str]:
+        """Every name the actor goes by in the case (lower-cased): the actor and each logged alias resolved to it.
+
+        Configured admins, automation accounts and change-window actors are
+        compared with these, so ``CORP\\exadmin`` in mailhunt.toml covers the
+        same person logged as ``exadmin@corp.com``."""
+        if not actor:
+            return set()
+        rows = self.store.db.execute("SELECT alias FROM identities WHERE actor = ?", [actor]).fetchall()
+        return {actor.lower()} | {alias.lower() for (alias,) in rows if alias}
+
     def baseline(self, finding: Finding) -> ActorBaseline:
         """The actor's history before the finding (built once per finding)."""
         key = (finding.actor, finding.first_seen)

@@ -168,7 +168,7 @@ def assess(finding: Finding, ctx: TriageContext) -> Assessment:
     actor = (finding.actor or "").lower()
     rows = ctx.details(finding)
     result = Assessment(finding.actor)
-    logged = {(r.get("user.name") or "").lower() for r in rows} | {actor}
+    logged = ctx.names_of(finding.actor) | {(r.get("user.name") or "").lower() for r in rows} | {actor}
     result.admin = bool(logged & set(config.admins))
     entries = [a for a in config.automation if a.get("account", "") in logged or
                (not a.get("account") and a.get("app_id") and any((r.get("app.id") or "").lower() == a["app_id"]
