@@ -11,9 +11,11 @@ FIXTURES = Path(__file__).parent / "fixtures" / "entra"
 def test_json_download_maps_outcome_country_app_and_user():
     name, events, ctx = read(FIXTURES / "signins.json")
     assert name == "entra_signin_json"
-    assert (ctx.records, len(events), ctx.rejected) == (3, 2, 1)
+    assert (ctx.records, len(events), ctx.rejected) == (4, 3, 1)
     assert ctx.rejections[0].locator == "record 3" and "no time zone" in ctx.rejections[0].reason
-    admin, attacker = events
+    admin, attacker, interrupted = events
+    assert interrupted["event.outcome"] == "unknown" and interrupted["event.code"] == "50076"
+    assert interrupted["user.name"] == "adele.vance@fabrikam-labs.com" and interrupted["log.record"] == 4
     assert admin["event.dataset"] == "entra.signin" and admin["event.action"] == "Sign-in activity"
     assert admin["@timestamp"] == datetime(2026, 10, 12, 8, 2, 11, 483916)
     assert admin["user.name"] == "compliance-admin@fabrikam-labs.com"

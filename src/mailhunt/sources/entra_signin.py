@@ -9,8 +9,9 @@
   ``Location`` as "City, State, CC", ``Status``, ``Sign-in error code``, ...).
 
 Both become events of dataset ``entra.signin`` with ``event.action``
-"Sign-in activity": ``event.outcome`` success when the error code is 0 (or the
-CSV status is Success), failure otherwise; ``user.name`` the UPN lower-cased;
+"Sign-in activity": ``event.outcome`` from the CSV's Status (Success, Failure;
+Interrupted is unknown), else from the error code (0 success, the codes of an
+interrupted sign-in unknown, any other failure); ``user.name`` the UPN lower-cased;
 ``app.id`` the application id lower-cased; the country code in
 ``source.geo.country_iso_code``; application name, client app, failure reason
 and AS number in ``labels``.
@@ -73,11 +74,22 @@ def _country(text: str | None) -> str | None:
     return code if len(code) == 2 and code.isalpha() else None
 
 
-def _outcome(error_code: str | None, status: str | None) -> str:
-    if error_code not in (None, ""):
-        return "success" if str(error_code).strip() == "0" else "failure"
+# Sign-ins the portal lists as "Interrupted": a further step (MFA, consent,
+# password change, device check) was asked for; neither a success nor a failure.
+INTERRUPTED_CODES = frozenset({"50055", "50072", "50074", "50076", "50079", "50125", "50140", "50158"})
+
+
+def _outcome(error_code, status: str | None) -> str:
+    """The CSV's Status column when present (Success, Failure, Interrupted), else the error code."""
     status = (status or "").strip().lower()
-    return {"success": "success", "failure": "failure"}.get(status, "unknown")
+    if status:
+        return {"success": "success", "failure": "failure"}.get(status, "unknown")
+    if error_code in (None, ""):
+        return "unknown"
+    code = str(error_code).strip()
+    if code == "0":
+        return "success"
+    return "unknown" if code in INTERRUPTED_CODES else "failure"
 
 
 def _event(*, record_id: str | None, raw: str, when: datetime, upn: str | None, user_id: str | None,
