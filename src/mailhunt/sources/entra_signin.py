@@ -175,6 +175,12 @@ class EntraSignInJson:
                 path=ctx.path, sha256=ctx.sha256, locator=index)
 
 
+def _csv_code(text: str | None) -> str | None:
+    """The CSV's error code; some downloads write "None" for a sign-in without one."""
+    code = (text or "").strip()
+    return None if code.lower() in ("", "none") else code
+
+
 def _column_key(name: str) -> str:
     return " ".join(name.strip().lower().split())
 
@@ -231,7 +237,7 @@ class EntraSignInCsv:
                 record_id=row.get("request id"), raw=raw, when=when, upn=row.get("username"),
                 user_id=row.get("user id"), app_id=row.get("application id"), ip=row.get("ip address"),
                 country=location.rsplit(",", 1)[-1] if location else None, agent=row.get("user agent"),
-                error_code=row.get("sign-in error code"), status=row.get("status"),
+                error_code=_csv_code(row.get("sign-in error code")), status=row.get("status"),
                 tenant=row.get("resource tenant id") or row.get("home tenant id"),
                 labels={"app_name": row.get("application"), "client_app": row.get("client app"),
                         "failure_reason": row.get("failure reason"),
