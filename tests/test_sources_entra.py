@@ -37,6 +37,7 @@ def test_csv_download_maps_the_same_fields_and_rejects_bad_rows():
     admin, attacker = events
     assert admin["@timestamp"] == datetime(2026, 10, 12, 8, 2, 11)
     assert admin["user.name"] == "compliance-admin@fabrikam-labs.com" and admin["event.outcome"] == "success"
+    assert admin["event.code"] is None          # written as "None" by the download
     assert admin["app.id"] == "80ccca67-54bd-44ab-8625-4b79c4dc7775"
     assert admin["source.geo.country_iso_code"] == "US"
     assert attacker["event.outcome"] == "failure" and attacker["event.code"] == "50126"
