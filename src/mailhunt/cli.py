@@ -17,6 +17,7 @@ from mailhunt.config import ConfigError, load_config
 from mailhunt.detect.catalog import describe_rules
 from mailhunt.detect.examples import run_rule_examples
 from mailhunt.detect.rules import RuleLoadError, load_rules, shipped_rules_dir
+from mailhunt.detect.validation import check_rules
 from mailhunt.hunt import HuntResult, InputSummary, ProgressSink, hunt
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -134,7 +135,7 @@ def _print_summary(result: HuntResult) -> None:
                   f"Case: {escape(str(result.out))} (findings.json, report.html, report.md, case.duckdb)")
 
 
-rules_app = typer.Typer(no_args_is_help=True, help="List and test Sigma rules: the shipped ones or your own.")
+rules_app = typer.Typer(no_args_is_help=True, help="List, test, check and export Sigma rules: the shipped ones or your own.")
 app.add_typer(rules_app, name="rules")
 
 RULES_OPTION = typer.Option([], "--rules", help="Folder of Sigma rules to use instead of the shipped ones (repeatable)")
@@ -155,12 +156,12 @@ def rules_list_command(rules: list[Path] = RULES_OPTION) -> None:
     """Each rule: id, title, indicator, level, status, logsource, examples, and whether it runs on mailhunt's events."""
     infos = describe_rules(_load_rule_set(rules))
     table = Table(title=f"{len(infos)} rules", title_justify="left")
-    for column in ("name / id", "title", "indicator", "level", "status", "logsource", "examples", "runs"):
-        table.add_column(column)
+    for column in ("id", "name", "title", "indicator", "level", "status", "logsource", "examples", "runs"):
+        table.add_column(column, overflow="fold")
     for info in infos:
         runs = "yes" if info.runs else f"no: {info.reason}"
         examples = f"{info.example_cases} cases, {info.example_records} records" if info.example_cases else "none"
-        table.add_row(escape(info.name or info.id), escape(info.title), info.indicator or "(none)",
+        table.add_row(info.id, escape(info.name or "-"), escape(info.title), info.indicator or "(none)",
                       info.level, info.status or "-", escape(info.logsource), examples, escape(runs))
     console.print(table)
 
@@ -181,6 +182,25 @@ def rules_test_command(rules: list[Path] = RULES_OPTION) -> None:
     failed = sum(1 for r in results if not r.passed)
     console.print(f"{len(results) - failed} passed, {failed} failed")
     if failed:
+        raise typer.Exit(1)
+
+
+@rules_app.command("check")
+def rules_check_command(rules: list[Path] = RULES_OPTION) -> None:
+    """Run pySigma's rule validators (ids, tags, ATT&CK/D3FEND ids, conditions, values); exit 1 on any issue."""
+    report = check_rules(_load_rule_set(rules))
+    if report.issues:
+        table = Table(title=f"{len(report.issues)} issues", title_justify="left")
+        for column in ("severity", "check", "issue", "detail", "rules"):
+            table.add_column(column, overflow="fold")
+        for issue in report.issues:
+            table.add_row(issue.severity, issue.check, escape(issue.description), escape(issue.detail),
+                          escape("\n".join(issue.rules)))
+        console.print(table)
+    console.print(f"{report.rules_checked} rules, {len(report.checks)} checks, {len(report.issues)} issues "
+                  f"(tags checked against MITRE ATT&CK {report.mitre.attack_version} and "
+                  f"D3FEND {report.mitre.d3fend_version}, shipped with mailhunt)")
+    if report.issues:
         raise typer.Exit(1)
 
 
