@@ -18,6 +18,8 @@ from mailhunt.detect.catalog import describe_rules
 from mailhunt.detect.examples import run_rule_examples
 from mailhunt.detect.rules import RuleLoadError, load_rules, shipped_rules_dir
 from mailhunt.detect.validation import check_rules
+from mailhunt.export.coverage import coverage_markdown, update_document
+from mailhunt.export.exporter import TARGETS, ExportDirError, export_rules, write_export
 from mailhunt.hunt import HuntResult, InputSummary, ProgressSink, hunt
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -202,6 +204,60 @@ def rules_check_command(rules: list[Path] = RULES_OPTION) -> None:
                   f"D3FEND {report.mitre.d3fend_version}, shipped with mailhunt)")
     if report.issues:
         raise typer.Exit(1)
+
+
+TARGET_NAMES = ", ".join(TARGETS)
+
+
+@rules_app.command("export")
+def rules_export_command(
+    target: str = typer.Option(..., "--target", "-t", help=f"Query language: {TARGET_NAMES}"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for one query file per rule, index.json "
+                                       "and index.md (new, empty, or an earlier export); without it the "
+                                       "queries are printed"),
+    rules: list[Path] = RULES_OPTION,
+) -> None:
+    """Convert rules to a SIEM's query language; every rule is listed, exported or with why it cannot be."""
+    if target not in TARGETS:
+        raise _usage_error(f"--target {target}: not one of {TARGET_NAMES}")
+    results = export_rules(_load_rule_set(rules), target)
+    if out is not None:
+        try:
+            write_export(results, target, out)
+        except (ExportDirError, OSError) as exc:
+            raise _usage_error(f"--out {out}: {exc}")
+    else:
+        for result in results:
+            if result.exported:
+                console.print(f"[bold]# {escape(result.name or result.id)}[/]: {escape(result.title)}")
+                console.print(escape(result.query or ""), soft_wrap=True)
+    table = Table(title=f"Export to {TARGETS[target].language}", title_justify="left")
+    for column in ("rule", "kind", "result"):
+        table.add_column(column, overflow="fold")
+    for result in results:
+        outcome = (f"[green]exported[/] {escape(result.file or '')}" if result.exported
+                   else f"[yellow]{escape(result.reason or '')}[/]")
+        table.add_row(escape(result.name or result.id), result.kind, outcome)
+    console.print(table)
+    exported = sum(1 for r in results if r.exported)
+    where = f" into {escape(str(out))} (index.json, index.md)" if out is not None else ""
+    console.print(f"{exported} of {len(results)} rules exported{where}; {len(results) - exported} not supported")
+
+
+@rules_app.command("coverage")
+def rules_coverage_command(
+    rules: list[Path] = RULES_OPTION,
+    update: Optional[Path] = typer.Option(None, "--update", help="Rewrite the table between the coverage markers "
+                                          "in this Markdown file (docs/rules.md)"),
+) -> None:
+    """Markdown table of every rule against every export target, with the reason for each gap."""
+    table = coverage_markdown(_load_rule_set(rules))
+    if update is None:
+        console.print(escape(table), soft_wrap=True, end="")
+        return
+    if not update.is_file() or not update_document(update, table):
+        raise _usage_error(f"--update {update}: no such file, or it lacks the coverage markers")
+    console.print(f"coverage table written to {escape(str(update))}")
 
 
 @app.command("version")

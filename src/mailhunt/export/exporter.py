@@ -64,12 +64,12 @@ class ExportResult:
     dataset: str | None = None
     source: str | None = None
     location: str | None = None
-    fields: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, str | list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
 def _kind(rule: LoadedRule) -> str:
-    return f"correlation ({rule.rule.type.value})" if rule.is_correlation else "rule"
+    return f"correlation ({rule.rule.type.name.lower()})" if rule.is_correlation else "rule"
 
 
 def _lookup(rules: list[LoadedRule]) -> dict[str, LoadedRule]:
@@ -119,6 +119,20 @@ def _reason(exc: Exception) -> str:
     return text if isinstance(exc, (SigmaError, NotExportable, NotImplementedError)) else f"{type(exc).__name__}: {text}"
 
 
+def _backend_objection(target: Target, unit: list[LoadedRule]) -> str | None:
+    """What the backend says about the rule's structure (e.g. a correlation type), fields aside."""
+    if not unit[0].is_correlation:
+        return None
+    collection, _ = _fresh(unit)
+    try:
+        target.backend().convert(collection)
+    except NotImplementedError as exc:
+        return _reason(exc)
+    except Exception:  # noqa: BLE001 - other failures here come from the unmapped fields, already reported
+        return None
+    return None
+
+
 def _notes(rule: LoadedRule, unit_fields: dict[str, str], referenced_by: dict[str, list[str]]) -> list[str]:
     notes = []
     users = referenced_by.get(rule.id)
@@ -137,7 +151,11 @@ def export_rule(rule: LoadedRule, target: Target, by_ref: dict[str, LoadedRule],
     try:
         unit = _unit(rule, by_ref)
         collection, primary = _fresh(unit)
-        mapping = map_unit(list(collection.rules), platform)
+        try:
+            mapping = map_unit(list(collection.rules), platform)
+        except NotExportable as exc:
+            objection = _backend_objection(target, unit)
+            raise NotExportable(f"{exc}; also: {objection}" if objection else str(exc)) from exc
         dataset = mapping.datasets[0]
         result.dataset, result.source = dataset.dataset, dataset.source
         result.location = dataset.index or dataset.table or dataset.scope

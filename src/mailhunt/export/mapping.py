@@ -21,6 +21,7 @@ from sigma.processing.transformations import (AddConditionTransformation, FieldM
 from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
 
 from mailhunt.detect.pipeline import FIELD_MAPPING, datasets_for
+from mailhunt.events import COLUMN_NAMES
 from mailhunt.export.backends import PARAMS_STATE, SCOPE_STATE, TABLE_STATE
 from mailhunt.export.platforms import DatasetMapping, Platform, model_facts
 
@@ -35,7 +36,7 @@ class NotExportable(Exception):
 class UnitMapping:
     """Field names and pipeline for one exported unit (a rule, or a correlation with its rules)."""
 
-    fields: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, str | list[str]] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
     datasets: list[DatasetMapping] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -78,15 +79,16 @@ def dataset_mapping(rule: SigmaRule, platform: Platform) -> DatasetMapping:
         raise NotExportable(f"logsource {_logsource_text(rule)} is not one mailhunt has a field mapping for")
     known = [platform.datasets[d] for d in datasets if d in platform.datasets]
     if not known:
-        raise NotExportable(f"no {platform.title} field mapping for mailhunt dataset {', '.join(datasets)} "
-                            f"(logsource {_logsource_text(rule)})")
+        raise NotExportable(f"mailhunt has no field mapping for dataset {', '.join(datasets)} "
+                            f"(logsource {_logsource_text(rule)}) on this platform")
     if len(known) > 1:
         raise NotExportable(f"logsource {_logsource_text(rule)} stands for several datasets "
-                            f"({', '.join(d.dataset for d in known)}) that {platform.title} keeps apart")
+                            f"({', '.join(d.dataset for d in known)}) that the platform keeps apart")
     return known[0]
 
 
-def _platform_field(name: str, dataset: DatasetMapping, platform: Platform) -> tuple[str | None, str | None, str]:
+def _platform_field(name: str, dataset: DatasetMapping,
+                    platform: Platform) -> tuple[str | list[str] | None, str | None, str]:
     """(platform field, parameter name if computed, why not) for one rule field."""
     facts = model_facts()
     model = FIELD_MAPPING.get(name, name)
@@ -97,17 +99,19 @@ def _platform_field(name: str, dataset: DatasetMapping, platform: Platform) -> t
     if model.lower().startswith(PARAMS_PREFIX):
         parameter = model[len(PARAMS_PREFIX):].lower()
         if dataset.parameter is None:
-            return None, None, f"{name} (cmdlet parameters are not fields on {platform.title})"
+            return None, None, f"{name} (cmdlet parameters are not fields there)"
         if "{Name}" in dataset.parameter:
             spelled = facts.parameter_names.get(parameter)
             if spelled is None:
-                return None, None, (f"{name} ({platform.title} field names are case-sensitive and the "
-                                    f"parameter's spelling is not in mailhunt's parameter_names list)")
+                return None, None, (f"{name} (field names are case-sensitive there and the parameter's "
+                                    f"spelling is not in mailhunt's parameter_names list)")
             return dataset.parameter.format(Name=spelled), None, ""
         return dataset.parameter.format(name=parameter), parameter, ""
     if model in dataset.fields:
         return dataset.fields[model], None, ""
-    return None, None, f"{name} (no {platform.title} field for event-model column {model})"
+    if model not in COLUMN_NAMES:
+        return None, None, f"{name} (neither an event-model column nor a name mailhunt maps to one)"
+    return None, None, f"{name} (the platform mapping has no field for event-model column {model})"
 
 
 def map_unit(rules: list[SigmaRule | SigmaCorrelationRule], platform: Platform) -> UnitMapping:
@@ -131,10 +135,10 @@ def map_unit(rules: list[SigmaRule | SigmaCorrelationRule], platform: Platform) 
                     missing.append(why)
                 continue
             unit.fields[name] = target
-            if parameter is not None:
+            if parameter is not None and isinstance(target, str):
                 unit.params[target] = parameter
     if missing:
-        raise NotExportable(f"fields without a counterpart on {platform.title}: {'; '.join(missing)}")
+        raise NotExportable(f"fields the platform does not have: {'; '.join(missing)}")
     return unit
 
 

@@ -15,7 +15,7 @@ class DatasetMapping:
 
     dataset: str
     source: str
-    fields: dict[str, str]
+    fields: dict[str, str | list[str]]
     parameter: str | None
     conditions: dict[str, str] = field(default_factory=dict)
     scope: str | None = None
