@@ -158,7 +158,8 @@ def rules_list_command(rules: list[Path] = RULES_OPTION) -> None:
     """Each rule: id, title, indicator, level, status, logsource, examples, and whether it runs on mailhunt's events."""
     infos = describe_rules(_load_rule_set(rules))
     table = Table(title=f"{len(infos)} rules", title_justify="left")
-    for column in ("id", "name", "title", "indicator", "level", "status", "logsource", "examples", "runs"):
+    table.add_column("id", no_wrap=True, min_width=36)
+    for column in ("name", "title", "indicator", "level", "status", "logsource", "examples", "runs"):
         table.add_column(column, overflow="fold")
     for info in infos:
         runs = "yes" if info.runs else f"no: {info.reason}"
@@ -232,12 +233,12 @@ def rules_export_command(
                 console.print(f"[bold]# {escape(result.name or result.id)}[/]: {escape(result.title)}")
                 console.print(escape(result.query or ""), soft_wrap=True)
     table = Table(title=f"Export to {TARGETS[target].language}", title_justify="left")
-    for column in ("rule", "kind", "result"):
+    for column in ("rule", "title", "kind", "result"):
         table.add_column(column, overflow="fold")
     for result in results:
         outcome = (f"[green]exported[/] {escape(result.file or '')}" if result.exported
                    else f"[yellow]{escape(result.reason or '')}[/]")
-        table.add_row(escape(result.name or result.id), result.kind, outcome)
+        table.add_row(escape(result.name or result.id), escape(result.title), result.kind, outcome)
     console.print(table)
     exported = sum(1 for r in results if r.exported)
     where = f" into {escape(str(out))} (index.json, index.md)" if out is not None else ""

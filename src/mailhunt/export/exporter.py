@@ -163,7 +163,7 @@ def export_rule(rule: LoadedRule, target: Target, by_ref: dict[str, LoadedRule],
         backend = target.backend(processing_pipeline=build_pipeline(mapping, platform))
         backend.convert(collection)
         queries = primary.get_conversion_result()
-    except (SigmaError, NotExportable, NotImplementedError, ValueError, KeyError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any rule, however odd, is reported with the reason, never a traceback
         result.reason = f"not supported by {target.name}: {_reason(exc)}"
         return result
     if not queries:
