@@ -15,7 +15,6 @@ from pathlib import Path
 
 from sigma.backends.elasticsearch import ESQLBackend, LuceneBackend
 from sigma.collection import SigmaCollection
-from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 
 from mailhunt import __version__

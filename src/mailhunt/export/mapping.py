@@ -87,16 +87,17 @@ def dataset_mapping(rule: SigmaRule, platform: Platform) -> DatasetMapping:
     return known[0]
 
 
-def _platform_field(name: str, dataset: DatasetMapping,
-                    platform: Platform) -> tuple[str | list[str] | None, str | None, str]:
+def _platform_field(name: str, dataset: DatasetMapping) -> tuple[str | list[str] | None, str | None, str]:
     """(platform field, parameter name if computed, why not) for one rule field."""
     facts = model_facts()
     model = FIELD_MAPPING.get(name, name)
     if isinstance(model, list):
         return None, None, f"{name} (mailhunt maps it to several columns)"
-    if model in facts.derived:
-        return None, None, f"{name} ({facts.derived[model]})"
-    if model.lower().startswith(PARAMS_PREFIX):
+    is_parameter = model.lower().startswith(PARAMS_PREFIX)
+    derived = facts.derived.get(model.lower() if is_parameter else model)
+    if derived:
+        return None, None, f"{name} ({derived})"
+    if is_parameter:
         parameter = model[len(PARAMS_PREFIX):].lower()
         if dataset.parameter is None:
             return None, None, f"{name} (cmdlet parameters are not fields there)"
@@ -129,7 +130,7 @@ def map_unit(rules: list[SigmaRule | SigmaCorrelationRule], platform: Platform) 
     for rule in rules:
         dataset = per_rule.get(id(rule)) or unit.datasets[0]
         for name in sorted(rule_fields(rule)):
-            target, parameter, why = _platform_field(name, dataset, platform)
+            target, parameter, why = _platform_field(name, dataset)
             if target is None:
                 if why not in missing:
                     missing.append(why)
