@@ -8,7 +8,8 @@ compute those fields before the rule's condition runs:
 
 - Splunk: ``<scope> | eval param_x=mvindex('Parameters{}.Value', mvfind('Parameters{}.Name', "(?i)^x$")) | search <condition>``,
   added in ``finish_query`` so correlation searches carry it too;
-- Kusto: ``<table> | mv-apply ... on (summarize param_x = take_anyif(...)) | where <condition>``.
+- Kusto: ``<table> | mv-apply ... on (summarize param_x = take_anyif(...)) | where <condition>``
+  (a record without a parameter list is kept, with empty parameter columns).
 
 EQL gains the field-exists test (``field != null``) the stock backend lacks.
 Of the correlations, it keeps the one EQL expresses exactly: temporal_ordered
@@ -50,7 +51,10 @@ def kusto_parameter_columns(params: dict[str, str]) -> str:
         return ""
     aggregations = ", ".join(f"{field} = take_anyif(tostring(mh_param.Value), tostring(mh_param.Name) =~ \"{name}\")"
                              for field, name in sorted(params.items()))
-    return f"| mv-apply mh_param = todynamic(Parameters) on (summarize {aggregations})"
+    # A record without a parameter list still passes through, as one empty entry: the rule's other
+    # branches (e.g. an Operation alone) must still see it.
+    return ("| mv-apply mh_param = iff(array_length(todynamic(Parameters)) > 0, todynamic(Parameters), dynamic([{}])) "
+            f"on (summarize {aggregations})")
 
 
 class MailhuntSplunkBackend(SplunkBackend):
