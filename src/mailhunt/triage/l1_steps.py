@@ -160,8 +160,9 @@ CLOUD_DATASETS = ("m365.", "entra.")
 
 def correlated_findings(finding: Finding, others: list[Finding], host: str | None) -> L1Step:
     """``host`` is None for cloud findings: their host is a Microsoft server, shared by everyone."""
-    related = [f for f in others if f is not finding and (
-        (finding.actor and f.actor == finding.actor) or (host and f.host == host))]
+    related = sorted((f for f in others if f is not finding and (
+        (finding.actor and f.actor == finding.actor) or (host and f.host == host))),
+        key=lambda f: (f.first_seen, f.indicator, f.id))
     if not related:
         return L1Step("correlated_findings", "clear", f"no other finding for {finding.actor}"
                       + (f" or host {host}" if host else ""))
