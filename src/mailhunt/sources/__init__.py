@@ -7,9 +7,10 @@ bytes reads it. More specific formats come before more general ones.
 from __future__ import annotations
 
 from mailhunt.sources.base import ReadContext, Rejection, Source
+from mailhunt.sources.auditd import AuditdLog
 from mailhunt.sources.m365_audit import M365_SOURCES
 
-SOURCES: tuple[Source, ...] = (*M365_SOURCES,)
+SOURCES: tuple[Source, ...] = (*M365_SOURCES, AuditdLog())
 
 SNIFF_BYTES = 64 * 1024
 
