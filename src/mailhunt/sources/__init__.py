@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from mailhunt.sources.base import ReadContext, Rejection, Source
 from mailhunt.sources.auditd import AuditdLog
+from mailhunt.sources.shell_history import SHELL_HISTORY_SOURCES
+from mailhunt.sources.syslog import SyslogFile
 from mailhunt.sources.m365_audit import M365_SOURCES
 
-SOURCES: tuple[Source, ...] = (*M365_SOURCES, AuditdLog())
+SOURCES: tuple[Source, ...] = (*M365_SOURCES, AuditdLog(), *SHELL_HISTORY_SOURCES, SyslogFile())
 
 SNIFF_BYTES = 64 * 1024
 
