@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from mailhunt.sources.base import ReadContext, Rejection, Source
 from mailhunt.sources.auditd import AuditdLog
+from mailhunt.sources.eslogger import EsloggerLog
 from mailhunt.sources.shell_history import SHELL_HISTORY_SOURCES
 from mailhunt.sources.syslog import SyslogFile
 from mailhunt.sources.m365_audit import M365_SOURCES
+from mailhunt.sources.macos_unified_log import UNIFIED_LOG_SOURCES
 
-SOURCES: tuple[Source, ...] = (*M365_SOURCES, AuditdLog(), *SHELL_HISTORY_SOURCES, SyslogFile())
+SOURCES: tuple[Source, ...] = (*M365_SOURCES, AuditdLog(), *UNIFIED_LOG_SOURCES, EsloggerLog(), *SHELL_HISTORY_SOURCES,
+                              SyslogFile())
 
 SNIFF_BYTES = 64 * 1024
 
