@@ -9,8 +9,21 @@ Beside every rule file ``<stem>.yml`` lies ``<stem>.examples.yml``::
         records:                 # raw records exactly as the log writes them
           - {...}
 
-Each case is run the way evidence is: its records are written as NDJSON to a
-temporary file, the file is identified and read by the normal readers
+Records of line-oriented logs (auditd, syslog, shell history) are given as the
+raw text (a block, or a list of double-quoted lines when they hold control
+characters such as auditd's ``\x1d``) instead, with an optional file name (a shell history's user comes
+from its location) and optional reader hints (``year``, ``user``)::
+
+      - name: short description
+        expect: match
+        file_name: home/alice/.bash_history   # relative; default <rule>-<n>.log
+        hints: {year: "2026"}
+        lines: |
+          #1791990000
+          echo 'd *' | mail -f /var/mail/bob
+
+Each case is run the way evidence is: its records are written as NDJSON (or
+its ``lines`` as they are) to a temporary file, the file is identified and read by the normal readers
 (``mailhunt.sources``), loaded into an in-memory case store, deduplicated, and
 the whole rule set runs over it, so that correlations find the rules they
 refer to. A case passes when its rule produces a detection (or, for a
@@ -26,7 +39,8 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from pathlib import Path
 
 import orjson
@@ -43,9 +57,14 @@ NO_CASE = "(no examples)"
 
 @dataclass(frozen=True)
 class ExampleCase:
+    """``records`` are JSON records, or the non-empty lines of ``text`` when the case gives raw ``lines``."""
+
     name: str
     expect: str
-    records: list[dict]
+    records: list
+    text: str | None = None
+    file_name: str | None = None
+    hints: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -84,6 +103,9 @@ def load_example_cases(rule: LoadedRule) -> list[ExampleCase]:
             raise ExampleFileError(f"{where} has no name")
         if expect not in EXPECTATIONS:
             raise ExampleFileError(f"{where} ({name}): expect must be match or no_match, not {expect!r}")
+        if "lines" in entry:
+            cases.append(_text_case(entry, where, name, expect))
+            continue
         if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
             raise ExampleFileError(f"{where} ({name}): records must be a non-empty list of mappings")
         cases.append(ExampleCase(name, expect, records))
@@ -95,6 +117,24 @@ def load_example_cases(rule: LoadedRule) -> list[ExampleCase]:
     if missing:
         raise ExampleFileError(f"{path.name}: needs at least one {' and one '.join(missing)} case")
     return cases
+
+
+def _text_case(entry: dict, where: str, name: str, expect: str) -> ExampleCase:
+    text, file_name, hints = entry.get("lines"), entry.get("file_name"), entry.get("hints") or {}
+    if "records" in entry:
+        raise ExampleFileError(f"{where} ({name}): give records or lines, not both")
+    if isinstance(text, list) and text and all(isinstance(line, str) for line in text):
+        text = "\n".join(text) + "\n"
+    if not isinstance(text, str) or not text.strip():
+        raise ExampleFileError(f"{where} ({name}): lines must be non-empty text or a list of lines")
+    if file_name is not None:
+        parts = PurePosixPath(str(file_name)).parts
+        if not parts or PurePosixPath(str(file_name)).is_absolute() or ".." in parts:
+            raise ExampleFileError(f"{where} ({name}): file_name must be a relative path without '..'")
+    if not isinstance(hints, dict):
+        raise ExampleFileError(f"{where} ({name}): hints must be a mapping")
+    lines = [line for line in text.splitlines() if line.strip()]
+    return ExampleCase(name, expect, lines, text, file_name, {str(k): str(v) for k, v in hints.items()})
 
 
 def _ndjson(records: list[dict]) -> bytes:
@@ -112,13 +152,18 @@ def _run_case(rule: LoadedRule, case: ExampleCase, compiled: CompiledRules, work
     def result(matched: bool, passed: bool, detail: str) -> ExampleResult:
         return ExampleResult(rule.id, rule.title, case.name, case.expect, matched, passed, detail)
 
-    data = _ndjson(case.records)
-    path = workdir / f"{rule.path.stem}-{number}.ndjson"
+    if case.text is not None:
+        data = case.text.encode("utf-8")
+        path = workdir / f"{rule.path.stem}-{number}" / (case.file_name or f"{rule.path.stem}-{number}.log")
+        path.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        data = _ndjson(case.records)
+        path = workdir / f"{rule.path.stem}-{number}.ndjson"
     path.write_bytes(data)
     source = identify(data[:SNIFF_BYTES])
     if source is None:
         return result(False, False, "no reader recognizes these records")
-    ctx = ReadContext(str(path), hashlib.sha256(data).hexdigest())
+    ctx = ReadContext(str(path), hashlib.sha256(data).hexdigest(), dict(case.hints))
     with path.open("rb") as stream:
         batches = list(source.read(stream, ctx))
     if ctx.rejected:

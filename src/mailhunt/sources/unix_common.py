@@ -18,8 +18,12 @@ from mailhunt.sources.base import ReadContext
 BATCH_EVENTS = 20_000
 NOT_UTF8 = "not UTF-8, bytes kept as \\xNN escapes"
 
-_HOME_USER = re.compile(r"(?:^|[/\\!])(?:home|Users)[/\\]([^/\\]+)[/\\]")
-_ROOT_HOME = re.compile(r"(?:^|[/\\!])(?:root|var[/\\]root)[/\\]")
+# A dot file or dot folder right inside the home, at the end of the path: /home/alice/.bash_history,
+# /Users/alice/.local/share/fish/fish_history. Anchoring at the end keeps the analyst's own home
+# (/home/analyst/cases/...) from being taken for the owner.
+_IN_HOME = r"[/\\]\.[^/\\]+(?:[/\\][^/\\]+){0,3}$"
+_HOME_USER = re.compile(r"(?:^|[/\\!])(?:home|Users)[/\\]([^/\\]+)" + _IN_HOME)
+_ROOT_HOME = re.compile(r"(?:^|[/\\!])(?:root|var[/\\]root)" + _IN_HOME)
 
 
 def decode_lenient(raw: bytes) -> tuple[str, bool]:
@@ -59,7 +63,7 @@ def program_name(path_or_word: str | None) -> str | None:
 
 
 def user_from_path(path: str) -> str | None:
-    """The account whose home holds ``path``: /home/<u>/..., /Users/<u>/..., /root/... (root)."""
+    """The account whose home holds the dot file ``path`` ends in: /home/<u>/.x, /Users/<u>/.x, /root/.x (root)."""
     found = _HOME_USER.search(path)
     if found:
         return found.group(1)
