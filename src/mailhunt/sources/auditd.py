@@ -319,6 +319,7 @@ def event_from_group(group: AuditGroup, ctx: ReadContext) -> dict | None:
         return None
     labels: dict[str, str] = {"audit_id": f"{first.stamp}:{first.serial}", "record_types": ",".join(view.record_types)}
     event = unix_event(ctx, DATASET, "auditd", first.line, raw, timestamp, labels)
+    labels = event["labels"]
     if not view.missing:
         event["event.id"] = event_id_from_record_id(DATASET, f"{first.node or ''}\x1f{first.stamp}:{first.serial}")
     else:
