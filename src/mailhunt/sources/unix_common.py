@@ -43,9 +43,19 @@ def lenient_lines(stream: BinaryIO) -> Iterator[tuple[int, str, bool]]:
         yield number, text, escaped
 
 
+def _quote(arg: str) -> str:
+    if not arg:
+        return "''"
+    quoted = shlex.quote(arg)
+    if quoted != arg and "'" in arg and not any(c in arg for c in '"$`\\!'):
+        return f'"{arg}"'
+    return quoted
+
+
 def command_line(argv: list[str]) -> str:
-    """argv as one line a shell would split back the same way (arguments quoted only when needed)."""
-    return " ".join(shlex.quote(arg) if arg else "''" for arg in argv)
+    """argv as one line a shell would split back the same way: quoted only when needed, and with
+    double quotes around an argument holding single quotes (JXA ``Application('Mail')``), as people write it."""
+    return " ".join(_quote(arg) for arg in argv)
 
 
 def split_command(text: str) -> list[str]:
