@@ -78,6 +78,10 @@ def hunt_command(
     out: Path = typer.Option(..., "--out", "-o", help="Case folder: new, empty, or an earlier case to add to"),
     config_path: Optional[Path] = typer.Option(None, "--config", "-c", help="mailhunt.toml"),
     rules: list[Path] = typer.Option([], "--rules", help="Extra folder of Sigma rules to run beside the shipped ones"),
+    year: Optional[int] = typer.Option(None, "--year", min=1970, max=2100,
+                                       help="Year of the first line of syslog files whose times have none (RFC 3164)"),
+    user: Optional[str] = typer.Option(None, "--user",
+                                       help="Owner of shell histories whose location does not say (not /home/<u>/...)"),
 ) -> None:
     """Read the evidence into a case, run the rules, triage the findings and write the reports."""
     for path in paths:
@@ -90,15 +94,28 @@ def hunt_command(
         config = load_config(config_path)
     except ConfigError as exc:
         raise _usage_error(str(exc))
+    hints = _read_hints(year, user)
     _check_out_dir(out)
 
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
                   console=console, transient=False, disable=not console.is_terminal) as progress:
         try:
-            result = hunt(paths, out, config, RichProgress(progress), [shipped_rules_dir(), *rules])
+            result = hunt(paths, out, config, RichProgress(progress), [shipped_rules_dir(), *rules],
+                          read_hints=hints)
         except RuleLoadError as exc:
             raise _usage_error(str(exc))
     _print_summary(result)
+
+
+def _read_hints(year: int | None, user: str | None) -> dict[str, str]:
+    hints = {}
+    if year is not None:
+        hints["year"] = str(year)
+    if user is not None:
+        if not user.strip() or any(c in user for c in "/\\\n"):
+            raise _usage_error(f"--user {user!r}: not an account name")
+        hints["user"] = user.strip()
+    return hints
 
 
 def _print_summary(result: HuntResult) -> None:

@@ -23,8 +23,8 @@ _SSHD = re.compile(r"^(?P<result>Accepted|Failed) (?P<method>\S+) for (?:invalid
                    r"from (?P<ip>[0-9A-Fa-f:.]+)(?: port \d+)?")
 _DOVECOT_SESSION = re.compile(r"^(?P<service>[\w-]+)\((?P<user>[^)]*)\)(?:<[^>]*>)*: (?P<rest>.*)$")
 _DOVECOT_EVENT = re.compile(r"^(?P<verb>[a-z_]+(?: from [^:]+)?): (?P<fields>.*)$")
-_DOVECOT_LOGIN = re.compile(r"^(?:imap|pop3|submission|managesieve)-login: Login: user=<(?P<user>[^>]*)>.*?"
-                            r"(?:rip=(?P<ip>[0-9A-Fa-f:.]+))?")
+_DOVECOT_LOGIN = re.compile(r"^(?:imap|pop3|submission|managesieve)-login: Login: user=<(?P<user>[^>]*)>")
+_REMOTE_IP = re.compile(r"\brip=(?P<ip>[0-9A-Fa-f:.]+)")
 _KV = re.compile(r"(\w+)=(<[^>]*>|\"(?:[^\"\\]|\\.)*\"|[^,]*)")
 _POSTSUPER_REMOVED = re.compile(r"^(?P<queue_id>[0-9A-Za-z]+): removed")
 _POSTSUPER_DELETED = re.compile(r"^Deleted: (?P<count>\d+) messages?")
@@ -91,7 +91,8 @@ def _dovecot(event: dict, message: str) -> None:
         event["event.action"] = "mail_login"
         event["event.outcome"] = "success"
         event["user.name"] = login["user"]
-        event["source.ip"] = _ip(login["ip"])
+        remote = _REMOTE_IP.search(message)
+        event["source.ip"] = _ip(remote["ip"]) if remote else None
         return
     session = _DOVECOT_SESSION.match(message)
     if not session:
