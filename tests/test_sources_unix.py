@@ -276,3 +276,35 @@ def test_eslogger_exec_rename_create_and_a_cut_line():
     assert (rename["file.path"], rename["file.target_path"]) == (
         "/Users/alice/Library/Mail/V10/MailData/Envelope Index", "/tmp/ei.bak")
     assert create["file.path"] == "/Users/alice/Library/Mail/copy/manipulated.txt"
+
+
+# --- Microsoft Sentinel Syslog rows -------------------------------------------
+
+def test_real_sentinel_syslog_auoms_rows():
+    from tests.corpus import PUBLIC
+    path = PUBLIC / "otrf-security-datasets" / "syslog_auoms_auditd_log4shell_cve2021_44228_jndi_reference_2022-05-11181020.json"
+    name, rows, ctx = read(path)
+    assert name == "sentinel_syslog" and ctx.records == 50 and ctx.rejected == 0 and len(rows) == 50
+    assert {r["event.dataset"] for r in rows} == {"linux.auoms"}
+    assert {r["host.name"] for r in rows} == {"UBUNTU5"}
+    shell = [r for r in rows if "base64,-d" in (r["process.command_line"] or "")]
+    assert shell and shell[0]["process.command_line"].startswith('bash -c "{echo,YmFzaCAtaSA+')
+    assert (shell[0]["user.name"], shell[0]["labels"]["user_source"]) == ("tomcat", "auoms user")
+    first = rows[0]
+    assert first["@timestamp"] == datetime(2022, 5, 11, 18, 10, 21, 986000)
+    assert (first["event.action"], first["event.outcome"]) == ("execve", "failure")
+    assert len({r["event.id"] for r in rows}) == 50
+
+
+def test_sentinel_syslog_row_without_auoms_is_read_as_syslog(tmp_path):
+    row = ('{"TenantId":"t","SourceSystem":"Linux","TimeGenerated":"2026-10-14T09:32:00.5Z","Computer":"mx1",'
+           '"EventTime":"2026-10-14T09:32:00Z","Facility":"authpriv","HostName":"mx1","SeverityLevel":"notice",'
+           '"SyslogMessage":" mallory : TTY=pts/0 ; PWD=/root ; USER=root ; COMMAND=/usr/sbin/postsuper -d ALL",'
+           '"ProcessName":"sudo","ProcessID":4242,"Type":"Syslog"}\n{"TimeGenerated":"2026-10-14T09:3')
+    path = tmp_path / "syslog_rows.json"
+    path.write_text(row)
+    name, rows, ctx = read(path)
+    assert name == "sentinel_syslog" and [r.locator for r in ctx.rejections] == ["line 2"]
+    assert (rows[0]["event.dataset"], rows[0]["event.action"], rows[0]["user.name"]) == (
+        "unix.syslog", "sudo_command", "mallory")
+    assert rows[0]["@timestamp"] == datetime(2026, 10, 14, 9, 32)

@@ -13,9 +13,10 @@ from mailhunt.sources.shell_history import SHELL_HISTORY_SOURCES
 from mailhunt.sources.syslog import SyslogFile
 from mailhunt.sources.m365_audit import M365_SOURCES
 from mailhunt.sources.macos_unified_log import UNIFIED_LOG_SOURCES
+from mailhunt.sources.sentinel_syslog import SENTINEL_SYSLOG_SOURCES
 
-SOURCES: tuple[Source, ...] = (*M365_SOURCES, AuditdLog(), *UNIFIED_LOG_SOURCES, EsloggerLog(), *SHELL_HISTORY_SOURCES,
-                              SyslogFile())
+SOURCES: tuple[Source, ...] = (*M365_SOURCES, AuditdLog(), *UNIFIED_LOG_SOURCES, EsloggerLog(),
+                              *SENTINEL_SYSLOG_SOURCES, *SHELL_HISTORY_SOURCES, SyslogFile())
 
 SNIFF_BYTES = 64 * 1024
 
