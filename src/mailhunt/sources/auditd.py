@@ -59,13 +59,6 @@ class TruncatedRecord(ValueError):
     pass
 
 
-def _close_cut_value(value: str) -> tuple[str, bool]:
-    """A quoted value whose closing quote is missing (the line was cut) runs to the end of the line."""
-    if value and value[0] in "\"'" and (len(value) < 2 or value[-1] != value[0]):
-        return value + value[0], True
-    return value, False
-
-
 @dataclass
 class AuditRecord:
     type: str
@@ -81,13 +74,6 @@ class AuditRecord:
     arg_texts: dict[str, str] = field(default_factory=dict)
 
 
-def _unquote(value: str) -> tuple[str, bool]:
-    """The value without quotes, and whether it was quoted."""
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        return value[1:-1], True
-    return value, False
-
-
 def _decode_hex(value: str) -> tuple[str, bool]:
     return decode_lenient(bytes.fromhex(value))
 
@@ -96,25 +82,34 @@ def parse_fields(body: str, interpreted: bool) -> tuple[dict[str, str], bool]:
     """``key=value`` pairs of a record body; hex-encoded values decoded (raw logs only).
 
     A quoted value that never closes (the line was cut) is kept up to the end
-    of the line, and ``CUT_FIELD`` names its key.
+    of the line, and ``CUT_FIELD`` names its key. (The hot loop of the reader:
+    kept to plain string operations.)
     """
     fields: dict[str, str] = {}
     escaped = False
     for key, value in _FIELD.findall(body):
-        value, cut = _close_cut_value(value)
-        if cut:
-            fields.setdefault(CUT_FIELD, key)
-        text, quoted = _unquote(value)
-        if key == "msg" and quoted and "=" in text:
-            inner, inner_escaped = parse_fields(text, interpreted)
-            escaped |= inner_escaped
-            for inner_key, inner_value in inner.items():
-                fields.setdefault(inner_key, inner_value)
-            continue
-        if not quoted and not interpreted and _HEX.match(text) and (key in _ENCODED_FIELDS or _ARG.match(key)):
-            text, was_escaped = _decode_hex(text)
-            escaped |= was_escaped
-        fields.setdefault(key, text)
+        first = value[:1]
+        quoted = first == '"' or first == "'"
+        if quoted:
+            if len(value) >= 2 and value[-1] == first:
+                text = value[1:-1]
+            else:
+                text = value[1:]
+                fields.setdefault(CUT_FIELD, key)
+            if key == "msg" and "=" in text:
+                inner, inner_escaped = parse_fields(text, interpreted)
+                escaped |= inner_escaped
+                for inner_key, inner_value in inner.items():
+                    fields.setdefault(inner_key, inner_value)
+                continue
+        else:
+            text = value
+            if not interpreted and (key in _ENCODED_FIELDS or (key[0] == "a" and _ARG.match(key))) \
+                    and _HEX.match(text):
+                text, was_escaped = _decode_hex(text)
+                escaped |= was_escaped
+        if key not in fields:
+            fields[key] = text
     return fields, escaped
 
 
