@@ -32,6 +32,8 @@ actors = ["compliance-admin@fabrikam-labs.com"]
 [tuning]
 bulk_delete_per_hour = 20
 export_deletion_window = "6h"
+[identities]
+"CORP\\\\jsmith" = "jsmith@fabrikam-labs.com"
 [some_future_section]
 anything = 1
 '''))
@@ -42,6 +44,7 @@ anything = 1
     assert window.start == datetime(2026, 10, 3, 22, 0) and window.end == datetime(2026, 10, 4, 0, 0)
     assert window.ticket == "CHG-2041"
     assert config.bulk_delete_per_hour == 20 and config.export_deletion_window_seconds == 6 * 3600
+    assert config.identities == {"CORP\\jsmith": "jsmith@fabrikam-labs.com"}
 
 
 @pytest.mark.parametrize("text, fragment", [
@@ -49,6 +52,7 @@ anything = 1
     ("[tuning]\nbulk_delete_per_hour = 'many'", "tuning.bulk_delete_per_hour"),
     ("[tuning]\nexport_deletion_window = 'a day'", "tuning.export_deletion_window"),
     ("[authorized]\nadmins = 'root'", "authorized.admins"),
+    ("[identities]\njsmith = 3", "identities"),
     ("[[change_windows]]\nstart = '2026-10-03T22:00:00'\nend = '2026-10-04T02:00:00Z'", "no time zone"),
 ])
 def test_invalid_config_names_the_problem(tmp_path, text, fragment):

@@ -144,7 +144,7 @@ def test_ausearch_interpreted_output():
     sed, rm = rows
     assert sed["process.command_line"] == "sed -i '/^From ceo/d' /var/mail/bob"
     assert (sed["user.name"], sed["labels"]["user_source"]) == ("mallory", "auid name from ausearch -i")
-    assert sed["labels"]["time_source"] == "ausearch -i local time, read as UTC"
+    assert sed["labels"]["time_zone_source"] == "not logged; read as UTC"
     assert sed["@timestamp"] == datetime(2026, 10, 14, 15, 0, 0, 123000)
     assert (rm["event.action"], rm["file.path"]) == ("unlinkat", "/var/mail/bob")
 
@@ -192,7 +192,7 @@ def test_syslog_year_from_the_hint_and_program_messages_read():
     _, rows, ctx = read(FIXTURES / "syslog" / "mail.log", {"year": "2026"})
     assert rows[0]["@timestamp"] == datetime(2026, 10, 14, 9, 31, 2)
     assert rows[0]["labels"]["year_source"] == "--year"
-    assert rows[0]["labels"]["time_zone"] == "not logged; read as UTC"
+    assert rows[0]["labels"]["time_zone_source"] == "not logged; read as UTC"
     actions = [(r["event.action"], r["user.name"], r["source.ip"]) for r in rows]
     assert actions == [("mail_login", "alice", "203.0.113.7"), ("expunge", "alice", None),
                        ("sudo_command", "mallory", None), ("postsuper_deleted", None, None),
@@ -308,3 +308,13 @@ def test_sentinel_syslog_row_without_auoms_is_read_as_syslog(tmp_path):
     assert (rows[0]["event.dataset"], rows[0]["event.action"], rows[0]["user.name"]) == (
         "unix.syslog", "sudo_command", "mallory")
     assert rows[0]["@timestamp"] == datetime(2026, 10, 14, 9, 32)
+
+
+def test_zone_less_times_follow_the_timezone_hint():
+    _, rows, _ = read(FIXTURES / "syslog" / "mail.log", {"year": "2026", "timezone": "Europe/Berlin"})
+    assert rows[0]["@timestamp"] == datetime(2026, 10, 14, 7, 31, 2)
+    assert rows[0]["labels"]["time_zone_source"] == "hint Europe/Berlin"
+    _, rows, _ = read(FIXTURES / "ausearch-i.txt", {"timezone": "-05:00"})
+    assert rows[0]["@timestamp"] == datetime(2026, 10, 14, 20, 0, 0, 123000)
+    _, rows, ctx = read(FIXTURES / "syslog" / "mail.log", {"year": "2026", "timezone": "Mars/Olympus"})
+    assert rows == [] and "not UTC, an offset" in ctx.rejections[0].reason

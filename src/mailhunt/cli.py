@@ -78,12 +78,20 @@ def hunt_command(
     out: Path = typer.Option(..., "--out", "-o", help="Case folder: new, empty, or an earlier case to add to"),
     config_path: Optional[Path] = typer.Option(None, "--config", "-c", help="mailhunt.toml"),
     rules: list[Path] = typer.Option([], "--rules", help="Extra folder of Sigma rules to run beside the shipped ones"),
+    hints: list[str] = typer.Option([], "--hint", help="KEY=VALUE the evidence does not say itself, e.g. "
+                                                       "timezone=Europe/Berlin for zone-less export times"),
     year: Optional[int] = typer.Option(None, "--year", min=1970, max=2100,
                                        help="Year of the first line of syslog files whose times have none (RFC 3164)"),
     user: Optional[str] = typer.Option(None, "--user",
                                        help="Owner of shell histories whose location does not say (not /home/<u>/...)"),
 ) -> None:
     """Read the evidence into a case, run the rules, triage the findings and write the reports."""
+    read_hints = {}
+    for hint in hints:
+        key, equals, value = hint.partition("=")
+        if not equals or not key.strip() or not value.strip():
+            raise _usage_error(f"--hint {hint}: expected KEY=VALUE")
+        read_hints[key.strip()] = value.strip()
     for path in paths:
         if not path.exists():
             raise _usage_error(f"{path}: no such file or folder")
@@ -94,14 +102,13 @@ def hunt_command(
         config = load_config(config_path)
     except ConfigError as exc:
         raise _usage_error(str(exc))
-    hints = _read_hints(year, user)
+    read_hints.update(_read_hints(year, user))
     _check_out_dir(out)
 
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
                   console=console, transient=False, disable=not console.is_terminal) as progress:
         try:
-            result = hunt(paths, out, config, RichProgress(progress), [shipped_rules_dir(), *rules],
-                          read_hints=hints)
+            result = hunt(paths, out, config, RichProgress(progress), [shipped_rules_dir(), *rules], read_hints)
         except RuleLoadError as exc:
             raise _usage_error(str(exc))
     _print_summary(result)

@@ -39,6 +39,7 @@ class Config:
     bulk_delete_per_hour: int = 50
     export_deletion_window_seconds: int = 24 * 3600
     include_system_accounts: bool = False
+    identities: dict[str, str] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
 
@@ -108,6 +109,9 @@ def load_config(path: Path | None) -> Config:
     include_system = tuning.get("include_system_accounts", False)
     if not isinstance(include_system, bool):
         raise ConfigError("tuning.include_system_accounts: expected true or false")
+    identities = data.get("identities", {})
+    if not isinstance(identities, dict) or not all(isinstance(v, str) for v in identities.values()):
+        raise ConfigError('identities: expected logged name = "actor" pairs, e.g. "CORP\\jsmith" = "jsmith@corp.com"')
     return Config(
         path=str(path),
         domains=tuple(d.lower() for d in _strings(org.get("domains", []), "organization.domains")),
@@ -121,5 +125,7 @@ def load_config(path: Path | None) -> Config:
         export_deletion_window_seconds=parse_duration(tuning.get("export_deletion_window", "24h"),
                                                       "tuning.export_deletion_window"),
         include_system_accounts=include_system,
-        extra={k: v for k, v in data.items() if k not in {"organization", "authorized", "tuning", "change_windows"}},
+        identities=dict(identities),
+        extra={k: v for k, v in data.items()
+               if k not in {"organization", "authorized", "tuning", "change_windows", "identities"}},
     )

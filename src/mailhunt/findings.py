@@ -44,6 +44,7 @@ class EvidenceEvent:
     sha256: str
     record: int | None
     locator_unit: str = "line"
+    logged_actor: str | None = None
 
     @property
     def locator(self) -> str:
@@ -60,6 +61,7 @@ class EvidenceEvent:
             "parameters": self.parameters,
             "subject": self.subject,
             "event_id": self.event_id,
+            "logged_actor": self.logged_actor,
         }
 
 
@@ -91,6 +93,7 @@ class Finding:
     escalate: bool = False
     severity: str = "medium"
     reasons: list[str] = field(default_factory=list)
+    actor_resolution: list[str] = field(default_factory=list)
 
     @property
     def id(self) -> str:
@@ -127,6 +130,7 @@ class Finding:
             "rules": [vars(r) for r in self.rules],
             "attack": self.attack,
             "actor": self.actor,
+            "actor_resolution": self.actor_resolution,
             "targets": self.targets,
             "host": self.host,
             "first_seen": iso_z(self.first_seen),

@@ -191,6 +191,8 @@ def detection_settings(config: Config) -> DetectionSettings:
         include_system_accounts=config.include_system_accounts,
         thresholds={"bulk_delete_per_hour": config.bulk_delete_per_hour},
         timespans={"export_deletion_window": config.export_deletion_window_seconds},
+        identities=config.identities,
+        org_domains=config.domains,
     )
 
 

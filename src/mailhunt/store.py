@@ -52,6 +52,7 @@ OTHER_DDL = (
         new_events BIGINT, skipped_reason VARCHAR, locator_unit VARCHAR, PRIMARY KEY (path, sha256))""",
     "CREATE TABLE IF NOT EXISTS rejections (path VARCHAR, sha256 VARCHAR, locator VARCHAR, reason VARCHAR)",
     "CREATE TABLE IF NOT EXISTS matches (rule_id VARCHAR, event_id VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS identities (alias VARCHAR PRIMARY KEY, actor VARCHAR, basis VARCHAR, note VARCHAR)",
     "CREATE TABLE IF NOT EXISTS findings (id VARCHAR PRIMARY KEY, indicator VARCHAR, document JSON)",
 )
 

@@ -5,6 +5,9 @@ tenant" needs the whole case. This module measures it once and exposes it as
 fields of the ``detection_events`` view, so the rule that uses it stays a
 plain Sigma rule:
 
+- ``user.name`` and ``user.target.name`` are the resolved actors of the
+  ``identities`` table (``detect/identities.py``), and ``user.name_logged``
+  keeps the name as the record gives it.
 - ``app.first_seen``: when the event's ``app.id`` first appears in the case.
 - ``app.new``: true when that first appearance comes after the learning period
   (the first ``LEARNING_MAX`` of the evidence, or its first quarter when the
@@ -33,6 +36,8 @@ class DerivedField:
 
 
 DERIVED_FIELDS: tuple[DerivedField, ...] = (
+    DerivedField("user.name_logged", "VARCHAR",
+                 "The actor as the record names it; user.name here is the resolved actor (see identities)"),
     DerivedField("app.first_seen", "TIMESTAMP", "First time the event's app.id appears in the case"),
     DerivedField("app.new", "BOOLEAN", "app.id first appeared after the learning period, within 24 h of this event"),
 )
@@ -53,5 +58,11 @@ def create_detection_view(store: CaseStore) -> None:
                   FROM events WHERE "app.id" IS NOT NULL GROUP BY 1""")
     db.execute(
         f"""CREATE OR REPLACE TEMP VIEW {DETECTION_RELATION} AS
-            SELECT e.*, a.first_seen AS "app.first_seen", {is_new} AS "app.new"
-            FROM events e LEFT JOIN app_first_seen a ON a.app_id = e."app.id" """)
+            SELECT e.* REPLACE (coalesce(actor.actor, e."user.name") AS "user.name",
+                                coalesce(target.actor, e."user.target.name") AS "user.target.name"),
+                   e."user.name" AS "user.name_logged",
+                   a.first_seen AS "app.first_seen", {is_new} AS "app.new"
+            FROM events e
+            LEFT JOIN app_first_seen a ON a.app_id = e."app.id"
+            LEFT JOIN identities actor ON actor.alias = e."user.name"
+            LEFT JOIN identities target ON target.alias = e."user.target.name" """)

@@ -17,6 +17,7 @@ from sigma.exceptions import SigmaError
 from mailhunt.detect.backend import EventSQLBackend
 from mailhunt.detect.baselines import DETECTION_RELATION, create_detection_view
 from mailhunt.detect.correlation import CorrelationPlan, correlation_sql
+from mailhunt.detect.identities import build_identity_table
 from mailhunt.detect.pipeline import build_pipeline, datasets_for
 from mailhunt.detect.rules import LoadedRule
 from mailhunt.store import CaseStore
@@ -28,6 +29,8 @@ class DetectionSettings:
     include_system_accounts: bool = False
     thresholds: dict[str, int] = field(default_factory=dict)
     timespans: dict[str, int] = field(default_factory=dict)
+    identities: dict[str, str] = field(default_factory=dict)
+    org_domains: tuple[str, ...] = ()
 
 
 @dataclass
@@ -76,6 +79,7 @@ class CompiledRules:
     single: list[tuple[LoadedRule, str]]
     correlations: list[tuple[LoadedRule, str]]
     skipped: dict[str, str]
+    settings: DetectionSettings = field(default_factory=DetectionSettings)
 
 
 def compile_rules(rules: list[LoadedRule], settings: DetectionSettings | None = None) -> CompiledRules:
@@ -118,11 +122,12 @@ def compile_rules(rules: list[LoadedRule], settings: DetectionSettings | None = 
             for rule in pending:
                 skipped[rule.id] = "correlation references form a cycle"
             break
-    return CompiledRules(single, correlations, skipped)
+    return CompiledRules(single, correlations, skipped, settings)
 
 
 def run_rules(store: CaseStore, compiled: CompiledRules) -> DetectionRun:
     db = store.db
+    build_identity_table(store, compiled.settings.identities, compiled.settings.org_domains)
     create_detection_view(store)
     db.execute("DELETE FROM matches")
     detections: list[Detection] = []

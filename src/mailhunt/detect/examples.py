@@ -8,22 +8,27 @@ Beside every rule file ``<stem>.yml`` lies ``<stem>.examples.yml``::
         expect: match            # or no_match
         records:                 # raw records exactly as the log writes them
           - {...}
+      - name: the same from a text log
+        expect: match
+        evidence: |              # or: the file content itself (admin audit XML or CSV,
+          <SearchResults>...     # a message tracking log), read as it is
 
-Records of line-oriented logs (auditd, syslog, shell history) are given as the
-raw text (a block, or a list of double-quoted lines when they hold control
-characters such as auditd's ``\x1d``) instead, with an optional file name (a shell history's user comes
-from its location) and optional reader hints (``year``, ``user``)::
+Line-oriented logs (auditd, syslog, shell histories, eslogger) give their raw
+``lines`` (a block, or a list of double-quoted lines when they hold control
+characters such as auditd's ``\x1d``), with an optional relative
+``file_name`` (a shell history's owner comes from its location) and reader
+``hints`` (``year``, ``user``)::
 
       - name: short description
         expect: match
-        file_name: home/alice/.bash_history   # relative; default <rule>-<n>.log
+        file_name: home/alice/.bash_history   # default <rule>-<n>.log
         hints: {year: "2026"}
         lines: |
           #1791990000
           echo 'd *' | mail -f /var/mail/bob
 
-Each case is run the way evidence is: its records are written as NDJSON (or
-its ``lines`` as they are) to a temporary file, the file is identified and read by the normal readers
+Each case is run the way evidence is: its records are written as NDJSON (or its
+``evidence`` or ``lines`` text as it is) to a temporary file, the file is identified and read by the normal readers
 (``mailhunt.sources``), loaded into an in-memory case store, deduplicated, and
 the whole rule set runs over it, so that correlations find the rules they
 refer to. A case passes when its rule produces a detection (or, for a
@@ -40,8 +45,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import orjson
 import yaml
@@ -57,14 +61,31 @@ NO_CASE = "(no examples)"
 
 @dataclass(frozen=True)
 class ExampleCase:
-    """``records`` are JSON records, or the non-empty lines of ``text`` when the case gives raw ``lines``."""
-
     name: str
     expect: str
-    records: list
-    text: str | None = None
+    records: list[dict]
+    evidence: str | None = None
     file_name: str | None = None
     hints: dict[str, str] = field(default_factory=dict)
+    line_records: bool = False
+
+    @property
+    def record_count(self) -> int:
+        """Records in the case: the list's length, or for evidence text its Events (XML) or lines after the
+        header, or for ``lines`` its non-empty lines."""
+        if self.evidence is None:
+            return len(self.records)
+        if self.line_records:
+            return sum(1 for line in self.evidence.splitlines() if line.strip())
+        if "<Event" in self.evidence:
+            return self.evidence.count("<Event")
+        return max(1, sum(1 for line in self.evidence.splitlines()[1:] if line.strip().startswith('"')))
+
+    def file_bytes(self) -> bytes:
+        """What the case's evidence file holds: the text as given, else the records as NDJSON."""
+        if self.evidence is not None:
+            return self.evidence.encode("utf-8")
+        return _ndjson(self.records)
 
 
 @dataclass(frozen=True)
@@ -99,12 +120,18 @@ def load_example_cases(rule: LoadedRule) -> list[ExampleCase]:
         if not isinstance(entry, dict):
             raise ExampleFileError(f"{where} is not a mapping")
         name, expect, records = entry.get("name"), entry.get("expect"), entry.get("records")
+        evidence = entry.get("evidence")
         if not isinstance(name, str) or not name.strip():
             raise ExampleFileError(f"{where} has no name")
         if expect not in EXPECTATIONS:
             raise ExampleFileError(f"{where} ({name}): expect must be match or no_match, not {expect!r}")
         if "lines" in entry:
-            cases.append(_text_case(entry, where, name, expect))
+            cases.append(_lines_case(entry, where, name, expect))
+            continue
+        if evidence is not None:
+            if records is not None or not isinstance(evidence, str) or not evidence.strip():
+                raise ExampleFileError(f"{where} ({name}): evidence must be non-empty text, without records")
+            cases.append(ExampleCase(name, expect, [], evidence))
             continue
         if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
             raise ExampleFileError(f"{where} ({name}): records must be a non-empty list of mappings")
@@ -119,22 +146,22 @@ def load_example_cases(rule: LoadedRule) -> list[ExampleCase]:
     return cases
 
 
-def _text_case(entry: dict, where: str, name: str, expect: str) -> ExampleCase:
+def _lines_case(entry: dict, where: str, name: str, expect: str) -> ExampleCase:
     text, file_name, hints = entry.get("lines"), entry.get("file_name"), entry.get("hints") or {}
-    if "records" in entry:
-        raise ExampleFileError(f"{where} ({name}): give records or lines, not both")
+    if "records" in entry or "evidence" in entry:
+        raise ExampleFileError(f"{where} ({name}): give one of records, evidence or lines")
     if isinstance(text, list) and text and all(isinstance(line, str) for line in text):
         text = "\n".join(text) + "\n"
     if not isinstance(text, str) or not text.strip():
         raise ExampleFileError(f"{where} ({name}): lines must be non-empty text or a list of lines")
     if file_name is not None:
-        parts = PurePosixPath(str(file_name)).parts
-        if not parts or PurePosixPath(str(file_name)).is_absolute() or ".." in parts:
+        relative = PurePosixPath(str(file_name))
+        if not relative.parts or relative.is_absolute() or ".." in relative.parts:
             raise ExampleFileError(f"{where} ({name}): file_name must be a relative path without '..'")
     if not isinstance(hints, dict):
         raise ExampleFileError(f"{where} ({name}): hints must be a mapping")
-    lines = [line for line in text.splitlines() if line.strip()]
-    return ExampleCase(name, expect, lines, text, file_name, {str(k): str(v) for k, v in hints.items()})
+    return ExampleCase(name, expect, [], text, file_name and str(file_name),
+                       {str(k): str(v) for k, v in hints.items()}, line_records=True)
 
 
 def _ndjson(records: list[dict]) -> bytes:
@@ -152,13 +179,12 @@ def _run_case(rule: LoadedRule, case: ExampleCase, compiled: CompiledRules, work
     def result(matched: bool, passed: bool, detail: str) -> ExampleResult:
         return ExampleResult(rule.id, rule.title, case.name, case.expect, matched, passed, detail)
 
-    if case.text is not None:
-        data = case.text.encode("utf-8")
-        path = workdir / f"{rule.path.stem}-{number}" / (case.file_name or f"{rule.path.stem}-{number}.log")
+    data = case.file_bytes()
+    if case.file_name:
+        path = workdir / f"{rule.path.stem}-{number}" / case.file_name
         path.parent.mkdir(parents=True, exist_ok=True)
     else:
-        data = _ndjson(case.records)
-        path = workdir / f"{rule.path.stem}-{number}.ndjson"
+        path = workdir / f"{rule.path.stem}-{number}.{'log' if case.evidence is not None else 'ndjson'}"
     path.write_bytes(data)
     source = identify(data[:SNIFF_BYTES])
     if source is None:

@@ -20,12 +20,15 @@ from mailhunt.store import CaseStore
 BURST_GAP = timedelta(hours=1)
 
 _EVIDENCE_SQL = """
-SELECT e."event.id", e."@timestamp", e."event.action", e."user.name", e."user.target.name", e."host.name",
+SELECT e."event.id", e."@timestamp", e."event.action", coalesce(actor.actor, e."user.name"),
+       coalesce(target.actor, e."user.target.name"), e."host.name",
        e."source.ip", e."user_agent.original", e."app.id", e."parameters", e."email.subject", e."rule.name",
-       e."log.file.path", e."log.file.sha256", e."log.record", coalesce(i.locator_unit, 'line')
+       e."log.file.path", e."log.file.sha256", e."log.record", coalesce(i.locator_unit, 'line'), e."user.name"
 FROM events e
 LEFT JOIN (SELECT DISTINCT path, sha256, locator_unit FROM inputs) i
   ON i.path = e."log.file.path" AND i.sha256 = e."log.file.sha256"
+LEFT JOIN identities actor ON actor.alias = e."user.name"
+LEFT JOIN identities target ON target.alias = e."user.target.name"
 WHERE e."event.id" IN (SELECT event_id FROM wanted)
 """
 
@@ -44,8 +47,15 @@ def _severity(level: str) -> str:
     return {"informational": "low"}.get(level, level)
 
 
+def identity_notes(store: CaseStore) -> dict[str, str]:
+    """Logged name -> how it was resolved to another actor (configured or inferred)."""
+    return dict(store.db.execute(
+        "SELECT alias, note FROM identities WHERE basis <> 'as logged' AND alias <> actor").fetchall())
+
+
 def group_detections(store: CaseStore, detections: list[Detection], burst_gap: timedelta = BURST_GAP) -> list[Finding]:
     evidence = load_evidence(store, {e for d in detections for e in d.event_ids})
+    notes = identity_notes(store)
     by_key: dict[tuple[str, str | None], list[tuple[Detection, list[EvidenceEvent]]]] = defaultdict(list)
     for detection in detections:
         events = sorted((evidence[e] for e in detection.event_ids if e in evidence),
@@ -68,11 +78,11 @@ def group_detections(store: CaseStore, detections: list[Detection], burst_gap: t
                 bursts.append([item])
                 burst_end = end
         for burst in bursts:
-            findings.append(_finding(indicator, actor, burst))
+            findings.append(_finding(indicator, actor, burst, notes))
     return findings
 
 
-def _finding(indicator: str, actor: str | None, burst) -> Finding:
+def _finding(indicator: str, actor: str | None, burst, notes: dict[str, str]) -> Finding:
     rules = {}
     events: dict[str, EvidenceEvent] = {}
     for detection, evs in burst:
@@ -88,4 +98,5 @@ def _finding(indicator: str, actor: str | None, burst) -> Finding:
         attack=attack,
         events=sorted(events.values(), key=lambda ev: (ev.timestamp, ev.event_id)),
         severity=_severity(ordered_rules[0].level),
+        actor_resolution=sorted({notes[ev.logged_actor] for ev in events.values() if ev.logged_actor in notes}),
     )

@@ -64,9 +64,15 @@ UNIX_FILE_ACTIONS = (*UNIX_DELETE_ACTIONS, "truncate", "ftruncate", "open", "ope
                      "create", "close")
 
 
+# Exchange cmdlets are logged alike by the unified audit log and the Exchange
+# admin audit log (Search-AdminAuditLog exports, the audit report XML):
+# event.action is the cmdlet, params its parameters. So the m365 cmdlet rules
+# also run on the admin audit log; rules keyed on UAL-only fields find nothing there.
+CMDLET_DATASETS = ("m365.audit", "exchange.admin_audit")
+
 LOGSOURCES: tuple[LogsourceDatasets, ...] = (
-    LogsourceDatasets("m365", "audit", None, ("m365.audit",)),
-    LogsourceDatasets("m365", "exchange", None, ("m365.audit",)),
+    LogsourceDatasets("m365", "audit", None, CMDLET_DATASETS),
+    LogsourceDatasets("m365", "exchange", None, CMDLET_DATASETS),
     LogsourceDatasets("m365", "threat_management", None, ("m365.audit",)),
     LogsourceDatasets("azure", "auditlogs", None, ("m365.audit",)),
     LogsourceDatasets("linux", "auditd", None, ("linux.auditd", "linux.auoms")),

@@ -14,8 +14,9 @@ PATH, CWD, PROCTITLE), or whose EXECVE lacks arguments it announced in
 id is the hash of its text so the two halves never deduplicate into one.
 
 Raw ``audit.log`` times are seconds since the epoch (UTC). ``ausearch -i``
-prints the local time of the machine that ran it, without a zone: it is read
-as UTC and ``labels.time_source`` says so (run ``TZ=UTC ausearch -i``).
+prints the local time of the machine that ran it, without a zone: the
+analyst's ``timezone`` hint converts it, else it is read as UTC, and
+``labels.time_zone_source`` says which (or run ``TZ=UTC ausearch -i``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from mailhunt.sources.base import ReadContext
 from mailhunt.sources.linux_syscalls import (DELETE_CALLS, EXEC_CALLS, OPEN_CALLS, RENAME_CALLS, TRUNCATE_CALLS,
                                              arch_name, opens_with_truncation, syscall_name)
 from mailhunt.sources.unix_common import (NOT_UTF8, EventBatches, command_line, decode_lenient, lenient_lines,
-                                          program_name, unix_event)
+                                          local_time_to_utc, program_name, unix_event)
 
 DATASET = "linux.auditd"
 LOOKAHEAD_LINES = 1000
@@ -309,6 +310,8 @@ def event_from_group(group: AuditGroup, ctx: ReadContext) -> dict | None:
     first = group.records[0]
     try:
         timestamp = parse_time(first.stamp)
+        if first.interpreted:
+            timestamp, zone_source = local_time_to_utc(timestamp, ctx)
     except ValueError as exc:
         ctx.reject(f"line {first.line}", f"audit({first.stamp}:{first.serial}): {exc}")
         return None
@@ -322,7 +325,7 @@ def event_from_group(group: AuditGroup, ctx: ReadContext) -> dict | None:
     if view.escaped:
         labels["encoding"] = NOT_UTF8
     if view.interpreted:
-        labels["time_source"] = "ausearch -i local time, read as UTC"
+        labels["time_zone_source"] = zone_source
     syscall_record = group.first("SYSCALL")
     main = syscall_record or first
     fields = main.fields

@@ -13,7 +13,8 @@ further (``syslog_messages``). Time:
   whose month lies after the reference date belongs to the year before (the
   file spans New Year); with ``--year``, a jump from December back to January
   moves to the next year. ``labels.year_source`` says which was used. The
-  zone is not logged: the time is read as UTC and ``labels.time_zone`` says so.
+  zone is not logged either: the analyst's ``timezone`` hint converts it,
+  else it is read as UTC; ``labels.time_zone_source`` says which.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import pyarrow as pa
 
 from mailhunt.sources.base import ReadContext
 from mailhunt.sources.syslog_messages import interpret_message
-from mailhunt.sources.unix_common import NOT_UTF8, EventBatches, lenient_lines, unix_event
+from mailhunt.sources.unix_common import NOT_UTF8, EventBatches, lenient_lines, local_time_to_utc, unix_event
 
 DATASET = "unix.syslog"
 MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
@@ -147,10 +148,10 @@ class SyslogFile:
                 found = _RFC3164.match(text)
                 if not found:
                     raise ValueError("not a syslog line (no RFC 3164, RFC 5424 or RFC 3339 time at its start)")
-                timestamp = self._bsd_time(found, years)
+                timestamp, zone_source = local_time_to_utc(self._bsd_time(found, years), ctx)
                 labels["format"] = "rfc3164"
                 labels["year_source"] = years.source
-                labels["time_zone"] = "not logged; read as UTC"
+                labels["time_zone_source"] = zone_source
             host = found["host"]
             tag = _TAG.match(found["rest"])
             program, pid, message = (tag["prog"], tag["pid"], tag["msg"]) if tag else (None, None, found["rest"])

@@ -14,6 +14,7 @@ from typing import BinaryIO, Iterator
 
 from mailhunt.events import event_id_from_raw, new_event, to_arrow
 from mailhunt.sources.base import ReadContext
+from mailhunt.sources.local_time import TIMEZONE_HINT, WallClock, to_utc, zone_from_hint
 
 BATCH_EVENTS = 20_000
 NOT_UTF8 = "not UTF-8, bytes kept as \\xNN escapes"
@@ -50,6 +51,22 @@ def _quote(arg: str) -> str:
     if quoted != arg and "'" in arg and not any(c in arg for c in '"$`\\!'):
         return f'"{arg}"'
     return quoted
+
+
+ZONE_NOT_LOGGED = "not logged; read as UTC"
+
+
+def local_time_to_utc(moment: datetime, ctx: ReadContext) -> tuple[datetime, str]:
+    """A zone-less wall-clock time in UTC: with the analyst's ``timezone`` hint when given, else read as UTC.
+
+    The second value is what ``labels.time_zone_source`` states. A hint that is
+    not a zone raises ValueError (the record is rejected with it).
+    """
+    hint = ctx.hints.get(TIMEZONE_HINT)
+    zone = zone_from_hint(hint)
+    if zone is None:
+        return moment, ZONE_NOT_LOGGED
+    return to_utc(WallClock(moment, None), zone), f"hint {hint}"
 
 
 def command_line(argv: list[str]) -> str:
