@@ -401,10 +401,10 @@ def read_groups(stream: BinaryIO, ctx: ReadContext, lookahead: int = LOOKAHEAD_L
 
 def sniff_audit(head: bytes) -> bool:
     text = head.decode("utf-8", errors="replace")
-    lines = [line for line in text.splitlines()[:20] if line.strip() and not line.startswith("----")]
+    lines = [line for line in text.splitlines()[:20] if line.strip() and not line.startswith("----")][:10]
     if not lines:
         return False
-    return sum(1 for line in lines[:10] if _HEADER.match(line.split(ENRICHED_SEPARATOR)[0])) >= max(1, min(len(lines[:10]), 3) - 1)
+    return sum(1 for line in lines if _HEADER.match(line.split(ENRICHED_SEPARATOR)[0])) * 2 >= len(lines)
 
 
 class AuditdLog:

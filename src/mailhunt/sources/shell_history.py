@@ -72,7 +72,7 @@ def _lines(head: bytes) -> list[bytes]:
 def sniff_bash(head: bytes) -> bool:
     lines = _lines(head)
     stamps = sum(1 for line in lines if _BASH_STAMP.match(line))
-    return bool(lines) and (bool(_BASH_STAMP.match(lines[0])) or stamps >= 2) and stamps * 3 >= len(lines) * 1
+    return bool(lines) and (bool(_BASH_STAMP.match(lines[0])) or stamps >= 2) and stamps * 3 >= len(lines)
 
 
 def sniff_zsh(head: bytes) -> bool:
