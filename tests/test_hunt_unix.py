@@ -49,7 +49,7 @@ def test_a_sysadmin_mailing_a_report_is_no_finding(unix_case):
     with duckdb.connect(str(out / "case.duckdb"), read_only=True) as db:
         report_ids = {row[0] for row in db.execute(
             """SELECT "event.id" FROM events WHERE "process.command_line" LIKE 'mail -s %'""").fetchall()}
-    assert len(report_ids) == 2
+    assert len(report_ids) == 3
     in_findings = {e["event_id"] for f in document["findings"] for e in f["evidence"]}
     assert not report_ids & in_findings
 

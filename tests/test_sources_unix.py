@@ -318,3 +318,10 @@ def test_zone_less_times_follow_the_timezone_hint():
     assert rows[0]["@timestamp"] == datetime(2026, 10, 14, 20, 0, 0, 123000)
     _, rows, ctx = read(FIXTURES / "syslog" / "mail.log", {"year": "2026", "timezone": "Mars/Olympus"})
     assert rows == [] and "not UTC, an offset" in ctx.rejections[0].reason
+
+
+def test_ausearch_default_output_blocks_and_time_lines():
+    name, rows, ctx = read(FIXTURES / "ausearch-raw.txt")
+    assert name == "auditd" and ctx.rejected == 0 and ctx.records == 3
+    assert [r["process.command_line"] for r in rows] == ["mail -s report root", "id -u"]
+    assert rows[1]["labels"]["partial"] == "no SYSCALL record (cut off by rotation or a lost record)"

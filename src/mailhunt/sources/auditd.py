@@ -5,7 +5,8 @@ PROCTITLE, EOE) that share ``msg=audit(EPOCH:SERIAL)``; records of different
 events may interleave. The reader gathers the records of a serial and emits
 one event when the group's EOE arrives, when the group's first record lies
 ``LOOKAHEAD_LINES`` lines behind (events without EOE, user-space records),
-at an ``ausearch`` ``----`` separator, or at the end of the file.
+at an ``ausearch`` ``----`` separator (its ``time->`` lines are skipped), or
+at the end of the file.
 
 A group split across rotated files becomes one event in each file. A group
 without its SYSCALL record while holding records that belong to one (EXECVE,
@@ -377,6 +378,8 @@ def read_groups(stream: BinaryIO, ctx: ReadContext, lookahead: int = LOOKAHEAD_L
             while pending:
                 yield pending.popitem(last=False)[1]
             continue
+        if text.startswith("time->"):
+            continue
         ctx.records += 1
         try:
             record = parse_record(number, text, escaped)
@@ -401,7 +404,8 @@ def read_groups(stream: BinaryIO, ctx: ReadContext, lookahead: int = LOOKAHEAD_L
 
 def sniff_audit(head: bytes) -> bool:
     text = head.decode("utf-8", errors="replace")
-    lines = [line for line in text.splitlines()[:20] if line.strip() and not line.startswith("----")][:10]
+    lines = [line for line in text.splitlines()[:20]
+             if line.strip() and not line.startswith(("----", "time->"))][:10]
     if not lines:
         return False
     return sum(1 for line in lines if _HEADER.match(line.split(ENRICHED_SEPARATOR)[0])) * 2 >= len(lines)
