@@ -132,7 +132,9 @@ class _History:
             yield from batches.add(self._event(ctx, line, raw, when, command))
         yield from batches.flush()
 
-    def _entries(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, bytes, bytes | None, bytes]]:
+    def _entries(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, bytes, bytes | None, bytes | str]]:
+        """(first line, raw entry, epoch, command) per entry; an entry that cannot be read has no epoch
+        and the reason it is rejected in place of the command."""
         raise NotImplementedError
 
 
