@@ -217,9 +217,10 @@ def test_syslog_year_from_the_file_mtime_and_across_new_year(tmp_path):
     copy.write_bytes((FIXTURES / "syslog" / "mail.log-20270105").read_bytes())
     stamp = datetime(2027, 1, 5, 3, 0).timestamp()
     os.utime(copy, (stamp, stamp))
-    _, rows, _ = read(copy)
+    _, rows, ctx = read(copy)
     assert [r["@timestamp"].year for r in rows] == [2026, 2027]
     assert rows[0]["labels"]["year_source"] == "file mtime"
+    assert any("modification time (2027-01-05)" in note for note in ctx.notes)
 
 
 def test_syslog_year_from_the_rotation_date_in_the_name():
@@ -311,9 +312,14 @@ def test_sentinel_syslog_row_without_auoms_is_read_as_syslog(tmp_path):
 
 
 def test_zone_less_times_follow_the_timezone_hint():
-    _, rows, _ = read(FIXTURES / "syslog" / "mail.log", {"year": "2026", "timezone": "Europe/Berlin"})
+    _, rows, ctx = read(FIXTURES / "syslog" / "mail.log", {"year": "2026", "timezone": "Europe/Berlin"})
     assert rows[0]["@timestamp"] == datetime(2026, 10, 14, 7, 31, 2)
     assert rows[0]["labels"]["time_zone_source"] == "hint Europe/Berlin"
+    assert not any("read as UTC" in note for note in ctx.notes)
+    _, rows, ctx = read(FIXTURES / "syslog" / "mail.log", {"year": "2026"})
+    assert rows[0]["labels"]["time_zone_source"] == "not logged; read as UTC"
+    assert ctx.notes == ["times carry no time zone and were read as UTC; give --hint timezone=<zone> if the host "
+                         "logged local time"]
     _, rows, _ = read(FIXTURES / "ausearch-i.txt", {"timezone": "-05:00"})
     assert rows[0]["@timestamp"] == datetime(2026, 10, 14, 20, 0, 0, 123000)
     _, rows, ctx = read(FIXTURES / "syslog" / "mail.log", {"year": "2026", "timezone": "Mars/Olympus"})

@@ -144,6 +144,7 @@ def _print_summary(result: HuntResult) -> None:
         inputs.add_column(column, justify="right" if column in ("records", "rejected", "new events") else "left")
     for s in result.inputs:
         note = s.skipped_reason and f"skipped: {s.skipped_reason}" or ("already in the case" if s.already_loaded else "")
+        note = "; ".join(filter(None, [note, *s.notes]))
         inputs.add_row(escape(_short(s.path, 60)), s.format or "-", str(s.records), str(s.rejected),
                        str(s.new_events), escape(note))
     console.print(inputs)

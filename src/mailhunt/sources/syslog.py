@@ -75,6 +75,8 @@ class YearResolver:
             mtime = os.stat(ctx.path).st_mtime
             self.reference = datetime.fromtimestamp(mtime, tz=timezone.utc).replace(tzinfo=None)
             self.source = "file mtime"
+            ctx.note(f"lines carry no year; years taken from the file's modification time "
+                     f"({self.reference:%Y-%m-%d}); give --year if the file was copied without its times")
 
     def year(self, month: int, day: int, clock: str) -> int | None:
         if self.hint is not None:

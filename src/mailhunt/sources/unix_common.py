@@ -65,6 +65,8 @@ def local_time_to_utc(moment: datetime, ctx: ReadContext) -> tuple[datetime, str
     hint = ctx.hints.get(TIMEZONE_HINT)
     zone = zone_from_hint(hint)
     if zone is None:
+        ctx.note("times carry no time zone and were read as UTC; give --hint timezone=<zone> if the host "
+                 "logged local time")
         return moment, ZONE_NOT_LOGGED
     return to_utc(WallClock(moment, None), zone), f"hint {hint}"
 
