@@ -371,3 +371,17 @@ def test_transport_rule_by_the_messaging_admin_in_a_window_is_not_escalated_desp
     assert finding["answers"]["transport_rule_with_suspicious_mail"]["answer"] == "yes"
     assert finding["escalate"] is False
     assert finding["reasons"][0].startswith("authorized: CHG-4410 by ")
+
+
+def test_sshd_failures_of_the_same_person_on_a_mail_host_count_as_a_failed_login_burst(tmp_path):
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    lines = [f"<38>1 {(T0 - timedelta(minutes=30, seconds=-15 * n)).strftime('%Y-%m-%dT%H:%M:%SZ')} mailhost sshd "
+             f"{2200 + n} - - Failed password for mallory from {NIGERIA} port {50120 + n} ssh2" for n in range(5)]
+    (evidence / "auth.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_ndjson(evidence / "audit.ndjson", daily_logins(MALLORY, HOME) + [export(T0, MALLORY, "cfo@fabrikam-labs.com", HOME)])
+    findings = hunt([evidence], tmp_path / "case", Config(**BASE_CONFIG)).document["findings"]
+    finding = only(findings, "mailbox_export", MALLORY)
+    sign_ins = next(s for s in finding["l1"] if s["step"] == "sign_ins")
+    assert sign_ins["result"] == "flag"
+    assert "failed-login burst: 5 failures 2026-10-14T14:30:00Z .. 2026-10-14T14:31:00Z from 102.89.0.1" in sign_ins["detail"]

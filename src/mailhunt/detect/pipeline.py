@@ -37,17 +37,31 @@ FIELD_MAPPING: dict[str, str | list[str]] = {
     "Subject": "email.subject",
     "CommandLine": "process.command_line",
     "ParentImage": "process.parent.name",
+    "Image": "process.executable",
+    "TargetFilename": "file.path",
+    "User": "user.name",
 }
 
 
 @dataclass(frozen=True)
 class LogsourceDatasets:
-    """Which event datasets a Sigma logsource stands for."""
+    """Which event datasets a Sigma logsource stands for.
+
+    ``actions``, when given, narrows a category to the events that are of it
+    (an auditd ``unlinkat`` is a file deletion, not a process creation).
+    """
 
     product: str | None
     service: str | None
     category: str | None
     datasets: tuple[str, ...]
+    actions: tuple[str, ...] = ()
+
+
+UNIX_PROCESS_ACTIONS = ("execve", "execveat", "exec", "command", "sudo_command")
+UNIX_DELETE_ACTIONS = ("unlink", "unlinkat", "rmdir", "rename", "renameat", "renameat2")
+UNIX_FILE_ACTIONS = (*UNIX_DELETE_ACTIONS, "truncate", "ftruncate", "open", "openat", "openat2", "creat", "write",
+                     "create", "close")
 
 
 # Exchange cmdlets are logged alike by the unified audit log and the Exchange
@@ -61,6 +75,20 @@ LOGSOURCES: tuple[LogsourceDatasets, ...] = (
     LogsourceDatasets("m365", "exchange", None, CMDLET_DATASETS),
     LogsourceDatasets("m365", "threat_management", None, ("m365.audit",)),
     LogsourceDatasets("azure", "auditlogs", None, ("m365.audit",)),
+    LogsourceDatasets("linux", "auditd", None, ("linux.auditd", "linux.auoms")),
+    LogsourceDatasets("linux", "syslog", None, ("unix.syslog",)),
+    LogsourceDatasets("macos", "syslog", None, ("unix.syslog",)),
+    LogsourceDatasets("macos", "unifiedlog", None, ("macos.unified_log",)),
+    LogsourceDatasets("macos", "eslogger", None, ("macos.eslogger",)),
+    LogsourceDatasets("linux", None, "process_creation",
+                      ("linux.auditd", "linux.auoms", "unix.shell_history", "unix.syslog"),
+                      UNIX_PROCESS_ACTIONS),
+    LogsourceDatasets("linux", None, "file_event", ("linux.auditd",), UNIX_FILE_ACTIONS),
+    LogsourceDatasets("linux", None, "file_delete", ("linux.auditd",), UNIX_DELETE_ACTIONS),
+    LogsourceDatasets("macos", None, "process_creation", ("macos.eslogger", "unix.shell_history", "unix.syslog"),
+                      UNIX_PROCESS_ACTIONS),
+    LogsourceDatasets("macos", None, "file_event", ("macos.eslogger",), UNIX_FILE_ACTIONS),
+    LogsourceDatasets("macos", None, "file_delete", ("macos.eslogger",), UNIX_DELETE_ACTIONS),
 )
 
 
@@ -78,6 +106,13 @@ def datasets_for(logsource) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _dataset_condition(entry: LogsourceDatasets) -> dict[str, list[str]]:
+    condition = {"event.dataset": list(entry.datasets)}
+    if entry.actions:
+        condition["event.action"] = list(entry.actions)
+    return condition
+
+
 def build_pipeline(include_system_accounts: bool = False) -> ProcessingPipeline:
     items: list[ProcessingItem] = [
         ProcessingItem(identifier="mailhunt_field_mapping",
@@ -86,8 +121,7 @@ def build_pipeline(include_system_accounts: bool = False) -> ProcessingPipeline:
     for index, entry in enumerate(LOGSOURCES):
         items.append(ProcessingItem(
             identifier=f"mailhunt_logsource_{index}",
-            transformation=AddConditionTransformation({"event.dataset": list(entry.datasets)},
-                                                      name=f"_mailhunt_dataset_{index}"),
+            transformation=AddConditionTransformation(_dataset_condition(entry), name=f"_mailhunt_dataset_{index}"),
             rule_conditions=[LogsourceCondition(product=entry.product, service=entry.service,
                                                 category=entry.category)],
         ))
