@@ -10,7 +10,10 @@ Beside every rule file ``<stem>.yml`` lies ``<stem>.examples.yml``::
           - {...}
 
 Each case is run the way evidence is: its records are written as NDJSON to a
-temporary file, the file is identified and read by the normal readers
+temporary file (one file per run of records of the same format, so a case can
+mix audit-log records with ``evtx_dump``-style Windows records
+``{"Event": {"System": ..., "EventData": ...}}`` or Winlogbeat documents), each
+file is identified and read by the normal readers
 (``mailhunt.sources``), loaded into an in-memory case store, deduplicated, and
 the whole rule set runs over it, so that correlations find the rules they
 refer to. A case passes when its rule produces a detection (or, for a
@@ -97,14 +100,28 @@ def load_example_cases(rule: LoadedRule) -> list[ExampleCase]:
     return cases
 
 
-def _ndjson(records: list[dict]) -> bytes:
-    return b"".join(orjson.dumps(record) + b"\n" for record in records)
-
-
 def _rule_decided(rule: LoadedRule, run) -> bool:
     if rule.indicator:
         return any(d.rule.id == rule.id for d in run.detections)
     return run.matched.get(rule.id, 0) > 0
+
+
+def _record_files(records: list[dict]) -> list[tuple[bytes, object]]:
+    """Records split into NDJSON files, one per run of records the same reader recognizes.
+
+    A case may mix formats, e.g. an audit-log record, an ``evtx_dump`` record
+    and a Winlogbeat document, to show a correlation across sources; each run
+    is read by its own reader as if it were a separate evidence file.
+    """
+    files: list[tuple[bytes, object]] = []
+    for record in records:
+        line = orjson.dumps(record) + b"\n"
+        source = identify(line[:SNIFF_BYTES])
+        if files and files[-1][1] is source:
+            files[-1] = (files[-1][0] + line, source)
+        else:
+            files.append((line, source))
+    return files
 
 
 def _run_case(rule: LoadedRule, case: ExampleCase, compiled: CompiledRules, workdir: Path,
@@ -112,18 +129,20 @@ def _run_case(rule: LoadedRule, case: ExampleCase, compiled: CompiledRules, work
     def result(matched: bool, passed: bool, detail: str) -> ExampleResult:
         return ExampleResult(rule.id, rule.title, case.name, case.expect, matched, passed, detail)
 
-    data = _ndjson(case.records)
-    path = workdir / f"{rule.path.stem}-{number}.ndjson"
-    path.write_bytes(data)
-    source = identify(data[:SNIFF_BYTES])
-    if source is None:
-        return result(False, False, "no reader recognizes these records")
-    ctx = ReadContext(str(path), hashlib.sha256(data).hexdigest())
-    with path.open("rb") as stream:
-        batches = list(source.read(stream, ctx))
-    if ctx.rejected:
-        reasons = "; ".join(str(r) for r in ctx.rejections[:3])
-        return result(False, False, f"{source.name} rejected {ctx.rejected} of the records: {reasons}")
+    batches = []
+    readers = []
+    for part, (data, source) in enumerate(_record_files(case.records), start=1):
+        if source is None:
+            return result(False, False, f"no reader recognizes record file {part} of this case")
+        path = workdir / f"{rule.path.stem}-{number}-{part}.ndjson"
+        path.write_bytes(data)
+        ctx = ReadContext(str(path), hashlib.sha256(data).hexdigest())
+        with path.open("rb") as stream:
+            batches.extend(source.read(stream, ctx))
+        if ctx.rejected:
+            reasons = "; ".join(str(r) for r in ctx.rejections[:3])
+            return result(False, False, f"{source.name} rejected {ctx.rejected} of the records: {reasons}")
+        readers.append(source.name)
     store = CaseStore(":memory:")
     try:
         for batch in batches:
@@ -135,7 +154,7 @@ def _run_case(rule: LoadedRule, case: ExampleCase, compiled: CompiledRules, work
     matched = _rule_decided(rule, run)
     passed = matched == (case.expect == "match")
     count = run.matched.get(rule.id, 0)
-    read = f"{sum(b.num_rows for b in batches)} event(s) read by {source.name}"
+    read = f"{sum(b.num_rows for b in batches)} event(s) read by {', '.join(dict.fromkeys(readers))}"
     if passed:
         detail = f"{read}; rule matched {count} event(s)" if matched else f"{read}; rule did not match"
     elif matched:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from mailhunt.sources.base import ReadContext, Rejection, Source
 from mailhunt.sources.m365_audit import M365_SOURCES
+from mailhunt.sources.windows_evtx import WINDOWS_SOURCES
 
-SOURCES: tuple[Source, ...] = (*M365_SOURCES,)
+SOURCES: tuple[Source, ...] = (*M365_SOURCES, *WINDOWS_SOURCES)
 
 SNIFF_BYTES = 64 * 1024
 

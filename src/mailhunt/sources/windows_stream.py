@@ -1,0 +1,175 @@
+"""What the Windows readers share once a record is parsed: reassembly, gaps, provenance, batches.
+
+- PowerShell 4104 script blocks logged in several parts (same ``ScriptBlockId``,
+  ``MessageNumber`` of ``MessageTotal``) become one event carrying the whole
+  text; parts may arrive in any order. A block still incomplete at the end of
+  the file (or when too many blocks are pending) is emitted with the parts it
+  has, and its labels say which parts are missing.
+- An ``EventRecordID`` that jumps forward within one channel of one computer in
+  one file is an evidence gap: a synthetic ``EventRecordIDGap`` event records
+  the missing range, so the audit-tampering rules can report it. A jump back
+  (a wrapped circular log, or a log cleared and restarted) is not a gap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import pyarrow as pa
+
+from mailhunt.events import event_id_from_record_id, new_event, to_arrow
+from mailhunt.sources.base import ReadContext
+from mailhunt.sources.windows_events import BadWindowsRecord, map_record
+
+BATCH_EVENTS = 20_000
+MAX_PENDING_BLOCKS = 2_000
+MAX_PENDING_CHARS = 64 * 1024 * 1024
+GAP_ACTION = "EventRecordIDGap"
+
+
+@dataclass
+class _PendingBlock:
+    first: dict
+    total: int
+    parts: dict[int, str] = field(default_factory=dict)
+    records: list[int] = field(default_factory=list)
+
+    def chars(self) -> int:
+        return sum(len(p) for p in self.parts.values())
+
+
+def _int(text) -> int | None:
+    try:
+        return int(str(text))
+    except (TypeError, ValueError):
+        return None
+
+
+class WindowsEventStream:
+    """Feed parsed records with ``add``; take finished event tables from ``add`` and ``finish``."""
+
+    def __init__(self, ctx: ReadContext, locator_unit: str):
+        self.ctx = ctx
+        self.unit = locator_unit
+        self.ready: list[dict] = []
+        self.blocks: dict[str, _PendingBlock] = {}
+        self.pending_chars = 0
+        self.last_record_id: dict[tuple[str, str], tuple[int, int]] = {}
+
+    def add(self, locator: int, original: str, record: object,
+            account: tuple[str | None, str | None] = (None, None)) -> Iterator[pa.Table]:
+        """One record: ``locator`` is its number in the file, ``original`` its text as stored.
+
+        ``account`` is (name, domain) of the record's user where the container
+        resolved the SID (Winlogbeat does); it fills ``user.name`` when the
+        record itself names no account.
+        """
+        try:
+            event, data = map_record(record)
+        except BadWindowsRecord as exc:
+            self.ctx.reject(f"{self.unit} {locator}", f"not a Windows event record: {exc}")
+            return
+        name, domain = account
+        if name and not event["user.name"]:
+            event["user.name"] = name
+            event["user.domain"] = domain or None
+        event["log.file.path"] = self.ctx.path
+        event["log.file.sha256"] = self.ctx.sha256
+        event["log.record"] = locator
+        event["event.original"] = original
+        if event["event.id"] is None:
+            event["event.id"] = event_id_from_record_id(f"windows.{self.ctx.sha256}", f"{self.unit} {locator}")
+        self._check_gap(event)
+        if event["event.code"] == "4104" and event["event.dataset"] == "windows.powershell" \
+                and isinstance(data, dict) and (_int(data.get("MessageTotal")) or 1) > 1 and data.get("ScriptBlockId"):
+            self._add_part(event, data)
+        else:
+            self._emit(event)
+        if len(self.ready) >= BATCH_EVENTS:
+            yield self._flush()
+
+    def finish(self) -> Iterator[pa.Table]:
+        for block_id in list(self.blocks):
+            self._release(block_id)
+        if self.ready:
+            yield self._flush()
+
+    def _emit(self, event: dict) -> None:
+        event["labels"] = event["labels"] or None
+        self.ready.append(event)
+
+    def _flush(self) -> pa.Table:
+        table = to_arrow(self.ready)
+        self.ready = []
+        return table
+
+    def _check_gap(self, event: dict) -> None:
+        record_id = event["winlog.record_id"]
+        if record_id is None:
+            return
+        key = ((event["host.name"] or "").lower(), (event["winlog.channel"] or "").lower())
+        previous = self.last_record_id.get(key)
+        self.last_record_id[key] = (record_id, event["log.record"])
+        if previous is None or record_id <= previous[0] + 1:
+            return
+        first_missing, last_missing = previous[0] + 1, record_id - 1
+        gap = new_event()
+        gap.update({
+            "@timestamp": event["@timestamp"],
+            "event.action": GAP_ACTION,
+            "event.outcome": "unknown",
+            "event.dataset": event["event.dataset"],
+            "event.provider": "mailhunt",
+            "host.name": event["host.name"],
+            "winlog.channel": event["winlog.channel"],
+            "log.file.path": self.ctx.path,
+            "log.file.sha256": self.ctx.sha256,
+            "log.record": event["log.record"],
+            "labels": [("first_missing_record_id", str(first_missing)),
+                       ("last_missing_record_id", str(last_missing)),
+                       ("missing_records", str(last_missing - first_missing + 1)),
+                       ("record_before_gap", f"{self.unit} {previous[1]}")],
+            "event.original": f"EventRecordID {previous[0]} is followed by {record_id} in channel "
+                              f"{event['winlog.channel']} of {event['host.name']}: "
+                              f"{last_missing - first_missing + 1} record(s) missing",
+        })
+        gap["event.id"] = event_id_from_record_id(
+            f"windows.gap.{key[0]}.{key[1]}", f"{first_missing}-{last_missing}")
+        self._emit(gap)
+
+    def _add_part(self, event: dict, data: dict) -> None:
+        block_id = str(data["ScriptBlockId"]).lower()
+        number = _int(data.get("MessageNumber")) or 1
+        total = _int(data.get("MessageTotal")) or 1
+        block = self.blocks.get(block_id)
+        if block is None:
+            block = self.blocks[block_id] = _PendingBlock(event, total)
+        text = event["powershell.file.script_block_text"] or ""
+        if number in block.parts:
+            return
+        block.parts[number] = text
+        block.records.append(event["winlog.record_id"] or event["log.record"])
+        if number == 1:
+            block.first = event
+        self.pending_chars += len(text)
+        if len(block.parts) >= block.total:
+            self._release(block_id)
+        while self.blocks and (len(self.blocks) > MAX_PENDING_BLOCKS or self.pending_chars > MAX_PENDING_CHARS):
+            self._release(next(iter(self.blocks)))
+
+    def _release(self, block_id: str) -> None:
+        block = self.blocks.pop(block_id)
+        self.pending_chars -= block.chars()
+        event = block.first
+        missing = [n for n in range(1, block.total + 1) if n not in block.parts]
+        event["powershell.file.script_block_text"] = "".join(
+            block.parts[n] for n in sorted(block.parts))
+        labels = event["labels"] or []
+        labels.append(("script_block_id", block_id))
+        labels.append(("script_block_parts", f"{len(block.parts)}/{block.total}"))
+        labels.append(("script_block_records", ",".join(str(r) for r in sorted(block.records))))
+        if missing:
+            labels.append(("script_block_missing_parts", ",".join(str(n) for n in missing)))
+        event["labels"] = labels
+        self._emit(event)
