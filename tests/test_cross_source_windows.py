@@ -1,0 +1,44 @@
+"""Export seen in the MSExchange Management log, its removal in a PowerShell script block: one actor, one finding.
+
+The three evidence files name the same person three ways: ``CORP\\jsmith``
+(the cmdlet log's caller), ``jsmith`` (Winlogbeat's resolved user of the
+script block) and ``jsmith@corp.example`` (the unified audit log).
+"""
+
+import shutil
+from pathlib import Path
+
+from mailhunt.config import Config
+from mailhunt.hunt import hunt
+
+FIXTURES = Path(__file__).parent / "fixtures" / "windows"
+EVIDENCE = ("exch01_msexchange_management.jsonl", "ws042_powershell.winlogbeat.ndjson", "ual_jsmith.ndjson")
+
+
+def run(tmp_path: Path, files: tuple[str, ...]) -> dict:
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    for name in files:
+        shutil.copy(FIXTURES / name, evidence / name)
+    return hunt([evidence], tmp_path / "case", Config()).document
+
+
+def test_export_and_script_block_removal_correlate_across_identity_spellings(tmp_path):
+    document = run(tmp_path, EVIDENCE)
+    assert {i["format"] for i in document["inputs"]} == {"evtx_dump_jsonl", "winlogbeat_ndjson", "ual_ndjson"}
+    sequences = [f for f in document["findings"] if f["indicator"] == "export_then_deletion"]
+    by_actor = [f for f in sequences if f["rule"]["title"] == "Mail Export Followed By Cleanup, Same Actor"]
+    assert len(by_actor) == 1
+    [finding] = by_actor
+    assert finding["actor"] == "jsmith@corp.example"
+    logged = {e["logged_actor"] for e in finding["evidence"]}
+    assert logged == {"CORP\\jsmith", "jsmith"}
+    actions = [e["action"] for e in finding["evidence"]]
+    assert actions == ["New-MailboxExportRequest", "script-block-logged"]
+    assert any("jsmith" in note for note in finding["actor_resolution"])
+
+
+def test_without_the_address_the_spellings_stay_apart(tmp_path):
+    document = run(tmp_path, EVIDENCE[:2])
+    assert not [f for f in document["findings"] if f["indicator"] == "export_then_deletion"
+                and f["rule"]["title"] == "Mail Export Followed By Cleanup, Same Actor"]
