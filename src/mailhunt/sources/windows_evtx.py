@@ -34,6 +34,7 @@ EVTX_MAGIC = b"ElfFile\x00"
 MAX_SPOOL_BYTES = 32 * 1024**3
 MAX_CONSECUTIVE_FAILURES = 100_000
 PARSER_THREADS = 1
+BATCH_RECORDS = 20_000
 _CHUNK_RANGE = re.compile(r"record IDs (\d+)\.\.(\d+)")
 _RECORD_HEADER = re.compile(r"^Record (\d+)\s*$")
 
@@ -90,6 +91,8 @@ class EvtxBinary:
             records = parser.records_json()
             last_id = 0
             failures = 0
+            texts: list[str] = []
+            locators: list[int] = []
             while True:
                 try:
                     record = next(records)
@@ -105,13 +108,12 @@ class EvtxBinary:
                 failures = 0
                 ctx.records += 1
                 last_id = record["event_record_id"]
-                text = record["data"]
-                try:
-                    parsed = orjson.loads(text)
-                except orjson.JSONDecodeError as exc:
-                    ctx.reject(f"record {last_id}", f"the parser's JSON for this record is invalid: {exc}")
-                    continue
-                yield from events.add(last_id, text, parsed)
+                texts.append(record["data"])
+                locators.append(last_id)
+                if len(texts) >= BATCH_RECORDS:
+                    yield from events.add_batch(texts, locators)
+                    texts, locators = [], []
+            yield from events.add_batch(texts, locators)
             yield from events.finish()
 
     @staticmethod
@@ -144,16 +146,18 @@ class EvtxDumpJsonLines:
 
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
         events = WindowsEventStream(ctx, self.locator_unit)
+        texts: list[str] = []
+        numbers: list[int] = []
         for number, line in iter_text_lines(stream, ctx):
             if not line.strip():
                 continue
             ctx.records += 1
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                ctx.reject(f"line {number}", f"not valid JSON ({str(exc)[:80]}); truncated line?")
-                continue
-            yield from events.add(number, line, record)
+            texts.append(line)
+            numbers.append(number)
+            if len(texts) >= BATCH_RECORDS:
+                yield from events.add_batch(texts, numbers)
+                texts, numbers = [], []
+        yield from events.add_batch(texts, numbers)
         yield from events.finish()
 
 

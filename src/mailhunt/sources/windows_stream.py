@@ -13,14 +13,18 @@
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Iterator
 
+import orjson
 import pyarrow as pa
 
 from mailhunt.events import event_id_from_record_id, new_event, to_arrow
 from mailhunt.sources.base import ReadContext
 from mailhunt.sources.windows_events import BadWindowsRecord, map_record
+from mailhunt.sources.windows_normalize import windows_normalizer
 
 BATCH_EVENTS = 20_000
 MAX_PENDING_BLOCKS = 2_000
@@ -37,6 +41,22 @@ class _PendingBlock:
 
     def chars(self) -> int:
         return sum(len(p) for p in self.parts.values())
+
+
+def text_array(texts: list[str]) -> pa.Array:
+    """A large_string array of texts, built from one encoded buffer (far faster than string by string).
+
+    The bytes come from encoding Python strings, so they are valid UTF-8 and
+    need no second check.
+    """
+    data = "".join(texts).encode("utf-8", "surrogatepass")
+    if len(data) == sum(map(len, texts)):
+        offsets = array("q", [0])
+        offsets.extend(accumulate(map(len, texts)))
+    else:
+        offsets = array("q", [0])
+        offsets.extend(accumulate(len(t.encode("utf-8", "surrogatepass")) for t in texts))
+    return pa.Array.from_buffers(pa.large_string(), len(texts), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
 def _int(text) -> int | None:
@@ -59,17 +79,55 @@ class WindowsEventStream:
 
     def add(self, locator: int, original: str, record: object,
             account: tuple[str | None, str | None] = (None, None)) -> Iterator[pa.Table]:
-        """One record: ``locator`` is its number in the file, ``original`` its text as stored.
+        """One parsed record: ``locator`` is its number in the file, ``original`` its text as stored.
 
         ``account`` is (name, domain) of the record's user where the container
         resolved the SID (Winlogbeat does); it fills ``user.name`` when the
         record itself names no account.
         """
+        event = self._map(locator, original, record, account)
+        if event is not None:
+            self._check_gap(event["host.name"], event["winlog.channel"], event["winlog.record_id"], locator,
+                            event["@timestamp"], event["event.dataset"])
+            self._route(event)
+        if len(self.ready) >= BATCH_EVENTS:
+            yield self._flush()
+
+    def add_batch(self, originals: list[str], locators: list[int]) -> Iterator[pa.Table]:
+        """Many records as JSON text, mapped in SQL; the few that need Python go through ``add``'s mapping."""
+        if not originals:
+            return
+        table, needs_python = windows_normalizer().normalize(
+            text_array(originals), pa.array(locators, pa.int64()), self.ctx.path, self.ctx.sha256)
+        hosts, channels, record_ids, times, datasets = (table.column(name).to_pylist() for name in (
+            "host.name", "winlog.channel", "winlog.record_id", "@timestamp", "event.dataset"))
+        for index, locator in enumerate(locators):
+            self._check_gap(hosts[index], channels[index], record_ids[index], locator, times[index], datasets[index])
+        if any(needs_python):
+            for index, special in enumerate(needs_python):
+                if not special:
+                    continue
+                try:
+                    record = orjson.loads(originals[index])
+                except orjson.JSONDecodeError as exc:
+                    self.ctx.reject(f"{self.unit} {locators[index]}", f"not valid JSON ({str(exc)[:80]})")
+                    continue
+                event = self._map(locators[index], originals[index], record, (None, None))
+                if event is not None:
+                    self._route(event)
+            table = table.filter(pa.array([not special for special in needs_python]))
+        if table.num_rows:
+            yield table
+        if len(self.ready) >= BATCH_EVENTS:
+            yield self._flush()
+
+    def _map(self, locator: int, original: str, record: object,
+             account: tuple[str | None, str | None]) -> dict | None:
         try:
             event, data = map_record(record)
         except BadWindowsRecord as exc:
             self.ctx.reject(f"{self.unit} {locator}", f"not a Windows event record: {exc}")
-            return
+            return None
         name, domain = account
         if name and not event["user.name"]:
             event["user.name"] = name
@@ -80,14 +138,16 @@ class WindowsEventStream:
         event["event.original"] = original
         if event["event.id"] is None:
             event["event.id"] = event_id_from_record_id(f"windows.{self.ctx.sha256}", f"{self.unit} {locator}")
-        self._check_gap(event)
+        event["_data"] = data
+        return event
+
+    def _route(self, event: dict) -> None:
+        data = event.pop("_data")
         if event["event.code"] == "4104" and event["event.dataset"] == "windows.powershell" \
                 and isinstance(data, dict) and (_int(data.get("MessageTotal")) or 1) > 1 and data.get("ScriptBlockId"):
             self._add_part(event, data)
         else:
             self._emit(event)
-        if len(self.ready) >= BATCH_EVENTS:
-            yield self._flush()
 
     def finish(self) -> Iterator[pa.Table]:
         for block_id in list(self.blocks):
@@ -104,38 +164,37 @@ class WindowsEventStream:
         self.ready = []
         return table
 
-    def _check_gap(self, event: dict) -> None:
-        record_id = event["winlog.record_id"]
-        if record_id is None:
+    def _check_gap(self, host: str | None, channel: str | None, record_id: int | None, locator: int,
+                   timestamp, dataset: str | None) -> None:
+        if record_id is None or timestamp is None:
             return
-        key = ((event["host.name"] or "").lower(), (event["winlog.channel"] or "").lower())
+        key = ((host or "").lower(), (channel or "").lower())
         previous = self.last_record_id.get(key)
-        self.last_record_id[key] = (record_id, event["log.record"])
+        self.last_record_id[key] = (record_id, locator)
         if previous is None or record_id <= previous[0] + 1:
             return
         first_missing, last_missing = previous[0] + 1, record_id - 1
+        missing = last_missing - first_missing + 1
         gap = new_event()
         gap.update({
-            "@timestamp": event["@timestamp"],
+            "@timestamp": timestamp,
             "event.action": GAP_ACTION,
             "event.outcome": "unknown",
-            "event.dataset": event["event.dataset"],
+            "event.dataset": dataset,
             "event.provider": "mailhunt",
-            "host.name": event["host.name"],
-            "winlog.channel": event["winlog.channel"],
+            "host.name": host,
+            "winlog.channel": channel,
             "log.file.path": self.ctx.path,
             "log.file.sha256": self.ctx.sha256,
-            "log.record": event["log.record"],
+            "log.record": locator,
             "labels": [("first_missing_record_id", str(first_missing)),
                        ("last_missing_record_id", str(last_missing)),
-                       ("missing_records", str(last_missing - first_missing + 1)),
+                       ("missing_records", str(missing)),
                        ("record_before_gap", f"{self.unit} {previous[1]}")],
-            "event.original": f"EventRecordID {previous[0]} is followed by {record_id} in channel "
-                              f"{event['winlog.channel']} of {event['host.name']}: "
-                              f"{last_missing - first_missing + 1} record(s) missing",
+            "event.original": f"EventRecordID {previous[0]} is followed by {record_id} in channel {channel} "
+                              f"of {host}: {missing} record(s) missing",
         })
-        gap["event.id"] = event_id_from_record_id(
-            f"windows.gap.{key[0]}.{key[1]}", f"{first_missing}-{last_missing}")
+        gap["event.id"] = event_id_from_record_id(f"windows.gap.{key[0]}.{key[1]}", f"{first_missing}-{last_missing}")
         self._emit(gap)
 
     def _add_part(self, event: dict, data: dict) -> None:
