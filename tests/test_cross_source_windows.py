@@ -42,3 +42,12 @@ def test_without_the_address_the_spellings_stay_apart(tmp_path):
     document = run(tmp_path, EVIDENCE[:2])
     assert not [f for f in document["findings"] if f["indicator"] == "export_then_deletion"
                 and f["rule"]["title"] == "Mail Export Followed By Cleanup, Same Actor"]
+
+
+def test_script_block_with_only_a_sid_joins_the_actor_named_elsewhere_with_that_sid(tmp_path):
+    """evtx_dump/EVTX 4104 records carry the user's SID only; the cmdlet log pairs that SID with CORP\\jsmith."""
+    document = run(tmp_path, (EVIDENCE[0], "ws042_powershell_sid_only.jsonl", EVIDENCE[2]))
+    [finding] = [f for f in document["findings"] if f["rule"]["title"] == "Mail Export Followed By Cleanup, Same Actor"]
+    assert finding["actor"] == "jsmith@corp.example"
+    assert [e["action"] for e in finding["evidence"]] == ["New-MailboxExportRequest", "script-block-logged"]
+    assert [e["logged_actor"] for e in finding["evidence"]] == ["CORP\\jsmith", None]
