@@ -33,7 +33,7 @@ from mailhunt.sources.windows_stream import WindowsEventStream
 EVTX_MAGIC = b"ElfFile\x00"
 MAX_SPOOL_BYTES = 32 * 1024**3
 MAX_CONSECUTIVE_FAILURES = 100_000
-PARSER_THREADS = 1
+PARSER_THREADS = 0
 BATCH_RECORDS = 20_000
 _CHUNK_RANGE = re.compile(r"record IDs (\d+)\.\.(\d+)")
 _RECORD_HEADER = re.compile(r"^Record (\d+)\s*$")

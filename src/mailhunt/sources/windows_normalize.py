@@ -19,6 +19,7 @@ there by the caller:
 
 from __future__ import annotations
 
+import json
 import threading
 
 import duckdb
@@ -27,44 +28,65 @@ import pyarrow as pa
 from mailhunt.events import SCHEMA
 from mailhunt.sources.windows_events import DATASET_BY_CHANNEL, OTHER_DATASET, SECURITY_ACTIONS, SYSMON_ACTIONS
 
+# Where each field sits in the record; JSON members that may be an object or
+# a scalar (EventID is ``4104`` or ``{"#attributes": ..., "#text": 6}``) are
+# typed JSON, everything else VARCHAR.
 _PATHS = {
-    "channel": "$.Event.System.Channel",
-    "computer": "$.Event.System.Computer",
-    "event_id": "$.Event.System.EventID",
-    "event_id_text": '$.Event.System.EventID."#text"',
-    "provider": '$.Event.System.Provider."#attributes".Name',
-    "system_time": '$.Event.System.TimeCreated."#attributes".SystemTime',
-    "record_id": "$.Event.System.EventRecordID",
-    "security_sid": '$.Event.System.Security."#attributes".UserID',
-    "message_total": "$.Event.EventData.MessageTotal",
-    "script_block_id": "$.Event.EventData.ScriptBlockId",
-    "script_block_text": "$.Event.EventData.ScriptBlockText",
-    "script_path": "$.Event.EventData.Path",
-    "subject_sid": "$.Event.EventData.SubjectUserSid",
-    "subject_name": "$.Event.EventData.SubjectUserName",
-    "subject_domain": "$.Event.EventData.SubjectDomainName",
-    "cleared_sid": "$.Event.UserData.LogFileCleared.SubjectUserSid",
-    "cleared_name": "$.Event.UserData.LogFileCleared.SubjectUserName",
-    "cleared_domain": "$.Event.UserData.LogFileCleared.SubjectDomainName",
-    "cleared_channel": "$.Event.UserData.LogFileCleared.Channel",
-    "target_name": "$.Event.EventData.TargetUserName",
-    "target_domain": "$.Event.EventData.TargetDomainName",
-    "new_process_name": "$.Event.EventData.NewProcessName",
-    "new_process_id": "$.Event.EventData.NewProcessId",
-    "command_line": "$.Event.EventData.CommandLine",
-    "parent_process_name": "$.Event.EventData.ParentProcessName",
-    "image": "$.Event.EventData.Image",
-    "process_id": "$.Event.EventData.ProcessId",
-    "parent_image": "$.Event.EventData.ParentImage",
-    "parent_command_line": "$.Event.EventData.ParentCommandLine",
-    "sysmon_user": "$.Event.EventData.User",
-    "target_filename": "$.Event.EventData.TargetFilename",
+    "channel": ("System", "Channel"),
+    "computer": ("System", "Computer"),
+    "event_id": ("System", "EventID"),
+    "provider": ("System", "Provider", "#attributes", "Name"),
+    "system_time": ("System", "TimeCreated", "#attributes", "SystemTime"),
+    "record_id": ("System", "EventRecordID"),
+    "security_sid": ("System", "Security", "#attributes", "UserID"),
+    "message_total": ("EventData", "MessageTotal"),
+    "script_block_id": ("EventData", "ScriptBlockId"),
+    "script_block_text": ("EventData", "ScriptBlockText"),
+    "script_path": ("EventData", "Path"),
+    "subject_sid": ("EventData", "SubjectUserSid"),
+    "subject_name": ("EventData", "SubjectUserName"),
+    "subject_domain": ("EventData", "SubjectDomainName"),
+    "cleared_sid": ("UserData", "LogFileCleared", "SubjectUserSid"),
+    "cleared_name": ("UserData", "LogFileCleared", "SubjectUserName"),
+    "cleared_domain": ("UserData", "LogFileCleared", "SubjectDomainName"),
+    "cleared_channel": ("UserData", "LogFileCleared", "Channel"),
+    "target_name": ("EventData", "TargetUserName"),
+    "target_domain": ("EventData", "TargetDomainName"),
+    "new_process_name": ("EventData", "NewProcessName"),
+    "new_process_id": ("EventData", "NewProcessId"),
+    "command_line": ("EventData", "CommandLine"),
+    "parent_process_name": ("EventData", "ParentProcessName"),
+    "image": ("EventData", "Image"),
+    "process_id": ("EventData", "ProcessId"),
+    "parent_image": ("EventData", "ParentImage"),
+    "parent_command_line": ("EventData", "ParentCommandLine"),
+    "sysmon_user": ("EventData", "User"),
+    "target_filename": ("EventData", "TargetFilename"),
 }
-_NAMES = list(_PATHS)
+_JSON_TYPED = {"event_id"}
+
+
+def _structure() -> dict:
+    """The json_transform structure holding every path above (one parse per record)."""
+    root: dict = {}
+    for name, path in _PATHS.items():
+        node = root
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = "JSON" if name in _JSON_TYPED else "VARCHAR"
+    return {"Event": root}
 
 
 def _v(name: str) -> str:
-    return f"v[{_NAMES.index(name) + 1}]"
+    return f"f_{name}"
+
+
+def _flatten() -> str:
+    parts = []
+    for name, path in _PATHS.items():
+        access = "s['Event']" + "".join(f"['{key}']" for key in path)
+        parts.append(f"{access} AS {_v(name)}")
+    return ",\n         ".join(parts)
 
 
 def _case_map(expression: str, mapping: dict[str, str]) -> str:
@@ -80,19 +102,22 @@ def _pid(expression: str) -> str:
     return f"TRY_CAST(trim({expression}) AS BIGINT)"
 
 
-_PATH_LIST = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in _PATHS.values()) + "]"
+_STRUCTURE = json.dumps(_structure()).replace("'", "''")
 
 _SQL = f"""
-WITH extracted AS (
-  SELECT row_index,
-         CASE WHEN json_valid(raw) THEN json_extract_string(raw, {_PATH_LIST}) END AS v
+WITH parsed AS (
+  SELECT row_index, CASE WHEN json_valid(raw) THEN json_transform(raw, '{_STRUCTURE}') END AS s
   FROM stage
+), extracted AS (
+  SELECT row_index, s IS NOT NULL AS valid,
+         {_flatten()}
+  FROM parsed
 ), fields AS (
   SELECT *,
-    v IS NOT NULL AS valid,
     coalesce({_v('channel')}, '') AS channel,
     coalesce({_v('computer')}, '') AS computer,
-    CASE WHEN starts_with({_v('event_id')}, '{{') THEN {_v('event_id_text')} ELSE {_v('event_id')} END AS code,
+    CASE WHEN json_type({_v('event_id')}) = 'OBJECT' THEN json_extract_string({_v('event_id')}, '$."#text"')
+         ELSE json_extract_string({_v('event_id')}, '$') END AS code,
     TRY_CAST({_v('record_id')} AS BIGINT) AS record_id,
     TRY_CAST(TRY_CAST(replace({_v('system_time')}, ' ', 'T') AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP) AS ts,
     {_case_map(f"lower(coalesce({_v('channel')}, ''))", DATASET_BY_CHANNEL)} AS known_dataset
