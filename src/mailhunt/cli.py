@@ -78,8 +78,16 @@ def hunt_command(
     out: Path = typer.Option(..., "--out", "-o", help="Case folder: new, empty, or an earlier case to add to"),
     config_path: Optional[Path] = typer.Option(None, "--config", "-c", help="mailhunt.toml"),
     rules: list[Path] = typer.Option([], "--rules", help="Extra folder of Sigma rules to run beside the shipped ones"),
+    hints: list[str] = typer.Option([], "--hint", help="KEY=VALUE the evidence does not say itself, e.g. "
+                                                       "timezone=Europe/Berlin for zone-less export times"),
 ) -> None:
     """Read the evidence into a case, run the rules, triage the findings and write the reports."""
+    read_hints = {}
+    for hint in hints:
+        key, equals, value = hint.partition("=")
+        if not equals or not key.strip() or not value.strip():
+            raise _usage_error(f"--hint {hint}: expected KEY=VALUE")
+        read_hints[key.strip()] = value.strip()
     for path in paths:
         if not path.exists():
             raise _usage_error(f"{path}: no such file or folder")
@@ -95,7 +103,7 @@ def hunt_command(
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
                   console=console, transient=False, disable=not console.is_terminal) as progress:
         try:
-            result = hunt(paths, out, config, RichProgress(progress), [shipped_rules_dir(), *rules])
+            result = hunt(paths, out, config, RichProgress(progress), [shipped_rules_dir(), *rules], read_hints)
         except RuleLoadError as exc:
             raise _usage_error(str(exc))
     _print_summary(result)

@@ -44,6 +44,6 @@ def describe_rules(rules: list[LoadedRule], settings: DetectionSettings | None =
         infos.append(RuleInfo(
             id=rule.id, name=rule.rule.name, title=rule.title, indicator=rule.indicator, level=rule.level,
             status=status, logsource=_logsource(rule), example_cases=len(cases),
-            example_records=sum(len(c.records) for c in cases),
+            example_records=sum(c.record_count for c in cases),
             runs=rule.id not in compiled.skipped, reason=compiled.skipped.get(rule.id), path=str(rule.path)))
     return sorted(infos, key=lambda i: (i.indicator or "~", i.name or i.title, i.id))

@@ -8,12 +8,16 @@ Beside every rule file ``<stem>.yml`` lies ``<stem>.examples.yml``::
         expect: match            # or no_match
         records:                 # raw records exactly as the log writes them
           - {...}
+      - name: the same from a text log
+        expect: match
+        evidence: |              # or: the file content itself (admin audit XML or CSV,
+          <SearchResults>...     # a message tracking log), read as it is
 
-Each case is run the way evidence is: its records are written as NDJSON to a
-temporary file (one file per run of records of the same format, so a case can
-mix audit-log records with ``evtx_dump``-style Windows records
-``{"Event": {"System": ..., "EventData": ...}}`` or Winlogbeat documents), each
-file is identified and read by the normal readers
+Each case is run the way evidence is: its records are written as NDJSON (or its
+``evidence`` text as it is) to a temporary file -- one file per run of records
+of the same format, so a case can mix audit-log records with
+``evtx_dump``-style Windows records ``{"Event": {"System": ..., "EventData":
+...}}`` or Winlogbeat documents -- each file is identified and read by the normal readers
 (``mailhunt.sources``), loaded into an in-memory case store, deduplicated, and
 the whole rule set runs over it, so that correlations find the rules they
 refer to. A case passes when its rule produces a detection (or, for a
@@ -49,6 +53,22 @@ class ExampleCase:
     name: str
     expect: str
     records: list[dict]
+    evidence: str | None = None
+
+    @property
+    def record_count(self) -> int:
+        """Records in the case: the list's length, or for evidence text its Events (XML) or lines after the header."""
+        if self.evidence is None:
+            return len(self.records)
+        if "<Event" in self.evidence:
+            return self.evidence.count("<Event")
+        return max(1, sum(1 for line in self.evidence.splitlines()[1:] if line.strip().startswith('"')))
+
+    def file_bytes(self) -> bytes:
+        """What the case's evidence file holds: the text as given, else the records as NDJSON."""
+        if self.evidence is not None:
+            return self.evidence.encode("utf-8")
+        return _ndjson(self.records)
 
 
 @dataclass(frozen=True)
@@ -83,10 +103,16 @@ def load_example_cases(rule: LoadedRule) -> list[ExampleCase]:
         if not isinstance(entry, dict):
             raise ExampleFileError(f"{where} is not a mapping")
         name, expect, records = entry.get("name"), entry.get("expect"), entry.get("records")
+        evidence = entry.get("evidence")
         if not isinstance(name, str) or not name.strip():
             raise ExampleFileError(f"{where} has no name")
         if expect not in EXPECTATIONS:
             raise ExampleFileError(f"{where} ({name}): expect must be match or no_match, not {expect!r}")
+        if evidence is not None:
+            if records is not None or not isinstance(evidence, str) or not evidence.strip():
+                raise ExampleFileError(f"{where} ({name}): evidence must be non-empty text, without records")
+            cases.append(ExampleCase(name, expect, [], evidence))
+            continue
         if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
             raise ExampleFileError(f"{where} ({name}): records must be a non-empty list of mappings")
         cases.append(ExampleCase(name, expect, records))
@@ -104,6 +130,18 @@ def _rule_decided(rule: LoadedRule, run) -> bool:
     if rule.indicator:
         return any(d.rule.id == rule.id for d in run.detections)
     return run.matched.get(rule.id, 0) > 0
+
+
+def _ndjson(records: list[dict]) -> bytes:
+    return b"".join(orjson.dumps(record) + b"\n" for record in records)
+
+
+def _case_files(case: ExampleCase) -> list[tuple[bytes, object]]:
+    """The case's evidence files with the reader that recognizes each."""
+    if case.evidence is not None:
+        data = case.file_bytes()
+        return [(data, identify(data[:SNIFF_BYTES]))]
+    return _record_files(case.records)
 
 
 def _record_files(records: list[dict]) -> list[tuple[bytes, object]]:
@@ -131,10 +169,11 @@ def _run_case(rule: LoadedRule, case: ExampleCase, compiled: CompiledRules, work
 
     batches = []
     readers = []
-    for part, (data, source) in enumerate(_record_files(case.records), start=1):
+    for part, (data, source) in enumerate(_case_files(case), start=1):
         if source is None:
-            return result(False, False, f"no reader recognizes record file {part} of this case")
-        path = workdir / f"{rule.path.stem}-{number}-{part}.ndjson"
+            return result(False, False, f"no reader recognizes evidence file {part} of this case")
+        suffix = "log" if case.evidence is not None else "ndjson"
+        path = workdir / f"{rule.path.stem}-{number}-{part}.{suffix}"
         path.write_bytes(data)
         ctx = ReadContext(str(path), hashlib.sha256(data).hexdigest())
         with path.open("rb") as stream:

@@ -79,12 +79,14 @@ class LogsourceDatasets:
         return found
 
 
-# Exchange cmdlets are logged alike by the unified audit log, the MSExchange
-# Management event log and PowerShell module logging (4103): event.action is
-# the cmdlet, params its parameters. So the m365 cmdlet rules also run on the
-# two Windows datasets; rules keyed on UAL-only fields simply find nothing there.
-CMDLET_DATASETS = ("m365.audit", "windows.msexchange_management", "windows.powershell")
 WINDOWS = "windows"
+
+# Exchange cmdlets are logged alike by the unified audit log, the Exchange
+# admin audit log (Search-AdminAuditLog exports, the audit report XML), the
+# MSExchange Management event log and PowerShell module logging (4103):
+# event.action is the cmdlet, params its parameters. So the m365 cmdlet rules
+# also run on those datasets; rules keyed on UAL-only fields find nothing there.
+CMDLET_DATASETS = ("m365.audit", "exchange.admin_audit", "windows.msexchange_management", "windows.powershell")
 
 LOGSOURCES: tuple[LogsourceDatasets, ...] = (
     LogsourceDatasets("m365", "audit", None, CMDLET_DATASETS),

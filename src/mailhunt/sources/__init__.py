@@ -7,10 +7,15 @@ bytes reads it. More specific formats come before more general ones.
 from __future__ import annotations
 
 from mailhunt.sources.base import ReadContext, Rejection, Source
+from mailhunt.sources.exchange_admin_audit import EXCHANGE_ADMIN_AUDIT_SOURCES
+from mailhunt.sources.exchange_message_tracking import MESSAGE_TRACKING_SOURCES
 from mailhunt.sources.m365_audit import M365_SOURCES
+from mailhunt.sources.m365_message_trace import MESSAGE_TRACE_SOURCES
+from mailhunt.sources.m365_message_trace_report import MESSAGE_TRACE_REPORT_SOURCES
 from mailhunt.sources.windows_evtx import WINDOWS_SOURCES
 
-SOURCES: tuple[Source, ...] = (*M365_SOURCES, *WINDOWS_SOURCES)
+SOURCES: tuple[Source, ...] = (*M365_SOURCES, *EXCHANGE_ADMIN_AUDIT_SOURCES, *MESSAGE_TRACKING_SOURCES,
+                               *MESSAGE_TRACE_SOURCES, *MESSAGE_TRACE_REPORT_SOURCES, *WINDOWS_SOURCES)
 
 SNIFF_BYTES = 64 * 1024
 

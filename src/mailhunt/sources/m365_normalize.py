@@ -58,8 +58,11 @@ _RECORD_STRUCTURE = {
 # Lists of known shape are parsed as typed lists; the members whose shape
 # varies (parameters may be a list or PowerShell text) come out as JSON
 # fragments through one multi-path extraction, which costs far less than
-# JSON-typed members of the struct.
-_COMPLEX_PATHS = "[" + ", ".join(f"'$.{name}'" for name in _COMPLEX) + "]"
+# JSON-typed members of the struct. That extraction also gives Operation and
+# CreationTime, all that deciding a record's fate needs; the typed struct is
+# parsed only for the good records, in the query that makes their events, and
+# never stored (storing nested structs costs more than parsing them).
+_COMPLEX_PATHS = "[" + ", ".join(f"'$.{name}'" for name in (*_COMPLEX, "Operation", "CreationTime")) + "]"
 _STRUCTURE = json.dumps(_RECORD_STRUCTURE).replace("'", "''")
 
 
@@ -92,37 +95,38 @@ _IPV6 = r"^[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]*$"
 
 FIELDS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE fielded AS
-SELECT row_index, locator, valid, r, j,
-       CASE WHEN valid AND {_f('Id')} IS NULL THEN left(sha256(raw), 32) END AS raw_hash,
-       coalesce(try_cast({_f('CreationTime')} AS TIMESTAMPTZ) AT TIME ZONE 'UTC',
+SELECT row_index, locator, valid, j, operation, creation,
+       coalesce(try_cast(creation AS TIMESTAMPTZ) AT TIME ZONE 'UTC',
                 try_strptime(fallback, '%m/%d/%Y %I:%M:%S %p'),
                 try_cast(fallback AS TIMESTAMPTZ) AT TIME ZONE 'UTC') AS ts
-FROM (SELECT row_index, locator, fallback, raw, valid,
-             CASE WHEN valid THEN from_json(raw, '{_STRUCTURE}') END AS r,
-             CASE WHEN valid THEN json_extract(raw, {_COMPLEX_PATHS}) END AS j
-      FROM (SELECT *, json_valid(raw) AS valid FROM stage WHERE NOT regexp_matches(raw, '^\\s*$')))
+FROM (SELECT row_index, locator, fallback, valid, j,
+             nullif(json_extract_string(j[{len(_COMPLEX) + 1}], '$'), '') AS operation,
+             nullif(json_extract_string(j[{len(_COMPLEX) + 2}], '$'), '') AS creation
+      FROM (SELECT row_index, locator, fallback, valid,
+                   CASE WHEN valid THEN json_extract(raw, {_COMPLEX_PATHS}) END AS j
+            FROM (SELECT *, json_valid(raw) AS valid FROM stage WHERE NOT regexp_matches(raw, '^\\s*$'))))
 """
 
 REJECT_SQL = f"""
 SELECT locator, CASE
     WHEN NOT valid THEN 'not valid JSON (truncated or corrupt record)'
-    WHEN {_f('Operation')} IS NULL THEN 'no Operation: not a unified audit log record'
-    WHEN ts IS NULL AND {_f('CreationTime')} IS NULL THEN 'no CreationTime'
-    ELSE 'CreationTime ' || chr(39) || left({_f('CreationTime')}, 40) || chr(39) || ' is not an ISO-8601 time'
+    WHEN operation IS NULL THEN 'no Operation: not a unified audit log record'
+    WHEN ts IS NULL AND creation IS NULL THEN 'no CreationTime'
+    ELSE 'CreationTime ' || chr(39) || left(creation, 40) || chr(39) || ' is not an ISO-8601 time'
   END AS reason
 FROM fielded
-WHERE NOT valid OR {_f('Operation')} IS NULL OR ts IS NULL
+WHERE NOT valid OR operation IS NULL OR ts IS NULL
 ORDER BY locator
 """
 
-_GOOD = f"valid AND ts IS NOT NULL AND {_f('Operation')} IS NOT NULL"
+_GOOD = "valid AND ts IS NOT NULL AND operation IS NOT NULL"
 
 PARAM_ROWS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE param_rows AS
 WITH listed AS (
   SELECT row_index,
          CASE WHEN json_type({_j('Parameters')}) = 'ARRAY' THEN {_j('Parameters')}
-              WHEN json_type({_j('OperationProperties')}) = 'ARRAY' AND lower({_ref('Operation')}) LIKE '%rule%'
+              WHEN json_type({_j('OperationProperties')}) = 'ARRAY' AND lower(operation) LIKE '%rule%'
                    THEN {_j('OperationProperties')} END AS plist
   FROM fielded WHERE {_GOOD}
 ), items AS (
@@ -153,7 +157,7 @@ FROM (
   SELECT row_index,
          unnest(json_extract_string({_j('ModifiedProperties')}, '$[*].Name')) AS name,
          unnest(json_extract_string({_j('ModifiedProperties')}, '$[*].NewValue')) AS value
-  FROM fielded WHERE {_GOOD} AND lower({_ref('Operation')}) LIKE 'consent to application%'
+  FROM fielded WHERE {_GOOD} AND lower(operation) LIKE 'consent to application%'
     AND json_type({_j('ModifiedProperties')}) = 'ARRAY'
 )
 GROUP BY row_index
@@ -175,11 +179,15 @@ GROUP BY row_index
 
 EVENTS_SQL = f"""
 WITH base AS (
-  SELECT d.row_index, d.locator, d.raw_hash, d.ts, d.r, d.j, c.app_id AS consented_app, lower({_f('UserId')}) AS user_name,
-         lower({_ref('Operation')}) AS op, p.params, coalesce(t.text, p.parameters) AS parameters
-  FROM fielded d LEFT JOIN param_maps p USING (row_index) LEFT JOIN consents c USING (row_index)
+  SELECT d.row_index, d.locator, d.ts, d.j, d.operation, r, c.app_id AS consented_app,
+         lower({_f('UserId')}) AS user_name, lower(d.operation) AS op, p.params,
+         coalesce(t.text, p.parameters) AS parameters,
+         CASE WHEN {_f('Id')} IS NULL THEN left(sha256(s.raw), 32) END AS raw_hash
+  FROM fielded d JOIN stage s USING (row_index)
+       CROSS JOIN LATERAL (SELECT from_json(s.raw, '{_STRUCTURE}') AS r)
+       LEFT JOIN param_maps p USING (row_index) LEFT JOIN consents c USING (row_index)
        LEFT JOIN text_params t USING (row_index)
-  WHERE d.valid AND d.ts IS NOT NULL AND nullif(d.r."Operation", '') IS NOT NULL
+  WHERE d.valid AND d.ts IS NOT NULL AND d.operation IS NOT NULL
 ), targeted AS (
   SELECT *,
     CASE
@@ -218,7 +226,7 @@ SELECT
   CASE WHEN {_f('Id')} IS NOT NULL THEN left(sha256('{DATASET}' || chr(31) || {_f('Id')}), 32)
        ELSE raw_hash END AS "event.id",
   ts AS "@timestamp",
-  {_ref('Operation')} AS "event.action",
+  operation AS "event.action",
   CASE lower(coalesce({_f('ResultStatus')}, ''))
        WHEN 'succeeded' THEN 'success' WHEN 'success' THEN 'success' WHEN 'true' THEN 'success'
        WHEN 'partiallysucceeded' THEN 'success'

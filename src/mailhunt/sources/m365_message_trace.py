@@ -1,0 +1,158 @@
+"""Exchange Online message trace exported as CSV: ``Get-MessageTrace`` / ``Get-MessageTraceV2 | Export-Csv``.
+
+Columns ``Received,SenderAddress,RecipientAddress,Subject,Status,ToIP,FromIP,
+Size,MessageId,MessageTraceId,Index`` (V2 has no ``Index``; Export-Csv may add
+``#TYPE`` and ``Organization``/``StartDate``/``EndDate``), found by name. One
+row per message and recipient.
+
+``Received``: the cmdlets output UTC (Microsoft documents it), and Export-Csv
+writes it in the session's culture without a zone, e.g. ``10/14/2026 9:31:02
+AM``. Such text is read as UTC because the service says so, and the record
+says so in ``labels.time_zone_source``; ISO text with an offset is converted.
+A date whose day and month cannot be told apart (``03/04/2026 10:00:00``
+without AM/PM) needs the ``date_order`` hint.
+
+Mapping: ``Status`` (Delivered, FilteredAsSpam, Quarantined, Failed, Expanded,
+Pending ...) → ``email.delivery_status`` and ``event.action``; ``FromIP`` →
+``source.ip``; ``ToIP`` → ``labels.to_ip``; ``StartDate``/``EndDate`` (the query's span, so
+what the export covers) → ``labels.query_start``/``query_end``; addresses lower-cased;
+``MessageTraceId`` + recipient + time + status make ``event.id``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import timezone
+from functools import lru_cache
+from typing import BinaryIO, Iterator
+
+import pyarrow as pa
+
+from mailhunt.events import event_id_from_raw, event_id_from_record_id, new_event, to_arrow
+from mailhunt.sources.base import ReadContext
+from mailhunt.sources.local_time import DATE_ORDER_HINT, BadTime, parse_wall_clock, to_utc
+from mailhunt.sources.csv_text import csv_records_with_text
+from mailhunt.sources.m365_audit import decode_head, text_lines
+
+DATASET = "m365.message_trace"
+BATCH_RECORDS = 50_000
+_REQUIRED = ("received", "senderaddress", "recipientaddress", "status")
+_OUTCOMES = {"delivered": "success", "expanded": "success", "resolved": "success", "failed": "failure"}
+
+
+def csv_header(text: str) -> list[str] | None:
+    lines = text.lstrip("\ufeff").splitlines()
+    if lines and lines[0].startswith("#TYPE"):
+        lines = lines[1:]
+    return [c.strip().strip('"').lower() for c in lines[0].split(",")] if lines else None
+
+
+@lru_cache(maxsize=65536)
+def ip_or_none(text: str | None) -> str | None:
+    try:
+        return str(ipaddress.ip_address((text or "").strip())) if text and text.strip() else None
+    except ValueError:
+        return None
+
+
+def _lower(text: str | None) -> str | None:
+    value = (text or "").strip()
+    return value.lower() if value else None
+
+
+def _query_window(row: dict, ctx: ReadContext) -> dict[str, str]:
+    """The trace query's StartDate/EndDate (UTC like Received): the span the export covers."""
+    window = {}
+    for column, label in (("startdate", "query_start"), ("enddate", "query_end")):
+        try:
+            clock = parse_wall_clock(row.get(column, ""), ctx.hints.get(DATE_ORDER_HINT))
+        except BadTime:
+            continue
+        window[label] = to_utc(clock, timezone.utc).isoformat() + "Z"
+    return window
+
+
+class MessageTraceCsv:
+    name = "m365_message_trace_csv"
+    dataset = DATASET
+    locator_unit = "line"
+
+    def sniff(self, head: bytes) -> bool:
+        header = csv_header(decode_head(head))
+        return bool(header) and all(c in header for c in _REQUIRED) and "auditdata" not in header
+
+    def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
+        header: list[str] | None = None
+        events: list[dict] = []
+        for number, fields, raw in csv_records_with_text(text_lines(stream, ctx), ctx):
+            if header is None:
+                if fields and fields[0].startswith("#TYPE"):
+                    continue
+                header = [f.strip().lower() for f in fields]
+                continue
+            if not any(f.strip() for f in fields):
+                continue
+            ctx.records += 1
+            if len(fields) != len(header):
+                ctx.reject(f"line {number}", f"{len(fields)} fields where the header has {len(header)}")
+                continue
+            event = self._event(dict(zip(header, fields)), raw, number, ctx)
+            if event is not None:
+                events.append(event)
+                if len(events) >= BATCH_RECORDS:
+                    yield to_arrow(events)
+                    events = []
+        if events:
+            yield to_arrow(events)
+
+    @staticmethod
+    def _event(row: dict, raw: str, number: int, ctx: ReadContext) -> dict | None:
+        try:
+            clock = parse_wall_clock(row.get("received", ""), ctx.hints.get(DATE_ORDER_HINT))
+        except BadTime as exc:
+            ctx.reject(f"line {number}", f"Received: {exc}")
+            return None
+        timestamp = to_utc(clock, timezone.utc)
+        zone_source = "recorded" if clock.offset is not None else "service_documented_utc"
+        status = row.get("status", "").strip()
+        if not status:
+            ctx.reject(f"line {number}", "Status empty")
+            return None
+        trace_id = row.get("messagetraceid", "").strip()
+        recipient = _lower(row.get("recipientaddress"))
+        size = row.get("size", "").strip()
+        labels = {"time_zone_source": zone_source}
+        if ip_or_none(row.get("toip")):
+            labels["to_ip"] = ip_or_none(row.get("toip"))
+        if trace_id:
+            labels["message_trace_id"] = trace_id
+        if size.isdigit():
+            labels["size"] = size
+        labels.update(_query_window(row, ctx))
+        event = new_event()
+        event.update({
+            "event.id": event_id_from_record_id(DATASET, f"{trace_id}\x1f{recipient}\x1f{timestamp.isoformat()}\x1f{status}")
+            if trace_id else event_id_from_raw(raw),
+            "@timestamp": timestamp,
+            "event.action": status,
+            "event.outcome": _OUTCOMES.get(status.lower(), "unknown"),
+            "event.provider": "Exchange Online message trace",
+            "event.dataset": DATASET,
+            "email.delivery_status": status,
+            "email.from.address": _lower(row.get("senderaddress")),
+            "email.to.address": recipient,
+            "email.subject": row.get("subject") or None,
+            "email.message_id": row.get("messageid", "").strip() or None,
+            "email.item_count": 1,
+            "source.ip": ip_or_none(row.get("fromip")),
+            "organization.id": row.get("organization", "").strip() or None,
+            "labels": sorted(labels.items()),
+            "log.file.path": ctx.path,
+            "log.file.sha256": ctx.sha256,
+            "log.record": number,
+            "event.original": raw,
+        })
+        return event
+
+
+MESSAGE_TRACE_SOURCES = (MessageTraceCsv(),)
