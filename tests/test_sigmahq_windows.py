@@ -107,3 +107,25 @@ def test_inbox_rule_script_block_matches_sigmahq_hunting_rule():
     block["Event"]["EventData"]["ScriptBlockText"] = (
         "New-InboxRule -Mailbox kim.akers -Name '.' -SubjectContainsWords 'security alert' -MoveToFolder 'RSS Feeds'")
     assert sigma_matches([block]) == {"Inbox Rules Creation Or Update Activity Via ExchangePowerShell Cmdlet": 1}
+
+
+def test_windows_rule_on_a_field_mailhunt_does_not_produce_is_reported_not_applicable(tmp_path):
+    (tmp_path / "original_file_name.yml").write_text("""
+title: PowerShell Renamed
+id: 0f5a7f0e-2d4b-4f8e-9d77-1b0f3c2e9a11
+status: test
+logsource:
+    category: process_creation
+    product: windows
+detection:
+    selection:
+        OriginalFileName: PowerShell.EXE
+    filter:
+        Image|endswith: '\\\\powershell.exe'
+    condition: selection and not filter
+level: medium
+""", encoding="utf-8")
+    compiled = compile_rules(load_rules([tmp_path]))
+    assert compiled.single == []
+    [reason] = compiled.skipped.values()
+    assert "OriginalFileName" in reason and "not in mailhunt's event model" in reason
