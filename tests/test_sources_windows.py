@@ -162,12 +162,23 @@ def test_evtx_inside_a_zip_is_read_from_the_stream(tmp_path):
     assert summary.path.endswith("evidence.zip!exch01/MSExchange Management.evtx")
 
 
-def test_evtx_dump_jsonl_reads_like_the_binary():
-    path = MITRE / "ID800-4103-4104-Clear_event_log_attempt.evtx"
+@pytest.mark.parametrize("path", REAL_EVTX, ids=lambda p: p.name)
+def test_evtx_dump_jsonl_in_bulk_reads_like_the_binary_record_by_record(path, monkeypatch):
+    """Small files are mapped record by record in Python, large batches in SQL: both give the same events."""
+    from mailhunt.sources import windows_stream
+
+    from_binary, _, _ = read(path.read_bytes())
+    monkeypatch.setattr(windows_stream, "SQL_MIN_RECORDS", 1)
     jsonl = b"".join(orjson.dumps(r) + b"\n" for r in parser_records(path))
     from_json, ctx, name = read(jsonl)
-    from_binary, _, _ = read(path.read_bytes())
-    assert name == "evtx_dump_jsonl" and ctx.records == 6 and ctx.rejected == 0
+    assert name == "evtx_dump_jsonl" and ctx.records == len(parser_records(path)) and ctx.rejected == 0
+    def gaps(rows):
+        return sorted(dict(r["labels"])["first_missing_record_id"] for r in rows if r["event.action"] == GAP_ACTION)
+
+    assert gaps(from_json) == gaps(from_binary)
+    from_json, from_binary = real_events(from_json), real_events(from_binary)
+    from_json.sort(key=lambda r: r["winlog.record_id"])
+    from_binary.sort(key=lambda r: r["winlog.record_id"])
     ignore = {"log.record", "event.original"}
     assert [{k: v for k, v in r.items() if k not in ignore} for r in from_json] == \
            [{k: v for k, v in r.items() if k not in ignore} for r in from_binary]
@@ -206,10 +217,10 @@ def test_winlogbeat_document_fields():
 def test_sql_mapping_agrees_with_the_python_mapping(path):
     """The bulk path (SQL) and the per-record path (Python) give the same columns for the same record."""
     from mailhunt.sources.windows_events import map_record
-    from mailhunt.sources.windows_normalize import windows_normalizer
+    from mailhunt.sources.windows_normalize import WindowsNormalizer
 
     texts = [r["data"] for r in PyEvtxParser(str(path)).records_json()]
-    table, needs_python = windows_normalizer().normalize(
+    table, needs_python = WindowsNormalizer().normalize(
         pa.array(texts, pa.large_string()), pa.array(range(1, len(texts) + 1), pa.int64()), "f", "0" * 64)
     compared = 0
     for text, row, special in zip(texts, table.to_pylist(), needs_python):

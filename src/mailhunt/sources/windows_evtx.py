@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO, Iterator
 
 import orjson
@@ -35,8 +37,33 @@ MAX_SPOOL_BYTES = 32 * 1024**3
 MAX_CONSECUTIVE_FAILURES = 100_000
 PARSER_THREADS = 0
 BATCH_RECORDS = 20_000
+# The parser fills the next batch while DuckDB maps the previous one.
+NORMALIZER_THREADS = 1
 _CHUNK_RANGE = re.compile(r"record IDs (\d+)\.\.(\d+)")
 _RECORD_HEADER = re.compile(r"^Record (\d+)\s*$")
+
+
+class ParallelBatches:
+    """Batches mapped in SQL in a worker while the parser goes on; results taken in file order."""
+
+    def __init__(self, events: WindowsEventStream, pool: ThreadPoolExecutor):
+        self.events = events
+        self.pool = pool
+        self.pending: deque = deque()
+
+    def submit(self, texts: list[str], locators: list[int]) -> Iterator[pa.Table]:
+        if texts:
+            self.pending.append((texts, locators, self.pool.submit(self.events.normalize, texts, locators)))
+        while len(self.pending) > NORMALIZER_THREADS:
+            yield from self._take()
+
+    def drain(self) -> Iterator[pa.Table]:
+        while self.pending:
+            yield from self._take()
+
+    def _take(self) -> Iterator[pa.Table]:
+        texts, locators, future = self.pending.popleft()
+        yield from self.events.add_normalized(texts, locators, *future.result())
 
 
 class SpoolTooLarge(Exception):
@@ -87,34 +114,40 @@ class EvtxBinary:
             except (OSError, RuntimeError) as exc:
                 ctx.reject("record 1", f"not a readable EVTX file: {exc}")
                 return
-            events = WindowsEventStream(ctx, self.locator_unit)
-            records = parser.records_json()
-            last_id = 0
-            failures = 0
-            texts: list[str] = []
-            locators: list[int] = []
-            while True:
-                try:
-                    record = next(records)
-                except StopIteration:
+            with ThreadPoolExecutor(max_workers=NORMALIZER_THREADS, thread_name_prefix="mailhunt-evtx") as pool:
+                yield from self._records(parser, ctx, pool)
+
+    def _records(self, parser, ctx: ReadContext, pool: ThreadPoolExecutor) -> Iterator[pa.Table]:
+        events = WindowsEventStream(ctx, self.locator_unit)
+        batches = ParallelBatches(events, pool)
+        records = parser.records_json()
+        last_id = 0
+        failures = 0
+        texts: list[str] = []
+        locators: list[int] = []
+        while True:
+            try:
+                record = next(records)
+            except StopIteration:
+                break
+            except (RuntimeError, OSError, ValueError) as exc:
+                failures += 1
+                self._reject_chunk(ctx, str(exc), last_id)
+                if failures >= MAX_CONSECUTIVE_FAILURES:
+                    ctx.reject(f"record {last_id + 1}", "too many unreadable records in a row; rest of file skipped")
                     break
-                except (RuntimeError, OSError, ValueError) as exc:
-                    failures += 1
-                    self._reject_chunk(ctx, str(exc), last_id)
-                    if failures >= MAX_CONSECUTIVE_FAILURES:
-                        ctx.reject(f"record {last_id + 1}", "too many unreadable records in a row; rest of file skipped")
-                        break
-                    continue
-                failures = 0
-                ctx.records += 1
-                last_id = record["event_record_id"]
-                texts.append(record["data"])
-                locators.append(last_id)
-                if len(texts) >= BATCH_RECORDS:
-                    yield from events.add_batch(texts, locators)
-                    texts, locators = [], []
-            yield from events.add_batch(texts, locators)
-            yield from events.finish()
+                continue
+            failures = 0
+            ctx.records += 1
+            last_id = record["event_record_id"]
+            texts.append(record["data"])
+            locators.append(last_id)
+            if len(texts) >= BATCH_RECORDS:
+                yield from batches.submit(texts, locators)
+                texts, locators = [], []
+        yield from batches.submit(texts, locators)
+        yield from batches.drain()
+        yield from events.finish()
 
     @staticmethod
     def _reject_chunk(ctx: ReadContext, message: str, last_id: int) -> None:

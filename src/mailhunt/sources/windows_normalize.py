@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 import duckdb
 import pyarrow as pa
@@ -247,12 +249,19 @@ class WindowsNormalizer:
         return pa.Table.from_arrays(columns, schema=SCHEMA), needs_python
 
 
-_local = threading.local()
+_idle: list[WindowsNormalizer] = []
+_idle_lock = threading.Lock()
 
 
-def windows_normalizer() -> WindowsNormalizer:
-    """One normalizer per thread (DuckDB connections are not shared across threads)."""
-    if not hasattr(_local, "normalizer"):
-        _local.normalizer = WindowsNormalizer()
-    return _local.normalizer
-
+@contextmanager
+def borrowed_normalizer() -> Iterator[WindowsNormalizer]:
+    """A normalizer for this call only: connections are kept for the next file, never shared at once."""
+    with _idle_lock:
+        normalizer = _idle.pop() if _idle else None
+    if normalizer is None:
+        normalizer = WindowsNormalizer()
+    try:
+        yield normalizer
+    finally:
+        with _idle_lock:
+            _idle.append(normalizer)

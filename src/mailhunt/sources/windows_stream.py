@@ -24,9 +24,10 @@ import pyarrow as pa
 from mailhunt.events import event_id_from_record_id, new_event, to_arrow
 from mailhunt.sources.base import ReadContext
 from mailhunt.sources.windows_events import BadWindowsRecord, map_record
-from mailhunt.sources.windows_normalize import windows_normalizer
+from mailhunt.sources.windows_normalize import borrowed_normalizer
 
 BATCH_EVENTS = 20_000
+SQL_MIN_RECORDS = 2_000
 MAX_PENDING_BLOCKS = 2_000
 MAX_PENDING_CHARS = 64 * 1024 * 1024
 GAP_ACTION = "EventRecordIDGap"
@@ -95,10 +96,33 @@ class WindowsEventStream:
 
     def add_batch(self, originals: list[str], locators: list[int]) -> Iterator[pa.Table]:
         """Many records as JSON text, mapped in SQL; the few that need Python go through ``add``'s mapping."""
-        if not originals:
+        if originals:
+            yield from self.add_normalized(originals, locators, *self.normalize(originals, locators))
+
+    def normalize(self, originals: list[str], locators: list[int]) -> tuple[pa.Table | None, list[bool]]:
+        """The SQL half of ``add_batch``: keeps no state, so it may run in another thread, batches in parallel.
+
+        A batch smaller than ``SQL_MIN_RECORDS`` is left to Python (``None``):
+        planning the SQL costs more than mapping a few records one by one.
+        """
+        if len(originals) < SQL_MIN_RECORDS:
+            return None, [True] * len(originals)
+        with borrowed_normalizer() as normalizer:
+            return normalizer.normalize(
+                text_array(originals), pa.array(locators, pa.int64()), self.ctx.path, self.ctx.sha256)
+
+    def add_normalized(self, originals: list[str], locators: list[int], table: pa.Table | None,
+                       needs_python: list[bool]) -> Iterator[pa.Table]:
+        """The stateful half of ``add_batch`` (gaps, script blocks), for batches in file order."""
+        if table is None:
+            for locator, original in zip(locators, originals):
+                try:
+                    record = orjson.loads(original)
+                except orjson.JSONDecodeError as exc:
+                    self.ctx.reject(f"{self.unit} {locator}", f"not valid JSON ({str(exc)[:80]})")
+                    continue
+                yield from self.add(locator, original, record)
             return
-        table, needs_python = windows_normalizer().normalize(
-            text_array(originals), pa.array(locators, pa.int64()), self.ctx.path, self.ctx.sha256)
         hosts, channels, record_ids, times, datasets = (table.column(name).to_pylist() for name in (
             "host.name", "winlog.channel", "winlog.record_id", "@timestamp", "event.dataset"))
         for index, locator in enumerate(locators):
