@@ -1,13 +1,18 @@
 """`mailhunt rules list` and `mailhunt rules test` on the shipped rules, a third-party folder and a small one of our own."""
 
+import copy
 import shutil
 
+import yaml
 from typer.testing import CliRunner
 
 from mailhunt.cli import app
+from mailhunt.config import load_config
 from mailhunt.detect.catalog import describe_rules
+from mailhunt.detect.examples import run_rule_examples
 from mailhunt.detect.rules import load_rules, shipped_rules_dir
-from tests.corpus import SIGMAHQ
+from mailhunt.hunt import hunt
+from tests.corpus import EXAMPLES, SIGMAHQ
 
 runner = CliRunner()
 
@@ -61,3 +66,45 @@ def test_rules_test_passes_and_fails_as_the_examples_say(tmp_path):
 def test_rules_folder_must_exist(tmp_path):
     result = runner.invoke(app, ["rules", "list", "--rules", str(tmp_path / "nope")])
     assert result.exit_code == 2
+
+
+SIGMAHQ_INBOX_RULE = "microsoft365_susp_inbox_rule_creation_or_update_activity.yml"
+
+
+def test_a_third_party_rule_is_tested_with_examples_its_user_adds(tmp_path):
+    """A SigmaHQ rule, unchanged, tested against audit records an analyst put beside it."""
+    shutil.copy(SIGMAHQ / SIGMAHQ_INBOX_RULE, tmp_path / SIGMAHQ_INBOX_RULE)
+    shipped_cases = yaml.safe_load((shipped_rules_dir() / "m365" / "m365_inbox_rule_hides_mail.examples.yml").read_text())
+    hides = shipped_cases["cases"][0]
+    forwards_only = copy.deepcopy(hides)
+    forwards_only["name"] = "rule that only forwards"
+    forwards_only["expect"] = "no_match"
+    record = forwards_only["records"][0]
+    record["Id"] = "0f5e7c1a-2b3d-4e5f-8a9b-0c1d2e3f4a5b"
+    record["Parameters"] = [{"Name": "ForwardTo", "Value": "someone@example.org"}, {"Name": "Name", "Value": "fwd"}]
+    examples = tmp_path / SIGMAHQ_INBOX_RULE.replace(".yml", ".examples.yml")
+    examples.write_text(yaml.safe_dump({"cases": [hides, forwards_only]}))
+    result = runner.invoke(app, ["rules", "test", "--rules", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "2 passed, 0 failed" in result.output
+
+
+def test_third_party_rules_without_examples_fail_and_say_when_they_cannot_run():
+    result = runner.invoke(app, ["rules", "test", "--rules", str(SIGMAHQ)])
+    assert result.exit_code == 1
+    assert "no examples" in result.output and "0 passed, 11 failed" in result.output
+    details = {r.rule_id: r.detail for r in run_rule_examples(load_rules([SIGMAHQ]))}
+    assert details["09570ae5-889e-43ea-aac0-0e1221fb3d95"].endswith(
+        "rule cannot run on mailhunt's events: no mailhunt reader produces logsource product=windows, "
+        "service=msexchange-management")
+    assert "cannot run" not in details["d3577be1-42c9-44a7-b56e-2e8de97349d3"]
+
+
+def test_third_party_rules_run_in_a_hunt_beside_the_shipped_ones(tmp_path):
+    result = hunt([EXAMPLES / "incident-2026-10" / "purview_audit_export.csv"], tmp_path / "case",
+                  load_config(EXAMPLES / "incident-2026-10" / "mailhunt.toml"), rule_dirs=[shipped_rules_dir(), SIGMAHQ])
+    skipped = {entry["id"]: entry["reason"] for entry in result.document["skipped_rules"]}
+    assert "no mailhunt reader produces logsource product=windows, service=msexchange-management" in \
+        skipped["09570ae5-889e-43ea-aac0-0e1221fb3d95"]
+    assert "d3577be1-42c9-44a7-b56e-2e8de97349d3" not in skipped
+    assert result.findings

@@ -17,6 +17,9 @@ from mailhunt.config import ConfigError, load_config
 from mailhunt.detect.catalog import describe_rules
 from mailhunt.detect.examples import run_rule_examples
 from mailhunt.detect.rules import RuleLoadError, load_rules, shipped_rules_dir
+from mailhunt.detect.validation import check_rules
+from mailhunt.export.coverage import coverage_markdown, update_document
+from mailhunt.export.exporter import TARGETS, ExportDirError, export_rules, write_export
 from mailhunt.hunt import HuntResult, InputSummary, ProgressSink, hunt
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -142,7 +145,7 @@ def _print_summary(result: HuntResult) -> None:
                   f"Case: {escape(str(result.out))} (findings.json, report.html, report.md, case.duckdb)")
 
 
-rules_app = typer.Typer(no_args_is_help=True, help="List and test Sigma rules: the shipped ones or your own.")
+rules_app = typer.Typer(no_args_is_help=True, help="List, test, check and export Sigma rules: the shipped ones or your own.")
 app.add_typer(rules_app, name="rules")
 
 RULES_OPTION = typer.Option([], "--rules", help="Folder of Sigma rules to use instead of the shipped ones (repeatable)")
@@ -163,12 +166,13 @@ def rules_list_command(rules: list[Path] = RULES_OPTION) -> None:
     """Each rule: id, title, indicator, level, status, logsource, examples, and whether it runs on mailhunt's events."""
     infos = describe_rules(_load_rule_set(rules))
     table = Table(title=f"{len(infos)} rules", title_justify="left")
-    for column in ("name / id", "title", "indicator", "level", "status", "logsource", "examples", "runs"):
-        table.add_column(column)
+    table.add_column("id", no_wrap=True, min_width=36)
+    for column in ("name", "title", "indicator", "level", "status", "logsource", "examples", "runs"):
+        table.add_column(column, overflow="fold")
     for info in infos:
         runs = "yes" if info.runs else f"no: {info.reason}"
         examples = f"{info.example_cases} cases, {info.example_records} records" if info.example_cases else "none"
-        table.add_row(escape(info.name or info.id), escape(info.title), info.indicator or "(none)",
+        table.add_row(info.id, escape(info.name or "-"), escape(info.title), info.indicator or "(none)",
                       info.level, info.status or "-", escape(info.logsource), examples, escape(runs))
     console.print(table)
 
@@ -190,6 +194,79 @@ def rules_test_command(rules: list[Path] = RULES_OPTION) -> None:
     console.print(f"{len(results) - failed} passed, {failed} failed")
     if failed:
         raise typer.Exit(1)
+
+
+@rules_app.command("check")
+def rules_check_command(rules: list[Path] = RULES_OPTION) -> None:
+    """Run pySigma's rule validators (ids, tags, ATT&CK/D3FEND ids, conditions, values); exit 1 on any issue."""
+    report = check_rules(_load_rule_set(rules))
+    if report.issues:
+        table = Table(title=f"{len(report.issues)} issues", title_justify="left")
+        for column in ("severity", "check", "issue", "detail", "rules"):
+            table.add_column(column, overflow="fold")
+        for issue in report.issues:
+            table.add_row(issue.severity, issue.check, escape(issue.description), escape(issue.detail),
+                          escape("\n".join(issue.rules)))
+        console.print(table)
+    console.print(f"{report.rules_checked} rules, {len(report.checks)} checks, {len(report.issues)} issues "
+                  f"(tags checked against MITRE ATT&CK {report.mitre.attack_version} and "
+                  f"D3FEND {report.mitre.d3fend_version}, shipped with mailhunt)")
+    if report.issues:
+        raise typer.Exit(1)
+
+
+TARGET_NAMES = ", ".join(TARGETS)
+
+
+@rules_app.command("export")
+def rules_export_command(
+    target: str = typer.Option(..., "--target", "-t", help=f"Query language: {TARGET_NAMES}"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for one query file per rule, index.json "
+                                       "and index.md (new, empty, or an earlier export); without it the "
+                                       "queries are printed"),
+    rules: list[Path] = RULES_OPTION,
+) -> None:
+    """Convert rules to a SIEM's query language; every rule is listed, exported or with why it cannot be."""
+    if target not in TARGETS:
+        raise _usage_error(f"--target {target}: not one of {TARGET_NAMES}")
+    results = export_rules(_load_rule_set(rules), target)
+    if out is not None:
+        try:
+            write_export(results, target, out)
+        except (ExportDirError, OSError) as exc:
+            raise _usage_error(f"--out {out}: {exc}")
+    else:
+        for result in results:
+            if result.exported:
+                console.print(f"[bold]# {escape(result.name or result.id)}[/]: {escape(result.title)}")
+                console.print(escape(result.query or ""), soft_wrap=True)
+    table = Table(title=f"Export to {TARGETS[target].language}", title_justify="left")
+    for column in ("rule", "title", "kind", "result"):
+        table.add_column(column, overflow="fold")
+    for result in results:
+        outcome = (f"[green]exported[/] {escape(result.file or '')}" if result.exported
+                   else f"[yellow]{escape(result.reason or '')}[/]")
+        table.add_row(escape(result.name or result.id), escape(result.title), result.kind, outcome)
+    console.print(table)
+    exported = sum(1 for r in results if r.exported)
+    where = f" into {escape(str(out))} (index.json, index.md)" if out is not None else ""
+    console.print(f"{exported} of {len(results)} rules exported{where}; {len(results) - exported} not supported")
+
+
+@rules_app.command("coverage")
+def rules_coverage_command(
+    rules: list[Path] = RULES_OPTION,
+    update: Optional[Path] = typer.Option(None, "--update", help="Rewrite the table between the coverage markers "
+                                          "in this Markdown file (docs/rules.md)"),
+) -> None:
+    """Markdown table of every rule against every export target, with the reason for each gap."""
+    table = coverage_markdown(_load_rule_set(rules))
+    if update is None:
+        console.print(escape(table), soft_wrap=True, end="")
+        return
+    if not update.is_file() or not update_document(update, table):
+        raise _usage_error(f"--update {update}: no such file, or it lacks the coverage markers")
+    console.print(f"coverage table written to {escape(str(update))}")
 
 
 @app.command("version")

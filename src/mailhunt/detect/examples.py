@@ -213,7 +213,10 @@ def run_rule_examples(rules: list[LoadedRule], settings: DetectionSettings | Non
             try:
                 cases = load_example_cases(rule)
             except ExampleFileError as exc:
-                results.append(ExampleResult(rule.id, rule.title, NO_CASE, "", False, False, str(exc)))
+                detail = str(exc)
+                if rule.id in compiled.skipped:
+                    detail += f"; rule cannot run on mailhunt's events: {compiled.skipped[rule.id]}"
+                results.append(ExampleResult(rule.id, rule.title, NO_CASE, "", False, False, detail))
                 continue
             if rule.id in compiled.skipped:
                 reason = f"rule cannot run: {compiled.skipped[rule.id]}"
