@@ -83,6 +83,10 @@ def hunt_command(
     rules: list[Path] = typer.Option([], "--rules", help="Extra folder of Sigma rules to run beside the shipped ones"),
     hints: list[str] = typer.Option([], "--hint", help="KEY=VALUE the evidence does not say itself, e.g. "
                                                        "timezone=Europe/Berlin for zone-less export times"),
+    year: Optional[int] = typer.Option(None, "--year", min=1970, max=2100,
+                                       help="Year of the first line of syslog files whose times have none (RFC 3164)"),
+    user: Optional[str] = typer.Option(None, "--user",
+                                       help="Owner of shell histories whose location does not say (not /home/<u>/...)"),
 ) -> None:
     """Read the evidence into a case, run the rules, triage the findings and write the reports."""
     read_hints = {}
@@ -101,6 +105,7 @@ def hunt_command(
         config = load_config(config_path)
     except ConfigError as exc:
         raise _usage_error(str(exc))
+    read_hints.update(_read_hints(year, user))
     _check_out_dir(out)
 
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
@@ -110,6 +115,17 @@ def hunt_command(
         except RuleLoadError as exc:
             raise _usage_error(str(exc))
     _print_summary(result)
+
+
+def _read_hints(year: int | None, user: str | None) -> dict[str, str]:
+    hints = {}
+    if year is not None:
+        hints["year"] = str(year)
+    if user is not None:
+        if not user.strip() or any(c in user for c in "/\\\n"):
+            raise _usage_error(f"--user {user!r}: not an account name")
+        hints["user"] = user.strip()
+    return hints
 
 
 def _print_summary(result: HuntResult) -> None:
@@ -128,6 +144,7 @@ def _print_summary(result: HuntResult) -> None:
         inputs.add_column(column, justify="right" if column in ("records", "rejected", "new events") else "left")
     for s in result.inputs:
         note = s.skipped_reason and f"skipped: {s.skipped_reason}" or ("already in the case" if s.already_loaded else "")
+        note = "; ".join(filter(None, [note, *s.notes]))
         inputs.add_row(escape(_short(s.path, 60)), s.format or "-", str(s.records), str(s.rejected),
                        str(s.new_events), escape(note))
     console.print(inputs)

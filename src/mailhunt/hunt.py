@@ -43,10 +43,11 @@ class InputSummary:
     skipped_reason: str | None = None
     already_loaded: bool = False
     rejections: list = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"path": self.path, "sha256": self.sha256, "format": self.format, "records": self.records,
-                "rejected": self.rejected, "skipped_reason": self.skipped_reason}
+                "rejected": self.rejected, "skipped_reason": self.skipped_reason, "notes": self.notes}
 
 
 @dataclass
@@ -166,6 +167,7 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
                               f"{str(exc)[:200]}); the records before were kept")
     summary.records, summary.rejected = ctx.records, ctx.rejected
     summary.rejections = ctx.rejections
+    summary.notes = ctx.notes
     store.record_input(item.display, sha256, source.name, ctx.records, ctx.rejected, 0, None,
                        getattr(source, "locator_unit", "line"))
     store.record_rejections(sha256, ctx.rejections)

@@ -13,9 +13,23 @@ Beside every rule file ``<stem>.yml`` lies ``<stem>.examples.yml``::
         evidence: |              # or: the file content itself (admin audit XML or CSV,
           <SearchResults>...     # a message tracking log), read as it is
 
+Line-oriented logs (auditd, syslog, shell histories, eslogger) give their raw
+``lines`` (a block, or a list of double-quoted lines when they hold control
+characters such as auditd's ``\x1d``), with an optional relative
+``file_name`` (a shell history's owner comes from its location) and reader
+``hints`` (``year``, ``user``)::
+
+      - name: short description
+        expect: match
+        file_name: home/alice/.bash_history   # default <rule>-<n>.log
+        hints: {year: "2026"}
+        lines: |
+          #1791990000
+          echo 'd *' | mail -f /var/mail/bob
+
 Each case is run the way evidence is: its records are written as NDJSON (or its
-``evidence`` text as it is) to a temporary file -- one file per run of records
-of the same format, so a case can mix audit-log records with
+``evidence`` or ``lines`` text as it is) to a temporary file -- one file per run of
+records of the same format, so a case can mix audit-log records with
 ``evtx_dump``-style Windows records ``{"Event": {"System": ..., "EventData":
 ...}}`` or Winlogbeat documents -- each file is identified and read by the normal readers
 (``mailhunt.sources``), loaded into an in-memory case store, deduplicated, and
@@ -33,8 +47,8 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
 import orjson
 import yaml
@@ -54,12 +68,18 @@ class ExampleCase:
     expect: str
     records: list[dict]
     evidence: str | None = None
+    file_name: str | None = None
+    hints: dict[str, str] = field(default_factory=dict)
+    line_records: bool = False
 
     @property
     def record_count(self) -> int:
-        """Records in the case: the list's length, or for evidence text its Events (XML) or lines after the header."""
+        """Records in the case: the list's length, or for evidence text its Events (XML) or lines after the
+        header, or for ``lines`` its non-empty lines."""
         if self.evidence is None:
             return len(self.records)
+        if self.line_records:
+            return sum(1 for line in self.evidence.splitlines() if line.strip())
         if "<Event" in self.evidence:
             return self.evidence.count("<Event")
         return max(1, sum(1 for line in self.evidence.splitlines()[1:] if line.strip().startswith('"')))
@@ -108,6 +128,9 @@ def load_example_cases(rule: LoadedRule) -> list[ExampleCase]:
             raise ExampleFileError(f"{where} has no name")
         if expect not in EXPECTATIONS:
             raise ExampleFileError(f"{where} ({name}): expect must be match or no_match, not {expect!r}")
+        if "lines" in entry:
+            cases.append(_lines_case(entry, where, name, expect))
+            continue
         if evidence is not None:
             if records is not None or not isinstance(evidence, str) or not evidence.strip():
                 raise ExampleFileError(f"{where} ({name}): evidence must be non-empty text, without records")
@@ -126,14 +149,32 @@ def load_example_cases(rule: LoadedRule) -> list[ExampleCase]:
     return cases
 
 
-def _rule_decided(rule: LoadedRule, run) -> bool:
-    if rule.indicator:
-        return any(d.rule.id == rule.id for d in run.detections)
-    return run.matched.get(rule.id, 0) > 0
+def _lines_case(entry: dict, where: str, name: str, expect: str) -> ExampleCase:
+    text, file_name, hints = entry.get("lines"), entry.get("file_name"), entry.get("hints") or {}
+    if "records" in entry or "evidence" in entry:
+        raise ExampleFileError(f"{where} ({name}): give one of records, evidence or lines")
+    if isinstance(text, list) and text and all(isinstance(line, str) for line in text):
+        text = "\n".join(text) + "\n"
+    if not isinstance(text, str) or not text.strip():
+        raise ExampleFileError(f"{where} ({name}): lines must be non-empty text or a list of lines")
+    if file_name is not None:
+        relative = PurePosixPath(str(file_name))
+        if not relative.parts or relative.is_absolute() or ".." in relative.parts:
+            raise ExampleFileError(f"{where} ({name}): file_name must be a relative path without '..'")
+    if not isinstance(hints, dict):
+        raise ExampleFileError(f"{where} ({name}): hints must be a mapping")
+    return ExampleCase(name, expect, [], text, file_name and str(file_name),
+                       {str(k): str(v) for k, v in hints.items()}, line_records=True)
 
 
 def _ndjson(records: list[dict]) -> bytes:
     return b"".join(orjson.dumps(record) + b"\n" for record in records)
+
+
+def _rule_decided(rule: LoadedRule, run) -> bool:
+    if rule.indicator:
+        return any(d.rule.id == rule.id for d in run.detections)
+    return run.matched.get(rule.id, 0) > 0
 
 
 def _case_files(case: ExampleCase) -> list[tuple[bytes, object]]:
@@ -172,10 +213,13 @@ def _run_case(rule: LoadedRule, case: ExampleCase, compiled: CompiledRules, work
     for part, (data, source) in enumerate(_case_files(case), start=1):
         if source is None:
             return result(False, False, f"no reader recognizes evidence file {part} of this case")
-        suffix = "log" if case.evidence is not None else "ndjson"
-        path = workdir / f"{rule.path.stem}-{number}-{part}.{suffix}"
+        if case.file_name:
+            path = workdir / f"{rule.path.stem}-{number}" / case.file_name
+            path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            path = workdir / f"{rule.path.stem}-{number}-{part}.{'log' if case.evidence is not None else 'ndjson'}"
         path.write_bytes(data)
-        ctx = ReadContext(str(path), hashlib.sha256(data).hexdigest())
+        ctx = ReadContext(str(path), hashlib.sha256(data).hexdigest(), dict(case.hints))
         with path.open("rb") as stream:
             batches.extend(source.read(stream, ctx))
         if ctx.rejected:

@@ -40,7 +40,7 @@ FIELD_MAPPING: dict[str, str | list[str]] = {
     "Subject": "email.subject",
     "CommandLine": "process.command_line",
     "Image": "process.executable",
-    "ParentImage": "process.parent.executable",
+    "ParentImage": ["process.parent.executable", "process.parent.name"],
     "ParentCommandLine": "process.parent.command_line",
     "ProcessId": "process.pid",
     "ScriptBlockText": "powershell.file.script_block_text",
@@ -60,7 +60,12 @@ FIELD_MAPPING: dict[str, str | list[str]] = {
 
 @dataclass(frozen=True)
 class LogsourceDatasets:
-    """Which event datasets a Sigma logsource stands for."""
+    """Which event datasets a Sigma logsource stands for.
+
+    ``actions``, when given, narrows a category to the events that are of it
+    (an auditd ``unlinkat`` is a file deletion, not a process creation);
+    ``codes`` does the same by event code (Windows EventID).
+    """
 
     product: str | None
     service: str | None
@@ -77,6 +82,12 @@ class LogsourceDatasets:
         if self.codes:
             found["event.code"] = list(self.codes)
         return found
+
+
+UNIX_PROCESS_ACTIONS = ("execve", "execveat", "exec", "command", "sudo_command")
+UNIX_DELETE_ACTIONS = ("unlink", "unlinkat", "rmdir", "rename", "renameat", "renameat2")
+UNIX_FILE_ACTIONS = (*UNIX_DELETE_ACTIONS, "truncate", "ftruncate", "open", "openat", "openat2", "creat", "write",
+                     "create", "close")
 
 
 WINDOWS = "windows"
@@ -107,6 +118,20 @@ LOGSOURCES: tuple[LogsourceDatasets, ...] = (
                       actions=("process-created",)),
     LogsourceDatasets(WINDOWS, None, "file_event", ("windows.sysmon",), actions=("file-created",)),
     LogsourceDatasets(WINDOWS, None, "file_delete", ("windows.sysmon",), actions=("file-deleted",)),
+    LogsourceDatasets("linux", "auditd", None, ("linux.auditd", "linux.auoms")),
+    LogsourceDatasets("linux", "syslog", None, ("unix.syslog",)),
+    LogsourceDatasets("macos", "syslog", None, ("unix.syslog",)),
+    LogsourceDatasets("macos", "unifiedlog", None, ("macos.unified_log",)),
+    LogsourceDatasets("macos", "eslogger", None, ("macos.eslogger",)),
+    LogsourceDatasets("linux", None, "process_creation",
+                      ("linux.auditd", "linux.auoms", "unix.shell_history", "unix.syslog"),
+                      UNIX_PROCESS_ACTIONS),
+    LogsourceDatasets("linux", None, "file_event", ("linux.auditd",), UNIX_FILE_ACTIONS),
+    LogsourceDatasets("linux", None, "file_delete", ("linux.auditd",), UNIX_DELETE_ACTIONS),
+    LogsourceDatasets("macos", None, "process_creation", ("macos.eslogger", "unix.shell_history", "unix.syslog"),
+                      UNIX_PROCESS_ACTIONS),
+    LogsourceDatasets("macos", None, "file_event", ("macos.eslogger",), UNIX_FILE_ACTIONS),
+    LogsourceDatasets("macos", None, "file_delete", ("macos.eslogger",), UNIX_DELETE_ACTIONS),
 )
 
 

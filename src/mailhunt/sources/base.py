@@ -42,6 +42,13 @@ class ReadContext:
     rejected: int = 0
     records: int = 0
     max_kept_rejections: int = 1000
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        """Say once, for the whole file, something the analyst must know about how it was read
+        (a time zone or year the evidence does not state); shown with the input and kept in findings.json."""
+        if text not in self.notes:
+            self.notes.append(text)
 
     def reject(self, locator: str, reason: str) -> None:
         self.rejected += 1

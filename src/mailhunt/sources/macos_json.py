@@ -1,0 +1,58 @@
+"""JSON plumbing the macOS readers share: objects one per line, or members of one array."""
+
+from __future__ import annotations
+
+from typing import BinaryIO, Iterator
+
+import orjson
+
+from mailhunt.sources.base import ReadContext
+from mailhunt.sources.m365_audit import json_array_members
+from mailhunt.sources.unix_common import lenient_lines
+
+
+def json_lines(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, str, dict]]:
+    """(line, text, object) per non-empty line; a line that is not a JSON object is rejected with its number."""
+    for number, text, _ in lenient_lines(stream):
+        if not text.strip():
+            continue
+        ctx.records += 1
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            ctx.reject(f"line {number}", f"not valid JSON ({str(exc)[:80]}); line cut short?")
+            continue
+        if not isinstance(value, dict):
+            ctx.reject(f"line {number}", "not a JSON object")
+            continue
+        yield number, text, value
+
+
+def json_members(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, str, dict]]:
+    for index, text, value in json_array_members(stream, ctx):
+        if not isinstance(value, dict):
+            ctx.reject(f"record {index}", "not a JSON object")
+            continue
+        yield index, text, value
+
+
+def first_object(head: bytes) -> tuple[dict | None, bool]:
+    """The first JSON object of a head, and whether it sits in an array; tolerates a head cut mid-file."""
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    in_array = text.startswith("[")
+    if in_array:
+        text = text[1:].lstrip()
+    if not text.startswith("{"):
+        return None, in_array
+    line = text.split("\n", 1)[0]
+    try:
+        value = orjson.loads(line)
+        return (value if isinstance(value, dict) else None), in_array
+    except orjson.JSONDecodeError:
+        pass
+    keys = {}
+    for key in ("eventMessage", "processImagePath", "timestamp", "subsystem", "machTimestamp", "event_type",
+                "audit_token", "schema_version", "global_seq_num", "mach_time", "executable"):
+        if f'"{key}"' in text[:16384]:
+            keys[key] = True
+    return keys, in_array
