@@ -38,7 +38,7 @@ def test_third_party_rules_list_with_the_reason_they_cannot_run():
 def test_rules_list_command_prints_the_table():
     result = runner.invoke(app, ["rules", "list", "--rules", str(SIGMAHQ)])
     assert result.exit_code == 0, result.output
-    assert "PST Export Alert" in result.output and "no mailhunt reader produces" in result.output
+    assert "PST Export Alert" in result.output and "no pipeline maps it" in result.output
 
 
 def _copy_rule(name, folder):
