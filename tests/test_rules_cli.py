@@ -27,8 +27,9 @@ def test_every_shipped_rule_runs_and_has_examples():
 def test_third_party_rules_list_with_the_reason_they_cannot_run():
     infos = {info.title: info for info in describe_rules(load_rules([SIGMAHQ]))}
     remove_export = infos["Remove Exported Mailbox from Exchange Webserver"]
-    assert not remove_export.runs
-    assert "no mailhunt reader produces logsource product=windows, service=msexchange-management" in remove_export.reason
+    assert remove_export.runs and remove_export.logsource == "windows/msexchange-management"
+    forwarding = [info for info in infos.values() if not info.runs and "OperationProperties" in (info.reason or "")]
+    assert forwarding, "a rule on a field mailhunt does not produce says which field"
     pst = infos["PST Export Alert Using New-ComplianceSearchAction"]
     assert pst.runs and pst.logsource == "m365/threat_management"
     assert all(info.example_cases == 0 for info in infos.values())
@@ -37,7 +38,7 @@ def test_third_party_rules_list_with_the_reason_they_cannot_run():
 def test_rules_list_command_prints_the_table():
     result = runner.invoke(app, ["rules", "list", "--rules", str(SIGMAHQ)])
     assert result.exit_code == 0, result.output
-    assert "PST Export Alert" in result.output and "no mailhunt reader produces" in result.output
+    assert "PST Export Alert" in result.output and "no pipeline maps it" in result.output
 
 
 def _copy_rule(name, folder):
@@ -93,9 +94,10 @@ def test_third_party_rules_without_examples_fail_and_say_when_they_cannot_run():
     assert result.exit_code == 1
     assert "no examples" in result.output and "0 passed, 11 failed" in result.output
     details = {r.rule_id: r.detail for r in run_rule_examples(load_rules([SIGMAHQ]))}
-    assert details["09570ae5-889e-43ea-aac0-0e1221fb3d95"].endswith(
-        "rule cannot run on mailhunt's events: no mailhunt reader produces logsource product=windows, "
-        "service=msexchange-management")
+    assert details["c726e007-2cd0-4a55-abfb-79730fbedee5"].endswith(
+        "rule cannot run on mailhunt's events: field 'OperationProperties' is not in mailhunt's event model "
+        "and no pipeline maps it")
+    assert "cannot run" not in details["09570ae5-889e-43ea-aac0-0e1221fb3d95"], "the MSExchange rule runs on EVTX"
     assert "cannot run" not in details["d3577be1-42c9-44a7-b56e-2e8de97349d3"]
 
 
@@ -103,7 +105,7 @@ def test_third_party_rules_run_in_a_hunt_beside_the_shipped_ones(tmp_path):
     result = hunt([EXAMPLES / "incident-2026-10" / "purview_audit_export.csv"], tmp_path / "case",
                   load_config(EXAMPLES / "incident-2026-10" / "mailhunt.toml"), rule_dirs=[shipped_rules_dir(), SIGMAHQ])
     skipped = {entry["id"]: entry["reason"] for entry in result.document["skipped_rules"]}
-    assert "no mailhunt reader produces logsource product=windows, service=msexchange-management" in \
-        skipped["09570ae5-889e-43ea-aac0-0e1221fb3d95"]
+    assert "OperationProperties" in skipped["c726e007-2cd0-4a55-abfb-79730fbedee5"]
+    assert "09570ae5-889e-43ea-aac0-0e1221fb3d95" not in skipped
     assert "d3577be1-42c9-44a7-b56e-2e8de97349d3" not in skipped
     assert result.findings

@@ -9,11 +9,17 @@ derived fields of ``mailhunt.detect.baselines`` (the processing
 pipeline in ``mailhunt.detect.pipeline`` maps other names onto them);
 ``params.<Name>`` addresses one cmdlet parameter. A field outside the model
 makes the rule unconvertible, with the field named in the error.
+
+Keywords (values without a field, as the SigmaHQ MSExchange Management rules
+use) search ``KEYWORD_TEXT``: the action, the parameter text, command line and
+script block as logged (unescaped), and the raw record.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
+
+import pyarrow as pa
 
 from sigma.conditions import ConditionAND, ConditionItem, ConditionNOT, ConditionOR
 from sigma.conversion.base import TextQueryBackend
@@ -22,11 +28,15 @@ from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
 from sigma.types import SigmaCompareExpression
 
 from mailhunt.detect.baselines import DERIVED_FIELDS
-from mailhunt.events import COLUMN_NAMES
+from mailhunt.events import COLUMN_NAMES, COLUMNS
 from mailhunt.store import quote
 
 MAP_COLUMNS = ("params", "labels")
 _COLUMNS = frozenset(COLUMN_NAMES) | {f.name for f in DERIVED_FIELDS}
+_TEXT_COLUMNS = frozenset(c.name for c in COLUMNS if pa.types.is_string(c.type) or pa.types.is_large_string(c.type))
+KEYWORD_COLUMNS = ("event.action", "parameters", "process.command_line", "powershell.file.script_block_text",
+                   "event.original")
+KEYWORD_TEXT = "concat_ws(' ', " + ", ".join(quote(c) for c in KEYWORD_COLUMNS) + ")"
 
 
 def sql_field(name: str) -> str:
@@ -83,28 +93,30 @@ class EventSQLBackend(TextQueryBackend):
     field_exists_expression: ClassVar[str] = "{field} IS NOT NULL"
     field_not_exists_expression: ClassVar[str] = "{field} IS NULL"
 
-    unbound_value_str_expression: ClassVar[str] = "\"event.original\" ILIKE {value} ESCAPE '\\'"
-    unbound_value_num_expression: ClassVar[str] = "\"event.original\" LIKE '%{value}%'"
-    unbound_value_re_expression: ClassVar[str] = "regexp_matches(\"event.original\", '{value}')"
+    unbound_value_str_expression: ClassVar[str] = KEYWORD_TEXT + " ILIKE {value} ESCAPE '\\'"
+    unbound_value_num_expression: ClassVar[str] = KEYWORD_TEXT + " LIKE '%{value}%'"
+    unbound_value_re_expression: ClassVar[str] = "regexp_matches(" + KEYWORD_TEXT + ", '{value}')"
 
     def escape_and_quote_field(self, field_name: str) -> str:
         return sql_field(field_name)
 
     def convert_condition_field_eq_val_num(self, cond, state: ConversionState):
-        return f"coalesce({sql_field(cond.field)} = {cond.value}, false)"
+        """Numbers compare as text against text columns (Sigma's ``EventID: 4104`` vs ``event.code``)."""
+        value = f"'{cond.value}'" if cond.field in _TEXT_COLUMNS else str(cond.value)
+        return f"coalesce({sql_field(cond.field)} = {value}, false)"
 
     def convert_condition_field_eq_val_bool(self, cond, state: ConversionState):
         return f"coalesce({sql_field(cond.field)} = {'true' if cond.value else 'false'}, false)"
 
     def convert_condition_val_str(self, cond, state: ConversionState):
-        """Keywords search the raw record, as a substring unless wildcards say otherwise."""
+        """Keywords search ``KEYWORD_TEXT``, as a substring unless wildcards say otherwise."""
         converted = self.convert_value_str(cond.value, state)
         inner = converted[1:-1] if converted.startswith("'") else converted
         if not inner.startswith("%"):
             inner = "%" + inner
         if not inner.endswith("%") or inner.endswith("\\%"):
             inner = inner + "%"
-        return f"coalesce(\"event.original\" ILIKE '{inner}' ESCAPE '\\', false)"
+        return f"coalesce({KEYWORD_TEXT} ILIKE '{inner}' ESCAPE '\\', false)"
 
     def finalize_query_default(self, rule, query: str, index: int, state: ConversionState) -> str:
         return query

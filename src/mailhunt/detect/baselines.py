@@ -64,5 +64,5 @@ def create_detection_view(store: CaseStore) -> None:
                    a.first_seen AS "app.first_seen", {is_new} AS "app.new"
             FROM events e
             LEFT JOIN app_first_seen a ON a.app_id = e."app.id"
-            LEFT JOIN identities actor ON actor.alias = e."user.name"
+            LEFT JOIN identities actor ON actor.alias = coalesce(e."user.name", e."user.id")
             LEFT JOIN identities target ON target.alias = e."user.target.name" """)

@@ -28,7 +28,10 @@ characters such as auditd's ``\x1d``), with an optional relative
           echo 'd *' | mail -f /var/mail/bob
 
 Each case is run the way evidence is: its records are written as NDJSON (or its
-``evidence`` or ``lines`` text as it is) to a temporary file, the file is identified and read by the normal readers
+``evidence`` or ``lines`` text as it is) to a temporary file -- one file per run of
+records of the same format, so a case can mix audit-log records with
+``evtx_dump``-style Windows records ``{"Event": {"System": ..., "EventData":
+...}}`` or Winlogbeat documents -- each file is identified and read by the normal readers
 (``mailhunt.sources``), loaded into an in-memory case store, deduplicated, and
 the whole rule set runs over it, so that correlations find the rules they
 refer to. A case passes when its rule produces a detection (or, for a
@@ -174,27 +177,55 @@ def _rule_decided(rule: LoadedRule, run) -> bool:
     return run.matched.get(rule.id, 0) > 0
 
 
+def _case_files(case: ExampleCase) -> list[tuple[bytes, object]]:
+    """The case's evidence files with the reader that recognizes each."""
+    if case.evidence is not None:
+        data = case.file_bytes()
+        return [(data, identify(data[:SNIFF_BYTES]))]
+    return _record_files(case.records)
+
+
+def _record_files(records: list[dict]) -> list[tuple[bytes, object]]:
+    """Records split into NDJSON files, one per run of records the same reader recognizes.
+
+    A case may mix formats, e.g. an audit-log record, an ``evtx_dump`` record
+    and a Winlogbeat document, to show a correlation across sources; each run
+    is read by its own reader as if it were a separate evidence file.
+    """
+    files: list[tuple[bytes, object]] = []
+    for record in records:
+        line = orjson.dumps(record) + b"\n"
+        source = identify(line[:SNIFF_BYTES])
+        if files and files[-1][1] is source:
+            files[-1] = (files[-1][0] + line, source)
+        else:
+            files.append((line, source))
+    return files
+
+
 def _run_case(rule: LoadedRule, case: ExampleCase, compiled: CompiledRules, workdir: Path,
               number: int) -> ExampleResult:
     def result(matched: bool, passed: bool, detail: str) -> ExampleResult:
         return ExampleResult(rule.id, rule.title, case.name, case.expect, matched, passed, detail)
 
-    data = case.file_bytes()
-    if case.file_name:
-        path = workdir / f"{rule.path.stem}-{number}" / case.file_name
-        path.parent.mkdir(parents=True, exist_ok=True)
-    else:
-        path = workdir / f"{rule.path.stem}-{number}.{'log' if case.evidence is not None else 'ndjson'}"
-    path.write_bytes(data)
-    source = identify(data[:SNIFF_BYTES])
-    if source is None:
-        return result(False, False, "no reader recognizes these records")
-    ctx = ReadContext(str(path), hashlib.sha256(data).hexdigest(), dict(case.hints))
-    with path.open("rb") as stream:
-        batches = list(source.read(stream, ctx))
-    if ctx.rejected:
-        reasons = "; ".join(str(r) for r in ctx.rejections[:3])
-        return result(False, False, f"{source.name} rejected {ctx.rejected} of the records: {reasons}")
+    batches = []
+    readers = []
+    for part, (data, source) in enumerate(_case_files(case), start=1):
+        if source is None:
+            return result(False, False, f"no reader recognizes evidence file {part} of this case")
+        if case.file_name:
+            path = workdir / f"{rule.path.stem}-{number}" / case.file_name
+            path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            path = workdir / f"{rule.path.stem}-{number}-{part}.{'log' if case.evidence is not None else 'ndjson'}"
+        path.write_bytes(data)
+        ctx = ReadContext(str(path), hashlib.sha256(data).hexdigest(), dict(case.hints))
+        with path.open("rb") as stream:
+            batches.extend(source.read(stream, ctx))
+        if ctx.rejected:
+            reasons = "; ".join(str(r) for r in ctx.rejections[:3])
+            return result(False, False, f"{source.name} rejected {ctx.rejected} of the records: {reasons}")
+        readers.append(source.name)
     store = CaseStore(":memory:")
     try:
         for batch in batches:
@@ -206,7 +237,7 @@ def _run_case(rule: LoadedRule, case: ExampleCase, compiled: CompiledRules, work
     matched = _rule_decided(rule, run)
     passed = matched == (case.expect == "match")
     count = run.matched.get(rule.id, 0)
-    read = f"{sum(b.num_rows for b in batches)} event(s) read by {source.name}"
+    read = f"{sum(b.num_rows for b in batches)} event(s) read by {', '.join(dict.fromkeys(readers))}"
     if passed:
         detail = f"{read}; rule matched {count} event(s)" if matched else f"{read}; rule did not match"
     elif matched:

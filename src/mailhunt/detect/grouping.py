@@ -27,7 +27,7 @@ SELECT e."event.id", e."@timestamp", e."event.action", coalesce(actor.actor, e."
 FROM events e
 LEFT JOIN (SELECT DISTINCT path, sha256, locator_unit FROM inputs) i
   ON i.path = e."log.file.path" AND i.sha256 = e."log.file.sha256"
-LEFT JOIN identities actor ON actor.alias = e."user.name"
+LEFT JOIN identities actor ON actor.alias = coalesce(e."user.name", e."user.id")
 LEFT JOIN identities target ON target.alias = e."user.target.name"
 WHERE e."event.id" IN (SELECT event_id FROM wanted)
 """

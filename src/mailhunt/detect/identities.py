@@ -11,7 +11,10 @@ the case is resolved once into the ``identities`` table:
   one such address exists (within the organization's domains when those are
   configured); basis ``inferred``, and the finding says so;
 - everything else stands for itself (basis ``as logged``), and a sam name that
-  matches several addresses stays unresolved rather than guessed.
+  matches several addresses stays unresolved rather than guessed;
+- a Windows SID (``S-1-5-21-...``) that the case's records pair with exactly
+  one account name stands for that account (basis ``inferred``); records
+  without a name (a PowerShell script block) are resolved by their SID.
 
 Addresses and UPNs are compared lower-cased. The table is part of the case, so
 triage and reports can show which logged names an actor was seen under.
@@ -93,6 +96,26 @@ def resolve_identities(names: list[str], configured: dict[str, str],
     return resolved
 
 
+def sid_identities(store: CaseStore, actors: dict[str, str]) -> list[Identity]:
+    """A Windows SID stands for the account other records name with it, when they name exactly one.
+
+    A PowerShell script block records only the SID of its user; the same SID
+    with a name in a 4103, 4688 or MSExchange Management record of the case
+    lets it take part in correlations by actor. Records that carry a name keep
+    resolving by that name.
+    """
+    rows = store.db.execute(
+        """SELECT "user.id", min("user.name") FROM events
+           WHERE "user.id" LIKE 'S-1-5-21-%' AND "user.name" IS NOT NULL AND "user.name" <> ''
+           GROUP BY 1 HAVING count(DISTINCT lower("user.name")) = 1 ORDER BY 1""").fetchall()
+    found = []
+    for sid, name in rows:
+        actor = actors.get(name, name)
+        found.append(Identity(sid, actor, INFERRED, f"{sid} taken as {actor}: the account other records in the "
+                                                    f"evidence name with this SID"))
+    return found
+
+
 def build_identity_table(store: CaseStore, configured: dict[str, str], org_domains: tuple[str, ...] = ()) -> None:
     """(Re)write the case's ``identities`` table from every actor and target name in it."""
     names = [row[0] for row in store.db.execute(
@@ -100,6 +123,7 @@ def build_identity_table(store: CaseStore, configured: dict[str, str], org_domai
         'SELECT "user.target.name" FROM events) WHERE name IS NOT NULL AND name <> \'\'').fetchall()]
     names.extend(configured)
     identities = resolve_identities(names, configured, tuple(d.lower() for d in org_domains))
+    identities.extend(sid_identities(store, {i.alias: i.actor for i in identities}))
     store.db.execute("DELETE FROM identities")
     if identities:
         table = pa.table({

@@ -4,7 +4,8 @@ Three jobs, in the order pySigma applies them:
 1. map the field names that log-native rules use (``Operation``,
    ``Parameters``, ``CommandLine`` ...) onto event-model columns;
 2. restrict each rule to the datasets its ``logsource`` stands for, so a
-   PowerShell rule never runs over audit-log rows;
+   PowerShell rule never runs over audit-log rows; a Sigma category (such as
+   ``process_creation``) also fixes the kind of event by ``event.action``;
 3. leave out records of system accounts (real audit exports are full of
    ``NT AUTHORITY\\SYSTEM (Microsoft.Exchange.ServiceHost)``) unless the case
    configuration asks for them.
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from sigma.processing.conditions import LogsourceCondition
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 from sigma.processing.transformations import AddConditionTransformation, FieldMappingTransformation
+
+from mailhunt.sources.windows_events import DATASETS as WINDOWS_DATASETS
 
 FIELD_MAPPING: dict[str, str | list[str]] = {
     "Operation": "event.action",
@@ -36,10 +39,22 @@ FIELD_MAPPING: dict[str, str | list[str]] = {
     "UserAgent": "user_agent.original",
     "Subject": "email.subject",
     "CommandLine": "process.command_line",
-    "ParentImage": "process.parent.name",
     "Image": "process.executable",
+    "ParentImage": ["process.parent.executable", "process.parent.name"],
+    "ParentCommandLine": "process.parent.command_line",
+    "ProcessId": "process.pid",
+    "ScriptBlockText": "powershell.file.script_block_text",
+    "Path": "file.path",
     "TargetFilename": "file.path",
+    "EventID": "event.code",
+    "Provider_Name": "event.provider",
+    "Channel": "winlog.channel",
+    "Computer": "host.name",
+    "EventRecordID": "winlog.record_id",
     "User": "user.name",
+    "SubjectUserName": "user.name",
+    "SubjectUserSid": "user.id",
+    "TargetUserName": "user.target.name",
 }
 
 
@@ -48,7 +63,8 @@ class LogsourceDatasets:
     """Which event datasets a Sigma logsource stands for.
 
     ``actions``, when given, narrows a category to the events that are of it
-    (an auditd ``unlinkat`` is a file deletion, not a process creation).
+    (an auditd ``unlinkat`` is a file deletion, not a process creation);
+    ``codes`` does the same by event code (Windows EventID).
     """
 
     product: str | None
@@ -56,6 +72,16 @@ class LogsourceDatasets:
     category: str | None
     datasets: tuple[str, ...]
     actions: tuple[str, ...] = ()
+    codes: tuple[str, ...] = ()
+
+    def condition(self) -> dict[str, list[str]]:
+        """The event-model condition a rule with this logsource gets."""
+        found: dict[str, list[str]] = {"event.dataset": list(self.datasets)}
+        if self.actions:
+            found["event.action"] = list(self.actions)
+        if self.codes:
+            found["event.code"] = list(self.codes)
+        return found
 
 
 UNIX_PROCESS_ACTIONS = ("execve", "execveat", "exec", "command", "sudo_command")
@@ -64,17 +90,34 @@ UNIX_FILE_ACTIONS = (*UNIX_DELETE_ACTIONS, "truncate", "ftruncate", "open", "ope
                      "create", "close")
 
 
-# Exchange cmdlets are logged alike by the unified audit log and the Exchange
-# admin audit log (Search-AdminAuditLog exports, the audit report XML):
+WINDOWS = "windows"
+
+# Exchange cmdlets are logged alike by the unified audit log, the Exchange
+# admin audit log (Search-AdminAuditLog exports, the audit report XML), the
+# MSExchange Management event log and PowerShell module logging (4103):
 # event.action is the cmdlet, params its parameters. So the m365 cmdlet rules
-# also run on the admin audit log; rules keyed on UAL-only fields find nothing there.
-CMDLET_DATASETS = ("m365.audit", "exchange.admin_audit")
+# also run on those datasets; rules keyed on UAL-only fields find nothing there.
+CMDLET_DATASETS = ("m365.audit", "exchange.admin_audit", "windows.msexchange_management", "windows.powershell")
 
 LOGSOURCES: tuple[LogsourceDatasets, ...] = (
     LogsourceDatasets("m365", "audit", None, CMDLET_DATASETS),
     LogsourceDatasets("m365", "exchange", None, CMDLET_DATASETS),
     LogsourceDatasets("m365", "threat_management", None, ("m365.audit",)),
     LogsourceDatasets("azure", "auditlogs", None, ("m365.audit",)),
+    LogsourceDatasets(WINDOWS, None, None, WINDOWS_DATASETS),
+    LogsourceDatasets(WINDOWS, "msexchange-management", None, ("windows.msexchange_management",)),
+    LogsourceDatasets(WINDOWS, "powershell", None, ("windows.powershell",)),
+    LogsourceDatasets(WINDOWS, "powershell-classic", None, ("windows.powershell",), codes=("400", "403", "600", "800")),
+    LogsourceDatasets(WINDOWS, "security", None, ("windows.security",)),
+    LogsourceDatasets(WINDOWS, "system", None, ("windows.system",)),
+    LogsourceDatasets(WINDOWS, "sysmon", None, ("windows.sysmon",)),
+    LogsourceDatasets(WINDOWS, None, "ps_script", ("windows.powershell",), actions=("script-block-logged",)),
+    LogsourceDatasets(WINDOWS, None, "ps_module", ("windows.powershell",), codes=("4103",)),
+    LogsourceDatasets(WINDOWS, None, "ps_classic_start", ("windows.powershell",), codes=("400",)),
+    LogsourceDatasets(WINDOWS, None, "process_creation", ("windows.security", "windows.sysmon"),
+                      actions=("process-created",)),
+    LogsourceDatasets(WINDOWS, None, "file_event", ("windows.sysmon",), actions=("file-created",)),
+    LogsourceDatasets(WINDOWS, None, "file_delete", ("windows.sysmon",), actions=("file-deleted",)),
     LogsourceDatasets("linux", "auditd", None, ("linux.auditd", "linux.auoms")),
     LogsourceDatasets("linux", "syslog", None, ("unix.syslog",)),
     LogsourceDatasets("macos", "syslog", None, ("unix.syslog",)),
@@ -106,13 +149,6 @@ def datasets_for(logsource) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _dataset_condition(entry: LogsourceDatasets) -> dict[str, list[str]]:
-    condition = {"event.dataset": list(entry.datasets)}
-    if entry.actions:
-        condition["event.action"] = list(entry.actions)
-    return condition
-
-
 def build_pipeline(include_system_accounts: bool = False) -> ProcessingPipeline:
     items: list[ProcessingItem] = [
         ProcessingItem(identifier="mailhunt_field_mapping",
@@ -121,7 +157,7 @@ def build_pipeline(include_system_accounts: bool = False) -> ProcessingPipeline:
     for index, entry in enumerate(LOGSOURCES):
         items.append(ProcessingItem(
             identifier=f"mailhunt_logsource_{index}",
-            transformation=AddConditionTransformation(_dataset_condition(entry), name=f"_mailhunt_dataset_{index}"),
+            transformation=AddConditionTransformation(entry.condition(), name=f"_mailhunt_dataset_{index}"),
             rule_conditions=[LogsourceCondition(product=entry.product, service=entry.service,
                                                 category=entry.category)],
         ))

@@ -47,3 +47,39 @@ def parse_parameter_text(text: str) -> list[tuple[str, str]]:
             words.append(token)
     close()
     return pairs
+
+
+def cmdlet_target(cmdlet: str, params: dict[str, str], actor: str | None) -> str | None:
+    """The mailbox or account a mailbox cmdlet acts on, as the audit-log normalizer chooses it.
+
+    ``params`` has lower-cased names. Export-request identities look like
+    ``mailbox\\RequestName``; inbox-rule identities like ``mailbox\\RuleName``.
+    """
+    op = cmdlet.lower()
+    identity = params.get("identity") or ""
+    mailbox = params.get("mailbox") or ""
+    if op.endswith("-mailboxexportrequest") and not op.startswith("new-") and identity:
+        return identity.split("\\", 1)[0]
+    if op in ("new-mailboxexportrequest", "new-inboxrule") and mailbox:
+        return mailbox
+    if op in ("search-mailbox", "set-mailbox", "add-mailboxpermission", "set-mailboxauditbypassassociation") \
+            and identity:
+        return identity
+    if op.endswith("-inboxrule"):
+        if mailbox:
+            return mailbox
+        if "\\" in identity:
+            return identity.split("\\", 1)[0]
+        return actor
+    return None
+
+
+def cmdlet_rule_name(cmdlet: str, params: dict[str, str]) -> str | None:
+    """The inbox or transport rule a rule cmdlet names."""
+    op = cmdlet.lower()
+    if not (op.endswith("-inboxrule") or op.endswith("-transportrule")):
+        return None
+    if params.get("name"):
+        return params["name"]
+    identity = params.get("identity") or ""
+    return identity.split("\\", 1)[1] if "\\" in identity else (identity or None)

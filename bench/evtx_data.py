@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Build a large EVTX file for the benchmark from the real chunks of the public samples.
+
+    python bench/evtx_data.py CHUNKS OUT.evtx
+
+Writing EVTX (binary XML with templates) from scratch is a project of its
+own, so this takes the one chunk of each public sample
+(``../shared/corpus/public/evtx-*/*.evtx``), repeats them CHUNKS times in
+turn, and renumbers each record's ``EventRecordID`` so that every channel of
+every computer counts up without gaps, as a live log does: no duplicate
+records for the case store to drop, and no gap events. The value is patched
+where the record's binary XML holds it (the 8-byte substitution value equal
+to the old id), and the chunk's checksums are recomputed.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+import zlib
+from collections import defaultdict
+from pathlib import Path
+
+import orjson
+from evtx import PyEvtxParser
+
+HERE = Path(__file__).resolve().parent
+SAMPLES = HERE.parent.parent / "shared" / "corpus" / "public"
+HEADER = 4096
+CHUNK = 65536
+RECORD_MAGIC = b"\x2a\x2a\x00\x00"
+
+
+def sample_chunks() -> list[tuple[bytes, dict[int, tuple[int, str]]]]:
+    """(chunk bytes, header record number -> (EventRecordID, computer|channel)) per sample."""
+    chunks = []
+    for path in sorted([*SAMPLES.glob("evtx-to-mitre-attack/*.evtx"), *SAMPLES.glob("evtx-attack-samples/*.evtx")]):
+        data = path.read_bytes()
+        ids = {}
+        for record in PyEvtxParser(str(path)).records_json():
+            system = orjson.loads(record["data"])["Event"]["System"]
+            ids[record["event_record_id"]] = (system["EventRecordID"], f"{system['Computer']}|{system['Channel']}")
+        chunks.append((data[HEADER:HEADER + CHUNK], ids))
+    return chunks
+
+
+def renumbered(chunk: bytes, ids: dict[int, tuple[int, str]], counters: dict[str, int]) -> bytes:
+    out = bytearray(chunk)
+    free = struct.unpack_from("<I", out, 48)[0]
+    offset = 512
+    while offset + 24 <= free and out[offset:offset + 4] == RECORD_MAGIC:
+        size, number = struct.unpack_from("<IQ", out, offset + 4)
+        if number in ids:
+            old, stream = ids[number]
+            counters[stream] += 1
+            at = out.find(struct.pack("<Q", old), offset + 24, offset + size)
+            if at != -1:
+                struct.pack_into("<Q", out, at, counters[stream])
+        offset += size
+    struct.pack_into("<I", out, 52, zlib.crc32(bytes(out[512:free])))
+    struct.pack_into("<I", out, 124, zlib.crc32(bytes(out[:120]) + bytes(out[128:512])))
+    return bytes(out)
+
+
+def build(chunks_wanted: int, out: Path) -> int:
+    chunks = sample_chunks()
+    header = bytearray((SAMPLES / "evtx-to-mitre-attack" / "ID104-1102-Event_log_cleared.evtx").read_bytes()[:HEADER])
+    struct.pack_into("<Q", header, 16, chunks_wanted - 1)
+    struct.pack_into("<H", header, 42, chunks_wanted)
+    struct.pack_into("<I", header, 124, zlib.crc32(bytes(header[:120])))
+    counters: dict[str, int] = defaultdict(int)
+    records = 0
+    with out.open("wb") as target:
+        target.write(header)
+        for index in range(chunks_wanted):
+            chunk, ids = chunks[index % len(chunks)]
+            target.write(renumbered(chunk, ids, counters))
+            records += len(ids)
+    return records
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    print(build(int(sys.argv[1]), Path(sys.argv[2])))

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Benchmark mailhunt on EVTX against the evtx package's own parse of the same file.
+
+    python bench/run_evtx.py --chunks 3000          # ~48,000 records, ~200 MB
+    python bench/run_evtx.py --chunks 20000 --keep  # ~320,000 records
+
+In one run it builds ``bench/out/evtx-<chunks>.evtx`` with ``bench/evtx_data.py``
+(or reuses it), reads it once into the page cache, then measures as child
+processes, each with wall time and peak RSS (``os.wait4``):
+
+1. ``bench/evtx_parse.py FILE``: the evtx package turning every record into
+   JSON (the parser's own rate, the floor);
+2. ``python -m mailhunt.cli hunt FILE --out DIR``: the whole hunt (spool, parse,
+   normalize, load, deduplicate, rules, triage, reports).
+
+Target: mailhunt's records/s at least half the parser's. Results also go to
+``bench/out/results-evtx-<chunks>.json``. Exit 3 with ``--check`` on a miss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import evtx_data  # noqa: E402  (bench/evtx_data.py, beside this file)
+from run import OUT, measure, warm  # noqa: E402
+
+TARGET_RATIO = 0.5
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--chunks", type=int, default=3000, help="EVTX chunks in the file (about 16 records each)")
+    parser.add_argument("--keep", action="store_true", help="keep the case in bench/out/")
+    parser.add_argument("--check", action="store_true", help="exit 3 when mailhunt is below half the parser's rate")
+    args = parser.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    data = OUT / f"evtx-{args.chunks}.evtx"
+    if not data.exists():
+        print(f"building {data} from the public samples' chunks", flush=True)
+        evtx_data.build(args.chunks, data)
+    warm(data)
+    size_mb = data.stat().st_size / 1e6
+    workdir = Path(tempfile.mkdtemp(prefix="mailhunt-bench-evtx-"))
+    case = (OUT / f"run-evtx-{args.chunks}") if args.keep else workdir / "case"
+    if case.exists():
+        shutil.rmtree(case)
+    commands = {
+        "evtx parser": [sys.executable, str(HERE / "evtx_parse.py"), str(data)],
+        "mailhunt": [sys.executable, "-m", "mailhunt.cli", "hunt", str(data), "--out", str(case)],
+    }
+    results = {name: measure(cmd, workdir, name.replace(" ", "_")) for name, cmd in commands.items()}
+    records = int(results["evtx parser"]["stdout"].strip() or 0) if results["evtx parser"]["ok"] else 0
+    read_back = None
+    if (case / "findings.json").exists():
+        inputs = json.loads((case / "findings.json").read_text())["inputs"]
+        read_back = sum(int(i.get("records") or 0) for i in inputs)
+    print(f"\n{data.name}: {records:,} records, {size_mb:,.1f} MB")
+    print(f"{'':12} {'wall s':>8} {'records/s':>11} {'MB/s':>7} {'peak RSS MB':>12} {'exit':>5}")
+    for name, result in results.items():
+        rate = records / result["wall_s"] if result["wall_s"] else 0
+        result["records_per_s"] = rate
+        print(f"{name:12} {result['wall_s']:8.2f} {rate:11,.0f} {size_mb / result['wall_s']:7.1f} "
+              f"{result['peak_rss_mb'] or 0:12.0f} {result['returncode']!s:>5}")
+        if not result["ok"]:
+            print("  stderr:\n" + result["stderr"][-2000:])
+    ratio = results["mailhunt"]["records_per_s"] / results["evtx parser"]["records_per_s"] \
+        if results["evtx parser"]["records_per_s"] else 0.0
+    met = ratio >= TARGET_RATIO and read_back == records
+    print(f"\nmailhunt read {read_back} records; rate = {ratio:.0%} of the parser's own "
+          f"(target >= {TARGET_RATIO:.0%}): {'met' if met else 'MISSED'}")
+    print("commands:\n" + "\n".join(f"  {name}: {shlex.join(cmd)}" for name, cmd in commands.items()))
+    summary = {"file": str(data), "records": records, "size_mb": size_mb, "mailhunt_records_read": read_back,
+               "ratio": ratio, "target_ratio": TARGET_RATIO, "met": met,
+               "results": {n: {k: v for k, v in r.items() if k not in ("stdout", "stderr")} for n, r in results.items()}}
+    (OUT / f"results-evtx-{args.chunks}.json").write_text(json.dumps(summary, indent=2))
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if not all(r["ok"] for r in results.values()):
+        return 1
+    return 3 if args.check and not met else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,341 @@
+"""Windows event records (the ``{"Event": {"System": ..., "EventData": ...}}`` form) as normalized events.
+
+The EVTX reader, the ``evtx_dump`` JSON reader and the Winlogbeat reader all
+hand this module one record at a time as that structure (Winlogbeat documents
+are turned into it first). ``map_record`` fills the event columns every record
+has (time, channel, record id, computer, provider, event id, SID) and then the
+columns of the channel/EventID pairs that matter for mail-clearing hunts:
+
+- ``MSExchange Management`` 1/6: the cmdlet, its parameter text parsed into
+  ``params`` exactly as the audit-log reader does, the caller and the process;
+- PowerShell 4103/800: the cmdlet and its bound parameters when the pipeline
+  ran one cmdlet; 4104: the script block text (reassembled by
+  ``ScriptBlockAssembler``);
+- Security 4688/4720/4723/4724/4738/1102, System 104, Sysmon 1/11/23/26.
+
+Other records keep the common columns, so third-party Sigma rules on
+``EventID``/``Channel`` still see them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+from mailhunt.events import event_id_from_record_id, new_event
+from mailhunt.sources.cmdlet_parameters import cmdlet_rule_name, cmdlet_target, parse_parameter_text
+
+DATASET_BY_CHANNEL = {
+    "msexchange management": "windows.msexchange_management",
+    "microsoft-windows-powershell/operational": "windows.powershell",
+    "windows powershell": "windows.powershell",
+    "powershellcore/operational": "windows.powershell",
+    "security": "windows.security",
+    "system": "windows.system",
+    "microsoft-windows-sysmon/operational": "windows.sysmon",
+}
+OTHER_DATASET = "windows.eventlog"
+DATASETS = tuple(sorted({*DATASET_BY_CHANNEL.values(), OTHER_DATASET}))
+
+SECURITY_ACTIONS = {
+    "4688": "process-created",
+    "4720": "user-account-created",
+    "4723": "password-change-attempted",
+    "4724": "password-reset-attempted",
+    "4738": "user-account-changed",
+    "1102": "audit-log-cleared",
+}
+SYSMON_ACTIONS = {
+    "1": "process-created",
+    "11": "file-created",
+    "23": "file-deleted",
+    "26": "file-deleted",
+}
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+_SYSTEM_SIDS = ("S-1-5-18", "S-1-5-19", "S-1-5-20")
+
+
+class BadWindowsRecord(Exception):
+    """The record lacks what every Windows event has (System, time, EventID)."""
+
+
+def _text(value) -> str | None:
+    """A scalar of the JSON form as text; ``{"#text": x}`` nodes give their text."""
+    if isinstance(value, dict):
+        value = value.get("#text")
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return "\n".join(str(v) for v in value if v is not None)
+    return str(value)
+
+
+def _attribute(node, name: str) -> str | None:
+    if isinstance(node, dict):
+        attributes = node.get("#attributes")
+        if isinstance(attributes, dict) and attributes.get(name) is not None:
+            return str(attributes[name])
+    return None
+
+
+def parse_system_time(text: str | None) -> datetime:
+    """``SystemTime`` (always UTC in EVTX) as a naive UTC datetime."""
+    if not text:
+        raise BadWindowsRecord("no TimeCreated SystemTime")
+    cleaned = _FRACTION.sub(r"\1", text.strip().replace(" ", "T"))
+    try:
+        moment = datetime.fromisoformat(cleaned)
+    except ValueError as exc:
+        raise BadWindowsRecord(f"TimeCreated {text!r} is not a time") from exc
+    if moment.tzinfo is None:
+        raise BadWindowsRecord(f"TimeCreated {text!r} has no time zone")
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def event_data(event: dict) -> dict | list:
+    """EventData as a name->text map, or as a list when its Data elements are unnamed.
+
+    ``UserData`` (1102, 104) becomes the map of its one inner element.
+    Winlogbeat writes unnamed data as ``param1``..``paramN``; that is a list too.
+    """
+    data = event.get("EventData")
+    if data is None and isinstance(event.get("UserData"), dict):
+        inner = [v for k, v in event["UserData"].items() if k != "#attributes"]
+        data = inner[0] if len(inner) == 1 and isinstance(inner[0], dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    if set(data) <= {"Data", "Binary", "#attributes"} and "Data" in data:
+        values = data["Data"]
+        if isinstance(values, dict) and "#text" in values:
+            values = values["#text"]
+        if isinstance(values, list):
+            return ["" if v is None else _text(v) or "" for v in values]
+        return [] if values is None else [_text(values) or ""]
+    named = {k: _text(v) for k, v in data.items() if k != "#attributes"}
+    if named and all(re.fullmatch(r"param\d+", k) for k in named):
+        return [named[f"param{i}"] or "" for i in range(1, len(named) + 1) if f"param{i}" in named]
+    return named
+
+
+def _named(data: dict | list) -> dict:
+    return data if isinstance(data, dict) else {}
+
+
+def _item(data: dict | list, index: int) -> str | None:
+    if isinstance(data, list) and index < len(data):
+        return data[index] or None
+    return None
+
+
+def _basename(path: str | None) -> str | None:
+    if not path:
+        return None
+    return re.split(r"[\\/]", path)[-1] or None
+
+
+def _pid(text: str | None) -> int | None:
+    if not text:
+        return None
+    text = text.strip()
+    try:
+        return int(text, 16) if text.lower().startswith("0x") else int(text)
+    except ValueError:
+        return None
+
+
+def _account(event: dict, name: str | None, domain: str | None) -> None:
+    """ECS style: ``user.name`` is the account name, ``user.domain`` its domain, as two fields."""
+    if name and name != "-":
+        event["user.name"] = name
+        event["user.domain"] = domain if domain and domain != "-" else None
+
+
+def _user_type(event: dict) -> None:
+    name = (event["user.name"] or "").lower()
+    domain = (event["user.domain"] or "").lower()
+    if event["user.id"] in _SYSTEM_SIDS or name.startswith("nt authority\\") or name.endswith("$") \
+            or domain == "nt authority" or name in ("system", "local service", "network service"):
+        event["user.type"] = "system"
+
+
+def _cmdlet(event: dict, action: str, parameter_text: str | None) -> None:
+    event["event.action"] = action
+    if parameter_text:
+        pairs = parse_parameter_text(parameter_text)
+        event["parameters"] = parameter_text
+        event["params"] = [(name.lower(), value) for name, value in pairs]
+    params = dict(event["params"] or [])
+    event["user.target.name"] = cmdlet_target(action, params, event["user.name"])
+    event["rule.name"] = cmdlet_rule_name(action, params)
+
+
+def _exchange_management(event: dict, code: str, data: dict | list) -> None:
+    cmdlet = _item(data, 0)
+    if code not in ("1", "6") or not cmdlet:
+        return
+    event["user.name"] = _item(data, 2)
+    event["user.id"] = _item(data, 3) or event["user.id"]
+    _cmdlet(event, cmdlet, _item(data, 1))
+    event["event.outcome"] = "success" if code == "1" else "failure"
+    process = _item(data, 6)
+    if process:
+        pid, _, name = process.partition(" ")
+        if pid.isdigit() and name:
+            event["process.pid"], event["process.name"] = int(pid), name
+        else:
+            event["process.name"] = process
+    client = _item(data, 5)
+    if client:
+        event["labels"].append(("exchange_client", client))
+
+
+_INVOCATION = re.compile(r"^CommandInvocation\(([^)]*)\):", re.M)
+_BINDING = re.compile(r'^ParameterBinding\(([^)]*)\): name="([^"]*)"; value="(.*)"\s*$', re.M)
+_CONTEXT_LINE = re.compile(r"^\s*([A-Za-z ]+?)\s*=\s*(.*?)\s*$", re.M)
+
+
+def _pipeline_details(event: dict, details: str | None) -> None:
+    """CommandInvocation/ParameterBinding lines (4103 Payload, 800): one cmdlet -> action and params."""
+    if not details:
+        return
+    invoked = list(dict.fromkeys(_INVOCATION.findall(details)))
+    event["labels"].append(("commands", ", ".join(invoked)))
+    if len(invoked) != 1:
+        event["event.action"] = "pipeline-executed"
+        return
+    bindings = [(name.lower(), value) for command, name, value in _BINDING.findall(details) if command == invoked[0]]
+    event["event.action"] = invoked[0]
+    event["params"] = bindings or None
+    event["parameters"] = " ".join(f'-{name} "{value}"' for name, value in bindings) or None
+    params = dict(bindings)
+    event["user.target.name"] = cmdlet_target(invoked[0], params, event["user.name"])
+    event["rule.name"] = cmdlet_rule_name(invoked[0], params)
+
+
+def _context(text: str | None) -> dict[str, str]:
+    """``Key = value`` lines of a 4103 ContextInfo or ``Key=value`` lines of an 800 detail."""
+    return {k.strip().lower().replace(" ", ""): v for k, v in _CONTEXT_LINE.findall(text or "")}
+
+
+def _powershell(event: dict, code: str, data: dict | list) -> None:
+    named = _named(data)
+    if code == "4104":
+        event["event.action"] = "script-block-logged"
+        event["powershell.file.script_block_text"] = named.get("ScriptBlockText")
+        if named.get("Path"):
+            event["file.path"] = named["Path"]
+        return
+    if code == "4103":
+        context = _context(named.get("ContextInfo"))
+        if context.get("user"):
+            domain, _, name = context["user"].rpartition("\\")
+            _account(event, name, domain or None)
+        event["process.command_line"] = context.get("hostapplication")
+        _pipeline_details(event, named.get("Payload"))
+        return
+    if code == "800":
+        context = _context(_item(data, 1))
+        user = context.get("userid")
+        if user:
+            domain, _, name = user.rpartition("\\")
+            _account(event, name, domain or None)
+        event["process.command_line"] = context.get("hostapplication")
+        _pipeline_details(event, _item(data, 2))
+
+
+def _security(event: dict, code: str, data: dict | list) -> None:
+    named = _named(data)
+    event["event.action"] = SECURITY_ACTIONS.get(code)
+    if named.get("SubjectUserSid"):
+        event["user.id"] = named["SubjectUserSid"]
+    _account(event, named.get("SubjectUserName"), named.get("SubjectDomainName"))
+    if code == "4688":
+        event["process.executable"] = named.get("NewProcessName")
+        event["process.name"] = _basename(named.get("NewProcessName"))
+        event["process.pid"] = _pid(named.get("NewProcessId"))
+        event["process.command_line"] = named.get("CommandLine")
+        event["process.parent.executable"] = named.get("ParentProcessName")
+        event["process.parent.name"] = _basename(named.get("ParentProcessName"))
+    elif code in ("4720", "4723", "4724", "4738"):
+        target = named.get("TargetUserName")
+        domain = named.get("TargetDomainName")
+        event["user.target.name"] = f"{domain}\\{target}" if target and domain and domain != "-" else target
+
+
+def _system(event: dict, code: str, data: dict | list) -> None:
+    named = _named(data)
+    if code == "104" and "eventlog" in (event["event.provider"] or "").lower():
+        event["event.action"] = "log-cleared"
+        _account(event, named.get("SubjectUserName"), named.get("SubjectDomainName"))
+        if named.get("Channel"):
+            event["labels"].append(("cleared_channel", named["Channel"]))
+
+
+def _sysmon(event: dict, code: str, data: dict | list) -> None:
+    named = _named(data)
+    event["event.action"] = SYSMON_ACTIONS.get(code)
+    event["user.id"] = None  # System.Security names the Sysmon service, not the actor; EventData.User does
+    image = named.get("Image")
+    event["process.executable"] = image
+    event["process.name"] = _basename(image)
+    event["process.pid"] = _pid(named.get("ProcessId"))
+    user = named.get("User")
+    if user:
+        domain, _, name = user.rpartition("\\")
+        _account(event, name, domain or None)
+    if code == "1":
+        event["process.command_line"] = named.get("CommandLine")
+        event["process.parent.executable"] = named.get("ParentImage")
+        event["process.parent.name"] = _basename(named.get("ParentImage"))
+        event["process.parent.command_line"] = named.get("ParentCommandLine")
+    elif code in ("11", "23", "26"):
+        event["file.path"] = named.get("TargetFilename")
+
+
+CHANNEL_MAPPERS = {
+    "windows.msexchange_management": _exchange_management,
+    "windows.powershell": _powershell,
+    "windows.security": _security,
+    "windows.system": _system,
+    "windows.sysmon": _sysmon,
+}
+
+
+def map_record(record: dict) -> tuple[dict, dict | list]:
+    """The event of one ``{"Event": ...}`` record (without provenance) and its EventData.
+
+    Raises BadWindowsRecord when the record is not a Windows event.
+    """
+    event_node = record.get("Event") if isinstance(record, dict) else None
+    system = event_node.get("System") if isinstance(event_node, dict) else None
+    if not isinstance(system, dict):
+        raise BadWindowsRecord("no Event.System element")
+    code = _text(system.get("EventID"))
+    if code is None:
+        raise BadWindowsRecord("no EventID")
+    timestamp = parse_system_time(_attribute(system.get("TimeCreated"), "SystemTime")
+                                  or _text(system.get("TimeCreated")))
+    channel = _text(system.get("Channel")) or ""
+    computer = _text(system.get("Computer")) or ""
+    record_id = _text(system.get("EventRecordID"))
+    event = new_event()
+    dataset = DATASET_BY_CHANNEL.get(channel.lower(), OTHER_DATASET)
+    event["@timestamp"] = timestamp
+    event["event.code"] = code
+    event["event.dataset"] = dataset
+    event["event.provider"] = _attribute(system.get("Provider"), "Name")
+    event["event.outcome"] = "unknown"
+    event["host.name"] = computer or None
+    event["winlog.channel"] = channel or None
+    event["winlog.record_id"] = int(record_id) if record_id and record_id.isdigit() else None
+    event["user.id"] = _attribute(system.get("Security"), "UserID")
+    event["labels"] = []
+    data = event_data(event_node)
+    mapper = CHANNEL_MAPPERS.get(dataset)
+    if mapper:
+        mapper(event, code, data)
+    _user_type(event)
+    if event["winlog.record_id"] is not None:
+        event["event.id"] = event_id_from_record_id(f"windows.{computer.lower()}.{channel.lower()}",
+                                                    str(event["winlog.record_id"]))
+    return event, data

@@ -1,0 +1,258 @@
+"""What the Windows readers share once a record is parsed: reassembly, gaps, provenance, batches.
+
+- PowerShell 4104 script blocks logged in several parts (same ``ScriptBlockId``,
+  ``MessageNumber`` of ``MessageTotal``) become one event carrying the whole
+  text; parts may arrive in any order. A block still incomplete at the end of
+  the file (or when too many blocks are pending) is emitted with the parts it
+  has, and its labels say which parts are missing.
+- An ``EventRecordID`` that jumps forward within one channel of one computer in
+  one file is an evidence gap: a synthetic ``EventRecordIDGap`` event records
+  the missing range, so the audit-tampering rules can report it. A jump back
+  (a wrapped circular log, or a log cleared and restarted) is not a gap.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+from itertools import accumulate
+from typing import Iterator
+
+import orjson
+import pyarrow as pa
+
+from mailhunt.events import event_id_from_record_id, new_event, to_arrow
+from mailhunt.sources.base import ReadContext
+from mailhunt.sources.windows_events import BadWindowsRecord, map_record
+from mailhunt.sources.windows_normalize import borrowed_normalizer
+
+BATCH_EVENTS = 20_000
+SQL_MIN_RECORDS = 2_000
+MAX_PENDING_BLOCKS = 2_000
+MAX_PENDING_CHARS = 64 * 1024 * 1024
+GAP_ACTION = "EventRecordIDGap"
+
+
+@dataclass
+class _PendingBlock:
+    first: dict
+    total: int
+    parts: dict[int, str] = field(default_factory=dict)
+    records: list[int] = field(default_factory=list)
+
+    def chars(self) -> int:
+        return sum(len(p) for p in self.parts.values())
+
+
+def text_array(texts: list[str]) -> pa.Array:
+    """A large_string array of texts, built from one encoded buffer (far faster than string by string).
+
+    The bytes come from encoding Python strings, so they are valid UTF-8 and
+    need no second check.
+    """
+    data = "".join(texts).encode("utf-8", "surrogatepass")
+    if len(data) == sum(map(len, texts)):
+        offsets = array("q", [0])
+        offsets.extend(accumulate(map(len, texts)))
+    else:
+        offsets = array("q", [0])
+        offsets.extend(accumulate(len(t.encode("utf-8", "surrogatepass")) for t in texts))
+    return pa.Array.from_buffers(pa.large_string(), len(texts), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def _int(text) -> int | None:
+    try:
+        return int(str(text))
+    except (TypeError, ValueError):
+        return None
+
+
+class WindowsEventStream:
+    """Feed parsed records with ``add``; take finished event tables from ``add`` and ``finish``."""
+
+    def __init__(self, ctx: ReadContext, locator_unit: str):
+        self.ctx = ctx
+        self.unit = locator_unit
+        self.ready: list[dict] = []
+        self.blocks: dict[str, _PendingBlock] = {}
+        self.pending_chars = 0
+        self.last_record_id: dict[tuple[str, str], tuple[int, int]] = {}
+
+    def add(self, locator: int, original: str, record: object,
+            account: tuple[str | None, str | None] = (None, None)) -> Iterator[pa.Table]:
+        """One parsed record: ``locator`` is its number in the file, ``original`` its text as stored.
+
+        ``account`` is (name, domain) of the record's user where the container
+        resolved the SID (Winlogbeat does); it fills ``user.name`` when the
+        record itself names no account.
+        """
+        event = self._map(locator, original, record, account)
+        if event is not None:
+            self._check_gap(event["host.name"], event["winlog.channel"], event["winlog.record_id"], locator,
+                            event["@timestamp"], event["event.dataset"])
+            self._route(event)
+        if len(self.ready) >= BATCH_EVENTS:
+            yield self._flush()
+
+    def add_batch(self, originals: list[str], locators: list[int]) -> Iterator[pa.Table]:
+        """Many records as JSON text, mapped in SQL; the few that need Python go through ``add``'s mapping."""
+        if originals:
+            yield from self.add_normalized(originals, locators, *self.normalize(originals, locators))
+
+    def normalize(self, originals: list[str], locators: list[int]) -> tuple[pa.Table | None, list[bool]]:
+        """The SQL half of ``add_batch``: keeps no state, so it may run in another thread, batches in parallel.
+
+        A batch smaller than ``SQL_MIN_RECORDS`` is left to Python (``None``):
+        planning the SQL costs more than mapping a few records one by one.
+        """
+        if len(originals) < SQL_MIN_RECORDS:
+            return None, [True] * len(originals)
+        with borrowed_normalizer() as normalizer:
+            return normalizer.normalize(
+                text_array(originals), pa.array(locators, pa.int64()), self.ctx.path, self.ctx.sha256)
+
+    def add_normalized(self, originals: list[str], locators: list[int], table: pa.Table | None,
+                       needs_python: list[bool]) -> Iterator[pa.Table]:
+        """The stateful half of ``add_batch`` (gaps, script blocks), for batches in file order."""
+        if table is None:
+            for locator, original in zip(locators, originals):
+                try:
+                    record = orjson.loads(original)
+                except orjson.JSONDecodeError as exc:
+                    self.ctx.reject(f"{self.unit} {locator}", f"not valid JSON ({str(exc)[:80]})")
+                    continue
+                yield from self.add(locator, original, record)
+            return
+        hosts, channels, record_ids, times, datasets = (table.column(name).to_pylist() for name in (
+            "host.name", "winlog.channel", "winlog.record_id", "@timestamp", "event.dataset"))
+        for index, locator in enumerate(locators):
+            self._check_gap(hosts[index], channels[index], record_ids[index], locator, times[index], datasets[index])
+        if any(needs_python):
+            for index, special in enumerate(needs_python):
+                if not special:
+                    continue
+                try:
+                    record = orjson.loads(originals[index])
+                except orjson.JSONDecodeError as exc:
+                    self.ctx.reject(f"{self.unit} {locators[index]}", f"not valid JSON ({str(exc)[:80]})")
+                    continue
+                event = self._map(locators[index], originals[index], record, (None, None))
+                if event is not None:
+                    self._route(event)
+            table = table.filter(pa.array([not special for special in needs_python]))
+        if table.num_rows:
+            yield table
+        if len(self.ready) >= BATCH_EVENTS:
+            yield self._flush()
+
+    def _map(self, locator: int, original: str, record: object,
+             account: tuple[str | None, str | None]) -> dict | None:
+        try:
+            event, data = map_record(record)
+        except BadWindowsRecord as exc:
+            self.ctx.reject(f"{self.unit} {locator}", f"not a Windows event record: {exc}")
+            return None
+        name, domain = account
+        if name and not event["user.name"]:
+            event["user.name"] = name
+            event["user.domain"] = domain or None
+        event["log.file.path"] = self.ctx.path
+        event["log.file.sha256"] = self.ctx.sha256
+        event["log.record"] = locator
+        event["event.original"] = original
+        if event["event.id"] is None:
+            event["event.id"] = event_id_from_record_id(f"windows.{self.ctx.sha256}", f"{self.unit} {locator}")
+        event["_data"] = data
+        return event
+
+    def _route(self, event: dict) -> None:
+        data = event.pop("_data")
+        if event["event.code"] == "4104" and event["event.dataset"] == "windows.powershell" \
+                and isinstance(data, dict) and (_int(data.get("MessageTotal")) or 1) > 1 and data.get("ScriptBlockId"):
+            self._add_part(event, data)
+        else:
+            self._emit(event)
+
+    def finish(self) -> Iterator[pa.Table]:
+        for block_id in list(self.blocks):
+            self._release(block_id)
+        if self.ready:
+            yield self._flush()
+
+    def _emit(self, event: dict) -> None:
+        event["labels"] = event["labels"] or None
+        self.ready.append(event)
+
+    def _flush(self) -> pa.Table:
+        table = to_arrow(self.ready)
+        self.ready = []
+        return table
+
+    def _check_gap(self, host: str | None, channel: str | None, record_id: int | None, locator: int,
+                   timestamp, dataset: str | None) -> None:
+        if record_id is None or timestamp is None:
+            return
+        key = ((host or "").lower(), (channel or "").lower())
+        previous = self.last_record_id.get(key)
+        self.last_record_id[key] = (record_id, locator)
+        if previous is None or record_id <= previous[0] + 1:
+            return
+        first_missing, last_missing = previous[0] + 1, record_id - 1
+        missing = last_missing - first_missing + 1
+        gap = new_event()
+        gap.update({
+            "@timestamp": timestamp,
+            "event.action": GAP_ACTION,
+            "event.outcome": "unknown",
+            "event.dataset": dataset,
+            "event.provider": "mailhunt",
+            "host.name": host,
+            "winlog.channel": channel,
+            "log.file.path": self.ctx.path,
+            "log.file.sha256": self.ctx.sha256,
+            "log.record": locator,
+            "labels": [("first_missing_record_id", str(first_missing)),
+                       ("last_missing_record_id", str(last_missing)),
+                       ("missing_records", str(missing)),
+                       ("record_before_gap", f"{self.unit} {previous[1]}")],
+            "event.original": f"EventRecordID {previous[0]} is followed by {record_id} in channel {channel} "
+                              f"of {host}: {missing} record(s) missing",
+        })
+        gap["event.id"] = event_id_from_record_id(f"windows.gap.{key[0]}.{key[1]}", f"{first_missing}-{last_missing}")
+        self._emit(gap)
+
+    def _add_part(self, event: dict, data: dict) -> None:
+        block_id = str(data["ScriptBlockId"]).lower()
+        number = _int(data.get("MessageNumber")) or 1
+        total = _int(data.get("MessageTotal")) or 1
+        block = self.blocks.get(block_id)
+        if block is None:
+            block = self.blocks[block_id] = _PendingBlock(event, total)
+        text = event["powershell.file.script_block_text"] or ""
+        if number in block.parts:
+            return
+        block.parts[number] = text
+        block.records.append(event["winlog.record_id"] or event["log.record"])
+        if number == 1:
+            block.first = event
+        self.pending_chars += len(text)
+        if len(block.parts) >= block.total:
+            self._release(block_id)
+        while self.blocks and (len(self.blocks) > MAX_PENDING_BLOCKS or self.pending_chars > MAX_PENDING_CHARS):
+            self._release(next(iter(self.blocks)))
+
+    def _release(self, block_id: str) -> None:
+        block = self.blocks.pop(block_id)
+        self.pending_chars -= block.chars()
+        event = block.first
+        missing = [n for n in range(1, block.total + 1) if n not in block.parts]
+        event["powershell.file.script_block_text"] = "".join(
+            block.parts[n] for n in sorted(block.parts))
+        labels = event["labels"] or []
+        labels.append(("script_block_id", block_id))
+        labels.append(("script_block_parts", f"{len(block.parts)}/{block.total}"))
+        labels.append(("script_block_records", ",".join(str(r) for r in sorted(block.records))))
+        if missing:
+            labels.append(("script_block_missing_parts", ",".join(str(n) for n in missing)))
+        event["labels"] = labels
+        self._emit(event)
