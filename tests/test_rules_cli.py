@@ -109,3 +109,38 @@ def test_third_party_rules_run_in_a_hunt_beside_the_shipped_ones(tmp_path):
     assert "09570ae5-889e-43ea-aac0-0e1221fb3d95" not in skipped
     assert "d3577be1-42c9-44a7-b56e-2e8de97349d3" not in skipped
     assert result.findings
+
+
+def test_matches_of_third_party_rules_are_reported_not_dropped(tmp_path):
+    result = hunt([EXAMPLES / "incident-2026-10" / "purview_audit_export.csv"], tmp_path / "case",
+                  load_config(EXAMPLES / "incident-2026-10" / "mailhunt.toml"), rule_dirs=[shipped_rules_dir(), SIGMAHQ])
+    matches = {m["rule"]["id"]: m for m in result.document["rule_matches"]}
+    inbox = matches["d3577be1-42c9-44a7-b56e-2e8de97349d3"]
+    assert inbox["event_count"] == len(inbox["evidence"]) >= 2
+    assert {e["action"] for e in inbox["evidence"]} <= {"New-InboxRule", "Set-InboxRule", "UpdateInboxRules"}
+    assert inbox["first_seen"] <= inbox["last_seen"]
+    # shipped building blocks name no indicator either, but are not the analyst's rules
+    assert all(not m["rule_file"].startswith(str(shipped_rules_dir())) for m in result.document["rule_matches"])
+    assert "Inbox Rules Creation Or Update Activity in O365" in (tmp_path / "case" / "report.md").read_text()
+
+
+def test_a_hostile_rule_title_is_escaped_in_the_report(tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "mine.yml").write_text("""
+title: <script>alert(1)</script> exports
+id: 5b0f5a0e-2f0e-4f43-9d3e-0c2b1f6a9e11
+status: experimental
+logsource: {product: m365, service: audit}
+detection:
+    selection:
+        Operation: New-MailboxExportRequest
+    condition: selection
+level: high
+""", encoding="utf-8")
+    result = hunt([EXAMPLES / "incident-2026-10" / "purview_audit_export.csv"], tmp_path / "case",
+                  load_config(EXAMPLES / "incident-2026-10" / "mailhunt.toml"), rule_dirs=[shipped_rules_dir(), rules])
+    [match] = result.document["rule_matches"]
+    assert match["event_count"] >= 1
+    html = (tmp_path / "case" / "report.html").read_text()
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; exports" in html

@@ -157,6 +157,14 @@ def _print_summary(result: HuntResult) -> None:
                          "yes" if f["escalate"] else "no", f["indicator"], escape(f["actor"] or "-"),
                          f["first_seen"], str(f["event_count"]), f["id"])
     console.print(findings)
+    if result.document.get("rule_matches"):
+        matches = Table(title="Matches of your own rules (no indicator, so no finding)", title_justify="left")
+        for column in ("rule", "level", "events", "first seen (UTC)"):
+            matches.add_column(column, justify="right" if column == "events" else "left")
+        for m in result.document["rule_matches"]:
+            matches.add_row(escape(m["rule"]["title"] or m["rule"]["id"]), m["rule"]["level"], str(m["event_count"]),
+                            m["first_seen"] or "-")
+        console.print(matches)
     escalated = sum(1 for f in result.document["findings"] if f["escalate"])
     console.print(f"{len(result.findings)} findings, {escalated} to escalate to Tier 2. "
                   f"Case: {escape(str(result.out))} (findings.json, report.html, report.md, case.duckdb)")

@@ -162,8 +162,30 @@ class Finding:
         }
 
 
+@dataclass(frozen=True)
+class RuleMatches:
+    """Events matched by one of the analyst's rules that names no indicator (so makes no finding)."""
+
+    rule: RuleRef
+    attack: list[str]
+    event_count: int
+    events: list[EvidenceEvent]
+    rule_file: str
+
+    def to_json(self) -> dict:
+        return {
+            "rule": vars(self.rule),
+            "rule_file": self.rule_file,
+            "attack": self.attack,
+            "event_count": self.event_count,
+            "first_seen": iso_z(self.events[0].timestamp) if self.events else None,
+            "last_seen": iso_z(self.events[-1].timestamp) if self.events else None,
+            "evidence": [e.to_json() for e in self.events],
+        }
+
+
 def findings_document(findings: list[Finding], inputs: list[dict], rejections: list[dict],
-                      skipped_rules: dict[str, str]) -> dict:
+                      skipped_rules: dict[str, str], rule_matches: list[RuleMatches] = ()) -> dict:
     ordered = sorted(findings, key=lambda f: (f.first_seen, f.indicator, f.actor or "", f.id))
     return {
         "schema": SCHEMA,
@@ -172,4 +194,5 @@ def findings_document(findings: list[Finding], inputs: list[dict], rejections: l
         "findings": [f.to_json() for f in ordered],
         "rejections": rejections,
         "skipped_rules": [{"id": k, "reason": v} for k, v in sorted(skipped_rules.items())],
+        "rule_matches": [m.to_json() for m in rule_matches],
     }

@@ -19,7 +19,7 @@ import orjson
 
 from mailhunt.config import Config
 from mailhunt.detect.engine import DetectionSettings, compile_rules, run_rules
-from mailhunt.detect.grouping import group_detections
+from mailhunt.detect.grouping import group_detections, rule_matches
 from mailhunt.detect.rules import load_rules
 from mailhunt.findings import Finding, findings_document
 from mailhunt.report.html import write_html_report
@@ -220,7 +220,8 @@ def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | 
 
         rejections = [{"path": r.path, "locator": r.locator, "reason": r.reason}
                       for s in summaries for r in s.rejections][:MAX_REPORTED_REJECTIONS]
-        document = findings_document(findings, [s.to_json() for s in summaries], rejections, run.skipped)
+        document = findings_document(findings, [s.to_json() for s in summaries], rejections, run.skipped,
+                                     rule_matches(store, rules))
         store.db.execute("DELETE FROM findings")
         if document["findings"]:
             store.db.executemany("INSERT INTO findings VALUES (?, ?, ?)",

@@ -13,8 +13,8 @@ from datetime import timedelta
 import pyarrow as pa
 
 from mailhunt.detect.engine import Detection
-from mailhunt.detect.rules import LEVEL_ORDER
-from mailhunt.findings import EvidenceEvent, Finding, RuleRef
+from mailhunt.detect.rules import LEVEL_ORDER, LoadedRule
+from mailhunt.findings import EvidenceEvent, Finding, RuleMatches, RuleRef
 from mailhunt.store import CaseStore
 
 BURST_GAP = timedelta(hours=1)
@@ -100,3 +100,31 @@ def _finding(indicator: str, actor: str | None, burst, notes: dict[str, str]) ->
         severity=_severity(ordered_rules[0].level),
         actor_resolution=sorted({notes[ev.logged_actor] for ev in events.values() if ev.logged_actor in notes}),
     )
+
+
+MAX_MATCH_EVIDENCE = 20
+
+
+def rule_matches(store: CaseStore, rules: list[LoadedRule]) -> list[RuleMatches]:
+    """What the analyst's own rules without an ``indicator`` matched.
+
+    Such rules (SigmaHQ's, a team's own) cannot name an indicator of the
+    vocabulary, so they make no findings; their matches are still reported,
+    per rule, with the first events as evidence. Shipped rules without an
+    indicator are building blocks of correlations and are left out.
+    """
+    wanted = {rule.id: rule for rule in rules if not rule.indicator and not rule.is_shipped}
+    if not wanted:
+        return []
+    rows = store.db.execute(
+        """SELECT x.rule_id, count(DISTINCT x.event_id), min(e."@timestamp"), max(e."@timestamp"),
+                  list(DISTINCT x.event_id ORDER BY x.event_id)
+           FROM matches x JOIN events e ON e."event.id" = x.event_id GROUP BY x.rule_id""").fetchall()
+    found = [(wanted[rule_id], count, ids) for rule_id, count, _, _, ids in rows if rule_id in wanted]
+    evidence = load_evidence(store, {i for _, _, ids in found for i in ids})
+    result = []
+    for rule, count, ids in sorted(found, key=lambda item: item[0].id):
+        events = sorted((evidence[i] for i in ids if i in evidence), key=lambda ev: (ev.timestamp, ev.event_id))
+        result.append(RuleMatches(RuleRef(rule.id, rule.title, rule.level), sorted(rule.attack), count,
+                                  events[:MAX_MATCH_EVIDENCE], str(rule.path)))
+    return result

@@ -75,6 +75,10 @@ class LoadedRule:
         return found
 
     @property
+    def is_shipped(self) -> bool:
+        return self.path.resolve().is_relative_to(shipped_rules_dir().resolve())
+
+    @property
     def examples_path(self) -> Path:
         return self.path.with_name(self.path.name.removesuffix(".yml") + ".examples.yml")
 

@@ -316,6 +316,14 @@ def render_html(document: dict) -> str:
         findings=[finding_view(f, i) for i, f in enumerate(findings)],
         rejections=[{k: text(r.get(k)) for k in ("path", "locator", "reason")}
                     for r in document.get("rejections") or [] if isinstance(r, dict)],
+        rule_matches=[{"title": text((m.get("rule") or {}).get("title")),
+                       "id": text((m.get("rule") or {}).get("id")),
+                       "level": text((m.get("rule") or {}).get("level")),
+                       "event_count": text(m.get("event_count")),
+                       "first_seen": text(m.get("first_seen")), "last_seen": text(m.get("last_seen")),
+                       "evidence": [{k: text(e.get(k)) for k in ("source", "locator", "action")}
+                                    for e in (m.get("evidence") or [])[:5] if isinstance(e, dict)]}
+                      for m in document.get("rule_matches") or [] if isinstance(m, dict)],
         skipped_rules=[{k: text(r.get(k)) for k in ("id", "reason")}
                        for r in document.get("skipped_rules") or [] if isinstance(r, dict)],
         fmt_time=fmt_time,

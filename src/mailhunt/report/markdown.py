@@ -110,12 +110,28 @@ def render_markdown(document: dict, max_evidence_rows: int = MAX_EVIDENCE_ROWS) 
         out += _table(["File", "Where", "Reason"],
                       [[md(r.get("path")), md(r.get("locator")), md(r.get("reason"))] for r in rejections])
         out.append("")
+    matches = [m for m in document.get("rule_matches") or [] if isinstance(m, dict)]
+    if matches:
+        out += ["## Matches of your own rules (no indicator, so no finding)", ""]
+        out += _table(["Rule", "Level", "Events", "First seen", "Last seen", "First evidence"],
+                      [[md((m.get("rule") or {}).get("title")), md((m.get("rule") or {}).get("level")),
+                        md(m.get("event_count")), md(m.get("first_seen")), md(m.get("last_seen")),
+                        md(_first_evidence(m))] for m in matches], right={2})
+        out.append("")
     skipped = [r for r in document.get("skipped_rules") or [] if isinstance(r, dict)]
     if skipped:
         out += ["## Rules not run", ""]
         out += _table(["Rule", "Reason"], [[md(r.get("id")), md(r.get("reason"))] for r in skipped])
         out.append("")
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _first_evidence(match: dict) -> str:
+    evidence = [e for e in match.get("evidence") or [] if isinstance(e, dict)]
+    if not evidence:
+        return ""
+    first = evidence[0]
+    return f"{first.get('action')} at {first.get('source')}:{first.get('locator')}"
 
 
 def _finding(number: int, finding: dict, max_evidence_rows: int) -> list[str]:
