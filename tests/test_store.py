@@ -36,6 +36,22 @@ def test_reopening_a_case_keeps_its_events(tmp_path):
         assert store.query('SELECT "params"[\'identity\'] AS v FROM events')[0]["v"] == "x"
 
 
+def test_a_case_from_an_earlier_event_model_gains_the_new_columns_and_keeps_its_events(tmp_path):
+    import duckdb
+    older = [name for name in COLUMN_NAMES if name not in ("labels", "file.path", "winlog.record_id")]
+    with duckdb.connect(str(tmp_path / "case.duckdb")) as db:
+        db.execute('CREATE TABLE events ("event.id" VARCHAR, "@timestamp" TIMESTAMP, "event.action" VARCHAR, '
+                   '"log.file.path" VARCHAR, "log.record" BIGINT)')
+        db.execute("INSERT INTO events VALUES ('old', TIMESTAMP '2026-09-30 08:00:00', 'HardDelete', 'old.csv', 3)")
+    with CaseStore(tmp_path / "case.duckdb") as store:
+        names = [row[0] for row in store.db.execute("DESCRIBE events").fetchall()]
+        assert set(names) == set(COLUMN_NAMES) and set(older) < set(names)
+        store.append(to_arrow([event("new", "new.csv", 1)]))
+        rows = store.query('SELECT "event.id" AS id, "log.file.path" AS path, "params"[\'identity\'] AS v '
+                           'FROM events ORDER BY 1')
+    assert rows == [{"id": "new", "path": "new.csv", "v": "x"}, {"id": "old", "path": "old.csv", "v": None}]
+
+
 def test_every_column_and_derived_field_is_documented():
     from pathlib import Path
 

@@ -74,8 +74,20 @@ class CaseStore:
         self.db.execute("SET TimeZone = 'UTC'")
         if not read_only:
             self.db.execute(EVENTS_DDL)
+            self._add_new_columns()
             for ddl in OTHER_DDL:
                 self.db.execute(ddl)
+
+    def _add_new_columns(self) -> None:
+        """Bring a case written by an earlier mailhunt up to this event model.
+
+        Columns are only ever added to the model, so an older case gains the
+        new ones (empty for the events it already holds) and keeps everything."""
+        present = {row[0] for row in self.db.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'events'").fetchall()}
+        for column in COLUMNS:
+            if column.name not in present:
+                self.db.execute(f"ALTER TABLE events ADD COLUMN {quote(column.name)} {_duck_type(column)}")
 
     def close(self) -> None:
         self.db.close()
@@ -95,7 +107,7 @@ class CaseStore:
             batch = batch.cast(SCHEMA)
         self.db.register("_batch", batch)
         try:
-            self.db.execute("INSERT INTO events SELECT * FROM _batch")
+            self.db.execute("INSERT INTO events BY NAME SELECT * FROM _batch")
         finally:
             self.db.unregister("_batch")
         if self._bulk_rows is not None:
