@@ -11,9 +11,11 @@ reader calls ``ctx.reject(locator, reason)`` and goes on with the next one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator, Protocol
+from typing import BinaryIO, Iterable, Iterator, Protocol
 
 import pyarrow as pa
+
+from mailhunt.events import to_arrow
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,20 @@ class Source(Protocol):
     def sniff(self, head: bytes) -> bool: ...
 
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]: ...
+
+
+def event_batches(events: Iterable[dict | None], size: int = 20_000) -> Iterator[pa.Table]:
+    """Events built one by one (``None`` for a rejected record) as Arrow batches of ``size``."""
+    batch: list[dict] = []
+    for event in events:
+        if event is None:
+            continue
+        batch.append(event)
+        if len(batch) >= size:
+            yield to_arrow(batch)
+            batch = []
+    if batch:
+        yield to_arrow(batch)
 
 
 def iter_text_lines(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, str]]:

@@ -25,15 +25,14 @@ from typing import BinaryIO, Iterator
 
 import pyarrow as pa
 
-from mailhunt.events import event_id_from_raw, event_id_from_record_id, new_event, to_arrow
-from mailhunt.sources.base import ReadContext
+from mailhunt.events import event_id_from_raw, event_id_from_record_id, new_event
+from mailhunt.sources.base import ReadContext, event_batches
+from mailhunt.sources.csv_text import csv_rows
 from mailhunt.sources.m365_audit import (
     _csv_header,
     _first_json_object,
-    csv_records,
     decode_head,
     json_array_members,
-    text_lines,
 )
 
 DATASET = "entra.signin"
@@ -121,17 +120,6 @@ def _event(*, record_id: str | None, raw: str, when: datetime, upn: str | None, 
     return event
 
 
-def _batches(events: Iterator[dict]) -> Iterator[pa.Table]:
-    batch: list[dict] = []
-    for event in events:
-        batch.append(event)
-        if len(batch) >= BATCH:
-            yield to_arrow(batch)
-            batch = []
-    if batch:
-        yield to_arrow(batch)
-
-
 class EntraSignInJson:
     name = "entra_signin_json"
     dataset = DATASET
@@ -148,7 +136,7 @@ class EntraSignInJson:
         return all(f'"{k}"' in first for k in JSON_KEYS) and '"Operation"' not in first
 
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
-        yield from _batches(self._events(stream, ctx))
+        yield from event_batches(self._events(stream, ctx), BATCH)
 
     def _events(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[dict]:
         for index, raw, member in json_array_members(stream, ctx):
@@ -201,31 +189,10 @@ class EntraSignInCsv:
         return ("date (utc)" in keys or "date" in keys) and all(k in keys for k in CSV_REQUIRED)
 
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
-        yield from _batches(self._events(stream, ctx))
+        yield from event_batches(self._events(stream, ctx), BATCH)
 
     def _events(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[dict]:
-        recent: dict[int, str] = {}
-
-        def remembered_lines():
-            for number, text in text_lines(stream, ctx):
-                recent[number] = text
-                yield number, text
-
-        records = csv_records(remembered_lines(), ctx)
-        header: list[str] | None = None
-        for line, fields in records:
-            raw = "\n".join(recent.pop(n) for n in sorted(recent) if n >= line)
-            recent.clear()
-            if header is None:
-                header = [_column_key(c) for c in fields]
-                continue
-            if not any(f.strip() for f in fields):
-                continue
-            ctx.records += 1
-            if len(fields) != len(header):
-                ctx.reject(f"line {line}", f"{len(fields)} fields where the header has {len(header)}")
-                continue
-            row = dict(zip(header, fields))
+        for line, row, raw in csv_rows(stream, ctx, key=_column_key):
             date_column = "date (utc)" if "date (utc)" in row else "date"
             try:
                 when = parse_time(row[date_column], zone_stated_by_header=date_column == "date (utc)")

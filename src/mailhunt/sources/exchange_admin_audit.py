@@ -29,11 +29,11 @@ import pyarrow as pa
 from mailhunt.events import to_arrow
 from mailhunt.sources.admin_audit_parameters import parse_cmdlet_parameters_cell
 from mailhunt.sources.admin_audit_record import DATASET, admin_audit_event
-from mailhunt.sources.base import ReadContext
+from mailhunt.sources.base import ReadContext, event_batches
 from mailhunt.sources.local_time import (DATE_ORDER_HINT, TIMEZONE_HINT, ZoneUnknown, parse_wall_clock,
                                          to_utc, zone_from_hint)
-from mailhunt.sources.csv_text import csv_records_with_text
-from mailhunt.sources.m365_audit import decode_head, text_lines
+from mailhunt.sources.csv_text import csv_rows
+from mailhunt.sources.m365_audit import decode_head
 
 BATCH_RECORDS = 20_000
 _REQUIRED_CSV = ("cmdletname", "caller", "rundate")
@@ -87,33 +87,8 @@ class AdminAuditCsv:
 
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
         hint = _ZoneHint(ctx)
-        header: list[str] | None = None
-        events: list[dict] = []
-        for number, fields, raw in csv_records_with_text(text_lines(stream, ctx), ctx):
-            if header is None:
-                if fields and fields[0].startswith("#TYPE"):
-                    continue
-                header = [f.strip().lower() for f in fields]
-                missing = [c for c in _REQUIRED_CSV if c not in header]
-                if missing:
-                    ctx.reject(f"line {number}", f"header lacks {', '.join(missing)}")
-                    return
-                continue
-            if not any(f.strip() for f in fields):
-                continue
-            ctx.records += 1
-            if len(fields) != len(header):
-                ctx.reject(f"line {number}", f"{len(fields)} fields where the header has {len(header)}")
-                continue
-            row = dict(zip(header, fields))
-            event = self._event(row, number, raw, ctx, hint)
-            if event is not None:
-                events.append(event)
-            if len(events) >= BATCH_RECORDS:
-                yield to_arrow(events)
-                events = []
-        if events:
-            yield to_arrow(events)
+        yield from event_batches((self._event(row, number, raw, ctx, hint)
+                                  for number, row, raw in csv_rows(stream, ctx, _REQUIRED_CSV)), BATCH_RECORDS)
 
     @staticmethod
     def _event(row: dict, number: int, raw: str, ctx: ReadContext, hint: _ZoneHint) -> dict | None:

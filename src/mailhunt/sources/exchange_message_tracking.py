@@ -29,8 +29,8 @@ from typing import BinaryIO, Iterator
 
 import pyarrow as pa
 
-from mailhunt.events import event_id_from_raw, new_event, to_arrow
-from mailhunt.sources.base import ReadContext, iter_text_lines
+from mailhunt.events import event_id_from_raw, new_event
+from mailhunt.sources.base import ReadContext, event_batches, iter_text_lines
 
 DATASET = "exchange.message_tracking"
 BATCH_RECORDS = 50_000
@@ -76,8 +76,10 @@ class MessageTrackingLog:
         return text.startswith("#Software: Microsoft Exchange") and "#Log-type: Message Tracking Log" in text
 
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
+        yield from event_batches(self._events(stream, ctx), BATCH_RECORDS)
+
+    def _events(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[dict | None]:
         fields: list[str] | None = None
-        events: list[dict] = []
         for number, line in iter_text_lines(stream, ctx):
             if line.startswith("#"):
                 if line.startswith("#Fields:"):
@@ -89,14 +91,7 @@ class MessageTrackingLog:
             if fields is None:
                 ctx.reject(f"line {number}", "record before any #Fields: line")
                 continue
-            event = self._event(fields, line, number, ctx)
-            if event is not None:
-                events.append(event)
-                if len(events) >= BATCH_RECORDS:
-                    yield to_arrow(events)
-                    events = []
-        if events:
-            yield to_arrow(events)
+            yield self._event(fields, line, number, ctx)
 
     @staticmethod
     def _event(fields: list[str], line: str, number: int, ctx: ReadContext) -> dict | None:

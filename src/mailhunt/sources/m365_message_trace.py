@@ -28,11 +28,11 @@ from typing import BinaryIO, Iterator
 
 import pyarrow as pa
 
-from mailhunt.events import event_id_from_raw, event_id_from_record_id, new_event, to_arrow
-from mailhunt.sources.base import ReadContext
+from mailhunt.events import event_id_from_raw, event_id_from_record_id, new_event
+from mailhunt.sources.base import ReadContext, event_batches
 from mailhunt.sources.local_time import DATE_ORDER_HINT, BadTime, parse_wall_clock, to_utc
-from mailhunt.sources.csv_text import csv_records_with_text
-from mailhunt.sources.m365_audit import decode_head, text_lines
+from mailhunt.sources.csv_text import csv_rows
+from mailhunt.sources.m365_audit import decode_head
 
 DATASET = "m365.message_trace"
 BATCH_RECORDS = 50_000
@@ -82,28 +82,8 @@ class MessageTraceCsv:
         return bool(header) and all(c in header for c in _REQUIRED) and "auditdata" not in header
 
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
-        header: list[str] | None = None
-        events: list[dict] = []
-        for number, fields, raw in csv_records_with_text(text_lines(stream, ctx), ctx):
-            if header is None:
-                if fields and fields[0].startswith("#TYPE"):
-                    continue
-                header = [f.strip().lower() for f in fields]
-                continue
-            if not any(f.strip() for f in fields):
-                continue
-            ctx.records += 1
-            if len(fields) != len(header):
-                ctx.reject(f"line {number}", f"{len(fields)} fields where the header has {len(header)}")
-                continue
-            event = self._event(dict(zip(header, fields)), raw, number, ctx)
-            if event is not None:
-                events.append(event)
-                if len(events) >= BATCH_RECORDS:
-                    yield to_arrow(events)
-                    events = []
-        if events:
-            yield to_arrow(events)
+        yield from event_batches((self._event(row, raw, number, ctx) for number, row, raw in csv_rows(stream, ctx)),
+                                 BATCH_RECORDS)
 
     @staticmethod
     def _event(row: dict, raw: str, number: int, ctx: ReadContext) -> dict | None:

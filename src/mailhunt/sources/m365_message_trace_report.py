@@ -26,12 +26,12 @@ from typing import BinaryIO, Iterator
 
 import pyarrow as pa
 
-from mailhunt.events import event_id_from_raw, new_event, to_arrow
-from mailhunt.sources.base import ReadContext
-from mailhunt.sources.csv_text import csv_records_with_text
+from mailhunt.events import event_id_from_raw, new_event
+from mailhunt.sources.base import ReadContext, event_batches
+from mailhunt.sources.csv_text import csv_rows
 from mailhunt.sources.exchange_message_tracking import tracking_event
 from mailhunt.sources.local_time import BadTime, parse_wall_clock, to_utc
-from mailhunt.sources.m365_audit import decode_head, text_lines
+from mailhunt.sources.m365_audit import decode_head
 from mailhunt.sources.m365_message_trace import DATASET, csv_header, ip_or_none
 
 BATCH_RECORDS = 50_000
@@ -59,31 +59,15 @@ class MessageTraceReport:
             "origin_timestamp_utc" in header and "recipient_status" in header)
 
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
-        header: list[str] | None = None
-        events: list[dict] = []
-        for number, fields, raw in csv_records_with_text(text_lines(stream, ctx), ctx):
-            if header is None:
-                header = [f.strip().lstrip("\ufeff").lower() for f in fields]
-                continue
-            if not any(f.strip() for f in fields):
-                continue
-            ctx.records += 1
-            if len(fields) != len(header):
-                ctx.reject(f"line {number}", f"{len(fields)} fields where the header has {len(header)}")
-                continue
-            row = dict(zip(header, fields))
-            if "date_time_utc" in row:
-                tracking = {k.replace("_", "-"): v for k, v in row.items()}
-                tracking["date-time"] = self._iso_utc(row["date_time_utc"])
-                found = [tracking_event(tracking, raw, number, ctx, DATASET, {"report": "extended"})]
-            else:
-                found = self._summary_events(row, raw, number, ctx)
-            events.extend(e for e in found if e is not None)
-            if len(events) >= BATCH_RECORDS:
-                yield to_arrow(events)
-                events = []
-        if events:
-            yield to_arrow(events)
+        yield from event_batches((event for number, row, raw in csv_rows(stream, ctx)
+                                  for event in self._row_events(row, raw, number, ctx)), BATCH_RECORDS)
+
+    def _row_events(self, row: dict, raw: str, number: int, ctx: ReadContext) -> list[dict | None]:
+        if "date_time_utc" in row:
+            tracking = {k.replace("_", "-"): v for k, v in row.items()}
+            tracking["date-time"] = self._iso_utc(row["date_time_utc"])
+            return [tracking_event(tracking, raw, number, ctx, DATASET, {"report": "extended"})]
+        return self._summary_events(row, raw, number, ctx)
 
     @staticmethod
     def _iso_utc(text: str) -> str:

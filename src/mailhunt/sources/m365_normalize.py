@@ -107,7 +107,7 @@ FROM (SELECT row_index, locator, fallback, valid, j,
             FROM (SELECT *, json_valid(raw) AS valid FROM stage WHERE NOT regexp_matches(raw, '^\\s*$'))))
 """
 
-REJECT_SQL = f"""
+REJECT_SQL = """
 SELECT locator, CASE
     WHEN NOT valid THEN 'not valid JSON (truncated or corrupt record)'
     WHEN operation IS NULL THEN 'no Operation: not a unified audit log record'
