@@ -128,3 +128,7 @@ def test_example_incident_produces_escalated_findings(tmp_path):
     assert any(r.startswith("known threat pattern: export followed by deletion") for r in attack["reasons"])
     sign_ins = next(s for s in attack["l1"] if s["step"] == "sign_ins")
     assert sign_ins["result"] == "flag" and "outside the home countries US: DE" in sign_ins["detail"]
+    tampering = next(f for f in document["findings"] if f["indicator"] == "audit_tampering")
+    assert tampering["escalate"] and any(
+        r.startswith("known threat pattern: audit evidence tampered with") and f"here: {tampering['rule']['title']}" in r
+        for r in tampering["reasons"])

@@ -30,7 +30,8 @@ EXPORT_DELETION = ("mailbox_export", "export_request_removed", "export_then_dele
 KNOWN_THREAT_PATTERNS = {
     "export_then_deletion": "mailbox export followed by deletion (T1070.008)",
     "inbox_rule_hiding": "inbox rule that hides, deletes or forwards mail (T1564.008)",
-    "audit_tampering": "mailbox or admin audit logging turned off or bypassed (T1562.008)",
+    "audit_tampering": "audit evidence tampered with: logging turned off or bypassed, a log cleared, or records "
+                       "missing from it (T1562.008, T1070.001)",
     "new_app_mail_access": "application granted access to mail (T1098.003 / T1114.002)",
     "mailbox_purge": "mailbox content purged (T1070.008)",
 }
@@ -91,7 +92,8 @@ def decide(finding: Finding, assessment: Assessment | None = None) -> tuple[bool
     sequence_cited = sequence is not None and sequence.answer == "yes" and finding.indicator in EXPORT_DELETION
     if finding.indicator in KNOWN_THREAT_PATTERNS and not justified and not (
             finding.indicator == "export_then_deletion" and sequence_cited):
-        reasons.append(_reason(KNOWN_THREAT, KNOWN_THREAT_PATTERNS[finding.indicator]))
+        reasons.append(_reason(KNOWN_THREAT, f"{KNOWN_THREAT_PATTERNS[finding.indicator]}; here: "
+                                             f"{', '.join(rule.title for rule in finding.rules)}"))
         severity = _raise(severity, "high")
     consent = next((s for s in finding.l1 if s.step == "consent_grants" and s.result == "flag"), None)
     if consent is not None and finding.indicator in EXPORT_DELETION + ("mail_item_deletion",) and not justified:
