@@ -22,13 +22,15 @@ UPDATE_GOLDEN = os.environ.get("MAILHUNT_UPDATE_GOLDEN") == "1"
 # correlations each target can express.
 GOLDEN_RULES = {
     "splunk": ["m365_mailbox_export_request", "m365_compliance_search_purge", "m365_sent_items_deletion",
-               "m365_inbox_rule_burst"],
+               "m365_inbox_rule_burst", "windows_mail_store_tampering_in_process_creation"],
     "esql": ["m365_mailbox_export_request", "m365_compliance_search_purge", "m365_sent_items_deletion",
-             "m365_inbox_rule_burst"],
+             "m365_inbox_rule_burst", "windows_script_block_cleanup_step"],
     "eql": ["m365_mailbox_export_request", "m365_compliance_search_purge", "m365_sent_items_deletion",
-            "m365_export_then_cleanup_by_actor"],
-    "lucene": ["m365_mailbox_export_request", "m365_compliance_search_purge", "m365_sent_items_deletion"],
-    "kusto": ["m365_mailbox_export_request", "m365_compliance_search_purge", "m365_inbox_rule_hides_mail"],
+            "m365_export_then_cleanup_by_actor", "windows_mail_store_file_deleted"],
+    "lucene": ["m365_mailbox_export_request", "m365_compliance_search_purge", "m365_sent_items_deletion",
+               "windows_outlook_com_item_deletion"],
+    "kusto": ["m365_mailbox_export_request", "m365_compliance_search_purge", "m365_inbox_rule_hides_mail",
+              "windows_mail_cmdlet_in_process_creation"],
 }
 
 
@@ -66,6 +68,18 @@ def test_golden_queries(target, exported):
         assert result.query == path.read_text(), f"{path} differs"
 
 
+def test_windows_rules_export_to_the_log_their_logsource_names(exported):
+    script_block = exported["esql"]["windows_script_block_cleanup_step"].query
+    assert script_block.startswith("from logs-windows.powershell_operational-*")
+    assert 'winlog.channel=="Microsoft-Windows-PowerShell/Operational"' in script_block
+    sysmon = exported["splunk"]["windows_mail_store_tampering_in_process_creation"].query
+    assert sysmon.startswith('source="XmlWinEventLog:Microsoft-Windows-Sysmon/Operational"') and "CommandLine" in sysmon
+    assert exported["kusto"]["windows_mail_cmdlet_in_process_creation"].query.startswith("DeviceProcessEvents")
+    # a rule over every Windows log cannot name one place its records are
+    cleared = exported["esql"]["windows_event_log_cleared"]
+    assert not cleared.exported and "stands for several datasets" in cleared.reason
+
+
 def test_correlations_where_the_backend_supports_them(exported):
     sequence = exported["eql"]["m365_export_then_cleanup_by_actor"].query
     assert sequence.startswith("sequence by user.id with maxspan=24h")
@@ -101,7 +115,9 @@ def test_export_writes_one_file_per_rule_and_an_index(tmp_path, shipped):
     assert len(index["rules"]) == len(shipped) == index["summary"]["rules"]
     for entry in index["rules"]:
         if entry["exported"]:
-            assert (out / entry["file"]).read_text().startswith("from logs-o365.audit-*,filebeat-*")
+            index_pattern = ("from logs-o365.audit-*,filebeat-*" if entry["name"].startswith("m365_")
+                             else "from logs-windows.")
+            assert (out / entry["file"]).read_text().startswith(index_pattern)
         else:
             assert entry["file"] is None and entry["reason"].startswith("not supported by esql: ")
     written = {p.name for p in out.iterdir()} - {"index.json", "index.md"}

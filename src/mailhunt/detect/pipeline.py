@@ -135,18 +135,35 @@ LOGSOURCES: tuple[LogsourceDatasets, ...] = (
 )
 
 
-def datasets_for(logsource) -> tuple[str, ...]:
-    """Datasets a rule's logsource covers; empty when no reader produces it."""
+def _matching_entries(logsource) -> list[LogsourceDatasets]:
+    return [entry for entry in LOGSOURCES
+            if (not entry.product or entry.product == logsource.product)
+            and (not entry.service or entry.service == logsource.service)
+            and (not entry.category or entry.category == logsource.category)]
+
+
+def _datasets(entries: list[LogsourceDatasets]) -> tuple[str, ...]:
     found: list[str] = []
-    for entry in LOGSOURCES:
-        if entry.product and entry.product != logsource.product:
-            continue
-        if entry.service and entry.service != logsource.service:
-            continue
-        if entry.category and entry.category != logsource.category:
-            continue
+    for entry in entries:
         found.extend(d for d in entry.datasets if d not in found)
     return tuple(found)
+
+
+def datasets_for(logsource) -> tuple[str, ...]:
+    """Datasets a rule's logsource covers; empty when no reader produces it."""
+    return _datasets(_matching_entries(logsource))
+
+
+def most_specific_datasets(logsource) -> tuple[str, ...]:
+    """The datasets of the most specific entries the logsource matches: for ``product: windows,
+    category: ps_script`` the PowerShell log, not every Windows log that ``product: windows`` covers.
+    Detection applies all matching entries' conditions together, which comes to the same; an export
+    must name the one place the records are."""
+    entries = _matching_entries(logsource)
+    if not entries:
+        return ()
+    rank = max(bool(e.service) + bool(e.category) for e in entries)
+    return _datasets([e for e in entries if bool(e.service) + bool(e.category) == rank])
 
 
 def build_pipeline(include_system_accounts: bool = False) -> ProcessingPipeline:

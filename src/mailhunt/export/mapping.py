@@ -20,7 +20,7 @@ from sigma.processing.transformations import (AddConditionTransformation, FieldM
                                               SetStateTransformation)
 from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
 
-from mailhunt.detect.pipeline import FIELD_MAPPING, datasets_for
+from mailhunt.detect.pipeline import FIELD_MAPPING, most_specific_datasets
 from mailhunt.events import COLUMN_NAMES
 from mailhunt.export.backends import PARAMS_STATE, SCOPE_STATE, TABLE_STATE
 from mailhunt.export.platforms import DatasetMapping, Platform, model_facts
@@ -74,7 +74,7 @@ def _logsource_text(rule: SigmaRule) -> str:
 
 
 def dataset_mapping(rule: SigmaRule, platform: Platform) -> DatasetMapping:
-    datasets = datasets_for(rule.logsource)
+    datasets = most_specific_datasets(rule.logsource)
     if not datasets:
         raise NotExportable(f"logsource {_logsource_text(rule)} is not one mailhunt has a field mapping for")
     known = [platform.datasets[d] for d in datasets if d in platform.datasets]
@@ -82,6 +82,11 @@ def dataset_mapping(rule: SigmaRule, platform: Platform) -> DatasetMapping:
         raise NotExportable(f"mailhunt has no field mapping for dataset {', '.join(datasets)} "
                             f"(logsource {_logsource_text(rule)}) on this platform")
     if len(known) > 1:
+        # Rules on Exchange cmdlets also run on the Windows logs that record cmdlets; a platform
+        # keeps those apart, and the export targets the rule's own product.
+        own = [d for d in known if d.dataset.split(".")[0] == rule.logsource.product]
+        if len(own) == 1:
+            return own[0]
         raise NotExportable(f"logsource {_logsource_text(rule)} stands for several datasets "
                             f"({', '.join(d.dataset for d in known)}) that the platform keeps apart")
     return known[0]
