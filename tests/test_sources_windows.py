@@ -234,3 +234,14 @@ def test_sql_mapping_agrees_with_the_python_mapping(path):
             assert row[column] == value, (column, row[column], value)
         compared += 1
     assert compared == sum(1 for s in needs_python if not s)
+
+
+@pytest.mark.parametrize("path", REAL_EVTX[:3], ids=lambda p: p.name)
+def test_a_plain_file_is_parsed_in_place_with_the_same_result_as_from_a_stream(path):
+    data = path.read_bytes()
+    from_stream, _, _ = read(data, str(path))
+    source = identify(data[:65536])
+    ctx = ReadContext(str(path), "0" * 64, local_path=str(path))
+    in_place = [row for batch in source.read(io.BytesIO(b"not read when the file is on disk"), ctx)
+                for row in batch.to_pylist()]
+    assert in_place == from_stream and ctx.rejected == 0

@@ -147,7 +147,7 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
         summary.records, summary.rejected = row["records"], row["rejected"]
         summary.already_loaded = True
         return summary
-    ctx = ReadContext(item.display, sha256, dict(read_hints or {}))
+    ctx = ReadContext(item.display, sha256, dict(read_hints or {}), local_path=item.local_path)
     progress.start(item.display, item.size)
 
     def batches():

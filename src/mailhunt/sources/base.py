@@ -35,11 +35,14 @@ class ReadContext:
     ``hints`` holds what the analyst told the hunt about evidence that does not
     say it itself (``year`` for syslog without one, ``user`` for a shell
     history); a reader that uses a hint says so in the event's ``labels``.
+    ``local_path`` is the file on disk when the evidence is a plain file (not a
+    zip member or a decompressed stream), for parsers that need to seek.
     """
 
     path: str
     sha256: str
     hints: dict[str, str] = field(default_factory=dict)
+    local_path: str | None = None
     rejections: list[Rejection] = field(default_factory=list)
     rejected: int = 0
     records: int = 0

@@ -38,6 +38,7 @@ class EvidenceFile:
     open: Callable[[], BinaryIO]
     size: int | None
     problem: str | None = None
+    local_path: str | None = None
 
     def sha256(self) -> str:
         digest = hashlib.sha256()
@@ -92,7 +93,7 @@ def iter_evidence(paths: list[Path]) -> Iterator[EvidenceFile]:
 
 
 def _expand(path: Path) -> Iterator[EvidenceFile]:
-    plain = EvidenceFile(str(path), lambda: open(path, "rb"), path.stat().st_size)
+    plain = EvidenceFile(str(path), lambda: open(path, "rb"), path.stat().st_size, local_path=str(path))
     yield from _expand_file(plain, 0)
 
 

@@ -100,8 +100,9 @@ class EvtxBinary:
         return head.startswith(EVTX_MAGIC)
 
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
-        from evtx import PyEvtxParser
-
+        if ctx.local_path is not None:
+            yield from self._parse(ctx.local_path, ctx)
+            return
         with tempfile.NamedTemporaryFile(prefix="mailhunt-evtx-", suffix=".evtx") as spool:
             try:
                 _spool(stream, spool)
@@ -109,13 +110,19 @@ class EvtxBinary:
                 ctx.reject("record 1", str(exc))
                 return
             spool.flush()
-            try:
-                parser = PyEvtxParser(spool.name, PARSER_THREADS)
-            except (OSError, RuntimeError) as exc:
-                ctx.reject("record 1", f"not a readable EVTX file: {exc}")
-                return
-            with ThreadPoolExecutor(max_workers=NORMALIZER_THREADS, thread_name_prefix="mailhunt-evtx") as pool:
-                yield from self._records(parser, ctx, pool)
+            yield from self._parse(spool.name, ctx)
+
+    def _parse(self, path: str, ctx: ReadContext) -> Iterator[pa.Table]:
+        """Records of the EVTX file at ``path``: the evidence itself, or its spooled copy."""
+        from evtx import PyEvtxParser
+
+        try:
+            parser = PyEvtxParser(path, PARSER_THREADS)
+        except (OSError, RuntimeError) as exc:
+            ctx.reject("record 1", f"not a readable EVTX file: {exc}")
+            return
+        with ThreadPoolExecutor(max_workers=NORMALIZER_THREADS, thread_name_prefix="mailhunt-evtx") as pool:
+            yield from self._records(parser, ctx, pool)
 
     def _records(self, parser, ctx: ReadContext, pool: ThreadPoolExecutor) -> Iterator[pa.Table]:
         events = WindowsEventStream(ctx, self.locator_unit)
