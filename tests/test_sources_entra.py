@@ -43,3 +43,17 @@ def test_csv_download_maps_the_same_fields_and_rejects_bad_rows():
     assert attacker["event.outcome"] == "failure" and attacker["event.code"] == "50126"
     assert attacker["source.geo.country_iso_code"] == "NL" and dict(attacker["labels"])["asn"] == "49505"
     assert attacker["log.record"] == 3 and attacker["event.original"].startswith("2026-10-12T09:40:57Z,")
+
+
+def test_csv_rows_without_a_date_column_are_rejected_not_a_crash():
+    import io
+
+    from mailhunt.sources.base import ReadContext
+    from mailhunt.sources.entra_signin import EntraSignInCsv
+
+    text = ("Request ID,Username,IP address,Status\n"
+            "4f1c,adele.vance@fabrikam-labs.com,198.51.100.24,Success\n")
+    ctx = ReadContext("signins.csv", "0" * 64)
+    tables = list(EntraSignInCsv().read(io.BytesIO(text.encode()), ctx))
+    assert tables == [] and ctx.records == 1 and ctx.rejected == 1
+    assert ctx.rejections[0].locator == "line 2" and "no Date (UTC) or Date column" in ctx.rejections[0].reason

@@ -194,6 +194,9 @@ class EntraSignInCsv:
     def _events(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[dict]:
         for line, row, raw in csv_rows(stream, ctx, key=_column_key):
             date_column = "date (utc)" if "date (utc)" in row else "date"
+            if date_column not in row:
+                ctx.reject(f"line {line}", "the header has no Date (UTC) or Date column")
+                continue
             try:
                 when = parse_time(row[date_column], zone_stated_by_header=date_column == "date (utc)")
             except BadSignIn as exc:
