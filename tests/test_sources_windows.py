@@ -245,3 +245,15 @@ def test_a_plain_file_is_parsed_in_place_with_the_same_result_as_from_a_stream(p
     in_place = [row for batch in source.read(io.BytesIO(b"not read when the file is on disk"), ctx)
                 for row in batch.to_pylist()]
     assert in_place == from_stream and ctx.rejected == 0
+
+
+def test_a_record_number_no_column_can_hold_is_rejected_and_the_rest_kept():
+    path = MITRE / "ID104-1102-Event_log_cleared.evtx"
+    data = bytearray(path.read_bytes())
+    first_record = data.index(b"\x2a\x2a\x00\x00", HEADER + 512)
+    data[first_record + 8:first_record + 16] = struct.pack("<Q", 2**64 - 5)
+    rows, ctx, _ = read(bytes(data))
+    expected = len(parser_records(path))
+    assert ctx.records == expected and ctx.rejected == 1 and len([r for r in rows if r["event.action"] != GAP_ACTION]) \
+        == expected - 1
+    assert "out of range (damaged record header" in ctx.rejections[0].reason

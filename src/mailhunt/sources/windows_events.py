@@ -133,12 +133,20 @@ def _basename(path: str | None) -> str | None:
     return re.split(r"[\\/]", path)[-1] or None
 
 
+INT64_MAX = 2**63 - 1
+
+
+def _int64(value: int) -> int | None:
+    """The value when a 64-bit signed column can hold it; a damaged record can claim any number."""
+    return value if 0 <= value <= INT64_MAX else None
+
+
 def _pid(text: str | None) -> int | None:
     if not text:
         return None
     text = text.strip()
     try:
-        return int(text, 16) if text.lower().startswith("0x") else int(text)
+        return _int64(int(text, 16) if text.lower().startswith("0x") else int(text))
     except ValueError:
         return None
 
@@ -181,7 +189,7 @@ def _exchange_management(event: dict, code: str, data: dict | list) -> None:
     if process:
         pid, _, name = process.partition(" ")
         if pid.isdigit() and name:
-            event["process.pid"], event["process.name"] = int(pid), name
+            event["process.pid"], event["process.name"] = _int64(int(pid)), name
         else:
             event["process.name"] = process
     client = _item(data, 5)
@@ -327,7 +335,7 @@ def map_record(record: dict) -> tuple[dict, dict | list]:
     event["event.outcome"] = "unknown"
     event["host.name"] = computer or None
     event["winlog.channel"] = channel or None
-    event["winlog.record_id"] = int(record_id) if record_id and record_id.isdigit() else None
+    event["winlog.record_id"] = _int64(int(record_id)) if record_id and record_id.isdigit() else None
     event["user.id"] = _attribute(system.get("Security"), "UserID")
     event["labels"] = []
     data = event_data(event_node)

@@ -30,6 +30,7 @@ import orjson
 import pyarrow as pa
 
 from mailhunt.sources.base import ReadContext, iter_text_lines
+from mailhunt.sources.windows_events import INT64_MAX
 from mailhunt.sources.windows_stream import WindowsEventStream
 
 EVTX_MAGIC = b"ElfFile\x00"
@@ -37,6 +38,8 @@ MAX_SPOOL_BYTES = 32 * 1024**3
 MAX_CONSECUTIVE_FAILURES = 100_000
 PARSER_THREADS = 0
 BATCH_RECORDS = 20_000
+# A 64 KiB chunk cannot hold more records than this; a larger range in its header is damage.
+MAX_CHUNK_RECORDS = 65536 // 24
 # The parser fills the next batch while DuckDB maps the previous one.
 NORMALIZER_THREADS = 1
 _CHUNK_RANGE = re.compile(r"record IDs (\d+)\.\.(\d+)")
@@ -146,6 +149,10 @@ class EvtxBinary:
                 continue
             failures = 0
             ctx.records += 1
+            if not 0 < record["event_record_id"] <= INT64_MAX:
+                ctx.reject(f"record {last_id + 1}", f"record number {record['event_record_id']} out of range "
+                                                    f"(damaged record header, after record {last_id})")
+                continue
             last_id = record["event_record_id"]
             texts.append(record["data"])
             locators.append(last_id)
@@ -162,6 +169,11 @@ class EvtxBinary:
         if span:
             first, last = int(span.group(1)), int(span.group(2))
             lost = max(last - first + 1, 1)
+            if lost > MAX_CHUNK_RECORDS:
+                ctx.records += 1
+                ctx.reject(f"record {last_id + 1}", f"chunk cannot be parsed and its header's record range "
+                                                    f"{first}..{last} is damaged too: {message[:300]}")
+                return
             ctx.records += lost
             ctx.reject(f"record {first}", f"chunk with records {first}..{last} cannot be parsed, "
                                           f"{lost} record(s) lost: {message[:300]}")
