@@ -1,29 +1,13 @@
 """Message tracking logs and Exchange Online message trace exports, in their exact formats."""
 
-import io
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
-from mailhunt.events import SCHEMA
-from mailhunt.sources import ReadContext, identify
 from mailhunt.sources.local_time import BadTime, ZoneUnknown, parse_wall_clock, to_utc, zone_from_hint
+from tests.test_sources_exchange_admin_audit import FIXTURES, read
 
-FIXTURES = Path(__file__).parent / "fixtures" / "exchange"
 
-
-def read(name, hints=None):
-    data = (FIXTURES / name).read_bytes()
-    source = identify(data[:65536])
-    assert source is not None, f"{name} not recognized"
-    ctx = ReadContext(name, "0" * 64, dict(hints or {}))
-    batches = list(source.read(io.BufferedReader(io.BytesIO(data)), ctx))
-    assert all(batch.schema == SCHEMA for batch in batches)
-    events = [e for batch in batches for e in batch.to_pylist()]
-    for event in events:
-        event["labels"] = dict(event["labels"] or [])
-    return source.name, events, ctx
 
 
 def test_message_tracking_2013_layout():
