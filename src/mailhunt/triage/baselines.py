@@ -103,10 +103,14 @@ def place_of_event(row: dict) -> tuple[str | None, str | None]:
     return country, asn
 
 
+# The actor's earlier events, one row per distinct combination of what the
+# baseline counts, with how many events had it and the first time it occurs.
 BASELINE_SQL = """
-SELECT "@timestamp", "event.action", "source.ip", "source.geo.country_iso_code", "app.id",
-       "user_agent.original", "process.name", labels
+SELECT "event.action", hour("@timestamp"), "source.ip", "source.geo.country_iso_code", "app.id",
+       "user_agent.original", "process.name", labels['asn'], count(*), min("@timestamp")
 FROM {relation} WHERE "user.name" = ? AND "@timestamp" < ?
+GROUP BY ALL
+ORDER BY ALL
 """
 
 
@@ -116,26 +120,27 @@ def build_actor_baseline(db, actor: str | None, before: datetime, evidence_start
     baseline = ActorBaseline(actor, evidence_start if evidence_start and evidence_start < before else None, before)
     if actor is None:
         return baseline
-    columns = ["@timestamp", "event.action", "source.ip", "source.geo.country_iso_code", "app.id",
-               "user_agent.original", "process.name", "labels"]
+    columns = ["event.action", "hour", "source.ip", "source.geo.country_iso_code", "app.id",
+               "user_agent.original", "process.name", "asn", "events", "first"]
     for values in db.execute(BASELINE_SQL.format(relation=relation), [actor, before]).fetchall():
         row = dict(zip(columns, values))
-        row["labels"] = dict(row["labels"]) if row["labels"] else {}
-        baseline.actor_events += 1
-        when, action = row["@timestamp"], row["event.action"]
+        row["labels"] = {"asn": row["asn"]} if row["asn"] is not None else {}
+        events, first = row["events"], row["first"]
+        baseline.actor_events += events
+        action = row["event.action"]
         if action:
-            count, first = baseline.operations.get(action, (0, when))
-            baseline.operations[action] = (count + 1, min(first, when))
-        baseline.hours[when.hour] += 1
+            count, earliest = baseline.operations.get(action, (0, first))
+            baseline.operations[action] = (count + events, min(earliest, first))
+        baseline.hours[row["hour"]] += events
         country, asn = place_of_event(row)
         for kind, value, counter in (("ip", row["source.ip"], baseline.ips), ("country", country, baseline.countries),
                                      ("asn", asn, baseline.asns)):
             if value:
-                counter[value] += 1
+                counter[value] += events
                 key = f"{kind}:{value}"
-                baseline.first_seen[key] = min(baseline.first_seen.get(key, when), when)
+                baseline.first_seen[key] = min(baseline.first_seen.get(key, first), first)
         for label in client_labels(row):
-            baseline.clients[label] += 1
+            baseline.clients[label] += events
             key = f"client:{label}"
-            baseline.first_seen[key] = min(baseline.first_seen.get(key, when), when)
+            baseline.first_seen[key] = min(baseline.first_seen.get(key, first), first)
     return baseline

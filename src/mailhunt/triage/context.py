@@ -25,6 +25,9 @@ DETAIL_COLUMNS = ("event.id", "@timestamp", "event.action", "event.outcome", "ev
                   "user_agent.original", "parameters", "email.subject", "email.from.address", "labels",
                   "log.file.path", "log.record")
 
+# The columns of a detail row: every detail column but the event's own identity.
+VALUE_COLUMNS = tuple(c for c in DETAIL_COLUMNS if c not in ("event.id", "@timestamp", "log.file.path", "log.record"))
+
 EXPORT_INDICATORS = ("mailbox_export",)
 DELETION_INDICATORS = ("export_request_removed", "mailbox_purge", "bulk_item_deletion")
 
@@ -70,7 +73,7 @@ class TriageContext:
         finally:
             self.store.db.unregister("triage_people")
         self.people_relation = "triage_events"
-        self._details.update(self._load_details({e.event_id for f in findings for e in f.events}))
+        self._details.update(self._load_details(findings))
 
     def names_of(self, actor: str | None) -> set[str]:
         """Every name the actor goes by in the case (lower-cased): the actor and each logged alias resolved to it.
@@ -91,35 +94,49 @@ class TriageContext:
                                                         self.evidence_start, self.people_relation)
         return self._baselines[key]
 
-    def _load_details(self, event_ids: set[str]) -> dict[str, dict]:
-        """Every detail column of these events, actors resolved, by event id (one query)."""
-        self.store.db.register("finding_event_ids", pa.table({"event_id": pa.array(sorted(event_ids), pa.string())}))
+    def _load_details(self, findings: list[Finding]) -> dict[int, tuple[Finding, list[dict]]]:
+        """The distinct detail rows of each finding, actors resolved, by ``id(finding)`` (one query).
+
+        Rows that differ only in their event's identity (id, time, record)
+        are one row, kept where its values first occur in time order: the
+        answers only read the values, so a finding of 100,000 identical
+        log-cleared records costs what a finding of a few does."""
+        pairs = [(index, e.event_id) for index, f in enumerate(findings) for e in f.events]
+        self.store.db.register("finding_event_ids", pa.table({
+            "finding": pa.array([p[0] for p in pairs], pa.int64()),
+            "event_id": pa.array([p[1] for p in pairs], pa.string())}))
         try:
             resolved = {"user.name": 'coalesce(actor.actor, e."user.name")',
                         "user.target.name": 'coalesce(target.actor, e."user.target.name")'}
-            cols = ", ".join(resolved.get(c, f'e."{c}"') for c in DETAIL_COLUMNS)
+            values = ", ".join(f'{resolved.get(c, f"e.{_quoted(c)}")} AS {_quoted(c)}' for c in VALUE_COLUMNS)
+            names = ", ".join(_quoted(c) for c in VALUE_COLUMNS)
             rows = self.store.db.execute(
-                f"""SELECT {cols} FROM events e
-                    LEFT JOIN identities actor ON actor.alias = e."user.name"
-                    LEFT JOIN identities target ON target.alias = e."user.target.name"
-                    WHERE e."event.id" IN (SELECT event_id FROM finding_event_ids)""").fetchall()
+                f"""WITH finding_rows AS (
+                        SELECT w.finding, {values},
+                               struct_pack(ts := e."@timestamp", id := e."event.id") AS seen
+                        FROM finding_event_ids w JOIN events e ON e."event.id" = w.event_id
+                        LEFT JOIN identities actor ON actor.alias = e."user.name"
+                        LEFT JOIN identities target ON target.alias = e."user.target.name")
+                    SELECT finding, {names} FROM finding_rows
+                    GROUP BY finding, {names} ORDER BY finding, min(seen)""").fetchall()
         finally:
             self.store.db.unregister("finding_event_ids")
-        loaded = {}
-        for values in rows:
-            row = dict(zip(DETAIL_COLUMNS, values))
+        loaded: dict[int, tuple[Finding, list[dict]]] = {id(f): (f, []) for f in findings}
+        for index, *row_values in rows:
+            row = dict(zip(VALUE_COLUMNS, row_values))
             row["labels"] = dict(row["labels"]) if row["labels"] else {}
-            loaded[row["event.id"]] = row
+            loaded[id(findings[index])][1].append(row)
         return loaded
 
     def details(self, finding: Finding) -> list[dict]:
-        """Every column an assessment needs for the finding's events, in time order."""
-        ids = {e.event_id for e in finding.events}
-        missing = ids - self._details.keys()
-        if missing:
-            self._details.update(self._load_details(missing))
-        rows = [self._details[i] for i in ids if i in self._details]
-        return sorted(rows, key=lambda r: (r["@timestamp"], r["event.id"]))
+        """The values of the finding's events an assessment reads, each distinct row once, in time order.
+
+        Rows carry ``VALUE_COLUMNS`` (not the event id, time or record: use
+        ``finding.events`` for those)."""
+        cached = self._details.get(id(finding))
+        if cached is None or cached[0] is not finding:
+            self._details.update(self._load_details([finding]))
+        return self._details[id(finding)][1]
 
     def records_naming(self, finding: Finding, text: str) -> int:
         """How many of the finding's raw records contain ``text`` (case-insensitive)."""
@@ -179,6 +196,10 @@ class TriageContext:
                        OR e."user.target.name" IN ({", ".join("?" * len(people))}))
                 ORDER BY ts, id""",
             [*rule_ids, *people, *people])
+
+
+def _quoted(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
 
 
 def describe(event: dict) -> str:
