@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import timedelta
+from operator import attrgetter, itemgetter
 
 import pyarrow as pa
 
@@ -53,29 +54,39 @@ def identity_notes(store: CaseStore) -> dict[str, str]:
         "SELECT alias, note FROM identities WHERE basis <> 'as logged' AND alias <> actor").fetchall())
 
 
+_IN_TIME_ORDER = attrgetter("timestamp", "event_id")
+
+
 def group_detections(store: CaseStore, detections: list[Detection], burst_gap: timedelta = BURST_GAP) -> list[Finding]:
     evidence = load_evidence(store, {e for d in detections for e in d.event_ids})
     notes = identity_notes(store)
-    by_key: dict[tuple[str, str | None], list[tuple[Detection, list[EvidenceEvent]]]] = defaultdict(list)
+    rule_ids: dict[int, str] = {}
+    by_key: dict[tuple[str, str | None], list] = defaultdict(list)
     for detection in detections:
-        events = sorted((evidence[e] for e in detection.event_ids if e in evidence),
-                        key=lambda ev: (ev.timestamp, ev.event_id))
+        if len(detection.event_ids) == 1:
+            found = evidence.get(detection.event_ids[0])
+            events = [found] if found is not None else []
+        else:
+            events = sorted((evidence[e] for e in detection.event_ids if e in evidence), key=_IN_TIME_ORDER)
         if not events:
             continue
-        by_key[(detection.rule.indicator, events[0].actor)].append((detection, events))
+        rule_id = rule_ids.get(id(detection.rule))
+        if rule_id is None:
+            rule_id = rule_ids[id(detection.rule)] = detection.rule.id
+        by_key[(detection.rule.indicator, events[0].actor)].append(
+            (events[0].timestamp, events[-1].timestamp, rule_id, detection, events))
 
     findings: list[Finding] = []
     for (indicator, actor), items in sorted(by_key.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
-        items.sort(key=lambda item: (item[1][0].timestamp, item[1][-1].timestamp, item[0].rule.id))
+        items.sort(key=itemgetter(0, 1, 2))
         bursts: list[list[tuple[Detection, list[EvidenceEvent]]]] = []
         burst_end = None
-        for item in items:
-            start, end = item[1][0].timestamp, item[1][-1].timestamp
+        for start, end, _, detection, events in items:
             if bursts and start <= burst_end + burst_gap:
-                bursts[-1].append(item)
+                bursts[-1].append((detection, events))
                 burst_end = max(burst_end, end)
             else:
-                bursts.append([item])
+                bursts.append([(detection, events)])
                 burst_end = end
         for burst in bursts:
             findings.append(_finding(indicator, actor, burst, notes))
@@ -86,9 +97,11 @@ def _finding(indicator: str, actor: str | None, burst, notes: dict[str, str]) ->
     rules = {}
     events: dict[str, EvidenceEvent] = {}
     for detection, evs in burst:
-        rules[detection.rule.id] = detection.rule
+        if id(detection.rule) not in rules:
+            rules[id(detection.rule)] = detection.rule
         for ev in evs:
             events[ev.event_id] = ev
+    rules = {rule.id: rule for rule in rules.values()}
     ordered_rules = sorted(rules.values(), key=lambda r: (-LEVEL_ORDER.get(r.level, 2), r.id))
     attack = sorted({t for r in ordered_rules for t in r.attack})
     return Finding(
@@ -96,9 +109,9 @@ def _finding(indicator: str, actor: str | None, burst, notes: dict[str, str]) ->
         actor=actor,
         rules=[RuleRef(r.id, r.title, r.level) for r in ordered_rules],
         attack=attack,
-        events=sorted(events.values(), key=lambda ev: (ev.timestamp, ev.event_id)),
+        events=sorted(events.values(), key=_IN_TIME_ORDER),
         severity=_severity(ordered_rules[0].level),
-        actor_resolution=sorted({notes[ev.logged_actor] for ev in events.values() if ev.logged_actor in notes}),
+        actor_resolution=sorted({notes[a] for a in {ev.logged_actor for ev in events.values()} if a in notes}),
     )
 
 

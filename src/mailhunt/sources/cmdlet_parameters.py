@@ -9,6 +9,7 @@ A switch without a value is "True"; ``$true``/``$false`` become "True"/"False".
 from __future__ import annotations
 
 import shlex
+from functools import lru_cache
 
 _BOOLEANS = {"$true": "True", "$false": "False"}
 
@@ -30,6 +31,12 @@ def _tokens(text: str) -> list[str]:
 
 def parse_parameter_text(text: str) -> list[tuple[str, str]]:
     """Ordered (name, value) pairs; values spanning several words are joined with spaces."""
+    return list(_parsed(text))
+
+
+@lru_cache(maxsize=4096)
+def _parsed(text: str) -> tuple[tuple[str, str], ...]:
+    """``parse_parameter_text`` once per distinct text: Exchange and scripts repeat the same calls."""
     pairs: list[tuple[str, str]] = []
     name: str | None = None
     words: list[str] = []
@@ -46,7 +53,7 @@ def parse_parameter_text(text: str) -> list[tuple[str, str]]:
         elif name is not None:
             words.append(token)
     close()
-    return pairs
+    return tuple(pairs)
 
 
 def cmdlet_target(cmdlet: str, params: dict[str, str], actor: str | None) -> str | None:

@@ -249,6 +249,38 @@ class WindowsNormalizer:
         return pa.Table.from_arrays(columns, schema=SCHEMA), needs_python
 
 
+    def gap_candidates(self, table: pa.Table, locators: pa.Array) -> list[tuple]:
+        """The rows of a normalized batch where the EventRecordID check has something to do.
+
+        Per channel of a computer (compared lower-cased, as ``WindowsEventStream``
+        does), among rows with a record id and a time: its first row (compared
+        with the previous batch), every row whose id jumps forward past the one
+        before it, and its last row (the state for the next batch). Each is
+        (row, record id before it in this batch, that record's locator), the
+        two None for a first row. Every other row continues its channel by
+        one and needs no Python.
+        """
+        narrow = pa.table({"i": pa.array(range(len(table)), pa.int64()),
+                           "host": table.column("host.name"), "channel": table.column("winlog.channel"),
+                           "rid": table.column("winlog.record_id"), "ts": table.column("@timestamp"),
+                           "loc": locators})
+        db = self._db
+        db.register("gap_stage", narrow)
+        try:
+            return db.sql(_GAP_SQL).fetchall()
+        finally:
+            db.unregister("gap_stage")
+
+
+_GAP_SQL = """
+SELECT i, prev_id, prev_loc FROM (
+  SELECT i, rid, lag(rid) OVER w AS prev_id, lag(loc) OVER w AS prev_loc, lead(i) OVER w IS NULL AS last_of_key
+  FROM gap_stage WHERE rid IS NOT NULL AND ts IS NOT NULL
+  WINDOW w AS (PARTITION BY lower(coalesce(host, '')), lower(coalesce(channel, '')) ORDER BY i))
+WHERE prev_id IS NULL OR CAST(rid AS HUGEINT) > CAST(prev_id AS HUGEINT) + 1 OR last_of_key
+ORDER BY i
+"""
+
 _idle: list[WindowsNormalizer] = []
 _idle_lock = threading.Lock()
 

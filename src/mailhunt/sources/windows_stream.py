@@ -99,20 +99,25 @@ class WindowsEventStream:
         if originals:
             yield from self.add_normalized(originals, locators, *self.normalize(originals, locators))
 
-    def normalize(self, originals: list[str], locators: list[int]) -> tuple[pa.Table | None, list[bool]]:
+    def normalize(self, originals: list[str], locators: list[int]) -> tuple[pa.Table | None, list[int], list[tuple]]:
         """The SQL half of ``add_batch``: keeps no state, so it may run in another thread, batches in parallel.
 
-        A batch smaller than ``SQL_MIN_RECORDS`` is left to Python (``None``):
+        Returns the events, the rows that need the Python mapping and the rows
+        the EventRecordID check must look at (``gap_candidates``). A batch
+        smaller than ``SQL_MIN_RECORDS`` is left to Python (``None``):
         planning the SQL costs more than mapping a few records one by one.
         """
         if len(originals) < SQL_MIN_RECORDS:
-            return None, [True] * len(originals)
+            return None, [], []
         with borrowed_normalizer() as normalizer:
-            return normalizer.normalize(
-                text_array(originals), pa.array(locators, pa.int64()), self.ctx.path, self.ctx.sha256)
+            locator_array = pa.array(locators, pa.int64())
+            table, needs_python = normalizer.normalize(
+                text_array(originals), locator_array, self.ctx.path, self.ctx.sha256)
+            python_rows = [index for index, special in enumerate(needs_python) if special]
+            return table, python_rows, normalizer.gap_candidates(table, locator_array)
 
     def add_normalized(self, originals: list[str], locators: list[int], table: pa.Table | None,
-                       needs_python: list[bool]) -> Iterator[pa.Table]:
+                       python_rows: list[int], gap_candidates: list[tuple]) -> Iterator[pa.Table]:
         """The stateful half of ``add_batch`` (gaps, script blocks), for batches in file order."""
         if table is None:
             for locator, original in zip(locators, originals):
@@ -123,14 +128,17 @@ class WindowsEventStream:
                     continue
                 yield from self.add(locator, original, record)
             return
-        hosts, channels, record_ids, times, datasets = (table.column(name).to_pylist() for name in (
-            "host.name", "winlog.channel", "winlog.record_id", "@timestamp", "event.dataset"))
-        for index, locator in enumerate(locators):
-            self._check_gap(hosts[index], channels[index], record_ids[index], locator, times[index], datasets[index])
-        if any(needs_python):
-            for index, special in enumerate(needs_python):
-                if not special:
-                    continue
+        if gap_candidates:
+            columns = [table.column(name) for name in (
+                "host.name", "winlog.channel", "winlog.record_id", "@timestamp", "event.dataset")]
+            for index, previous_id, previous_locator in gap_candidates:
+                host, channel, record_id, timestamp, dataset = (column[index].as_py() for column in columns)
+                if previous_id is not None:
+                    self.last_record_id[((host or "").lower(), (channel or "").lower())] = \
+                        (previous_id, previous_locator)
+                self._check_gap(host, channel, record_id, locators[index], timestamp, dataset)
+        if python_rows:
+            for index in python_rows:
                 try:
                     record = orjson.loads(originals[index])
                 except orjson.JSONDecodeError as exc:
@@ -139,7 +147,10 @@ class WindowsEventStream:
                 event = self._map(locators[index], originals[index], record, (None, None))
                 if event is not None:
                     self._route(event)
-            table = table.filter(pa.array([not special for special in needs_python]))
+            keep = [True] * len(table)
+            for index in python_rows:
+                keep[index] = False
+            table = table.filter(pa.array(keep, pa.bool_()))
         if table.num_rows:
             yield table
         if len(self.ready) >= BATCH_EVENTS:
