@@ -256,8 +256,8 @@ class WindowsNormalizer:
         does), among rows with a record id and a time: its first row (compared
         with the previous batch), every row whose id jumps forward past the one
         before it, and its last row (the state for the next batch). Each is
-        (row, record id before it in this batch, that record's locator), the
-        two None for a first row. Every other row continues its channel by
+        (row, the row before it in this batch, that row's record id, its
+        locator), the last three None for a first row. Every other row continues its channel by
         one and needs no Python.
         """
         narrow = pa.table({"i": pa.array(range(len(table)), pa.int64()),
@@ -273,8 +273,9 @@ class WindowsNormalizer:
 
 
 _GAP_SQL = """
-SELECT i, prev_id, prev_loc FROM (
-  SELECT i, rid, lag(rid) OVER w AS prev_id, lag(loc) OVER w AS prev_loc, lead(i) OVER w IS NULL AS last_of_key
+SELECT i, prev_i, prev_id, prev_loc FROM (
+  SELECT i, rid, lag(i) OVER w AS prev_i, lag(rid) OVER w AS prev_id, lag(loc) OVER w AS prev_loc,
+         lead(i) OVER w IS NULL AS last_of_key
   FROM gap_stage WHERE rid IS NOT NULL AND ts IS NOT NULL
   WINDOW w AS (PARTITION BY lower(coalesce(host, '')), lower(coalesce(channel, '')) ORDER BY i))
 WHERE prev_id IS NULL OR CAST(rid AS HUGEINT) > CAST(prev_id AS HUGEINT) + 1 OR last_of_key

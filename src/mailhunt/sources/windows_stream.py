@@ -67,6 +67,32 @@ def _int(text) -> int | None:
         return None
 
 
+# What the EventRecordID check reads of a record mapped in SQL.
+GAP_COLUMNS = ("host.name", "winlog.channel", "winlog.record_id", "@timestamp", "event.dataset", "event.action",
+               "event.code", "user.name", "user.domain", "user.id", "user.type", "labels")
+
+
+def _gap_key(event: dict) -> tuple[str, str]:
+    return ((event["host.name"] or "").lower(), (event["winlog.channel"] or "").lower())
+
+
+def _account_text(name: str | None, domain: str | None) -> str | None:
+    if not name:
+        return None
+    return f"{domain}\\{name}" if domain else name
+
+
+def _clears_own_channel(event: dict) -> bool:
+    """The record is the log-cleared event of the channel it is in (Security 1102, System 104 for System)."""
+    channel = (event["winlog.channel"] or "").lower()
+    if event["event.action"] == "audit-log-cleared":
+        return channel == "security"
+    if event["event.action"] == "log-cleared":
+        cleared = dict(event["labels"] or []).get("cleared_channel")
+        return bool(cleared) and cleared.lower() == channel
+    return False
+
+
 class WindowsEventStream:
     """Feed parsed records with ``add``; take finished event tables from ``add`` and ``finish``."""
 
@@ -76,7 +102,8 @@ class WindowsEventStream:
         self.ready: list[dict] = []
         self.blocks: dict[str, _PendingBlock] = {}
         self.pending_chars = 0
-        self.last_record_id: dict[tuple[str, str], tuple[int, int]] = {}
+        # (host, channel) lower-cased -> (EventRecordID, locator, account) of its last record so far
+        self.last_record_id: dict[tuple[str, str], tuple[int, int, str | None]] = {}
 
     def add(self, locator: int, original: str, record: object,
             account: tuple[str | None, str | None] = (None, None)) -> Iterator[pa.Table]:
@@ -88,8 +115,7 @@ class WindowsEventStream:
         """
         event = self._map(locator, original, record, account)
         if event is not None:
-            self._check_gap(event["host.name"], event["winlog.channel"], event["winlog.record_id"], locator,
-                            event["@timestamp"], event["event.dataset"])
+            self._check_gap(event, locator)
             self._route(event)
         if len(self.ready) >= BATCH_EVENTS:
             yield self._flush()
@@ -128,25 +154,34 @@ class WindowsEventStream:
                     continue
                 yield from self.add(locator, original, record)
             return
+        mapped: dict[int, dict] = {}
+        for index in python_rows:
+            try:
+                record = orjson.loads(originals[index])
+            except orjson.JSONDecodeError as exc:
+                self.ctx.reject(f"{self.unit} {locators[index]}", f"not valid JSON ({str(exc)[:80]})")
+                continue
+            event = self._map(locators[index], originals[index], record, (None, None))
+            if event is not None:
+                mapped[index] = event
         if gap_candidates:
-            columns = [table.column(name) for name in (
-                "host.name", "winlog.channel", "winlog.record_id", "@timestamp", "event.dataset")]
-            for index, previous_id, previous_locator in gap_candidates:
-                host, channel, record_id, timestamp, dataset = (column[index].as_py() for column in columns)
-                if previous_id is not None:
-                    self.last_record_id[((host or "").lower(), (channel or "").lower())] = \
-                        (previous_id, previous_locator)
-                self._check_gap(host, channel, record_id, locators[index], timestamp, dataset)
+            columns = {name: table.column(name) for name in GAP_COLUMNS}
+
+            def row(index: int) -> dict:
+                if index in mapped:
+                    return mapped[index]
+                return {name: column[index].as_py() for name, column in columns.items()}
+
+            for index, previous_index, previous_id, previous_locator in gap_candidates:
+                current = row(index)
+                if previous_index is not None:
+                    before = row(previous_index)
+                    self.last_record_id[_gap_key(current)] = (
+                        previous_id, previous_locator, _account_text(before["user.name"], before["user.domain"]))
+                self._check_gap(current, locators[index])
+        for index in sorted(mapped):
+            self._route(mapped[index])
         if python_rows:
-            for index in python_rows:
-                try:
-                    record = orjson.loads(originals[index])
-                except orjson.JSONDecodeError as exc:
-                    self.ctx.reject(f"{self.unit} {locators[index]}", f"not valid JSON ({str(exc)[:80]})")
-                    continue
-                event = self._map(locators[index], originals[index], record, (None, None))
-                if event is not None:
-                    self._route(event)
             keep = [True] * len(table)
             for index in python_rows:
                 keep[index] = False
@@ -199,33 +234,49 @@ class WindowsEventStream:
         self.ready = []
         return table
 
-    def _check_gap(self, host: str | None, channel: str | None, record_id: int | None, locator: int,
-                   timestamp, dataset: str | None) -> None:
+    def _check_gap(self, event: dict, locator: int) -> None:
+        """Compare a record's EventRecordID with the last one of its channel; a forward jump makes a gap event.
+
+        ``event`` holds the record's columns (``labels`` as pairs). A gap whose
+        first record after it is the log-cleared event of this very channel
+        (Security 1102 in Security, a System 104 that cleared System) is
+        attributed to the account that cleared the log; any other gap names no
+        actor, only the account of the record before it
+        (``labels.account_before_gap``), as context.
+        """
+        record_id, timestamp = event["winlog.record_id"], event["@timestamp"]
         if record_id is None or timestamp is None:
             return
-        key = ((host or "").lower(), (channel or "").lower())
+        key = _gap_key(event)
         previous = self.last_record_id.get(key)
-        self.last_record_id[key] = (record_id, locator)
+        self.last_record_id[key] = (record_id, locator, _account_text(event["user.name"], event["user.domain"]))
         if previous is None or record_id <= previous[0] + 1:
             return
+        host, channel = event["host.name"], event["winlog.channel"]
         first_missing, last_missing = previous[0] + 1, record_id - 1
         missing = last_missing - first_missing + 1
+        labels = [("first_missing_record_id", str(first_missing)),
+                  ("last_missing_record_id", str(last_missing)),
+                  ("missing_records", str(missing)),
+                  ("record_before_gap", f"{self.unit} {previous[1]}")]
         gap = new_event()
+        if _clears_own_channel(event) and event["user.name"]:
+            gap.update({column: event[column] for column in ("user.name", "user.domain", "user.id", "user.type")})
+            labels.append(("actor_source", f"log-cleared event {event['event.code']} at {self.unit} {locator}"))
+        elif previous[2]:
+            labels.append(("account_before_gap", previous[2]))
         gap.update({
             "@timestamp": timestamp,
             "event.action": GAP_ACTION,
             "event.outcome": "unknown",
-            "event.dataset": dataset,
+            "event.dataset": event["event.dataset"],
             "event.provider": "mailhunt",
             "host.name": host,
             "winlog.channel": channel,
             "log.file.path": self.ctx.path,
             "log.file.sha256": self.ctx.sha256,
             "log.record": locator,
-            "labels": [("first_missing_record_id", str(first_missing)),
-                       ("last_missing_record_id", str(last_missing)),
-                       ("missing_records", str(missing)),
-                       ("record_before_gap", f"{self.unit} {previous[1]}")],
+            "labels": labels,
             "event.original": f"EventRecordID {previous[0]} is followed by {record_id} in channel {channel} "
                               f"of {host}: {missing} record(s) missing",
         })
