@@ -7,9 +7,8 @@ severe rule that contributed. The actor is the account of the earliest event.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from dataclasses import fields as dataclass_fields
 from datetime import timedelta
-from operator import attrgetter, itemgetter
 
 import pyarrow as pa
 
@@ -20,16 +19,20 @@ from mailhunt.store import CaseStore
 
 BURST_GAP = timedelta(hours=1)
 
-_EVIDENCE_SQL = """
-SELECT e."event.id", e."@timestamp", e."event.action", coalesce(actor.actor, e."user.name"),
+_EVIDENCE_COLUMNS = """e."event.id", e."@timestamp", e."event.action", coalesce(actor.actor, e."user.name"),
        coalesce(target.actor, e."user.target.name"), e."host.name",
        e."source.ip", e."user_agent.original", e."app.id", e."parameters", e."email.subject", e."rule.name",
-       e."log.file.path", e."log.file.sha256", e."log.record", coalesce(i.locator_unit, 'line'), e."user.name"
-FROM events e
-LEFT JOIN (SELECT DISTINCT path, sha256, locator_unit FROM inputs) i
+       e."log.file.path", e."log.file.sha256", e."log.record", coalesce(i.locator_unit, 'line'),
+       e."user.name" """
+_EVIDENCE_JOINS = """LEFT JOIN (SELECT DISTINCT path, sha256, locator_unit FROM inputs) i
   ON i.path = e."log.file.path" AND i.sha256 = e."log.file.sha256"
 LEFT JOIN identities actor ON actor.alias = coalesce(e."user.name", e."user.id")
-LEFT JOIN identities target ON target.alias = e."user.target.name"
+LEFT JOIN identities target ON target.alias = e."user.target.name" """
+
+_EVIDENCE_SQL = f"""
+SELECT {_EVIDENCE_COLUMNS}
+FROM events e
+{_EVIDENCE_JOINS}
 WHERE e."event.id" IN (SELECT event_id FROM wanted)
 """
 
@@ -54,64 +57,118 @@ def identity_notes(store: CaseStore) -> dict[str, str]:
         "SELECT alias, note FROM identities WHERE basis <> 'as logged' AND alias <> actor").fetchall())
 
 
-_IN_TIME_ORDER = attrgetter("timestamp", "event_id")
+# Bursts in SQL: detections of one indicator by one actor (the account of a
+# detection's earliest event), ordered by start, end, rule id and position;
+# a detection starts a new burst when it starts more than the gap after the
+# latest end of every detection before it.
+_BURSTS_SQL = """
+WITH evidence AS (
+  SELECT d.detection, d.rule_position, d.event_id, e."@timestamp" AS ts,
+         coalesce(actor.actor, e."user.name") AS actor
+  FROM detection_events_wanted d
+  JOIN events e ON e."event.id" = d.event_id
+  LEFT JOIN identities actor ON actor.alias = coalesce(e."user.name", e."user.id")
+), detections AS (
+  SELECT detection, any_value(rule_position) AS rule_position, min(ts) AS first_ts, max(ts) AS last_ts,
+         arg_min_null(actor, struct_pack(ts := ts, id := event_id)) AS actor
+  FROM evidence GROUP BY detection
+), keyed AS (
+  SELECT d.*, r.indicator, r.rule_id,
+         max(last_ts) OVER (PARTITION BY r.indicator, d.actor ORDER BY first_ts, last_ts, r.rule_id, detection
+                            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS end_before
+  FROM detections d JOIN detection_rules r USING (rule_position)
+), numbered AS (
+  SELECT detection, indicator, actor,
+         sum(CASE WHEN end_before IS NULL OR first_ts > end_before + ? THEN 1 ELSE 0 END)
+           OVER (PARTITION BY indicator, actor ORDER BY first_ts, last_ts, rule_id, detection
+                 ROWS UNBOUNDED PRECEDING) AS burst,
+         min(detection) OVER (PARTITION BY indicator, actor) AS key_seen
+  FROM keyed
+)
+SELECT detection, dense_rank() OVER (ORDER BY indicator, coalesce(actor, ''), key_seen, burst) - 1 AS finding
+FROM numbered
+"""
+
+_FINDING_EVIDENCE_SQL = f"""
+WITH wanted AS (
+  SELECT DISTINCT b.finding, d.event_id FROM detection_bursts b JOIN detection_events_wanted d USING (detection))
+SELECT w.finding, {_EVIDENCE_COLUMNS}
+FROM wanted w JOIN events e ON e."event.id" = w.event_id
+{_EVIDENCE_JOINS}
+ORDER BY w.finding, e."@timestamp", e."event.id"
+"""
+
+
+def _event_from_row(row: tuple) -> EvidenceEvent:
+    """An EvidenceEvent from a row of ``_EVIDENCE_SQL`` (its fields in order), without the frozen
+    dataclass's field-by-field ``__init__``: cases have hundreds of thousands of them."""
+    event = object.__new__(EvidenceEvent)
+    object.__setattr__(event, "__dict__", dict(zip(_EVIDENCE_FIELDS, row)))
+    return event
+
+
+_EVIDENCE_FIELDS = tuple(f.name for f in dataclass_fields(EvidenceEvent))
 
 
 def group_detections(store: CaseStore, detections: list[Detection], burst_gap: timedelta = BURST_GAP) -> list[Finding]:
-    evidence = load_evidence(store, {e for d in detections for e in d.event_ids})
+    """Findings of the detections, grouped in SQL: Python only builds each finding's evidence list."""
+    rules: list[LoadedRule] = []
+    position_of: dict[int, int] = {}
+    detection_column: list[int] = []
+    rule_column: list[int] = []
+    event_column: list[str] = []
+    for number, detection in enumerate(detections):
+        position = position_of.get(id(detection.rule))
+        if position is None:
+            position = position_of[id(detection.rule)] = len(rules)
+            rules.append(detection.rule)
+        for event_id in detection.event_ids:
+            detection_column.append(number)
+            rule_column.append(position)
+            event_column.append(event_id)
+    db = store.db
+    db.register("detection_events_wanted", pa.table({
+        "detection": pa.array(detection_column, pa.int64()), "rule_position": pa.array(rule_column, pa.int64()),
+        "event_id": pa.array(event_column, pa.string())}))
+    db.register("detection_rules", pa.table({
+        "rule_position": pa.array(range(len(rules)), pa.int64()),
+        "indicator": pa.array([r.indicator for r in rules], pa.string()),
+        "rule_id": pa.array([r.id for r in rules], pa.string())}))
+    try:
+        db.execute(f"CREATE OR REPLACE TEMP TABLE detection_bursts AS {_BURSTS_SQL}", [burst_gap])
+        rules_of = db.execute("""SELECT finding, list(DISTINCT rule_position ORDER BY rule_position)
+                                 FROM detection_bursts b JOIN detection_events_wanted d USING (detection)
+                                 GROUP BY finding ORDER BY finding""").fetchall()
+        rows = db.execute(_FINDING_EVIDENCE_SQL).fetchall()
+    finally:
+        db.unregister("detection_events_wanted")
+        db.unregister("detection_rules")
+        db.execute("DROP TABLE IF EXISTS detection_bursts")
     notes = identity_notes(store)
-    rule_ids: dict[int, str] = {}
-    by_key: dict[tuple[str, str | None], list] = defaultdict(list)
-    for detection in detections:
-        if len(detection.event_ids) == 1:
-            found = evidence.get(detection.event_ids[0])
-            events = [found] if found is not None else []
-        else:
-            events = sorted((evidence[e] for e in detection.event_ids if e in evidence), key=_IN_TIME_ORDER)
-        if not events:
-            continue
-        rule_id = rule_ids.get(id(detection.rule))
-        if rule_id is None:
-            rule_id = rule_ids[id(detection.rule)] = detection.rule.id
-        by_key[(detection.rule.indicator, events[0].actor)].append(
-            (events[0].timestamp, events[-1].timestamp, rule_id, detection, events))
-
-    findings: list[Finding] = []
-    for (indicator, actor), items in sorted(by_key.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
-        items.sort(key=itemgetter(0, 1, 2))
-        bursts: list[list[tuple[Detection, list[EvidenceEvent]]]] = []
-        burst_end = None
-        for start, end, _, detection, events in items:
-            if bursts and start <= burst_end + burst_gap:
-                bursts[-1].append((detection, events))
-                burst_end = max(burst_end, end)
-            else:
-                bursts.append([(detection, events)])
-                burst_end = end
-        for burst in bursts:
-            findings.append(_finding(indicator, actor, burst, notes))
+    events_of: list[list[EvidenceEvent]] = [[] for _ in rules_of]
+    for finding, *values in rows:
+        events_of[finding].append(_event_from_row(values))
+    findings = []
+    for (finding, positions), events in zip(rules_of, events_of):
+        findings.append(_finding([rules[p] for p in positions], events, notes))
     return findings
 
 
-def _finding(indicator: str, actor: str | None, burst, notes: dict[str, str]) -> Finding:
-    rules = {}
-    events: dict[str, EvidenceEvent] = {}
-    for detection, evs in burst:
-        if id(detection.rule) not in rules:
-            rules[id(detection.rule)] = detection.rule
-        for ev in evs:
-            events[ev.event_id] = ev
-    rules = {rule.id: rule for rule in rules.values()}
-    ordered_rules = sorted(rules.values(), key=lambda r: (-LEVEL_ORDER.get(r.level, 2), r.id))
+def _finding(rules: list[LoadedRule], events: list[EvidenceEvent], notes: dict[str, str]) -> Finding:
+    by_id = {}
+    for rule in rules:
+        by_id[rule.id] = rule
+    ordered_rules = sorted(by_id.values(), key=lambda r: (-LEVEL_ORDER.get(r.level, 2), r.id))
     attack = sorted({t for r in ordered_rules for t in r.attack})
+    logged = {ev.logged_actor for ev in events}
     return Finding(
-        indicator=indicator,
-        actor=actor,
+        indicator=ordered_rules[0].indicator,
+        actor=events[0].actor,
         rules=[RuleRef(r.id, r.title, r.level) for r in ordered_rules],
         attack=attack,
-        events=sorted(events.values(), key=_IN_TIME_ORDER),
+        events=events,
         severity=_severity(ordered_rules[0].level),
-        actor_resolution=sorted({notes[a] for a in {ev.logged_actor for ev in events.values()} if a in notes}),
+        actor_resolution=sorted({notes[a] for a in logged if a in notes}),
     )
 
 
