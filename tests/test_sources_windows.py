@@ -193,6 +193,17 @@ def test_bad_json_line_is_rejected_with_its_line(tmp_path):
     assert [r["event.action"] for r in rows] == ["Get-MailboxExportRequest", "New-MailboxExportRequest"]
 
 
+def test_bad_json_line_in_a_batch_mapped_in_sql_is_rejected_with_its_line(monkeypatch):
+    from mailhunt.sources import windows_stream
+
+    monkeypatch.setattr(windows_stream, "SQL_MIN_RECORDS", 1)
+    lines = (FIXTURES / "exch01_msexchange_management.jsonl").read_bytes().splitlines(keepends=True)
+    rows, ctx, _ = read(lines[0] + lines[1][:200] + b"\n" + lines[1], "exch.jsonl")
+    assert ctx.records == 3 and ctx.rejected == 1 and ctx.rejections[0].locator == "line 2"
+    assert "not valid JSON" in ctx.rejections[0].reason
+    assert [r["event.action"] for r in rows] == ["Get-MailboxExportRequest", "New-MailboxExportRequest"]
+
+
 def test_script_block_parts_reassembled_and_missing_part_said():
     rows, ctx, name = read((FIXTURES / "ws042_powershell_parts.evtx_dump.json").read_bytes())
     assert name == "evtx_dump_json" and ctx.records == 2 and ctx.rejected == 0

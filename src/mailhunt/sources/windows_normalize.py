@@ -108,7 +108,7 @@ _STRUCTURE = json.dumps(_structure()).replace("'", "''")
 
 _SQL = f"""
 WITH parsed AS (
-  SELECT row_index, CASE WHEN json_valid(raw) THEN json_transform(raw, '{_STRUCTURE}') END AS s
+  SELECT row_index, TRY(json_transform(raw, '{_STRUCTURE}')) AS s
   FROM stage
 ), extracted AS (
   SELECT row_index, s IS NOT NULL AS valid,
