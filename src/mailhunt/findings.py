@@ -7,8 +7,13 @@ never renamed or removed; see docs/findings.md.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from mailhunt import __version__
 from mailhunt.events import iso_z
@@ -63,6 +68,62 @@ class EvidenceEvent:
             "event_id": self.event_id,
             "logged_actor": self.logged_actor,
         }
+
+
+EVIDENCE_FIELDS = ("event_id", "timestamp", "action", "actor", "target", "host", "source_ip", "user_agent", "app_id",
+                   "parameters", "subject", "rule_name", "source", "sha256", "record", "locator_unit", "logged_actor")
+
+
+class EvidenceList(Sequence):
+    """A finding's events in time order, held as one Arrow table (columns ``EVIDENCE_FIELDS``).
+
+    It behaves as the list of ``EvidenceEvent`` it stands for, building each
+    event only when it is read, and answers the questions asked of all the
+    events (targets, host, actions, ids) column-wise: a finding of 200,000
+    log-cleared records costs no 200,000 Python objects.
+    """
+
+    def __init__(self, table: pa.Table):
+        self.table = table
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                return list(self)[index]
+            return _evidence_events(self.table.slice(start, max(0, stop - start)))
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("evidence index out of range")
+        return _evidence_events(self.table.slice(index, 1))[0]
+
+    def __iter__(self):
+        for batch in self.table.to_batches(max_chunksize=10_000):
+            yield from _evidence_events(pa.Table.from_batches([batch]))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and len(self) == len(other) and list(self) == list(other)
+
+    def values(self, field_name: str) -> list:
+        """Every event's value of one field, in time order."""
+        return self.table.column(field_name).to_pylist()
+
+    def distinct(self, field_name: str) -> set:
+        """The distinct non-empty values of one field."""
+        return {v for v in pc.unique(self.table.column(field_name)).to_pylist() if v}
+
+    def counts(self, field_name: str) -> dict:
+        """Non-empty value of one field -> how many events have it."""
+        counted = pc.value_counts(self.table.column(field_name)).to_pylist()
+        return {c["values"]: c["counts"] for c in counted if c["values"]}
+
+
+def _evidence_events(table: pa.Table) -> list[EvidenceEvent]:
+    return [EvidenceEvent(**row) for row in table.to_pylist()]
 
 
 @dataclass(frozen=True)
@@ -130,12 +191,32 @@ class Finding:
 
     @property
     def targets(self) -> list[str]:
+        if isinstance(self.events, EvidenceList):
+            return sorted(self.events.distinct("target"))
         return sorted({e.target for e in self.events if e.target})
 
     @property
     def host(self) -> str | None:
-        hosts = [e.host for e in self.events if e.host]
-        return max(sorted(set(hosts)), key=hosts.count) if hosts else None
+        """The host most of the events name (the first in sort order on a tie)."""
+        if isinstance(self.events, EvidenceList):
+            counts = self.events.counts("host")
+        else:
+            counts = Counter(e.host for e in self.events if e.host)
+        return min(counts, key=lambda h: (-counts[h], h)) if counts else None
+
+    @property
+    def actions(self) -> list[str]:
+        """The distinct actions of the events, sorted."""
+        if isinstance(self.events, EvidenceList):
+            return sorted(self.events.distinct("action"))
+        return sorted({e.action for e in self.events if e.action})
+
+    @property
+    def event_ids(self) -> list[str]:
+        """Every event's id, in time order."""
+        if isinstance(self.events, EvidenceList):
+            return self.events.values("event_id")
+        return [e.event_id for e in self.events]
 
     def to_json(self) -> dict:
         return {

@@ -7,14 +7,14 @@ severe rule that contributed. The actor is the account of the earliest event.
 
 from __future__ import annotations
 
-from dataclasses import fields as dataclass_fields
 from datetime import timedelta
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mailhunt.detect.engine import Detection
 from mailhunt.detect.rules import LEVEL_ORDER, LoadedRule
-from mailhunt.findings import EvidenceEvent, Finding, RuleMatches, RuleRef
+from mailhunt.findings import EVIDENCE_FIELDS, EvidenceEvent, EvidenceList, Finding, RuleMatches, RuleRef
 from mailhunt.store import CaseStore
 
 BURST_GAP = timedelta(hours=1)
@@ -99,19 +99,12 @@ ORDER BY w.finding, e."@timestamp", e."event.id"
 """
 
 
-def _event_from_row(row: tuple) -> EvidenceEvent:
-    """An EvidenceEvent from a row of ``_EVIDENCE_SQL`` (its fields in order), without the frozen
-    dataclass's field-by-field ``__init__``: cases have hundreds of thousands of them."""
-    event = object.__new__(EvidenceEvent)
-    object.__setattr__(event, "__dict__", dict(zip(_EVIDENCE_FIELDS, row)))
-    return event
-
-
-_EVIDENCE_FIELDS = tuple(f.name for f in dataclass_fields(EvidenceEvent))
+# A finding with more events than this keeps them as one Arrow table (``EvidenceList``), not as objects.
+COLUMNAR_EVIDENCE = 1000
 
 
 def group_detections(store: CaseStore, detections: list[Detection], burst_gap: timedelta = BURST_GAP) -> list[Finding]:
-    """Findings of the detections, grouped in SQL: Python only builds each finding's evidence list."""
+    """Findings of the detections, grouped in SQL; a large finding's events stay one Arrow table."""
     rules: list[LoadedRule] = []
     position_of: dict[int, int] = {}
     detection_column: list[int] = []
@@ -139,19 +132,27 @@ def group_detections(store: CaseStore, detections: list[Detection], burst_gap: t
         rules_of = db.execute("""SELECT finding, list(DISTINCT rule_position ORDER BY rule_position)
                                  FROM detection_bursts b JOIN detection_events_wanted d USING (detection)
                                  GROUP BY finding ORDER BY finding""").fetchall()
-        rows = db.execute(_FINDING_EVIDENCE_SQL).fetchall()
+        evidence = db.sql(_FINDING_EVIDENCE_SQL).to_arrow_table()
     finally:
         db.unregister("detection_events_wanted")
         db.unregister("detection_rules")
         db.execute("DROP TABLE IF EXISTS detection_bursts")
     notes = identity_notes(store)
-    events_of: list[list[EvidenceEvent]] = [[] for _ in rules_of]
-    for finding, *values in rows:
-        events_of[finding].append(_event_from_row(values))
+    evidence = evidence.rename_columns(["finding", *EVIDENCE_FIELDS])
+    sizes = {c["values"]: c["counts"] for c in pc.value_counts(evidence.column("finding")).to_pylist()}
     findings = []
-    for (finding, positions), events in zip(rules_of, events_of):
+    offset = 0
+    for finding, positions in rules_of:
+        size = sizes.get(finding, 0)
+        table = evidence.slice(offset, size).drop_columns(["finding"])
+        offset += size
+        events = EvidenceList(table) if size > COLUMNAR_EVIDENCE else _evidence_objects(table)
         findings.append(_finding([rules[p] for p in positions], events, notes))
     return findings
+
+
+def _evidence_objects(table: pa.Table) -> list[EvidenceEvent]:
+    return [EvidenceEvent(*row.values()) for row in table.to_pylist()]
 
 
 def _finding(rules: list[LoadedRule], events: list[EvidenceEvent], notes: dict[str, str]) -> Finding:
@@ -160,7 +161,10 @@ def _finding(rules: list[LoadedRule], events: list[EvidenceEvent], notes: dict[s
         by_id[rule.id] = rule
     ordered_rules = sorted(by_id.values(), key=lambda r: (-LEVEL_ORDER.get(r.level, 2), r.id))
     attack = sorted({t for r in ordered_rules for t in r.attack})
-    logged = {ev.logged_actor for ev in events}
+    if isinstance(events, EvidenceList):
+        logged = set(pc.unique(events.table.column("logged_actor")).to_pylist())
+    else:
+        logged = {ev.logged_actor for ev in events}
     return Finding(
         indicator=ordered_rules[0].indicator,
         actor=events[0].actor,

@@ -14,7 +14,7 @@ import pyarrow as pa
 from mailhunt.config import Config
 from mailhunt.detect.baselines import DETECTION_RELATION, create_detection_view
 from mailhunt.events import iso_z
-from mailhunt.findings import Finding
+from mailhunt.findings import EvidenceList, Finding
 from mailhunt.store import CaseStore
 from mailhunt.triage.baselines import ActorBaseline, build_actor_baseline
 
@@ -101,10 +101,11 @@ class TriageContext:
         are one row, kept where its values first occur in time order: the
         answers only read the values, so a finding of 100,000 identical
         log-cleared records costs what a finding of a few does."""
-        pairs = [(index, e.event_id) for index, f in enumerate(findings) for e in f.events]
+        ids = [_event_id_array(f) for f in findings]
         self.store.db.register("finding_event_ids", pa.table({
-            "finding": pa.array([p[0] for p in pairs], pa.int64()),
-            "event_id": pa.array([p[1] for p in pairs], pa.string())}))
+            "finding": pa.chunked_array([pa.repeat(pa.scalar(index, pa.int64()), len(column))
+                                         for index, column in enumerate(ids)], pa.int64()),
+            "event_id": pa.chunked_array(ids, pa.string())}))
         try:
             resolved = {"user.name": 'coalesce(actor.actor, e."user.name")',
                         "user.target.name": 'coalesce(target.actor, e."user.target.name")'}
@@ -140,7 +141,7 @@ class TriageContext:
 
     def records_naming(self, finding: Finding, text: str) -> int:
         """How many of the finding's raw records contain ``text`` (case-insensitive)."""
-        ids = pa.table({"event_id": sorted({e.event_id for e in finding.events})})
+        ids = pa.table({"event_id": pa.array(sorted(set(finding.event_ids)), pa.string())})
         self.store.db.register("finding_event_ids", ids)
         try:
             return self.store.db.execute(
@@ -196,6 +197,12 @@ class TriageContext:
                        OR e."user.target.name" IN ({", ".join("?" * len(people))}))
                 ORDER BY ts, id""",
             [*rule_ids, *people, *people])
+
+
+def _event_id_array(finding: Finding) -> pa.Array:
+    if isinstance(finding.events, EvidenceList):
+        return finding.events.table.column("event_id").combine_chunks().cast(pa.string())
+    return pa.array(finding.event_ids, pa.string())
 
 
 def _quoted(column: str) -> str:

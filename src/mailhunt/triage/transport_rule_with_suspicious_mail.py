@@ -68,7 +68,7 @@ def _placeholders(values) -> str:
 
 
 def _rule_events(finding: Finding, ctx: TriageContext) -> list[dict]:
-    ids = [e.event_id for e in finding.events]
+    ids = finding.event_ids
     return ctx.store.query(
         f'''SELECT "@timestamp" AS ts, "event.action" AS action, params, "user.target.name" AS target
             FROM events WHERE "event.id" IN ({_placeholders(ids)}) ORDER BY ts''', ids)

@@ -33,7 +33,7 @@ def _answer(finding: Finding, ctx: TriageContext) -> Answer:
     baseline = ctx.baseline(finding)
     if baseline.thin:
         return Answer("unknown", f"{baseline.why_thin()}; {baseline.coverage()}")
-    actions = sorted({e.action for e in finding.events if e.action})
+    actions = finding.actions
     if not actions:
         return Answer("unknown", "the finding's events name no operation to compare with")
     rows = ctx.details(finding)
