@@ -26,6 +26,7 @@ from typing import Iterator
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mailhunt.events import SCHEMA
 from mailhunt.sources.windows_events import DATASET_BY_CHANNEL, OTHER_DATASET, SECURITY_ACTIONS, SYSMON_ACTIONS
@@ -249,38 +250,49 @@ class WindowsNormalizer:
         return pa.Table.from_arrays(columns, schema=SCHEMA), needs_python
 
 
-    def gap_candidates(self, table: pa.Table, locators: pa.Array) -> list[tuple]:
-        """The rows of a normalized batch where the EventRecordID check has something to do.
-
-        Per channel of a computer (compared lower-cased, as ``WindowsEventStream``
-        does), among rows with a record id and a time: its first row (compared
-        with the previous batch), every row whose id jumps forward past the one
-        before it, and its last row (the state for the next batch). Each is
-        (row, the row before it in this batch, that row's record id, its
-        locator), the last three None for a first row. Every other row continues its channel by
-        one and needs no Python.
-        """
-        narrow = pa.table({"i": pa.array(range(len(table)), pa.int64()),
-                           "host": table.column("host.name"), "channel": table.column("winlog.channel"),
-                           "rid": table.column("winlog.record_id"), "ts": table.column("@timestamp"),
-                           "loc": locators})
-        db = self._db
-        db.register("gap_stage", narrow)
-        try:
-            return db.sql(_GAP_SQL).fetchall()
-        finally:
-            db.unregister("gap_stage")
 
 
-_GAP_SQL = """
-SELECT i, prev_i, prev_id, prev_loc FROM (
-  SELECT i, rid, lag(i) OVER w AS prev_i, lag(rid) OVER w AS prev_id, lag(loc) OVER w AS prev_loc,
-         lead(i) OVER w IS NULL AS last_of_key
-  FROM gap_stage WHERE rid IS NOT NULL AND ts IS NOT NULL
-  WINDOW w AS (PARTITION BY lower(coalesce(host, '')), lower(coalesce(channel, '')) ORDER BY i))
-WHERE prev_id IS NULL OR CAST(rid AS HUGEINT) > CAST(prev_id AS HUGEINT) + 1 OR last_of_key
-ORDER BY i
-"""
+def gap_candidates(table: pa.Table, locators: pa.Array) -> list[tuple]:
+    """The rows of a normalized batch where the EventRecordID check has something to do.
+
+    Per channel of a computer (compared lower-cased, as ``WindowsEventStream``
+    does), among rows with a record id and a time: its first row (compared
+    with the previous batch), every row whose id jumps forward past the one
+    before it, and its last row (the state for the next batch). Each is (row,
+    the row before it in this batch, that row's record id, its locator), the
+    last three None for a first row, in row order. Every other row continues
+    its channel by one and needs no Python. Column-wise in Arrow: a sort of
+    the rows by channel, then each row compared with its neighbour.
+    """
+    rows = pc.indices_nonzero(pc.and_(pc.is_valid(table.column("winlog.record_id")),
+                                      pc.is_valid(table.column("@timestamp"))))
+    count = len(rows)
+    if not count:
+        return []
+    keys = pc.binary_join_element_wise(
+        pc.utf8_lower(pc.fill_null(table.column("host.name").take(rows), "")),
+        pc.utf8_lower(pc.fill_null(table.column("winlog.channel").take(rows), "")), "\x1f")
+    order = pc.sort_indices(pa.table({"key": keys, "row": rows}), sort_keys=[("key", "ascending"), ("row", "ascending")])
+    keys, rows = keys.take(order), rows.take(order)
+    record_ids, row_locators = table.column("winlog.record_id").take(rows), locators.take(rows)
+    # boundary[j]: rows j and j + 1 (in sorted order) are of different channels
+    boundary = pc.not_equal(keys.slice(1), keys.slice(0, count - 1))
+    before, after = record_ids.slice(0, count - 1), record_ids.slice(1)
+    # a forward jump past the next number; adding 1 to the largest int64 wraps, where nothing is greater anyway
+    jump = pc.and_(pc.invert(boundary), pc.and_(pc.greater(after, before), pc.not_equal(after, pc.add(before, 1))))
+    boundaries = pc.indices_nonzero(boundary).to_pylist()
+    firsts = {0} | {j + 1 for j in boundaries}
+    wanted = firsts | {count - 1} | set(boundaries) | {j + 1 for j in pc.indices_nonzero(jump).to_pylist()}
+    rows_list = rows.to_pylist()
+    result = []
+    for position in wanted:
+        if position in firsts:
+            result.append((rows_list[position], None, None, None))
+        else:
+            result.append((rows_list[position], rows_list[position - 1], record_ids[position - 1].as_py(),
+                           row_locators[position - 1].as_py()))
+    return sorted(result)
+
 
 _idle: list[WindowsNormalizer] = []
 _idle_lock = threading.Lock()

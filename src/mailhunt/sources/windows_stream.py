@@ -24,7 +24,7 @@ import pyarrow as pa
 from mailhunt.events import event_id_from_record_id, new_event, to_arrow
 from mailhunt.sources.base import ReadContext
 from mailhunt.sources.windows_events import BadWindowsRecord, map_record
-from mailhunt.sources.windows_normalize import borrowed_normalizer
+from mailhunt.sources.windows_normalize import borrowed_normalizer, gap_candidates
 
 BATCH_EVENTS = 20_000
 SQL_MIN_RECORDS = 2_000
@@ -140,7 +140,7 @@ class WindowsEventStream:
             table, needs_python = normalizer.normalize(
                 text_array(originals), locator_array, self.ctx.path, self.ctx.sha256)
             python_rows = [index for index, special in enumerate(needs_python) if special]
-            return table, python_rows, normalizer.gap_candidates(table, locator_array)
+        return table, python_rows, gap_candidates(table, locator_array)
 
     def add_normalized(self, originals: list[str], locators: list[int], table: pa.Table | None,
                        python_rows: list[int], gap_candidates: list[tuple]) -> Iterator[pa.Table]:
