@@ -100,6 +100,19 @@ class EventSQLBackend(TextQueryBackend):
     def escape_and_quote_field(self, field_name: str) -> str:
         return sql_field(field_name)
 
+    def convert_condition_field_eq_val_str(self, cond, state: ConversionState):
+        """A value without wildcards is a case-insensitive equality; a pattern is ILIKE, with the
+        escape clause only when the pattern escapes something (both are several times faster than
+        an ILIKE that always names its escape character)."""
+        if not cond.value.contains_special():
+            literal = cond.value.convert(escape_char="", wildcard_multi="", wildcard_single="", add_escaped="")
+            literal = literal.replace("'", "''")
+            return f"coalesce(lower({sql_field(cond.field)}) = lower('{literal}'), false)"
+        converted = super().convert_condition_field_eq_val_str(cond, state)
+        if "\\" not in self.convert_value_str(cond.value, state):
+            converted = converted.replace(" ESCAPE '\\'", "")
+        return converted
+
     def convert_condition_field_eq_val_num(self, cond, state: ConversionState):
         """Numbers compare as text against text columns (Sigma's ``EventID: 4104`` vs ``event.code``)."""
         value = f"'{cond.value}'" if cond.field in _TEXT_COLUMNS else str(cond.value)
