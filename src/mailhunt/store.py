@@ -142,15 +142,24 @@ class CaseStore:
         self._bulk_rows = None
 
     def deduplicate(self) -> int:
-        """Keep one row per event id; returns how many copies were removed."""
-        removed = self.db.execute(
-            """DELETE FROM events WHERE rowid IN (
-                 SELECT rowid FROM (
-                   SELECT rowid, row_number() OVER (
-                     PARTITION BY "event.id" ORDER BY "log.file.path", "log.record", rowid) AS copy
-                   FROM events) WHERE copy > 1)"""
-        ).fetchall()[0][0]
-        return removed
+        """Keep one row per event id; returns how many copies were removed.
+
+        The ids that occur more than once are found first, so the ordering
+        that picks the copy to keep only runs over those rows."""
+        self.db.execute("""CREATE OR REPLACE TEMP TABLE duplicated_ids AS
+                           SELECT "event.id" AS id FROM events GROUP BY 1 HAVING count(*) > 1""")
+        try:
+            if not self.db.execute("SELECT count(*) FROM duplicated_ids").fetchall()[0][0]:
+                return 0
+            return self.db.execute(
+                """DELETE FROM events WHERE rowid IN (
+                     SELECT rowid FROM (
+                       SELECT rowid, row_number() OVER (
+                         PARTITION BY "event.id" ORDER BY "log.file.path", "log.record", rowid) AS copy
+                       FROM events WHERE "event.id" IN (SELECT id FROM duplicated_ids)) WHERE copy > 1)"""
+            ).fetchall()[0][0]
+        finally:
+            self.db.execute("DROP TABLE IF EXISTS duplicated_ids")
 
     def record_input(self, path: str, sha256: str, fmt: str | None, records: int, rejected: int,
                      new_events: int, skipped_reason: str | None, locator_unit: str = "line") -> None:
