@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mailhunt.events import SCHEMA
-from mailhunt.sources import SOURCES, ReadContext, identify
+from mailhunt.sources import SOURCES, ReadContext, identify, read_events
 from mailhunt.sources.inputs import iter_evidence
 from tests.corpus import PUBLIC
 
@@ -20,7 +20,7 @@ def read(path):
     assert source is not None, f"{path} not recognized"
     ctx = ReadContext(item.display, item.sha256())
     with item.open() as stream:
-        batches = list(source.read(stream, ctx))
+        batches = list(read_events(source, stream, ctx))
     assert all(batch.schema == SCHEMA for batch in batches)
     events = [event for batch in batches for event in batch.to_pylist()]
     for event in events:

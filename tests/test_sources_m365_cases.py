@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from mailhunt.events import COLUMN_NAMES, event_id_from_record_id
-from mailhunt.sources import SNIFF_BYTES, ReadContext, identify
+from mailhunt.sources import SNIFF_BYTES, ReadContext, identify, read_events
 from mailhunt.sources.m365_audit import M365_SOURCES
 from tests.corpus import PUBLIC
 
@@ -43,7 +43,7 @@ def read_bytes(data: bytes, name: str = "evidence") -> tuple[str, list[dict], Re
     source = identify(data[:SNIFF_BYTES])
     assert source is not None, f"{name} not recognized"
     ctx = ReadContext(name, "0" * 64)
-    events = _events(source.read(io.BufferedReader(io.BytesIO(data)), ctx))
+    events = _events(read_events(source, io.BufferedReader(io.BytesIO(data)), ctx))
     return source.name, events, ctx
 
 
@@ -359,7 +359,7 @@ def test_empty_inputs_give_no_events_and_no_error():
     assert identify(b"") is None
     for source in M365_SOURCES:
         ctx = ReadContext("empty", "0" * 64)
-        assert _events(source.read(io.BufferedReader(io.BytesIO(b"")), ctx)) == []
+        assert _events(read_events(source, io.BufferedReader(io.BytesIO(b"")), ctx)) == []
         assert ctx.records == 0
     header_only = (FIXTURES / "classic.csv").read_bytes().split(b"\n", 1)[0] + b"\n"
     name, events, ctx = read_bytes(header_only)

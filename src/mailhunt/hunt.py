@@ -154,17 +154,25 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
         with io.BufferedReader(CountingReader(item.open(), progress.advance), buffer_size=1 << 20) as stream:
             yield from source.read(stream, ctx)
 
+    staged_reports = []
     with store.bulk_load():
         try:
             for batch in read_ahead(batches()):
                 store.append(batch)
+                if not isinstance(batch, pa.Table):
+                    staged_reports.append(batch.context)
         except EvidenceTooLarge as exc:
             ctx.reject("end", str(exc))
         except OSError as exc:
             ctx.reject("end", f"read error: {exc}")
         except Exception as exc:  # a reader must never take the hunt down; say where it stopped
-            ctx.reject("end", f"reading stopped after {ctx.records} records ({type(exc).__name__}: "
+            ctx.reject("end", f"reading stopped after {ctx.records + sum(r.records for r in staged_reports)} "
+                              f"records ({type(exc).__name__}: "
                               f"{str(exc)[:200]}); the records before were kept")
+    for report in staged_reports:
+        ctx.absorb(report)
+    if staged_reports:
+        ctx.order_rejections()
     summary.records, summary.rejected = ctx.records, ctx.rejected
     summary.rejections = ctx.rejections
     summary.notes = ctx.notes

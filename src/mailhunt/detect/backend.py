@@ -1,7 +1,7 @@
 """A pySigma backend that turns a Sigma detection into a SQL condition over ``events``.
 
 The SQL stays inside a small portable subset (ILIKE/LIKE with an explicit
-escape, lower() = for values without wildcards, REGEXP_MATCHES, IS NULL, comparisons, map element access) so that
+escape, REGEXP_MATCHES, IS NULL, comparisons, map element access) so that
 sqlglot can carry the same condition to Spark SQL unchanged in meaning.
 
 Field names reaching the backend are the event model's columns and the
@@ -25,7 +25,7 @@ from sigma.conditions import ConditionAND, ConditionItem, ConditionNOT, Conditio
 from sigma.conversion.base import TextQueryBackend
 from sigma.conversion.state import ConversionState
 from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
-from sigma.types import SigmaCompareExpression, SigmaString
+from sigma.types import SigmaCompareExpression
 
 from mailhunt.detect.baselines import DERIVED_FIELDS
 from mailhunt.events import COLUMN_NAMES, COLUMNS
@@ -101,12 +101,17 @@ class EventSQLBackend(TextQueryBackend):
         return sql_field(field_name)
 
     def convert_condition_field_eq_val_str(self, cond, state: ConversionState):
-        """A value without wildcards compares lower-cased with ``=``: the same match as ILIKE, and DuckDB
-        tests it on compressed columns without decoding every string (ten times faster on large cases)."""
-        if isinstance(cond.value, SigmaString) and not cond.value.contains_special():
-            literal = "'" + cond.value.to_plain().replace("'", "''") + "'"
-            return f"coalesce(lower({sql_field(cond.field)}) = lower({literal}), false)"
-        return super().convert_condition_field_eq_val_str(cond, state)
+        """A value without wildcards is a case-insensitive equality; a pattern is ILIKE, with the
+        escape clause only when the pattern escapes something (both are several times faster than
+        an ILIKE that always names its escape character)."""
+        if not cond.value.contains_special():
+            literal = cond.value.convert(escape_char="", wildcard_multi="", wildcard_single="", add_escaped="")
+            literal = literal.replace("'", "''")
+            return f"coalesce(lower({sql_field(cond.field)}) = lower('{literal}'), false)"
+        converted = super().convert_condition_field_eq_val_str(cond, state)
+        if "\\" not in self.convert_value_str(cond.value, state):
+            converted = converted.replace(" ESCAPE '\\'", "")
+        return converted
 
     def convert_condition_field_eq_val_num(self, cond, state: ConversionState):
         """Numbers compare as text against text columns (Sigma's ``EventID: 4104`` vs ``event.code``)."""

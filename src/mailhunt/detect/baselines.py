@@ -44,8 +44,16 @@ DERIVED_FIELDS: tuple[DerivedField, ...] = (
 
 
 def create_detection_view(store: CaseStore) -> None:
-    db = store.db
-    start, end = db.execute('SELECT min("@timestamp"), max("@timestamp") FROM events').fetchall()[0]
+    store.db.execute("""CREATE OR REPLACE TEMP TABLE app_first_seen AS
+                        SELECT "app.id" AS app_id, min("@timestamp") AS first_seen
+                        FROM events WHERE "app.id" IS NOT NULL GROUP BY 1""")
+    store.db.execute(f"CREATE OR REPLACE TEMP VIEW {DETECTION_RELATION} AS {detection_select(store)}")
+
+
+def detection_select(store: CaseStore, relation: str = "events") -> str:
+    """The query behind the detection view, over ``relation`` (``events`` or a subset of its rows
+    with all its columns); the baselines are measured over the whole case."""
+    start, end = store.db.execute('SELECT min("@timestamp"), max("@timestamp") FROM events').fetchall()[0]
     new_for = int(NEW_FOR.total_seconds())
     if start is None or end - start < MIN_EVIDENCE:
         is_new = "false"
@@ -53,16 +61,11 @@ def create_detection_view(store: CaseStore) -> None:
         learned_until = start + min(LEARNING_MAX, (end - start) / 4)
         is_new = (f"coalesce(a.first_seen > TIMESTAMP '{learned_until:%Y-%m-%d %H:%M:%S.%f}' "
                   f"AND e.\"@timestamp\" <= a.first_seen + INTERVAL '{new_for} seconds', false)")
-    db.execute("""CREATE OR REPLACE TEMP TABLE app_first_seen AS
-                  SELECT "app.id" AS app_id, min("@timestamp") AS first_seen
-                  FROM events WHERE "app.id" IS NOT NULL GROUP BY 1""")
-    db.execute(
-        f"""CREATE OR REPLACE TEMP VIEW {DETECTION_RELATION} AS
-            SELECT e.* REPLACE (coalesce(actor.actor, e."user.name") AS "user.name",
-                                coalesce(target.actor, e."user.target.name") AS "user.target.name"),
-                   e."user.name" AS "user.name_logged",
-                   a.first_seen AS "app.first_seen", {is_new} AS "app.new"
-            FROM events e
-            LEFT JOIN app_first_seen a ON a.app_id = e."app.id"
-            LEFT JOIN identities actor ON actor.alias = coalesce(e."user.name", e."user.id")
-            LEFT JOIN identities target ON target.alias = e."user.target.name" """)
+    return f"""SELECT e.* REPLACE (coalesce(actor.actor, e."user.name") AS "user.name",
+                               coalesce(target.actor, e."user.target.name") AS "user.target.name"),
+                  e."user.name" AS "user.name_logged",
+                  a.first_seen AS "app.first_seen", {is_new} AS "app.new"
+           FROM {relation} e
+           LEFT JOIN app_first_seen a ON a.app_id = e."app.id"
+           LEFT JOIN identities actor ON actor.alias = coalesce(e."user.name", e."user.id")
+           LEFT JOIN identities target ON target.alias = e."user.target.name" """

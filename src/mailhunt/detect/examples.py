@@ -55,7 +55,7 @@ import yaml
 
 from mailhunt.detect.engine import CompiledRules, DetectionSettings, compile_rules, run_rules
 from mailhunt.detect.rules import LoadedRule
-from mailhunt.sources import SNIFF_BYTES, ReadContext, identify
+from mailhunt.sources import SNIFF_BYTES, ReadContext, identify, read_events
 from mailhunt.store import CaseStore
 
 EXPECTATIONS = ("match", "no_match")
@@ -221,7 +221,7 @@ def _run_case(rule: LoadedRule, case: ExampleCase, compiled: CompiledRules, work
         path.write_bytes(data)
         ctx = ReadContext(str(path), hashlib.sha256(data).hexdigest(), dict(case.hints))
         with path.open("rb") as stream:
-            batches.extend(source.read(stream, ctx))
+            batches.extend(read_events(source, stream, ctx))
         if ctx.rejected:
             reasons = "; ".join(str(r) for r in ctx.rejections[:3])
             return result(False, False, f"{source.name} rejected {ctx.rejected} of the records: {reasons}")

@@ -6,7 +6,7 @@ bytes reads it. More specific formats come before more general ones.
 
 from __future__ import annotations
 
-from mailhunt.sources.base import ReadContext, Rejection, Source
+from mailhunt.sources.base import ReadContext, Rejection, Source, read_events
 from mailhunt.sources.auditd import AuditdLog
 from mailhunt.sources.entra_signin import ENTRA_SOURCES
 from mailhunt.sources.eslogger import EsloggerLog
@@ -36,4 +36,4 @@ def identify(head: bytes) -> Source | None:
     return None
 
 
-__all__ = ["SOURCES", "SNIFF_BYTES", "identify", "ReadContext", "Rejection", "Source"]
+__all__ = ["SOURCES", "SNIFF_BYTES", "identify", "read_events", "ReadContext", "Rejection", "Source"]

@@ -6,14 +6,25 @@ tables with ``mailhunt.events.SCHEMA`` (a reader that builds events one by one
 as dicts turns them into a batch with ``mailhunt.events.to_arrow``). It counts
 every record it meets in ``ctx.records``. A bad record is never an exception: the
 reader calls ``ctx.reject(locator, reason)`` and goes on with the next one.
+
+A reader whose mapping is set-based SQL may instead yield ``StagedRecords``:
+the raw records with the query that makes them events, run by the store in
+the database the events land in, so the events never travel through Arrow.
+What that query rejects is reported in the batch's own ``context``; whoever
+runs it folds that into the file's context (``ReadContext.absorb``).
+``read_events`` gives any reader's output as event tables.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterable, Iterator, Protocol
+import re
+from typing import TYPE_CHECKING, BinaryIO, Iterable, Iterator, Protocol, Union
 
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    import duckdb
 
 from mailhunt.events import to_arrow
 
@@ -60,6 +71,40 @@ class ReadContext:
         if len(self.rejections) < self.max_kept_rejections:
             self.rejections.append(Rejection(self.path, locator, reason))
 
+    def absorb(self, other: "ReadContext") -> None:
+        """Fold in the counts, rejections and notes a batch reported into a context of its own."""
+        self.records += other.records
+        for rejection in other.rejections:
+            self.reject(rejection.locator, rejection.reason)
+        self.rejected += other.rejected - len(other.rejections)
+        for text in other.notes:
+            self.note(text)
+
+    def order_rejections(self) -> None:
+        """Rejections in file order (by the number in their locator), whichever stage found them."""
+        self.rejections.sort(key=_locator_order)
+
+
+def _locator_order(rejection: Rejection) -> tuple[int, int]:
+    number = re.search(r"\d+", rejection.locator)
+    return (0, int(number.group())) if number else (1, 0)
+
+
+class StagedRecords(Protocol):
+    """Raw records and the set-based query that turns them into events (``events.SCHEMA``)."""
+
+    num_rows: int
+    context: ReadContext
+
+    def insert_into(self, db: "duckdb.DuckDBPyConnection", table: str) -> None:
+        """Map the records where ``table`` lives and insert the events, by column name."""
+
+    def to_events(self) -> pa.Table:
+        """The events as an Arrow table, mapped in a private in-memory database."""
+
+
+Batch = Union[pa.Table, StagedRecords]
+
 
 class Source(Protocol):
     """``locator_unit`` says what ``log.record`` counts: "line" or "record"."""
@@ -70,7 +115,18 @@ class Source(Protocol):
 
     def sniff(self, head: bytes) -> bool: ...
 
-    def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]: ...
+    def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[Batch]: ...
+
+
+def read_events(source: Source, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
+    """A reader's output as event tables, its staged batches mapped and their reports folded into ``ctx``."""
+    for batch in source.read(stream, ctx):
+        if isinstance(batch, pa.Table):
+            yield batch
+        else:
+            table = batch.to_events()
+            ctx.absorb(batch.context)
+            yield table
 
 
 def event_batches(events: Iterable[dict | None], size: int = 20_000) -> Iterator[pa.Table]:

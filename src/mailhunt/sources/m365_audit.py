@@ -22,16 +22,15 @@ import csv
 import io
 import json
 from array import array
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO, Iterator
 
 import orjson
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mailhunt.sources.base import ReadContext, iter_text_lines
-from mailhunt.sources.m365_normalize import DATASET, normalizer
+from mailhunt.sources.m365_normalize import DATASET, StagedAuditRecords
 from mailhunt.sources.m365_record import BadRecord, defender_row_to_record, sentinel_row_to_record
 
 MAX_RECORD_LINES = 200
@@ -39,9 +38,9 @@ MAX_RECORD_CHARS = 4 * 1024 * 1024
 BATCH_RECORDS = 50_000
 CHUNK_BYTES = 16 * 1024 * 1024
 MAX_LINE_BYTES = 64 * 1024 * 1024
-# DuckDB parallelizes a query over row groups of ~120k rows, so one chunk keeps
-# one core busy; two chunks in flight use both while the loader inserts.
-NORMALIZER_THREADS = 2
+# Lines are cut from the file a chunk at a time, and several chunks are mapped
+# in one query, whose scan DuckDB spreads over the cores chunk by chunk.
+STAGED_RECORDS = 100_000
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
@@ -126,15 +125,16 @@ class Batch:
     def full(self) -> bool:
         return len(self.raw) >= BATCH_RECORDS
 
-    def flush(self) -> Iterator[pa.Table]:
+    def flush(self) -> Iterator[StagedAuditRecords]:
         if not self.raw:
             return
         originals = pa.array(self.originals, pa.large_string()) if self.rewritten else None
-        table = normalizer().normalize(pa.array(self.raw, pa.large_string()), pa.array(self.locators, pa.int64()),
-                                       pa.array(self.fallbacks, pa.string()), originals, self.ctx, self.unit)
+        staged = StagedAuditRecords(pa.array(self.raw, pa.large_string()), pa.array(self.locators, pa.int64()),
+                                    pa.array(self.fallbacks, pa.string()), originals, self.ctx.path,
+                                    self.ctx.sha256, self.unit)
         self.raw, self.locators, self.fallbacks, self.originals = [], [], [], []
         self.rewritten = False
-        yield table
+        yield staged
 
 
 # ---------------------------------------------------------------- CSV exports
@@ -299,33 +299,28 @@ def ndjson_line_batches(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[pa
                 else:
                     carry = data
                 continue
-        chunk, carry = data[:cut], data[cut:]
+        chunk, carry = memoryview(data)[:cut], data[cut:]
         if chunk:
-            yield from _chunk_lines(chunk, first_line, ctx)
-            first_line += chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+            lines, numbers, count = _chunk_lines(chunk, first_line, ctx)
+            yield lines, numbers
+            first_line += count
         if at_end:
             return
 
 
-def _chunk_lines(chunk: bytes, first_line: int, ctx: ReadContext) -> Iterator[tuple[pa.Array, pa.Array]]:
-    if b"\r" in chunk:
-        chunk = chunk.replace(b"\r\n", b"\n")
-    ends = []
-    find = chunk.find
-    position = find(b"\n")
-    while position != -1:
-        ends.append(position)
-        position = find(b"\n", position + 1)
-    if not chunk.endswith(b"\n"):
-        ends.append(len(chunk))
-    offsets = array("q", [0])
-    for index, end in enumerate(ends):
-        offsets.append(end - index)
-    data = chunk.replace(b"\n", b"")
-    lines = pa.Array.from_buffers(pa.large_binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-    numbers = pa.array(range(first_line, first_line + len(ends)), pa.int64())
+def _chunk_lines(chunk: memoryview, first_line: int, ctx: ReadContext) -> tuple[pa.Array, pa.Array, int]:
+    """The chunk's lines as text, their numbers, and how many lines the chunk held."""
+    if chunk.obj.find(b"\r", 0, len(chunk)) != -1:
+        chunk = memoryview(bytes(chunk).replace(b"\r\n", b"\n"))
+    whole = pa.Array.from_buffers(pa.large_binary(), 1, [None, pa.py_buffer(array("q", [0, len(chunk)])),
+                                                         pa.py_buffer(chunk)])
+    lines = pc.split_pattern(whole, pattern=b"\n")[0].values
+    if chunk[-1:] == b"\n":
+        lines = lines.slice(0, len(lines) - 1)
+    count = len(lines)
+    numbers = pa.array(range(first_line, first_line + count), pa.int64())
     try:
-        yield lines.cast(pa.large_string()), numbers
+        return lines.cast(pa.large_string()), numbers, count
     except pa.ArrowInvalid:
         good, good_numbers = [], []
         for number, line in zip(numbers.to_pylist(), lines.to_pylist()):
@@ -335,7 +330,7 @@ def _chunk_lines(chunk: bytes, first_line: int, ctx: ReadContext) -> Iterator[tu
             except UnicodeDecodeError as exc:
                 ctx.records += 1
                 ctx.reject(f"line {number}", f"not UTF-8 text (byte {exc.start} of the line)")
-        yield pa.array(good, pa.large_string()), pa.array(good_numbers, pa.int64())
+        return pa.array(good, pa.large_string()), pa.array(good_numbers, pa.int64()), count
 
 
 def json_array_members(stream: BinaryIO, ctx: ReadContext, chunk_size: int = 1 << 20) -> Iterator[tuple[int, str, object]]:
@@ -415,22 +410,6 @@ class _AuditJson:
         yield from batch.flush()
 
 
-def _normalize_lines(lines: pa.Array, numbers: pa.Array, path: str, sha256: str) -> tuple[pa.Table, ReadContext]:
-    """Normalize one chunk in a worker thread, reporting into a context of its own."""
-    own = ReadContext(path, sha256)
-    return normalizer().normalize(lines, numbers, None, None, own, "line", count_records=True), own
-
-
-def _merged(result: tuple[pa.Table, ReadContext], ctx: ReadContext) -> pa.Table:
-    """Fold a chunk's counts and rejections into the file's context, in chunk order."""
-    table, own = result
-    ctx.records += own.records
-    for rejection in own.rejections:
-        ctx.reject(rejection.locator, rejection.reason)
-    ctx.rejected += own.rejected - len(own.rejections)
-    return table
-
-
 class UnifiedAuditNdjson(_AuditJson):
     name = "ual_ndjson"
 
@@ -445,18 +424,25 @@ class UnifiedAuditNdjson(_AuditJson):
             return False
         return isinstance(obj, dict) and is_audit_record(obj) and not is_sentinel_row(obj)
 
-    def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
+    def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[StagedAuditRecords]:
         if hasattr(stream, "peek") and stream.peek(2)[:2] in UTF16_BOMS:
             yield from self.events(_json_lines(stream, ctx), ctx)
             return
-        with ThreadPoolExecutor(max_workers=NORMALIZER_THREADS, thread_name_prefix="mailhunt-normalize") as pool:
-            pending: deque = deque()
-            for lines, numbers in ndjson_line_batches(stream, ctx):
-                pending.append(pool.submit(_normalize_lines, lines, numbers, ctx.path, ctx.sha256))
-                if len(pending) >= NORMALIZER_THREADS:
-                    yield _merged(pending.popleft().result(), ctx)
-            while pending:
-                yield _merged(pending.popleft().result(), ctx)
+        lines: list[pa.Array] = []
+        numbers: list[pa.Array] = []
+        for chunk_lines, chunk_numbers in ndjson_line_batches(stream, ctx):
+            lines.append(chunk_lines)
+            numbers.append(chunk_numbers)
+            if sum(len(c) for c in lines) >= STAGED_RECORDS:
+                yield self._staged(lines, numbers, ctx)
+                lines, numbers = [], []
+        if lines:
+            yield self._staged(lines, numbers, ctx)
+
+    @staticmethod
+    def _staged(lines: list[pa.Array], numbers: list[pa.Array], ctx: ReadContext) -> StagedAuditRecords:
+        return StagedAuditRecords(pa.chunked_array(lines, pa.large_string()), pa.chunked_array(numbers, pa.int64()),
+                                  None, None, ctx.path, ctx.sha256, "line", count_records=True)
 
 
 class UnifiedAuditJsonArray(_AuditJson):

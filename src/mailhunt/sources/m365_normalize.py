@@ -37,6 +37,7 @@ STAGE_SCHEMA = pa.schema([
     ("raw", pa.large_string()),
     ("locator", pa.int64()),
     ("fallback", pa.string()),
+    ("original", pa.large_string()),
 ])
 
 _STRINGS = (
@@ -89,7 +90,7 @@ _USER_TYPES = {
 _USER_TYPE_CASE = "CASE replace(lower(ut), '_', '') " + " ".join(
     f"WHEN '{k}' THEN '{v}'" for k, v in _USER_TYPES.items()) + " ELSE 'unknown' END"
 
-_IPV4 = r"^(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})(:\d{1,5})?$"
+_IPV4 = r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?::\d{1,5})?$"
 _IPV6_BRACKETED = r"^\[([0-9A-Fa-f:.]+)\](:\d{1,5})?$"
 _IPV6 = r"^[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]*$"
 
@@ -104,8 +105,13 @@ FROM (SELECT row_index, locator, fallback, valid, j,
              nullif(json_extract_string(j[{len(_COMPLEX) + 2}], '$'), '') AS creation
       FROM (SELECT row_index, locator, fallback, valid,
                    CASE WHEN valid THEN json_extract(raw, {_COMPLEX_PATHS}) END AS j
-            FROM (SELECT *, json_valid(raw) AS valid FROM stage WHERE NOT regexp_matches(raw, '^\\s*$'))))
+            FROM (SELECT *, {{validity}} AS valid FROM stage WHERE NOT regexp_matches(raw, '^\\s*$'))))
 """
+# Most files hold only well-formed records: the batch is first parsed without
+# checking each record, and only when the parser meets a malformed one is it
+# parsed again with the check, to reject exactly the bad records.
+FIELDS_TRUSTING_SQL = FIELDS_SQL.replace("{validity}", "true")
+FIELDS_CHECKING_SQL = FIELDS_SQL.replace("{validity}", "json_valid(raw)")
 
 REJECT_SQL = """
 SELECT locator, CASE
@@ -179,7 +185,7 @@ GROUP BY row_index
 
 EVENTS_SQL = f"""
 WITH base AS (
-  SELECT d.row_index, d.locator, d.ts, d.j, d.operation, r, c.app_id AS consented_app,
+  SELECT d.row_index, d.locator, d.ts, d.j, d.operation, r, c.app_id AS consented_app, s.original,
          lower({_f('UserId')}) AS user_name, lower(d.operation) AS op, p.params,
          coalesce(t.text, p.parameters) AS parameters,
          CASE WHEN {_f('Id')} IS NULL THEN left(sha256(s.raw), 32) END AS raw_hash
@@ -210,6 +216,8 @@ WITH base AS (
       WHEN op LIKE '%inboxrules' THEN nullif(params['rulename'], '')
     END AS rule_name,
     coalesce({_f('ClientIP')}, {_f('ClientIPAddress')}, {_f('ActorIpAddress')}) AS ip_text,
+    regexp_extract(coalesce({_f('ClientIP')}, {_f('ClientIPAddress')}, {_f('ActorIpAddress')}), '{_IPV4}',
+                   ['a', 'b', 'c', 'd']) AS ip4,
     list_transform(r."AffectedItems", lambda item: item."Subject") AS affected_subjects,
     len(r."AffectedItems") AS affected_count,
     nullif(r."AffectedItems"[1]."InternetMessageId", '') AS affected_message_id,
@@ -240,10 +248,9 @@ SELECT
        ELSE {_USER_TYPE_CASE} END AS "user.type",
   CASE WHEN lower(tgt) LIKE '%@%' THEN lower(tgt) ELSE tgt END AS "user.target.name",
   CASE
-    WHEN regexp_matches(ip_text, '{_IPV4}')
-         AND list_bool_and(list_transform(string_split(regexp_extract(ip_text, '{_IPV4}', 1), '.'),
-                                          lambda octet: CAST(octet AS INTEGER) <= 255))
-      THEN regexp_extract(ip_text, '{_IPV4}', 1)
+    WHEN ip4.a <> '' AND CAST(ip4.a AS INTEGER) <= 255 AND CAST(ip4.b AS INTEGER) <= 255
+         AND CAST(ip4.c AS INTEGER) <= 255 AND CAST(ip4.d AS INTEGER) <= 255
+      THEN ip4.a || '.' || ip4.b || '.' || ip4.c || '.' || ip4.d
     WHEN regexp_matches(ip_text, '{_IPV6_BRACKETED}') THEN lower(regexp_extract(ip_text, '{_IPV6_BRACKETED}', 1))
     WHEN regexp_matches(ip_text, '{_IPV6}') AND length(ip_text) - length(replace(ip_text, ':', '')) >= 2
       THEN lower(ip_text)
@@ -269,83 +276,102 @@ SELECT
   params AS "params",
   parameters AS "parameters",
   {_f('OrganizationId')} AS "organization.id",
-  locator AS "log.record"
+  locator AS "log.record",
+  original AS "event.original",
+  CAST(? AS VARCHAR) AS "log.file.path",
+  CAST(? AS VARCHAR) AS "log.file.sha256"
 FROM (SELECT *, coalesce(nullif(param_target, ''), {_f('MailboxOwnerUPN')}, {_f('ObjectId')}) AS tgt FROM targeted)
-ORDER BY row_index
 """
 
 
-class AuditNormalizer:
-    """A private in-memory DuckDB that turns staged AuditData batches into event tables."""
+class StagedAuditRecords:
+    """A batch of AuditData texts with their locators, and the SQL that makes them events.
 
-    def __init__(self) -> None:
-        self._db = duckdb.connect(":memory:", config={"memory_limit": "256MB"})
-        self._db.execute("SET TimeZone = 'UTC'")
+    ``originals`` (default: ``raw``) is each record as the file holds it, when
+    ``raw`` is a rewritten form of it. With ``count_records`` the non-empty
+    staged records are counted in ``context.records`` when the batch is mapped.
+    """
 
-    def normalize(self, raw: pa.Array, locators: pa.Array, fallbacks: pa.Array | None,
-                  originals: pa.Array | None, ctx: ReadContext, locator_unit: str,
-                  count_records: bool = False) -> pa.Table:
-        """Events for the staged records; bad ones go to ``ctx.reject``. ``originals`` default to ``raw``.
-
-        With ``count_records`` the non-empty staged records are added to ``ctx.records``.
-        """
+    def __init__(self, raw: pa.Array | pa.ChunkedArray, locators: pa.Array | pa.ChunkedArray,
+                 fallbacks: pa.Array | None, originals: pa.Array | None, path: str, sha256: str,
+                 locator_unit: str, count_records: bool = False):
+        raw = raw.cast(pa.large_string())
         if fallbacks is None:
             fallbacks = pa.nulls(len(raw), pa.string())
-        positions = pa.array(range(len(raw)), pa.int64())
-        stage = pa.table([positions, raw.cast(pa.large_string()), locators, fallbacks], schema=STAGE_SCHEMA)
-        db = self._db
-        db.register("stage", stage)
+        if originals is None:
+            originals = raw
+        self.num_rows = len(raw)
+        self.stage = pa.table([pa.array(range(self.num_rows), pa.int64()), raw, locators, fallbacks,
+                               originals.cast(pa.large_string())], schema=STAGE_SCHEMA)
+        self.path, self.sha256, self.unit = path, sha256, locator_unit
+        self.count_records = count_records
+        self.context = ReadContext(path, sha256)
+
+    def _prepare(self, db: duckdb.DuckDBPyConnection) -> None:
+        """Everything up to the events query: validity, rejections, the parameter maps."""
+        ctx = self.context
         try:
-            db.execute(FIELDS_SQL)
-            if count_records:
-                ctx.records += db.execute("SELECT count(*) FROM fielded").fetchall()[0][0]
-            for locator, reason in db.execute(REJECT_SQL).fetchall():
-                ctx.reject(f"{locator_unit} {locator}", reason)
-            db.execute(PARAM_ROWS_SQL)
-            db.execute(CONSENTS_SQL)
-            db.execute(CONSENT_PARAMS_SQL)
-            db.execute(TEXT_PARAMS_SQL)
-            extra = [(row_index, order, name, value)
-                     for row_index, text in db.execute("SELECT row_index, text FROM text_params").fetchall()
-                     for order, (name, value) in enumerate(parse_parameter_text(text))]
-            if extra:
-                db.register("extra_rows", pa.table({
-                    "row_index": pa.array([e[0] for e in extra], pa.int64()),
-                    "ord": pa.array([e[1] for e in extra], pa.int64()),
-                    "name": pa.array([e[2] for e in extra], pa.string()),
-                    "value": pa.array([e[3] for e in extra], pa.string())}))
-                db.execute("INSERT INTO param_rows SELECT * FROM extra_rows")
-                db.unregister("extra_rows")
-            db.execute(PARAM_MAPS_SQL)
-            normalized = db.sql(EVENTS_SQL).to_arrow_table()
+            db.execute(FIELDS_TRUSTING_SQL)
+        except duckdb.InvalidInputException:
+            db.execute(FIELDS_CHECKING_SQL)
+        if self.count_records:
+            ctx.records += db.execute("SELECT count(*) FROM fielded").fetchall()[0][0]
+        for locator, reason in db.execute(REJECT_SQL).fetchall():
+            ctx.reject(f"{self.unit} {locator}", reason)
+        db.execute(PARAM_ROWS_SQL)
+        db.execute(CONSENTS_SQL)
+        db.execute(CONSENT_PARAMS_SQL)
+        db.execute(TEXT_PARAMS_SQL)
+        extra = [(row_index, order, name, value)
+                 for row_index, text in db.execute("SELECT row_index, text FROM text_params").fetchall()
+                 for order, (name, value) in enumerate(parse_parameter_text(text))]
+        if extra:
+            db.register("extra_rows", pa.table({
+                "row_index": pa.array([e[0] for e in extra], pa.int64()),
+                "ord": pa.array([e[1] for e in extra], pa.int64()),
+                "name": pa.array([e[2] for e in extra], pa.string()),
+                "value": pa.array([e[3] for e in extra], pa.string())}))
+            db.execute("INSERT INTO param_rows SELECT * FROM extra_rows")
+            db.unregister("extra_rows")
+        db.execute(PARAM_MAPS_SQL)
+
+    def _run(self, db: duckdb.DuckDBPyConnection, action):
+        db.register("stage", self.stage)
+        try:
+            self._prepare(db)
+            return action(db)
         finally:
             db.unregister("stage")
-        indices = normalized.column("row_index")
-        source = originals if originals is not None else raw
-        kept = source if len(indices) == len(source) else source.take(indices)
+            for table in _WORK_TABLES:
+                db.execute(f"DROP TABLE IF EXISTS temp.{table}")
+
+    def insert_into(self, db: duckdb.DuckDBPyConnection, table: str) -> None:
+        self._run(db, lambda db: db.execute(
+            f"INSERT INTO {table} BY NAME SELECT * EXCLUDE (row_index) FROM ({EVENTS_SQL})", [self.path, self.sha256]))
+        self.stage = None
+
+    def to_events(self) -> pa.Table:
+        normalized = self._run(normalizer(),
+                               lambda db: db.sql(EVENTS_SQL + " ORDER BY row_index",
+                                                 params=[self.path, self.sha256]).to_arrow_table())
         columns = []
         for field in SCHEMA:
-            if field.name == "event.original":
-                columns.append(kept.cast(pa.large_string()))
-            elif field.name == "log.file.path":
-                columns.append(pa.array([ctx.path] * len(indices), pa.string()))
-            elif field.name == "log.file.sha256":
-                columns.append(pa.array([ctx.sha256] * len(indices), pa.string()))
+            if field.name not in normalized.column_names:
+                columns.append(pa.nulls(normalized.num_rows, field.type))
             elif field.name == "params":
                 columns.append(normalized.column("params").cast(PARAMS_TYPE))
-            elif field.name not in normalized.column_names:
-                columns.append(pa.nulls(len(indices), field.type))
             else:
                 columns.append(normalized.column(field.name).cast(field.type))
         return pa.table(columns, schema=SCHEMA)
 
 
+_WORK_TABLES = ("fielded", "param_rows", "consents", "text_params", "param_maps")
 _local = threading.local()
 
 
-def normalizer() -> AuditNormalizer:
-    """One normalizer per thread (DuckDB connections are not shared across threads)."""
-    if not hasattr(_local, "normalizer"):
-        _local.normalizer = AuditNormalizer()
-    return _local.normalizer
-
+def normalizer() -> duckdb.DuckDBPyConnection:
+    """This thread's private in-memory database for mapping batches into Arrow (connections are per thread)."""
+    if not hasattr(_local, "db"):
+        _local.db = duckdb.connect(":memory:", config={"memory_limit": "256MB"})
+        _local.db.execute("SET TimeZone = 'UTC'")
+    return _local.db

@@ -12,7 +12,7 @@ from datetime import datetime
 import pyarrow as pa
 
 from mailhunt.config import Config
-from mailhunt.detect.baselines import DETECTION_RELATION, create_detection_view
+from mailhunt.detect.baselines import DETECTION_RELATION, create_detection_view, detection_select
 from mailhunt.events import iso_z
 from mailhunt.findings import EvidenceList, Finding
 from mailhunt.store import CaseStore
@@ -44,6 +44,10 @@ class TriageContext:
     _details: dict = field(default_factory=dict, repr=False)
     _app_first_seen: dict | None = field(default=None, repr=False)
     people_relation: str = DETECTION_RELATION
+    matches_relation: str = f"""(SELECT DISTINCT e."event.id" AS id, e."@timestamp" AS ts, e."event.action" AS action,
+                                  e."user.name" AS actor, e."user.target.name" AS target,
+                                  e."log.file.path" AS path, e."log.record" AS record, x.rule_id AS rule_id
+                                FROM matches x JOIN {DETECTION_RELATION} e ON e."event.id" = x.event_id)"""
 
     @classmethod
     def build(cls, store: CaseStore, config: Config, indicator_of_rule: dict[str, str]) -> "TriageContext":
@@ -57,22 +61,42 @@ class TriageContext:
         return cls(store, config, indicator_of_rule, start, end, cmdlets)
 
     def prepare(self, findings: list[Finding]) -> None:
-        """Copy once the events of every actor and target of the findings into ``triage_events``.
+        """Copy once the events of every actor and target of the findings into ``triage_events``,
+        and what the rules matched among them into ``triage_matches``.
 
-        Per-actor questions then read that small table instead of resolving
-        identities over the whole case for every finding."""
+        Per-actor questions then read those small tables instead of resolving
+        identities over the whole case for every finding. Only events whose
+        logged names are one of these people or an alias of theirs can resolve
+        to them, so identities are resolved over those events alone."""
+        db = self.store.db
         names = sorted({n for f in findings for n in (f.actor, *f.targets) if n})
-        self.store.db.register("triage_people", pa.table({"name": pa.array(names, pa.string())}))
+        db.register("triage_people", pa.table({"name": pa.array(names, pa.string())}))
         try:
-            self.store.db.execute(
+            db.execute("""CREATE OR REPLACE TEMP TABLE triage_names AS
+                          SELECT name FROM triage_people
+                          UNION SELECT alias FROM identities WHERE actor IN (SELECT name FROM triage_people)""")
+            db.execute(f"""CREATE OR REPLACE TEMP TABLE triage_logged AS
+                          SELECT {", ".join(f'"{c}"' for c in (*DETAIL_COLUMNS, "user.id"))}
+                          FROM events WHERE "user.name" IN (SELECT name FROM triage_names)
+                             OR "user.id" IN (SELECT name FROM triage_names)
+                             OR "user.target.name" IN (SELECT name FROM triage_names)""")
+            db.execute(
                 f"""CREATE OR REPLACE TEMP TABLE triage_events AS
                     SELECT "event.id", {", ".join(f'"{c}"' for c in DETAIL_COLUMNS if c != "event.id")}
-                    FROM {DETECTION_RELATION}
+                    FROM ({detection_select(self.store, "triage_logged")})
                     WHERE "user.name" IN (SELECT name FROM triage_people)
                        OR "user.target.name" IN (SELECT name FROM triage_people)""")
         finally:
-            self.store.db.unregister("triage_people")
+            db.unregister("triage_people")
+            db.execute("DROP TABLE IF EXISTS triage_logged")
+            db.execute("DROP TABLE IF EXISTS triage_names")
+        db.execute("""CREATE OR REPLACE TEMP TABLE triage_matches AS
+                      SELECT DISTINCT e."event.id" AS id, e."@timestamp" AS ts, e."event.action" AS action,
+                             e."user.name" AS actor, e."user.target.name" AS target,
+                             e."log.file.path" AS path, e."log.record" AS record, x.rule_id AS rule_id
+                      FROM matches x JOIN triage_events e ON e."event.id" = x.event_id""")
         self.people_relation = "triage_events"
+        self.matches_relation = "triage_matches"
         self._details.update(self._load_details(findings))
 
     def names_of(self, actor: str | None) -> set[str]:
@@ -188,13 +212,9 @@ class TriageContext:
         if not people:
             return []
         return self.store.query(
-            f"""SELECT DISTINCT e."event.id" AS id, e."@timestamp" AS ts, e."event.action" AS action,
-                       e."user.name" AS actor, e."user.target.name" AS target,
-                       e."log.file.path" AS path, e."log.record" AS record, x.rule_id AS rule_id
-                FROM matches x JOIN {self.people_relation} e ON e."event.id" = x.event_id
-                WHERE x.rule_id IN ({", ".join("?" * len(rule_ids))})
-                  AND (e."user.name" IN ({", ".join("?" * len(people))})
-                       OR e."user.target.name" IN ({", ".join("?" * len(people))}))
+            f"""SELECT * FROM {self.matches_relation}
+                WHERE rule_id IN ({", ".join("?" * len(rule_ids))})
+                  AND (actor IN ({", ".join("?" * len(people))}) OR target IN ({", ".join("?" * len(people))}))
                 ORDER BY ts, id""",
             [*rule_ids, *people, *people])
 

@@ -71,7 +71,7 @@ def _rule_events(finding: Finding, ctx: TriageContext) -> list[dict]:
     ids = finding.event_ids
     return ctx.store.query(
         f'''SELECT "@timestamp" AS ts, "event.action" AS action, params, "user.target.name" AS target
-            FROM events WHERE "event.id" IN ({_placeholders(ids)}) ORDER BY ts''', ids)
+            FROM events WHERE "event.id" IN (SELECT unnest(?::VARCHAR[])) ORDER BY ts''', [ids])
 
 
 def _coverage(ctx: TriageContext) -> list[tuple[datetime, datetime]]:
