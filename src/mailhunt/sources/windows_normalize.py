@@ -19,7 +19,6 @@ there by the caller:
 
 from __future__ import annotations
 
-import json
 import threading
 from contextlib import contextmanager
 from typing import Iterator
@@ -31,9 +30,9 @@ import pyarrow.compute as pc
 from mailhunt.events import SCHEMA
 from mailhunt.sources.windows_events import DATASET_BY_CHANNEL, OTHER_DATASET, SECURITY_ACTIONS, SYSMON_ACTIONS
 
-# Where each field sits in the record; JSON members that may be an object or
-# a scalar (EventID is ``4104`` or ``{"#attributes": ..., "#text": 6}``) are
-# typed JSON, everything else VARCHAR.
+# Where each field sits in the record, each read as text in one multi-path
+# extraction per record. A member that is an object comes as its JSON text
+# (EventID is ``4104`` or ``{"#attributes": ..., "#text": 6}``).
 _PATHS = {
     "channel": ("System", "Channel"),
     "computer": ("System", "Computer"),
@@ -66,18 +65,10 @@ _PATHS = {
     "sysmon_user": ("EventData", "User"),
     "target_filename": ("EventData", "TargetFilename"),
 }
-_JSON_TYPED = {"event_id"}
 
 
-def _structure() -> dict:
-    """The json_transform structure holding every path above (one parse per record)."""
-    root: dict = {}
-    for name, path in _PATHS.items():
-        node = root
-        for key in path[:-1]:
-            node = node.setdefault(key, {})
-        node[path[-1]] = "JSON" if name in _JSON_TYPED else "VARCHAR"
-    return {"Event": root}
+def _json_path(path: tuple[str, ...]) -> str:
+    return "$.Event." + ".".join('"' + key.replace('"', '\\"') + '"' for key in path)
 
 
 def _v(name: str) -> str:
@@ -85,11 +76,8 @@ def _v(name: str) -> str:
 
 
 def _flatten() -> str:
-    parts = []
-    for name, path in _PATHS.items():
-        access = "s['Event']" + "".join(f"['{key}']" for key in path)
-        parts.append(f"{access} AS {_v(name)}")
-    return ",\n         ".join(parts)
+    """Each extracted value under its name (DuckDB lists count from 1)."""
+    return ",\n         ".join(f"v[{index}] AS {_v(name)}" for index, name in enumerate(_PATHS, start=1))
 
 
 def _case_map(expression: str, mapping: dict[str, str]) -> str:
@@ -105,22 +93,22 @@ def _pid(expression: str) -> str:
     return f"TRY_CAST(trim({expression}) AS BIGINT)"
 
 
-_STRUCTURE = json.dumps(_structure()).replace("'", "''")
+_PATH_LIST = "[" + ", ".join("'" + _json_path(path).replace("'", "''") + "'" for path in _PATHS.values()) + "]"
 
 _SQL = f"""
 WITH parsed AS (
-  SELECT row_index, TRY(json_transform(raw, '{_STRUCTURE}')) AS s
+  SELECT row_index, TRY(json_extract_string(raw, {_PATH_LIST})) AS v
   FROM stage
 ), extracted AS (
-  SELECT row_index, s IS NOT NULL AS valid,
+  SELECT row_index, v IS NOT NULL AS valid,
          {_flatten()}
   FROM parsed
 ), fields AS (
   SELECT *,
     coalesce({_v('channel')}, '') AS channel,
     coalesce({_v('computer')}, '') AS computer,
-    CASE WHEN json_type({_v('event_id')}) = 'OBJECT' THEN json_extract_string({_v('event_id')}, '$."#text"')
-         ELSE json_extract_string({_v('event_id')}, '$') END AS code,
+    CASE WHEN starts_with({_v('event_id')}, '{{') THEN TRY(json_extract_string({_v('event_id')}, '$."#text"'))
+         ELSE {_v('event_id')} END AS code,
     TRY_CAST({_v('record_id')} AS BIGINT) AS record_id,
     TRY_CAST(TRY_CAST(replace({_v('system_time')}, ' ', 'T') AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP) AS ts,
     {_case_map(f"lower(coalesce({_v('channel')}, ''))", DATASET_BY_CHANNEL)} AS known_dataset
