@@ -157,16 +157,18 @@ def run_rules(store: CaseStore, compiled: CompiledRules) -> DetectionRun:
     detections: list[Detection] = []
     matched: dict[str, int] = {}
     match_single_rules(store, compiled.single)
+    counts = dict(db.execute("SELECT rule_id, count(*) FROM matches GROUP BY 1").fetchall())
     by_rule: dict[str, list[str]] = {}
+    indicator_rules = [rule.id for rule, _ in compiled.single if rule.indicator]
     for rule_id, event_id in db.execute(
             'SELECT x.rule_id, x.event_id FROM matches x JOIN events e ON e."event.id" = x.event_id '
-            'ORDER BY x.rule_id, e."@timestamp", x.event_id').fetchall():
+            'WHERE x.rule_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY x.rule_id, e."@timestamp", x.event_id',
+            [indicator_rules]).fetchall():
         by_rule.setdefault(rule_id, []).append(event_id)
     for rule, _ in compiled.single:
-        event_ids = by_rule.get(rule.id, [])
-        matched[rule.id] = len(event_ids)
+        matched[rule.id] = counts.get(rule.id, 0)
         if rule.indicator:
-            detections.extend(Detection(rule, [event_id]) for event_id in event_ids)
+            detections.extend(Detection(rule, [event_id]) for event_id in by_rule.get(rule.id, []))
     for rule, sql in compiled.correlations:
         db.execute(f"CREATE OR REPLACE TEMP TABLE correlation_instances AS {sql}")
         db.execute("INSERT INTO matches SELECT DISTINCT ?, event_id FROM correlation_instances", [rule.id])
