@@ -161,6 +161,7 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
                 store.append(batch)
                 if not isinstance(batch, pa.Table):
                     staged_reports.append(batch.context)
+            store.wait_staged()
         except EvidenceTooLarge as exc:
             ctx.reject("end", str(exc))
         except OSError as exc:

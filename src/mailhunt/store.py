@@ -11,6 +11,9 @@ Tables:
 
 from __future__ import annotations
 
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -64,6 +67,67 @@ OTHER_DDL = (
 # stay well inside a responder's laptop, so it spills to disk past this.
 MEMORY_LIMIT = "768MB"
 BULK_ROWS = 250_000
+# Staged batches are mapped and inserted by this many connections at once: one
+# batch's mapping runs mostly on one core (its intermediate tables are a single
+# row group), so two at a time keep both cores busy.
+STAGED_WORKERS = 2
+
+
+class StagedInserts:
+    """Staged batches mapped and inserted by several connections at once, each in bulk
+    transactions of its own (appends to one table from several transactions never conflict).
+
+    ``submit`` blocks while ``workers`` batches are in flight, so memory stays
+    bounded; a batch's error is raised by a later ``submit`` or by ``wait``."""
+
+    def __init__(self, db: duckdb.DuckDBPyConnection, workers: int = STAGED_WORKERS):
+        self._db = db
+        self._workers = workers
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="mailhunt-load")
+        self._pending: deque = deque()
+
+    def _connection(self):
+        local = self._local
+        if not hasattr(local, "cursor"):
+            cursor = self._db.cursor()
+            cursor.execute("SET TimeZone = 'UTC'")
+            cursor.execute("BEGIN TRANSACTION")
+            local.cursor, local.rows = cursor, 0
+            with self._lock:
+                self._cursors.append(cursor)
+        return local
+
+    def _insert(self, batch: Batch) -> None:
+        local = self._connection()
+        batch.insert_into(local.cursor, "events")
+        local.rows += batch.num_rows
+        if local.rows >= BULK_ROWS:
+            local.cursor.execute("COMMIT")
+            local.cursor.execute("BEGIN TRANSACTION")
+            local.rows = 0
+
+    def submit(self, batch: Batch) -> None:
+        while len(self._pending) >= self._workers:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(self._insert, batch))
+
+    def wait(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
+
+    def close(self, commit: bool) -> None:
+        """Wait for the batches in flight, then commit (or roll back) every connection's last transaction."""
+        self._pool.shutdown(wait=True)
+        self._pending.clear()
+        for cursor in self._cursors:
+            try:
+                cursor.execute("COMMIT" if commit else "ROLLBACK")
+            except duckdb.Error:  # a batch that failed left its transaction aborted
+                cursor.execute("ROLLBACK")
+            cursor.close()
 
 
 class CaseStore:
@@ -72,6 +136,7 @@ class CaseStore:
     def __init__(self, path: Path | str, read_only: bool = False):
         self.path = str(path)
         self._bulk_rows: int | None = None
+        self._staged: StagedInserts | None = None
         self.db = duckdb.connect(self.path, read_only=read_only,
                                  config={"memory_limit": MEMORY_LIMIT, "preserve_insertion_order": False})
         self.db.execute("SET TimeZone = 'UTC'")
@@ -107,7 +172,12 @@ class CaseStore:
     def append(self, batch: Batch) -> None:
         """Append a batch of events, or staged records mapped here; call ``deduplicate`` once loading is done.
 
-        A staged batch reports what its mapping rejected in ``batch.context``."""
+        A staged batch reports what its mapping rejected in ``batch.context``; within
+        ``bulk_load`` it is mapped concurrently with the next ones, and its report is
+        complete after ``wait_staged``."""
+        if self._staged is not None and not isinstance(batch, pa.Table):
+            self._staged.submit(batch)
+            return
         if isinstance(batch, pa.Table):
             if batch.schema != SCHEMA:
                 batch = batch.cast(SCHEMA)
@@ -131,15 +201,23 @@ class CaseStore:
         full row groups straight to the database file instead of through its write-ahead
         log, while what a transaction holds in memory stays bounded."""
         self._bulk_rows = 0
+        self._staged = StagedInserts(self.db)
         self.db.execute("BEGIN TRANSACTION")
         try:
             yield self
         except BaseException:
+            self._staged.close(commit=False)
             self.db.execute("ROLLBACK")
-            self._bulk_rows = None
+            self._bulk_rows, self._staged = None, None
             raise
+        self._staged.close(commit=True)
         self.db.execute("COMMIT")
-        self._bulk_rows = None
+        self._bulk_rows, self._staged = None, None
+
+    def wait_staged(self) -> None:
+        """Wait until every staged batch appended so far is in; raises the first error one of them met."""
+        if self._staged is not None:
+            self._staged.wait()
 
     def deduplicate(self) -> int:
         """Keep one row per event id; returns how many copies were removed.
