@@ -87,11 +87,12 @@ class CountingReader(io.RawIOBase):
         super().close()
 
 
-def read_ahead(batches: Iterator[pa.Table], depth: int = 2) -> Iterator[pa.Table]:
+def read_ahead(batches: Iterator[pa.Table], depth: int = 1) -> Iterator[pa.Table]:
     """Produce batches in a second thread while the caller stores the previous ones.
 
-    Parsing (DuckDB, outside the GIL) and loading then use both cores; at most
-    ``depth`` batches wait in memory. An exception in the reader surfaces here.
+    Reading and loading then overlap; at most ``depth`` batches wait in memory
+    besides the one being read and those being stored. An exception in the
+    reader surfaces here.
     """
     done = object()
     waiting: queue.Queue = queue.Queue(maxsize=depth)

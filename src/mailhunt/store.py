@@ -71,6 +71,10 @@ BULK_ROWS = 250_000
 # batch's mapping runs mostly on one core (its intermediate tables are a single
 # row group), so two at a time keep both cores busy.
 STAGED_WORKERS = 2
+# Each of those connections commits after every batch of at least this many
+# rows: what an open transaction holds stays in memory, and two of them at a
+# time must leave room for the batches being read.
+STAGED_COMMIT_ROWS = 100_000
 
 
 class StagedInserts:
@@ -104,7 +108,7 @@ class StagedInserts:
         local = self._connection()
         batch.insert_into(local.cursor, "events")
         local.rows += batch.num_rows
-        if local.rows >= BULK_ROWS:
+        if local.rows >= STAGED_COMMIT_ROWS:
             local.cursor.execute("COMMIT")
             local.cursor.execute("BEGIN TRANSACTION")
             local.rows = 0
