@@ -6,7 +6,6 @@ import copy
 import re
 from datetime import datetime
 from html.parser import HTMLParser
-from pathlib import Path
 
 import orjson
 import pytest

@@ -70,8 +70,8 @@ def _placeholders(values) -> str:
 def _rule_events(finding: Finding, ctx: TriageContext) -> list[dict]:
     ids = finding.event_ids
     return ctx.store.query(
-        f'''SELECT "@timestamp" AS ts, "event.action" AS action, params, "user.target.name" AS target
-            FROM events WHERE "event.id" IN (SELECT unnest(?::VARCHAR[])) ORDER BY ts''', [ids])
+        '''SELECT "@timestamp" AS ts, "event.action" AS action, params, "user.target.name" AS target
+           FROM events WHERE "event.id" IN (SELECT unnest(?::VARCHAR[])) ORDER BY ts''', [ids])
 
 
 def _coverage(ctx: TriageContext) -> list[tuple[datetime, datetime]]:
