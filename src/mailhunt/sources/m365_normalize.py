@@ -2,8 +2,9 @@
 
 Every M365 container (Purview CSV, classic CSV, NDJSON, JSON arrays, Sentinel
 and Defender rows) hands this module the AuditData text of its records with
-their locators; DuckDB parses and maps them in bulk, which is what makes the
-audit-log path fast. Cmdlet parameters written as PowerShell text (Security &
+their locators as ``StagedAuditRecords``; DuckDB parses and maps them in bulk,
+in the case database itself when the store runs the batch, which is what makes
+the audit-log path fast. Cmdlet parameters written as PowerShell text (Security &
 Compliance records) are the one part parsed in Python.
 
 Semantics (documented per column in docs/events.md):
