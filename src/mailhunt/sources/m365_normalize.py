@@ -106,13 +106,8 @@ FROM (SELECT row_index, locator, fallback, valid, j,
              nullif(json_extract_string(j[{len(_COMPLEX) + 2}], '$'), '') AS creation
       FROM (SELECT row_index, locator, fallback, valid,
                    CASE WHEN valid THEN json_extract(raw, {_COMPLEX_PATHS}) END AS j
-            FROM (SELECT *, {{validity}} AS valid FROM stage WHERE NOT regexp_matches(raw, '^\\s*$'))))
+            FROM (SELECT *, json_valid(raw) AS valid FROM stage WHERE NOT regexp_matches(raw, '^\\s*$'))))
 """
-# Most files hold only well-formed records: the batch is first parsed without
-# checking each record, and only when the parser meets a malformed one is it
-# parsed again with the check, to reject exactly the bad records.
-FIELDS_TRUSTING_SQL = FIELDS_SQL.replace("{validity}", "true")
-FIELDS_CHECKING_SQL = FIELDS_SQL.replace("{validity}", "json_valid(raw)")
 
 REJECT_SQL = """
 SELECT locator, CASE
@@ -311,10 +306,7 @@ class StagedAuditRecords:
     def _prepare(self, db: duckdb.DuckDBPyConnection) -> None:
         """Everything up to the events query: validity, rejections, the parameter maps."""
         ctx = self.context
-        try:
-            db.execute(FIELDS_TRUSTING_SQL)
-        except duckdb.InvalidInputException:
-            db.execute(FIELDS_CHECKING_SQL)
+        db.execute(FIELDS_SQL)
         if self.count_records:
             ctx.records += db.execute("SELECT count(*) FROM fielded").fetchall()[0][0]
         for locator, reason in db.execute(REJECT_SQL).fetchall():

@@ -1,0 +1,46 @@
+"""Loading audit records as staged batches that several connections map and insert at once."""
+
+import duckdb
+
+from mailhunt.config import Config
+from mailhunt.hunt import hunt
+from mailhunt.sources import m365_audit
+
+BAD_JSON, BAD_UTF8 = 50, 77
+
+
+def _audit_lines(count: int) -> bytes:
+    lines = []
+    for n in range(1, count + 1):
+        if n % BAD_JSON == 0:
+            lines.append(b'{"CreationTime":"2026-10-14T09:00:00","Id":"bad%d","Operat' % n)
+        elif n % BAD_UTF8 == 0:
+            lines.append(b'{"CreationTime":"2026-10-14T09:00:00","Id":"x","Operation":"Caf\xe9"}')
+        else:
+            lines.append(b'{"CreationTime":"2026-10-14T09:%02d:00","Id":"r%d","Operation":"MailItemsAccessed",'
+                         b'"Workload":"Exchange","UserId":"u%d@contoso.com","ClientIP":"203.0.113.%d:443"}'
+                         % (n % 60, n, n % 7, n % 200))
+    return b"\n".join(lines) + b"\n"
+
+
+def test_many_staged_batches_keep_every_good_record_and_reject_in_line_order(tmp_path, monkeypatch):
+    monkeypatch.setattr(m365_audit, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(m365_audit, "STAGED_RECORDS", 40)
+    count = 1000
+    evidence = tmp_path / "audit.ndjson"
+    evidence.write_bytes(_audit_lines(count))
+    bad = [n for n in range(1, count + 1) if n % BAD_JSON == 0 or n % BAD_UTF8 == 0]
+
+    runs = []
+    for name in ("one", "two"):
+        result = hunt([evidence], tmp_path / name, Config())
+        [summary] = result.inputs
+        with duckdb.connect(str(tmp_path / name / "case.duckdb"), read_only=True) as db:
+            lines = [row[0] for row in db.execute('SELECT "log.record" FROM events ORDER BY 1').fetchall()]
+            ips = {row[0] for row in db.execute('SELECT DISTINCT "source.ip" FROM events').fetchall()}
+        assert lines == [n for n in range(1, count + 1) if n not in bad]
+        assert summary.records == count and summary.rejected == len(bad)
+        assert [int(r.locator.split()[1]) for r in summary.rejections] == bad
+        assert all(ip.startswith("203.0.113.") and ":" not in ip for ip in ips)
+        runs.append([str(r) for r in summary.rejections])
+    assert runs[0] == runs[1]
