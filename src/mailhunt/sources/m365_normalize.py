@@ -244,8 +244,8 @@ SELECT
        ELSE {_USER_TYPE_CASE} END AS "user.type",
   CASE WHEN lower(tgt) LIKE '%@%' THEN lower(tgt) ELSE tgt END AS "user.target.name",
   CASE
-    WHEN ip4.a <> '' AND CAST(ip4.a AS INTEGER) <= 255 AND CAST(ip4.b AS INTEGER) <= 255
-         AND CAST(ip4.c AS INTEGER) <= 255 AND CAST(ip4.d AS INTEGER) <= 255
+    WHEN ip4.a <> '' AND TRY_CAST(ip4.a AS INTEGER) <= 255 AND TRY_CAST(ip4.b AS INTEGER) <= 255
+         AND TRY_CAST(ip4.c AS INTEGER) <= 255 AND TRY_CAST(ip4.d AS INTEGER) <= 255
       THEN ip4.a || '.' || ip4.b || '.' || ip4.c || '.' || ip4.d
     WHEN regexp_matches(ip_text, '{_IPV6_BRACKETED}') THEN lower(regexp_extract(ip_text, '{_IPV6_BRACKETED}', 1))
     WHEN regexp_matches(ip_text, '{_IPV6}') AND length(ip_text) - length(replace(ip_text, ':', '')) >= 2
