@@ -112,14 +112,17 @@ class EvidenceList(Sequence):
         """Every event's value of one field, in time order."""
         return self.table.column(field_name).to_pylist()
 
-    def distinct(self, field_name: str) -> set:
-        """The distinct non-empty values of one field."""
-        return {v for v in pc.unique(self.table.column(field_name)).to_pylist() if v}
-
     def counts(self, field_name: str) -> dict:
         """Non-empty value of one field -> how many events have it."""
         counted = pc.value_counts(self.table.column(field_name)).to_pylist()
         return {c["values"]: c["counts"] for c in counted if c["values"]}
+
+
+def _value_counts(events: Sequence[EvidenceEvent], field_name: str) -> dict:
+    """Non-empty value of one field -> how many of the events have it, column-wise for an ``EvidenceList``."""
+    if isinstance(events, EvidenceList):
+        return events.counts(field_name)
+    return Counter(value for value in (getattr(e, field_name) for e in events) if value)
 
 
 def _evidence_events(table: pa.Table) -> list[EvidenceEvent]:
@@ -191,25 +194,18 @@ class Finding:
 
     @property
     def targets(self) -> list[str]:
-        if isinstance(self.events, EvidenceList):
-            return sorted(self.events.distinct("target"))
-        return sorted({e.target for e in self.events if e.target})
+        return sorted(_value_counts(self.events, "target"))
 
     @property
     def host(self) -> str | None:
         """The host most of the events name (the first in sort order on a tie)."""
-        if isinstance(self.events, EvidenceList):
-            counts = self.events.counts("host")
-        else:
-            counts = Counter(e.host for e in self.events if e.host)
+        counts = _value_counts(self.events, "host")
         return min(counts, key=lambda h: (-counts[h], h)) if counts else None
 
     @property
     def actions(self) -> list[str]:
         """The distinct actions of the events, sorted."""
-        if isinstance(self.events, EvidenceList):
-            return sorted(self.events.distinct("action"))
-        return sorted({e.action for e in self.events if e.action})
+        return sorted(_value_counts(self.events, "action"))
 
     @property
     def event_ids(self) -> list[str]:

@@ -25,6 +25,7 @@ from mailhunt.findings import Finding, findings_document
 from mailhunt.report.html import write_html_report
 from mailhunt.report.markdown import write_markdown_report
 from mailhunt.sources import SNIFF_BYTES, ReadContext, identify
+from mailhunt.sources.base import Batch
 from mailhunt.sources.inputs import EvidenceFile, EvidenceTooLarge, iter_evidence
 from mailhunt.store import CaseStore
 from mailhunt.triage import TriageContext, triage
@@ -87,7 +88,7 @@ class CountingReader(io.RawIOBase):
         super().close()
 
 
-def read_ahead(batches: Iterator[pa.Table], depth: int = 1) -> Iterator[pa.Table]:
+def read_ahead(batches: Iterator[Batch], depth: int = 1) -> Iterator[Batch]:
     """Produce batches in a second thread while the caller stores the previous ones.
 
     Reading and loading then overlap; at most ``depth`` batches wait in memory

@@ -17,16 +17,16 @@ runs it folds that into the file's context (``ReadContext.absorb``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import re
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, Iterable, Iterator, Protocol, Union
 
 import pyarrow as pa
 
+from mailhunt.events import to_arrow
+
 if TYPE_CHECKING:
     import duckdb
-
-from mailhunt.events import to_arrow
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,8 @@ MAX_RECORD_CHARS = 4 * 1024 * 1024
 BATCH_RECORDS = 50_000
 CHUNK_BYTES = 16 * 1024 * 1024
 MAX_LINE_BYTES = 64 * 1024 * 1024
-# Lines are cut from the file a chunk at a time, and several chunks are mapped
-# in one query, whose scan DuckDB spreads over the cores chunk by chunk.
+# Lines are cut from the file a chunk at a time; the chunks of about this many
+# lines are staged as one batch, which the store maps in one set of queries.
 STAGED_RECORDS = 100_000
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 

@@ -299,7 +299,7 @@ class StagedAuditRecords:
         self.num_rows = len(raw)
         self.stage = pa.table([pa.array(range(self.num_rows), pa.int64()), raw, locators, fallbacks,
                                originals.cast(pa.large_string())], schema=STAGE_SCHEMA)
-        self.path, self.sha256, self.unit = path, sha256, locator_unit
+        self.unit = locator_unit
         self.count_records = count_records
         self.context = ReadContext(path, sha256)
 
@@ -338,15 +338,19 @@ class StagedAuditRecords:
             for table in _WORK_TABLES:
                 db.execute(f"DROP TABLE IF EXISTS temp.{table}")
 
+    def _provenance(self) -> list[str]:
+        """The values of the events query's parameters: the file's path and SHA-256."""
+        return [self.context.path, self.context.sha256]
+
     def insert_into(self, db: duckdb.DuckDBPyConnection, table: str) -> None:
         self._run(db, lambda db: db.execute(
-            f"INSERT INTO {table} BY NAME SELECT * EXCLUDE (row_index) FROM ({EVENTS_SQL})", [self.path, self.sha256]))
+            f"INSERT INTO {table} BY NAME SELECT * EXCLUDE (row_index) FROM ({EVENTS_SQL})", self._provenance()))
         self.stage = None
 
     def to_events(self) -> pa.Table:
         normalized = self._run(normalizer(),
                                lambda db: db.sql(EVENTS_SQL + " ORDER BY row_index",
-                                                 params=[self.path, self.sha256]).to_arrow_table())
+                                                 params=self._provenance()).to_arrow_table())
         columns = []
         for field in SCHEMA:
             if field.name not in normalized.column_names:

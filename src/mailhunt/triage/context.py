@@ -28,6 +28,16 @@ DETAIL_COLUMNS = ("event.id", "@timestamp", "event.action", "event.outcome", "ev
 # The columns of a detail row: every detail column but the event's own identity.
 VALUE_COLUMNS = tuple(c for c in DETAIL_COLUMNS if c not in ("event.id", "@timestamp", "log.file.path", "log.record"))
 
+
+
+def matched_events_sql(relation: str) -> str:
+    """Each event the rules matched, with the rule, from ``relation`` (events with resolved actors)."""
+    return f"""SELECT DISTINCT e."event.id" AS id, e."@timestamp" AS ts, e."event.action" AS action,
+                      e."user.name" AS actor, e."user.target.name" AS target,
+                      e."log.file.path" AS path, e."log.record" AS record, x.rule_id AS rule_id
+               FROM matches x JOIN {relation} e ON e."event.id" = x.event_id"""
+
+
 EXPORT_INDICATORS = ("mailbox_export",)
 DELETION_INDICATORS = ("export_request_removed", "mailbox_purge", "bulk_item_deletion")
 
@@ -44,10 +54,7 @@ class TriageContext:
     _details: dict = field(default_factory=dict, repr=False)
     _app_first_seen: dict | None = field(default=None, repr=False)
     people_relation: str = DETECTION_RELATION
-    matches_relation: str = f"""(SELECT DISTINCT e."event.id" AS id, e."@timestamp" AS ts, e."event.action" AS action,
-                                  e."user.name" AS actor, e."user.target.name" AS target,
-                                  e."log.file.path" AS path, e."log.record" AS record, x.rule_id AS rule_id
-                                FROM matches x JOIN {DETECTION_RELATION} e ON e."event.id" = x.event_id)"""
+    matches_relation: str = f"({matched_events_sql(DETECTION_RELATION)})"
 
     @classmethod
     def build(cls, store: CaseStore, config: Config, indicator_of_rule: dict[str, str]) -> "TriageContext":
@@ -90,11 +97,7 @@ class TriageContext:
             db.unregister("triage_people")
             db.execute("DROP TABLE IF EXISTS triage_logged")
             db.execute("DROP TABLE IF EXISTS triage_names")
-        db.execute("""CREATE OR REPLACE TEMP TABLE triage_matches AS
-                      SELECT DISTINCT e."event.id" AS id, e."@timestamp" AS ts, e."event.action" AS action,
-                             e."user.name" AS actor, e."user.target.name" AS target,
-                             e."log.file.path" AS path, e."log.record" AS record, x.rule_id AS rule_id
-                      FROM matches x JOIN triage_events e ON e."event.id" = x.event_id""")
+        db.execute(f"CREATE OR REPLACE TEMP TABLE triage_matches AS {matched_events_sql('triage_events')}")
         self.people_relation = "triage_events"
         self.matches_relation = "triage_matches"
         self._details.update(self._load_details(findings))
