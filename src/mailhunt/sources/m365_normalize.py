@@ -101,12 +101,11 @@ SELECT row_index, locator, valid, j, operation, creation,
        coalesce(try_cast(creation AS TIMESTAMPTZ) AT TIME ZONE 'UTC',
                 try_strptime(fallback, '%m/%d/%Y %I:%M:%S %p'),
                 try_cast(fallback AS TIMESTAMPTZ) AT TIME ZONE 'UTC') AS ts
-FROM (SELECT row_index, locator, fallback, valid, j,
+FROM (SELECT row_index, locator, fallback, j IS NOT NULL AS valid, j,
              nullif(json_extract_string(j[{len(_COMPLEX) + 1}], '$'), '') AS operation,
              nullif(json_extract_string(j[{len(_COMPLEX) + 2}], '$'), '') AS creation
-      FROM (SELECT row_index, locator, fallback, valid,
-                   CASE WHEN valid THEN json_extract(raw, {_COMPLEX_PATHS}) END AS j
-            FROM (SELECT *, json_valid(raw) AS valid FROM stage WHERE NOT regexp_matches(raw, '^\\s*$'))))
+      FROM (SELECT row_index, locator, fallback, TRY(json_extract(raw, {_COMPLEX_PATHS})) AS j
+            FROM stage WHERE NOT regexp_matches(raw, '^\\s*$')))
 """
 
 REJECT_SQL = """
