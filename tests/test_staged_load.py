@@ -44,3 +44,19 @@ def test_many_staged_batches_keep_every_good_record_and_reject_in_line_order(tmp
         assert all(ip.startswith("203.0.113.") and ":" not in ip for ip in ips)
         runs.append([str(r) for r in summary.rejections])
     assert runs[0] == runs[1]
+
+
+def test_ndjson_batches_hold_exactly_a_row_group_of_lines_across_chunks(tmp_path, monkeypatch):
+    """Whole row groups are what keeps a case's storage from being rewritten at checkpoints."""
+    import io
+
+    from mailhunt.sources.base import ReadContext
+
+    monkeypatch.setattr(m365_audit, "CHUNK_BYTES", 3000)
+    monkeypatch.setattr(m365_audit, "STAGED_RECORDS", 64)
+    ctx = ReadContext(str(tmp_path / "audit.ndjson"), "0" * 64)
+    batches = list(m365_audit.UnifiedAuditNdjson().read(io.BytesIO(_audit_lines(1000)), ctx))
+    assert [b.num_rows for b in batches] == [64] * 15 + [1000 - 1000 // BAD_UTF8 - 15 * 64]
+    numbers = [n for b in batches for n in b.stage.column("locator").to_pylist()]
+    bad_utf8 = [n for n in range(1, 1001) if n % BAD_UTF8 == 0]
+    assert numbers == [n for n in range(1, 1001) if n not in bad_utf8]

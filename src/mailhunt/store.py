@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from mailhunt.events import COLUMNS, SCHEMA
-from mailhunt.sources.base import Batch
+from mailhunt.sources.base import ROW_GROUP_ROWS, Batch
 
 _DUCK_TYPES = {
     pa.string(): "VARCHAR",
@@ -66,14 +66,16 @@ OTHER_DDL = (
 # DuckDB would otherwise cache up to 80% of the machine's memory; a case must
 # stay well inside a responder's laptop, so it spills to disk past this.
 MEMORY_LIMIT = "768MB"
-BULK_ROWS = 250_000
+BULK_ROWS = 2 * ROW_GROUP_ROWS
 # Staged batches are mapped and inserted by this many connections at once: one
 # batch's mapping runs mostly on one core (its intermediate tables are a single
 # row group), so two at a time keep both cores busy.
 STAGED_WORKERS = 2
 # Each of those connections commits after every batch of at least this many
-# rows: what an open transaction holds stays in memory, and two of them at a
-# time must leave room for the batches being read.
+# rows (a staged batch is a row group of records, or half of one, less those
+# rejected). That keeps what an open transaction holds in memory bounded, and
+# DuckDB writes a commit this large straight to the database file, not to its
+# write-ahead log (its auto_checkpoint_skip_wal_threshold).
 STAGED_COMMIT_ROWS = 100_000
 
 

@@ -29,13 +29,13 @@ import pyarrow as pa
 from mailhunt.events import to_arrow
 from mailhunt.sources.admin_audit_parameters import parse_cmdlet_parameters_cell
 from mailhunt.sources.admin_audit_record import DATASET, admin_audit_event
-from mailhunt.sources.base import ReadContext, event_batches
+from mailhunt.sources.base import ROW_GROUP_ROWS, ReadContext, event_batches
 from mailhunt.sources.local_time import (DATE_ORDER_HINT, TIMEZONE_HINT, ZoneUnknown, parse_wall_clock,
                                          to_utc, zone_from_hint)
 from mailhunt.sources.csv_text import csv_rows
 from mailhunt.sources.m365_audit import decode_head
 
-BATCH_RECORDS = 20_000
+BATCH_RECORDS = ROW_GROUP_ROWS // 6
 _REQUIRED_CSV = ("cmdletname", "caller", "rundate")
 
 

@@ -30,10 +30,10 @@ from typing import BinaryIO, Iterator
 import pyarrow as pa
 
 from mailhunt.events import event_id_from_raw, new_event
-from mailhunt.sources.base import ReadContext, event_batches, iter_text_lines
+from mailhunt.sources.base import ROW_GROUP_ROWS, ReadContext, event_batches, iter_text_lines
 
 DATASET = "exchange.message_tracking"
-BATCH_RECORDS = 50_000
+BATCH_RECORDS = ROW_GROUP_ROWS // 2
 _OUTCOMES = {"DELIVER": "success", "SEND": "success", "RECEIVE": "success", "FAIL": "failure", "DSN": "failure",
              "BADMAIL": "failure", "POISONMESSAGE": "failure"}
 _DIRECTIONS = {"incoming": "inbound", "originating": "outbound"}

@@ -29,18 +29,18 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mailhunt.sources.base import ReadContext, iter_text_lines
+from mailhunt.sources.base import ROW_GROUP_ROWS, ReadContext, iter_text_lines
 from mailhunt.sources.m365_normalize import DATASET, StagedAuditRecords
 from mailhunt.sources.m365_record import BadRecord, defender_row_to_record, sentinel_row_to_record
 
 MAX_RECORD_LINES = 200
 MAX_RECORD_CHARS = 4 * 1024 * 1024
-BATCH_RECORDS = 50_000
+BATCH_RECORDS = ROW_GROUP_ROWS // 2
 CHUNK_BYTES = 16 * 1024 * 1024
 MAX_LINE_BYTES = 64 * 1024 * 1024
-# Lines are cut from the file a chunk at a time; the chunks of about this many
-# lines are staged as one batch, which the store maps in one set of queries.
-STAGED_RECORDS = 100_000
+# Lines are cut from the file a chunk at a time, then staged in batches of
+# exactly this many, which the store maps in one set of queries each.
+STAGED_RECORDS = ROW_GROUP_ROWS
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
@@ -428,21 +428,20 @@ class UnifiedAuditNdjson(_AuditJson):
         if hasattr(stream, "peek") and stream.peek(2)[:2] in UTF16_BOMS:
             yield from self.events(_json_lines(stream, ctx), ctx)
             return
-        lines: list[pa.Array] = []
-        numbers: list[pa.Array] = []
+        lines = pa.chunked_array([], pa.large_string())
+        numbers = pa.chunked_array([], pa.int64())
         for chunk_lines, chunk_numbers in ndjson_line_batches(stream, ctx):
-            lines.append(chunk_lines)
-            numbers.append(chunk_numbers)
-            if sum(len(c) for c in lines) >= STAGED_RECORDS:
-                yield self._staged(lines, numbers, ctx)
-                lines, numbers = [], []
-        if lines:
+            lines = pa.chunked_array([*lines.chunks, chunk_lines], pa.large_string())
+            numbers = pa.chunked_array([*numbers.chunks, chunk_numbers], pa.int64())
+            while len(lines) >= STAGED_RECORDS:
+                yield self._staged(lines.slice(0, STAGED_RECORDS), numbers.slice(0, STAGED_RECORDS), ctx)
+                lines, numbers = lines.slice(STAGED_RECORDS), numbers.slice(STAGED_RECORDS)
+        if len(lines):
             yield self._staged(lines, numbers, ctx)
 
     @staticmethod
-    def _staged(lines: list[pa.Array], numbers: list[pa.Array], ctx: ReadContext) -> StagedAuditRecords:
-        return StagedAuditRecords(pa.chunked_array(lines, pa.large_string()), pa.chunked_array(numbers, pa.int64()),
-                                  None, None, ctx.path, ctx.sha256, "line", count_records=True)
+    def _staged(lines: pa.ChunkedArray, numbers: pa.ChunkedArray, ctx: ReadContext) -> StagedAuditRecords:
+        return StagedAuditRecords(lines, numbers, None, None, ctx.path, ctx.sha256, "line", count_records=True)
 
 
 class UnifiedAuditJsonArray(_AuditJson):

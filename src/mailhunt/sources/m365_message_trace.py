@@ -29,13 +29,13 @@ from typing import BinaryIO, Iterator
 import pyarrow as pa
 
 from mailhunt.events import event_id_from_raw, event_id_from_record_id, new_event
-from mailhunt.sources.base import ReadContext, event_batches
+from mailhunt.sources.base import ROW_GROUP_ROWS, ReadContext, event_batches
 from mailhunt.sources.local_time import DATE_ORDER_HINT, BadTime, parse_wall_clock, to_utc
 from mailhunt.sources.csv_text import csv_rows
 from mailhunt.sources.m365_audit import decode_head
 
 DATASET = "m365.message_trace"
-BATCH_RECORDS = 50_000
+BATCH_RECORDS = ROW_GROUP_ROWS // 2
 _REQUIRED = ("received", "senderaddress", "recipientaddress", "status")
 _OUTCOMES = {"delivered": "success", "expanded": "success", "resolved": "success", "failed": "failure"}
 

@@ -27,14 +27,14 @@ from typing import BinaryIO, Iterator
 import pyarrow as pa
 
 from mailhunt.events import event_id_from_raw, new_event
-from mailhunt.sources.base import ReadContext, event_batches
+from mailhunt.sources.base import ROW_GROUP_ROWS, ReadContext, event_batches
 from mailhunt.sources.csv_text import csv_rows
 from mailhunt.sources.exchange_message_tracking import tracking_event
 from mailhunt.sources.local_time import BadTime, parse_wall_clock, to_utc
 from mailhunt.sources.m365_audit import decode_head
 from mailhunt.sources.m365_message_trace import DATASET, csv_header, ip_or_none
 
-BATCH_RECORDS = 50_000
+BATCH_RECORDS = ROW_GROUP_ROWS // 2
 _DIRECTIONS = {"incoming": "inbound", "1": "inbound", "originating": "outbound", "2": "outbound"}
 
 

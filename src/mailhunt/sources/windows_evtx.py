@@ -29,7 +29,7 @@ from typing import BinaryIO, Iterator
 import orjson
 import pyarrow as pa
 
-from mailhunt.sources.base import ReadContext, iter_text_lines
+from mailhunt.sources.base import ROW_GROUP_ROWS, ReadContext, iter_text_lines
 from mailhunt.sources.windows_events import INT64_MAX
 from mailhunt.sources.windows_stream import WindowsEventStream
 
@@ -37,7 +37,7 @@ EVTX_MAGIC = b"ElfFile\x00"
 MAX_SPOOL_BYTES = 32 * 1024**3
 MAX_CONSECUTIVE_FAILURES = 100_000
 PARSER_THREADS = 0
-BATCH_RECORDS = 20_000
+BATCH_RECORDS = ROW_GROUP_ROWS // 6
 # A 64 KiB chunk cannot hold more records than this; a larger range in its header is damage.
 MAX_CHUNK_RECORDS = 65536 // 24
 # The parser fills the next batch while DuckDB maps the previous one.
