@@ -208,6 +208,10 @@ class CaseStore:
         log, while what a transaction holds in memory stays bounded."""
         self._bulk_rows = 0
         self._staged = StagedInserts(self.db)
+        # Loading is parallel already (a reader thread, STAGED_WORKERS connections):
+        # DuckDB's own threads on top only contend with them for the two cores.
+        threads = self.db.execute("SELECT current_setting('threads')").fetchall()[0][0]
+        self.db.execute("SET threads = 1")
         self.db.execute("BEGIN TRANSACTION")
         try:
             yield self
@@ -216,6 +220,8 @@ class CaseStore:
             self.db.execute("ROLLBACK")
             self._bulk_rows, self._staged = None, None
             raise
+        finally:
+            self.db.execute(f"SET threads = {threads}")
         self._staged.close(commit=True)
         self.db.execute("COMMIT")
         self._bulk_rows, self._staged = None, None
