@@ -60,3 +60,7 @@ def test_ndjson_batches_hold_exactly_a_row_group_of_lines_across_chunks(tmp_path
     numbers = [n for b in batches for n in b.stage.column("locator").to_pylist()]
     bad_utf8 = [n for n in range(1, 1001) if n % BAD_UTF8 == 0]
     assert numbers == [n for n in range(1, 1001) if n not in bad_utf8]
+    # the reader reuses its buffer: every staged line must still be the file's own
+    source = _audit_lines(1000).split(b"\n")
+    assert [t for b in batches for t in b.stage.column("raw").to_pylist()] == [
+        source[n - 1].decode() for n in numbers]

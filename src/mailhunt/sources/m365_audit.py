@@ -266,46 +266,60 @@ def _json_lines(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, str, 
 def ndjson_line_batches(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[pa.Array, pa.Array]]:
     """(lines, line numbers) in large batches, without touching each line in Python.
 
-    Lines are cut from big chunks by their offsets, so the text goes into Arrow
-    in one piece. A chunk with bytes that are not UTF-8 is redone line by line
-    to reject exactly the bad lines.
+    The file is read into one buffer, used again for every read: the complete
+    lines of a fill go into Arrow in one piece (Arrow copies them out), and an
+    unfinished last line moves to the buffer's start for the next read. A
+    chunk with bytes that are not UTF-8 is redone line by line to reject
+    exactly the bad lines.
     """
+    buffer = bytearray(CHUNK_BYTES)
+    held = 0  # bytes of an unfinished line at the buffer's start
     first_line = 1
-    carry = b""
-    start = True
-    skipping = False
+    first_read = True
     while True:
-        block = stream.read(CHUNK_BYTES)
-        at_end = not block
-        if skipping:
-            end = block.find(b"\n")
-            if end == -1 and not at_end:
+        if held == len(buffer):
+            if held < MAX_LINE_BYTES:
+                buffer.extend(bytes(min(held, MAX_LINE_BYTES - held)))
+            else:
+                ctx.records += 1
+                ctx.reject(f"line {first_line}", f"line longer than {MAX_LINE_BYTES // 2**20} MiB; skipped")
+                held = _skip_rest_of_line(stream, buffer)
+                if held is None:
+                    return
+                first_line += 1
                 continue
-            skipping, block = False, block[end + 1:] if end != -1 else b""
-            first_line += 1
-        data = carry + block
-        if start and data.startswith(codecs.BOM_UTF8):
-            data = data[3:]
-        start = False
-        if at_end:
-            cut = len(data)
-        else:
-            cut = data.rfind(b"\n") + 1
-            if cut == 0:
-                if len(data) > MAX_LINE_BYTES:
-                    ctx.records += 1
-                    ctx.reject(f"line {first_line}", f"line longer than {MAX_LINE_BYTES // 2**20} MiB; skipped")
-                    carry, skipping = b"", True
-                else:
-                    carry = data
-                continue
-        chunk, carry = memoryview(data)[:cut], data[cut:]
-        if chunk:
-            lines, numbers, count = _chunk_lines(chunk, first_line, ctx)
+        with memoryview(buffer) as view:
+            read = stream.readinto(view[held:])
+        end = held + read
+        if first_read and end:
+            first_read = False
+            if buffer.startswith(codecs.BOM_UTF8):
+                buffer[0:end - 3] = buffer[3:end]
+                end -= 3
+        cut = end if not read else buffer.rfind(b"\n", 0, end) + 1
+        if cut:
+            with memoryview(buffer) as view:
+                lines, numbers, count = _chunk_lines(view[:cut], first_line, ctx)
             yield lines, numbers
             first_line += count
-        if at_end:
+        if not read:
             return
+        buffer[0:end - cut] = buffer[cut:end]
+        held = end - cut
+
+
+def _skip_rest_of_line(stream: BinaryIO, buffer: bytearray) -> int | None:
+    """Read on past the end of the current line; what follows it is put at the buffer's start
+    and its length returned (None: the file ended first)."""
+    while True:
+        with memoryview(buffer) as view:
+            read = stream.readinto(view)
+        if not read:
+            return None
+        newline = buffer.find(b"\n", 0, read)
+        if newline != -1:
+            buffer[0:read - newline - 1] = buffer[newline + 1:read]
+            return read - newline - 1
 
 
 def _chunk_lines(chunk: memoryview, first_line: int, ctx: ReadContext) -> tuple[pa.Array, pa.Array, int]:
