@@ -64,3 +64,20 @@ def test_ndjson_batches_hold_exactly_a_row_group_of_lines_across_chunks(tmp_path
     source = _audit_lines(1000).split(b"\n")
     assert [t for b in batches for t in b.stage.column("raw").to_pylist()] == [
         source[n - 1].decode() for n in numbers]
+
+
+def test_a_new_file_hashed_while_read_carries_its_sha256_and_a_second_hunt_skips_it(tmp_path, monkeypatch):
+    import hashlib
+
+    monkeypatch.setattr(m365_audit, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(m365_audit, "STAGED_RECORDS", 64)
+    evidence = tmp_path / "audit.ndjson"
+    evidence.write_bytes(_audit_lines(300))
+    expected = hashlib.sha256(evidence.read_bytes()).hexdigest()
+    first = hunt([evidence], tmp_path / "case", Config())
+    second = hunt([evidence], tmp_path / "case", Config())
+    assert first.inputs[0].sha256 == expected and first.inputs[0].new_events > 0
+    assert second.inputs[0].already_loaded and second.inputs[0].sha256 == expected
+    with duckdb.connect(str(tmp_path / "case" / "case.duckdb"), read_only=True) as db:
+        assert db.execute('SELECT DISTINCT "log.file.sha256" FROM events').fetchall() == [(expected,)]
+        assert db.execute("SELECT sha256 FROM inputs").fetchall() == [(expected,)]

@@ -135,21 +135,26 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
         return InputSummary(item.display, None, None, skipped_reason=item.problem)
     try:
         head = item.head(SNIFF_BYTES)
-        sha256 = item.sha256()
+        source = identify(head) if head else None
+        # A plain file this case has never seen cannot be loaded already, so it
+        # is hashed while it is read; anything else is hashed first.
+        if source is not None and item.local_path and not store.known_path(item.display):
+            digest = item.sha256_in_background()
+        else:
+            digest = item.sha256()
     except (OSError, EvidenceTooLarge, EOFError) as exc:
         return InputSummary(item.display, None, None, skipped_reason=f"cannot read: {exc}")
     if not head:
-        return InputSummary(item.display, sha256, None, skipped_reason="empty file")
-    source = identify(head)
+        return InputSummary(item.display, digest, None, skipped_reason="empty file")
     if source is None:
-        return InputSummary(item.display, sha256, None, skipped_reason="format not recognized")
-    summary = InputSummary(item.display, sha256, source.name)
-    if store.known_input(item.display, sha256):
-        row = store.query("SELECT records, rejected FROM inputs WHERE path = ? AND sha256 = ?", [item.display, sha256])[0]
-        summary.records, summary.rejected = row["records"], row["rejected"]
+        return InputSummary(item.display, digest, None, skipped_reason="format not recognized")
+    summary = InputSummary(item.display, None, source.name)
+    if isinstance(digest, str) and store.known_input(item.display, digest):
+        row = store.query("SELECT records, rejected FROM inputs WHERE path = ? AND sha256 = ?", [item.display, digest])[0]
+        summary.sha256, summary.records, summary.rejected = digest, row["records"], row["rejected"]
         summary.already_loaded = True
         return summary
-    ctx = ReadContext(item.display, sha256, dict(read_hints or {}), local_path=item.local_path)
+    ctx = ReadContext(item.display, digest, dict(read_hints or {}), local_path=item.local_path)
     progress.start(item.display, item.size)
 
     def batches():
@@ -172,6 +177,11 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
             ctx.reject("end", f"reading stopped after {ctx.records + sum(r.records for r in staged_reports)} "
                               f"records ({type(exc).__name__}: "
                               f"{str(exc)[:200]}); the records before were kept")
+    try:
+        sha256 = ctx.sha256
+    except OSError as exc:  # the file could not be read through for its digest: no batch could be stored
+        return InputSummary(item.display, None, None, skipped_reason=f"cannot read: {exc}")
+    summary.sha256 = sha256
     for report in staged_reports:
         ctx.absorb(report)
     if staged_reports:

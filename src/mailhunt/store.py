@@ -266,6 +266,10 @@ class CaseStore:
                 [(r.path, sha256, r.locator, r.reason) for r in rejections],
             )
 
+    def known_path(self, path: str) -> bool:
+        """Whether an input of this path, whatever its content, was hunted into this case before."""
+        return self.db.execute("SELECT count(*) FROM inputs WHERE path = ?", [path]).fetchall()[0][0] > 0
+
     def known_input(self, path: str, sha256: str) -> bool:
         row = self.db.execute(
             "SELECT count(*) FROM inputs WHERE path = ? AND sha256 = ? AND skipped_reason IS NULL",

@@ -18,6 +18,7 @@ runs it folds that into the file's context (``ReadContext.absorb``).
 from __future__ import annotations
 
 import re
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, Iterable, Iterator, Protocol, Union
 
@@ -48,10 +49,13 @@ class ReadContext:
     history); a reader that uses a hint says so in the event's ``labels``.
     ``local_path`` is the file on disk when the evidence is a plain file (not a
     zip member or a decompressed stream), for parsers that need to seek.
+    ``digest`` is the file's SHA-256, or a future of it while it is still
+    being computed; ``sha256`` waits for it. A reader that only needs it when
+    its batches are stored passes ``digest`` on, so reading need not wait.
     """
 
     path: str
-    sha256: str
+    digest: "str | Future[str]"
     hints: dict[str, str] = field(default_factory=dict)
     local_path: str | None = None
     rejections: list[Rejection] = field(default_factory=list)
@@ -59,6 +63,12 @@ class ReadContext:
     records: int = 0
     max_kept_rejections: int = 1000
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def sha256(self) -> str:
+        if not isinstance(self.digest, str):
+            self.digest = self.digest.result()
+        return self.digest
 
     def note(self, text: str) -> None:
         """Say once, for the whole file, something the analyst must know about how it was read

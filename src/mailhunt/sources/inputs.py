@@ -12,7 +12,9 @@ import gzip
 import hashlib
 import io
 import os
+import threading
 import zipfile
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
@@ -46,6 +48,19 @@ class EvidenceFile:
             for chunk in iter(lambda: stream.read(1 << 20), b""):
                 digest.update(chunk)
         return digest.hexdigest()
+
+    def sha256_in_background(self) -> "Future[str]":
+        """The SHA-256, computed in a thread of its own (so a reader can go on meanwhile)."""
+        digest: Future[str] = Future()
+
+        def compute() -> None:
+            try:
+                digest.set_result(self.sha256())
+            except BaseException as exc:  # handed to whoever waits for the digest
+                digest.set_exception(exc)
+
+        threading.Thread(target=compute, name="mailhunt-sha256", daemon=True).start()
+        return digest
 
     def head(self, size: int = 8192) -> bytes:
         with self.open() as stream:

@@ -131,7 +131,7 @@ class Batch:
         originals = pa.array(self.originals, pa.large_string()) if self.rewritten else None
         staged = StagedAuditRecords(pa.array(self.raw, pa.large_string()), pa.array(self.locators, pa.int64()),
                                     pa.array(self.fallbacks, pa.string()), originals, self.ctx.path,
-                                    self.ctx.sha256, self.unit)
+                                    self.ctx.digest, self.unit)
         self.raw, self.locators, self.fallbacks, self.originals = [], [], [], []
         self.rewritten = False
         yield staged
@@ -455,7 +455,7 @@ class UnifiedAuditNdjson(_AuditJson):
 
     @staticmethod
     def _staged(lines: pa.ChunkedArray, numbers: pa.ChunkedArray, ctx: ReadContext) -> StagedAuditRecords:
-        return StagedAuditRecords(lines, numbers, None, None, ctx.path, ctx.sha256, "line", count_records=True)
+        return StagedAuditRecords(lines, numbers, None, None, ctx.path, ctx.digest, "line", count_records=True)
 
 
 class UnifiedAuditJsonArray(_AuditJson):

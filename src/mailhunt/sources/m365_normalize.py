@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import threading
+from concurrent.futures import Future
 
 import duckdb
 import pyarrow as pa
@@ -288,7 +289,7 @@ class StagedAuditRecords:
     """
 
     def __init__(self, raw: pa.Array | pa.ChunkedArray, locators: pa.Array | pa.ChunkedArray,
-                 fallbacks: pa.Array | None, originals: pa.Array | None, path: str, sha256: str,
+                 fallbacks: pa.Array | None, originals: pa.Array | None, path: str, digest: "str | Future[str]",
                  locator_unit: str, count_records: bool = False):
         raw = raw.cast(pa.large_string())
         if fallbacks is None:
@@ -300,7 +301,7 @@ class StagedAuditRecords:
                                originals.cast(pa.large_string())], schema=STAGE_SCHEMA)
         self.unit = locator_unit
         self.count_records = count_records
-        self.context = ReadContext(path, sha256)
+        self.context = ReadContext(path, digest)
 
     def _prepare(self, db: duckdb.DuckDBPyConnection) -> None:
         """Everything up to the events query: validity, rejections, the parameter maps."""
