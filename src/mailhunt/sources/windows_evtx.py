@@ -40,8 +40,10 @@ PARSER_THREADS = 0
 BATCH_RECORDS = ROW_GROUP_ROWS // 6
 # A 64 KiB chunk cannot hold more records than this; a larger range in its header is damage.
 MAX_CHUNK_RECORDS = 65536 // 24
-# The parser fills the next batch while DuckDB maps the previous one.
-NORMALIZER_THREADS = 1
+# The parser fills the next batch while DuckDB maps the previous ones, two at
+# a time: mapping a batch (SQL, then dropping the rows Python maps) takes longer
+# than parsing one, and the SQL releases the interpreter.
+NORMALIZER_THREADS = 2
 _CHUNK_RANGE = re.compile(r"record IDs (\d+)\.\.(\d+)")
 _RECORD_HEADER = re.compile(r"^Record (\d+)\s*$")
 

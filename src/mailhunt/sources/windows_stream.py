@@ -20,6 +20,7 @@ from typing import Iterator
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mailhunt.events import event_id_from_record_id, new_event, to_arrow
 from mailhunt.sources.base import ReadContext
@@ -125,25 +126,33 @@ class WindowsEventStream:
         if originals:
             yield from self.add_normalized(originals, locators, *self.normalize(originals, locators))
 
-    def normalize(self, originals: list[str], locators: list[int]) -> tuple[pa.Table | None, list[int], list[tuple]]:
+    def normalize(self, originals: list[str], locators: list[int]
+                  ) -> tuple[pa.Table | None, list[int], list[tuple], pa.Table | None]:
         """The SQL half of ``add_batch``: keeps no state, so it may run in another thread, batches in parallel.
 
-        Returns the events, the rows that need the Python mapping and the rows
-        the EventRecordID check must look at (``gap_candidates``). A batch
-        smaller than ``SQL_MIN_RECORDS`` is left to Python (``None``):
-        planning the SQL costs more than mapping a few records one by one.
+        Returns the events of the records mapped in SQL, the rows that need the
+        Python mapping instead, the rows the EventRecordID check must look at
+        (``gap_candidates``) and the ``GAP_COLUMNS`` of every row for that
+        check. A batch smaller than ``SQL_MIN_RECORDS`` is left to Python
+        (``None``): planning the SQL costs more than mapping a few records one
+        by one.
         """
         if len(originals) < SQL_MIN_RECORDS:
-            return None, [], []
+            return None, [], [], None
         with borrowed_normalizer() as normalizer:
             locator_array = pa.array(locators, pa.int64())
             table, needs_python = normalizer.normalize(
                 text_array(originals), locator_array, self.ctx.path, self.ctx.sha256)
-            python_rows = [index for index, special in enumerate(needs_python) if special]
-        return table, python_rows, gap_candidates(table, locator_array)
+        python_rows = [index for index, special in enumerate(needs_python) if special]
+        candidates = gap_candidates(table, locator_array)
+        gap_columns = table.select(GAP_COLUMNS)
+        if python_rows:
+            table = table.filter(pc.invert(pc.fill_null(pa.array(needs_python, pa.bool_()), False)))
+        return table, python_rows, candidates, gap_columns
 
     def add_normalized(self, originals: list[str], locators: list[int], table: pa.Table | None,
-                       python_rows: list[int], gap_candidates: list[tuple]) -> Iterator[pa.Table]:
+                       python_rows: list[int], gap_candidates: list[tuple],
+                       gap_columns: pa.Table | None) -> Iterator[pa.Table]:
         """The stateful half of ``add_batch`` (gaps, script blocks), for batches in file order."""
         if table is None:
             for locator, original in zip(locators, originals):
@@ -165,7 +174,7 @@ class WindowsEventStream:
             if event is not None:
                 mapped[index] = event
         if gap_candidates:
-            columns = {name: table.column(name) for name in GAP_COLUMNS}
+            columns = {name: gap_columns.column(name) for name in GAP_COLUMNS}
 
             def row(index: int) -> dict:
                 if index in mapped:
@@ -181,11 +190,6 @@ class WindowsEventStream:
                 self._check_gap(current, locators[index])
         for index in sorted(mapped):
             self._route(mapped[index])
-        if python_rows:
-            keep = [True] * len(table)
-            for index in python_rows:
-                keep[index] = False
-            table = table.filter(pa.array(keep, pa.bool_()))
         if table.num_rows:
             yield table
         if len(self.ready) >= BATCH_EVENTS:
