@@ -81,3 +81,23 @@ def test_a_new_file_hashed_while_read_carries_its_sha256_and_a_second_hunt_skips
     with duckdb.connect(str(tmp_path / "case" / "case.duckdb"), read_only=True) as db:
         assert db.execute('SELECT DISTINCT "log.file.sha256" FROM events').fetchall() == [(expected,)]
         assert db.execute("SELECT sha256 FROM inputs").fetchall() == [(expected,)]
+
+
+def test_a_file_whose_digest_fails_is_reported_unread_and_leaves_no_events(tmp_path, monkeypatch):
+    from concurrent.futures import Future
+
+    from mailhunt.sources.inputs import EvidenceFile
+
+    def failing_digest(self):
+        digest = Future()
+        digest.set_exception(OSError("Input/output error"))
+        return digest
+
+    monkeypatch.setattr(EvidenceFile, "sha256_in_background", failing_digest)
+    evidence = tmp_path / "audit.ndjson"
+    evidence.write_bytes(_audit_lines(200))
+    result = hunt([evidence], tmp_path / "case", Config())
+    [summary] = result.inputs
+    assert summary.skipped_reason == "cannot read: Input/output error"
+    with duckdb.connect(str(tmp_path / "case" / "case.duckdb"), read_only=True) as db:
+        assert db.execute("SELECT count(*) FROM events").fetchall() == [(0,)]

@@ -180,7 +180,9 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
     try:
         sha256 = ctx.sha256
     except OSError as exc:  # the file could not be read through for its digest: no batch could be stored
-        return InputSummary(item.display, None, None, skipped_reason=f"cannot read: {exc}")
+        unread = InputSummary(item.display, None, None, skipped_reason=f"cannot read: {exc}")
+        progress.finish(unread)
+        return unread
     summary.sha256 = sha256
     for report in staged_reports:
         ctx.absorb(report)
