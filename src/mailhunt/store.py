@@ -218,13 +218,13 @@ class CaseStore:
         except BaseException:
             self._staged.close(commit=False)
             self.db.execute("ROLLBACK")
-            self._bulk_rows, self._staged = None, None
             raise
+        else:
+            self._staged.close(commit=True)
+            self.db.execute("COMMIT")
         finally:
             self.db.execute(f"SET threads = {threads}")
-        self._staged.close(commit=True)
-        self.db.execute("COMMIT")
-        self._bulk_rows, self._staged = None, None
+            self._bulk_rows, self._staged = None, None
 
     def wait_staged(self) -> None:
         """Wait until every staged batch appended so far is in; raises the first error one of them met."""
