@@ -122,6 +122,9 @@ def test_record_id_gaps_become_events():
     assert [(int(dict(g["labels"])["first_missing_record_id"]), int(dict(g["labels"])["last_missing_record_id"]))
             for g in gaps] == expected
     assert all(g["winlog.channel"] == "Security" and g["event.provider"] == "mailhunt" for g in gaps)
+    # a filtered save numbers its records from 1: each gap says so, with the record's number in the file
+    assert all(dict(g["labels"])["exported_log"] == "true"
+               and dict(g["labels"])["file_record_number"] == str(g["log.record"]) for g in gaps)
 
 
 def two_chunk_evtx(first: Path, second: Path) -> bytearray:

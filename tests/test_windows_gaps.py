@@ -11,6 +11,7 @@ record-deleting tool, would.
 import io
 from pathlib import Path
 
+import duckdb
 import orjson
 import pyarrow as pa
 import pytest
@@ -106,3 +107,74 @@ def test_attributed_gap_is_in_the_actors_audit_tampering_finding(tmp_path: Path)
     assert [e.action for e in finding.events].count(GAP_ACTION) == 1
     document = next(f for f in result.document["findings"] if f["id"] == finding.id)
     assert document["actor"] == "admmig"
+
+
+def evtx_dump_json(items: list[dict], numbers: list[int]) -> bytes:
+    """What ``evtx_dump -o json`` writes: a ``Record <n>`` line (the record's number in the file), then the record."""
+    return "".join(f"Record {n}\n{orjson.dumps(r, option=orjson.OPT_INDENT_2).decode()}\n"
+                   for n, r in zip(numbers, items)).encode()
+
+
+def hunt_gap_findings(tmp_path: Path, name: str, data: bytes):
+    evidence = tmp_path / name
+    evidence.write_bytes(data)
+    result = hunt([evidence], tmp_path / "case", Config())
+    gap_findings = [f for f in result.findings if GAP_ACTION in {e.action for e in f.events}]
+    return result, gap_findings
+
+
+def stored_gaps(case: Path) -> list[tuple[dict, int]]:
+    """Labels and file locator of every gap event in the case store."""
+    with duckdb.connect(str(case / "case.duckdb"), read_only=True) as db:
+        return db.execute('SELECT labels, "log.record" FROM events WHERE "event.action" = ? ORDER BY 2',
+                          [GAP_ACTION]).fetchall()
+
+
+def test_gap_in_a_log_numbered_as_windows_writes_it_is_escalated(tmp_path: Path):
+    """Record numbers equal to EventRecordID: the file is the log itself, so a gap is records taken out of it."""
+    items = record_5100_dropped()
+    numbers = [r["Event"]["System"]["EventRecordID"] for r in items]
+    result, [finding] = hunt_gap_findings(tmp_path, "fs03-system.json", evtx_dump_json(items, numbers))
+    [summary] = result.inputs
+    assert summary.format == "evtx_dump_json" and not summary.notes
+    [(labels, _)] = stored_gaps(tmp_path / "case")
+    assert labels["first_missing_record_id"] == "5100" and "exported_log" not in labels
+    assert [r.id for r in finding.rules] == ["844d30b4-6381-5494-8af6-ffc0ae0c9e97"]
+    assert finding.escalate and finding.severity == "high"
+
+
+def test_gap_in_a_saved_log_is_reported_as_context_not_escalated(tmp_path: Path):
+    """The same records numbered from 1, as a saved or exported log numbers them: the gap may be the export's filter."""
+    items = record_5100_dropped()
+    result, [finding] = hunt_gap_findings(tmp_path, "fs03-system-saved.json",
+                                          evtx_dump_json(items, list(range(1, len(items) + 1))))
+    [summary] = result.inputs
+    [note] = summary.notes
+    assert note.startswith("a saved or exported log") and "EventRecordID 5101" in note
+    [(labels, line)] = stored_gaps(tmp_path / "case")
+    assert labels["exported_log"] == "true" and labels["first_missing_record_id"] == "5100"
+    record_line = evtx_dump_json(items, list(range(1, len(items) + 1))).decode().splitlines()[line - 2]
+    assert record_line == f"Record {labels['file_record_number']}" and labels["file_record_number"] != "5101"
+    assert [r.level for r in finding.rules] == ["informational"]
+    assert not finding.escalate and finding.severity == "low"
+    assert finding.reasons[0].startswith("not escalated: only informational rules matched")
+    assert "Saved Or Exported" in finding.reasons[0]
+
+
+def test_public_filtered_exports_give_informational_gaps_and_the_real_clear_still_escalates(tmp_path: Path):
+    """The public samples are filtered saves (records numbered from 1): their gaps are context; the
+    log-cleared events in them are still an escalated finding."""
+    samples = [PUBLIC / "evtx-to-mitre-attack" / name for name in (
+        "ID4688-Clear_event_log_attempt__native_.evtx", "ID4756-Exchange_admin_group_change.evtx",
+        "ID104-1102-Event_log_cleared.evtx")]
+    result = hunt(samples, tmp_path / "case", Config())
+    gap_findings = [f for f in result.findings if GAP_ACTION in {e.action for e in f.events}]
+    assert len(gap_findings) == 2 and not any(f.escalate for f in gap_findings)
+    gaps = stored_gaps(tmp_path / "case")
+    assert len(gaps) == sum(len(f.events) for f in gap_findings)
+    assert all(labels["exported_log"] == "true" for labels, _ in gaps)
+    notes = {s.path.rsplit("/", 1)[-1]: s.notes for s in result.inputs}
+    assert len(notes["ID4688-Clear_event_log_attempt__native_.evtx"]) == 1
+    assert notes["ID104-1102-Event_log_cleared.evtx"] == []
+    [cleared] = [f for f in result.findings if f.actor == "admmig"]
+    assert cleared.escalate and cleared.indicator == "audit_tampering"

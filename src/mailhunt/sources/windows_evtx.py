@@ -8,7 +8,8 @@
   as the parser renders it in JSON (the binary record is not text).
 - ``evtx_dump_jsonl`` / ``evtx_dump_json``: what ``evtx_dump -o jsonl`` and
   ``evtx_dump -o json`` write: one ``{"Event": {...}}`` per line, or a
-  ``Record <n>`` line before each pretty-printed record.
+  ``Record <n>`` line (the record's number in the EVTX file) before each
+  pretty-printed record.
 - ``winlogbeat_ndjson``: Winlogbeat/Elastic Agent documents, one per line, with
   the original event under ``winlog`` (``event_data``, ``channel``,
   ``record_id`` ...).
@@ -231,6 +232,7 @@ class EvtxDumpJson:
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
         events = WindowsEventStream(ctx, self.locator_unit)
         start: int | None = None
+        file_record: int | None = None
         lines: list[str] = []
 
         def record() -> Iterator[pa.Table]:
@@ -243,12 +245,13 @@ class EvtxDumpJson:
             except orjson.JSONDecodeError as exc:
                 ctx.reject(f"line {start}", f"record is not valid JSON ({str(exc)[:80]})")
                 return
-            yield from events.add(start, text, parsed)
+            yield from events.add(start, text, parsed, file_record=file_record)
 
         for number, line in iter_text_lines(stream, ctx):
-            if _RECORD_HEADER.match(line):
+            header = _RECORD_HEADER.match(line)
+            if header:
                 yield from record()
-                start, lines = number + 1, []
+                start, lines, file_record = number + 1, [], int(header.group(1))
             elif start is not None:
                 lines.append(line)
                 if len(lines) > self.max_record_lines:

@@ -9,6 +9,13 @@
   one file is an evidence gap: a synthetic ``EventRecordIDGap`` event records
   the missing range, so the audit-tampering rules can report it. A jump back
   (a wrapped circular log, or a log cleared and restarted) is not a gap.
+- A log file as Windows writes it numbers each record in the file as its
+  ``EventRecordID``. A saved or exported log (Event Viewer's "Save As",
+  ``wevtutil epl``, a filtered save) numbers its records from 1 again and keeps
+  the original ``EventRecordID``: there a gap may be only the export's filter,
+  so the gap event says so (``labels.exported_log``). The record's number in the
+  file is known for ``.evtx`` and for ``evtx_dump -o json`` (its ``Record <n>``
+  lines), not for JSONL.
 """
 
 from __future__ import annotations
@@ -105,18 +112,21 @@ class WindowsEventStream:
         self.pending_chars = 0
         # (host, channel) lower-cased -> (EventRecordID, locator, account) of its last record so far
         self.last_record_id: dict[tuple[str, str], tuple[int, int, str | None]] = {}
+        self.export_noted = False
 
     def add(self, locator: int, original: str, record: object,
-            account: tuple[str | None, str | None] = (None, None)) -> Iterator[pa.Table]:
-        """One parsed record: ``locator`` is its number in the file, ``original`` its text as stored.
+            account: tuple[str | None, str | None] = (None, None),
+            file_record: int | None = None) -> Iterator[pa.Table]:
+        """One parsed record: ``locator`` is where it is in the file, ``original`` its text as stored.
 
         ``account`` is (name, domain) of the record's user where the container
         resolved the SID (Winlogbeat does); it fills ``user.name`` when the
-        record itself names no account.
+        record itself names no account. ``file_record`` is the record's number
+        in the EVTX file it came from, where the text form gives it.
         """
         event = self._map(locator, original, record, account)
         if event is not None:
-            self._check_gap(event, locator)
+            self._check_gap(event, locator, self._file_record(locator, file_record))
             self._route(event)
         if len(self.ready) >= BATCH_EVENTS:
             yield self._flush()
@@ -187,7 +197,7 @@ class WindowsEventStream:
                     before = row(previous_index)
                     self.last_record_id[_gap_key(current)] = (
                         previous_id, previous_locator, _account_text(before["user.name"], before["user.domain"]))
-                self._check_gap(current, locators[index])
+                self._check_gap(current, locators[index], self._file_record(locators[index]))
         for index in sorted(mapped):
             self._route(mapped[index])
         if table.num_rows:
@@ -238,7 +248,11 @@ class WindowsEventStream:
         self.ready = []
         return table
 
-    def _check_gap(self, event: dict, locator: int) -> None:
+    def _file_record(self, locator: int, given: int | None = None) -> int | None:
+        """The record's number in its EVTX file: the locator of a binary file's record, else what the text gave."""
+        return locator if self.unit == "record" else given
+
+    def _check_gap(self, event: dict, locator: int, file_record: int | None) -> None:
         """Compare a record's EventRecordID with the last one of its channel; a forward jump makes a gap event.
 
         ``event`` holds the record's columns (``labels`` as pairs). A gap whose
@@ -246,7 +260,10 @@ class WindowsEventStream:
         (Security 1102 in Security, a System 104 that cleared System) is
         attributed to the account that cleared the log; any other gap names no
         actor, only the account of the record before it
-        (``labels.account_before_gap``), as context.
+        (``labels.account_before_gap``), as context. When the record's number
+        in the file (``file_record``) is not its EventRecordID, the file is a
+        saved or exported log, and ``labels.exported_log`` says the gap may be
+        its filter's.
         """
         record_id, timestamp = event["winlog.record_id"], event["@timestamp"]
         if record_id is None or timestamp is None:
@@ -269,6 +286,15 @@ class WindowsEventStream:
             labels.append(("actor_source", f"log-cleared event {event['event.code']} at {self.unit} {locator}"))
         elif previous[2]:
             labels.append(("account_before_gap", previous[2]))
+        if file_record is not None and file_record != record_id:
+            labels.append(("exported_log", "true"))
+            labels.append(("file_record_number", str(file_record)))
+            if not self.export_noted:
+                self.export_noted = True
+                where = "" if self.unit == "record" else f"{self.unit} {locator}: "
+                self.ctx.note(f"a saved or exported log: its records are numbered apart from their EventRecordID "
+                              f"({where}record {file_record} of the EVTX file has EventRecordID {record_id}), so "
+                              f"its EventRecordID gaps may be an export filter's; they are reported as informational")
         gap.update({
             "@timestamp": timestamp,
             "event.action": GAP_ACTION,

@@ -7,7 +7,8 @@ suspicious changes in transport rules are discovered without accompanying
 operational necessity, escalate the incident."
 
 Every reason starts with the criterion it meets (``CRITERIA``) and names the
-evidence. Authorized activity inside its change window, by known automation or
+evidence. A finding made only by informational rules (Sigma's level for
+context, not alerting) is no known threat pattern by itself. Authorized activity inside its change window, by known automation or
 by an authorized admin with the clients admins use, stays a finding with
 ``escalate`` false and the reason "authorized: TICKET by ACTOR". The decision
 depends only on the finding, its answers, its L1 steps and the assessment, so
@@ -90,10 +91,11 @@ def decide(finding: Finding, assessment: Assessment | None = None) -> tuple[bool
             reasons.append(_reason(KNOWN_THREAT, f"export followed by deletion: {sequence.because}"))
             severity = _raise(severity, "critical")
     sequence_cited = sequence is not None and sequence.answer == "yes" and finding.indicator in EXPORT_DELETION
-    if finding.indicator in KNOWN_THREAT_PATTERNS and not justified and not (
+    alerting = [rule for rule in finding.rules if rule.level != "informational"]
+    if finding.indicator in KNOWN_THREAT_PATTERNS and alerting and not justified and not (
             finding.indicator == "export_then_deletion" and sequence_cited):
         reasons.append(_reason(KNOWN_THREAT, f"{KNOWN_THREAT_PATTERNS[finding.indicator]}; here: "
-                                             f"{', '.join(rule.title for rule in finding.rules)}"))
+                                             f"{', '.join(rule.title for rule in alerting)}"))
         severity = _raise(severity, "high")
     consent = next((s for s in finding.l1 if s.step == "consent_grants" and s.result == "flag"), None)
     if consent is not None and finding.indicator in EXPORT_DELETION + ("mail_item_deletion",) and not justified:
@@ -118,5 +120,8 @@ def decide(finding: Finding, assessment: Assessment | None = None) -> tuple[bool
         return False, finding.severity, [assessment.authorization()]
     if justified and legit is not None:
         return False, finding.severity, [f"authorized: {legit.because}"]
+    if finding.rules and not alerting:
+        return False, finding.severity, ["not escalated: only informational rules matched, which give context, "
+                                         "not alerts: " + "; ".join(rule.title for rule in finding.rules)]
     return False, finding.severity, ["not escalated: no escalation criterion of the playbook is met"
                                      + (f" ({legit_why})" if legit else "")]
