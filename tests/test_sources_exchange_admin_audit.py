@@ -163,3 +163,26 @@ def test_xml_read_in_small_chunks_gives_the_same_result(monkeypatch, name, chunk
         [(e["event.id"], e["log.record"], e["event.original"]) for e in whole]
     assert [str(r) for r in ctx.rejections] == [str(r) for r in whole_ctx.rejections]
     assert ctx.records == whole_ctx.records
+
+
+def test_the_entry_in_both_a_plain_csv_and_the_xml_report_keeps_the_xml_parameter_values(tmp_path):
+    """A plain Export-Csv loses CmdletParameters values; the case keeps the copy that has them, whichever file
+    comes first."""
+    from mailhunt.config import Config
+    from mailhunt.hunt import hunt
+
+    csv_copy, xml_copy = tmp_path / "a_export.csv", tmp_path / "b_report.xml"
+    csv_copy.write_bytes((FIXTURES / "admin_audit_export.csv").read_bytes())
+    xml_copy.write_bytes((FIXTURES / "admin_audit_report.xml").read_bytes())
+    _, csv_events, _ = read("admin_audit_export.csv", {"timezone": "America/Los_Angeles"})
+    _, xml_events, _ = read("admin_audit_report.xml")
+    shared = {e["event.id"] for e in csv_events} & {e["event.id"] for e in xml_events}
+    assert shared, "the fixtures hold the same entries"
+    result = hunt([csv_copy, xml_copy], tmp_path / "case", Config(), read_hints={"timezone": "America/Los_Angeles"})
+    import duckdb
+    with duckdb.connect(str(tmp_path / "case" / "case.duckdb"), read_only=True) as db:
+        kept = dict(db.execute('SELECT "event.id", "log.file.path" FROM events').fetchall())
+    assert all(kept[event_id] == str(xml_copy) for event_id in shared)
+    export = next(e for e in xml_events if e["event.id"] in shared and e["event.action"] == "New-MailboxExportRequest")
+    assert export["params"]["filepath"]
+    assert sum(s.new_events for s in result.inputs) == len(kept)

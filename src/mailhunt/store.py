@@ -234,8 +234,11 @@ class CaseStore:
     def deduplicate(self) -> int:
         """Keep one row per event id; returns how many copies were removed.
 
-        The ids that occur more than once are found first, so the ordering
-        that picks the copy to keep only runs over those rows."""
+        The copy kept is the one with the most parameter values (the same
+        Exchange admin audit entry exported as XML keeps them, a plain CSV
+        export loses them), then the first by file and record. The ids that
+        occur more than once are found first, so the ordering that picks the
+        copy to keep only runs over those rows."""
         self.db.execute("""CREATE OR REPLACE TEMP TABLE duplicated_ids AS
                            SELECT "event.id" AS id FROM events GROUP BY 1 HAVING count(*) > 1""")
         try:
@@ -245,7 +248,9 @@ class CaseStore:
                 """DELETE FROM events WHERE rowid IN (
                      SELECT rowid FROM (
                        SELECT rowid, row_number() OVER (
-                         PARTITION BY "event.id" ORDER BY "log.file.path", "log.record", rowid) AS copy
+                         PARTITION BY "event.id"
+                         ORDER BY coalesce(len(list_filter(map_values("params"), lambda v: coalesce(v, '') <> '')), 0)
+                                  DESC, "log.file.path", "log.record", rowid) AS copy
                        FROM events WHERE "event.id" IN (SELECT id FROM duplicated_ids)) WHERE copy > 1)"""
             ).fetchall()[0][0]
         finally:
