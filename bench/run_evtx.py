@@ -16,9 +16,9 @@ measures as child processes, each with wall time and peak RSS (``os.wait4``):
 3. ``bench/evtx_parse_store.py FILE``: the parser plus storing each record's
    JSON in a DuckDB table, nothing else: a lower bound for any hunt whose case
    store keeps every record's original;
-4. ``python -m mailhunt.cli hunt ONE_CHUNK --out DIR`` on one public sample of
-   16 records (``FIXED_COST_SAMPLE``): what a hunt costs before its first
-   record (interpreter, imports, rules, case, reports).
+4. ``python -m mailhunt.cli hunt SAMPLE --out DIR`` on one public sample of
+   91 records (``FIXED_COST_SAMPLE``): what a hunt costs besides its records
+   (interpreter, imports, rules, case, reports).
 
 Both sizes are reported: a hunt has fixed costs (interpreter start, imports,
 rules) that weigh on the small file and not on the large one. Target:
