@@ -22,6 +22,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, Iterable, Iterator, Protocol, Union
 
+import orjson
 import pyarrow as pa
 
 from mailhunt.events import to_arrow
@@ -177,3 +178,21 @@ def iter_text_lines(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, s
             ctx.reject(f"line {number}", f"not UTF-8 text (byte {exc.start} of the line)")
             continue
         yield number, line.rstrip("\r\n")
+
+
+def json_lines(lines: Iterable[tuple[int, str]], ctx: ReadContext) -> Iterator[tuple[int, str, object]]:
+    """(line number, text, parsed value) per non-empty line of NDJSON, each counted as a record.
+
+    A line that is not JSON (most often the last line of a file copied while
+    it was written) is rejected with its number; the lines around it are kept.
+    """
+    for number, line in lines:
+        if not line.strip():
+            continue
+        ctx.records += 1
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            ctx.reject(f"line {number}", f"not valid JSON ({str(exc)[:80]}); truncated line?")
+            continue
+        yield number, line, value

@@ -25,7 +25,7 @@ from typing import BinaryIO, Iterator
 import pyarrow as pa
 
 from mailhunt.sources.base import ReadContext
-from mailhunt.sources.macos_json import first_object, json_lines
+from mailhunt.sources.macos_json import first_object, json_object_lines
 from mailhunt.sources.unix_common import EventBatches, command_line, program_name, unix_event
 
 DATASET = "macos.eslogger"
@@ -97,7 +97,7 @@ class EsloggerLog:
 
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
         batches = EventBatches()
-        for number, text, message in json_lines(stream, ctx):
+        for number, text, message in json_object_lines(stream, ctx):
             try:
                 event = self._event(ctx, number, text, message)
             except (ValueError, TypeError, AttributeError) as exc:

@@ -29,7 +29,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mailhunt.sources.base import ROW_GROUP_ROWS, ReadContext, iter_text_lines
+from mailhunt.sources.base import ROW_GROUP_ROWS, ReadContext, iter_text_lines, json_lines
 from mailhunt.sources.m365_normalize import DATASET, StagedAuditRecords
 from mailhunt.sources.m365_record import BadRecord, defender_row_to_record, sentinel_row_to_record
 
@@ -253,14 +253,7 @@ class UnifiedAuditCsv(_AuditCsv):
 
 def _json_lines(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, str, object]]:
     """(line number, text, parsed object) per non-empty line; lines that are not JSON are rejected."""
-    for number, line in text_lines(stream, ctx):
-        if not line.strip():
-            continue
-        ctx.records += 1
-        try:
-            yield number, line, orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            ctx.reject(f"line {number}", f"not valid JSON ({str(exc)[:80]}); truncated line?")
+    return json_lines(text_lines(stream, ctx), ctx)
 
 
 def ndjson_line_batches(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[pa.Array, pa.Array]]:

@@ -6,22 +6,14 @@ from typing import BinaryIO, Iterator
 
 import orjson
 
-from mailhunt.sources.base import ReadContext
+from mailhunt.sources.base import ReadContext, json_lines
 from mailhunt.sources.m365_audit import json_array_members
 from mailhunt.sources.unix_common import lenient_lines
 
 
-def json_lines(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, str, dict]]:
+def json_object_lines(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, str, dict]]:
     """(line, text, object) per non-empty line; a line that is not a JSON object is rejected with its number."""
-    for number, text, _ in lenient_lines(stream):
-        if not text.strip():
-            continue
-        ctx.records += 1
-        try:
-            value = orjson.loads(text)
-        except orjson.JSONDecodeError as exc:
-            ctx.reject(f"line {number}", f"not valid JSON ({str(exc)[:80]}); line cut short?")
-            continue
+    for number, text, value in json_lines(((n, t) for n, t, _ in lenient_lines(stream)), ctx):
         if not isinstance(value, dict):
             ctx.reject(f"line {number}", "not a JSON object")
             continue

@@ -17,7 +17,7 @@ from typing import BinaryIO, Iterator
 import pyarrow as pa
 
 from mailhunt.sources.base import ReadContext
-from mailhunt.sources.macos_json import first_object, json_lines, json_members
+from mailhunt.sources.macos_json import first_object, json_members, json_object_lines
 from mailhunt.sources.unix_common import EventBatches, program_name, unix_event
 
 DATASET = "macos.unified_log"
@@ -57,7 +57,7 @@ class UnifiedLog:
 
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
         batches = EventBatches()
-        entries = json_members(stream, ctx) if self.array else json_lines(stream, ctx)
+        entries = json_members(stream, ctx) if self.array else json_object_lines(stream, ctx)
         unit = "record" if self.array else "line"
         for locator, text, entry in entries:
             if _is_trailer(entry):

@@ -22,7 +22,7 @@ import pyarrow as pa
 from mailhunt.events import event_id_from_record_id
 from mailhunt.sources.auditd import parse_fields
 from mailhunt.sources.base import ReadContext
-from mailhunt.sources.macos_json import first_object, json_lines, json_members
+from mailhunt.sources.macos_json import first_object, json_members, json_object_lines
 from mailhunt.sources.syslog import DATASET as SYSLOG_DATASET
 from mailhunt.sources.syslog_messages import interpret_message
 from mailhunt.sources.unix_common import EventBatches, program_name, unix_event
@@ -54,7 +54,7 @@ class SentinelSyslog:
 
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
         batches = EventBatches()
-        rows = json_members(stream, ctx) if self.array else json_lines(stream, ctx)
+        rows = json_members(stream, ctx) if self.array else json_object_lines(stream, ctx)
         unit = "record" if self.array else "line"
         for locator, text, row in rows:
             message = row.get("SyslogMessage")

@@ -30,7 +30,7 @@ from typing import BinaryIO, Iterator
 import orjson
 import pyarrow as pa
 
-from mailhunt.sources.base import ROW_GROUP_ROWS, ReadContext, iter_text_lines
+from mailhunt.sources.base import ROW_GROUP_ROWS, ReadContext, iter_text_lines, json_lines
 from mailhunt.sources.windows_events import INT64_MAX
 from mailhunt.sources.windows_stream import WindowsEventStream
 
@@ -301,15 +301,7 @@ class WinlogbeatNdjson:
 
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
         events = WindowsEventStream(ctx, self.locator_unit)
-        for number, line in iter_text_lines(stream, ctx):
-            if not line.strip():
-                continue
-            ctx.records += 1
-            try:
-                document = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                ctx.reject(f"line {number}", f"not valid JSON ({str(exc)[:80]}); truncated line?")
-                continue
+        for number, line, document in json_lines(iter_text_lines(stream, ctx), ctx):
             if not isinstance(document, dict) or not isinstance(document.get("winlog"), dict):
                 ctx.reject(f"line {number}", "no winlog object")
                 continue
