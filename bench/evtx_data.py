@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build a large EVTX file for the benchmark from the real chunks of the public samples.
 
-    python bench/evtx_data.py CHUNKS OUT.evtx
+    python bench/evtx_data.py CHUNKS OUT.evtx [MIX]
 
 Writing EVTX (binary XML with templates) from scratch is a project of its
 own, so this takes the one chunk of each public sample
@@ -11,6 +11,10 @@ every computer counts up without gaps, as a live log does: no duplicate
 records for the case store to drop, and no gap events. The value is patched
 where the record's binary XML holds it (the 8-byte substitution value equal
 to the old id), and the chunk's checksums are recomputed.
+
+MIX (``MIXES``) picks the samples: ``all`` of them, or ``exchange`` for what an
+Exchange server's own logs hold, the MSExchange Management cmdlet records and
+the PowerShell 4103/4104/800 records, which are the ones mapped in Python.
 """
 
 from __future__ import annotations
@@ -31,10 +35,20 @@ CHUNK = 65536
 RECORD_MAGIC = b"\x2a\x2a\x00\x00"
 
 
-def sample_chunks() -> list[tuple[bytes, dict[int, tuple[int, str]]]]:
-    """(chunk bytes, header record number -> (EventRecordID, computer|channel)) per sample."""
+MIXES = {
+    "all": None,
+    "exchange": ("ID6-Failed_to_install_an_Exchange_transport_agent.evtx",
+                 "ID800-4103-4104-Clear_event_log_attempt.evtx"),
+}
+
+
+def sample_chunks(mix: str = "all") -> list[tuple[bytes, dict[int, tuple[int, str]]]]:
+    """(chunk bytes, header record number -> (EventRecordID, computer|channel)) per sample of the mix."""
     chunks = []
+    names = MIXES[mix]
     for path in sorted([*SAMPLES.glob("evtx-to-mitre-attack/*.evtx"), *SAMPLES.glob("evtx-attack-samples/*.evtx")]):
+        if names is not None and path.name not in names:
+            continue
         data = path.read_bytes()
         ids = {}
         for record in PyEvtxParser(str(path)).records_json():
@@ -62,8 +76,8 @@ def renumbered(chunk: bytes, ids: dict[int, tuple[int, str]], counters: dict[str
     return bytes(out)
 
 
-def build(chunks_wanted: int, out: Path) -> int:
-    chunks = sample_chunks()
+def build(chunks_wanted: int, out: Path, mix: str = "all") -> int:
+    chunks = sample_chunks(mix)
     header = bytearray((SAMPLES / "evtx-to-mitre-attack" / "ID104-1102-Event_log_cleared.evtx").read_bytes()[:HEADER])
     struct.pack_into("<Q", header, 16, chunks_wanted - 1)
     struct.pack_into("<H", header, 42, chunks_wanted)
@@ -80,6 +94,6 @@ def build(chunks_wanted: int, out: Path) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4) or (len(sys.argv) == 4 and sys.argv[3] not in MIXES):
         sys.exit(__doc__)
-    print(build(int(sys.argv[1]), Path(sys.argv[2])))
+    print(build(int(sys.argv[1]), Path(sys.argv[2]), *sys.argv[3:]))

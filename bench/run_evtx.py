@@ -4,8 +4,10 @@
     python bench/run_evtx.py                        # 48,000 and 320,000 records (~200 MB and ~1.3 GB)
     python bench/run_evtx.py --chunks 3000          # one size: ~48,000 records
     python bench/run_evtx.py --chunks 20000 --keep  # keeps the case in bench/out/run-evtx-20000/
+    python bench/run_evtx.py --mix exchange --chunks 8000   # an Exchange server's logs: ~40,000 records
 
-For each size it builds ``bench/out/evtx-<chunks>.evtx`` with
+For each size it builds ``bench/out/evtx-<chunks>.evtx`` (``evtx-exchange-<chunks>.evtx``
+for ``--mix exchange``: MSExchange Management and PowerShell records only) with
 ``bench/evtx_data.py`` (or reuses it), reads it once into the page cache, then
 measures as child processes, each with wall time and peak RSS (``os.wait4``):
 
@@ -47,16 +49,17 @@ FIXED_COST_SAMPLE = evtx_data.SAMPLES / "evtx-to-mitre-attack" / "ID104-1102-Eve
 DEFAULT_CHUNKS = (3000, 20000)
 
 
-def run_size(chunks: int, keep: bool) -> dict:
+def run_size(chunks: int, keep: bool, mix: str = "all") -> dict:
     """Build (or reuse) the file of ``chunks`` chunks, measure both contenders, print and save the result."""
-    data = OUT / f"evtx-{chunks}.evtx"
+    name = f"evtx-{chunks}" if mix == "all" else f"evtx-{mix}-{chunks}"
+    data = OUT / f"{name}.evtx"
     if not data.exists():
         print(f"building {data} from the public samples' chunks", flush=True)
-        evtx_data.build(chunks, data)
+        evtx_data.build(chunks, data, mix)
     warm(data)
     size_mb = data.stat().st_size / 1e6
     workdir = Path(tempfile.mkdtemp(prefix="mailhunt-bench-evtx-"))
-    case = (OUT / f"run-evtx-{chunks}") if keep else workdir / "case"
+    case = (OUT / f"run-{name}") if keep else workdir / "case"
     if case.exists():
         shutil.rmtree(case)
     commands = {
@@ -92,12 +95,12 @@ def run_size(chunks: int, keep: bool) -> dict:
     print(f"parse+store alone: {floor:.0%} of the parser's rate; a hunt's fixed cost "
           f"{results['fixed cost']['wall_s']:.2f} s against the target's whole budget of {2 * parser_s:.2f} s")
     print("commands:\n" + "\n".join(f"  {name}: {shlex.join(cmd)}" for name, cmd in commands.items()))
-    summary = {"file": str(data), "chunks": chunks, "records": records, "size_mb": size_mb,
+    summary = {"file": str(data), "chunks": chunks, "mix": mix, "records": records, "size_mb": size_mb,
                "mailhunt_records_read": read_back, "ratio": ratio, "parse_store_ratio": floor,
                "target_ratio": TARGET_RATIO, "met": met,
                "ok": all(r["ok"] for r in results.values()),
                "results": {n: {k: v for k, v in r.items() if k not in ("stdout", "stderr")} for n, r in results.items()}}
-    (OUT / f"results-evtx-{chunks}.json").write_text(json.dumps(summary, indent=2))
+    (OUT / f"results-{name}.json").write_text(json.dumps(summary, indent=2))
     if not keep:
         shutil.rmtree(workdir, ignore_errors=True)
     return summary
@@ -108,11 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunks", type=int, nargs="+", default=list(DEFAULT_CHUNKS),
                         help="EVTX chunks in the file, about 16 records each; several sizes run one after the other "
                              f"(default: {' '.join(map(str, DEFAULT_CHUNKS))})")
+    parser.add_argument("--mix", choices=sorted(evtx_data.MIXES), default="all",
+                        help="which public samples' chunks make the file (default: all)")
     parser.add_argument("--keep", action="store_true", help="keep the cases in bench/out/")
     parser.add_argument("--check", action="store_true", help="exit 3 when mailhunt is below half the parser's rate")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
-    summaries = [run_size(chunks, args.keep) for chunks in args.chunks]
+    summaries = [run_size(chunks, args.keep, args.mix) for chunks in args.chunks]
     if len(summaries) > 1:
         print(f"\n{'records':>10} {'MB':>8} {'parser s':>9} {'mailhunt s':>11} {'ratio':>6} {'peak RSS MB':>12} "
               f"{'parse+store s':>14} {'ratio':>6} {'fixed s':>8}")
