@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 from evtx import PyEvtxParser
 
-from mailhunt.sources import ReadContext, identify
+from mailhunt.sources import ReadContext, identify, windows_stream
 from mailhunt.sources.windows_stream import GAP_ACTION
 from tests.corpus import PUBLIC
 
@@ -112,7 +112,10 @@ def test_log_cleared_and_sysmon_file_fields():
     assert created["process.name"] == "notepad++.exe" and created["user.id"] is None
 
 
-def test_record_id_gaps_become_events():
+@pytest.mark.parametrize("sql_min_records", [windows_stream.SQL_MIN_RECORDS, 1], ids=["python", "sql"])
+def test_record_id_gaps_become_events(sql_min_records, monkeypatch):
+    """Both mappings (record by record for a small file, in SQL for large batches) find the same gaps."""
+    monkeypatch.setattr(windows_stream, "SQL_MIN_RECORDS", sql_min_records)
     path = MITRE / "ID4688-Clear_event_log_attempt__native_.evtx"
     ids = [r["Event"]["System"]["EventRecordID"] for r in parser_records(path)]
     expected = [(a + 1, b - 1) for a, b in zip(ids, ids[1:]) if b > a + 1]
