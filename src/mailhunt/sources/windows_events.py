@@ -166,15 +166,37 @@ def _user_type(event: dict) -> None:
         event["user.type"] = "system"
 
 
+def first_per_name(pairs) -> list[tuple[str, str]]:
+    """(name lower-cased, value) pairs, the first value of a name winning, as in the audit-log readers.
+
+    A parameter given twice (``-Identity a -Identity b``) is legal PowerShell;
+    a map column cannot hold the name twice.
+    """
+    kept: dict[str, str] = {}
+    for name, value in pairs:
+        kept.setdefault(name.lower(), value)
+    return list(kept.items())
+
+
+def cmdlet_fields(action: str, parameter_text: str | None, caller: str | None) -> dict:
+    """What a cmdlet's parameter text gives its event: ``params``, ``parameters``, target and rule name.
+
+    Shared by the record-by-record mapping and the SQL one, which calls it
+    once per distinct (cmdlet, text, caller).
+    """
+    fields: dict = {"params": None, "parameters": None}
+    if parameter_text:
+        fields["parameters"] = parameter_text
+        fields["params"] = first_per_name(parse_parameter_text(parameter_text))
+    params = dict(fields["params"] or [])
+    fields["user.target.name"] = cmdlet_target(action, params, caller)
+    fields["rule.name"] = cmdlet_rule_name(action, params)
+    return fields
+
+
 def _cmdlet(event: dict, action: str, parameter_text: str | None) -> None:
     event["event.action"] = action
-    if parameter_text:
-        pairs = parse_parameter_text(parameter_text)
-        event["parameters"] = parameter_text
-        event["params"] = [(name.lower(), value) for name, value in pairs]
-    params = dict(event["params"] or [])
-    event["user.target.name"] = cmdlet_target(action, params, event["user.name"])
-    event["rule.name"] = cmdlet_rule_name(action, params)
+    event.update(cmdlet_fields(action, parameter_text, event["user.name"]))
 
 
 def _exchange_management(event: dict, code: str, data: dict | list) -> None:
@@ -202,22 +224,37 @@ _BINDING = re.compile(r'^ParameterBinding\(([^)]*)\): name="([^"]*)"; value="(.*
 _CONTEXT_LINE = re.compile(r"^\s*([A-Za-z ]+?)\s*=\s*(.*?)\s*$", re.M)
 
 
-def _pipeline_details(event: dict, details: str | None) -> None:
-    """CommandInvocation/ParameterBinding lines (4103 Payload, 800): one cmdlet -> action and params."""
+def pipeline_fields(details: str | None, user_name: str | None) -> dict:
+    """CommandInvocation/ParameterBinding lines (4103 Payload, 800): one cmdlet -> action and params.
+
+    ``commands`` lists the cmdlets invoked; nothing at all when there are no
+    details. Shared by the record-by-record mapping and the SQL one, which
+    calls it once per distinct (details, user).
+    """
     if not details:
-        return
+        return {}
     invoked = list(dict.fromkeys(_INVOCATION.findall(details)))
-    event["labels"].append(("commands", ", ".join(invoked)))
+    fields: dict = {"commands": ", ".join(invoked)}
     if len(invoked) != 1:
-        event["event.action"] = "pipeline-executed"
-        return
+        fields["event.action"] = "pipeline-executed"
+        return fields
     bindings = [(name.lower(), value) for command, name, value in _BINDING.findall(details) if command == invoked[0]]
-    event["event.action"] = invoked[0]
-    event["params"] = bindings or None
-    event["parameters"] = " ".join(f'-{name} "{value}"' for name, value in bindings) or None
-    params = dict(bindings)
-    event["user.target.name"] = cmdlet_target(invoked[0], params, event["user.name"])
-    event["rule.name"] = cmdlet_rule_name(invoked[0], params)
+    params = dict(first_per_name(bindings))
+    fields.update({
+        "event.action": invoked[0],
+        "params": list(params.items()) or None,
+        "parameters": " ".join(f'-{name} "{value}"' for name, value in bindings) or None,
+        "user.target.name": cmdlet_target(invoked[0], params, user_name),
+        "rule.name": cmdlet_rule_name(invoked[0], params),
+    })
+    return fields
+
+
+def _pipeline_details(event: dict, details: str | None) -> None:
+    fields = pipeline_fields(details, event["user.name"])
+    if fields:
+        event["labels"].append(("commands", fields.pop("commands")))
+        event.update(fields)
 
 
 def _context(text: str | None) -> dict[str, str]:
