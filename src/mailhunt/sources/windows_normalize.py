@@ -2,17 +2,23 @@
 
 The EVTX parser hands over each record as JSON text; parsing and mapping them
 one by one in Python would cost several times what the parser itself takes.
-So the bulk of records (Security, System, Sysmon, script blocks in one part,
-and every other channel) is mapped by DuckDB from the JSON text in one
-multi-path extraction per record. The SQL gives the same columns as
-``windows_events.map_record`` (a test compares the two on every public
-sample); records that need Python are flagged ``needs_python`` and mapped
-there by the caller:
+So records are mapped by DuckDB from the JSON text in one multi-path
+extraction per record. The SQL gives the same columns as
+``windows_events.map_record`` (tests compare the two on every public sample
+and on variants of the cmdlet and PowerShell records).
 
-- ``MSExchange Management`` cmdlet records (the parameter text is parsed like
-  the audit log's),
-- PowerShell 4103 and 800 (CommandInvocation/ParameterBinding lines),
+``MSExchange Management`` cmdlet records and PowerShell 4103/800 carry text
+that only ``windows_events`` parses (cmdlet parameter text, CommandInvocation
+and ParameterBinding lines): the SQL takes the positional Data items and the
+``Key = value`` context lines apart, and ``windows_events.cmdlet_fields`` /
+``pipeline_fields`` map each distinct text of the batch once (``text_fields``),
+joined back in SQL. Records that still need Python are flagged
+``needs_python`` and mapped there by the caller:
+
 - 4104 parts of a script block logged in several records (reassembled),
+- cmdlet and PowerShell records in a shape the SQL does not take apart the
+  same way (EventData that is not a list of text items or named text fields,
+  whitespace that Python's patterns treat differently from DuckDB's),
 - anything the SQL cannot read (invalid JSON, no time, no EventID): Python
   rejects it with its reason.
 """
@@ -28,7 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mailhunt.events import SCHEMA
-from mailhunt.sources.windows_events import DATASET_BY_CHANNEL, OTHER_DATASET, SECURITY_ACTIONS, SYSMON_ACTIONS
+from mailhunt.sources.windows_events import (DATASET_BY_CHANNEL, OTHER_DATASET, SECURITY_ACTIONS, SYSMON_ACTIONS,
+                                             cmdlet_fields, pipeline_fields)
 
 # Where each field sits in the record, each read as text in one multi-path
 # extraction per record. A member that is an object comes as its JSON text
@@ -95,12 +102,36 @@ def _pid(expression: str) -> str:
 
 _PATH_LIST = "[" + ", ".join("'" + _json_path(path).replace("'", "''") + "'" for path in _PATHS.values()) + "]"
 
-_SQL = f"""
+# Python's ``\s`` (the context-line pattern below, as ``windows_events`` uses it) also matches these; RE2's
+# does not, so a text holding one is left to Python.
+_PY_ONLY_SPACE = "[\x0b\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+_CONTEXT_LINE = "(?m)^\\s*([A-Za-z ]+?)\\s*=\\s*(.*?)\\s*$"
+
+
+def _context_value(text: str, key: str) -> str:
+    """The value of the last ``Key = value`` line of ``text`` whose key, without spaces, is ``key``."""
+    keys = f"list_transform(regexp_extract_all({text}, '{_CONTEXT_LINE}', 1), lambda k: replace(lower(trim(k)), ' ', ''))"
+    values = f"regexp_extract_all({text}, '{_CONTEXT_LINE}', 2)"
+    return f"{values}[len({keys}) + 1 - list_position(list_reverse({keys}), '{key}')]"
+
+
+def _account_name(text: str) -> str:
+    """``_account`` of a ``DOMAIN\\name`` text: the name after the last backslash, unless empty or ``-``."""
+    name = f"regexp_extract({text}, '[^\\\\]*$')"
+    return f"CASE WHEN {name} NOT IN ('', '-') THEN {name} END"
+
+
+def _account_domain(text: str) -> str:
+    domain = f"CASE WHEN contains({text}, '\\') THEN regexp_extract({text}, '^(.*)\\\\[^\\\\]*$', 1) END"
+    return f"CASE WHEN {_account_name(text)} IS NOT NULL AND {domain} NOT IN ('', '-') THEN {domain} END"
+
+
+_FIELDS_SQL = f"""
 WITH parsed AS (
-  SELECT row_index, TRY(json_extract_string(raw, {_PATH_LIST})) AS v
+  SELECT row_index, raw, TRY(json_extract_string(raw, {_PATH_LIST})) AS v
   FROM stage
 ), extracted AS (
-  SELECT row_index, v IS NOT NULL AS valid,
+  SELECT row_index, raw, v IS NOT NULL AS valid,
          {_flatten()}
   FROM parsed
 ), fields AS (
@@ -115,6 +146,57 @@ WITH parsed AS (
   FROM extracted
 ), typed AS (
   SELECT *, coalesce(known_dataset, '{OTHER_DATASET}') AS dataset FROM fields
+), with_event_data AS (
+  -- EventData of the records whose text fields Python's windows_events maps: MSExchange Management
+  -- cmdlets and PowerShell 800 hold a list of Data items, PowerShell 4103 named fields.
+  SELECT *,
+    CASE WHEN dataset = 'windows.msexchange_management' OR (dataset = 'windows.powershell' AND code IN ('4103', '800'))
+         THEN TRY(json_extract(raw, '$.Event.EventData')) END AS ed
+  FROM typed
+), data_items AS (
+  SELECT *,
+    CASE WHEN json_type(ed) = 'OBJECT' AND list_has_all(['Data', 'Binary', '#attributes'], json_keys(ed))
+              AND list_contains(json_keys(ed), 'Data')
+         THEN CASE WHEN json_type(ed->'Data') = 'OBJECT' THEN ed->'Data'->'#text' ELSE ed->'Data' END END AS data_node
+  FROM with_event_data
+), shaped AS (
+  SELECT * EXCLUDE (raw, ed, data_node),
+    CASE WHEN json_type(data_node) = 'ARRAY'
+              AND list_bool_and(list_transform(json_extract(data_node, '$[*]'),
+                                               lambda x: json_type(x) IN ('VARCHAR', 'NULL')))
+         THEN list_transform(json_extract_string(data_node, '$[*]'), lambda x: coalesce(x, '')) END AS items,
+    CASE WHEN json_type(ed) = 'OBJECT' AND NOT list_contains(json_keys(ed), 'Data')
+              AND NOT list_bool_and(list_transform(json_keys(ed), lambda k: regexp_full_match(k, 'param\\d+|#attributes')))
+              AND coalesce(json_type(ed->'ContextInfo'), 'NULL') IN ('VARCHAR', 'NULL')
+              AND coalesce(json_type(ed->'Payload'), 'NULL') IN ('VARCHAR', 'NULL')
+         THEN true ELSE false END AS named_texts,
+    CASE WHEN json_type(ed) = 'OBJECT' THEN ed->>'ContextInfo' END AS context_info,
+    CASE WHEN json_type(ed) = 'OBJECT' THEN ed->>'Payload' END AS payload
+  FROM data_items
+), texts AS (
+  SELECT *,
+    CASE WHEN dataset = 'windows.msexchange_management' AND items IS NOT NULL AND code IN ('1', '6')
+              AND nullif(items[1], '') IS NOT NULL THEN true ELSE false END AS is_cmdlet,
+    CASE WHEN dataset = 'windows.powershell' AND code = '4103' AND named_texts THEN context_info
+         WHEN dataset = 'windows.powershell' AND code = '800' AND items IS NOT NULL THEN nullif(items[2], '') END
+      AS ps_context,
+    CASE WHEN dataset = 'windows.powershell' AND code = '4103' AND named_texts THEN payload
+         WHEN dataset = 'windows.powershell' AND code = '800' AND items IS NOT NULL THEN nullif(items[3], '') END
+      AS ps_details
+  FROM shaped
+), contexts AS (
+  SELECT *,
+    {_context_value('ps_context', 'user')} AS ctx_user,
+    {_context_value('ps_context', 'userid')} AS ctx_userid,
+    {_context_value('ps_context', 'hostapplication')} AS ctx_host_application,
+    CASE WHEN is_cmdlet THEN split_part(items[7], ' ', 1) END AS cmdlet_pid,
+    CASE WHEN is_cmdlet AND contains(items[7], ' ') THEN substr(items[7], strpos(items[7], ' ') + 1) END
+      AS cmdlet_process_name
+  FROM texts
+), ps_accounts AS (
+  SELECT *,
+    CASE WHEN code = '4103' THEN ctx_user WHEN code = '800' THEN ctx_userid END AS ps_user_text
+  FROM contexts
 ), mapped AS (
   SELECT *,
     CASE
@@ -124,6 +206,9 @@ WITH parsed AS (
       WHEN dataset = 'windows.system' AND code = '104' AND contains(lower(coalesce({_v('provider')}, '')), 'eventlog') THEN
         struct_pack(name := nullif(nullif({_v('cleared_name')}, '-'), ''),
                     domain := nullif(nullif({_v('cleared_domain')}, '-'), ''))
+      WHEN is_cmdlet THEN struct_pack(name := nullif(items[3], ''), domain := CAST(NULL AS VARCHAR))
+      WHEN dataset = 'windows.powershell' AND nullif(ps_user_text, '') IS NOT NULL THEN
+        struct_pack(name := {_account_name('ps_user_text')}, domain := {_account_domain('ps_user_text')})
       WHEN dataset = 'windows.sysmon' AND nullif({_v('sysmon_user')}, '') IS NOT NULL THEN
         struct_pack(name := nullif(nullif(regexp_extract({_v('sysmon_user')}, '[^\\\\]*$'), '-'), ''),
                     domain := nullif(nullif(CASE WHEN contains({_v('sysmon_user')}, '\\')
@@ -133,17 +218,51 @@ WITH parsed AS (
       WHEN dataset = 'windows.sysmon' THEN NULL
       WHEN dataset = 'windows.security' AND nullif(coalesce({_v('subject_sid')}, {_v('cleared_sid')}), '') IS NOT NULL
         THEN coalesce({_v('subject_sid')}, {_v('cleared_sid')})
+      WHEN is_cmdlet AND nullif(items[4], '') IS NOT NULL THEN items[4]
       ELSE {_v('security_sid')}
-    END AS user_id
-  FROM typed
+    END AS user_id,
+    -- what the SQL cannot map as windows_events does: those records go to Python
+    NOT valid OR ts IS NULL OR code IS NULL OR record_id IS NULL
+      OR (dataset = 'windows.msexchange_management' AND items IS NULL)
+      OR (is_cmdlet AND regexp_matches(coalesce(items[7], ''), '[^\x00-\x7f]'))
+      OR (dataset = 'windows.powershell' AND code = '4103' AND NOT named_texts)
+      OR (dataset = 'windows.powershell' AND code = '800' AND items IS NULL)
+      OR regexp_matches(coalesce(ps_context, ''), '{_PY_ONLY_SPACE}')
+      OR (dataset = 'windows.powershell' AND code = '4104' AND coalesce(TRY_CAST({_v('message_total')} AS BIGINT), 1) > 1
+          AND nullif({_v('script_block_id')}, '') IS NOT NULL) AS unmappable
+  FROM ps_accounts
+)
+SELECT * FROM mapped
+"""
+
+# The cmdlet and pipeline texts each distinct record needs mapped by windows_events' own functions.
+_TEXT_KEYS_SQL = """
+SELECT DISTINCT 'cmdlet' AS kind, items[1] AS action, nullif(items[2], '') AS text, account.name AS user_name
+FROM fields WHERE is_cmdlet AND NOT unmappable
+UNION
+SELECT DISTINCT 'pipeline', NULL, ps_details, account.name
+FROM fields WHERE dataset = 'windows.powershell' AND code IN ('4103', '800') AND nullif(ps_details, '') IS NOT NULL
+  AND NOT unmappable
+"""
+
+TEXT_FIELDS_SCHEMA = pa.schema([
+    ("kind", pa.string()), ("action", pa.string()), ("text", pa.string()), ("user_name", pa.string()),
+    ("t_action", pa.string()), ("t_params", pa.map_(pa.string(), pa.string())), ("t_parameters", pa.string()),
+    ("t_target", pa.string()), ("t_rule", pa.string()), ("t_commands", pa.string()),
+])
+
+_EVENTS_SQL = f"""
+WITH mapped AS (
+  SELECT f.*, t.t_action, t.t_params, t.t_parameters, t.t_target, t.t_rule, t.t_commands
+  FROM fields f LEFT JOIN text_fields t
+    ON t.kind = CASE WHEN f.is_cmdlet THEN 'cmdlet' WHEN f.dataset = 'windows.powershell' THEN 'pipeline' END
+       AND t.action IS NOT DISTINCT FROM CASE WHEN f.is_cmdlet THEN f.items[1] END
+       AND t.text IS NOT DISTINCT FROM CASE WHEN f.is_cmdlet THEN nullif(f.items[2], '') ELSE f.ps_details END
+       AND t.user_name IS NOT DISTINCT FROM f.account.name
 )
 SELECT
   row_index,
-  NOT valid OR ts IS NULL OR code IS NULL OR record_id IS NULL
-    OR dataset = 'windows.msexchange_management'
-    OR (dataset = 'windows.powershell' AND code IN ('4103', '800'))
-    OR (dataset = 'windows.powershell' AND code = '4104' AND coalesce(TRY_CAST({_v('message_total')} AS BIGINT), 1) > 1
-        AND nullif({_v('script_block_id')}, '') IS NOT NULL) AS needs_python,
+  unmappable AS needs_python,
   substr(sha256('windows.' || lower(computer) || '.' || lower(channel) || chr(31) || CAST(record_id AS VARCHAR)), 1, 32)
     AS "event.id",
   ts AS "@timestamp",
@@ -153,8 +272,11 @@ SELECT
     WHEN dataset = 'windows.system' AND code = '104' AND contains(lower(coalesce({_v('provider')}, '')), 'eventlog')
       THEN 'log-cleared'
     WHEN dataset = 'windows.powershell' AND code = '4104' THEN 'script-block-logged'
+    WHEN is_cmdlet THEN items[1]
+    WHEN dataset = 'windows.powershell' AND code IN ('4103', '800') THEN t_action
   END AS "event.action",
-  'unknown' AS "event.outcome",
+  CASE WHEN is_cmdlet AND code = '1' THEN 'success' WHEN is_cmdlet THEN 'failure' ELSE 'unknown' END
+    AS "event.outcome",
   {_v('provider')} AS "event.provider",
   dataset AS "event.dataset",
   code AS "event.code",
@@ -173,15 +295,26 @@ SELECT
     CASE WHEN nullif({_v('target_name')}, '') IS NOT NULL AND nullif({_v('target_domain')}, '') IS NOT NULL
               AND {_v('target_domain')} <> '-'
          THEN {_v('target_domain')} || '\\' || {_v('target_name')} ELSE {_v('target_name')} END
+    WHEN is_cmdlet OR dataset = 'windows.powershell' THEN t_target
   END AS "user.target.name",
+  CASE WHEN is_cmdlet OR dataset = 'windows.powershell' THEN t_rule END AS "rule.name",
+  CASE WHEN is_cmdlet OR dataset = 'windows.powershell' THEN t_params END AS "params",
+  CASE WHEN is_cmdlet OR dataset = 'windows.powershell' THEN t_parameters END AS "parameters",
   CASE WHEN dataset = 'windows.security' AND code = '4688' THEN {_pid(_v('new_process_id'))}
-       WHEN dataset = 'windows.sysmon' THEN {_pid(_v('process_id'))} END AS "process.pid",
+       WHEN dataset = 'windows.sysmon' THEN {_pid(_v('process_id'))}
+       WHEN is_cmdlet AND regexp_full_match(cmdlet_pid, '[0-9]+') AND nullif(cmdlet_process_name, '') IS NOT NULL
+         THEN TRY_CAST(cmdlet_pid AS BIGINT) END AS "process.pid",
   CASE WHEN dataset = 'windows.security' AND code = '4688' THEN {_basename(_v('new_process_name'))}
-       WHEN dataset = 'windows.sysmon' THEN {_basename(_v('image'))} END AS "process.name",
+       WHEN dataset = 'windows.sysmon' THEN {_basename(_v('image'))}
+       WHEN is_cmdlet AND regexp_full_match(cmdlet_pid, '[0-9]+') AND nullif(cmdlet_process_name, '') IS NOT NULL
+         THEN cmdlet_process_name
+       WHEN is_cmdlet THEN nullif(items[7], '') END AS "process.name",
   CASE WHEN dataset = 'windows.security' AND code = '4688' THEN {_v('new_process_name')}
        WHEN dataset = 'windows.sysmon' THEN {_v('image')} END AS "process.executable",
   CASE WHEN (dataset = 'windows.security' AND code = '4688') OR (dataset = 'windows.sysmon' AND code = '1')
-       THEN {_v('command_line')} END AS "process.command_line",
+       THEN {_v('command_line')}
+       WHEN dataset = 'windows.powershell' AND code IN ('4103', '800') THEN ctx_host_application
+  END AS "process.command_line",
   CASE WHEN dataset = 'windows.security' AND code = '4688' THEN {_basename(_v('parent_process_name'))}
        WHEN dataset = 'windows.sysmon' AND code = '1' THEN {_basename(_v('parent_image'))} END AS "process.parent.name",
   CASE WHEN dataset = 'windows.security' AND code = '4688' THEN {_v('parent_process_name')}
@@ -197,12 +330,32 @@ SELECT
   record_id AS "winlog.record_id",
   CASE WHEN dataset = 'windows.system' AND code = '104' AND contains(lower(coalesce({_v('provider')}, '')), 'eventlog')
             AND nullif({_v('cleared_channel')}, '') IS NOT NULL
-       THEN MAP(['cleared_channel'], [{_v('cleared_channel')}]) END AS labels,
+       THEN MAP(['cleared_channel'], [{_v('cleared_channel')}])
+       WHEN is_cmdlet AND nullif(items[6], '') IS NOT NULL THEN MAP(['exchange_client'], [items[6]])
+       WHEN dataset = 'windows.powershell' AND code IN ('4103', '800') AND t_commands IS NOT NULL
+         THEN MAP(['commands'], [t_commands]) END AS labels,
 FROM mapped
+ORDER BY row_index
 """
 
 STAGE_SCHEMA = pa.schema([("row_index", pa.int64()), ("raw", pa.large_string())])
-# Row order is kept: DuckDB preserves insertion order for this projection-only query.
+
+
+def text_fields(keys: list[tuple]) -> pa.Table:
+    """Each distinct cmdlet or pipeline text of a batch mapped by ``windows_events``' own functions.
+
+    ``keys`` are (kind, cmdlet, text, user name) rows of ``_TEXT_KEYS_SQL``.
+    """
+    rows = []
+    for kind, action, text, user_name in keys:
+        fields = cmdlet_fields(action, text, user_name) if kind == "cmdlet" else pipeline_fields(text, user_name)
+        rows.append({
+            "kind": kind, "action": action, "text": text, "user_name": user_name,
+            "t_action": fields.get("event.action"), "t_params": fields.get("params"),
+            "t_parameters": fields.get("parameters"), "t_target": fields.get("user.target.name"),
+            "t_rule": fields.get("rule.name"), "t_commands": fields.get("commands"),
+        })
+    return pa.Table.from_pylist(rows, schema=TEXT_FIELDS_SCHEMA)
 
 
 class WindowsNormalizer:
@@ -216,9 +369,15 @@ class WindowsNormalizer:
         db = self._db
         db.register("stage", stage)
         try:
-            result = db.sql(_SQL).to_arrow_table()
+            db.execute(f"CREATE OR REPLACE TEMP TABLE fields AS {_FIELDS_SQL}")
         finally:
             db.unregister("stage")
+        db.register("text_fields", text_fields(db.execute(_TEXT_KEYS_SQL).fetchall()))
+        try:
+            result = db.sql(_EVENTS_SQL).to_arrow_table()
+        finally:
+            db.unregister("text_fields")
+            db.execute("DROP TABLE fields")
         needs_python = result.column("needs_python").to_pylist()
         rows = len(result)
         columns = []
