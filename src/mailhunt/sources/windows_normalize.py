@@ -285,12 +285,12 @@ SELECT
     WHEN user_id IN ('S-1-5-18', 'S-1-5-19', 'S-1-5-20')
       OR starts_with(lower(coalesce(account.name, '')), 'nt authority\\')
       OR ends_with(coalesce(account.name, ''), '$')
-      OR lower(coalesce(account.domain, '')) = 'nt authority'
+      OR (account.name IS NOT NULL AND lower(coalesce(account.domain, '')) = 'nt authority')
       OR lower(coalesce(account.name, '')) IN ('system', 'local service', 'network service')
     THEN 'system'
   END AS "user.type",
   user_id AS "user.id",
-  account.domain AS "user.domain",
+  CASE WHEN account.name IS NOT NULL THEN account.domain END AS "user.domain",
   CASE WHEN dataset = 'windows.security' AND code IN ('4720', '4723', '4724', '4738') THEN
     CASE WHEN nullif({_v('target_name')}, '') IS NOT NULL AND nullif({_v('target_domain')}, '') IS NOT NULL
               AND {_v('target_domain')} <> '-'
