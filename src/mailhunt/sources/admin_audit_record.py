@@ -25,45 +25,10 @@ from datetime import datetime
 from functools import lru_cache
 
 from mailhunt.events import event_id_from_record_id, new_event
+from mailhunt.sources.cmdlet_parameters import cmdlet_rule_name, cmdlet_target, params_by_name
 
 DATASET = "exchange.admin_audit"
 PROVIDER = "Exchange admin audit log"
-
-_TARGET_BY_IDENTITY = ("search-mailbox", "set-mailbox", "add-mailboxpermission", "set-mailboxauditbypassassociation")
-
-
-def _mailbox_part(identity: str) -> str:
-    return identity.split("\\", 1)[0]
-
-
-def cmdlet_target(action: str, params: dict[str, str], caller: str | None) -> str | None:
-    """The mailbox a cmdlet acted on, by the same rules as the unified audit log reader."""
-    op = action.lower()
-    identity = params.get("identity") or ""
-    mailbox = params.get("mailbox") or ""
-    if op.endswith("-mailboxexportrequest") and not op.startswith("new-") and identity:
-        return _mailbox_part(identity)
-    if op in ("new-mailboxexportrequest", "new-inboxrule") and mailbox:
-        return mailbox
-    if op in _TARGET_BY_IDENTITY and identity:
-        return identity
-    if op.endswith("-inboxrule"):
-        if mailbox:
-            return mailbox
-        if "\\" in identity:
-            return _mailbox_part(identity)
-        return caller
-    return None
-
-
-def rule_name(action: str, params: dict[str, str]) -> str | None:
-    op = action.lower()
-    if op.endswith("-inboxrule") or op.endswith("-transportrule"):
-        if params.get("name"):
-            return params["name"]
-        identity = params.get("identity") or ""
-        return identity.split("\\", 1)[1] if "\\" in identity else (identity or None)
-    return None
 
 
 def _domain(caller: str) -> str | None:
@@ -105,9 +70,7 @@ def admin_audit_event(*, timestamp: datetime, cmdlet: str, caller: str | None, o
                       succeeded: str | None, error: str | None, server: str | None, client_ip: str | None,
                       pairs: list[tuple[str, str]], labels: dict[str, str], raw: str, path: str, sha256: str,
                       locator: int) -> dict:
-    params: dict[str, str] = {}
-    for name, value in pairs:
-        params.setdefault(name.lower(), value)
+    params = params_by_name(pairs)
     actor = caller.strip().lower() if caller and caller.strip() else None
     modified = object_modified.strip() if object_modified and object_modified.strip() else None
     target = cmdlet_target(cmdlet, params, actor) or modified
@@ -125,7 +88,7 @@ def admin_audit_event(*, timestamp: datetime, cmdlet: str, caller: str | None, o
         "user.target.name": target.lower() if target and "@" in target else target,
         "source.ip": _ip(client_ip),
         "host.name": server.strip() if server and server.strip() else None,
-        "rule.name": rule_name(cmdlet, params),
+        "rule.name": cmdlet_rule_name(cmdlet, params),
         "params": list(params.items()),
         "parameters": _parameter_text(pairs),
         "labels": sorted({**labels, **({"error": error.strip()} if error and error.strip() not in ("", "None") else {})}.items()),

@@ -56,6 +56,18 @@ def _parsed(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def params_by_name(pairs) -> dict[str, str]:
+    """Parameter names lower-cased, the first value of a name winning, as every reader keeps ``params``.
+
+    A parameter given twice (``-Identity a -identity b``) is legal PowerShell;
+    a map column cannot hold the name twice.
+    """
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        params.setdefault(name.lower(), value)
+    return params
+
+
 def cmdlet_target(cmdlet: str, params: dict[str, str], actor: str | None) -> str | None:
     """The mailbox or account a mailbox cmdlet acts on, as the audit-log normalizer chooses it.
 

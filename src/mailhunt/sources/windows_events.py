@@ -23,7 +23,7 @@ import re
 from datetime import datetime, timezone
 
 from mailhunt.events import event_id_from_record_id, new_event
-from mailhunt.sources.cmdlet_parameters import cmdlet_rule_name, cmdlet_target, parse_parameter_text
+from mailhunt.sources.cmdlet_parameters import cmdlet_rule_name, cmdlet_target, params_by_name, parse_parameter_text
 
 DATASET_BY_CHANNEL = {
     "msexchange management": "windows.msexchange_management",
@@ -166,18 +166,6 @@ def _user_type(event: dict) -> None:
         event["user.type"] = "system"
 
 
-def first_per_name(pairs) -> list[tuple[str, str]]:
-    """(name lower-cased, value) pairs, the first value of a name winning, as in the audit-log readers.
-
-    A parameter given twice (``-Identity a -Identity b``) is legal PowerShell;
-    a map column cannot hold the name twice.
-    """
-    kept: dict[str, str] = {}
-    for name, value in pairs:
-        kept.setdefault(name.lower(), value)
-    return list(kept.items())
-
-
 def cmdlet_fields(action: str, parameter_text: str | None, caller: str | None) -> dict:
     """What a cmdlet's parameter text gives its event: ``params``, ``parameters``, target and rule name.
 
@@ -187,7 +175,7 @@ def cmdlet_fields(action: str, parameter_text: str | None, caller: str | None) -
     fields: dict = {"params": None, "parameters": None}
     if parameter_text:
         fields["parameters"] = parameter_text
-        fields["params"] = first_per_name(parse_parameter_text(parameter_text))
+        fields["params"] = list(params_by_name(parse_parameter_text(parameter_text)).items())
     params = dict(fields["params"] or [])
     fields["user.target.name"] = cmdlet_target(action, params, caller)
     fields["rule.name"] = cmdlet_rule_name(action, params)
@@ -239,7 +227,7 @@ def pipeline_fields(details: str | None, user_name: str | None) -> dict:
         fields["event.action"] = "pipeline-executed"
         return fields
     bindings = [(name.lower(), value) for command, name, value in _BINDING.findall(details) if command == invoked[0]]
-    params = dict(first_per_name(bindings))
+    params = params_by_name(bindings)
     fields.update({
         "event.action": invoked[0],
         "params": list(params.items()) or None,

@@ -8,9 +8,10 @@ operational necessity, escalate the incident."
 
 Every reason starts with the criterion it meets (``CRITERIA``) and names the
 evidence. A finding made only by informational rules (Sigma's level for
-context, not alerting) is no known threat pattern by itself. Authorized activity inside its change window, by known automation or
-by an authorized admin with the clients admins use, stays a finding with
-``escalate`` false and the reason "authorized: TICKET by ACTOR". The decision
+context, not alerting) is no known threat pattern by itself. Authorized
+activity inside its change window, by known automation or by an authorized
+admin with the clients admins use, stays a finding with ``escalate`` false
+and the reason "authorized: TICKET by ACTOR". The decision
 depends only on the finding, its answers, its L1 steps and the assessment, so
 the same evidence and configuration always give the same decision.
 """
