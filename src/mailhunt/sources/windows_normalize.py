@@ -108,11 +108,9 @@ _PY_ONLY_SPACE = "[\x0b\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u2
 _CONTEXT_LINE = "(?m)^\\s*([A-Za-z ]+?)\\s*=\\s*(.*?)\\s*$"
 
 
-def _context_value(text: str, key: str) -> str:
-    """The value of the last ``Key = value`` line of ``text`` whose key, without spaces, is ``key``."""
-    keys = f"list_transform(regexp_extract_all({text}, '{_CONTEXT_LINE}', 1), lambda k: replace(lower(trim(k)), ' ', ''))"
-    values = f"regexp_extract_all({text}, '{_CONTEXT_LINE}', 2)"
-    return f"{values}[len({keys}) + 1 - list_position(list_reverse({keys}), '{key}')]"
+def _context_value(key: str) -> str:
+    """The value of the last context line whose key, without spaces, is the SQL expression ``key``."""
+    return f"ctx_values[len(ctx_keys) + 1 - list_position(list_reverse(ctx_keys), {key})]"
 
 
 def _account_name(text: str) -> str:
@@ -165,18 +163,16 @@ WITH parsed AS (
               AND list_bool_and(list_transform(json_extract(data_node, '$[*]'),
                                                lambda x: json_type(x) IN ('VARCHAR', 'NULL')))
          THEN list_transform(json_extract_string(data_node, '$[*]'), lambda x: coalesce(x, '')) END AS items,
-    CASE WHEN json_type(ed) = 'OBJECT' AND NOT list_contains(json_keys(ed), 'Data')
-              AND NOT list_bool_and(list_transform(json_keys(ed), lambda k: regexp_full_match(k, 'param\\d+|#attributes')))
-              AND coalesce(json_type(ed->'ContextInfo'), 'NULL') IN ('VARCHAR', 'NULL')
-              AND coalesce(json_type(ed->'Payload'), 'NULL') IN ('VARCHAR', 'NULL')
-         THEN true ELSE false END AS named_texts,
+    coalesce(json_type(ed) = 'OBJECT' AND NOT list_contains(json_keys(ed), 'Data')
+             AND NOT list_bool_and(list_transform(json_keys(ed), lambda k: regexp_full_match(k, 'param\\d+|#attributes')))
+             AND coalesce(json_type(ed->'ContextInfo'), 'NULL') IN ('VARCHAR', 'NULL')
+             AND coalesce(json_type(ed->'Payload'), 'NULL') IN ('VARCHAR', 'NULL'), false) AS named_texts,
     CASE WHEN json_type(ed) = 'OBJECT' THEN ed->>'ContextInfo' END AS context_info,
     CASE WHEN json_type(ed) = 'OBJECT' THEN ed->>'Payload' END AS payload
   FROM data_items
 ), texts AS (
   SELECT *,
-    CASE WHEN dataset = 'windows.msexchange_management' AND items IS NOT NULL AND code IN ('1', '6')
-              AND nullif(items[1], '') IS NOT NULL THEN true ELSE false END AS is_cmdlet,
+    coalesce(dataset = 'windows.msexchange_management' AND code IN ('1', '6') AND items[1] <> '', false) AS is_cmdlet,
     CASE WHEN dataset = 'windows.powershell' AND code = '4103' AND named_texts THEN context_info
          WHEN dataset = 'windows.powershell' AND code = '800' AND items IS NOT NULL THEN nullif(items[2], '') END
       AS ps_context,
@@ -184,19 +180,20 @@ WITH parsed AS (
          WHEN dataset = 'windows.powershell' AND code = '800' AND items IS NOT NULL THEN nullif(items[3], '') END
       AS ps_details
   FROM shaped
-), contexts AS (
+), context_lines AS (
   SELECT *,
-    {_context_value('ps_context', 'user')} AS ctx_user,
-    {_context_value('ps_context', 'userid')} AS ctx_userid,
-    {_context_value('ps_context', 'hostapplication')} AS ctx_host_application,
+    list_transform(regexp_extract_all(ps_context, '{_CONTEXT_LINE}', 1), lambda k: replace(lower(trim(k)), ' ', ''))
+      AS ctx_keys,
+    regexp_extract_all(ps_context, '{_CONTEXT_LINE}', 2) AS ctx_values
+  FROM texts
+), contexts AS (
+  SELECT * EXCLUDE (ctx_keys, ctx_values),
+    {_context_value("CASE code WHEN '4103' THEN 'user' ELSE 'userid' END")} AS ps_user_text,
+    {_context_value("'hostapplication'")} AS ctx_host_application,
     CASE WHEN is_cmdlet THEN split_part(items[7], ' ', 1) END AS cmdlet_pid,
     CASE WHEN is_cmdlet AND contains(items[7], ' ') THEN substr(items[7], strpos(items[7], ' ') + 1) END
       AS cmdlet_process_name
-  FROM texts
-), ps_accounts AS (
-  SELECT *,
-    CASE WHEN code = '4103' THEN ctx_user WHEN code = '800' THEN ctx_userid END AS ps_user_text
-  FROM contexts
+  FROM context_lines
 ), mapped AS (
   SELECT *,
     CASE
@@ -210,9 +207,7 @@ WITH parsed AS (
       WHEN dataset = 'windows.powershell' AND nullif(ps_user_text, '') IS NOT NULL THEN
         struct_pack(name := {_account_name('ps_user_text')}, domain := {_account_domain('ps_user_text')})
       WHEN dataset = 'windows.sysmon' AND nullif({_v('sysmon_user')}, '') IS NOT NULL THEN
-        struct_pack(name := nullif(nullif(regexp_extract({_v('sysmon_user')}, '[^\\\\]*$'), '-'), ''),
-                    domain := nullif(nullif(CASE WHEN contains({_v('sysmon_user')}, '\\')
-                        THEN regexp_extract({_v('sysmon_user')}, '^(.*)\\\\[^\\\\]*$', 1) END, '-'), ''))
+        struct_pack(name := {_account_name(_v('sysmon_user'))}, domain := {_account_domain(_v('sysmon_user'))})
     END AS account,
     CASE
       WHEN dataset = 'windows.sysmon' THEN NULL
@@ -230,19 +225,19 @@ WITH parsed AS (
       OR regexp_matches(coalesce(ps_context, ''), '{_PY_ONLY_SPACE}')
       OR (dataset = 'windows.powershell' AND code = '4104' AND coalesce(TRY_CAST({_v('message_total')} AS BIGINT), 1) > 1
           AND nullif({_v('script_block_id')}, '') IS NOT NULL) AS unmappable
-  FROM ps_accounts
+  FROM contexts
 )
-SELECT * FROM mapped
+SELECT *,
+  CASE WHEN is_cmdlet THEN 'cmdlet' WHEN ps_details <> '' THEN 'pipeline' END AS text_kind,
+  CASE WHEN is_cmdlet THEN items[1] END AS text_action,
+  CASE WHEN is_cmdlet THEN nullif(items[2], '') ELSE nullif(ps_details, '') END AS text_value
+FROM mapped
 """
 
 # The cmdlet and pipeline texts each distinct record needs mapped by windows_events' own functions.
 _TEXT_KEYS_SQL = """
-SELECT DISTINCT 'cmdlet' AS kind, items[1] AS action, nullif(items[2], '') AS text, account.name AS user_name
-FROM fields WHERE is_cmdlet AND NOT unmappable
-UNION
-SELECT DISTINCT 'pipeline', NULL, ps_details, account.name
-FROM fields WHERE dataset = 'windows.powershell' AND code IN ('4103', '800') AND nullif(ps_details, '') IS NOT NULL
-  AND NOT unmappable
+SELECT DISTINCT text_kind, text_action, text_value, account.name
+FROM fields WHERE text_kind IS NOT NULL AND NOT unmappable
 """
 
 TEXT_FIELDS_SCHEMA = pa.schema([
@@ -255,10 +250,8 @@ _EVENTS_SQL = f"""
 WITH mapped AS (
   SELECT f.*, t.t_action, t.t_params, t.t_parameters, t.t_target, t.t_rule, t.t_commands
   FROM fields f LEFT JOIN text_fields t
-    ON t.kind = CASE WHEN f.is_cmdlet THEN 'cmdlet' WHEN f.dataset = 'windows.powershell' THEN 'pipeline' END
-       AND t.action IS NOT DISTINCT FROM CASE WHEN f.is_cmdlet THEN f.items[1] END
-       AND t.text IS NOT DISTINCT FROM CASE WHEN f.is_cmdlet THEN nullif(f.items[2], '') ELSE f.ps_details END
-       AND t.user_name IS NOT DISTINCT FROM f.account.name
+    ON t.kind = f.text_kind AND t.action IS NOT DISTINCT FROM f.text_action
+       AND t.text IS NOT DISTINCT FROM f.text_value AND t.user_name IS NOT DISTINCT FROM f.account.name
 )
 SELECT
   row_index,
