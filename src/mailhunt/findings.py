@@ -94,16 +94,16 @@ class EvidenceList(Sequence):
             start, stop, step = index.indices(len(self))
             if step != 1:
                 return list(self)[index]
-            return _evidence_events(self.table.slice(start, max(0, stop - start)))
+            return evidence_events(self.table.slice(start, max(0, stop - start)))
         if index < 0:
             index += len(self)
         if not 0 <= index < len(self):
             raise IndexError("evidence index out of range")
-        return _evidence_events(self.table.slice(index, 1))[0]
+        return evidence_events(self.table.slice(index, 1))[0]
 
     def __iter__(self):
         for batch in self.table.to_batches(max_chunksize=10_000):
-            yield from _evidence_events(pa.Table.from_batches([batch]))
+            yield from evidence_events(pa.Table.from_batches([batch]))
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Sequence) and len(self) == len(other) and list(self) == list(other)
@@ -118,14 +118,15 @@ class EvidenceList(Sequence):
         return {c["values"]: c["counts"] for c in counted if c["values"]}
 
 
-def _value_counts(events: Sequence[EvidenceEvent], field_name: str) -> dict:
+def value_counts(events: Sequence[EvidenceEvent], field_name: str) -> dict:
     """Non-empty value of one field -> how many of the events have it, column-wise for an ``EvidenceList``."""
     if isinstance(events, EvidenceList):
         return events.counts(field_name)
     return Counter(value for value in (getattr(e, field_name) for e in events) if value)
 
 
-def _evidence_events(table: pa.Table) -> list[EvidenceEvent]:
+def evidence_events(table: pa.Table) -> list[EvidenceEvent]:
+    """The events of a table with the columns ``EVIDENCE_FIELDS``, as objects."""
     return [EvidenceEvent(**row) for row in table.to_pylist()]
 
 
@@ -194,18 +195,18 @@ class Finding:
 
     @property
     def targets(self) -> list[str]:
-        return sorted(_value_counts(self.events, "target"))
+        return sorted(value_counts(self.events, "target"))
 
     @property
     def host(self) -> str | None:
         """The host most of the events name (the first in sort order on a tie)."""
-        counts = _value_counts(self.events, "host")
+        counts = value_counts(self.events, "host")
         return min(counts, key=lambda h: (-counts[h], h)) if counts else None
 
     @property
     def actions(self) -> list[str]:
         """The distinct actions of the events, sorted."""
-        return sorted(_value_counts(self.events, "action"))
+        return sorted(value_counts(self.events, "action"))
 
     @property
     def event_ids(self) -> list[str]:

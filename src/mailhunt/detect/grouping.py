@@ -14,7 +14,8 @@ import pyarrow.compute as pc
 
 from mailhunt.detect.engine import Detection
 from mailhunt.detect.rules import LEVEL_ORDER, LoadedRule
-from mailhunt.findings import EVIDENCE_FIELDS, EvidenceEvent, EvidenceList, Finding, RuleMatches, RuleRef
+from mailhunt.findings import (EVIDENCE_FIELDS, EvidenceEvent, EvidenceList, Finding, RuleMatches, RuleRef,
+                               evidence_events, value_counts)
 from mailhunt.store import CaseStore
 
 BURST_GAP = timedelta(hours=1)
@@ -146,25 +147,16 @@ def group_detections(store: CaseStore, detections: list[Detection], burst_gap: t
         size = sizes.get(finding, 0)
         table = evidence.slice(offset, size).drop_columns(["finding"])
         offset += size
-        events = EvidenceList(table) if size > COLUMNAR_EVIDENCE else _evidence_objects(table)
+        events = EvidenceList(table) if size > COLUMNAR_EVIDENCE else evidence_events(table)
         findings.append(_finding([rules[p] for p in positions], events, notes))
     return findings
 
 
-def _evidence_objects(table: pa.Table) -> list[EvidenceEvent]:
-    return [EvidenceEvent(*row.values()) for row in table.to_pylist()]
-
-
 def _finding(rules: list[LoadedRule], events: list[EvidenceEvent], notes: dict[str, str]) -> Finding:
-    by_id = {}
-    for rule in rules:
-        by_id[rule.id] = rule
+    by_id = {rule.id: rule for rule in rules}
     ordered_rules = sorted(by_id.values(), key=lambda r: (-LEVEL_ORDER.get(r.level, 2), r.id))
     attack = sorted({t for r in ordered_rules for t in r.attack})
-    if isinstance(events, EvidenceList):
-        logged = set(pc.unique(events.table.column("logged_actor")).to_pylist())
-    else:
-        logged = {ev.logged_actor for ev in events}
+    logged = value_counts(events, "logged_actor")
     return Finding(
         indicator=ordered_rules[0].indicator,
         actor=events[0].actor,
