@@ -7,7 +7,6 @@ never renamed or removed; see docs/findings.md.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -108,21 +107,18 @@ class EvidenceList(Sequence):
     def __eq__(self, other) -> bool:
         return isinstance(other, Sequence) and len(self) == len(other) and list(self) == list(other)
 
-    def values(self, field_name: str) -> list:
-        """Every event's value of one field, in time order."""
-        return self.table.column(field_name).to_pylist()
 
-    def counts(self, field_name: str) -> dict:
-        """Non-empty value of one field -> how many events have it."""
-        counted = pc.value_counts(self.table.column(field_name)).to_pylist()
-        return {c["values"]: c["counts"] for c in counted if c["values"]}
+def event_column(events: Sequence[EvidenceEvent], field_name: str) -> pa.Array:
+    """One text field of every event, in time order: an ``EvidenceList``'s own column, or built from the objects."""
+    if isinstance(events, EvidenceList):
+        return events.table.column(field_name).combine_chunks().cast(pa.string())
+    return pa.array([getattr(e, field_name) for e in events], pa.string())
 
 
 def value_counts(events: Sequence[EvidenceEvent], field_name: str) -> dict:
-    """Non-empty value of one field -> how many of the events have it, column-wise for an ``EvidenceList``."""
-    if isinstance(events, EvidenceList):
-        return events.counts(field_name)
-    return Counter(value for value in (getattr(e, field_name) for e in events) if value)
+    """Non-empty value of one text field -> how many of the events have it."""
+    counted = pc.value_counts(event_column(events, field_name)).to_pylist()
+    return {c["values"]: c["counts"] for c in counted if c["values"]}
 
 
 def evidence_events(table: pa.Table) -> list[EvidenceEvent]:
@@ -211,9 +207,7 @@ class Finding:
     @property
     def event_ids(self) -> list[str]:
         """Every event's id, in time order."""
-        if isinstance(self.events, EvidenceList):
-            return self.events.values("event_id")
-        return [e.event_id for e in self.events]
+        return event_column(self.events, "event_id").to_pylist()
 
     def to_json(self) -> dict:
         return {

@@ -14,7 +14,7 @@ import pyarrow as pa
 from mailhunt.config import Config
 from mailhunt.detect.baselines import DETECTION_RELATION, create_detection_view, detection_select
 from mailhunt.events import iso_z
-from mailhunt.findings import EvidenceList, Finding
+from mailhunt.findings import Finding, event_column
 from mailhunt.store import CaseStore
 from mailhunt.triage.baselines import ActorBaseline, build_actor_baseline
 
@@ -27,7 +27,6 @@ DETAIL_COLUMNS = ("event.id", "@timestamp", "event.action", "event.outcome", "ev
 
 # The columns of a detail row: every detail column but the event's own identity.
 VALUE_COLUMNS = tuple(c for c in DETAIL_COLUMNS if c not in ("event.id", "@timestamp", "log.file.path", "log.record"))
-
 
 
 def matched_events_sql(relation: str) -> str:
@@ -128,7 +127,7 @@ class TriageContext:
         are one row, kept where its values first occur in time order: the
         answers only read the values, so a finding of 100,000 identical
         log-cleared records costs what a finding of a few does."""
-        ids = [_event_id_array(f) for f in findings]
+        ids = [event_column(f.events, "event_id") for f in findings]
         self.store.db.register("finding_event_ids", pa.table({
             "finding": pa.chunked_array([pa.repeat(pa.scalar(index, pa.int64()), len(column))
                                          for index, column in enumerate(ids)], pa.int64()),
@@ -220,12 +219,6 @@ class TriageContext:
                   AND (actor IN ({", ".join("?" * len(people))}) OR target IN ({", ".join("?" * len(people))}))
                 ORDER BY ts, id""",
             [*rule_ids, *people, *people])
-
-
-def _event_id_array(finding: Finding) -> pa.Array:
-    if isinstance(finding.events, EvidenceList):
-        return finding.events.table.column("event_id").combine_chunks().cast(pa.string())
-    return pa.array(finding.event_ids, pa.string())
 
 
 def _quoted(column: str) -> str:
