@@ -14,7 +14,7 @@ to the old id), and the chunk's checksums are recomputed.
 
 MIX (``MIXES``) picks the samples: ``all`` of them, or ``exchange`` for what an
 Exchange server's own logs hold, the MSExchange Management cmdlet records and
-the PowerShell 4103/4104/800 records, which are the ones mapped in Python.
+the PowerShell 4103/4104/800 records, whose text fields take the most mapping.
 """
 
 from __future__ import annotations
