@@ -171,8 +171,6 @@ def test_evtx_inside_a_zip_is_read_from_the_stream(tmp_path):
 @pytest.mark.parametrize("path", REAL_EVTX, ids=lambda p: p.name)
 def test_evtx_dump_jsonl_in_bulk_reads_like_the_binary_record_by_record(path, monkeypatch):
     """Small files are mapped record by record in Python, large batches in SQL: both give the same events."""
-    from mailhunt.sources import windows_stream
-
     from_binary, _, _ = read(path.read_bytes())
     monkeypatch.setattr(windows_stream, "SQL_MIN_RECORDS", 1)
     jsonl = b"".join(orjson.dumps(r) + b"\n" for r in parser_records(path))
@@ -200,7 +198,6 @@ def test_bad_json_line_is_rejected_with_its_line(tmp_path):
 
 
 def test_bad_json_line_in_a_batch_mapped_in_sql_is_rejected_with_its_line(monkeypatch):
-    from mailhunt.sources import windows_stream
 
     monkeypatch.setattr(windows_stream, "SQL_MIN_RECORDS", 1)
     lines = (FIXTURES / "exch01_msexchange_management.jsonl").read_bytes().splitlines(keepends=True)
