@@ -198,7 +198,6 @@ def test_bad_json_line_is_rejected_with_its_line(tmp_path):
 
 
 def test_bad_json_line_in_a_batch_mapped_in_sql_is_rejected_with_its_line(monkeypatch):
-
     monkeypatch.setattr(windows_stream, "SQL_MIN_RECORDS", 1)
     lines = (FIXTURES / "exch01_msexchange_management.jsonl").read_bytes().splitlines(keepends=True)
     rows, ctx, _ = read(lines[0] + lines[1][:200] + b"\n" + lines[1], "exch.jsonl")
