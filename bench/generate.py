@@ -21,7 +21,7 @@ import argparse
 import random
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -35,7 +35,7 @@ EXO_APP = "00000002-0000-0ff1-ce00-000000000000"
 OUTLOOK_APP = "d3590ed6-52b3-4102-aeff-aad2292ab01c"
 OFFICE_HOME = "4765445b-32c6-49b0-83e6-1d93765276ca"
 EXO_POWERSHELL = "fb78d390-0c51-40cd-8e17-fdbfab77341b"
-START = datetime(2026, 9, 1, tzinfo=timezone.utc)
+START = datetime(2026, 9, 1, tzinfo=UTC)
 BLOCK = 8192
 
 USER_AGENTS = [  # desktop Outlook and mobile are the common clients
@@ -91,7 +91,7 @@ class Ids:
 
 
 class User:
-    __slots__ = ("upn", "puid", "object_id", "sid", "mailbox_guid", "ip", "ua", "server", "session")
+    __slots__ = ("ip", "mailbox_guid", "object_id", "puid", "server", "session", "sid", "ua", "upn")
 
     def __init__(self, ids: Ids, rng: random.Random, n: int):
         self.upn = f"user{n:05d}@{DOMAIN}"
@@ -116,7 +116,7 @@ class Clock:
         day, rest = divmod(seconds, 86400)
         prefix = self.day_cache.get(day)
         if prefix is None:
-            prefix = datetime.fromtimestamp(day * 86400, timezone.utc).strftime("%Y-%m-%dT")
+            prefix = datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%dT")
             self.day_cache[day] = prefix
         hour, rest = divmod(rest, 3600)
         minute, second = divmod(rest, 60)

@@ -22,8 +22,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
-import mailhunt.hunt as stages  # noqa: E402  (this checkout's src/)
-from mailhunt.config import Config  # noqa: E402
+import mailhunt.hunt as stages
+from mailhunt.config import Config
 
 STAGES = ("load_evidence_file", "settle_new_events", "load_rules", "compile_rules", "run_rules",
           "group_detections", "triage", "rule_matches", "findings_document", "write_html_report",

@@ -44,7 +44,7 @@ TARGET_PEAK_RSS_MB = 2048
 TARGET_RECORDS = 2_000_000
 
 sys.path.insert(0, str(HERE))
-import generate  # noqa: E402  (bench/generate.py, beside this file)
+import generate
 
 
 def child_env() -> dict:

@@ -41,8 +41,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import evtx_data  # noqa: E402  (bench/evtx_data.py, beside this file)
-from run import OUT, measure, warm  # noqa: E402
+import evtx_data
+from run import OUT, measure, warm
 
 TARGET_RATIO = 0.5
 FIXED_COST_SAMPLE = evtx_data.SAMPLES / "evtx-to-mitre-attack" / "ID104-1102-Event_log_cleared.evtx"

@@ -2,10 +2,15 @@
 
 from datetime import timedelta
 
-from mailhunt.detect.engine import DetectionSettings
+from mailhunt.detect.engine import DetectionSettings, compile_rules, run_rules
 from mailhunt.detect.grouping import group_detections
-from mailhunt.detect.engine import compile_rules, run_rules
-from mailhunt.detect.identities import AS_LOGGED, CONFIGURED, INFERRED, account_key, resolve_identities
+from mailhunt.detect.identities import (
+    AS_LOGGED,
+    CONFIGURED,
+    INFERRED,
+    account_key,
+    resolve_identities,
+)
 from mailhunt.events import to_arrow
 from mailhunt.store import CaseStore
 from tests.test_correlation import T0, export, instances, load_inline_rules, remove

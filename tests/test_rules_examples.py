@@ -5,7 +5,12 @@ from functools import lru_cache
 
 import pytest
 
-from mailhunt.detect.examples import NO_CASE, ExampleFileError, load_example_cases, run_rule_examples
+from mailhunt.detect.examples import (
+    NO_CASE,
+    ExampleFileError,
+    load_example_cases,
+    run_rule_examples,
+)
 from mailhunt.detect.rules import INDICATORS, load_rules
 
 RULES = load_rules()

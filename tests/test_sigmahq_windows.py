@@ -9,6 +9,7 @@ the test says so.
 import hashlib
 import io
 
+import orjson
 import pytest
 
 from mailhunt.detect.engine import compile_rules, run_rules
@@ -17,8 +18,6 @@ from mailhunt.detect.rules import load_rules
 from mailhunt.sources import ReadContext, identify
 from mailhunt.store import CaseStore
 from tests.corpus import SIGMAHQ
-
-import orjson
 
 OURS = {rule.rule.name: rule for rule in load_rules()}
 SIGMA = load_rules([SIGMAHQ])

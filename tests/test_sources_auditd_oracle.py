@@ -8,14 +8,14 @@ titles, paths and syscall names mailhunt extracts must agree with it.
 
 import io
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import yaml
 
-from tests.corpus import PUBLIC
 from mailhunt.sources.auditd import parse_time, read_groups, view_of
 from mailhunt.sources.base import ReadContext
+from tests.corpus import PUBLIC
 
 LIBAUDIT = PUBLIC / "go-libaudit"
 RAW_LOGS = sorted(p for p in LIBAUDIT.glob("*.log") if p.with_name(p.name + ".golden").exists())
@@ -29,7 +29,7 @@ def _groups(text: str):
 
 
 def _golden_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc).replace(tzinfo=None)
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).replace(tzinfo=None)
 
 
 def _args(data: dict) -> list[str]:

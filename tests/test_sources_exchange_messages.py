@@ -4,10 +4,14 @@ from datetime import datetime
 
 import pytest
 
-from mailhunt.sources.local_time import BadTime, ZoneUnknown, parse_wall_clock, to_utc, zone_from_hint
+from mailhunt.sources.local_time import (
+    BadTime,
+    ZoneUnknown,
+    parse_wall_clock,
+    to_utc,
+    zone_from_hint,
+)
 from tests.test_sources_exchange_admin_audit import FIXTURES, read
-
-
 
 
 def test_message_tracking_2013_layout():

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from mailhunt import __version__
@@ -79,13 +84,13 @@ def _short(path: str, width: int = 50) -> str:
 def hunt_command(
     paths: list[Path] = typer.Argument(..., help="Evidence files or folders (searched recursively; .zip and .gz too)"),
     out: Path = typer.Option(..., "--out", "-o", help="Case folder: new, empty, or an earlier case to add to"),
-    config_path: Optional[Path] = typer.Option(None, "--config", "-c", help="mailhunt.toml"),
+    config_path: Path | None = typer.Option(None, "--config", "-c", help="mailhunt.toml"),
     rules: list[Path] = typer.Option([], "--rules", help="Extra folder of Sigma rules to run beside the shipped ones"),
     hints: list[str] = typer.Option([], "--hint", help="KEY=VALUE the evidence does not say itself, e.g. "
                                                        "timezone=Europe/Berlin for zone-less export times"),
-    year: Optional[int] = typer.Option(None, "--year", min=1970, max=2100,
+    year: int | None = typer.Option(None, "--year", min=1970, max=2100,
                                        help="Year of the first line of syslog files whose times have none (RFC 3164)"),
-    user: Optional[str] = typer.Option(None, "--user",
+    user: str | None = typer.Option(None, "--user",
                                        help="Owner of shell histories whose location does not say (not /home/<u>/...)"),
 ) -> None:
     """Read the evidence into a case, run the rules, triage the findings and write the reports."""
@@ -246,7 +251,7 @@ TARGET_NAMES = ", ".join(TARGETS)
 @rules_app.command("export")
 def rules_export_command(
     target: str = typer.Option(..., "--target", "-t", help=f"Query language: {TARGET_NAMES}"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for one query file per rule, index.json "
+    out: Path | None = typer.Option(None, "--out", "-o", help="Folder for one query file per rule, index.json "
                                        "and index.md (new, empty, or an earlier export); without it the "
                                        "queries are printed"),
     rules: list[Path] = RULES_OPTION,
@@ -281,7 +286,7 @@ def rules_export_command(
 @rules_app.command("coverage")
 def rules_coverage_command(
     rules: list[Path] = RULES_OPTION,
-    update: Optional[Path] = typer.Option(None, "--update", help="Rewrite the table between the coverage markers "
+    update: Path | None = typer.Option(None, "--update", help="Rewrite the table between the coverage markers "
                                           "in this Markdown file (docs/rules.md)"),
 ) -> None:
     """Markdown table of every rule against every export target, with the reason for each gap."""

@@ -14,7 +14,7 @@ import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -113,7 +113,7 @@ def _utc(value, key: str) -> datetime:
         raise ConfigError(f"{key}: expected an ISO-8601 time with a zone, e.g. 2026-10-03T22:00:00Z")
     if moment.tzinfo is None:
         raise ConfigError(f"{key}: '{value}' has no time zone; write it in UTC with a Z")
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def _unknown(key: str, known) -> ConfigError:

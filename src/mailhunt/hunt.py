@@ -9,13 +9,12 @@ from __future__ import annotations
 import io
 import queue
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
-
-import pyarrow as pa
 
 import orjson
+import pyarrow as pa
 
 from mailhunt.config import Config
 from mailhunt.detect.engine import DetectionSettings, compile_rules, run_rules

@@ -166,7 +166,7 @@ class CaseStore:
     def close(self) -> None:
         self.db.close()
 
-    def __enter__(self) -> "CaseStore":
+    def __enter__(self) -> CaseStore:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 import pyarrow as pa
-
 from sigma.conditions import ConditionAND, ConditionItem, ConditionNOT, ConditionOR
 from sigma.conversion.base import TextQueryBackend
 from sigma.conversion.state import ConversionState

@@ -53,7 +53,12 @@ from pathlib import Path, PurePosixPath
 import orjson
 import yaml
 
-from mailhunt.detect.engine import CompiledRules, DetectionSettings, compile_rules, run_rules
+from mailhunt.detect.engine import (
+    CompiledRules,
+    DetectionSettings,
+    compile_rules,
+    run_rules,
+)
 from mailhunt.detect.rules import LoadedRule
 from mailhunt.sources import SNIFF_BYTES, ReadContext, identify, read_events
 from mailhunt.store import CaseStore

@@ -14,8 +14,16 @@ import pyarrow.compute as pc
 
 from mailhunt.detect.engine import Detection
 from mailhunt.detect.rules import LEVEL_ORDER, LoadedRule
-from mailhunt.findings import (EVIDENCE_FIELDS, EvidenceEvent, EvidenceList, Finding, RuleMatches, RuleRef,
-                               evidence_events, value_counts)
+from mailhunt.findings import (
+    EVIDENCE_FIELDS,
+    EvidenceEvent,
+    EvidenceList,
+    Finding,
+    RuleMatches,
+    RuleRef,
+    evidence_events,
+    value_counts,
+)
 from mailhunt.store import CaseStore
 
 BURST_GAP = timedelta(hours=1)

@@ -17,7 +17,10 @@ from dataclasses import dataclass
 
 from sigma.processing.conditions import LogsourceCondition
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
-from sigma.processing.transformations import AddConditionTransformation, FieldMappingTransformation
+from sigma.processing.transformations import (
+    AddConditionTransformation,
+    FieldMappingTransformation,
+)
 
 from mailhunt.sources.windows_events import DATASETS as WINDOWS_DATASETS
 

@@ -22,8 +22,13 @@ from typing import ClassVar
 from sigma.correlations import SigmaCorrelationRule
 from sigma.rule import SigmaRule
 from sigma.validation import SigmaValidator
-from sigma.validators.base import SigmaRuleValidator, SigmaValidationIssue, SigmaValidationIssueSeverity
-from sigma.validators.core import validator_classname_to_identifier, validators as core_validators
+from sigma.validators.base import (
+    SigmaRuleValidator,
+    SigmaValidationIssue,
+    SigmaValidationIssueSeverity,
+)
+from sigma.validators.core import validator_classname_to_identifier
+from sigma.validators.core import validators as core_validators
 
 from mailhunt.detect.mitre_data import MitreDataInfo, use_shipped_mitre_data
 from mailhunt.detect.rules import LoadedRule

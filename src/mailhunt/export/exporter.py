@@ -20,7 +20,11 @@ from sigma.exceptions import SigmaError
 from mailhunt import __version__
 from mailhunt.detect.mitre_data import use_shipped_mitre_data
 from mailhunt.detect.rules import LoadedRule
-from mailhunt.export.backends import MailhuntEqlBackend, MailhuntKustoBackend, MailhuntSplunkBackend
+from mailhunt.export.backends import (
+    MailhuntEqlBackend,
+    MailhuntKustoBackend,
+    MailhuntSplunkBackend,
+)
 from mailhunt.export.mapping import NotExportable, build_pipeline, map_unit
 from mailhunt.export.platforms import load_platform
 

@@ -16,8 +16,11 @@ from dataclasses import dataclass, field
 from sigma.correlations import SigmaCorrelationRule
 from sigma.processing.conditions import IsSigmaRuleCondition
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
-from sigma.processing.transformations import (AddConditionTransformation, FieldMappingTransformation,
-                                              SetStateTransformation)
+from sigma.processing.transformations import (
+    AddConditionTransformation,
+    FieldMappingTransformation,
+    SetStateTransformation,
+)
 from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
 
 from mailhunt.detect.pipeline import FIELD_MAPPING, most_specific_datasets

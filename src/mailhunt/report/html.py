@@ -17,14 +17,14 @@ import jinja2
 
 from mailhunt.report.summary import (
     QUESTIONS,
-    baseline_statement,
-    l1_rows,
     SEVERITY_ORDER,
     answer_tone,
+    baseline_statement,
     case_summary,
     duration,
     fmt_doc_time,
     fmt_time,
+    l1_rows,
     ordered_findings,
     parse_utc,
     severity_of,

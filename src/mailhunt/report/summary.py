@@ -6,7 +6,7 @@ so a report can still be written for a partial or older document.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
 
@@ -40,7 +40,7 @@ def parse_utc(text) -> datetime | None:
     except ValueError:
         return None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment
 
 

@@ -6,8 +6,8 @@ bytes reads it. More specific formats come before more general ones.
 
 from __future__ import annotations
 
-from mailhunt.sources.base import ReadContext, Rejection, Source, read_events
 from mailhunt.sources.auditd import AuditdLog
+from mailhunt.sources.base import ReadContext, Rejection, Source, read_events
 from mailhunt.sources.entra_signin import ENTRA_SOURCES
 from mailhunt.sources.eslogger import EsloggerLog
 from mailhunt.sources.exchange_admin_audit import EXCHANGE_ADMIN_AUDIT_SOURCES
@@ -36,4 +36,4 @@ def identify(head: bytes) -> Source | None:
     return None
 
 
-__all__ = ["SOURCES", "SNIFF_BYTES", "identify", "read_events", "ReadContext", "Rejection", "Source"]
+__all__ = ["SNIFF_BYTES", "SOURCES", "ReadContext", "Rejection", "Source", "identify", "read_events"]

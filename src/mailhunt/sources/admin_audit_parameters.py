@@ -26,7 +26,7 @@ import re
 from mailhunt.sources.cmdlet_parameters import parse_parameter_text
 
 LOST_TYPE_NAME = re.compile(r"^(System\.|Microsoft\.Exchange\.|Deserialized\.)[\w.`\[\], ]*$")
-_PS_OBJECT = re.compile(r"@\{Name=(?P<name>[^;}]*);\s*Value=(?P<value>.*?)\}(?=\s*(?:@\{|[,;\r\n]|$))", re.S)
+_PS_OBJECT = re.compile(r"@\{Name=(?P<name>[^;}]*);\s*Value=(?P<value>.*?)\}(?=\s*(?:@\{|[,;\r\n]|$))", re.DOTALL)
 _NAME_VALUE_START = re.compile(r"(?:^|[;\r\n]+)\s*(?P<name>[A-Za-z_][\w-]*)\s*=")
 _NAMES_ONLY = re.compile(r"^\{(?P<names>[\w\s,.-]*?)(?:\.\.\.|…)?\}$")
 _BOOLEANS = {"$true": "True", "$false": "False", "true": "True", "false": "False"}

@@ -25,7 +25,11 @@ from datetime import datetime
 from functools import lru_cache
 
 from mailhunt.events import event_id_from_record_id, new_event
-from mailhunt.sources.cmdlet_parameters import cmdlet_rule_name, cmdlet_target, params_by_name
+from mailhunt.sources.cmdlet_parameters import (
+    cmdlet_rule_name,
+    cmdlet_target,
+    params_by_name,
+)
 
 DATASET = "exchange.admin_audit"
 PROVIDER = "Exchange admin audit log"

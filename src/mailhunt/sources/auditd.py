@@ -24,18 +24,35 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import BinaryIO, Iterator
+from datetime import UTC, datetime
+from typing import BinaryIO
 
 import pyarrow as pa
 
 from mailhunt.events import event_id_from_record_id
 from mailhunt.sources.base import ReadContext
-from mailhunt.sources.linux_syscalls import (DELETE_CALLS, EXEC_CALLS, OPEN_CALLS, RENAME_CALLS, TRUNCATE_CALLS,
-                                             arch_name, opens_with_truncation, syscall_name)
-from mailhunt.sources.unix_common import (NOT_UTF8, EventBatches, command_line, decode_lenient, lenient_lines,
-                                          local_time_to_utc, program_name, unix_event)
+from mailhunt.sources.linux_syscalls import (
+    DELETE_CALLS,
+    EXEC_CALLS,
+    OPEN_CALLS,
+    RENAME_CALLS,
+    TRUNCATE_CALLS,
+    arch_name,
+    opens_with_truncation,
+    syscall_name,
+)
+from mailhunt.sources.unix_common import (
+    NOT_UTF8,
+    EventBatches,
+    command_line,
+    decode_lenient,
+    lenient_lines,
+    local_time_to_utc,
+    program_name,
+    unix_event,
+)
 
 DATASET = "linux.auditd"
 LOOKAHEAD_LINES = 1000
@@ -45,7 +62,7 @@ ENRICHED_SEPARATOR = "\x1d"
 SYSCALL_PARTS = frozenset({"EXECVE", "CWD", "PATH", "PROCTITLE", "SOCKADDR", "EXECVE_ARGS"})
 
 _HEADER = re.compile(r"^(?:node=(?P<node>\S+) )?type=(?P<type>\S+) msg=audit\((?P<stamp>[^()]*?):(?P<serial>\d+)\)"
-                     r"\s?:?\s?(?P<body>.*)$", re.S)
+                     r"\s?:?\s?(?P<body>.*)$", re.DOTALL)
 _RAW_STAMP = re.compile(r"^\d+\.\d+$")
 _FIELD = re.compile(r"""([A-Za-z_][\w\-]*(?:\[\d+\])?)=("[^"]*"|'[^']*'|"[^"]*$|'[^']*$|\S*)""")
 _ARG = re.compile(r"^a(\d+)(?:\[(\d+)\])?$")
@@ -151,7 +168,7 @@ def parse_record(number: int, text: str, escaped: bool) -> AuditRecord:
 
 def parse_time(stamp: str) -> datetime:
     if _RAW_STAMP.match(stamp):
-        return datetime.fromtimestamp(float(stamp), tz=timezone.utc).replace(tzinfo=None)
+        return datetime.fromtimestamp(float(stamp), tz=UTC).replace(tzinfo=None)
     for pattern in _INTERPRETED_TIME:
         try:
             return datetime.strptime(stamp, pattern)

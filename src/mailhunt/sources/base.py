@@ -18,9 +18,10 @@ runs it folds that into the file's context (``ReadContext.absorb``).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO, Iterable, Iterator, Protocol, Union
+from typing import TYPE_CHECKING, BinaryIO, Protocol, Union
 
 import orjson
 import pyarrow as pa
@@ -56,7 +57,7 @@ class ReadContext:
     """
 
     path: str
-    digest: "str | Future[str]"
+    digest: str | Future[str]
     hints: dict[str, str] = field(default_factory=dict)
     local_path: str | None = None
     rejections: list[Rejection] = field(default_factory=list)
@@ -82,7 +83,7 @@ class ReadContext:
         if len(self.rejections) < self.max_kept_rejections:
             self.rejections.append(Rejection(self.path, locator, reason))
 
-    def absorb(self, other: "ReadContext") -> None:
+    def absorb(self, other: ReadContext) -> None:
         """Fold in the counts, rejections and notes a batch reported into a context of its own."""
         self.records += other.records
         for rejection in other.rejections:
@@ -116,7 +117,7 @@ class StagedRecords(Protocol):
     num_rows: int
     context: ReadContext
 
-    def insert_into(self, db: "duckdb.DuckDBPyConnection", table: str) -> None:
+    def insert_into(self, db: duckdb.DuckDBPyConnection, table: str) -> None:
         """Map the records where ``table`` lives and insert the events, by column name."""
 
     def to_events(self) -> pa.Table:

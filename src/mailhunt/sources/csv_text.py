@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import BinaryIO, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
 
 from mailhunt.sources.base import ReadContext
 from mailhunt.sources.m365_audit import csv_records, text_lines

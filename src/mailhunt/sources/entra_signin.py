@@ -20,8 +20,9 @@ and AS number in ``labels``.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import BinaryIO
 
 import pyarrow as pa
 
@@ -65,7 +66,7 @@ def parse_time(text: str, zone_stated_by_header: bool) -> datetime:
         if not zone_stated_by_header:
             raise BadSignIn(f"time '{text[:40]}' has no time zone")
         return moment
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def _country(text: str | None) -> str | None:

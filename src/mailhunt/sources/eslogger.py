@@ -19,14 +19,20 @@ NOTIFY_EXEC, 25 NOTIFY_RENAME, 32 NOTIFY_UNLINK, 33 NOTIFY_WRITE, 13 NOTIFY_CREA
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import BinaryIO
 
 import pyarrow as pa
 
 from mailhunt.sources.base import ReadContext
 from mailhunt.sources.macos_json import first_object, json_object_lines
-from mailhunt.sources.unix_common import EventBatches, command_line, program_name, unix_event
+from mailhunt.sources.unix_common import (
+    EventBatches,
+    command_line,
+    program_name,
+    unix_event,
+)
 
 DATASET = "macos.eslogger"
 UNSET_IDS = (4294967295, -1)
@@ -37,7 +43,7 @@ def parse_time(text: str) -> datetime:
     stamp = datetime.fromisoformat(_FRACTION.sub(r".\1", text).replace("Z", "+00:00"))
     if stamp.tzinfo is None:
         raise ValueError(f"time '{text}' has no zone")
-    return stamp.astimezone(timezone.utc).replace(tzinfo=None)
+    return stamp.astimezone(UTC).replace(tzinfo=None)
 
 
 def _path(node) -> str | None:

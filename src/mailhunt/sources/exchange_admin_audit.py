@@ -21,7 +21,8 @@ rejected with that reason, never read as UTC by guess.
 from __future__ import annotations
 
 import re
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 from xml.parsers import expat
 
 import pyarrow as pa
@@ -30,9 +31,15 @@ from mailhunt.events import to_arrow
 from mailhunt.sources.admin_audit_parameters import parse_cmdlet_parameters_cell
 from mailhunt.sources.admin_audit_record import DATASET, admin_audit_event
 from mailhunt.sources.base import ROW_GROUP_ROWS, ReadContext, event_batches
-from mailhunt.sources.local_time import (DATE_ORDER_HINT, TIMEZONE_HINT, ZoneUnknown, parse_wall_clock,
-                                         to_utc, zone_from_hint)
 from mailhunt.sources.csv_text import csv_rows
+from mailhunt.sources.local_time import (
+    DATE_ORDER_HINT,
+    TIMEZONE_HINT,
+    ZoneUnknown,
+    parse_wall_clock,
+    to_utc,
+    zone_from_hint,
+)
 from mailhunt.sources.m365_audit import decode_head
 
 BATCH_RECORDS = ROW_GROUP_ROWS // 6
@@ -113,7 +120,7 @@ class AdminAuditCsv:
 
 _EVENT_START = re.compile(rb"<Event[\s>/]")
 _RESUME_PREFIX = b"<SearchResults>"
-_REPORT_START = re.compile(r"\s*(<\?xml[^>]*\?>)?\s*(<!DOCTYPE[^\[>]*(\[.*?\])?\s*>)?\s*<SearchResults[\s>/]", re.S)
+_REPORT_START = re.compile(r"\s*(<\?xml[^>]*\?>)?\s*(<!DOCTYPE[^\[>]*(\[.*?\])?\s*>)?\s*<SearchResults[\s>/]", re.DOTALL)
 
 
 class _XmlSession:
@@ -124,7 +131,7 @@ class _XmlSession:
     newlines before it; together they turn expat's positions into the file's.
     """
 
-    def __init__(self, reader: "_XmlReader", start: int, lines_before: int, prefix: bytes):
+    def __init__(self, reader: _XmlReader, start: int, lines_before: int, prefix: bytes):
         self.reader, self.start, self.lines_before, self.prefix = reader, start, lines_before, prefix
         self.ready: list[dict] = []
         self.current: dict | None = None

@@ -23,14 +23,20 @@ from __future__ import annotations
 
 import csv
 import ipaddress
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from functools import lru_cache
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import pyarrow as pa
 
 from mailhunt.events import event_id_from_raw, new_event
-from mailhunt.sources.base import ROW_GROUP_ROWS, ReadContext, event_batches, iter_text_lines
+from mailhunt.sources.base import (
+    ROW_GROUP_ROWS,
+    ReadContext,
+    event_batches,
+    iter_text_lines,
+)
 
 DATASET = "exchange.message_tracking"
 BATCH_RECORDS = ROW_GROUP_ROWS // 2
@@ -58,7 +64,7 @@ def _timestamp(text: str) -> datetime:
         raise ValueError(f"date-time '{value[:40]}' is not an ISO-8601 time") from None
     if moment.tzinfo is None:
         raise ValueError(f"date-time '{value[:40]}' has no zone (message tracking writes UTC with Z)")
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def _lower(text: str | None) -> str | None:

@@ -14,10 +14,11 @@ import io
 import os
 import threading
 import zipfile
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -49,7 +50,7 @@ class EvidenceFile:
                 digest.update(chunk)
         return digest.hexdigest()
 
-    def sha256_in_background(self) -> "Future[str]":
+    def sha256_in_background(self) -> Future[str]:
         """The SHA-256, computed in a thread of its own (so a reader can go on meanwhile)."""
         digest: Future[str] = Future()
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 TIMEZONE_HINT = "timezone"
@@ -114,7 +114,7 @@ def zone_from_hint(hint: str | None) -> tzinfo | None:
         return None
     text = hint.strip()
     if text.upper() in ("UTC", "Z", "GMT"):
-        return timezone.utc
+        return UTC
     if re.fullmatch(r"[+-]\d{2}:?\d{2}", text):
         return timezone(_offset(text))
     try:
@@ -129,4 +129,4 @@ def to_utc(clock: WallClock, known_zone: tzinfo | None) -> datetime:
         return clock.moment - clock.offset
     if known_zone is None:
         raise ZoneUnknown("no time zone")
-    return clock.moment.replace(tzinfo=known_zone).astimezone(timezone.utc).replace(tzinfo=None)
+    return clock.moment.replace(tzinfo=known_zone).astimezone(UTC).replace(tzinfo=None)

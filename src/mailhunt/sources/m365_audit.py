@@ -22,16 +22,25 @@ import csv
 import io
 import json
 from array import array
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 
 import orjson
-
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mailhunt.sources.base import ROW_GROUP_ROWS, ReadContext, iter_text_lines, json_lines
+from mailhunt.sources.base import (
+    ROW_GROUP_ROWS,
+    ReadContext,
+    iter_text_lines,
+    json_lines,
+)
 from mailhunt.sources.m365_normalize import DATASET, StagedAuditRecords
-from mailhunt.sources.m365_record import BadRecord, defender_row_to_record, sentinel_row_to_record
+from mailhunt.sources.m365_record import (
+    BadRecord,
+    defender_row_to_record,
+    sentinel_row_to_record,
+)
 
 MAX_RECORD_LINES = 200
 MAX_RECORD_CHARS = 4 * 1024 * 1024

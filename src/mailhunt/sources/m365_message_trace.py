@@ -22,16 +22,22 @@ what the export covers) → ``labels.query_start``/``query_end``; addresses lowe
 from __future__ import annotations
 
 import ipaddress
-from datetime import timezone
+from collections.abc import Iterator
+from datetime import UTC
 from functools import lru_cache
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import pyarrow as pa
 
 from mailhunt.events import event_id_from_raw, event_id_from_record_id, new_event
 from mailhunt.sources.base import ROW_GROUP_ROWS, ReadContext, event_batches
-from mailhunt.sources.local_time import DATE_ORDER_HINT, BadTime, parse_wall_clock, to_utc
 from mailhunt.sources.csv_text import csv_rows
+from mailhunt.sources.local_time import (
+    DATE_ORDER_HINT,
+    BadTime,
+    parse_wall_clock,
+    to_utc,
+)
 from mailhunt.sources.m365_audit import decode_head
 
 DATASET = "m365.message_trace"
@@ -68,7 +74,7 @@ def _query_window(row: dict, ctx: ReadContext) -> dict[str, str]:
             clock = parse_wall_clock(row.get(column, ""), ctx.hints.get(DATE_ORDER_HINT))
         except BadTime:
             continue
-        window[label] = to_utc(clock, timezone.utc).isoformat() + "Z"
+        window[label] = to_utc(clock, UTC).isoformat() + "Z"
     return window
 
 
@@ -92,7 +98,7 @@ class MessageTraceCsv:
         except BadTime as exc:
             ctx.reject(f"line {number}", f"Received: {exc}")
             return None
-        timestamp = to_utc(clock, timezone.utc)
+        timestamp = to_utc(clock, UTC)
         zone_source = "recorded" if clock.offset is not None else "service_documented_utc"
         status = row.get("status", "").strip()
         if not status:

@@ -21,8 +21,9 @@ downloaded report.
 
 from __future__ import annotations
 
-from datetime import timezone
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from datetime import UTC
+from typing import BinaryIO
 
 import pyarrow as pa
 
@@ -76,7 +77,7 @@ class MessageTraceReport:
             clock = parse_wall_clock(text)
         except BadTime:
             return text
-        return to_utc(clock, timezone.utc).isoformat() + "Z"
+        return to_utc(clock, UTC).isoformat() + "Z"
 
     @staticmethod
     def _summary_events(row: dict, raw: str, number: int, ctx: ReadContext) -> list[dict]:
@@ -89,7 +90,7 @@ class MessageTraceReport:
         if not recipients:
             ctx.reject(f"line {number}", "Recipient_status names no recipient")
             return []
-        timestamp = to_utc(clock, timezone.utc)
+        timestamp = to_utc(clock, UTC)
         events = []
         for address, steps in recipients:
             last = steps.split(",")[-1].strip() or "Unknown"

@@ -289,7 +289,7 @@ class StagedAuditRecords:
     """
 
     def __init__(self, raw: pa.Array | pa.ChunkedArray, locators: pa.Array | pa.ChunkedArray,
-                 fallbacks: pa.Array | None, originals: pa.Array | None, path: str, digest: "str | Future[str]",
+                 fallbacks: pa.Array | None, originals: pa.Array | None, path: str, digest: str | Future[str],
                  locator_unit: str, count_records: bool = False):
         raw = raw.cast(pa.large_string())
         if fallbacks is None:

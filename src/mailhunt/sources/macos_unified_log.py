@@ -11,8 +11,9 @@ columns.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import BinaryIO
 
 import pyarrow as pa
 
@@ -30,7 +31,7 @@ def parse_timestamp(text: str) -> datetime:
             stamp = datetime.strptime(text, pattern)
         except ValueError:
             continue
-        return stamp.astimezone(timezone.utc).replace(tzinfo=None)
+        return stamp.astimezone(UTC).replace(tzinfo=None)
     raise ValueError(f"timestamp '{text[:40]}' is not 'YYYY-MM-DD HH:MM:SS.ffffff+ZZZZ'")
 
 

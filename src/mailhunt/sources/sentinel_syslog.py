@@ -14,8 +14,9 @@ Recognized by ``SyslogMessage`` with ``Facility``/``ProcessName``. Two kinds of 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import BinaryIO
 
 import pyarrow as pa
 
@@ -28,13 +29,13 @@ from mailhunt.sources.syslog_messages import interpret_message
 from mailhunt.sources.unix_common import EventBatches, program_name, unix_event
 
 AUOMS_DATASET = "linux.auoms"
-_AUOMS = re.compile(r"^type=(?P<type>AUOMS_\w+) audit\((?P<epoch>\d+\.\d+):(?P<serial>\d+)\): (?P<body>.*)$", re.S)
-_CMDLINE = re.compile(r'\bcmdline="(?P<cmd>.*)"(?= redactors=| containerid=|$)', re.S)
+_AUOMS = re.compile(r"^type=(?P<type>AUOMS_\w+) audit\((?P<epoch>\d+\.\d+):(?P<serial>\d+)\): (?P<body>.*)$", re.DOTALL)
+_CMDLINE = re.compile(r'\bcmdline="(?P<cmd>.*)"(?= redactors=| containerid=|$)', re.DOTALL)
 UNSET = ("unset", "4294967295", "-1", "")
 
 
 def _iso(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc).replace(tzinfo=None)
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).replace(tzinfo=None)
 
 
 def is_sentinel_syslog_row(obj: dict | None) -> bool:
@@ -75,7 +76,7 @@ class SentinelSyslog:
         body = found["body"]
         cmdline = _CMDLINE.search(body)
         fields, _ = parse_fields(body[:cmdline.start()] if cmdline else body, True)
-        stamp = datetime.fromtimestamp(float(found["epoch"]), tz=timezone.utc).replace(tzinfo=None)
+        stamp = datetime.fromtimestamp(float(found["epoch"]), tz=UTC).replace(tzinfo=None)
         event = unix_event(ctx, AUOMS_DATASET, "auoms", locator, text, stamp)
         node = fields.get("node") or row.get("Computer")
         event["event.id"] = event_id_from_record_id(AUOMS_DATASET, f"{node}\x1f{found['epoch']}:{found['serial']}")

@@ -19,21 +19,29 @@ says which. Times are epoch seconds, hence UTC.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import BinaryIO
 
 import pyarrow as pa
 
 from mailhunt.events import event_id_from_raw
 from mailhunt.sources.base import ReadContext
-from mailhunt.sources.unix_common import (NOT_UTF8, EventBatches, decode_lenient, program_name, split_command,
-                                          unix_event, user_from_path)
+from mailhunt.sources.unix_common import (
+    NOT_UTF8,
+    EventBatches,
+    decode_lenient,
+    program_name,
+    split_command,
+    unix_event,
+    user_from_path,
+)
 
 DATASET = "unix.shell_history"
 MAX_COMMAND_LINES = 500
 
 _BASH_STAMP = re.compile(rb"^#(\d{9,11})\s*$")
-_ZSH_LINE = re.compile(rb"^: (\d{9,11}):(\d+);(.*)$", re.S)
+_ZSH_LINE = re.compile(rb"^: (\d{9,11}):(\d+);(.*)$", re.DOTALL)
 _FISH_CMD = re.compile(rb"^- cmd: ?(.*)$")
 _FISH_WHEN = re.compile(rb"^  when: (\d{9,11})\s*$")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
@@ -41,7 +49,7 @@ ZSH_META = 0x83
 
 
 def _epoch(text: bytes) -> datetime:
-    return datetime.fromtimestamp(int(text), tz=timezone.utc).replace(tzinfo=None)
+    return datetime.fromtimestamp(int(text), tz=UTC).replace(tzinfo=None)
 
 
 def _unmetafy(raw: bytes) -> bytes:

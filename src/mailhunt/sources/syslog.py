@@ -21,14 +21,21 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import datetime, timezone
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import BinaryIO
 
 import pyarrow as pa
 
 from mailhunt.sources.base import ReadContext
 from mailhunt.sources.syslog_messages import interpret_message
-from mailhunt.sources.unix_common import NOT_UTF8, EventBatches, lenient_lines, local_time_to_utc, unix_event
+from mailhunt.sources.unix_common import (
+    NOT_UTF8,
+    EventBatches,
+    lenient_lines,
+    local_time_to_utc,
+    unix_event,
+)
 
 DATASET = "unix.syslog"
 MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
@@ -36,12 +43,12 @@ MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", 
 
 _PRI = r"(?:<(?P<pri>\d{1,3})>)?"
 _RFC3164 = re.compile(_PRI + r"(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (?P<day>[ \d]\d) "
-                      r"(?P<time>\d\d:\d\d:\d\d) (?P<host>\S+) (?P<rest>.*)$", re.S)
+                      r"(?P<time>\d\d:\d\d:\d\d) (?P<host>\S+) (?P<rest>.*)$", re.DOTALL)
 _RFC5424 = re.compile(r"<(?P<pri>\d{1,3})>1 (?P<ts>\S+) (?P<host>\S+) (?P<app>\S+) (?P<procid>\S+) (?P<msgid>\S+) "
-                      r"(?P<sd>-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: (?P<msg>.*))?$", re.S)
+                      r"(?P<sd>-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: (?P<msg>.*))?$", re.DOTALL)
 _RFC3339 = re.compile(_PRI + r"(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) (?P<host>\S+) "
-                      r"(?P<rest>.*)$", re.S)
-_TAG = re.compile(r"^(?P<prog>[^\s:\[]+)(?:\[(?P<pid>\d+)\])?: ?(?P<msg>.*)$", re.S)
+                      r"(?P<rest>.*)$", re.DOTALL)
+_TAG = re.compile(r"^(?P<prog>[^\s:\[]+)(?:\[(?P<pid>\d+)\])?: ?(?P<msg>.*)$", re.DOTALL)
 _FILE_DATE = re.compile(r"(?<!\d)(20\d\d)(\d\d)(\d\d)(?!\d)")
 
 
@@ -49,7 +56,7 @@ def _utc(text: str) -> datetime:
     stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if stamp.tzinfo is None:
         raise ValueError("time has no offset")
-    return stamp.astimezone(timezone.utc).replace(tzinfo=None)
+    return stamp.astimezone(UTC).replace(tzinfo=None)
 
 
 class YearResolver:
@@ -73,7 +80,7 @@ class YearResolver:
                 continue
         if "!" not in ctx.path and os.path.isfile(ctx.path):
             mtime = os.stat(ctx.path).st_mtime
-            self.reference = datetime.fromtimestamp(mtime, tz=timezone.utc).replace(tzinfo=None)
+            self.reference = datetime.fromtimestamp(mtime, tz=UTC).replace(tzinfo=None)
             self.source = "file mtime"
             ctx.note(f"lines carry no year; years taken from the file's modification time "
                      f"({self.reference:%Y-%m-%d}); give --year if the file was copied without its times")

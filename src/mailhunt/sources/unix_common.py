@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Iterator
 from datetime import datetime
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from mailhunt.events import event_id_from_raw, new_event, to_arrow
 from mailhunt.sources.base import ReadContext

@@ -20,10 +20,15 @@ Other records keep the common columns, so third-party Sigma rules on
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from mailhunt.events import event_id_from_record_id, new_event
-from mailhunt.sources.cmdlet_parameters import cmdlet_rule_name, cmdlet_target, params_by_name, parse_parameter_text
+from mailhunt.sources.cmdlet_parameters import (
+    cmdlet_rule_name,
+    cmdlet_target,
+    params_by_name,
+    parse_parameter_text,
+)
 
 DATASET_BY_CHANNEL = {
     "msexchange management": "windows.msexchange_management",
@@ -89,7 +94,7 @@ def parse_system_time(text: str | None) -> datetime:
         raise BadWindowsRecord(f"TimeCreated {text!r} is not a time") from exc
     if moment.tzinfo is None:
         raise BadWindowsRecord(f"TimeCreated {text!r} has no time zone")
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def event_data(event: dict) -> dict | list:
@@ -207,9 +212,9 @@ def _exchange_management(event: dict, code: str, data: dict | list) -> None:
         event["labels"].append(("exchange_client", client))
 
 
-_INVOCATION = re.compile(r"^CommandInvocation\(([^)]*)\):", re.M)
-_BINDING = re.compile(r'^ParameterBinding\(([^)]*)\): name="([^"]*)"; value="(.*)"\s*$', re.M)
-_CONTEXT_LINE = re.compile(r"^\s*([A-Za-z ]+?)\s*=\s*(.*?)\s*$", re.M)
+_INVOCATION = re.compile(r"^CommandInvocation\(([^)]*)\):", re.MULTILINE)
+_BINDING = re.compile(r'^ParameterBinding\(([^)]*)\): name="([^"]*)"; value="(.*)"\s*$', re.MULTILINE)
+_CONTEXT_LINE = re.compile(r"^\s*([A-Za-z ]+?)\s*=\s*(.*?)\s*$", re.MULTILINE)
 
 
 def pipeline_fields(details: str | None, user_name: str | None) -> dict:

@@ -24,13 +24,19 @@ from __future__ import annotations
 import re
 import tempfile
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import orjson
 import pyarrow as pa
 
-from mailhunt.sources.base import ROW_GROUP_ROWS, ReadContext, iter_text_lines, json_lines
+from mailhunt.sources.base import (
+    ROW_GROUP_ROWS,
+    ReadContext,
+    iter_text_lines,
+    json_lines,
+)
 from mailhunt.sources.windows_events import INT64_MAX
 from mailhunt.sources.windows_stream import WindowsEventStream
 

@@ -26,16 +26,22 @@ joined back in SQL. Records that still need Python are flagged
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from mailhunt.events import SCHEMA
-from mailhunt.sources.windows_events import (DATASET_BY_CHANNEL, OTHER_DATASET, SECURITY_ACTIONS, SYSMON_ACTIONS,
-                                             cmdlet_fields, pipeline_fields)
+from mailhunt.sources.windows_events import (
+    DATASET_BY_CHANNEL,
+    OTHER_DATASET,
+    SECURITY_ACTIONS,
+    SYSMON_ACTIONS,
+    cmdlet_fields,
+    pipeline_fields,
+)
 
 # Where each field sits in the record, each read as text in one multi-path
 # extraction per record. A member that is an object comes as its JSON text

@@ -21,9 +21,9 @@
 from __future__ import annotations
 
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import Iterator
 
 import orjson
 import pyarrow as pa

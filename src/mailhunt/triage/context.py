@@ -12,7 +12,11 @@ from datetime import datetime
 import pyarrow as pa
 
 from mailhunt.config import Config
-from mailhunt.detect.baselines import DETECTION_RELATION, create_detection_view, detection_select
+from mailhunt.detect.baselines import (
+    DETECTION_RELATION,
+    create_detection_view,
+    detection_select,
+)
 from mailhunt.events import iso_z
 from mailhunt.findings import Finding, event_column
 from mailhunt.store import CaseStore
@@ -56,7 +60,7 @@ class TriageContext:
     matches_relation: str = f"({matched_events_sql(DETECTION_RELATION)})"
 
     @classmethod
-    def build(cls, store: CaseStore, config: Config, indicator_of_rule: dict[str, str]) -> "TriageContext":
+    def build(cls, store: CaseStore, config: Config, indicator_of_rule: dict[str, str]) -> TriageContext:
         start, end, cmdlets = store.db.execute(
             """SELECT min("@timestamp"), max("@timestamp"),
                       count(*) FILTER (WHERE "event.code" = '1' OR "event.action" LIKE '%-%') FROM events""").fetchall()[0]

@@ -5,7 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from mailhunt.findings import Answer, Finding
-from mailhunt.triage.context import DELETION_INDICATORS, EXPORT_INDICATORS, TriageContext, describe
+from mailhunt.triage.context import (
+    DELETION_INDICATORS,
+    EXPORT_INDICATORS,
+    TriageContext,
+    describe,
+)
 
 NAME = "export_followed_by_deletion"
 
