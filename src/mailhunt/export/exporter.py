@@ -242,8 +242,8 @@ def _markdown_cell(text: str) -> str:
 def index_markdown(results: list[ExportResult], target_name: str) -> str:
     document = index_document(results, target_name)
     lines = [f"# mailhunt rules exported to {document['language']} ({document['platform']})", "",
-             f"{document['summary']['exported']} of {document['summary']['rules']} rules exported; "
-             f"{document['summary']['not_supported']} not supported (reason below).", "",
+             (f"{document['summary']['exported']} of {document['summary']['rules']} rules exported; "
+              f"{document['summary']['not_supported']} not supported (reason below)."), "",
              "| rule | kind | level | result |", "|---|---|---|---|"]
     for r in results:
         outcome = f"[{r.file}]({r.file})" if r.exported else _markdown_cell(r.reason or "")

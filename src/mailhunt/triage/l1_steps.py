@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
 from importlib import resources
+from itertools import pairwise
 
 from mailhunt.events import iso_z
 from mailhunt.findings import Finding, L1Step
@@ -108,7 +109,7 @@ def sign_ins(finding: Finding, ctx: TriageContext) -> L1Step:
     if new_asns:
         flags.append(f"network new for the actor: {', '.join(new_asns[:3])}")
     successes = [(r, c) for r, c, _ in located if c and not ops.failed(r)]
-    for (one, c1), (two, c2) in zip(successes, successes[1:]):
+    for (one, c1), (two, c2) in pairwise(successes):
         if c1 == c2:
             continue
         km = country_distance_km(c1, c2)
