@@ -80,14 +80,14 @@ class Ids:
         self.choice = rng.choice
 
     def guid(self) -> str:
-        h = "%032x" % self.bits(128)
+        h = f"{self.bits(128):032x}"
         return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{h[16:20]}-{h[20:]}"
 
     def hexup(self, n: int) -> str:
-        return ("%0*X" % (n, self.bits(4 * n)))[:n]
+        return f"{self.bits(4 * n):0{n}X}"[:n]
 
     def b64(self, n: int) -> str:
-        return ("%0*x" % (n, self.bits(4 * n)))[:n]
+        return f"{self.bits(4 * n):0{n}x}"[:n]
 
 
 class User:

@@ -118,8 +118,8 @@ def test_example_incident_produces_escalated_findings(tmp_path):
     assert {"export_then_deletion", "mailbox_export", "inbox_rule_hiding"} <= escalated
     legit = [f for f in document["findings"] if f["actor"] == "compliance-admin@fabrikam-labs.com"]
     assert legit and not any(f["escalate"] for f in legit)
-    assert legit[0]["reasons"] == ["authorized: CHG-2026-1006-07 by compliance-admin@fabrikam-labs.com "
-                                   "(change window 2026-10-06T20:00:00Z .. 2026-10-06T23:00:00Z)"]
+    assert legit[0]["reasons"] == [("authorized: CHG-2026-1006-07 by compliance-admin@fabrikam-labs.com "
+                                    "(change window 2026-10-06T20:00:00Z .. 2026-10-06T23:00:00Z)")]
     sweeps = [f for f in document["findings"] if f["actor"] == "svc-retention@fabrikam-labs.com"]
     assert len(sweeps) == 3 and {f["indicator"] for f in sweeps} == {"bulk_item_deletion"}
     assert all(not f["escalate"] and f["reasons"][0].startswith("authorized: known automation") for f in sweeps)

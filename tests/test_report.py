@@ -131,7 +131,7 @@ def hostile(document) -> dict:
 class Tree(HTMLParser):
     """Checks nesting while collecting the elements we look at."""
 
-    VOID = {"meta", "link", "br", "hr", "img", "input", "col", "area", "base", "wbr", "source"}
+    VOID = frozenset({"meta", "link", "br", "hr", "img", "input", "col", "area", "base", "wbr", "source"})
 
     def __init__(self):
         super().__init__(convert_charrefs=True)

@@ -83,7 +83,7 @@ def no_network(monkeypatch):
 
 def test_pysigma_would_download_without_the_shipped_data(no_network):
     with pytest.raises(AssertionError, match="network or cache use attempted"):
-        mitre_attack.mitre_attack_techniques
+        _ = mitre_attack.mitre_attack_techniques  # the module's lazy attribute loads the data on first read
 
 
 def test_check_and_export_touch_no_network(no_network, tmp_path):

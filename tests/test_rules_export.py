@@ -166,3 +166,60 @@ def test_coverage_update_rewrites_only_the_marked_block(tmp_path):
     result = runner.invoke(app, ["rules", "coverage", "--update", str(doc)])
     assert result.exit_code == 0, result.output
     assert doc.read_text() == text
+
+
+EXTENDED_BASE_RULES = """\
+title: Export request
+name: ext_export
+id: 8f0e4c52-4a1e-4c55-9a55-111111111111
+status: experimental
+logsource: {product: m365, service: audit}
+detection:
+  sel: {Operation: New-MailboxExportRequest}
+  condition: sel
+level: low
+---
+title: Purge
+name: ext_purge
+id: 8f0e4c52-4a1e-4c55-9a55-222222222222
+status: experimental
+logsource: {product: m365, service: audit}
+detection:
+  sel: {Operation: New-ComplianceSearchAction}
+  condition: sel
+level: low
+---
+title: Export then purge, as a boolean condition
+name: ext_export_then_purge
+id: 8f0e4c52-4a1e-4c55-9a55-333333333333
+status: experimental
+correlation:
+  type: temporal
+{rules}  condition: ext_export and ext_purge
+  timespan: 1h
+  group-by: [UserId]
+level: high
+"""
+
+
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_extended_condition_correlation_without_rules_list_is_reported_not_a_crash(target, tmp_path):
+    # pySigma leaves `rules` None when a temporal correlation names its rules only in the condition
+    (tmp_path / "rules.yml").write_text(EXTENDED_BASE_RULES.replace("{rules}", ""))
+    results = {r.name: r for r in export_rules(load_rules([tmp_path]), target)}
+    assert sorted(results) == ["ext_export", "ext_export_then_purge", "ext_purge"]
+    correlation = results["ext_export_then_purge"]
+    assert not correlation.exported
+    assert correlation.reason == f"not supported by {target}: a correlation without a rules list is not supported"
+
+
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_extended_condition_correlation_fields_are_its_group_by(target, tmp_path):
+    # an extended condition aggregates no field: the unit's fields are the group-by and the rules' own
+    (tmp_path / "rules.yml").write_text(EXTENDED_BASE_RULES.replace("{rules}", "  rules: [ext_export, ext_purge]\n"))
+    correlation = {r.name: r for r in export_rules(load_rules([tmp_path]), target)}["ext_export_then_purge"]
+    assert "AttributeError" not in (correlation.reason or "")
+    if correlation.exported:
+        assert set(correlation.fields) == {"Operation", "UserId"}
+    else:
+        assert "not supported by backend" in correlation.reason or "does not support correlation" in correlation.reason

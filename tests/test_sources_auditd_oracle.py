@@ -29,7 +29,7 @@ def _groups(text: str):
 
 
 def _golden_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).replace(tzinfo=None)
+    return datetime.fromisoformat(text).astimezone(UTC).replace(tzinfo=None)
 
 
 def _args(data: dict) -> list[str]:

@@ -49,7 +49,7 @@ def test_xml_report_fields():
 
 
 def test_damaged_xml_keeps_the_good_events_and_names_the_bad_lines():
-    name, events, ctx = read("bad_admin_audit_report.xml")
+    _name, events, ctx = read("bad_admin_audit_report.xml")
     assert [e["event.action"] for e in events] == ["New-MailboxExportRequest", "Set-AdminAuditLogConfig"]
     assert [e["log.record"] for e in events] == [3, 17]
     assert ctx.records == 4 and ctx.rejected == 2

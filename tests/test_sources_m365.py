@@ -61,7 +61,7 @@ def test_real_management_api_ndjson_matches_elastic_expectations():
 
 
 def test_real_sentinel_officeactivity_row():
-    name, [event], ctx = read(PUBLIC / "otrf-security-datasets" / "GoldenSAMLADFSMailAccess_OfficeActivityEvents.json")
+    name, [event], _ctx = read(PUBLIC / "otrf-security-datasets" / "GoldenSAMLADFSMailAccess_OfficeActivityEvents.json")
     assert name == "sentinel_officeactivity"
     assert event["event.action"] == "MailItemsAccessed" and event["event.code"] == "50"
     assert event["source.ip"] == "1.2.3.4" and event["user.name"] == "pgustavo@simulandlabs.com"

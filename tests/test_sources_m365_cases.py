@@ -459,8 +459,8 @@ def test_sentinel_array_is_recognized_as_sentinel():
 @pytest.mark.parametrize("data", [
     b"",
     b"2026-10-14T09:00:00Z host sshd[123]: Accepted publickey for bob from 203.0.113.7 port 50123\n" * 20,
-    b"date_time_utc,client_ip,client_hostname,server_ip,server_hostname,source_context,connector_id\n"
-    b"2026-10-14T09:00:00.000Z,203.0.113.7,,,EX01,,\n",
+    (b"date_time_utc,client_ip,client_hostname,server_ip,server_hostname,source_context,connector_id\n"
+     b"2026-10-14T09:00:00.000Z,203.0.113.7,,,EX01,,\n"),
     b'{"TimeGenerated":"2026-10-14T09:00:00Z","EventID":4624,"Computer":"DC01","Type":"SecurityEvent"}\n',
     b'[{"time":"2026-10-14T09:00:00Z","operationName":"Sign-in activity","category":"SignInLogs"}]\n',
     b"[]\n",

@@ -59,7 +59,7 @@ def test_m365_fixtures_stay_with_the_m365_readers():
 # --- auditd -----------------------------------------------------------------
 
 def test_auditd_interleaved_groups_become_one_event_each():
-    _, rows, ctx = read(FIXTURES / "audit.log")
+    _, rows, _ctx = read(FIXTURES / "audit.log")
     events = by_audit_id(rows)
     sed, rm = events["100"], events["101"]
     assert sed["event.action"] == "execve"
@@ -318,8 +318,8 @@ def test_zone_less_times_follow_the_timezone_hint():
     assert not any("read as UTC" in note for note in ctx.notes)
     _, rows, ctx = read(FIXTURES / "syslog" / "mail.log", {"year": "2026"})
     assert rows[0]["labels"]["time_zone_source"] == "not logged; read as UTC"
-    assert ctx.notes == ["times carry no time zone and were read as UTC; give --hint timezone=<zone> if the host "
-                         "logged local time"]
+    assert ctx.notes == [("times carry no time zone and were read as UTC; give --hint timezone=<zone> if the host "
+                          "logged local time")]
     _, rows, _ = read(FIXTURES / "ausearch-i.txt", {"timezone": "-05:00"})
     assert rows[0]["@timestamp"] == datetime(2026, 10, 14, 20, 0, 0, 123000)
     _, rows, ctx = read(FIXTURES / "syslog" / "mail.log", {"year": "2026", "timezone": "Mars/Olympus"})

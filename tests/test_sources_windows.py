@@ -4,6 +4,7 @@ import io
 import struct
 import zipfile
 import zlib
+from itertools import pairwise
 from pathlib import Path
 
 import orjson
@@ -118,7 +119,7 @@ def test_record_id_gaps_become_events(sql_min_records, monkeypatch):
     monkeypatch.setattr(windows_stream, "SQL_MIN_RECORDS", sql_min_records)
     path = MITRE / "ID4688-Clear_event_log_attempt__native_.evtx"
     ids = [r["Event"]["System"]["EventRecordID"] for r in parser_records(path)]
-    expected = [(a + 1, b - 1) for a, b in zip(ids, ids[1:]) if b > a + 1]
+    expected = [(a + 1, b - 1) for a, b in pairwise(ids) if b > a + 1]
     assert expected, "the sample is a filtered export with gaps"
     rows, _, _ = read(path.read_bytes())
     gaps = [r for r in rows if r["event.action"] == GAP_ACTION]

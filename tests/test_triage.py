@@ -106,8 +106,8 @@ def test_authorized_admin_inside_change_window_is_not_escalated(rules):
     assert legit.answer == "yes" and "CHG-2041" in legit.because
     assert finding.answers["export_followed_by_deletion"].answer == "no"
     assert not finding.escalate
-    assert finding.reasons == ["authorized: CHG-2041 by compliance@x.com "
-                               "(change window 2026-10-14T08:00:00Z .. 2026-10-14T12:00:00Z)"]
+    assert finding.reasons == [("authorized: CHG-2041 by compliance@x.com "
+                                "(change window 2026-10-14T08:00:00Z .. 2026-10-14T12:00:00Z)")]
 
 
 def test_authorized_admin_outside_window_is_escalated(rules):

@@ -36,8 +36,8 @@ ITADMIN = "it-admin@fabrikam-labs.com"
 SVC = "svc-retention@fabrikam-labs.com"
 RETENTION_APP = "0f4e2a6c-7d1b-4b2b-9c11-5a0b2f7e9d01"
 OUTLOOK = "d3590ed6-52b3-4102-aeff-aad2292ab01c"
-BASE_CONFIG = dict(domains=("fabrikam-labs.com",), home_countries=("US",), trusted_networks=("198.51.100.0/24",),
-                   admins=(COMPLIANCE, ITADMIN))
+BASE_CONFIG = {"domains": ("fabrikam-labs.com",), "home_countries": ("US",), "trusted_networks": ("198.51.100.0/24",),
+               "admins": (COMPLIANCE, ITADMIN)}
 
 
 def export(when, user, mailbox, ip, path=None):
@@ -89,8 +89,8 @@ def test_authorized_admin_who_exports_every_week_is_not_escalated(tmp_path):
     assert earlier["answers"]["usual_for_account"]["answer"] == "no"      # the first export ever
     assert earlier["escalate"] is False
     assert latest["escalate"] is False
-    assert latest["reasons"] == [f"authorized: {COMPLIANCE} is an authorized admin; no change windows are "
-                                 "configured for the account"]
+    assert latest["reasons"] == [(f"authorized: {COMPLIANCE} is an authorized admin; no change windows are "
+                                  "configured for the account")]
     assert latest["baseline"]["sufficient"] and "baseline covers 2026-09-04 .. 2026-10-14" in latest["baseline"]["statement"]
 
 
@@ -166,8 +166,8 @@ def test_helpdesk_search_mailbox_delete_inside_change_window_is_not_escalated(tm
     finding = only(findings, "mailbox_purge", HELPDESK)
     assert finding["answers"]["legitimate_admin_activity"]["answer"] == "yes"
     assert finding["escalate"] is False
-    assert finding["reasons"] == [f"authorized: CHG-3100 by {HELPDESK} "
-                                  "(change window 2026-10-14T14:00:00Z .. 2026-10-14T17:00:00Z)"]
+    assert finding["reasons"] == [(f"authorized: CHG-3100 by {HELPDESK} "
+                                   "(change window 2026-10-14T14:00:00Z .. 2026-10-14T17:00:00Z)")]
 
 
 def test_helpdesk_search_mailbox_delete_outside_its_window_is_escalated(tmp_path):

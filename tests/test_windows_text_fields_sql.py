@@ -90,8 +90,8 @@ VARIANTS = [
                                           '-Mailbox "jdoe" -FilePath "\\\\exch01\\c$\\inetpub\\x.pst"',
                                           "corp.example/Users/Administrator", "S-1-5-21-1-2-3-500", "", "EMC",
                                           "4242 w3wp#MSExchangePowerShellAppPool"]), True),
-    ("export removed by identity", cmdlet(["Remove-MailboxExportRequest", '-Identity "jdoe\\MailboxExport" '
-                                           '-Confirm "False"', "CORP\\admin", "", "", "", "w3wp"]), True),
+    ("export removed by identity", cmdlet(["Remove-MailboxExportRequest", ('-Identity "jdoe\\MailboxExport" '
+                                            '-Confirm "False"'), "CORP\\admin", "", "", "", "w3wp"]), True),
     ("inbox rule by identity", cmdlet(["Set-InboxRule", '-Identity "jdoe\\hide" -DeleteMessage "True"',
                                        "corp.example/Users/jdoe", "S-1-5-18", "", "", "abc def"]), True),
     ("no caller, no process, no client", cmdlet(["Search-Mailbox", '-Identity "jdoe" -DeleteContent "True"',

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import overload
 
 import pyarrow as pa
 
@@ -106,6 +107,10 @@ def to_arrow(events: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(events, schema=SCHEMA)
 
 
+@overload
+def iso_z(ts: datetime) -> str: ...
+@overload
+def iso_z(ts: None) -> None: ...
 def iso_z(ts: datetime | None) -> str | None:
     """ISO-8601 UTC with a Z, second precision unless the value has fractions."""
     if ts is None:

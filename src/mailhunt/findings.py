@@ -73,7 +73,7 @@ EVIDENCE_FIELDS = ("event_id", "timestamp", "action", "actor", "target", "host",
                    "parameters", "subject", "rule_name", "source", "sha256", "record", "locator_unit", "logged_actor")
 
 
-class EvidenceList(Sequence):
+class EvidenceList(Sequence[EvidenceEvent]):
     """A finding's events in time order, held as one Arrow table (columns ``EVIDENCE_FIELDS``).
 
     It behaves as the list of ``EvidenceEvent`` it stands for, building each
@@ -162,7 +162,7 @@ class Finding:
     actor: str | None
     rules: list[RuleRef]
     attack: list[str]
-    events: list[EvidenceEvent]
+    events: Sequence[EvidenceEvent]
     answers: dict[str, Answer] = field(default_factory=dict)
     escalate: bool = False
     severity: str = "medium"
@@ -257,7 +257,7 @@ class RuleMatches:
 
 
 def findings_document(findings: list[Finding], inputs: list[dict], rejections: list[dict],
-                      skipped_rules: dict[str, str], rule_matches: list[RuleMatches] = ()) -> dict:
+                      skipped_rules: dict[str, str], rule_matches: Sequence[RuleMatches] = ()) -> dict:
     ordered = sorted(findings, key=lambda f: (f.first_seen, f.indicator, f.actor or "", f.id))
     return {
         "schema": SCHEMA,

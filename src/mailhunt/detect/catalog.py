@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sigma.correlations import SigmaCorrelationRule
+
 from mailhunt.detect.engine import DetectionSettings, compile_rules
 from mailhunt.detect.examples import ExampleFileError, load_example_cases
 from mailhunt.detect.rules import LoadedRule
@@ -26,7 +28,7 @@ class RuleInfo:
 
 
 def _logsource(rule: LoadedRule) -> str:
-    if rule.is_correlation:
+    if isinstance(rule.rule, SigmaCorrelationRule):
         return f"correlation ({rule.rule.type.name.lower()})"
     ls = rule.rule.logsource
     return "/".join(v for v in (ls.product, ls.service, ls.category) if v) or "(none)"

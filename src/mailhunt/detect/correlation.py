@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sigma.correlations import (
+    SigmaCorrelationCondition,
     SigmaCorrelationConditionOperator,
     SigmaCorrelationRule,
     SigmaCorrelationType,
@@ -78,6 +79,8 @@ def _group_expressions(plan: CorrelationPlan) -> list[str]:
 
 
 def _rule_id_of(reference, plan: CorrelationPlan) -> str:
+    if plan.rule.rules is None:
+        raise SigmaFeatureNotSupportedByBackendError("correlation without a rules list is not supported")
     for ref, rule_id in zip(plan.rule.rules, plan.rule_ids):
         if ref.reference == reference.reference:
             return rule_id
@@ -109,7 +112,7 @@ def correlation_sql(plan: CorrelationPlan) -> str:
 def _window_sql(plan: CorrelationPlan) -> str:
     rule = plan.rule
     condition = rule.condition
-    if not hasattr(condition, "op"):
+    if not isinstance(condition, SigmaCorrelationCondition):
         raise SigmaFeatureNotSupportedByBackendError("extended conditions apply to temporal correlations only")
     value_field = condition.fieldref if rule.type != SigmaCorrelationType.EVENT_COUNT else None
     if isinstance(value_field, list):

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import orjson
+import pyarrow as pa
 import yaml
 
 from mailhunt.detect.engine import (
@@ -60,7 +61,7 @@ from mailhunt.detect.engine import (
     run_rules,
 )
 from mailhunt.detect.rules import LoadedRule
-from mailhunt.sources import SNIFF_BYTES, ReadContext, identify, read_events
+from mailhunt.sources import SNIFF_BYTES, ReadContext, Source, identify, read_events
 from mailhunt.store import CaseStore
 
 EXPECTATIONS = ("match", "no_match")
@@ -182,7 +183,7 @@ def _rule_decided(rule: LoadedRule, run) -> bool:
     return run.matched.get(rule.id, 0) > 0
 
 
-def _case_files(case: ExampleCase) -> list[tuple[bytes, object]]:
+def _case_files(case: ExampleCase) -> list[tuple[bytes, Source | None]]:
     """The case's evidence files with the reader that recognizes each."""
     if case.evidence is not None:
         data = case.file_bytes()
@@ -190,14 +191,14 @@ def _case_files(case: ExampleCase) -> list[tuple[bytes, object]]:
     return _record_files(case.records)
 
 
-def _record_files(records: list[dict]) -> list[tuple[bytes, object]]:
+def _record_files(records: list[dict]) -> list[tuple[bytes, Source | None]]:
     """Records split into NDJSON files, one per run of records the same reader recognizes.
 
     A case may mix formats, e.g. an audit-log record, an ``evtx_dump`` record
     and a Winlogbeat document, to show a correlation across sources; each run
     is read by its own reader as if it were a separate evidence file.
     """
-    files: list[tuple[bytes, object]] = []
+    files: list[tuple[bytes, Source | None]] = []
     for record in records:
         line = orjson.dumps(record) + b"\n"
         source = identify(line[:SNIFF_BYTES])
@@ -213,7 +214,7 @@ def _run_case(rule: LoadedRule, case: ExampleCase, compiled: CompiledRules, work
     def result(matched: bool, passed: bool, detail: str) -> ExampleResult:
         return ExampleResult(rule.id, rule.title, case.name, case.expect, matched, passed, detail)
 
-    batches = []
+    batches: list[pa.Table] = []
     readers = []
     for part, (data, source) in enumerate(_case_files(case), start=1):
         if source is None:

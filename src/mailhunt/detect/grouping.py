@@ -7,6 +7,7 @@ severe rule that contributed. The actor is the account of the earliest event.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pyarrow as pa
@@ -160,13 +161,16 @@ def group_detections(store: CaseStore, detections: list[Detection], burst_gap: t
     return findings
 
 
-def _finding(rules: list[LoadedRule], events: list[EvidenceEvent], notes: dict[str, str]) -> Finding:
+def _finding(rules: list[LoadedRule], events: Sequence[EvidenceEvent], notes: dict[str, str]) -> Finding:
     by_id = {rule.id: rule for rule in rules}
     ordered_rules = sorted(by_id.values(), key=lambda r: (-LEVEL_ORDER.get(r.level, 2), r.id))
+    indicator = ordered_rules[0].indicator
+    if indicator is None:
+        raise ValueError(f"rule {ordered_rules[0].id} names no indicator; only indicator rules make findings")
     attack = sorted({t for r in ordered_rules for t in r.attack})
     logged = value_counts(events, "logged_actor")
     return Finding(
-        indicator=ordered_rules[0].indicator,
+        indicator=indicator,
         actor=events[0].actor,
         rules=[RuleRef(r.id, r.title, r.level) for r in ordered_rules],
         attack=attack,

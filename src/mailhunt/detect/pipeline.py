@@ -77,9 +77,9 @@ class LogsourceDatasets:
     actions: tuple[str, ...] = ()
     codes: tuple[str, ...] = ()
 
-    def condition(self) -> dict[str, list[str]]:
-        """The event-model condition a rule with this logsource gets."""
-        found: dict[str, list[str]] = {"event.dataset": list(self.datasets)}
+    def condition(self) -> dict[str, int | str | list[str]]:
+        """The event-model condition a rule with this logsource gets (in ``AddConditionTransformation``'s terms)."""
+        found: dict[str, int | str | list[str]] = {"event.dataset": list(self.datasets)}
         if self.actions:
             found["event.action"] = list(self.actions)
         if self.codes:
@@ -171,8 +171,9 @@ def most_specific_datasets(logsource) -> tuple[str, ...]:
 
 def build_pipeline(include_system_accounts: bool = False) -> ProcessingPipeline:
     items: list[ProcessingItem] = [
+        # pySigma only reads the mapping but types it as a dict keyed by str | None, invariant in the key.
         ProcessingItem(identifier="mailhunt_field_mapping",
-                       transformation=FieldMappingTransformation(FIELD_MAPPING)),
+                       transformation=FieldMappingTransformation(FIELD_MAPPING)),  # type: ignore[arg-type]
     ]
     for index, entry in enumerate(LOGSOURCES):
         items.append(ProcessingItem(

@@ -46,7 +46,8 @@ class DuplicateDetectionValidator(SigmaRuleValidator):
     """Two rules that select exactly the same events: one of them is redundant or a copy left unedited."""
 
     def __init__(self) -> None:
-        self.seen: dict[str, list[SigmaRule]] = defaultdict(list)
+        # only SigmaRules go in; typed as the list an issue holds
+        self.seen: dict[str, list[SigmaRule | SigmaCorrelationRule]] = defaultdict(list)
 
     def validate(self, rule: SigmaRule | SigmaCorrelationRule) -> list[SigmaValidationIssue]:
         if isinstance(rule, SigmaRule):

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sigma.backends.elasticsearch import ESQLBackend, LuceneBackend
 from sigma.collection import SigmaCollection
+from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
+from sigma.filters import SigmaFilter
+from sigma.rule import SigmaRule
 
 from mailhunt import __version__
 from mailhunt.detect.mitre_data import use_shipped_mitre_data
@@ -72,7 +76,7 @@ class ExportResult:
 
 
 def _kind(rule: LoadedRule) -> str:
-    return f"correlation ({rule.rule.type.name.lower()})" if rule.is_correlation else "rule"
+    return f"correlation ({rule.rule.type.name.lower()})" if isinstance(rule.rule, SigmaCorrelationRule) else "rule"
 
 
 def _lookup(rules: list[LoadedRule]) -> dict[str, LoadedRule]:
@@ -89,8 +93,10 @@ def _unit(rule: LoadedRule, by_ref: dict[str, LoadedRule]) -> list[LoadedRule]:
     unit, pending = [rule], [rule]
     while pending:
         current = pending.pop()
-        if not current.is_correlation:
+        if not isinstance(current.rule, SigmaCorrelationRule):
             continue
+        if current.rule.rules is None:
+            raise NotExportable("a correlation without a rules list is not supported")
         for reference in current.rule.rules:
             target = by_ref.get(str(reference.reference))
             if target is None:
@@ -104,7 +110,7 @@ def _unit(rule: LoadedRule, by_ref: dict[str, LoadedRule]) -> list[LoadedRule]:
 def _fresh(unit: list[LoadedRule]):
     """Parse the unit's rules again: pipelines change the rules they are applied to."""
     wanted = {r.id for r in unit}
-    parsed = []
+    parsed: list[SigmaRule | SigmaCorrelationRule | SigmaFilter] = []  # what SigmaCollection takes
     for path in dict.fromkeys(r.path for r in unit):
         collection = SigmaCollection.from_yaml(path.read_text(encoding="utf-8"), resolve_references=False)
         parsed.extend(r for r in collection.rules if (str(r.id) if r.id else (r.name or path.stem)) in wanted)
@@ -136,7 +142,8 @@ def _backend_objection(target: Target, unit: list[LoadedRule]) -> str | None:
     return None
 
 
-def _notes(rule: LoadedRule, unit_fields: dict[str, str], referenced_by: dict[str, list[str]]) -> list[str]:
+def _notes(rule: LoadedRule, unit_fields: Mapping[str, str | list[str]],
+           referenced_by: dict[str, list[str]]) -> list[str]:
     notes = []
     users = referenced_by.get(rule.id)
     if users and not rule.indicator:
@@ -185,7 +192,7 @@ def export_rules(rules: list[LoadedRule], target_name: str) -> list[ExportResult
     by_ref = _lookup(rules)
     referenced_by: dict[str, list[str]] = {}
     for rule in rules:
-        if rule.is_correlation:
+        if isinstance(rule.rule, SigmaCorrelationRule) and rule.rule.rules is not None:
             for reference in rule.rule.rules:
                 if (base := by_ref.get(str(reference.reference))) is not None:
                     referenced_by.setdefault(base.id, []).append(rule.rule.name or rule.id)
@@ -242,8 +249,8 @@ def _markdown_cell(text: str) -> str:
 def index_markdown(results: list[ExportResult], target_name: str) -> str:
     document = index_document(results, target_name)
     lines = [f"# mailhunt rules exported to {document['language']} ({document['platform']})", "",
-             f"{document['summary']['exported']} of {document['summary']['rules']} rules exported; "
-             f"{document['summary']['not_supported']} not supported (reason below).", "",
+             (f"{document['summary']['exported']} of {document['summary']['rules']} rules exported; "
+              f"{document['summary']['not_supported']} not supported (reason below)."), "",
              "| rule | kind | level | result |", "|---|---|---|---|"]
     for r in results:
         outcome = f"[{r.file}]({r.file})" if r.exported else _markdown_cell(r.reason or "")

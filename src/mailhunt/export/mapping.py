@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sigma.correlations import SigmaCorrelationRule
+from sigma.correlations import SigmaCorrelationCondition, SigmaCorrelationRule
 from sigma.processing.conditions import IsSigmaRuleCondition
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 from sigma.processing.transformations import (
@@ -60,7 +60,8 @@ def rule_fields(rule: SigmaRule | SigmaCorrelationRule) -> set[str]:
         found = set(rule.group_by or [])
         for alias in rule.aliases:
             found |= set(alias.mapping.values())
-        fieldref = rule.condition.fieldref if rule.condition else None
+        # an extended (boolean) condition of a temporal correlation aggregates no field
+        fieldref = rule.condition.fieldref if isinstance(rule.condition, SigmaCorrelationCondition) else None
         found |= set(fieldref if isinstance(fieldref, list) else [fieldref] if fieldref else [])
         aliases = {alias.alias for alias in rule.aliases}
         return found - aliases
@@ -153,7 +154,9 @@ def map_unit(rules: list[SigmaRule | SigmaCorrelationRule], platform: Platform) 
 
 def build_pipeline(unit: UnitMapping, platform: Platform) -> ProcessingPipeline:
     dataset = unit.datasets[0]
-    items = [ProcessingItem(identifier="mailhunt_export_fields", transformation=FieldMappingTransformation(unit.fields))]
+    # pySigma only reads the mapping but types it as a dict keyed by str | None, invariant in the key.
+    fields = FieldMappingTransformation(unit.fields)  # type: ignore[arg-type]
+    items = [ProcessingItem(identifier="mailhunt_export_fields", transformation=fields)]
     if dataset.conditions:
         items.append(ProcessingItem(identifier="mailhunt_export_dataset",
                                     transformation=AddConditionTransformation(dict(dataset.conditions)),

@@ -16,8 +16,8 @@ SEVERITY_ORDER = ("critical", "high", "medium", "low")
 QUESTIONS = (
     ("export_followed_by_deletion", "Is there a pattern of mailbox export followed by immediate deletion?", "yes"),
     ("legitimate_admin_activity",
-     "Do the PowerShell or command line invocations match legitimate administrative activity "
-     "(rather than appear out of context)?", "no"),
+     ("Do the PowerShell or command line invocations match legitimate administrative activity "
+      "(rather than appear out of context)?"), "no"),
     ("usual_for_account", "Does the account usually perform such operations?", "no"),
     ("transport_rule_with_suspicious_mail",
      "Are there unusual changes in transport rules coinciding with detected suspicious emails?", "yes"),
@@ -36,7 +36,7 @@ def parse_utc(text) -> datetime | None:
     if not isinstance(text, str) or not text:
         return None
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text)
     except ValueError:
         return None
     if moment.tzinfo is not None:

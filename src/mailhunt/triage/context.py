@@ -203,7 +203,7 @@ class TriageContext:
         return out
 
     def coverage(self) -> str:
-        if self.evidence_start is None:
+        if self.evidence_start is None or self.evidence_end is None:  # both or neither: min and max of one column
             return "the case holds no events"
         days = (self.evidence_end - self.evidence_start).total_seconds() / 86400
         return f"evidence covers {iso_z(self.evidence_start)} .. {iso_z(self.evidence_end)} ({days:.1f} days)"

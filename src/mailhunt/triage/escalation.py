@@ -87,10 +87,9 @@ def decide(finding: Finding, assessment: Assessment | None = None) -> tuple[bool
     if finding.indicator in EXPORT_DELETION and not justified:
         reasons.append(_reason(NO_JUSTIFICATION, legit_why))
         severity = _raise(severity, "high")
-    if finding.indicator in EXPORT_DELETION and sequence is not None and sequence.answer == "yes":
-        if not justified:
-            reasons.append(_reason(KNOWN_THREAT, f"export followed by deletion: {sequence.because}"))
-            severity = _raise(severity, "critical")
+    if finding.indicator in EXPORT_DELETION and sequence is not None and sequence.answer == "yes" and not justified:
+        reasons.append(_reason(KNOWN_THREAT, f"export followed by deletion: {sequence.because}"))
+        severity = _raise(severity, "critical")
     sequence_cited = sequence is not None and sequence.answer == "yes" and finding.indicator in EXPORT_DELETION
     alerting = [rule for rule in finding.rules if rule.level != "informational"]
     if finding.indicator in KNOWN_THREAT_PATTERNS and alerting and not justified and not (

@@ -51,11 +51,11 @@ def place_of(ip: str | None) -> IpPlace:
 def country_centroid(code: str | None) -> tuple[float, float] | None:
     if not code:
         return None
-    from countryinfo import CountryInfo
+    from countryinfo import CountryInfo, CountryNotFoundError
 
     try:
         latlng = CountryInfo(code).latlng()
-    except Exception:  # countryinfo raises its own error type for unknown codes
+    except (CountryNotFoundError, ValueError):  # an unknown code; a blank one
         return None
     return (float(latlng[0]), float(latlng[1])) if latlng and len(latlng) == 2 else None
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
 from importlib import resources
+from itertools import pairwise
 
 from mailhunt.events import iso_z
 from mailhunt.findings import Finding, L1Step
@@ -73,16 +74,23 @@ def _ref(row: dict) -> str:
     return f"{row.get('event.action')} at {iso_z(row['@timestamp'])}"
 
 
+def _no_actor(step: str) -> L1Step:
+    return L1Step(step, "unknown", "the finding has no actor")
+
+
 def sign_ins(finding: Finding, ctx: TriageContext) -> L1Step:
+    actor = finding.actor
+    if actor is None:
+        return _no_actor("sign_ins")
     ops = operation_sets()["sign_ins"]
     where, params = ops.where()
     start, end = _window(finding)
     # Windows logon events name the account logged on as the target; everything else as the actor
     codes = ", ".join(f"'{c}'" for c in ops.codes) or "NULL"
-    rows = ctx.actor_events(finding.actor, start, end, f'("user.name" = ? OR "event.code" IN ({codes})) AND ({where})',
-                            [finding.actor, *params])
+    rows = ctx.actor_events(actor, start, end, f'("user.name" = ? OR "event.code" IN ({codes})) AND ({where})',
+                            [actor, *params])
     if not rows:
-        return L1Step("sign_ins", "unknown", f"no sign-in records of {finding.actor} within ±72 h in the evidence; "
+        return L1Step("sign_ins", "unknown", f"no sign-in records of {actor} within ±72 h in the evidence; "
                                              "add the Entra ID sign-in log or the unified audit log's UserLoggedIn")
     baseline = ctx.baseline(finding)
     home = set(ctx.config.home_countries)
@@ -108,7 +116,7 @@ def sign_ins(finding: Finding, ctx: TriageContext) -> L1Step:
     if new_asns:
         flags.append(f"network new for the actor: {', '.join(new_asns[:3])}")
     successes = [(r, c) for r, c, _ in located if c and not ops.failed(r)]
-    for (one, c1), (two, c2) in zip(successes, successes[1:]):
+    for (one, c1), (two, c2) in pairwise(successes):
         if c1 == c2:
             continue
         km = country_distance_km(c1, c2)
@@ -131,11 +139,14 @@ def sign_ins(finding: Finding, ctx: TriageContext) -> L1Step:
 
 
 def _operations_step(name: str, label: str, finding: Finding, ctx: TriageContext) -> L1Step:
+    actor = finding.actor
+    if actor is None:
+        return _no_actor(name)
     where, params = operation_sets()[name].where()
     start, end = _window(finding)
-    rows = ctx.actor_events(finding.actor, start, end, where, params)
+    rows = ctx.actor_events(actor, start, end, where, params)
     if not rows:
-        return L1Step(name, "clear", f"no {label} on or by {finding.actor} within ±72 h "
+        return L1Step(name, "clear", f"no {label} on or by {actor} within ±72 h "
                                      f"({iso_z(start)} .. {iso_z(end)})")
     listed = "; ".join(f"{_ref(r)} by {r.get('user.name')} on {r.get('user.target.name') or r.get('user.name')}"
                        for r in rows[:5])
@@ -173,11 +184,7 @@ def correlated_findings(finding: Finding, others: list[Finding], host: str | Non
 
 
 def l1_steps(finding: Finding, ctx: TriageContext, others: list[Finding]) -> list[L1Step]:
-    if finding.actor is None:
-        steps = [L1Step(n, "unknown", "the finding has no actor") for n in
-                 ("sign_ins", "password_changes", "mfa_changes", "consent_grants")]
-    else:
-        steps = [sign_ins(finding, ctx), password_changes(finding, ctx), mfa_changes(finding, ctx),
-                 consent_grants(finding, ctx)]
+    steps = [sign_ins(finding, ctx), password_changes(finding, ctx), mfa_changes(finding, ctx),
+             consent_grants(finding, ctx)]
     on_premises = any(not (r.get("event.dataset") or "").startswith(CLOUD_DATASETS) for r in ctx.details(finding))
     return steps + [correlated_findings(finding, others, finding.host if on_premises else None)]

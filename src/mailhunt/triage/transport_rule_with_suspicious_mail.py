@@ -184,7 +184,7 @@ def answer(finding: Finding, ctx: TriageContext) -> Answer:
     if suspicious:
         reasons = []
         if lookalikes:
-            domains = sorted({m.lookalike.describe() + f" ({m.lookalike.kind})" for m in lookalikes})
+            domains = sorted({f"{near.describe()} ({near.kind})" for m in lookalikes if (near := m.lookalike)})
             reasons.append(f"{len(lookalikes)} from lookalike domains: {'; '.join(domains)}")
         if spam:
             counts = Counter(s for m in spam for s in m.statuses if _is_spam(s))
