@@ -262,3 +262,37 @@ def test_correlation_of_correlation_respects_order():
 def test_unrelated_later_exports_do_not_pair_with_old_removals(gap_days):
     events = [remove(1, T0), export(2, T0 + timedelta(days=gap_days))]
     assert instances(events, "c_export_then_remove") == []
+
+
+# ------------------------------------------------------------------ boolean temporal conditions
+
+@pytest.mark.parametrize(("condition", "runs"), [
+    ("t_export and t_remove", True),
+    ("t_remove and t_export", True),
+    ("t_export and not t_remove", False),
+    ("t_export or t_remove", False),
+    ("t_export and (t_remove or t_export)", False),
+])
+def test_a_boolean_temporal_condition_runs_only_when_it_means_every_rule(condition, runs):
+    """``a and not b`` used to run as ``a and b``: a rule that asks for anything but every
+    referenced rule is refused with its reason, never run as something it does not say."""
+    yaml = "\n---\n".join([
+        _single("t_export", "New-MailboxExportRequest"),
+        _single("t_remove", "Remove-MailboxExportRequest"),
+        _correlation("c_bool", "temporal", ["t_export", "t_remove"], ["user.name"], "1h",
+                     condition=f"    condition: {condition}"),
+    ])
+    rules = [LoadedRule(rule, Path("inline.yml")) for rule in SigmaCollection.from_yaml(yaml).rules]
+    compiled = compile_rules(rules)
+    [correlation] = [r for r in rules if r.rule.name == "c_bool"]
+    if runs:
+        assert correlation.id not in compiled.skipped
+        store = CaseStore(":memory:")
+        try:
+            store.append(to_arrow([export(1, T0), remove(2, T0 + timedelta(minutes=5))]))
+            run = run_rules(store, compiled)
+        finally:
+            store.close()
+        assert [sorted(d.event_ids) for d in run.detections if d.rule.id == correlation.id] == [["e1", "e2"]]
+    else:
+        assert "temporal condition" in compiled.skipped[correlation.id]

@@ -22,10 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sigma.correlations import (
+    CorrelationConditionAND,
     SigmaCorrelationCondition,
     SigmaCorrelationConditionOperator,
     SigmaCorrelationRule,
     SigmaCorrelationType,
+    SigmaExtendedCorrelationCondition,
+    SigmaRuleReference,
 )
 from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
 
@@ -105,8 +108,31 @@ def correlation_sql(plan: CorrelationPlan) -> str:
     if kind in (SigmaCorrelationType.EVENT_COUNT, SigmaCorrelationType.VALUE_COUNT, SigmaCorrelationType.VALUE_SUM):
         return _window_sql(plan)
     if kind in (SigmaCorrelationType.TEMPORAL, SigmaCorrelationType.TEMPORAL_ORDERED):
+        _require_all_rules(plan)
         return _sequence_sql(plan, ordered=kind == SigmaCorrelationType.TEMPORAL_ORDERED)
     raise SigmaFeatureNotSupportedByBackendError(f"correlation type {kind.name.lower()} is not supported")
+
+
+def _require_all_rules(plan: CorrelationPlan) -> None:
+    """A temporal correlation runs as "every referenced rule matched"; a boolean condition that asks
+    for anything else (``a and not b``, ``a or b``) is refused rather than run as if it said that."""
+    condition = plan.rule.condition
+    if not isinstance(condition, SigmaExtendedCorrelationCondition):
+        return
+    named: set[str] = set()
+    pending: list = [condition.parsed]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, SigmaRuleReference):
+            named.add(item.reference)
+        elif isinstance(item, CorrelationConditionAND):
+            pending.extend(item.args)
+        else:
+            raise SigmaFeatureNotSupportedByBackendError(
+                f"temporal condition '{condition.expression}' is not supported: only 'and' of the referenced rules")
+    if named != {ref.reference for ref in plan.rule.rules or []}:
+        raise SigmaFeatureNotSupportedByBackendError(
+            f"temporal condition '{condition.expression}' must name every referenced rule, and only those")
 
 
 def _window_sql(plan: CorrelationPlan) -> str:
