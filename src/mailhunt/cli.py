@@ -6,8 +6,6 @@ import tempfile
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -26,13 +24,14 @@ from mailhunt.detect.validation import check_rules
 from mailhunt.export.coverage import coverage_markdown, update_document
 from mailhunt.export.exporter import TARGETS, ExportDirError, export_rules, write_export
 from mailhunt.hunt import HuntResult, InputSummary, ProgressSink, hunt
+from mailhunt.terminal import VisibleConsole, shown
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Find adversaries who clear mailbox data (MITRE ATT&CK T1070.008).")
-console = Console(highlight=False)
+console = VisibleConsole(highlight=False)
 if not console.is_terminal:
-    console = Console(highlight=False, width=200)
-errors = Console(stderr=True, highlight=False, width=None if console.is_terminal else 200)
+    console = VisibleConsole(highlight=False, width=200)
+errors = VisibleConsole(stderr=True, highlight=False, width=None if console.is_terminal else 200)
 
 USAGE_ERROR = 2
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
@@ -40,7 +39,7 @@ MAX_SHOWN_REJECTIONS = 20
 
 
 def _usage_error(message: str) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {escape(message)}")
+    errors.print(f"[bold red]error:[/] {shown(message, keep_newlines=True)}")
     return typer.Exit(USAGE_ERROR)
 
 
@@ -63,7 +62,7 @@ class RichProgress(ProgressSink):
         self.task = None
 
     def start(self, display: str, total: int | None) -> None:
-        self.task = self.progress.add_task(escape(_short(display)), total=total)
+        self.task = self.progress.add_task(shown(_short(display)), total=total)
 
     def advance(self, nbytes: int) -> None:
         if self.task is not None:
@@ -138,7 +137,7 @@ def _print_summary(result: HuntResult) -> None:
     for summary in result.inputs:
         for rejection in summary.rejections:
             if shown < MAX_SHOWN_REJECTIONS:
-                errors.print(f"[yellow]rejected[/] {escape(str(rejection))}")
+                errors.print(f"[yellow]rejected[/] {shown(str(rejection))}")
             shown += 1
     total_rejected = sum(s.rejected for s in result.inputs)
     if total_rejected > shown:
@@ -150,29 +149,29 @@ def _print_summary(result: HuntResult) -> None:
     for s in result.inputs:
         note = s.skipped_reason and f"skipped: {s.skipped_reason}" or ("already in the case" if s.already_loaded else "")
         note = "; ".join(filter(None, [note, *s.notes]))
-        inputs.add_row(escape(_short(s.path, 60)), s.format or "-", str(s.records), str(s.rejected),
-                       str(s.new_events), escape(note))
+        inputs.add_row(shown(_short(s.path, 60)), s.format or "-", str(s.records), str(s.rejected),
+                       str(s.new_events), shown(note))
     console.print(inputs)
 
     findings = Table(title="Findings", title_justify="left")
     for column in ("severity", "escalate", "indicator", "actor", "first seen (UTC)", "events", "id"):
         findings.add_column(column)
     for f in result.document["findings"]:
-        findings.add_row(f"[{SEVERITY_STYLE.get(f['severity'], '')}]{f['severity']}[/]",
-                         "yes" if f["escalate"] else "no", f["indicator"], escape(f["actor"] or "-"),
-                         f["first_seen"], str(f["event_count"]), f["id"])
+        findings.add_row(f"[{SEVERITY_STYLE.get(f['severity'], '')}]{shown(f['severity'])}[/]",
+                         "yes" if f["escalate"] else "no", shown(f["indicator"]), shown(f["actor"] or "-"),
+                         shown(f["first_seen"]), str(f["event_count"]), shown(f["id"]))
     console.print(findings)
     if result.document.get("rule_matches"):
         matches = Table(title="Matches of your own rules (no indicator, so no finding)", title_justify="left")
         for column in ("rule", "level", "events", "first seen (UTC)"):
             matches.add_column(column, justify="right" if column == "events" else "left")
         for m in result.document["rule_matches"]:
-            matches.add_row(escape(m["rule"]["title"] or m["rule"]["id"]), m["rule"]["level"], str(m["event_count"]),
-                            m["first_seen"] or "-")
+            matches.add_row(shown(m["rule"]["title"] or m["rule"]["id"]), shown(m["rule"]["level"]),
+                            str(m["event_count"]), shown(m["first_seen"] or "-"))
         console.print(matches)
     escalated = sum(1 for f in result.document["findings"] if f["escalate"])
     console.print(f"{len(result.findings)} findings, {escalated} to escalate to Tier 2. "
-                  f"Case: {escape(str(result.out))} (findings.json, report.html, report.md, case.duckdb)")
+                  f"Case: {shown(str(result.out))} (findings.json, report.html, report.md, case.duckdb)")
 
 
 rules_app = typer.Typer(no_args_is_help=True, help="List, test, check and export Sigma rules: the shipped ones or your own.")
@@ -202,8 +201,8 @@ def rules_list_command(rules: list[Path] = RULES_OPTION) -> None:
     for info in infos:
         runs = "yes" if info.runs else f"no: {info.reason}"
         examples = f"{info.example_cases} cases, {info.example_records} records" if info.example_cases else "none"
-        table.add_row(info.id, escape(info.name or "-"), escape(info.title), info.indicator or "(none)",
-                      info.level, info.status or "-", escape(info.logsource), examples, escape(runs))
+        table.add_row(shown(info.id), shown(info.name or "-"), shown(info.title), shown(info.indicator or "(none)"),
+                      shown(info.level), shown(info.status or "-"), shown(info.logsource), examples, shown(runs))
     console.print(table)
 
 
@@ -217,8 +216,8 @@ def rules_test_command(rules: list[Path] = RULES_OPTION) -> None:
     for column in ("result", "rule", "case", "expected", "detail"):
         table.add_column(column)
     for result in results:
-        table.add_row("[green]pass[/]" if result.passed else "[bold red]FAIL[/]", escape(titles[result.rule_id]),
-                      escape(result.case), result.expected or "-", escape(result.detail))
+        table.add_row("[green]pass[/]" if result.passed else "[bold red]FAIL[/]", shown(titles[result.rule_id]),
+                      shown(result.case), shown(result.expected or "-"), shown(result.detail))
     console.print(table)
     failed = sum(1 for r in results if not r.passed)
     console.print(f"{len(results) - failed} passed, {failed} failed")
@@ -235,8 +234,8 @@ def rules_check_command(rules: list[Path] = RULES_OPTION) -> None:
         for column in ("severity", "check", "issue", "detail", "rules"):
             table.add_column(column, overflow="fold")
         for issue in report.issues:
-            table.add_row(issue.severity, issue.check, escape(issue.description), escape(issue.detail),
-                          escape("\n".join(issue.rules)))
+            table.add_row(shown(issue.severity), shown(issue.check), shown(issue.description), shown(issue.detail),
+                          "\n".join(shown(rule) for rule in issue.rules))
         console.print(table)
     console.print(f"{report.rules_checked} rules, {len(report.checks)} checks, {len(report.issues)} issues "
                   f"(tags checked against MITRE ATT&CK {report.mitre.attack_version} and "
@@ -268,18 +267,18 @@ def rules_export_command(
     else:
         for result in results:
             if result.exported:
-                console.print(f"[bold]# {escape(result.name or result.id)}[/]: {escape(result.title)}")
-                console.print(escape(result.query or ""), soft_wrap=True)
+                console.print(f"[bold]# {shown(result.name or result.id)}[/]: {shown(result.title)}")
+                console.print(shown(result.query or "", keep_newlines=True), soft_wrap=True)
     table = Table(title=f"Export to {TARGETS[target].language}", title_justify="left")
     for column in ("rule", "title", "kind", "result"):
         table.add_column(column, overflow="fold")
     for result in results:
-        outcome = (f"[green]exported[/] {escape(result.file or '')}" if result.exported
-                   else f"[yellow]{escape(result.reason or '')}[/]")
-        table.add_row(escape(result.name or result.id), escape(result.title), result.kind, outcome)
+        outcome = (f"[green]exported[/] {shown(result.file or '')}" if result.exported
+                   else f"[yellow]{shown(result.reason or '')}[/]")
+        table.add_row(shown(result.name or result.id), shown(result.title), shown(result.kind), outcome)
     console.print(table)
     exported = sum(1 for r in results if r.exported)
-    where = f" into {escape(str(out))} (index.json, index.md)" if out is not None else ""
+    where = f" into {shown(str(out))} (index.json, index.md)" if out is not None else ""
     console.print(f"{exported} of {len(results)} rules exported{where}; {len(results) - exported} not supported")
 
 
@@ -292,11 +291,11 @@ def rules_coverage_command(
     """Markdown table of every rule against every export target, with the reason for each gap."""
     table = coverage_markdown(_load_rule_set(rules))
     if update is None:
-        console.print(escape(table), soft_wrap=True, end="")
+        console.print(shown(table, keep_newlines=True), soft_wrap=True, end="")
         return
     if not update.is_file() or not update_document(update, table):
         raise _usage_error(f"--update {update}: no such file, or it lacks the coverage markers")
-    console.print(f"coverage table written to {escape(str(update))}")
+    console.print(f"coverage table written to {shown(str(update))}")
 
 
 @app.command("version")

@@ -5,8 +5,9 @@ Every value from the document is treated as attacker-controlled text:
 - characters Markdown or HTML give meaning to (``\\ ` * _ ~ [ ] |``) are
   backslash-escaped, and ``& < > "`` become entities, so a subject can neither
   break a table row, open a code span or link, nor inject HTML;
-- line breaks, tabs and other control characters become spaces, so one value
-  stays on one line (one table row);
+- line breaks, tabs, other control characters, bidi overrides and zero-width
+  characters are written out as escapes (``\\n``, ``\\u202e``: ``summary.text``),
+  so one value stays on one line (one table row) and shows as what it is;
 - a value starting with ``= + - @`` (a spreadsheet formula trigger) or with a
   Markdown block marker (``#``, ``1.``) gets a backslash in front: the raw text
   never starts with the trigger, and the rendered text still shows the value.
@@ -35,7 +36,6 @@ from mailhunt.report.summary import (
 
 MAX_EVIDENCE_ROWS = 25
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
 _SPECIAL = re.compile(r"([\\`*_~\[\]|])")
 _LEADING_TRIGGER = re.compile(r"^([=+\-@#])")
 _LEADING_ORDERED = re.compile(r"^(\d+)([.)])")
@@ -43,7 +43,7 @@ _LEADING_ORDERED = re.compile(r"^(\d+)([.)])")
 
 def md(value) -> str:
     """Escape one value for inline Markdown (a table cell, a list item, a heading)."""
-    s = _CONTROL.sub(" ", text(value)).strip()
+    s = text(value).strip()
     s = _SPECIAL.sub(r"\\\1", s)
     s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
     s = _LEADING_TRIGGER.sub(r"\\\1", s)

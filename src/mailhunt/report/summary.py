@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from mailhunt.visible import visible_text
+
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
 
 # The playbook's "Questions for Analysis", keyed as in findings.json, each worded
@@ -45,14 +47,18 @@ def parse_utc(text) -> datetime | None:
 
 
 def text(value) -> str:
-    """Any document value as display text ('' for null)."""
+    """Any document value as display text ('' for null).
+
+    Characters that draw nothing or act on the display (controls, bidi
+    overrides, zero-width characters) are written out as escapes such as
+    ``\\u202e`` (``mailhunt.visible``), so a name shows as what it is."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
         return ", ".join(text(v) for v in value)
-    return str(value)
+    return visible_text(value)
 
 
 def severity_of(finding: dict) -> str:
