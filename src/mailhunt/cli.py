@@ -133,15 +133,15 @@ def _read_hints(year: int | None, user: str | None) -> dict[str, str]:
 
 
 def _print_summary(result: HuntResult) -> None:
-    shown = 0
+    listed = 0
     for summary in result.inputs:
         for rejection in summary.rejections:
-            if shown < MAX_SHOWN_REJECTIONS:
+            if listed < MAX_SHOWN_REJECTIONS:
                 errors.print(f"[yellow]rejected[/] {shown(str(rejection))}")
-            shown += 1
+            listed += 1
     total_rejected = sum(s.rejected for s in result.inputs)
-    if total_rejected > shown:
-        errors.print(f"[yellow]... {total_rejected - shown} more rejected records; see case.duckdb table rejections[/]")
+    if total_rejected > listed:
+        errors.print(f"[yellow]... {total_rejected - listed} more rejected records; see case.duckdb table rejections[/]")
 
     inputs = Table(title="Inputs", title_justify="left")
     for column in ("file", "format", "records", "rejected", "new events", "note"):
