@@ -24,6 +24,14 @@ from mailhunt.detect.validation import check_rules
 from mailhunt.export.coverage import coverage_markdown, update_document
 from mailhunt.export.exporter import TARGETS, ExportDirError, export_rules, write_export
 from mailhunt.hunt import HuntResult, InputSummary, ProgressSink, hunt
+from mailhunt.sources.hints import (
+    READ_HINTS,
+    USER_HINT,
+    YEAR_HINT,
+    YEARS,
+    HintError,
+    check_read_hint,
+)
 from mailhunt.terminal import VisibleConsole, shown
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -85,9 +93,9 @@ def hunt_command(
     out: Path = typer.Option(..., "--out", "-o", help="Case folder: new, empty, or an earlier case to add to"),
     config_path: Path | None = typer.Option(None, "--config", "-c", help="mailhunt.toml"),
     rules: list[Path] = typer.Option([], "--rules", help="Extra folder of Sigma rules to run beside the shipped ones"),
-    hints: list[str] = typer.Option([], "--hint", help="KEY=VALUE the evidence does not say itself, e.g. "
-                                                       "timezone=Europe/Berlin for zone-less export times"),
-    year: int | None = typer.Option(None, "--year", min=1970, max=2100,
+    hints: list[str] = typer.Option([], "--hint", help="KEY=VALUE the evidence does not say itself: "
+                                    + "; ".join(f"{h.key}: {h.meaning}" for h in READ_HINTS.values())),
+    year: int | None = typer.Option(None, "--year", min=YEARS.start, max=YEARS.stop - 1,
                                        help="Year of the first line of syslog files whose times have none (RFC 3164)"),
     user: str | None = typer.Option(None, "--user",
                                        help="Owner of shell histories whose location does not say (not /home/<u>/...)"),
@@ -98,7 +106,12 @@ def hunt_command(
         key, equals, value = hint.partition("=")
         if not equals or not key.strip() or not value.strip():
             raise _usage_error(f"--hint {hint}: expected KEY=VALUE")
-        read_hints[key.strip()] = value.strip()
+        key, value = key.strip(), value.strip()
+        try:
+            check_read_hint(key, value)
+        except HintError as exc:
+            raise _usage_error(f"--hint {hint}: {exc}")
+        read_hints[key] = value
     for path in paths:
         if not path.exists():
             raise _usage_error(f"{path}: no such file or folder")
@@ -124,11 +137,13 @@ def hunt_command(
 def _read_hints(year: int | None, user: str | None) -> dict[str, str]:
     hints = {}
     if year is not None:
-        hints["year"] = str(year)
+        hints[YEAR_HINT] = str(year)
     if user is not None:
-        if not user.strip() or any(c in user for c in "/\\\n"):
-            raise _usage_error(f"--user {user!r}: not an account name")
-        hints["user"] = user.strip()
+        try:
+            check_read_hint(USER_HINT, user.strip())
+        except HintError as exc:
+            raise _usage_error(f"--user: {exc}")
+        hints[USER_HINT] = user.strip()
     return hints
 
 
