@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import typer
@@ -16,6 +17,7 @@ from rich.progress import (
 from rich.table import Table
 
 from mailhunt import __version__
+from mailhunt.atomic_files import OutputError, unreplaceable_reason
 from mailhunt.config import ConfigError, load_config
 from mailhunt.detect.catalog import describe_rules
 from mailhunt.detect.examples import run_rule_examples
@@ -23,7 +25,14 @@ from mailhunt.detect.rules import RuleLoadError, load_rules, shipped_rules_dir
 from mailhunt.detect.validation import check_rules
 from mailhunt.export.coverage import coverage_markdown, update_document
 from mailhunt.export.exporter import TARGETS, ExportDirError, export_rules, write_export
-from mailhunt.hunt import HuntResult, InputSummary, ProgressSink, hunt
+from mailhunt.hunt import (
+    OUTPUT_FILES,
+    HuntInterrupted,
+    HuntResult,
+    InputSummary,
+    ProgressSink,
+    hunt,
+)
 from mailhunt.sources.hints import (
     READ_HINTS,
     USER_HINT,
@@ -32,6 +41,7 @@ from mailhunt.sources.hints import (
     HintError,
     check_read_hint,
 )
+from mailhunt.store import CaseOpenError
 from mailhunt.terminal import VisibleConsole, shown
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -41,7 +51,11 @@ if not console.is_terminal:
     console = VisibleConsole(highlight=False, width=200)
 errors = VisibleConsole(stderr=True, highlight=False, width=None if console.is_terminal else 200)
 
-USAGE_ERROR = 2
+# Exit codes of ``mailhunt hunt`` (README.md, Hunting): 0 the hunt ran (with or without findings).
+USAGE_ERROR = 2           # bad arguments or hints, a config error, or a case folder that cannot be used
+NO_EVIDENCE = 3           # nothing was read: the case holds no event, so no rule could match
+OUTPUTS_NOT_WRITTEN = 4   # the case holds the evidence, but findings.json and the reports could not be written
+INTERRUPTED = 130         # Ctrl-C; what was stored is kept and running again resumes
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
 MAX_SHOWN_REJECTIONS = 20
 
@@ -62,6 +76,10 @@ def _check_out_dir(out: Path) -> None:
             pass
     except OSError as exc:
         raise _usage_error(f"--out {out}: cannot write there ({exc.strerror or exc})")
+    for name in OUTPUT_FILES:
+        reason = unreplaceable_reason(out / name)
+        if reason:
+            raise _usage_error(f"--out {out}: {name} {reason}, so this hunt could not replace it")
 
 
 class RichProgress(ProgressSink):
@@ -125,13 +143,45 @@ def hunt_command(
     read_hints.update(_read_hints(year, user))
     _check_out_dir(out)
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
-                  console=console, transient=False, disable=not console.is_terminal) as progress:
-        try:
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
+                      console=console, transient=False, disable=not console.is_terminal) as progress:
             result = hunt(paths, out, config, RichProgress(progress), [shipped_rules_dir(), *rules], read_hints)
-        except RuleLoadError as exc:
-            raise _usage_error(str(exc))
+    except RuleLoadError as exc:
+        raise _usage_error(str(exc))
+    except CaseOpenError as exc:
+        raise _usage_error(f"--out {out}: {exc}")
+    except OutputError as exc:
+        errors.print(f"[bold red]error:[/] {shown(_outputs_not_written(exc))}")
+        raise typer.Exit(OUTPUTS_NOT_WRITTEN)
+    except HuntInterrupted as exc:
+        errors.print(f"[bold yellow]{shown(exc.explain())}[/]")
+        raise typer.Exit(INTERRUPTED)
     _print_summary(result)
+    if not result.events_in_case:
+        errors.print(f"[bold red]error:[/] {shown(_nothing_read(result))}")
+        raise typer.Exit(NO_EVIDENCE)
+
+
+def _outputs_not_written(exc: OutputError) -> str:
+    if exc.replaced:
+        kept = (f"{', '.join(p.name for p in exc.replaced)} were replaced by this hunt's, the others were not: "
+                "the outputs disagree until the hunt is run again")
+    else:
+        kept = f"none of {', '.join(OUTPUT_FILES)} was replaced (any there are from an earlier hunt)"
+    return (f"{exc.path.name} in {exc.path.parent}: {exc.reason}. {kept}. The evidence is stored in the case; "
+            "run the same command again once this is fixed (the evidence is not read again).")
+
+
+def _nothing_read(result: HuntResult) -> str:
+    skipped = Counter(s.skipped_reason for s in result.inputs if s.skipped_reason)
+    rejected = sum(s.rejected for s in result.inputs)
+    parts = [f"{count} {reason}" for reason, count in sorted(skipped.items())]
+    if rejected:
+        parts.append(f"{rejected} record(s) rejected")
+    why = f" ({'; '.join(parts)})" if parts else ""
+    return (f"no evidence was read: {len(result.inputs)} input(s){why}, and the case holds no event, so no rule "
+            "could match. Check the evidence paths and formats (README.md, Evidence it reads).")
 
 
 def _read_hints(year: int | None, user: str | None) -> dict[str, str]:

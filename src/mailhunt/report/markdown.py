@@ -18,7 +18,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from mailhunt.atomic_files import replace_files
 from mailhunt.report.summary import (
+    NO_FINDINGS,
+    NOTHING_READ,
     QUESTIONS,
     SEVERITY_ORDER,
     answer_tone,
@@ -92,7 +95,7 @@ def render_markdown(document: dict, max_evidence_rows: int = MAX_EVIDENCE_ROWS) 
 
     out += ["## Findings", ""]
     if not findings:
-        out += ["No findings: nothing in the evidence matched a rule.", ""]
+        out += [NOTHING_READ if summary["nothing_read"] else NO_FINDINGS, ""]
     else:
         out += _table(["#", "Severity", "Tier 2", "Indicator", "Actor", "First seen (UTC)", "Events"],
                       [[str(n), severity_of(f), "escalate" if f.get("escalate") is True else "no",
@@ -208,5 +211,5 @@ def _finding(number: int, finding: dict, max_evidence_rows: int) -> list[str]:
 
 
 def write_markdown_report(document: dict, path: Path) -> None:
-    """Write the Markdown report for a findings document to ``path`` (UTF-8, LF line ends)."""
-    Path(path).write_text(render_markdown(document), encoding="utf-8", newline="\n")
+    """Write the Markdown report for a findings document to ``path`` (UTF-8, LF line ends), whole or not at all."""
+    replace_files({Path(path): render_markdown(document).encode("utf-8")})

@@ -71,6 +71,11 @@ def ordered_findings(document: dict) -> list[dict]:
     return [f for f in document.get("findings") or [] if isinstance(f, dict)]
 
 
+NO_FINDINGS = "No findings: nothing in the evidence matched a rule."
+NOTHING_READ = ("No findings, and no evidence was read: no input of this hunt held a record mailhunt could read "
+                "(see Evidence read).")
+
+
 def case_summary(document: dict) -> dict:
     findings = ordered_findings(document)
     counts = {s: 0 for s in SEVERITY_ORDER}
@@ -97,6 +102,8 @@ def case_summary(document: dict) -> dict:
         "records": sum(i["records"] for i in inputs),
         "rejected": sum(i["rejected"] for i in inputs),
         "skipped_inputs": sum(1 for i in inputs if i.get("skipped_reason")),
+        # No input of this hunt held a record that could be read: "no findings" then says nothing.
+        "nothing_read": sum(i["records"] - i["rejected"] for i in inputs) <= 0,
         "first_seen": min(times) if times else None,
         "last_seen": max(times) if times else None,
         "tool": f"{text(tool.get('name') or 'mailhunt')} {text(tool.get('version'))}".strip(),
