@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import queue
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -195,7 +196,6 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
             yield from source.read(stream, ctx)
 
     staged_reports = []
-    store.begin_load(item.display)
     with store.bulk_load():
         try:
             for batch in read_ahead(batches()):
@@ -213,6 +213,8 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
             ctx.reject("end", f"reading stopped after {ctx.records + sum(r.records for r in staged_reports)} "
                               f"records ({type(exc).__name__}: "
                               f"{str(exc)[:200]}); the records before were kept")
+        if ctrl_c_pressed():  # DuckDB may surface a Ctrl-C as another error, taken above for a reader's
+            raise KeyboardInterrupt
     try:
         sha256 = ctx.sha256
     except OSError as exc:  # the file could not be read through for its digest: no batch could be stored
@@ -231,7 +233,6 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
     store.record_rejections(sha256, ctx.rejections)
     store.record_input(item.display, sha256, source.name, ctx.records, ctx.rejected, 0, None,
                        getattr(source, "locator_unit", "line"))
-    store.end_load(item.display)
     progress.finish(summary)
     return summary
 
@@ -269,12 +270,50 @@ def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | 
     on Ctrl-C, after removing what the file then being loaded had stored."""
     state = _HuntState()
     try:
-        return _run_stages(paths, out, config, progress or ProgressSink(), rule_dirs, read_hints, state)
-    except (KeyboardInterrupt, duckdb.InterruptException) as exc:
-        with contextlib.suppress(duckdb.Error, CaseOpenError), CaseStore(out / "case.duckdb") as store:
-            store.drop_unfinished_loads()
+        with _noting_ctrl_c():
+            return _run_stages(paths, out, config, progress or ProgressSink(), rule_dirs, read_hints, state)
+    except BaseException as exc:
+        if not (ctrl_c_pressed() or isinstance(exc, (KeyboardInterrupt, duckdb.InterruptException))):
+            raise
+        if state.stage == "reading":  # if this fails, the next hunt finds the loading note and cleans up
+            with contextlib.suppress(duckdb.Error, CaseOpenError), CaseStore(out / "case.duckdb") as store:
+                if state.reading:
+                    store.drop_unrecorded_events(state.reading)
+                store.end_loading()
         stored = [s.path for s in state.summaries if s.format and not s.skipped_reason]
         raise HuntInterrupted(out, state.stage, state.reading, stored) from exc
+
+
+_ctrl_c = threading.Event()
+
+
+def ctrl_c_pressed() -> bool:
+    """Whether Ctrl-C (SIGINT) came during the running hunt.
+
+    DuckDB turns a Ctrl-C during a query into an exception of its own
+    (InterruptException, or RuntimeError "Query interrupted"), and the
+    statements after it may fail with transaction errors that surface instead;
+    so the signal itself is noted, and any error after it is the interruption."""
+    return _ctrl_c.is_set()
+
+
+@contextlib.contextmanager
+def _noting_ctrl_c():
+    _ctrl_c.clear()
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield  # only the main thread can handle signals; an ignored SIGINT stays ignored
+        return
+
+    def note(signum, frame):
+        _ctrl_c.set()
+        previous(signum, frame)
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @dataclass
@@ -290,7 +329,9 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
                 read_hints: dict[str, str] | None, state: _HuntState) -> HuntResult:
     out.mkdir(parents=True, exist_ok=True)
     with CaseStore(out / "case.duckdb") as store:
-        store.drop_unfinished_loads()
+        if store.loading_was_cut_short():  # an earlier hunt stopped while loading, before it could clean up
+            store.drop_unrecorded_events()
+        store.begin_loading()
         summaries = state.summaries
         for item in iter_evidence(paths):
             state.reading = item.display
@@ -300,8 +341,8 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
                 progress.finish(summary)
             summaries.append(summary)
             state.reading = None
+        store.end_loading()
         state.stage = "analysing"
-        store.drop_unfinished_loads()
         settle_new_events(store, summaries)
 
         rules = load_rules(rule_dirs)

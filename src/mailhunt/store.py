@@ -7,10 +7,11 @@ Tables:
 - ``inputs``: every evidence file seen, its SHA-256, format and counts.
 - ``rejections``: every bad record (file, locator, reason).
 - ``matches`` and ``findings``: written by the detection stage.
-- ``unfinished_loads``: the path of each file while it is being loaded. A load
-  cut short (Ctrl-C, a crash) may have committed part of the file's events
-  without its ``inputs`` row; ``drop_unfinished_loads`` removes those rows, so
-  a file is either in the case whole, with its ``inputs`` row, or not at all.
+- ``loading``: one row while a hunt loads evidence. A load cut short (Ctrl-C,
+  a crash) may have committed part of a file's events without the file's
+  ``inputs`` row, which is written last; ``drop_unrecorded_events`` removes
+  such rows, so a file is either in the case whole, with its ``inputs`` row,
+  or not at all, and a later hunt reads it again.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ OTHER_DDL = (
     "CREATE TABLE IF NOT EXISTS matches (rule_id VARCHAR, event_id VARCHAR)",
     "CREATE TABLE IF NOT EXISTS identities (alias VARCHAR PRIMARY KEY, actor VARCHAR, basis VARCHAR, note VARCHAR)",
     "CREATE TABLE IF NOT EXISTS findings (id VARCHAR PRIMARY KEY, indicator VARCHAR, document JSON)",
-    "CREATE TABLE IF NOT EXISTS unfinished_loads (path VARCHAR PRIMARY KEY)",
+    "CREATE TABLE IF NOT EXISTS loading (since VARCHAR)",
 )
 
 
@@ -308,27 +309,28 @@ class CaseStore:
                 [(r.path, sha256, r.locator, r.reason) for r in rejections],
             )
 
-    def begin_load(self, path: str) -> None:
-        """Note that ``path`` is being loaded, until ``end_load``; see ``drop_unfinished_loads``."""
-        self.db.execute("INSERT OR IGNORE INTO unfinished_loads VALUES (?)", [path])
+    def begin_loading(self) -> None:
+        """Note that evidence is being loaded, until ``end_loading``; if a crash comes first, the next
+        hunt finds the note (``loading_was_cut_short``) and drops what the cut-off load left."""
+        self.db.execute("INSERT INTO loading VALUES (CAST(current_timestamp AS VARCHAR))")
 
-    def end_load(self, path: str) -> None:
-        """``path`` is loaded whole and its ``inputs`` row written (or it was not loaded at all)."""
-        self.db.execute("DELETE FROM unfinished_loads WHERE path = ?", [path])
+    def end_loading(self) -> None:
+        self.db.execute("DELETE FROM loading")
 
-    def drop_unfinished_loads(self) -> list[str]:
-        """Remove the events of loads that did not finish; returns their paths.
+    def loading_was_cut_short(self) -> bool:
+        return self.db.execute("SELECT count(*) FROM loading").fetchall()[0][0] > 0
 
-        Only events of a file that has no ``inputs`` row for their content go:
-        an earlier, complete load of the same path is kept."""
-        paths = [row[0] for row in self.db.execute("SELECT path FROM unfinished_loads ORDER BY path").fetchall()]
-        for path in paths:
-            self.db.execute(
-                """DELETE FROM events WHERE "log.file.path" = ? AND NOT EXISTS (
-                     SELECT 1 FROM inputs WHERE inputs.path = events."log.file.path"
-                       AND inputs.sha256 = events."log.file.sha256" AND inputs.skipped_reason IS NULL)""", [path])
-            self.end_load(path)
-        return paths
+    def drop_unrecorded_events(self, path: str | None = None) -> int:
+        """Remove events of no loaded input (of ``path`` only, when given); returns how many.
+
+        A file's ``inputs`` row is written after all its events, so these are
+        the part-loaded events of a load that did not finish; an earlier,
+        complete load of the same path is kept."""
+        unrecorded = """NOT EXISTS (SELECT 1 FROM inputs WHERE inputs.path = events."log.file.path"
+                          AND inputs.sha256 = events."log.file.sha256" AND inputs.skipped_reason IS NULL)"""
+        if path is None:
+            return self.db.execute(f"DELETE FROM events WHERE {unrecorded}").fetchall()[0][0]
+        return self.db.execute(f'DELETE FROM events WHERE "log.file.path" = ? AND {unrecorded}', [path]).fetchall()[0][0]
 
     def known_path(self, path: str) -> bool:
         """Whether an input of this path, whatever its content, was hunted into this case before."""

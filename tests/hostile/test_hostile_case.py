@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import unicodedata
 from pathlib import Path
@@ -334,6 +335,42 @@ def test_ctrl_c_while_the_rules_run_keeps_the_evidence_and_a_rerun_resumes(tmp_p
     assert _finding_keys(out) == _finding_keys(tmp_path / "reference")
 
 
+def _ctrl_c_as_duckdb_surfaces_it(error: Exception):
+    """A stage that gets a real SIGINT and, as DuckDB does, turns the KeyboardInterrupt into an error of its own."""
+
+    def stage(*args, **kwargs):
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            raise error from None
+
+    return stage
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals go to the main thread")
+@pytest.mark.parametrize("where, error", [
+    ("reading", duckdb.TransactionException("TransactionContext Error: Current transaction is aborted")),
+    ("rules", RuntimeError("Query interrupted")),
+])
+def test_ctrl_c_is_recognized_whatever_error_duckdb_raises_for_it(tmp_path, monkeypatch, where, error):
+    evidence = write_ndjson(tmp_path / "audit.json", [audit_record("id-1", "adm@fabrikam-labs.com")])
+    if where == "reading":
+        monkeypatch.setattr(store_module.CaseStore, "append", _ctrl_c_as_duckdb_surfaces_it(error))
+    else:
+        monkeypatch.setattr(hunt_module, "run_rules", _ctrl_c_as_duckdb_surfaces_it(error))
+    out = tmp_path / "case"
+    result = run_hunt(evidence, "--out", out)
+    assert result.exit_code == 130, result.output
+    assert "Run the same command again to resume" in result.output and "Traceback" not in result.output
+    if where == "reading":
+        assert _events_and_inputs(out) == (0, [])  # not recorded as "read up to an error"
+    else:
+        assert _events_and_inputs(out) == (1, [(str(evidence), 1)])
+    monkeypatch.undo()
+    assert run_hunt(evidence, "--out", out).exit_code == 0
+    assert [a for _, _, a, _ in _finding_keys(out)] == ["adm@fabrikam-labs.com"]
+
+
 def _history(path: Path, entries: int) -> Path:
     path.parent.mkdir(parents=True)
     with path.open("w") as handle:
@@ -356,30 +393,51 @@ def _read_position(pid: int, path: Path) -> int | None:
     return max(positions) if positions else None
 
 
+# The CLI with the store committing every 1,000 rows, so that a small file is part-committed when the signal
+# comes (a real case commits every 245,760 rows; a file that large would make the test slow).
+SMALL_COMMITS = ("import sys, mailhunt.store as store; store.BULK_ROWS = 1000; from mailhunt.cli import app; "
+                 "app()")
+
+
 @pytest.mark.skipif(not Path("/proc/self/fdinfo").is_dir(), reason="reads the hunt's progress from /proc")
-def test_a_real_sigint_while_parsing_says_what_was_stored_and_a_rerun_resumes(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
+def test_a_hunt_stopped_while_parsing_keeps_no_part_of_the_file_and_a_rerun_resumes(tmp_path, stop):
     history = _history(tmp_path / "evidence" / "root" / ".bash_history", 60_000)
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     out = tmp_path / "case"
-    command = [sys.executable, "-m", "mailhunt.cli", "hunt", str(history.parent.parent), "--out", str(out)]
-    hunt_process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # Wait until the reader is past its first buffer (1 MiB) of the 2 MB file, then press Ctrl-C.
+    arguments = ["hunt", str(history.parent.parent), "--out", str(out)]
+    hunt_process = subprocess.Popen([sys.executable, "-c", SMALL_COMMITS, *arguments], env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Wait until the reader is past its first buffer (1 MiB) of the 2 MB file, then stop the hunt.
     while hunt_process.poll() is None and (_read_position(hunt_process.pid, history) or 0) <= 1 << 20:
         time.sleep(0.01)
-    hunt_process.send_signal(signal.SIGINT)
+    hunt_process.send_signal(stop)
     stdout, stderr = hunt_process.communicate()
-    assert hunt_process.returncode == 130, stdout + stderr
-    stderr = " ".join(stderr.split())  # as one line, however the console wrapped it
-    assert "Interrupted while" in stderr and "Run the same command again to resume" in stderr
-    assert "Traceback" not in stderr
-    events, inputs = _events_and_inputs(out)
-    # whole or nothing: either the file is recorded with all its events, or neither
-    assert (events, inputs) in ((0, []), (60_002, [(str(history), 60_002)]))
+    if stop == signal.SIGINT:
+        assert hunt_process.returncode == 130, stdout + stderr
+        stderr = " ".join(stderr.split())  # as one line, however the console wrapped it
+        assert "Interrupted while" in stderr and "Run the same command again to resume" in stderr
+        assert "Traceback" not in stderr
+        # whole or nothing: either the file is recorded with all its events, or neither
+        assert _events_and_inputs(out) in ((0, []), (60_002, [(str(history), 60_002)]))
+    else:
+        assert hunt_process.returncode == -signal.SIGKILL
 
-    rerun = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    # Hunting other evidence into the case must not find what was left of the file.
+    other = write_ndjson(tmp_path / "other" / "audit.json", [audit_record("id-1", "adm@fabrikam-labs.com")])
+    assert run_hunt(other, "--out", out).exit_code == 0
+    with duckdb.connect(str(out / "case.duckdb"), read_only=True) as db:
+        assert db.execute('SELECT count(*) FROM events WHERE "log.file.path" = ?', [str(history)]).fetchone()[0] == 0
+    assert {f["actor"] for f in json.loads((out / "findings.json").read_text())["findings"]} == {
+        "adm@fabrikam-labs.com"}
+
+    rerun = subprocess.run([sys.executable, "-m", "mailhunt.cli", *arguments], env=env, capture_output=True,
+                           text=True, check=False)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert _events_and_inputs(out) == (60_002, [(str(history), 60_002)])
-    assert [(i, a, n) for _, i, a, n in _finding_keys(out)] == [("local_mail_store_tampering", "root", 1)] * 2
+    events, inputs = _events_and_inputs(out)
+    assert events == 60_003 and (str(history), 60_002) in inputs
+    assert sorted((i, a, n) for _, i, a, n in _finding_keys(out)) == [
+        ("audit_tampering", "adm@fabrikam-labs.com", 1), *[("local_mail_store_tampering", "root", 1)] * 2]
 
 
 # ------------------------------------------------------------------ nothing read, bad hints
