@@ -61,7 +61,7 @@ MAX_SHOWN_REJECTIONS = 20
 
 
 def _usage_error(message: str) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {shown(message, keep_newlines=True)}")
+    errors.print(f"[bold red]error:[/] {shown(message, keep_newlines=True)}", soft_wrap=True)
     return typer.Exit(USAGE_ERROR)
 
 
@@ -152,14 +152,14 @@ def hunt_command(
     except CaseOpenError as exc:
         raise _usage_error(f"--out {out}: {exc}")
     except OutputError as exc:
-        errors.print(f"[bold red]error:[/] {shown(_outputs_not_written(exc))}")
+        errors.print(f"[bold red]error:[/] {shown(_outputs_not_written(exc))}", soft_wrap=True)
         raise typer.Exit(OUTPUTS_NOT_WRITTEN)
     except HuntInterrupted as exc:
-        errors.print(f"[bold yellow]{shown(exc.explain())}[/]")
+        errors.print(f"[bold yellow]{shown(exc.explain())}[/]", soft_wrap=True)
         raise typer.Exit(INTERRUPTED)
     _print_summary(result)
     if not result.events_in_case:
-        errors.print(f"[bold red]error:[/] {shown(_nothing_read(result))}")
+        errors.print(f"[bold red]error:[/] {shown(_nothing_read(result))}", soft_wrap=True)
         raise typer.Exit(NO_EVIDENCE)
 
 
