@@ -103,7 +103,7 @@ def case_summary(document: dict) -> dict:
         "rejected": sum(i["rejected"] for i in inputs),
         "skipped_inputs": sum(1 for i in inputs if i.get("skipped_reason")),
         # No input of this hunt held a record that could be read: "no findings" then says nothing.
-        "nothing_read": sum(i["records"] - i["rejected"] for i in inputs) <= 0,
+        "nothing_read": all(i["records"] == i["rejected"] for i in inputs),
         "first_seen": min(times) if times else None,
         "last_seen": max(times) if times else None,
         "tool": f"{text(tool.get('name') or 'mailhunt')} {text(tool.get('version'))}".strip(),
