@@ -44,7 +44,9 @@ from mailhunt.sources.hints import (
 from mailhunt.store import CaseOpenError
 from mailhunt.terminal import VisibleConsole, shown
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# A traceback (a bug) shows no local variables: they hold evidence, which may carry secrets and is not
+# passed through ``shown``.
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                   help="Find adversaries who clear mailbox data (MITRE ATT&CK T1070.008).")
 console = VisibleConsole(highlight=False)
 if not console.is_terminal:
