@@ -93,6 +93,47 @@ class HuntInterrupted(Exception):
                 f"{resume}")
 
 
+_ctrl_c = threading.Event()
+
+
+def ctrl_c_pressed() -> bool:
+    """Whether Ctrl-C (SIGINT) came during the running hunt.
+
+    DuckDB turns a Ctrl-C during a query into an exception of its own
+    (InterruptException, or RuntimeError "Query interrupted"), and the
+    statements after it may fail with transaction errors that surface instead;
+    so the signal itself is noted, and any error after it is the interruption."""
+    return _ctrl_c.is_set()
+
+
+@contextlib.contextmanager
+def _noting_ctrl_c():
+    _ctrl_c.clear()
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield  # only the main thread can handle signals; an ignored SIGINT stays ignored
+        return
+
+    def note(signum, frame):
+        _ctrl_c.set()
+        previous(signum, frame)
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@dataclass
+class _HuntState:
+    """How far a hunt got, for the message when it is interrupted."""
+
+    stage: str = "reading"
+    reading: str | None = None
+    summaries: list[InputSummary] = field(default_factory=list)
+
+
 class ProgressSink:
     """Receives progress; the CLI shows it, tests ignore it."""
 
@@ -282,47 +323,6 @@ def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | 
                 store.end_loading()
         stored = [s.path for s in state.summaries if s.format and not s.skipped_reason]
         raise HuntInterrupted(out, state.stage, state.reading, stored) from exc
-
-
-_ctrl_c = threading.Event()
-
-
-def ctrl_c_pressed() -> bool:
-    """Whether Ctrl-C (SIGINT) came during the running hunt.
-
-    DuckDB turns a Ctrl-C during a query into an exception of its own
-    (InterruptException, or RuntimeError "Query interrupted"), and the
-    statements after it may fail with transaction errors that surface instead;
-    so the signal itself is noted, and any error after it is the interruption."""
-    return _ctrl_c.is_set()
-
-
-@contextlib.contextmanager
-def _noting_ctrl_c():
-    _ctrl_c.clear()
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or not callable(previous):
-        yield  # only the main thread can handle signals; an ignored SIGINT stays ignored
-        return
-
-    def note(signum, frame):
-        _ctrl_c.set()
-        previous(signum, frame)
-
-    signal.signal(signal.SIGINT, note)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-@dataclass
-class _HuntState:
-    """How far a hunt got, for the message when it is interrupted."""
-
-    stage: str = "reading"
-    reading: str | None = None
-    summaries: list[InputSummary] = field(default_factory=list)
 
 
 def _run_stages(paths: list[Path], out: Path, config: Config, progress: ProgressSink, rule_dirs: list[Path] | None,
