@@ -410,7 +410,8 @@ def test_markdown_escapes_attacker_strings(hostile):
     ("[click](javascript:x)", "\\[click\\](javascript:x)"),
     ("<b>&", "&lt;b&gt;&amp;"),
     ('" onmouseover=x', "&quot; onmouseover=x"),
-    ("line\nbreak", "line break"),
+    ("line\nbreak", "line\\\\nbreak"),  # the break written out (\\n), the backslash escaped
+    ("admin\u202egpj.exe", "admin\\\\u202egpj.exe"),  # a bidi override shown, not obeyed
     (None, ""),
 ])
 def test_md_escape(value, expected):

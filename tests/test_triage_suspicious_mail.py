@@ -104,7 +104,7 @@ def test_hunt_command_passes_the_timezone_hint(tmp_path):
 
     evidence = str(FIXTURES / "admin_audit_export.csv")
     refused = CliRunner().invoke(app, ["hunt", evidence, "--out", str(tmp_path / "a")])
-    assert refused.exit_code == 0 and "has no time zone" in refused.output
+    assert refused.exit_code == 3 and "has no time zone" in refused.output  # every record refused: nothing read
     read = CliRunner().invoke(app, ["hunt", evidence, "--out", str(tmp_path / "b"), "--hint",
                                     "timezone=America/Los_Angeles"])
     assert read.exit_code == 0, read.output

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -18,6 +17,7 @@ from rich.progress import (
 from rich.table import Table
 
 from mailhunt import __version__
+from mailhunt.atomic_files import OutputError, unreplaceable_reason
 from mailhunt.config import ConfigError, load_config
 from mailhunt.detect.catalog import describe_rules
 from mailhunt.detect.examples import run_rule_examples
@@ -25,22 +25,45 @@ from mailhunt.detect.rules import RuleLoadError, load_rules, shipped_rules_dir
 from mailhunt.detect.validation import check_rules
 from mailhunt.export.coverage import coverage_markdown, update_document
 from mailhunt.export.exporter import TARGETS, ExportDirError, export_rules, write_export
-from mailhunt.hunt import HuntResult, InputSummary, ProgressSink, hunt
+from mailhunt.hunt import (
+    OUTPUT_FILES,
+    HuntInterrupted,
+    HuntResult,
+    InputSummary,
+    ProgressSink,
+    hunt,
+)
+from mailhunt.sources.hints import (
+    READ_HINTS,
+    USER_HINT,
+    YEAR_HINT,
+    YEARS,
+    HintError,
+    check_read_hint,
+)
+from mailhunt.store import CaseOpenError
+from mailhunt.terminal import VisibleConsole, shown
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# A traceback (a bug) shows no local variables: they hold evidence, which may carry secrets and is not
+# passed through ``shown``.
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                   help="Find adversaries who clear mailbox data (MITRE ATT&CK T1070.008).")
-console = Console(highlight=False)
+console = VisibleConsole(highlight=False)
 if not console.is_terminal:
-    console = Console(highlight=False, width=200)
-errors = Console(stderr=True, highlight=False, width=None if console.is_terminal else 200)
+    console = VisibleConsole(highlight=False, width=200)
+errors = VisibleConsole(stderr=True, highlight=False, width=None if console.is_terminal else 200)
 
-USAGE_ERROR = 2
+# Exit codes of ``mailhunt hunt`` (README.md, Hunting): 0 the hunt ran (with or without findings).
+USAGE_ERROR = 2           # bad arguments or hints, a config error, or a case folder that cannot be used
+NO_EVIDENCE = 3           # nothing was read: the case holds no event, so no rule could match
+OUTPUTS_NOT_WRITTEN = 4   # the case holds the evidence, but findings.json and the reports could not be written
+INTERRUPTED = 130         # Ctrl-C; what was stored is kept and running again resumes
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
 MAX_SHOWN_REJECTIONS = 20
 
 
 def _usage_error(message: str) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {escape(message)}")
+    errors.print(f"[bold red]error:[/] {shown(message, keep_newlines=True)}", soft_wrap=True)
     return typer.Exit(USAGE_ERROR)
 
 
@@ -55,6 +78,10 @@ def _check_out_dir(out: Path) -> None:
             pass
     except OSError as exc:
         raise _usage_error(f"--out {out}: cannot write there ({exc.strerror or exc})")
+    for name in OUTPUT_FILES:
+        reason = unreplaceable_reason(out / name)
+        if reason:
+            raise _usage_error(f"--out {out}: {name} {reason}, so this hunt could not replace it")
 
 
 class RichProgress(ProgressSink):
@@ -63,7 +90,7 @@ class RichProgress(ProgressSink):
         self.task = None
 
     def start(self, display: str, total: int | None) -> None:
-        self.task = self.progress.add_task(escape(_short(display)), total=total)
+        self.task = self.progress.add_task(shown(_short(display)), total=total)
 
     def advance(self, nbytes: int) -> None:
         if self.task is not None:
@@ -86,9 +113,9 @@ def hunt_command(
     out: Path = typer.Option(..., "--out", "-o", help="Case folder: new, empty, or an earlier case to add to"),
     config_path: Path | None = typer.Option(None, "--config", "-c", help="mailhunt.toml"),
     rules: list[Path] = typer.Option([], "--rules", help="Extra folder of Sigma rules to run beside the shipped ones"),
-    hints: list[str] = typer.Option([], "--hint", help="KEY=VALUE the evidence does not say itself, e.g. "
-                                                       "timezone=Europe/Berlin for zone-less export times"),
-    year: int | None = typer.Option(None, "--year", min=1970, max=2100,
+    hints: list[str] = typer.Option([], "--hint", help="KEY=VALUE the evidence does not say itself: "
+                                    + "; ".join(f"{h.key}: {h.meaning}" for h in READ_HINTS.values())),
+    year: int | None = typer.Option(None, "--year", min=YEARS.start, max=YEARS.stop - 1,
                                        help="Year of the first line of syslog files whose times have none (RFC 3164)"),
     user: str | None = typer.Option(None, "--user",
                                        help="Owner of shell histories whose location does not say (not /home/<u>/...)"),
@@ -99,7 +126,12 @@ def hunt_command(
         key, equals, value = hint.partition("=")
         if not equals or not key.strip() or not value.strip():
             raise _usage_error(f"--hint {hint}: expected KEY=VALUE")
-        read_hints[key.strip()] = value.strip()
+        key, value = key.strip(), value.strip()
+        try:
+            check_read_hint(key, value)
+        except HintError as exc:
+            raise _usage_error(f"--hint {hint}: {exc}")
+        read_hints[key] = value
     for path in paths:
         if not path.exists():
             raise _usage_error(f"{path}: no such file or folder")
@@ -113,36 +145,70 @@ def hunt_command(
     read_hints.update(_read_hints(year, user))
     _check_out_dir(out)
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
-                  console=console, transient=False, disable=not console.is_terminal) as progress:
-        try:
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
+                      console=console, transient=False, disable=not console.is_terminal) as progress:
             result = hunt(paths, out, config, RichProgress(progress), [shipped_rules_dir(), *rules], read_hints)
-        except RuleLoadError as exc:
-            raise _usage_error(str(exc))
+    except RuleLoadError as exc:
+        raise _usage_error(str(exc))
+    except CaseOpenError as exc:
+        raise _usage_error(f"--out {out}: {exc}")
+    except OutputError as exc:
+        errors.print(f"[bold red]error:[/] {shown(_outputs_not_written(exc))}", soft_wrap=True)
+        raise typer.Exit(OUTPUTS_NOT_WRITTEN)
+    except HuntInterrupted as exc:
+        errors.print(f"[bold yellow]{shown(exc.explain())}[/]", soft_wrap=True)
+        raise typer.Exit(INTERRUPTED)
     _print_summary(result)
+    if not result.events_in_case:
+        errors.print(f"[bold red]error:[/] {shown(_nothing_read(result))}", soft_wrap=True)
+        raise typer.Exit(NO_EVIDENCE)
+
+
+def _outputs_not_written(exc: OutputError) -> str:
+    if exc.replaced:
+        kept = (f"{', '.join(p.name for p in exc.replaced)} were replaced by this hunt's, the others were not: "
+                "the outputs disagree until the hunt is run again")
+    else:
+        kept = f"none of {', '.join(OUTPUT_FILES)} was replaced (any there are from an earlier hunt)"
+    return (f"{exc.path.name} in {exc.path.parent}: {exc.reason}. {kept}. The evidence is stored in the case; "
+            "run the same command again once this is fixed (the evidence is not read again).")
+
+
+def _nothing_read(result: HuntResult) -> str:
+    skipped = Counter(s.skipped_reason for s in result.inputs if s.skipped_reason)
+    rejected = sum(s.rejected for s in result.inputs)
+    parts = [f"{count} {reason}" for reason, count in sorted(skipped.items())]
+    if rejected:
+        parts.append(f"{rejected} record(s) rejected")
+    why = f" ({'; '.join(parts)})" if parts else ""
+    return (f"no evidence was read: {len(result.inputs)} input(s){why}, and the case holds no event, so no rule "
+            "could match. Check the evidence paths and formats (README.md, Evidence it reads).")
 
 
 def _read_hints(year: int | None, user: str | None) -> dict[str, str]:
     hints = {}
     if year is not None:
-        hints["year"] = str(year)
+        hints[YEAR_HINT] = str(year)
     if user is not None:
-        if not user.strip() or any(c in user for c in "/\\\n"):
-            raise _usage_error(f"--user {user!r}: not an account name")
-        hints["user"] = user.strip()
+        try:
+            check_read_hint(USER_HINT, user.strip())
+        except HintError as exc:
+            raise _usage_error(f"--user: {exc}")
+        hints[USER_HINT] = user.strip()
     return hints
 
 
 def _print_summary(result: HuntResult) -> None:
-    shown = 0
+    listed = 0
     for summary in result.inputs:
         for rejection in summary.rejections:
-            if shown < MAX_SHOWN_REJECTIONS:
-                errors.print(f"[yellow]rejected[/] {escape(str(rejection))}")
-            shown += 1
+            if listed < MAX_SHOWN_REJECTIONS:
+                errors.print(f"[yellow]rejected[/] {shown(str(rejection))}")
+            listed += 1
     total_rejected = sum(s.rejected for s in result.inputs)
-    if total_rejected > shown:
-        errors.print(f"[yellow]... {total_rejected - shown} more rejected records; see case.duckdb table rejections[/]")
+    if total_rejected > listed:
+        errors.print(f"[yellow]... {total_rejected - listed} more rejected records; see case.duckdb table rejections[/]")
 
     inputs = Table(title="Inputs", title_justify="left")
     for column in ("file", "format", "records", "rejected", "new events", "note"):
@@ -150,29 +216,29 @@ def _print_summary(result: HuntResult) -> None:
     for s in result.inputs:
         note = s.skipped_reason and f"skipped: {s.skipped_reason}" or ("already in the case" if s.already_loaded else "")
         note = "; ".join(filter(None, [note, *s.notes]))
-        inputs.add_row(escape(_short(s.path, 60)), s.format or "-", str(s.records), str(s.rejected),
-                       str(s.new_events), escape(note))
+        inputs.add_row(shown(_short(s.path, 60)), s.format or "-", str(s.records), str(s.rejected),
+                       str(s.new_events), shown(note))
     console.print(inputs)
 
     findings = Table(title="Findings", title_justify="left")
     for column in ("severity", "escalate", "indicator", "actor", "first seen (UTC)", "events", "id"):
         findings.add_column(column)
     for f in result.document["findings"]:
-        findings.add_row(f"[{SEVERITY_STYLE.get(f['severity'], '')}]{f['severity']}[/]",
-                         "yes" if f["escalate"] else "no", f["indicator"], escape(f["actor"] or "-"),
-                         f["first_seen"], str(f["event_count"]), f["id"])
+        findings.add_row(f"[{SEVERITY_STYLE.get(f['severity'], '')}]{shown(f['severity'])}[/]",
+                         "yes" if f["escalate"] else "no", shown(f["indicator"]), shown(f["actor"] or "-"),
+                         shown(f["first_seen"]), str(f["event_count"]), shown(f["id"]))
     console.print(findings)
     if result.document.get("rule_matches"):
         matches = Table(title="Matches of your own rules (no indicator, so no finding)", title_justify="left")
         for column in ("rule", "level", "events", "first seen (UTC)"):
             matches.add_column(column, justify="right" if column == "events" else "left")
         for m in result.document["rule_matches"]:
-            matches.add_row(escape(m["rule"]["title"] or m["rule"]["id"]), m["rule"]["level"], str(m["event_count"]),
-                            m["first_seen"] or "-")
+            matches.add_row(shown(m["rule"]["title"] or m["rule"]["id"]), shown(m["rule"]["level"]),
+                            str(m["event_count"]), shown(m["first_seen"] or "-"))
         console.print(matches)
     escalated = sum(1 for f in result.document["findings"] if f["escalate"])
     console.print(f"{len(result.findings)} findings, {escalated} to escalate to Tier 2. "
-                  f"Case: {escape(str(result.out))} (findings.json, report.html, report.md, case.duckdb)")
+                  f"Case: {shown(str(result.out))} (findings.json, report.html, report.md, case.duckdb)")
 
 
 rules_app = typer.Typer(no_args_is_help=True, help="List, test, check and export Sigma rules: the shipped ones or your own.")
@@ -202,8 +268,8 @@ def rules_list_command(rules: list[Path] = RULES_OPTION) -> None:
     for info in infos:
         runs = "yes" if info.runs else f"no: {info.reason}"
         examples = f"{info.example_cases} cases, {info.example_records} records" if info.example_cases else "none"
-        table.add_row(info.id, escape(info.name or "-"), escape(info.title), info.indicator or "(none)",
-                      info.level, info.status or "-", escape(info.logsource), examples, escape(runs))
+        table.add_row(shown(info.id), shown(info.name or "-"), shown(info.title), shown(info.indicator or "(none)"),
+                      shown(info.level), shown(info.status or "-"), shown(info.logsource), examples, shown(runs))
     console.print(table)
 
 
@@ -217,8 +283,8 @@ def rules_test_command(rules: list[Path] = RULES_OPTION) -> None:
     for column in ("result", "rule", "case", "expected", "detail"):
         table.add_column(column)
     for result in results:
-        table.add_row("[green]pass[/]" if result.passed else "[bold red]FAIL[/]", escape(titles[result.rule_id]),
-                      escape(result.case), result.expected or "-", escape(result.detail))
+        table.add_row("[green]pass[/]" if result.passed else "[bold red]FAIL[/]", shown(titles[result.rule_id]),
+                      shown(result.case), shown(result.expected or "-"), shown(result.detail))
     console.print(table)
     failed = sum(1 for r in results if not r.passed)
     console.print(f"{len(results) - failed} passed, {failed} failed")
@@ -235,8 +301,8 @@ def rules_check_command(rules: list[Path] = RULES_OPTION) -> None:
         for column in ("severity", "check", "issue", "detail", "rules"):
             table.add_column(column, overflow="fold")
         for issue in report.issues:
-            table.add_row(issue.severity, issue.check, escape(issue.description), escape(issue.detail),
-                          escape("\n".join(issue.rules)))
+            table.add_row(shown(issue.severity), shown(issue.check), shown(issue.description), shown(issue.detail),
+                          "\n".join(shown(rule) for rule in issue.rules))
         console.print(table)
     console.print(f"{report.rules_checked} rules, {len(report.checks)} checks, {len(report.issues)} issues "
                   f"(tags checked against MITRE ATT&CK {report.mitre.attack_version} and "
@@ -268,18 +334,18 @@ def rules_export_command(
     else:
         for result in results:
             if result.exported:
-                console.print(f"[bold]# {escape(result.name or result.id)}[/]: {escape(result.title)}")
-                console.print(escape(result.query or ""), soft_wrap=True)
+                console.print(f"[bold]# {shown(result.name or result.id)}[/]: {shown(result.title)}")
+                console.print(shown(result.query or "", keep_newlines=True), soft_wrap=True)
     table = Table(title=f"Export to {TARGETS[target].language}", title_justify="left")
     for column in ("rule", "title", "kind", "result"):
         table.add_column(column, overflow="fold")
     for result in results:
-        outcome = (f"[green]exported[/] {escape(result.file or '')}" if result.exported
-                   else f"[yellow]{escape(result.reason or '')}[/]")
-        table.add_row(escape(result.name or result.id), escape(result.title), result.kind, outcome)
+        outcome = (f"[green]exported[/] {shown(result.file or '')}" if result.exported
+                   else f"[yellow]{shown(result.reason or '')}[/]")
+        table.add_row(shown(result.name or result.id), shown(result.title), shown(result.kind), outcome)
     console.print(table)
     exported = sum(1 for r in results if r.exported)
-    where = f" into {escape(str(out))} (index.json, index.md)" if out is not None else ""
+    where = f" into {shown(str(out))} (index.json, index.md)" if out is not None else ""
     console.print(f"{exported} of {len(results)} rules exported{where}; {len(results) - exported} not supported")
 
 
@@ -292,11 +358,11 @@ def rules_coverage_command(
     """Markdown table of every rule against every export target, with the reason for each gap."""
     table = coverage_markdown(_load_rule_set(rules))
     if update is None:
-        console.print(escape(table), soft_wrap=True, end="")
+        console.print(shown(table, keep_newlines=True), soft_wrap=True, end="")
         return
     if not update.is_file() or not update_document(update, table):
         raise _usage_error(f"--update {update}: no such file, or it lacks the coverage markers")
-    console.print(f"coverage table written to {escape(str(update))}")
+    console.print(f"coverage table written to {shown(str(update))}")
 
 
 @app.command("version")

@@ -6,30 +6,36 @@ Each stage only reads what the one before it produced. The command line
 
 from __future__ import annotations
 
+import contextlib
 import io
 import queue
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import orjson
 import pyarrow as pa
 
+from mailhunt.atomic_files import replace_files
 from mailhunt.config import Config
 from mailhunt.detect.engine import DetectionSettings, compile_rules, run_rules
 from mailhunt.detect.grouping import group_detections, rule_matches
 from mailhunt.detect.rules import load_rules
 from mailhunt.findings import Finding, findings_document
-from mailhunt.report.html import write_html_report
-from mailhunt.report.markdown import write_markdown_report
+from mailhunt.report.html import render_html
+from mailhunt.report.markdown import render_markdown
 from mailhunt.sources import SNIFF_BYTES, ReadContext, identify
 from mailhunt.sources.base import Batch
 from mailhunt.sources.inputs import EvidenceFile, EvidenceTooLarge, iter_evidence
-from mailhunt.store import CaseStore
+from mailhunt.store import CaseOpenError, CaseStore
 from mailhunt.triage import TriageContext, triage
 
 MAX_REPORTED_REJECTIONS = 200
+# What a hunt writes beside case.duckdb, all replaced together (``atomic_files.replace_files``).
+OUTPUT_FILES = ("findings.json", "report.html", "report.md")
 
 
 @dataclass
@@ -56,6 +62,76 @@ class HuntResult:
     inputs: list[InputSummary]
     findings: list[Finding]
     document: dict
+    events_in_case: int = 0
+
+
+class HuntInterrupted(Exception):
+    """The analyst stopped the hunt (Ctrl-C). Says what the case holds now and that running again resumes.
+
+    ``stage`` is "reading", "analysing" or "writing"; ``reading`` the file
+    being loaded when it was stopped (its part-loaded events are removed);
+    ``stored`` the files of this hunt that are in the case whole."""
+
+    def __init__(self, out: Path, stage: str, reading: str | None, stored: list[str]):
+        self.out, self.stage, self.reading, self.stored = out, stage, reading, stored
+        super().__init__(self.explain())
+
+    def explain(self) -> str:
+        resume = "Run the same command again to resume: files already in the case are not read again."
+        if self.stage == "reading":
+            where = f" while reading {self.reading}" if self.reading else " while reading the evidence"
+            return (f"Interrupted{where}. The case {self.out} holds the {len(self.stored)} file(s) this hunt read "
+                    f"in full (and any earlier hunt's); "
+                    + (f"{self.reading} was not stored and " if self.reading else "")
+                    + f"the files after it were not reached. No findings or reports were written. {resume}")
+        if self.stage == "analysing":
+            return (f"Interrupted while running the rules and triage. All {len(self.stored)} evidence file(s) of "
+                    f"this hunt are stored in the case {self.out}; findings.json and the reports were not written "
+                    f"(any in the folder are from an earlier hunt). {resume}")
+        return (f"Interrupted while writing the outputs. All {len(self.stored)} evidence file(s) of this hunt are "
+                f"stored in the case {self.out}; findings.json and the reports may not all be from this hunt. "
+                f"{resume}")
+
+
+_ctrl_c = threading.Event()
+
+
+def ctrl_c_pressed() -> bool:
+    """Whether Ctrl-C (SIGINT) came during the running hunt.
+
+    DuckDB turns a Ctrl-C during a query into an exception of its own
+    (InterruptException, or RuntimeError "Query interrupted"), and the
+    statements after it may fail with transaction errors that surface instead;
+    so the signal itself is noted, and any error after it is the interruption."""
+    return _ctrl_c.is_set()
+
+
+@contextlib.contextmanager
+def _noting_ctrl_c():
+    _ctrl_c.clear()
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield  # only the main thread can handle signals; an ignored SIGINT stays ignored
+        return
+
+    def note(signum, frame):
+        _ctrl_c.set()
+        previous(signum, frame)
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@dataclass
+class _HuntState:
+    """How far a hunt got, for the message when it is interrupted."""
+
+    stage: str = "reading"
+    reading: str | None = None
+    summaries: list[InputSummary] = field(default_factory=list)
 
 
 class ProgressSink:
@@ -168,6 +244,8 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
                 if not isinstance(batch, pa.Table):
                     staged_reports.append(batch.context)
             store.wait_staged()
+        except duckdb.InterruptException:  # Ctrl-C in a query: the file is not loaded, not "read up to here"
+            raise
         except EvidenceTooLarge as exc:
             ctx.reject("end", str(exc))
         except OSError as exc:
@@ -176,6 +254,8 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
             ctx.reject("end", f"reading stopped after {ctx.records + sum(r.records for r in staged_reports)} "
                               f"records ({type(exc).__name__}: "
                               f"{str(exc)[:200]}); the records before were kept")
+        if ctrl_c_pressed():  # DuckDB may surface a Ctrl-C as another error, taken above for a reader's
+            raise KeyboardInterrupt
     try:
         sha256 = ctx.sha256
     except OSError as exc:  # the file could not be read through for its digest: no batch could be stored
@@ -190,9 +270,10 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
     summary.records, summary.rejected = ctx.records, ctx.rejected
     summary.rejections = ctx.rejections
     summary.notes = ctx.notes
+    # The inputs row marks the file as loaded, so it goes last: a load stopped before it is read again.
+    store.record_rejections(sha256, ctx.rejections)
     store.record_input(item.display, sha256, source.name, ctx.records, ctx.rejected, 0, None,
                        getattr(source, "locator_unit", "line"))
-    store.record_rejections(sha256, ctx.rejections)
     progress.finish(summary)
     return summary
 
@@ -222,16 +303,46 @@ def detection_settings(config: Config) -> DetectionSettings:
 
 def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | None = None,
          rule_dirs: list[Path] | None = None, read_hints: dict[str, str] | None = None) -> HuntResult:
-    progress = progress or ProgressSink()
+    """Run every stage into the case folder ``out``.
+
+    Raises CaseOpenError (``mailhunt.store``) when the case cannot be opened,
+    OutputError (``mailhunt.atomic_files``) when the outputs cannot be written
+    (the case holds the evidence; no output was replaced), and HuntInterrupted
+    on Ctrl-C, after removing what the file then being loaded had stored."""
+    state = _HuntState()
+    try:
+        with _noting_ctrl_c():
+            return _run_stages(paths, out, config, progress or ProgressSink(), rule_dirs, read_hints, state)
+    except BaseException as exc:
+        if not (ctrl_c_pressed() or isinstance(exc, (KeyboardInterrupt, duckdb.InterruptException))):
+            raise
+        if state.stage == "reading":  # if this fails, the next hunt finds the loading note and cleans up
+            with contextlib.suppress(duckdb.Error, CaseOpenError), CaseStore(out / "case.duckdb") as store:
+                if state.reading:
+                    store.drop_unrecorded_events(state.reading)
+                store.end_loading()
+        stored = [s.path for s in state.summaries if s.format and not s.skipped_reason]
+        raise HuntInterrupted(out, state.stage, state.reading, stored) from exc
+
+
+def _run_stages(paths: list[Path], out: Path, config: Config, progress: ProgressSink, rule_dirs: list[Path] | None,
+                read_hints: dict[str, str] | None, state: _HuntState) -> HuntResult:
     out.mkdir(parents=True, exist_ok=True)
     with CaseStore(out / "case.duckdb") as store:
-        summaries = []
+        if store.loading_was_cut_short():  # an earlier hunt stopped while loading, before it could clean up
+            store.drop_unrecorded_events()
+        store.begin_loading()
+        summaries = state.summaries
         for item in iter_evidence(paths):
+            state.reading = item.display
             summary = load_evidence_file(store, item, progress, read_hints)
             if summary.skipped_reason:
                 store.record_input(summary.path, summary.sha256 or "", None, 0, 0, 0, summary.skipped_reason)
                 progress.finish(summary)
             summaries.append(summary)
+            state.reading = None
+        store.end_loading()
+        state.stage = "analysing"
         settle_new_events(store, summaries)
 
         rules = load_rules(rule_dirs)
@@ -248,8 +359,11 @@ def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | 
         if document["findings"]:
             store.db.executemany("INSERT INTO findings VALUES (?, ?, ?)",
                                  [(f["id"], f["indicator"], orjson.dumps(f).decode()) for f in document["findings"]])
+        events_in_case = store.event_count()
 
-    (out / "findings.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
-    write_html_report(document, out / "report.html")
-    write_markdown_report(document, out / "report.md")
-    return HuntResult(out, summaries, findings, document)
+        # Written while the case is still open, so a second hunt into it cannot interleave its outputs.
+        state.stage = "writing"
+        outputs = (orjson.dumps(document, option=orjson.OPT_INDENT_2), render_html(document).encode("utf-8"),
+                   render_markdown(document).encode("utf-8"))
+        replace_files({out / name: data for name, data in zip(OUTPUT_FILES, outputs, strict=True)})
+    return HuntResult(out, summaries, findings, document, events_in_case)

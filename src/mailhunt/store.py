@@ -7,10 +7,16 @@ Tables:
 - ``inputs``: every evidence file seen, its SHA-256, format and counts.
 - ``rejections``: every bad record (file, locator, reason).
 - ``matches`` and ``findings``: written by the detection stage.
+- ``loading``: one row while a hunt loads evidence. A load cut short (Ctrl-C,
+  a crash) may have committed part of a file's events without the file's
+  ``inputs`` row, which is written last; ``drop_unrecorded_events`` removes
+  such rows, so a file is either in the case whole, with its ``inputs`` row,
+  or not at all, and a later hunt reads it again.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +66,7 @@ OTHER_DDL = (
     "CREATE TABLE IF NOT EXISTS matches (rule_id VARCHAR, event_id VARCHAR)",
     "CREATE TABLE IF NOT EXISTS identities (alias VARCHAR PRIMARY KEY, actor VARCHAR, basis VARCHAR, note VARCHAR)",
     "CREATE TABLE IF NOT EXISTS findings (id VARCHAR PRIMARY KEY, indicator VARCHAR, document JSON)",
+    "CREATE TABLE IF NOT EXISTS loading (since VARCHAR)",
 )
 
 
@@ -136,21 +143,52 @@ class StagedInserts:
             cursor.close()
 
 
+class CaseOpenError(Exception):
+    """The case database cannot be opened: in use by another process, not a DuckDB file, or not a case."""
+
+
+_LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
+
+
+def _open_error(path: str, exc: duckdb.Error) -> CaseOpenError:
+    """One sentence for the analyst about why ``path`` did not open (DuckDB's own message is kept as the cause)."""
+    name = Path(path).name
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "Could not set lock" in message or "Conflicting lock" in message:
+        holder = _LOCK_HOLDER.search(message)
+        who = f"process {holder.group(1)}" if holder else "another process"
+        return CaseOpenError(f"{name} is in use by {who} (another hunt, or a program reading the case); "
+                             "wait for it to finish or stop it, then run again")
+    if "not a valid DuckDB database" in message:
+        return CaseOpenError(f"{name} is not a DuckDB database (damaged, emptied, or another file); "
+                             "move it away or hunt into a new folder")
+    return CaseOpenError(f"{name} cannot be opened as a case: {message}")
+
+
 class CaseStore:
-    """A case database opened for reading and writing."""
+    """A case database opened for reading and writing.
+
+    Raises CaseOpenError when the file cannot be opened or set up as a case."""
 
     def __init__(self, path: Path | str, read_only: bool = False):
         self.path = str(path)
         self._bulk_rows: int | None = None
         self._staged: StagedInserts | None = None
-        self.db = duckdb.connect(self.path, read_only=read_only,
-                                 config={"memory_limit": MEMORY_LIMIT, "preserve_insertion_order": False})
-        self.db.execute("SET TimeZone = 'UTC'")
-        if not read_only:
-            self.db.execute(EVENTS_DDL)
-            self._add_new_columns()
-            for ddl in OTHER_DDL:
-                self.db.execute(ddl)
+        try:
+            self.db = duckdb.connect(self.path, read_only=read_only,
+                                     config={"memory_limit": MEMORY_LIMIT, "preserve_insertion_order": False})
+        except duckdb.Error as exc:
+            raise _open_error(self.path, exc) from exc
+        try:
+            self.db.execute("SET TimeZone = 'UTC'")
+            if not read_only:
+                self.db.execute(EVENTS_DDL)
+                self._add_new_columns()
+                for ddl in OTHER_DDL:
+                    self.db.execute(ddl)
+        except duckdb.Error as exc:
+            self.db.close()
+            raise _open_error(self.path, exc) from exc
 
     def _add_new_columns(self) -> None:
         """Bring a case written by an earlier mailhunt up to this event model.
@@ -270,6 +308,29 @@ class CaseStore:
                 "INSERT INTO rejections VALUES (?, ?, ?, ?)",
                 [(r.path, sha256, r.locator, r.reason) for r in rejections],
             )
+
+    def begin_loading(self) -> None:
+        """Note that evidence is being loaded, until ``end_loading``; if a crash comes first, the next
+        hunt finds the note (``loading_was_cut_short``) and drops what the cut-off load left."""
+        self.db.execute("INSERT INTO loading VALUES (CAST(current_timestamp AS VARCHAR))")
+
+    def end_loading(self) -> None:
+        self.db.execute("DELETE FROM loading")
+
+    def loading_was_cut_short(self) -> bool:
+        return self.db.execute("SELECT count(*) FROM loading").fetchall()[0][0] > 0
+
+    def drop_unrecorded_events(self, path: str | None = None) -> int:
+        """Remove events of no loaded input (of ``path`` only, when given); returns how many.
+
+        A file's ``inputs`` row is written after all its events, so these are
+        the part-loaded events of a load that did not finish; an earlier,
+        complete load of the same path is kept."""
+        unrecorded = """NOT EXISTS (SELECT 1 FROM inputs WHERE inputs.path = events."log.file.path"
+                          AND inputs.sha256 = events."log.file.sha256" AND inputs.skipped_reason IS NULL)"""
+        if path is None:
+            return self.db.execute(f"DELETE FROM events WHERE {unrecorded}").fetchall()[0][0]
+        return self.db.execute(f'DELETE FROM events WHERE "log.file.path" = ? AND {unrecorded}', [path]).fetchall()[0][0]
 
     def known_path(self, path: str) -> bool:
         """Whether an input of this path, whatever its content, was hunted into this case before."""

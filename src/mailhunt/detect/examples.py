@@ -62,6 +62,7 @@ from mailhunt.detect.engine import (
 )
 from mailhunt.detect.rules import LoadedRule
 from mailhunt.sources import SNIFF_BYTES, ReadContext, Source, identify, read_events
+from mailhunt.sources.hints import HintError, check_read_hint
 from mailhunt.store import CaseStore
 
 EXPECTATIONS = ("match", "no_match")
@@ -169,8 +170,13 @@ def _lines_case(entry: dict, where: str, name: str, expect: str) -> ExampleCase:
             raise ExampleFileError(f"{where} ({name}): file_name must be a relative path without '..'")
     if not isinstance(hints, dict):
         raise ExampleFileError(f"{where} ({name}): hints must be a mapping")
-    return ExampleCase(name, expect, [], text, file_name and str(file_name),
-                       {str(k): str(v) for k, v in hints.items()}, line_records=True)
+    hints = {str(k): str(v) for k, v in hints.items()}
+    for key, value in hints.items():
+        try:
+            check_read_hint(key, value)
+        except HintError as exc:
+            raise ExampleFileError(f"{where} ({name}): hints: {exc}") from None
+    return ExampleCase(name, expect, [], text, file_name and str(file_name), hints, line_records=True)
 
 
 def _ndjson(records: list[dict]) -> bytes:

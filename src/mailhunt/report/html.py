@@ -15,7 +15,10 @@ from pathlib import Path
 
 import jinja2
 
+from mailhunt.atomic_files import replace_files
 from mailhunt.report.summary import (
+    NO_FINDINGS,
+    NOTHING_READ,
     QUESTIONS,
     SEVERITY_ORDER,
     answer_tone,
@@ -306,9 +309,11 @@ def _environment() -> jinja2.Environment:
 
 def render_html(document: dict) -> str:
     findings = ordered_findings(document)
+    summary = case_summary(document)
     zoom = zoom_selection(findings)
     return _environment().get_template(TEMPLATE).render(
-        summary=case_summary(document),
+        summary=summary,
+        no_findings=NOTHING_READ if summary["nothing_read"] else NO_FINDINGS,
         severity_order=SEVERITY_ORDER,
         colours=SEVERITY_COLOURS,
         timeline=timeline(findings),
@@ -333,5 +338,5 @@ def render_html(document: dict) -> str:
 
 
 def write_html_report(document: dict, path: Path) -> None:
-    """Write the report for a findings document to ``path`` (UTF-8, LF line ends)."""
-    Path(path).write_text(render_html(document), encoding="utf-8", newline="\n")
+    """Write the report for a findings document to ``path`` (UTF-8, LF line ends), whole or not at all."""
+    replace_files({Path(path): render_html(document).encode("utf-8")})

@@ -5,8 +5,9 @@ Every value from the document is treated as attacker-controlled text:
 - characters Markdown or HTML give meaning to (``\\ ` * _ ~ [ ] |``) are
   backslash-escaped, and ``& < > "`` become entities, so a subject can neither
   break a table row, open a code span or link, nor inject HTML;
-- line breaks, tabs and other control characters become spaces, so one value
-  stays on one line (one table row);
+- line breaks, tabs, other control characters, bidi overrides and zero-width
+  characters are written out as escapes (``\\n``, ``\\u202e``: ``summary.text``),
+  so one value stays on one line (one table row) and shows as what it is;
 - a value starting with ``= + - @`` (a spreadsheet formula trigger) or with a
   Markdown block marker (``#``, ``1.``) gets a backslash in front: the raw text
   never starts with the trigger, and the rendered text still shows the value.
@@ -17,7 +18,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from mailhunt.atomic_files import replace_files
 from mailhunt.report.summary import (
+    NO_FINDINGS,
+    NOTHING_READ,
     QUESTIONS,
     SEVERITY_ORDER,
     answer_tone,
@@ -35,7 +39,6 @@ from mailhunt.report.summary import (
 
 MAX_EVIDENCE_ROWS = 25
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
 _SPECIAL = re.compile(r"([\\`*_~\[\]|])")
 _LEADING_TRIGGER = re.compile(r"^([=+\-@#])")
 _LEADING_ORDERED = re.compile(r"^(\d+)([.)])")
@@ -43,7 +46,7 @@ _LEADING_ORDERED = re.compile(r"^(\d+)([.)])")
 
 def md(value) -> str:
     """Escape one value for inline Markdown (a table cell, a list item, a heading)."""
-    s = _CONTROL.sub(" ", text(value)).strip()
+    s = text(value).strip()
     s = _SPECIAL.sub(r"\\\1", s)
     s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
     s = _LEADING_TRIGGER.sub(r"\\\1", s)
@@ -92,7 +95,7 @@ def render_markdown(document: dict, max_evidence_rows: int = MAX_EVIDENCE_ROWS) 
 
     out += ["## Findings", ""]
     if not findings:
-        out += ["No findings: nothing in the evidence matched a rule.", ""]
+        out += [NOTHING_READ if summary["nothing_read"] else NO_FINDINGS, ""]
     else:
         out += _table(["#", "Severity", "Tier 2", "Indicator", "Actor", "First seen (UTC)", "Events"],
                       [[str(n), severity_of(f), "escalate" if f.get("escalate") is True else "no",
@@ -208,5 +211,5 @@ def _finding(number: int, finding: dict, max_evidence_rows: int) -> list[str]:
 
 
 def write_markdown_report(document: dict, path: Path) -> None:
-    """Write the Markdown report for a findings document to ``path`` (UTF-8, LF line ends)."""
-    Path(path).write_text(render_markdown(document), encoding="utf-8", newline="\n")
+    """Write the Markdown report for a findings document to ``path`` (UTF-8, LF line ends), whole or not at all."""
+    replace_files({Path(path): render_markdown(document).encode("utf-8")})

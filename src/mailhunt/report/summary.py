@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from mailhunt.visible import visible_text
+
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
 
 # The playbook's "Questions for Analysis", keyed as in findings.json, each worded
@@ -45,14 +47,18 @@ def parse_utc(text) -> datetime | None:
 
 
 def text(value) -> str:
-    """Any document value as display text ('' for null)."""
+    """Any document value as display text ('' for null).
+
+    Characters that draw nothing or act on the display (controls, bidi
+    overrides, zero-width characters) are written out as escapes such as
+    ``\\u202e`` (``mailhunt.visible``), so a name shows as what it is."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
         return ", ".join(text(v) for v in value)
-    return str(value)
+    return visible_text(value)
 
 
 def severity_of(finding: dict) -> str:
@@ -63,6 +69,11 @@ def severity_of(finding: dict) -> str:
 def ordered_findings(document: dict) -> list[dict]:
     """Findings in document order (the document is already sorted by time)."""
     return [f for f in document.get("findings") or [] if isinstance(f, dict)]
+
+
+NO_FINDINGS = "No findings: nothing in the evidence matched a rule."
+NOTHING_READ = ("No findings, and no evidence was read: no input of this hunt held a record mailhunt could read "
+                "(see Evidence read).")
 
 
 def case_summary(document: dict) -> dict:
@@ -91,6 +102,8 @@ def case_summary(document: dict) -> dict:
         "records": sum(i["records"] for i in inputs),
         "rejected": sum(i["rejected"] for i in inputs),
         "skipped_inputs": sum(1 for i in inputs if i.get("skipped_reason")),
+        # No input of this hunt held a record that could be read: "no findings" then says nothing.
+        "nothing_read": all(i["records"] == i["rejected"] for i in inputs),
         "first_seen": min(times) if times else None,
         "last_seen": max(times) if times else None,
         "tool": f"{text(tool.get('name') or 'mailhunt')} {text(tool.get('version'))}".strip(),
