@@ -413,3 +413,16 @@ def test_over_long_line_is_never_held_whole(path, number, monkeypatch):
         tracemalloc.stop()
     assert kept and ctx.rejected >= 1
     assert peak < 8 * 1024**2, f"{peak} bytes held to skip a {line_bytes}-byte line"
+
+
+def test_csv_field_longer_than_the_csv_modules_default_limit_is_kept():
+    data = (FIXTURES / "m365" / "classic.csv").read_bytes()
+    header, first, *rest = data.splitlines(keepends=True)
+    long_value = b"x" * (200 * 1024)
+    widened = first.replace(b'""Workload""', b'""Padding"":""' + long_value + b'"",""Workload""', 1)
+    assert widened != first
+    source = identify(data[:SNIFF_BYTES])
+    before, _ = read_with(source, data, "classic.csv")
+    after, ctx = read_with(source, header + widened + b"".join(rest), "classic.csv")
+    assert (ctx.records, ctx.rejected) == (len(before), 0)
+    assert long_value.decode() in after[0]["event.original"]
