@@ -305,6 +305,42 @@ def test_truncated_zip_member_data_keeps_the_lines_before(tmp_path):
     assert summary.notes and summary.notes[0].startswith("truncated zip member: ")
 
 
+def zip_with_first_member_patched(flag_bits: int = 0, method: int = zipfile.ZIP_STORED) -> bytes:
+    """Two members; the first's general purpose flags and compression method as given, in both of its headers."""
+    data = zip_with({"a.ndjson": audit_lines(2), "b.ndjson": audit_lines(3, first=10)}, zipfile.ZIP_STORED)
+    first_entry = data.index(b"PK\x01\x02")
+    for header, at in ((0, 6), (first_entry, 8)):
+        data[header + at:header + at + 2] = flag_bits.to_bytes(2, "little")
+        data[header + at + 2:header + at + 4] = method.to_bytes(2, "little")
+    return bytes(data)
+
+
+@pytest.mark.parametrize("flag_bits, method, reason", [
+    (1, zipfile.ZIP_STORED, "is encrypted, password required"),
+    (0, 99, "compression method is not supported"),
+])
+def test_member_zipfile_cannot_open_is_skipped_and_the_others_read(tmp_path, flag_bits, method, reason):
+    path = tmp_path / "odd.zip"
+    path.write_bytes(zip_with_first_member_patched(flag_bits, method))
+    first, second = load([path], tmp_path)
+    assert first.path == f"{path}!a.ndjson" and reason in first.skipped_reason
+    assert (second.path, second.records, second.rejected) == (f"{path}!b.ndjson", 3, 0)
+
+
+@pytest.mark.parametrize("method, reason", [(zipfile.ZIP_BZIP2, "Invalid data stream"),
+                                            (zipfile.ZIP_LZMA, "Corrupt input data")])
+def test_member_whose_one_block_is_corrupt_is_skipped_and_the_others_read(tmp_path, method, reason):
+    data = zip_with({"audit.ndjson": audit_lines(300), "later.ndjson": audit_lines(3, first=5000)}, method)
+    info = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo("audit.ndjson")
+    middle = info.header_offset + 30 + len(info.filename) + len(info.extra) + info.compress_size // 2
+    data[middle:middle + 64] = bytes(range(64))
+    path = tmp_path / "audit.zip"
+    path.write_bytes(data)
+    damaged, later = load([path], tmp_path)
+    assert damaged.skipped_reason == f"cannot read: {reason}"
+    assert (later.records, later.rejected, later.notes) == (3, 0, [])
+
+
 # ---------------------------------------------------------------- one over-long line in every line-based reader
 
 LONG = 4096

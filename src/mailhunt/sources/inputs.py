@@ -16,6 +16,7 @@ import copy
 import gzip
 import hashlib
 import io
+import lzma
 import os
 import shutil
 import tempfile
@@ -40,8 +41,13 @@ MAX_NESTING = 3
 # and nesting levels together: MAX_EXPANSION_RATIO times its size, and never
 # less than this, so that a small archive of many small bombs is stopped too.
 MIN_TOTAL_EXPANSION_BYTES = 1024**3
-# Errors a decompressor raises where its data breaks off or fails its check.
-STREAM_BREAKS = (EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile)
+# Errors a decompressor raises where its data breaks off or fails its check
+# (gzip.BadGzipFile, and bz2's "Invalid data stream", are OSErrors).
+STREAM_BREAKS = (EOFError, zlib.error, lzma.LZMAError, OSError, zipfile.BadZipFile)
+# What opening or listing an archive may raise on hostile or damaged data
+# besides a break: zipfile refuses encrypted members (RuntimeError) and unknown
+# compression methods (NotImplementedError), and impossible offsets (ValueError).
+UNREADABLE = (OSError, ValueError, RuntimeError, NotImplementedError, *STREAM_BREAKS)
 # A decompressor that meets corrupt data gives nothing of the step it failed in;
 # steps this small bound what is lost with the damage.
 BREAK_PIECE_BYTES = 16 * 1024
@@ -248,10 +254,10 @@ class ReadableUntilBreak(io.RawIOBase):
         delivered = self._delivered
         if isinstance(exc, EOFError):
             return StreamBreak(f"truncated {self._what}: {delivered} bytes decompressed before the end", True)
-        if isinstance(exc, zlib.error):
-            return StreamBreak(f"corrupt {self._what}: {delivered} bytes decompressed before the damage ({exc})", True)
-        return StreamBreak(f"{self._what} fails its check after {delivered} bytes ({exc}); the content may be "
-                           "damaged", False)
+        if isinstance(exc, (gzip.BadGzipFile, zipfile.BadZipFile)):
+            return StreamBreak(f"{self._what} fails its check after {delivered} bytes ({exc}); the content may be "
+                               "damaged", False)
+        return StreamBreak(f"corrupt {self._what}: {delivered} bytes decompressed before the damage ({exc})", True)
 
     def _check(self) -> StreamBreak | None:
         delivered = self._delivered
@@ -300,7 +306,7 @@ def _expand_file(item: EvidenceFile, depth: int, budget: ExpansionBudget | None 
         budget = ExpansionBudget(item.display, item.size)
     try:
         magic = item.head(4)
-    except (OSError, EvidenceTooLarge, *STREAM_BREAKS) as exc:
+    except (EvidenceTooLarge, *UNREADABLE) as exc:
         yield EvidenceFile(item.display, item.open, item.size, problem=f"cannot read: {exc}")
         return
     if depth >= MAX_NESTING and magic.startswith((GZIP_MAGIC, ZIP_MAGIC)):
@@ -332,7 +338,7 @@ def _gzip_member(item: EvidenceFile, budget: ExpansionBudget) -> EvidenceFile:
 def _zip_members(item: EvidenceFile, depth: int, budget: ExpansionBudget) -> Iterator[EvidenceFile]:
     try:
         archive = ZipArchive(item)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except UNREADABLE as exc:
         reasons = [f"broken zip archive: {exc}", *item.damage.notes()]
         yield EvidenceFile(item.display, item.open, item.size, problem="; ".join(reasons))
         return
