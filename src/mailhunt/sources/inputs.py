@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import IO, BinaryIO, cast
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -376,29 +376,20 @@ class ZipArchive:
     """A zip archive opened once for all its members: the file itself when it is one on disk, else a copy
     of its stream spooled to a temporary file (zipfile needs to seek), bounded by the expansion limits.
 
-    The copy is removed when nothing reads the archive any more (its members are
-    gone), and at exit at the latest.
+    The copy has no name (it goes with its handle, even if the hunt is killed;
+    on Windows it is deleted on close); it is closed when nothing reads the
+    archive any more (its members are gone).
     """
 
     def __init__(self, item: EvidenceFile):
-        spool: str | None = None
-        if item.local_path is not None:
-            path = item.local_path
-        else:
-            path = spool = _spool(item)
+        # open for as long as the members are read; closed by the finalizer below
+        handle = open(item.local_path, "rb") if item.local_path is not None else _spool(item)  # noqa: SIM115
         try:
-            # open for as long as the members are read; closed by the finalizer below
-            handle = open(path, "rb")  # noqa: SIM115
-            try:
-                self._zip = zipfile.ZipFile(handle)
-            except BaseException:
-                handle.close()
-                raise
+            self._zip = zipfile.ZipFile(handle)
         except BaseException:
-            if spool is not None:
-                _remove(spool)
+            handle.close()
             raise
-        weakref.finalize(self, _release, self._zip, handle, spool)
+        weakref.finalize(self, _release, self._zip, handle)
 
     def members(self) -> list[zipfile.ZipInfo]:
         return sorted((i for i in self._zip.infolist() if not i.is_dir()), key=lambda i: i.filename)
@@ -411,26 +402,18 @@ class ZipArchive:
         return cast(zipfile.ZipExtFile, self._zip.open(unchecked))
 
 
-def _spool(item: EvidenceFile) -> str:
-    descriptor, path = tempfile.mkstemp(prefix="mailhunt-archive-", suffix=".zip")
+def _spool(item: EvidenceFile) -> IO[bytes]:
+    spool = tempfile.TemporaryFile(prefix="mailhunt-archive-")  # noqa: SIM115 (the archive's handle from now on)
     try:
-        with os.fdopen(descriptor, "wb") as target, item.open() as source:
-            shutil.copyfileobj(source, target, 1 << 20)
+        with item.open() as source:
+            shutil.copyfileobj(source, spool, 1 << 20)
+        spool.seek(0)
     except BaseException:
-        _remove(path)
+        spool.close()
         raise
-    return path
+    return spool
 
 
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def _release(archive: zipfile.ZipFile, handle: io.BufferedReader, spool: str | None) -> None:
+def _release(archive: zipfile.ZipFile, handle: IO[bytes]) -> None:
     archive.close()
     handle.close()
-    if spool is not None:
-        _remove(spool)
