@@ -47,7 +47,7 @@ STREAM_BREAKS = (EOFError, zlib.error, lzma.LZMAError, OSError, zipfile.BadZipFi
 # What opening or listing an archive may raise on hostile or damaged data
 # besides a break: zipfile refuses encrypted members (RuntimeError) and unknown
 # compression methods (NotImplementedError), and impossible offsets (ValueError).
-UNREADABLE = (OSError, ValueError, RuntimeError, NotImplementedError, *STREAM_BREAKS)
+UNREADABLE = (ValueError, RuntimeError, NotImplementedError, *STREAM_BREAKS)
 # A decompressor that meets corrupt data gives nothing of the step it failed in;
 # steps this small bound what is lost with the damage.
 BREAK_PIECE_BYTES = 16 * 1024
