@@ -206,10 +206,10 @@ def test_ndjson_read_in_parallel_chunks_keeps_order_counts_and_every_good_record
 
 
 def test_runaway_line_is_skipped_with_its_number_and_reading_goes_on(tmp_path, monkeypatch):
-    from mailhunt.sources import m365_audit
+    from mailhunt.sources import base, m365_audit
 
     monkeypatch.setattr(m365_audit, "CHUNK_BYTES", 1024)
-    monkeypatch.setattr(m365_audit, "MAX_LINE_BYTES", 4096)
+    monkeypatch.setattr(base, "MAX_LINE_BYTES", 4096)
     good = b'{"CreationTime":"2026-10-14T09:00:00","Id":"%d","Operation":"HardDelete","Workload":"Exchange"}'
     path = tmp_path / "runaway.ndjson"
     path.write_bytes(good % 1 + b"\n" + b'{"Operation":"' + b"A" * 20000 + b'"}\n' + good % 3 + b"\n" + good % 4 + b"\n")
@@ -220,10 +220,10 @@ def test_runaway_line_is_skipped_with_its_number_and_reading_goes_on(tmp_path, m
 
 
 def test_runaway_line_ending_exactly_at_a_block_edge(tmp_path, monkeypatch):
-    from mailhunt.sources import m365_audit
+    from mailhunt.sources import base, m365_audit
 
     monkeypatch.setattr(m365_audit, "CHUNK_BYTES", 1024)
-    monkeypatch.setattr(m365_audit, "MAX_LINE_BYTES", 2048)
+    monkeypatch.setattr(base, "MAX_LINE_BYTES", 2048)
     good = b'{"CreationTime":"2026-10-14T09:00:00","Id":"%d","Operation":"HardDelete","Workload":"Exchange"}\n'
     runaway = b"x" * (4 * 1024 - len(good % 1) - 1) + b"\n"
     path = tmp_path / "edge.ndjson"

@@ -229,7 +229,8 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
         summary.sha256, summary.records, summary.rejected = digest, row["records"], row["rejected"]
         summary.already_loaded = True
         return summary
-    ctx = ReadContext(item.display, digest, dict(read_hints or {}), local_path=item.local_path)
+    ctx = ReadContext(item.display, digest, dict(read_hints or {}), local_path=item.local_path,
+                      cut_short=item.damage.cut_short)
     progress.start(item.display, item.size)
 
     def batches():
@@ -263,6 +264,8 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
         progress.finish(unread)
         return unread
     summary.sha256 = sha256
+    for damage in item.damage.notes():
+        ctx.note(damage)
     for report in staged_reports:
         ctx.absorb(report)
     if staged_reports:

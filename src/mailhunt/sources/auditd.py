@@ -388,7 +388,7 @@ def _group_key(record: AuditRecord) -> tuple:
 def read_groups(stream: BinaryIO, ctx: ReadContext, lookahead: int = LOOKAHEAD_LINES) -> Iterator[AuditGroup]:
     """Record groups in the order they complete; bad lines are rejected with their number."""
     pending: OrderedDict[tuple, AuditGroup] = OrderedDict()
-    for number, text, escaped in lenient_lines(stream):
+    for number, text, escaped in lenient_lines(stream, ctx):
         if not text.strip():
             continue
         if text.startswith("----"):

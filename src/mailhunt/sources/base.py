@@ -17,11 +17,12 @@ runs it folds that into the file's context (``ReadContext.absorb``).
 
 from __future__ import annotations
 
+import csv
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO, Protocol, Union
+from typing import TYPE_CHECKING, AnyStr, BinaryIO, Protocol, TextIO, Union
 
 import orjson
 import pyarrow as pa
@@ -54,6 +55,9 @@ class ReadContext:
     ``digest`` is the file's SHA-256, or a future of it while it is still
     being computed; ``sha256`` waits for it. A reader that only needs it when
     its batches are stored passes ``digest`` on, so reading need not wait.
+    ``cut_short``, asked once the stream has ended, says why it ended before
+    the evidence's data did (a truncated gzip stream), or None: the last line
+    is then a partial one.
     """
 
     path: str
@@ -65,6 +69,7 @@ class ReadContext:
     records: int = 0
     max_kept_rejections: int = 1000
     notes: list[str] = field(default_factory=list)
+    cut_short: Callable[[], str | None] = field(default=lambda: None)
 
     @property
     def sha256(self) -> str:
@@ -164,13 +169,75 @@ def event_batches(events: Iterable[dict | None], size: int = 20_000) -> Iterator
         yield to_arrow(batch)
 
 
+# The longest line any reader takes (bytes; characters for UTF-16 text). A
+# longer one is rejected without ever being held whole.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+# Lines are capped before they reach the csv module, so its own field limit
+# (128 KiB by default) would only reject long fields of lines within the cap.
+csv.field_size_limit(MAX_LINE_BYTES)
+_SKIP_PIECE = 1 << 20
+
+
+def line_too_long(limit: int, offset: int, unit: str = "bytes") -> str:
+    """The reason a line over the cap is rejected with."""
+    return f"line longer than {limit} {unit} (it starts at {unit[:-1]} {offset}); skipped up to the next line"
+
+
+def numbered_lines(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, bytes]]:
+    """(1-based number, line with its line end) per line of ``stream``, none longer than ``MAX_LINE_BYTES``.
+
+    Every line-based reader takes its lines from here (or ``numbered_text_lines``).
+    A longer line is read in bounded pieces up to the next newline, counted as a
+    record and rejected with its number and byte offset; the lines after it are
+    kept. A last line without newline where the stream was cut short
+    (``ctx.cut_short``) is rejected as partial, not kept half.
+    """
+    return _bounded_lines(stream.readline, ctx, (b"\n",), b"\r\n", "bytes")
+
+
+def numbered_text_lines(stream: TextIO, ctx: ReadContext) -> Iterator[tuple[int, str]]:
+    """``numbered_lines`` for a decoded stream read with ``newline=""`` (a lone CR ends a line too); the cap
+    counts characters."""
+    return _bounded_lines(stream.readline, ctx, ("\n", "\r"), "\r\n", "characters")
+
+
+def _bounded_lines(readline: Callable[[int], AnyStr], ctx: ReadContext, line_ends: tuple[AnyStr, ...],
+                   crlf: AnyStr, unit: str) -> Iterator[tuple[int, AnyStr]]:
+    limit = MAX_LINE_BYTES
+    number = offset = 0
+    while True:
+        raw = readline(limit + 2)
+        if not raw:
+            return
+        number += 1
+        start, offset = offset, offset + len(raw)
+        ends = raw.endswith(line_ends)
+        content = len(raw) - (len(crlf) if raw.endswith(crlf) else ends)
+        if content > limit:
+            while not raw.endswith(line_ends):
+                raw = readline(_SKIP_PIECE)
+                if not raw:
+                    break
+                offset += len(raw)
+            ctx.records += 1
+            ctx.reject(f"line {number}", line_too_long(limit, start, unit))
+            continue
+        if not ends:
+            cut = ctx.cut_short()
+            if cut:
+                ctx.records += 1
+                ctx.reject(f"line {number}", f"partial last line ({cut}); skipped")
+                return
+        yield number, raw
+
+
 def iter_text_lines(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, str]]:
     """Lines of a UTF-8 (or UTF-8 with BOM) stream with their 1-based numbers.
 
     A line that is not valid UTF-8 is rejected with its number and skipped;
-    its neighbours are kept.
+    its neighbours are kept. Lines are capped as ``numbered_lines`` says.
     """
-    for number, raw in enumerate(stream, start=1):
+    for number, raw in numbered_lines(stream, ctx):
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
         try:

@@ -29,11 +29,14 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mailhunt.sources import base
 from mailhunt.sources.base import (
     ROW_GROUP_ROWS,
     ReadContext,
     iter_text_lines,
     json_lines,
+    line_too_long,
+    numbered_text_lines,
 )
 from mailhunt.sources.m365_normalize import DATASET, StagedAuditRecords
 from mailhunt.sources.m365_record import (
@@ -46,7 +49,6 @@ MAX_RECORD_LINES = 200
 MAX_RECORD_CHARS = 4 * 1024 * 1024
 BATCH_RECORDS = ROW_GROUP_ROWS // 2
 CHUNK_BYTES = 16 * 1024 * 1024
-MAX_LINE_BYTES = 64 * 1024 * 1024
 # Lines are cut from the file a chunk at a time, then staged in batches of
 # exactly this many, which the store maps in one set of queries each.
 STAGED_RECORDS = ROW_GROUP_ROWS
@@ -64,7 +66,7 @@ def text_lines(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, str]]:
     start = stream.peek(2)[:2] if hasattr(stream, "peek") else b""
     if start in UTF16_BOMS:
         wrapper = io.TextIOWrapper(stream, encoding="utf-16", errors="replace", newline="")
-        for number, line in enumerate(wrapper, start=1):
+        for number, line in numbered_text_lines(wrapper, ctx):
             yield number, line.rstrip("\r\n")
         return
     yield from iter_text_lines(stream, ctx)
@@ -272,22 +274,27 @@ def ndjson_line_batches(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[pa
     lines of a fill go into Arrow in one piece (Arrow copies them out), and an
     unfinished last line moves to the buffer's start for the next read. A
     chunk with bytes that are not UTF-8 is redone line by line to reject
-    exactly the bad lines.
+    exactly the bad lines. Lines are capped at ``base.MAX_LINE_BYTES`` like
+    every reader's, and a partial last line of a stream cut short is rejected.
     """
+    limit = base.MAX_LINE_BYTES
     buffer = bytearray(CHUNK_BYTES)
     held = 0  # bytes of an unfinished line at the buffer's start
     first_line = 1
+    offset = 0  # where the buffer's start is in the stream
     first_read = True
     while True:
         if held == len(buffer):
-            if held < MAX_LINE_BYTES:
-                buffer.extend(bytes(min(held, MAX_LINE_BYTES - held)))
+            if held < limit + 2:
+                buffer.extend(bytes(min(held, limit + 2 - held)))
             else:
                 ctx.records += 1
-                ctx.reject(f"line {first_line}", f"line longer than {MAX_LINE_BYTES // 2**20} MiB; skipped")
-                held = _skip_rest_of_line(stream, buffer)
-                if held is None:
+                ctx.reject(f"line {first_line}", line_too_long(limit, offset))
+                skipped, rest = _skip_rest_of_line(stream, buffer)
+                offset += held + skipped
+                if rest is None:
                     return
+                held = rest
                 first_line += 1
                 continue
         with memoryview(buffer) as view:
@@ -298,30 +305,59 @@ def ndjson_line_batches(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[pa
             if buffer.startswith(codecs.BOM_UTF8):
                 buffer[0:end - 3] = buffer[3:end]
                 end -= 3
-        cut = end if not read else buffer.rfind(b"\n", 0, end) + 1
+                offset += 3
+        cut = buffer.rfind(b"\n", 0, end) + 1
+        partial = not read and cut < end and ctx.cut_short()
+        if not read and not partial:
+            cut = end
         if cut:
             with memoryview(buffer) as view:
                 lines, numbers, count = _chunk_lines(view[:cut], first_line, ctx)
+            if len(lines) and pc.max(pc.binary_length(lines)).as_py() > limit:
+                lines, numbers = _without_long_lines(buffer, cut, offset, first_line, lines, numbers, limit, ctx)
             yield lines, numbers
             first_line += count
+        if partial:
+            ctx.records += 1
+            ctx.reject(f"line {first_line}", f"partial last line ({partial}); skipped")
         if not read:
             return
         buffer[0:end - cut] = buffer[cut:end]
         held = end - cut
+        offset += cut
 
 
-def _skip_rest_of_line(stream: BinaryIO, buffer: bytearray) -> int | None:
-    """Read on past the end of the current line; what follows it is put at the buffer's start
-    and its length returned (None: the file ended first)."""
+def _without_long_lines(buffer: bytearray, cut: int, offset: int, first_line: int, lines: pa.Array,
+                        numbers: pa.Array, limit: int, ctx: ReadContext) -> tuple[pa.Array, pa.Array]:
+    """A chunk's lines (the first numbered ``first_line``, at ``offset`` in the stream) without those over the cap,
+    which are rejected with their number and offset."""
+    keep = pc.less_equal(pc.binary_length(lines), limit)
+    long_numbers = set(pc.filter(numbers, pc.invert(keep)).to_pylist())
+    start, number = 0, first_line
+    while start < cut and long_numbers:
+        if number in long_numbers:
+            long_numbers.discard(number)
+            ctx.records += 1
+            ctx.reject(f"line {number}", line_too_long(limit, offset + start))
+        start = buffer.find(b"\n", start, cut) + 1 or cut
+        number += 1
+    return pc.filter(lines, keep), pc.filter(numbers, keep)
+
+
+def _skip_rest_of_line(stream: BinaryIO, buffer: bytearray) -> tuple[int, int | None]:
+    """Read on past the end of the current line: the bytes skipped, and the length of what follows it, put at the
+    buffer's start (None: the file ended first)."""
+    skipped = 0
     while True:
         with memoryview(buffer) as view:
             read = stream.readinto(view)
         if not read:
-            return None
+            return skipped, None
         newline = buffer.find(b"\n", 0, read)
         if newline != -1:
             buffer[0:read - newline - 1] = buffer[newline + 1:read]
-            return read - newline - 1
+            return skipped + newline + 1, read - newline - 1
+        skipped += read
 
 
 def _chunk_lines(chunk: memoryview, first_line: int, ctx: ReadContext) -> tuple[pa.Array, pa.Array, int]:

@@ -14,7 +14,7 @@ from mailhunt.sources.unix_common import lenient_lines
 
 def json_object_lines(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, str, dict]]:
     """(line, text, object) per non-empty line; a line that is not a JSON object is rejected with its number."""
-    for number, text, value in json_lines(((n, t) for n, t, _ in lenient_lines(stream)), ctx):
+    for number, text, value in json_lines(((n, t) for n, t, _ in lenient_lines(stream, ctx)), ctx):
         if not isinstance(value, dict):
             ctx.reject(f"line {number}", "not a JSON object")
             continue

@@ -26,7 +26,7 @@ from typing import BinaryIO
 import pyarrow as pa
 
 from mailhunt.events import event_id_from_raw
-from mailhunt.sources.base import ReadContext
+from mailhunt.sources.base import ReadContext, numbered_lines
 from mailhunt.sources.unix_common import (
     NOT_UTF8,
     EventBatches,
@@ -146,8 +146,8 @@ class _History:
         raise NotImplementedError
 
 
-def _numbered(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
-    for number, raw in enumerate(stream, start=1):
+def _numbered(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, bytes]]:
+    for number, raw in numbered_lines(stream, ctx):
         yield number, raw.rstrip(b"\r\n")
 
 
@@ -160,7 +160,7 @@ class BashHistory(_History):
 
     def _entries(self, stream, ctx):
         start, stamp, body = 0, None, []
-        for number, raw in _numbered(stream):
+        for number, raw in _numbered(stream, ctx):
             found = _BASH_STAMP.match(raw)
             if found:
                 if body:
@@ -185,7 +185,7 @@ class ZshHistory(_History):
     def _entries(self, stream, ctx):
         pending: list[bytes] = []
         start = 0
-        for number, raw in _numbered(stream):
+        for number, raw in _numbered(stream, ctx):
             raw = _unmetafy(raw)
             if not pending:
                 start = number
@@ -216,7 +216,7 @@ class FishHistory(_History):
 
     def _entries(self, stream, ctx):
         start, command, lines = 0, None, []
-        for number, raw in _numbered(stream):
+        for number, raw in _numbered(stream, ctx):
             found = _FISH_CMD.match(raw)
             if found:
                 if command is not None:

@@ -122,7 +122,7 @@ class SyslogFile:
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
         batches = EventBatches()
         years = YearResolver(ctx)
-        for number, text, escaped in lenient_lines(stream):
+        for number, text, escaped in lenient_lines(stream, ctx):
             if not text.strip():
                 continue
             ctx.records += 1

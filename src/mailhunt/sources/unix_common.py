@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import BinaryIO
 
 from mailhunt.events import event_id_from_raw, new_event, to_arrow
-from mailhunt.sources.base import ReadContext
+from mailhunt.sources.base import ReadContext, numbered_lines
 from mailhunt.sources.local_time import TIMEZONE_HINT, WallClock, to_utc, zone_from_hint
 
 BATCH_EVENTS = 20_000
@@ -36,9 +36,10 @@ def decode_lenient(raw: bytes) -> tuple[str, bool]:
         return raw.decode("utf-8", errors="backslashreplace"), True
 
 
-def lenient_lines(stream: BinaryIO) -> Iterator[tuple[int, str, bool]]:
-    """Numbered lines without their line ends, with a flag for lines that were not UTF-8."""
-    for number, raw in enumerate(stream, start=1):
+def lenient_lines(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, str, bool]]:
+    """Numbered lines without their line ends, with a flag for lines that were not UTF-8 (capped as
+    ``numbered_lines`` says)."""
+    for number, raw in numbered_lines(stream, ctx):
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
         text, escaped = decode_lenient(raw.rstrip(b"\r\n"))
