@@ -331,7 +331,10 @@ def event_from_group(group: AuditGroup, ctx: ReadContext) -> dict | None:
         if first.interpreted:
             timestamp, zone_source = local_time_to_utc(timestamp, ctx)
     except ValueError as exc:
-        ctx.reject(f"line {first.line}", f"audit({first.stamp}:{first.serial}): {exc}")
+        count = len(group.records)
+        ctx.reject(f"line {first.line}", f"audit({first.stamp}:{first.serial}): {exc}"
+                                         + (f"; the group's {count} records rejected" if count > 1 else ""))
+        ctx.rejected += count - 1
         return None
     labels: dict[str, str] = {"audit_id": f"{first.stamp}:{first.serial}", "record_types": ",".join(view.record_types)}
     event = unix_event(ctx, DATASET, "auditd", first.line, raw, timestamp, labels)

@@ -161,7 +161,11 @@ def _csv_header(text: str) -> list[str] | None:
 
 
 def csv_records(lines: Iterator[tuple[int, str]], ctx: ReadContext) -> Iterator[tuple[int, list[str]]]:
-    """(starting line, fields) per CSV record; records with runaway quoting are rejected."""
+    """(starting line, fields) per CSV record; records with runaway quoting are rejected.
+
+    A rejected record is counted in ``ctx.records`` here; the caller counts the
+    records it is given.
+    """
     pending: list[tuple[int, str]] = []
     queue: list[tuple[int, str]] = []
     source = iter(lines)
@@ -181,16 +185,19 @@ def csv_records(lines: Iterator[tuple[int, str]], ctx: ReadContext) -> Iterator[
             try:
                 fields = next(csv.reader([text]))
             except csv.Error as exc:
+                ctx.records += 1
                 ctx.reject(f"line {pending[0][0]}", f"CSV record cannot be parsed: {exc}")
             else:
                 yield pending[0][0], fields
             pending = []
         elif len(pending) >= MAX_RECORD_LINES or len(text) > MAX_RECORD_CHARS:
+            ctx.records += 1
             ctx.reject(f"line {pending[0][0]}", f"unterminated quoted field (no closing quote within "
                                                 f"{len(pending)} lines); record skipped")
             queue = pending[1:] + queue
             pending = []
     if pending:
+        ctx.records += 1
         ctx.reject(f"line {pending[0][0]}", "unterminated quoted field at end of file (truncated?)")
         for line_item in pending[1:]:
             queue.append(line_item)
