@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import io
 
+import orjson
+
 from mailhunt.sources import SNIFF_BYTES, SOURCES, ReadContext, identify, read_events
+from tests.corpus import REPO
 
 BY_NAME = {source.name: source for source in SOURCES}
+WINLOGBEAT = (REPO / "tests" / "fixtures" / "windows" / "ws042_powershell.winlogbeat.ndjson").read_bytes().splitlines()[0]
 
 
 class BoundedContext(ReadContext):
@@ -117,3 +121,43 @@ def test_a_sentinel_syslog_array_is_recognized_on_one_line_and_pretty_printed():
         rows, ctx = read(source.name, data)
         assert [row["log.record"] for row in rows] == [1, 2, 3] and ctx.rejected == 0
         assert {row["host.name"] for row in rows} == {"mx01"}
+
+
+ENTRA_SIGN_IN = (b'[{"id":"7c2e5f0a-3b1d-4c8e-9a10-2f6b7d4e1c11","createdDateTime":"2026-10-12T08:02:11Z",'
+                 b'"userPrincipalName":5,"userId":true,"appId":["x"],"ipAddress":{"v":4},'
+                 b'"location":{"countryOrRegion":3},"status":{"errorCode":0}},'
+                 b'{"id":"7c2e5f0a-3b1d-4c8e-9a10-2f6b7d4e1c12","createdDateTime":"2026-10-12T08:03:11Z",'
+                 b'"userPrincipalName":"Adele.Vance@fabrikam-labs.com","status":{"errorCode":50126}}]')
+UNIFIED_LOG = (b'{"timestamp":"2026-10-14 09:31:02.123456+0000","eventMessage":"x","processImagePath":"/bin/x",'
+               b'"processID":9223372036854775808,"subsystem":{"a":1},"eventType":true,"messageType":7}\n')
+SENTINEL_SYSLOG = (b'{"SyslogMessage":"session opened","Facility":"auth","EventTime":"2026-10-14T09:31:02Z",'
+                   b'"HostName":7,"ProcessID":-9223372036854775809,"ProcessName":"sshd"}\n')
+
+
+def test_json_values_of_an_unexpected_type_become_text_not_an_exception():
+    rows, ctx = read("entra_signin_json", ENTRA_SIGN_IN)
+    assert ctx.records == 2 and ctx.rejected == 0
+    assert [(r["user.name"], r["user.id"], r["app.id"], r["source.ip"]) for r in rows] == [
+        ("5", "true", '["x"]', '{"v":4}'), ("adele.vance@fabrikam-labs.com", None, None, None)]
+    [row], ctx = read("macos_unified_log_ndjson", UNIFIED_LOG)
+    assert (row["process.pid"], row["event.provider"], row["event.action"], row["event.code"]) == (
+        None, '{"a":1}', "true", "7")
+    [row], ctx = read("sentinel_syslog", SENTINEL_SYSLOG)
+    assert (row["host.name"], row["process.pid"], row["process.name"]) == ("7", None, "sshd")
+
+
+def test_a_sentinel_row_with_an_integer_beyond_64_bits_is_kept():
+    # the row is rewritten as the audit record it carries; orjson cannot write such an integer
+    row = (b'{"TimeGenerated":"2026-10-14T09:01:00Z","OfficeWorkload":"Exchange","Operation":"Set-Mailbox",'
+           b'"OfficeId":"10000000-0000-0000-0000-000000000001","UserId":"alice@contoso.com","RecordType":1,'
+           b'"Size":18446744073709551616}')
+    rows, ctx = read("sentinel_officeactivity_array", b"[" + row + b"]")
+    assert [(r["event.action"], r["user.name"]) for r in rows] == [("Set-Mailbox", "alice@contoso.com")]
+    assert ctx.records == 1 and ctx.rejected == 0
+
+
+def test_a_winlogbeat_user_name_that_is_not_text_is_kept_as_text():
+    document = orjson.loads(WINLOGBEAT)
+    document["winlog"]["user"] = {"name": ["jsmith"], "domain": 7, "identifier": "S-1-5-21-1-2-3-1104"}
+    [row], ctx = read("winlogbeat_ndjson", orjson.dumps(document) + b"\n")
+    assert (row["user.name"], row["user.domain"]) == ('["jsmith"]', "7") and ctx.rejected == 0

@@ -35,6 +35,7 @@ from mailhunt.sources.base import (
     iter_text_lines,
     json_lines,
 )
+from mailhunt.sources.json_values import json_text
 from mailhunt.sources.m365_normalize import DATASET, StagedAuditRecords
 from mailhunt.sources.m365_record import (
     BadRecord,
@@ -424,10 +425,11 @@ class _AuditJson:
                 continue
             try:
                 record = self.to_record(member)
-            except BadRecord as exc:
+                text = raw if record is member else json_text(record)
+            except (BadRecord, ValueError) as exc:
                 ctx.reject(f"{self.locator_unit} {number}", str(exc))
                 continue
-            batch.add(raw if record is member else orjson.dumps(record).decode(), number, None, raw)
+            batch.add(text, number, None, raw)
             if batch.full():
                 yield from batch.flush()
         yield from batch.flush()

@@ -37,6 +37,7 @@ from mailhunt.sources.base import (
     iter_text_lines,
     json_lines,
 )
+from mailhunt.sources.json_values import text_value
 from mailhunt.sources.windows_events import INT64_MAX
 from mailhunt.sources.windows_stream import WindowsEventStream
 
@@ -312,7 +313,8 @@ class WinlogbeatNdjson:
                 ctx.reject(f"line {number}", "no winlog object")
                 continue
             user = document["winlog"].get("user") or {}
-            account = (user.get("name"), user.get("domain")) if isinstance(user, dict) else (None, None)
+            account = (text_value(user.get("name")), text_value(user.get("domain"))) if isinstance(user, dict) \
+                else (None, None)
             yield from events.add(number, line, winlogbeat_to_record(document), account)
         yield from events.finish()
 
