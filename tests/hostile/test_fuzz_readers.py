@@ -293,6 +293,10 @@ def csv_row_spans(source: Source, data: bytes) -> list[tuple[int, int]]:
     return spans[1:]
 
 
+def has_multiline_records(data: bytes) -> bool:
+    return any(data[a:b].count(b'"') % 2 for a, b in _lines(data))
+
+
 def line_spans(data: bytes) -> list[tuple[int, int]]:
     return [(a, b) for a, b in _lines(data) if data[a:b].strip()]
 
@@ -387,7 +391,14 @@ def record_damage(draw, source: Source, data: bytes) -> RecordDamage | None:
         spans = csv_row_spans(source, data)
         if spans:
             start, end = draw(st.sampled_from(spans))
-            operation = draw(st.sampled_from(["extra", "missing", "stray quote", "replace"]))
+            operations = ["extra", "missing", "replace"]
+            if not has_multiline_records(data):
+                # A stray quote pairs with the opening quote of the next record whose field spans lines,
+                # and the records between read as one; quote counting cannot tell that from a real
+                # multi-line field. Known limit (see the report of issue 13), so only seeds whose
+                # records are one line each get stray quotes.
+                operations.append("stray quote")
+            operation = draw(st.sampled_from(operations))
             return RecordDamage(start, end, mutate_csv_row(data[start:end], operation, pick, payload))
     spans = line_spans(data)
     if not spans:

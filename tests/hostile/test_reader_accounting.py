@@ -15,6 +15,7 @@ from mailhunt.sources import SNIFF_BYTES, SOURCES, ReadContext, identify, read_e
 from tests.corpus import REPO
 
 BY_NAME = {source.name: source for source in SOURCES}
+FIXTURES = REPO / "tests" / "hostile" / "fixtures"
 WINLOGBEAT = (REPO / "tests" / "fixtures" / "windows" / "ws042_powershell.winlogbeat.ndjson").read_bytes().splitlines()[0]
 
 
@@ -161,3 +162,11 @@ def test_a_winlogbeat_user_name_that_is_not_text_is_kept_as_text():
     document["winlog"]["user"] = {"name": ["jsmith"], "domain": 7, "identifier": "S-1-5-21-1-2-3-1104"}
     [row], ctx = read("winlogbeat_ndjson", orjson.dumps(document) + b"\n")
     assert (row["user.name"], row["user.domain"]) == ('["jsmith"]', "7") and ctx.rejected == 0
+
+
+def test_a_script_block_part_read_twice_is_rejected_not_dropped():
+    first, second = (FIXTURES / "ws042_powershell_parts.jsonl").read_bytes().splitlines()
+    rows, ctx = read("evtx_dump_jsonl", b"\n".join([first, first, second]) + b"\n")
+    assert [dict(row["labels"])["script_block_parts"] for row in rows] == ["2/3"]
+    assert [r.locator for r in ctx.rejections] == ["line 2"] and "part 2 of script block" in ctx.rejections[0].reason
+    assert ctx.records == 3 and ctx.rejected == 1

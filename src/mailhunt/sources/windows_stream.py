@@ -322,6 +322,9 @@ class WindowsEventStream:
             block = self.blocks[block_id] = _PendingBlock(event, total)
         text = event["powershell.file.script_block_text"] or ""
         if number in block.parts:
+            self.ctx.reject(f"{self.unit} {event['log.record']}",
+                            f"part {number} of script block {block_id} again (a copy or a forgery of a part "
+                            f"already read); skipped")
             return
         block.parts[number] = text
         block.records.append(event["winlog.record_id"] or event["log.record"])
