@@ -170,3 +170,48 @@ def test_a_script_block_part_read_twice_is_rejected_not_dropped():
     assert [dict(row["labels"])["script_block_parts"] for row in rows] == ["2/3"]
     assert [r.locator for r in ctx.rejections] == ["line 2"] and "part 2 of script block" in ctx.rejections[0].reason
     assert ctx.records == 3 and ctx.rejected == 1
+
+
+def test_numbers_too_long_for_their_column_are_left_out_not_raised():
+    digits = "9" * 5000
+    audit = (f'type=SYSCALL msg=audit(1791990000.123:100): arch=c000003e syscall={digits} success=yes exit=0 '
+             f'pid=99999999999999999999 auid=1001 uid=0 comm="rm" exe="/usr/bin/rm"\n'
+             f'type=EXECVE msg=audit(1791990000.123:100): argc={digits} a0="rm" a{digits}="x"\n'
+             f"type=EOE msg=audit(1791990000.123:100):\n").encode()
+    [row], ctx = read("auditd", audit)
+    assert (row["process.pid"], row["process.command_line"], row["event.action"]) == (None, "rm", digits)
+    assert ctx.records == 3 and ctx.rejected == 0
+    syslog = (b"Oct 14 09:31:02 mx01 postfix/postsuper[99999999999999999999]: Deleted: "
+              + b"9" * 5000 + b" messages\n")
+    [row], ctx = read("syslog", syslog, {"year": "2026"})
+    assert (row["process.pid"], row["email.item_count"], row["event.action"]) == (None, None, "postsuper_deleted")
+    assert ctx.records == 1 and ctx.rejected == 0
+
+
+def test_an_argument_count_beyond_what_linux_passes_is_not_waited_for():
+    audit = (b'type=SYSCALL msg=audit(1791990000.123:100): arch=c000003e syscall=59 success=yes exit=0 pid=7 '
+             b'comm="rm" exe="/usr/bin/rm"\n'
+             b'type=EXECVE msg=audit(1791990000.123:100): argc=4194305 a0="rm" a1="/var/mail/bob"\n'
+             b"type=EOE msg=audit(1791990000.123:100):\n")
+    [row], ctx = read("auditd", audit)
+    assert row["process.command_line"] == "rm /var/mail/bob" and len(str(row["labels"])) < 1000
+    assert ctx.records == 3 and ctx.rejected == 0
+
+
+def test_a_script_block_claiming_millions_of_parts_names_a_bounded_number_missing():
+    first, _ = (FIXTURES / "ws042_powershell_parts.jsonl").read_bytes().splitlines()
+    record = orjson.loads(first)
+    record["Event"]["EventData"]["MessageTotal"] = "4194304"
+    [row], ctx = read("evtx_dump_jsonl", orjson.dumps(record) + b"\n")
+    labels = dict(row["labels"])
+    assert labels["script_block_parts"] == "1/4194304"
+    assert labels["script_block_missing_parts"].endswith(",... 4194303 in all")
+    assert len(labels["script_block_missing_parts"].split(",")) == 1001 and ctx.rejected == 0
+
+
+def test_an_evtx_dump_record_number_too_long_for_a_column_is_left_out():
+    first, _ = (REPO / "tests" / "fixtures" / "windows" / "ws042_powershell_parts.evtx_dump.json").read_bytes().split(
+        b"\nRecord ", 1)
+    data = b"Record " + b"9" * 5000 + first[first.index(b"\n"):] + b"\n"
+    rows, ctx = read("evtx_dump_json", data)
+    assert len(rows) == 1 and ctx.records == 1 and ctx.rejected == 0

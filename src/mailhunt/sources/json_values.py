@@ -1,17 +1,20 @@
-"""Values of a JSON record as the typed columns of an event take them.
+"""Values of a record as the typed columns of an event take them.
 
 A record written by the adversary may hold any JSON type where a reader
-expects a string or a number: a column value of the wrong type must become
-text, or nothing, never an exception that ends the reader.
+expects a string or a number, and any run of digits where it expects a small
+number: a column value of the wrong type or size must become text, or
+nothing, never an exception that ends the reader.
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 import orjson
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_DECIMAL = re.compile(r"[0-9]{1,19}")
 
 
 def text_value(value: object) -> str | None:
@@ -50,3 +53,15 @@ def json_text(value: object) -> str:
         return json.dumps(value)
     except RecursionError:
         raise ValueError("nested too deep to be written back as JSON") from None
+
+
+def int64_from_text(text: str | None) -> int | None:
+    """The number an unsigned decimal text (ASCII digits only) writes, if 64 bits hold it, else nothing.
+
+    ``str.isdigit`` accepts superscripts ``int`` refuses, and ``int`` refuses
+    more than 4300 digits: neither may stop a reader.
+    """
+    if text is None or not _DECIMAL.fullmatch(text):
+        return None
+    value = int(text)
+    return value if value <= INT64_MAX else None

@@ -23,7 +23,7 @@ import pyarrow as pa
 from mailhunt.events import event_id_from_record_id
 from mailhunt.sources.auditd import parse_fields
 from mailhunt.sources.base import ReadContext
-from mailhunt.sources.json_values import int64_value, text_value
+from mailhunt.sources.json_values import int64_from_text, int64_value, text_value
 from mailhunt.sources.macos_json import first_object, json_members, json_object_lines
 from mailhunt.sources.syslog import DATASET as SYSLOG_DATASET
 from mailhunt.sources.syslog_messages import interpret_message
@@ -95,7 +95,7 @@ class SentinelSyslog:
         event["process.executable"] = fields.get("exe")
         event["process.name"] = program_name(fields.get("exe")) or fields.get("comm")
         pid = fields.get("pid", "")
-        event["process.pid"] = int(pid) if pid.isdigit() else None
+        event["process.pid"] = int64_from_text(pid)
         for key in ("ppid", "cwd", "key"):
             if fields.get(key):
                 event["labels"][key] = fields[key]

@@ -37,7 +37,7 @@ from mailhunt.sources.base import (
     iter_text_lines,
     json_lines,
 )
-from mailhunt.sources.json_values import text_value
+from mailhunt.sources.json_values import int64_from_text, text_value
 from mailhunt.sources.windows_events import INT64_MAX
 from mailhunt.sources.windows_stream import WindowsEventStream
 
@@ -258,7 +258,7 @@ class EvtxDumpJson:
             header = _RECORD_HEADER.match(line)
             if header:
                 yield from record()
-                start, lines, file_record = number + 1, [], int(header.group(1))
+                start, lines, file_record = number + 1, [], int64_from_text(header.group(1))
             elif start is not None:
                 lines.append(line)
                 if len(lines) > self.max_record_lines:
