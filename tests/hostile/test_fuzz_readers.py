@@ -212,7 +212,7 @@ def hostile_json_texts(kind: str) -> list[bytes]:
     depth = NESTING_DEPTH[kind]
     return [b"null", b"true", b"false", b"0", b"-1", b"18446744073709551616", b"1e99999", b"-0.0", b'""', b"[]",
             b"{}", b'{"Operation": ["x"], "CreationTime": {}}', b'"0000-00-00T00:00:00"', b'"99999999999999999999"',
-            b'"4194304"', b'"-1"', b'"\u00b2"',
+            b'"4194304"', b'"-1"', b'"\\u00b2"',
             orjson.dumps(CONTROL_TEXT), orjson.dumps(HUGE_TEXT), b'"' + NOT_UTF8 + b'"',
             b"9" * NUMBER_DIGITS[kind], b"[" * depth + b"]" * depth, b'{"a":' * depth + b"1" + b"}" * depth]
 
