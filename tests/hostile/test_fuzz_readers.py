@@ -540,4 +540,6 @@ def test_a_hunt_over_damaged_evidence_finishes_with_findings(tmp_path_factory, d
     evidence.write_bytes(damaged)
     hunt([evidence], folder / "case", Config(), read_hints=dict(HINTS))
     document = orjson.loads((folder / "case" / "findings.json").read_bytes())
-    assert document["inputs"] and "findings" in document
+    [entry] = document["inputs"]
+    assert entry["path"].endswith(Path(relative).name) and isinstance(document["findings"], list)
+    assert entry["skipped_reason"] or (entry["format"] and entry["records"] >= 0 and entry["rejected"] >= 0)
