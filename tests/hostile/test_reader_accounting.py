@@ -215,3 +215,12 @@ def test_an_evtx_dump_record_number_too_long_for_a_column_is_left_out():
     data = b"Record " + b"9" * 5000 + first[first.index(b"\n"):] + b"\n"
     rows, ctx = read("evtx_dump_json", data)
     assert len(rows) == 1 and ctx.records == 1 and ctx.rejected == 0
+
+
+def test_a_fish_history_line_that_starts_no_entry_is_rejected_not_dropped():
+    data = (b"- cmd: doveadm expunge -u alice mailbox INBOX all\n  when: 1791990000\n  paths:\n    - INBOX\n"
+            b"-\xff cmd: rm -rf /var/mail/alice\n  when: 1791990060\n"
+            b"- cmd: history -c\n  when: 1791990120\n")
+    rows, ctx = read("fish_history", data)
+    assert [row["process.command_line"] for row in rows] == ["doveadm expunge -u alice mailbox INBOX all", "history -c"]
+    assert [r.locator for r in ctx.rejections] == ["line 5"] and ctx.records == 3 and ctx.rejected == 1
