@@ -224,3 +224,10 @@ def test_a_fish_history_line_that_starts_no_entry_is_rejected_not_dropped():
     rows, ctx = read("fish_history", data)
     assert [row["process.command_line"] for row in rows] == ["doveadm expunge -u alice mailbox INBOX all", "history -c"]
     assert [r.locator for r in ctx.rejections] == ["line 5"] and ctx.records == 3 and ctx.rejected == 1
+
+
+def test_an_audit_line_holding_a_long_word_is_read_in_one_pass():
+    # the key pattern was tried at every character of a word without "=": a 1 MB word took hours
+    line = b'type=SYSCALL msg=audit(1791990000.123:100): syscall=59 pid=7 ' + b"A" * 1_000_000 + b' comm="rm"\n'
+    [row], ctx = read("auditd", line)
+    assert (row["process.pid"], row["process.name"], ctx.rejected) == (7, "rm", 0)

@@ -68,7 +68,9 @@ SYSCALL_PARTS = frozenset({"EXECVE", "CWD", "PATH", "PROCTITLE", "SOCKADDR", "EX
 _HEADER = re.compile(r"^(?:node=(?P<node>\S+) )?type=(?P<type>\S+) msg=audit\((?P<stamp>[^()]*?):(?P<serial>\d+)\)"
                      r"\s?:?\s?(?P<body>.*)$", re.DOTALL)
 _RAW_STAMP = re.compile(r"^\d+\.\d+$")
-_FIELD = re.compile(r"""([A-Za-z_][\w\-]*(?:\[\d+\])?)=("[^"]*"|'[^']*'|"[^"]*$|'[^']*$|\S*)""")
+# A key starts where a run of key characters starts: tried inside a long run without "=", it would make
+# reading a line cost the square of its length (a 100 KB word took minutes).
+_FIELD = re.compile(r"""(?<![\w\-])([A-Za-z_][\w\-]*(?:\[\d+\])?)=("[^"]*"|'[^']*'|"[^"]*$|'[^']*$|\S*)""")
 _ARG = re.compile(r"^a(\d+)(?:\[(\d+)\])?$")
 _INTERPRETED_ARG = re.compile(r"(?:^|\s)a(\d+)=")
 _HEX = re.compile(r"^(?:[0-9A-Fa-f]{2})+$")
