@@ -33,6 +33,7 @@ import pyarrow as pa
 
 from mailhunt.events import event_id_from_record_id
 from mailhunt.sources.base import ReadContext
+from mailhunt.sources.json_values import int64_from_text
 from mailhunt.sources.linux_syscalls import (
     DELETE_CALLS,
     EXEC_CALLS,
@@ -56,6 +57,9 @@ from mailhunt.sources.unix_common import (
 
 DATASET = "linux.auditd"
 LOOKAHEAD_LINES = 1000
+# More arguments than Linux passes to a program (its argument space holds at most 2**21 bytes, one per empty
+# argument at least): an argc or argument index beyond it is damage, not an argument list to wait for.
+MAX_ARGS = 2**21
 UNSET_ID = "4294967295"
 CUT_FIELD = "\x00cut"
 ENRICHED_SEPARATOR = "\x1d"
@@ -64,7 +68,9 @@ SYSCALL_PARTS = frozenset({"EXECVE", "CWD", "PATH", "PROCTITLE", "SOCKADDR", "EX
 _HEADER = re.compile(r"^(?:node=(?P<node>\S+) )?type=(?P<type>\S+) msg=audit\((?P<stamp>[^()]*?):(?P<serial>\d+)\)"
                      r"\s?:?\s?(?P<body>.*)$", re.DOTALL)
 _RAW_STAMP = re.compile(r"^\d+\.\d+$")
-_FIELD = re.compile(r"""([A-Za-z_][\w\-]*(?:\[\d+\])?)=("[^"]*"|'[^']*'|"[^"]*$|'[^']*$|\S*)""")
+# A key starts where a run of key characters starts: tried inside a long run without "=", it would make
+# reading a line cost the square of its length (a 100 KB word took minutes).
+_FIELD = re.compile(r"""(?<![\w\-])([A-Za-z_][\w\-]*(?:\[\d+\])?)=("[^"]*"|'[^']*'|"[^"]*$|'[^']*$|\S*)""")
 _ARG = re.compile(r"^a(\d+)(?:\[(\d+)\])?$")
 _INTERPRETED_ARG = re.compile(r"(?:^|\s)a(\d+)=")
 _HEX = re.compile(r"^(?:[0-9A-Fa-f]{2})+$")
@@ -221,7 +227,9 @@ def _execve_argv(records: list[AuditRecord]) -> tuple[list[str] | None, int | No
     if not execs:
         return None, None, []
     argc_text = next((r.fields["argc"] for r in execs if "argc" in r.fields), None)
-    argc = int(argc_text) if argc_text and argc_text.isdigit() else None
+    argc = int64_from_text(argc_text)
+    if argc is not None and argc > MAX_ARGS:
+        argc = None
     whole: dict[int, str] = {}
     chunks: dict[int, dict[int, str]] = {}
     for record in execs:
@@ -230,11 +238,13 @@ def _execve_argv(records: list[AuditRecord]) -> tuple[list[str] | None, int | No
             match = _ARG.match(key)
             if not match:
                 continue
-            index = int(match.group(1))
-            if match.group(2) is None:
+            index, chunk = int64_from_text(match.group(1)), int64_from_text(match.group(2))
+            if index is None or index > MAX_ARGS or (match.group(2) is not None and chunk is None):
+                continue
+            if chunk is None:
                 whole[index] = value
             else:
-                chunks.setdefault(index, {})[int(match.group(2))] = value
+                chunks.setdefault(index, {})[chunk] = value
     for index, parts in chunks.items():
         whole[index] = "".join(parts[i] for i in sorted(parts))
     count = argc if argc is not None else (max(whole) + 1 if whole else 0)
@@ -331,7 +341,10 @@ def event_from_group(group: AuditGroup, ctx: ReadContext) -> dict | None:
         if first.interpreted:
             timestamp, zone_source = local_time_to_utc(timestamp, ctx)
     except ValueError as exc:
-        ctx.reject(f"line {first.line}", f"audit({first.stamp}:{first.serial}): {exc}")
+        count = len(group.records)
+        ctx.reject(f"line {first.line}", f"audit({first.stamp}:{first.serial}): {exc}"
+                                         + (f"; the group's {count} records rejected" if count > 1 else ""))
+        ctx.rejected += count - 1
         return None
     labels: dict[str, str] = {"audit_id": f"{first.stamp}:{first.serial}", "record_types": ",".join(view.record_types)}
     event = unix_event(ctx, DATASET, "auditd", first.line, raw, timestamp, labels)
@@ -358,7 +371,7 @@ def event_from_group(group: AuditGroup, ctx: ReadContext) -> dict | None:
     if success:
         event["event.outcome"] = "success" if success in ("yes", "success", "1") else "failure"
     pid = fields.get("pid")
-    event["process.pid"] = int(pid) if pid and pid.isdigit() else None
+    event["process.pid"] = int64_from_text(pid)
     exe = fields.get("exe")
     event["process.executable"] = exe if exe and exe != "(null)" else None
     event["process.name"] = program_name(event["process.executable"]) or fields.get("comm")

@@ -29,6 +29,7 @@ import pyarrow as pa
 from mailhunt.events import event_id_from_raw, event_id_from_record_id, new_event
 from mailhunt.sources.base import ReadContext, event_batches
 from mailhunt.sources.csv_text import csv_rows
+from mailhunt.sources.json_values import text_value
 from mailhunt.sources.m365_audit import (
     _csv_header,
     _first_json_object,
@@ -121,6 +122,11 @@ def _event(*, record_id: str | None, raw: str, when: datetime, upn: str | None, 
     return event
 
 
+# Members read as text: a sign-in written by the adversary may hold any JSON type there.
+_JSON_TEXT_KEYS = ("id", "userPrincipalName", "userId", "appId", "ipAddress", "userAgent", "resourceTenantId",
+                   "homeTenantId")
+
+
 class EntraSignInJson:
     name = "entra_signin_json"
     dataset = DATASET
@@ -151,12 +157,13 @@ class EntraSignInJson:
                 continue
             status = member.get("status") if isinstance(member.get("status"), dict) else {}
             location = member.get("location") if isinstance(member.get("location"), dict) else {}
+            text = {key: text_value(member.get(key)) for key in _JSON_TEXT_KEYS}
             yield _event(
-                record_id=member.get("id"), raw=raw, when=when, upn=member.get("userPrincipalName"),
-                user_id=member.get("userId"), app_id=member.get("appId"), ip=member.get("ipAddress"),
-                country=location.get("countryOrRegion"), agent=member.get("userAgent"),
-                error_code=status.get("errorCode"), status=None,
-                tenant=member.get("resourceTenantId") or member.get("homeTenantId"),
+                record_id=text["id"], raw=raw, when=when, upn=text["userPrincipalName"],
+                user_id=text["userId"], app_id=text["appId"], ip=text["ipAddress"],
+                country=text_value(location.get("countryOrRegion")), agent=text["userAgent"],
+                error_code=text_value(status.get("errorCode")), status=None,
+                tenant=text["resourceTenantId"] or text["homeTenantId"],
                 labels={"app_name": member.get("appDisplayName"), "client_app": member.get("clientAppUsed"),
                         "failure_reason": status.get("failureReason"),
                         "asn": member.get("autonomousSystemNumber"),

@@ -26,6 +26,7 @@ from typing import BinaryIO
 import pyarrow as pa
 
 from mailhunt.sources.base import ReadContext
+from mailhunt.sources.json_values import int64_value
 from mailhunt.sources.macos_json import first_object, json_object_lines
 from mailhunt.sources.unix_common import (
     EventBatches,
@@ -141,7 +142,7 @@ class EsloggerLog:
         token = actor.get("audit_token") or {}
         event["process.executable"] = _path(actor.get("executable"))
         event["process.name"] = program_name(event["process.executable"])
-        event["process.pid"] = token.get("pid") if isinstance(token.get("pid"), int) else None
+        event["process.pid"] = int64_value(token.get("pid"))
         if isinstance(actor.get("ppid"), int):
             labels["ppid"] = str(actor["ppid"])
         user, source = _actor(token)

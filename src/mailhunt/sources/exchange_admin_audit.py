@@ -226,7 +226,7 @@ class _XmlReader:
             self.ctx.reject(f"line {session.current['line']}", f"Event element damaged ({reason}); skipped")
             return session.current["start"]
         failed_at = session.offset()
-        started = self._last_event_start(failed_at)
+        started = self._last_event_start(session.start, failed_at)
         if started is not None:
             self.ctx.records += 1
             line = self.lines_dropped + self.buffer.count(b"\n", 0, started - self.base) + 1
@@ -235,10 +235,14 @@ class _XmlReader:
         self.ctx.reject(f"line {session.line(exc.lineno)}", f"XML damaged ({reason}); reading resumes at the next Event")
         return failed_at
 
-    def _last_event_start(self, before: int) -> int | None:
-        """The ``<Event`` whose start tag the damage hit, if one began after the last complete Event."""
-        begin = max(self.last_end, self.base) - self.base
-        starts = list(_EVENT_START.finditer(self.buffer, begin, max(begin, before - self.base + 1)))
+    def _last_event_start(self, session_start: int, before: int) -> int | None:
+        """The ``<Event`` whose start tag the damage hit, if one began after the last complete Event.
+
+        Only the session's own input is searched: an Event before it was damaged
+        and rejected already, and resuming there again would never end.
+        """
+        begin = max(self.last_end, self.base, session_start) - self.base
+        starts = list(_EVENT_START.finditer(self.buffer, begin, max(begin, before - self.base + len("<Event "))))
         return starts[-1].start() + self.base if starts else None
 
     def _next_event(self, after: int) -> int | None:

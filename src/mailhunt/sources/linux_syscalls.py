@@ -9,6 +9,8 @@ generic ``include/uapi/asm-generic/unistd.h`` that aarch64 uses (which has no
 
 from __future__ import annotations
 
+from mailhunt.sources.json_values import int64_from_text
+
 AUDIT_ARCH = {
     "c000003e": "x86_64",
     "c00000b7": "aarch64",
@@ -49,9 +51,10 @@ def syscall_name(arch: str | None, number: str | None) -> str | None:
     """``execve`` for (x86_64, "59"); a name already given (``ausearch -i``) is kept; else ``syscall_<n>``."""
     if number is None:
         return None
-    if not number.isdigit():
+    value = int64_from_text(number)
+    if value is None:
         return number
-    return SYSCALLS.get(arch or "", {}).get(int(number), f"syscall_{number}")
+    return SYSCALLS.get(arch or "", {}).get(value, f"syscall_{number}")
 
 
 def opens_with_truncation(name: str, args: dict[str, str]) -> bool:

@@ -38,6 +38,7 @@ from mailhunt.sources.base import (
     line_too_long,
     numbered_text_lines,
 )
+from mailhunt.sources.json_values import json_text
 from mailhunt.sources.m365_normalize import DATASET, StagedAuditRecords
 from mailhunt.sources.m365_record import (
     BadRecord,
@@ -163,7 +164,11 @@ def _csv_header(text: str) -> list[str] | None:
 
 
 def csv_records(lines: Iterator[tuple[int, str]], ctx: ReadContext) -> Iterator[tuple[int, list[str]]]:
-    """(starting line, fields) per CSV record; records with runaway quoting are rejected."""
+    """(starting line, fields) per CSV record; records with runaway quoting are rejected.
+
+    A rejected record is counted in ``ctx.records`` here; the caller counts the
+    records it is given.
+    """
     pending: list[tuple[int, str]] = []
     queue: list[tuple[int, str]] = []
     source = iter(lines)
@@ -183,16 +188,19 @@ def csv_records(lines: Iterator[tuple[int, str]], ctx: ReadContext) -> Iterator[
             try:
                 fields = next(csv.reader([text]))
             except csv.Error as exc:
+                ctx.records += 1
                 ctx.reject(f"line {pending[0][0]}", f"CSV record cannot be parsed: {exc}")
             else:
                 yield pending[0][0], fields
             pending = []
         elif len(pending) >= MAX_RECORD_LINES or len(text) > MAX_RECORD_CHARS:
+            ctx.records += 1
             ctx.reject(f"line {pending[0][0]}", f"unterminated quoted field (no closing quote within "
                                                 f"{len(pending)} lines); record skipped")
             queue = pending[1:] + queue
             pending = []
     if pending:
+        ctx.records += 1
         ctx.reject(f"line {pending[0][0]}", "unterminated quoted field at end of file (truncated?)")
         for line_item in pending[1:]:
             queue.append(line_item)
@@ -453,10 +461,11 @@ class _AuditJson:
                 continue
             try:
                 record = self.to_record(member)
-            except BadRecord as exc:
+                text = raw if record is member else json_text(record)
+            except (BadRecord, ValueError) as exc:
                 ctx.reject(f"{self.locator_unit} {number}", str(exc))
                 continue
-            batch.add(raw if record is member else orjson.dumps(record).decode(), number, None, raw)
+            batch.add(text, number, None, raw)
             if batch.full():
                 yield from batch.flush()
         yield from batch.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -29,8 +30,18 @@ def json_members(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, str,
         yield index, text, value
 
 
+# The keys the sniffers of these readers look for, found by name when the head cuts the first object.
+FIRST_OBJECT_KEYS = ("eventMessage", "processImagePath", "timestamp", "subsystem", "machTimestamp", "event_type",
+                     "audit_token", "schema_version", "global_seq_num", "mach_time", "executable",
+                     "SyslogMessage", "Facility", "ProcessName")
+
+
 def first_object(head: bytes) -> tuple[dict | None, bool]:
-    """The first JSON object of a head, and whether it sits in an array; tolerates a head cut mid-file."""
+    """The first JSON object of a head, and whether it sits in an array; tolerates a head cut mid-file.
+
+    The object may be on one line, span several (a pretty-printed array), or
+    share its line with the next member (``[{...},{...}]``).
+    """
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
     in_array = text.startswith("[")
     if in_array:
@@ -43,9 +54,13 @@ def first_object(head: bytes) -> tuple[dict | None, bool]:
         return (value if isinstance(value, dict) else None), in_array
     except orjson.JSONDecodeError:
         pass
+    try:
+        value, _ = json.JSONDecoder().raw_decode(text)
+        return (value if isinstance(value, dict) else None), in_array
+    except (ValueError, RecursionError):
+        pass
     keys = {}
-    for key in ("eventMessage", "processImagePath", "timestamp", "subsystem", "machTimestamp", "event_type",
-                "audit_token", "schema_version", "global_seq_num", "mach_time", "executable"):
+    for key in FIRST_OBJECT_KEYS:
         if f'"{key}"' in text[:16384]:
             keys[key] = True
     return keys, in_array

@@ -18,6 +18,7 @@ from typing import BinaryIO
 import pyarrow as pa
 
 from mailhunt.sources.base import ReadContext
+from mailhunt.sources.json_values import int64_value, text_value
 from mailhunt.sources.macos_json import first_object, json_members, json_object_lines
 from mailhunt.sources.unix_common import EventBatches, program_name, unix_event
 
@@ -80,13 +81,11 @@ class UnifiedLog:
         image = entry.get("processImagePath")
         event["process.executable"] = image if isinstance(image, str) and image else None
         event["process.name"] = program_name(event["process.executable"])
-        pid = entry.get("processID")
-        event["process.pid"] = pid if isinstance(pid, int) else None
-        user = entry.get("userID")
-        event["user.id"] = str(user) if user is not None else None
-        event["event.action"] = entry.get("eventType") or None
-        event["event.code"] = entry.get("messageType") or None
-        subsystem = entry.get("subsystem")
+        event["process.pid"] = int64_value(entry.get("processID"))
+        event["user.id"] = text_value(entry.get("userID"))
+        event["event.action"] = text_value(entry.get("eventType"))
+        event["event.code"] = text_value(entry.get("messageType"))
+        subsystem = text_value(entry.get("subsystem"))
         if subsystem:
             event["event.provider"] = subsystem
         labels = event["labels"]

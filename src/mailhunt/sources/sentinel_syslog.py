@@ -23,6 +23,7 @@ import pyarrow as pa
 from mailhunt.events import event_id_from_record_id
 from mailhunt.sources.auditd import parse_fields
 from mailhunt.sources.base import ReadContext
+from mailhunt.sources.json_values import int64_from_text, int64_value, text_value
 from mailhunt.sources.macos_json import first_object, json_members, json_object_lines
 from mailhunt.sources.syslog import DATASET as SYSLOG_DATASET
 from mailhunt.sources.syslog_messages import interpret_message
@@ -78,7 +79,7 @@ class SentinelSyslog:
         fields, _ = parse_fields(body[:cmdline.start()] if cmdline else body, True)
         stamp = datetime.fromtimestamp(float(found["epoch"]), tz=UTC).replace(tzinfo=None)
         event = unix_event(ctx, AUOMS_DATASET, "auoms", locator, text, stamp)
-        node = fields.get("node") or row.get("Computer")
+        node = fields.get("node") or text_value(row.get("Computer"))
         event["event.id"] = event_id_from_record_id(AUOMS_DATASET, f"{node}\x1f{found['epoch']}:{found['serial']}")
         event["event.code"] = found["type"]
         event["event.action"] = fields.get("syscall") or found["type"]
@@ -94,7 +95,7 @@ class SentinelSyslog:
         event["process.executable"] = fields.get("exe")
         event["process.name"] = program_name(fields.get("exe")) or fields.get("comm")
         pid = fields.get("pid", "")
-        event["process.pid"] = int(pid) if pid.isdigit() else None
+        event["process.pid"] = int64_from_text(pid)
         for key in ("ppid", "cwd", "key"):
             if fields.get(key):
                 event["labels"][key] = fields[key]
@@ -109,10 +110,9 @@ class SentinelSyslog:
         program = str(row.get("ProcessName") or "")
         event = unix_event(ctx, SYSLOG_DATASET, program or "syslog", locator, text, _iso(when),
                            {"format": "sentinel Syslog row"})
-        event["host.name"] = row.get("HostName") or row.get("Computer")
+        event["host.name"] = text_value(row.get("HostName")) or text_value(row.get("Computer"))
         event["process.name"] = program or None
-        pid = row.get("ProcessID")
-        event["process.pid"] = pid if isinstance(pid, int) else None
+        event["process.pid"] = int64_value(row.get("ProcessID"))
         interpret_message(event, program, row["SyslogMessage"])
         return event
 

@@ -224,6 +224,9 @@ class FishHistory(_History):
                 start, command, lines = number, found.group(1), [raw]
                 continue
             if command is None:
+                # indented lines (paths:, when:) belong to the entry before; any other line starts none
+                if raw.strip() and not raw.startswith((b" ", b"\t")):
+                    yield number, raw, None, "not a fish history line (an entry starts with '- cmd:')"
                 continue
             lines.append(raw)
             when = _FISH_WHEN.match(raw)

@@ -28,6 +28,7 @@ from typing import BinaryIO
 import pyarrow as pa
 
 from mailhunt.sources.base import ReadContext
+from mailhunt.sources.json_values import int64_from_text
 from mailhunt.sources.syslog_messages import interpret_message
 from mailhunt.sources.unix_common import (
     NOT_UTF8,
@@ -167,7 +168,7 @@ class SyslogFile:
         event = unix_event(ctx, DATASET, program or "syslog", number, text, timestamp, labels)
         event["host.name"] = None if host == "-" else host
         event["process.name"] = None if program in (None, "-") else program
-        event["process.pid"] = int(pid) if pid and pid.isdigit() else None
+        event["process.pid"] = int64_from_text(pid)
         interpret_message(event, program or "", message)
         return event
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from mailhunt.sources.json_values import int64_from_text
 from mailhunt.sources.unix_common import program_name, split_command
 
 _SUDO = re.compile(r"^\s*(?P<user>\S+) : (?P<fields>.*)$")
@@ -132,7 +133,7 @@ def _postsuper(event: dict, message: str) -> None:
     if deleted:
         event["event.action"] = "postsuper_deleted"
         event["event.outcome"] = "success"
-        event["email.item_count"] = int(deleted["count"])
+        event["email.item_count"] = int64_from_text(deleted["count"])
 
 
 def interpret_message(event: dict, program: str, message: str) -> None:

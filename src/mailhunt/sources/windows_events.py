@@ -29,6 +29,7 @@ from mailhunt.sources.cmdlet_parameters import (
     params_by_name,
     parse_parameter_text,
 )
+from mailhunt.sources.json_values import int64_from_text
 
 DATASET_BY_CHANNEL = {
     "msexchange management": "windows.msexchange_management",
@@ -203,8 +204,8 @@ def _exchange_management(event: dict, code: str, data: dict | list) -> None:
     process = _item(data, 6)
     if process:
         pid, _, name = process.partition(" ")
-        if pid.isdigit() and name:
-            event["process.pid"], event["process.name"] = _int64(int(pid)), name
+        if int64_from_text(pid) is not None and name:
+            event["process.pid"], event["process.name"] = int64_from_text(pid), name
         else:
             event["process.name"] = process
     client = _item(data, 5)

@@ -37,6 +37,7 @@ from mailhunt.sources.base import (
     iter_text_lines,
     json_lines,
 )
+from mailhunt.sources.json_values import int64_from_text, text_value
 from mailhunt.sources.windows_events import INT64_MAX
 from mailhunt.sources.windows_stream import WindowsEventStream
 
@@ -257,7 +258,7 @@ class EvtxDumpJson:
             header = _RECORD_HEADER.match(line)
             if header:
                 yield from record()
-                start, lines, file_record = number + 1, [], int(header.group(1))
+                start, lines, file_record = number + 1, [], int64_from_text(header.group(1))
             elif start is not None:
                 lines.append(line)
                 if len(lines) > self.max_record_lines:
@@ -312,7 +313,8 @@ class WinlogbeatNdjson:
                 ctx.reject(f"line {number}", "no winlog object")
                 continue
             user = document["winlog"].get("user") or {}
-            account = (user.get("name"), user.get("domain")) if isinstance(user, dict) else (None, None)
+            account = (text_value(user.get("name")), text_value(user.get("domain"))) if isinstance(user, dict) \
+                else (None, None)
             yield from events.add(number, line, winlogbeat_to_record(document), account)
         yield from events.finish()
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, islice
 
 import orjson
 import pyarrow as pa
@@ -38,6 +38,7 @@ BATCH_EVENTS = 20_000
 SQL_MIN_RECORDS = 2_000
 MAX_PENDING_BLOCKS = 2_000
 MAX_PENDING_CHARS = 64 * 1024 * 1024
+MAX_LISTED_MISSING = 1000
 GAP_ACTION = "EventRecordIDGap"
 
 
@@ -322,6 +323,9 @@ class WindowsEventStream:
             block = self.blocks[block_id] = _PendingBlock(event, total)
         text = event["powershell.file.script_block_text"] or ""
         if number in block.parts:
+            self.ctx.reject(f"{self.unit} {event['log.record']}",
+                            f"part {number} of script block {block_id} again (a copy or a forgery of a part "
+                            f"already read); skipped")
             return
         block.parts[number] = text
         block.records.append(event["winlog.record_id"] or event["log.record"])
@@ -337,7 +341,11 @@ class WindowsEventStream:
         block = self.blocks.pop(block_id)
         self.pending_chars -= block.chars()
         event = block.first
-        missing = [n for n in range(1, block.total + 1) if n not in block.parts]
+        # MessageTotal is the record's word: a forged one may be huge, so at most MAX_LISTED_MISSING are named
+        absent = (number for number in range(1, block.total + 1) if number not in block.parts)
+        missing: list[int | str] = list(islice(absent, MAX_LISTED_MISSING))
+        if block.total - len(block.parts) > MAX_LISTED_MISSING:
+            missing.append(f"... {block.total - len(block.parts)} in all")
         event["powershell.file.script_block_text"] = "".join(
             block.parts[n] for n in sorted(block.parts))
         labels = event["labels"] or []
