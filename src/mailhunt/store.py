@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from mailhunt.events import COLUMNS, SCHEMA
+from mailhunt.events import COLUMNS, EARLIEST_TIME, LATEST_TIME, SCHEMA, out_of_range
 from mailhunt.sources.base import ROW_GROUP_ROWS, Batch
 
 _DUCK_TYPES = {
@@ -151,6 +151,7 @@ class CaseStore:
             self._add_new_columns()
             for ddl in OTHER_DDL:
                 self.db.execute(ddl)
+            self._reject_times_out_of_range()
 
     def _add_new_columns(self) -> None:
         """Bring a case written by an earlier mailhunt up to this event model.
@@ -162,6 +163,31 @@ class CaseStore:
         for column in COLUMNS:
             if column.name not in present:
                 self.db.execute(f"ALTER TABLE events ADD COLUMN {quote(column.name)} {_duck_type(column)}")
+
+    def _reject_times_out_of_range(self) -> None:
+        """Move out events an earlier mailhunt stored with a time outside years 1-9999.
+
+        Readers reject such times now; a case loaded before they did may hold
+        some, on which every later stage would fail. Each becomes a rejection
+        of its input (counted in ``inputs.rejected``), as if read today."""
+        outside = f'"@timestamp" < TIMESTAMP \'{EARLIEST_TIME.isoformat(sep=" ")}\' ' \
+                  f'OR "@timestamp" > TIMESTAMP \'{LATEST_TIME.isoformat(sep=" ")}\''
+        rows = self.db.execute(
+            f"""SELECT e."log.file.path", e."log.file.sha256",
+                       coalesce(i.locator_unit, 'line') || ' ' || coalesce(CAST(e."log.record" AS VARCHAR), '?'),
+                       CAST(e."@timestamp" AS VARCHAR)
+                FROM events e LEFT JOIN inputs i ON i.path = e."log.file.path" AND i.sha256 = e."log.file.sha256"
+                WHERE {outside}""").fetchall()
+        if not rows:
+            return
+        self.db.executemany("INSERT INTO rejections VALUES (?, ?, ?, ?)", [
+            (path, sha256, locator, f"{out_of_range(stamp)}; removed from the case (stored by an earlier mailhunt)")
+            for path, sha256, locator, stamp in rows])
+        self.db.execute(f"""UPDATE inputs SET rejected = rejected + n, new_events = greatest(new_events - n, 0)
+                            FROM (SELECT "log.file.path" AS p, "log.file.sha256" AS h, count(*) AS n
+                                  FROM events WHERE {outside} GROUP BY 1, 2) removed
+                            WHERE inputs.path = removed.p AND inputs.sha256 = removed.h""")
+        self.db.execute(f"DELETE FROM events WHERE {outside}")
 
     def close(self) -> None:
         self.db.close()

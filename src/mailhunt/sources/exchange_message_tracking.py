@@ -24,13 +24,13 @@ from __future__ import annotations
 import csv
 import ipaddress
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import BinaryIO
 
 import pyarrow as pa
 
-from mailhunt.events import event_id_from_raw, new_event
+from mailhunt.events import event_id_from_raw, new_event, utc_time
 from mailhunt.sources.base import (
     ROW_GROUP_ROWS,
     ReadContext,
@@ -64,7 +64,7 @@ def _timestamp(text: str) -> datetime:
         raise ValueError(f"date-time '{value[:40]}' is not an ISO-8601 time") from None
     if moment.tzinfo is None:
         raise ValueError(f"date-time '{value[:40]}' has no zone (message tracking writes UTC with Z)")
-    return moment.astimezone(UTC).replace(tzinfo=None)
+    return utc_time(moment)
 
 
 def _lower(text: str | None) -> str | None:

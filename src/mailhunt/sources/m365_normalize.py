@@ -28,7 +28,7 @@ from concurrent.futures import Future
 import duckdb
 import pyarrow as pa
 
-from mailhunt.events import PARAMS_TYPE, SCHEMA
+from mailhunt.events import PARAMS_TYPE, SCHEMA, sql_out_of_range_reason, sql_utc_time
 from mailhunt.sources.base import ReadContext
 from mailhunt.sources.cmdlet_parameters import parse_parameter_text
 
@@ -96,23 +96,31 @@ _IPV4 = r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?::\d{1,5})?$"
 _IPV6_BRACKETED = r"^\[([0-9A-Fa-f:.]+)\](:\d{1,5})?$"
 _IPV6 = r"^[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]*$"
 
+# A CreationTime that is a time but outside what @timestamp holds (year 0, 10000)
+# rejects the record; the container's date does not stand in for it. Text
+# DuckDB alone reads as a time ('epoch', 'infinity') is no ISO-8601 time.
 FIELDS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE fielded AS
 SELECT row_index, locator, valid, j, operation, creation,
-       coalesce(try_cast(creation AS TIMESTAMPTZ) AT TIME ZONE 'UTC',
-                try_strptime(fallback, '%m/%d/%Y %I:%M:%S %p'),
-                try_cast(fallback AS TIMESTAMPTZ) AT TIME ZONE 'UTC') AS ts
+       creation_ts IS NOT NULL AND {sql_utc_time('creation_ts')} IS NULL AS out_of_range,
+       CASE WHEN creation_ts IS NULL
+            THEN {sql_utc_time("coalesce(try_strptime(fallback, '%m/%d/%Y %I:%M:%S %p'), "
+                               "try_cast(fallback AS TIMESTAMPTZ) AT TIME ZONE 'UTC')")}
+            ELSE {sql_utc_time('creation_ts')} END AS ts
+FROM (SELECT *, CASE WHEN regexp_matches(creation, '^\\s*[+-]?[0-9]')
+                     THEN try_cast(creation AS TIMESTAMPTZ) AT TIME ZONE 'UTC' END AS creation_ts
 FROM (SELECT row_index, locator, fallback, j IS NOT NULL AS valid, j,
              nullif(json_extract_string(j[{len(_COMPLEX) + 1}], '$'), '') AS operation,
              nullif(json_extract_string(j[{len(_COMPLEX) + 2}], '$'), '') AS creation
       FROM (SELECT row_index, locator, fallback, TRY(json_extract(raw, {_COMPLEX_PATHS})) AS j
-            FROM stage WHERE NOT regexp_matches(raw, '^\\s*$')))
+            FROM stage WHERE NOT regexp_matches(raw, '^\\s*$'))))
 """
 
-REJECT_SQL = """
+REJECT_SQL = f"""
 SELECT locator, CASE
     WHEN NOT valid THEN 'not valid JSON (truncated or corrupt record)'
     WHEN operation IS NULL THEN 'no Operation: not a unified audit log record'
+    WHEN out_of_range THEN 'CreationTime: ' || {sql_out_of_range_reason('creation')}
     WHEN ts IS NULL AND creation IS NULL THEN 'no CreationTime'
     ELSE 'CreationTime ' || chr(39) || left(creation, 40) || chr(39) || ' is not an ISO-8601 time'
   END AS reason

@@ -12,11 +12,12 @@ columns.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import BinaryIO
 
 import pyarrow as pa
 
+from mailhunt.events import utc_time
 from mailhunt.sources.base import ReadContext
 from mailhunt.sources.macos_json import first_object, json_members, json_object_lines
 from mailhunt.sources.unix_common import EventBatches, program_name, unix_event
@@ -31,7 +32,7 @@ def parse_timestamp(text: str) -> datetime:
             stamp = datetime.strptime(text, pattern)
         except ValueError:
             continue
-        return stamp.astimezone(UTC).replace(tzinfo=None)
+        return utc_time(stamp)
     raise ValueError(f"timestamp '{text[:40]}' is not 'YYYY-MM-DD HH:MM:SS.ffffff+ZZZZ'")
 
 

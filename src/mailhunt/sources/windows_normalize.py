@@ -33,7 +33,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mailhunt.events import SCHEMA
+from mailhunt.events import SCHEMA, sql_utc_time
 from mailhunt.sources.windows_events import (
     DATASET_BY_CHANNEL,
     OTHER_DATASET,
@@ -119,6 +119,12 @@ def _context_value(key: str) -> str:
     return f"ctx_values[len(ctx_keys) + 1 - list_position(list_reverse(ctx_keys), {key})]"
 
 
+# SystemTime as a UTC time; a value outside what @timestamp holds (or text only DuckDB reads as a time,
+# 'epoch') leaves ts empty, so the record goes to Python, which rejects it with its reason.
+_SYSTEM_TIME = (f"CASE WHEN regexp_matches({_v('system_time')}, '^\\s*[0-9]') THEN TRY_CAST(TRY_CAST("
+                f"replace({_v('system_time')}, ' ', 'T') AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP) END")
+
+
 def _account_name(text: str) -> str:
     """``_account`` of a ``DOMAIN\\name`` text: the name after the last backslash, unless empty or ``-``."""
     name = f"regexp_extract({text}, '[^\\\\]*$')"
@@ -145,7 +151,7 @@ WITH parsed AS (
     CASE WHEN starts_with({_v('event_id')}, '{{') THEN TRY(json_extract_string({_v('event_id')}, '$."#text"'))
          ELSE {_v('event_id')} END AS code,
     TRY_CAST({_v('record_id')} AS BIGINT) AS record_id,
-    TRY_CAST(TRY_CAST(replace({_v('system_time')}, ' ', 'T') AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP) AS ts,
+    {sql_utc_time(_SYSTEM_TIME)} AS ts,
     {_case_map(f"lower(coalesce({_v('channel')}, ''))", DATASET_BY_CHANNEL)} AS known_dataset
   FROM extracted
 ), typed AS (
