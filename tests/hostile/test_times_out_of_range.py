@@ -137,7 +137,6 @@ def test_a_case_already_holding_such_an_event_is_hunted_again_without_failing(tm
     with duckdb.connect(str(out / "case.duckdb"), read_only=True) as db:
         assert db.execute('SELECT count(*) FROM events WHERE "log.record" IN (2, 3)').fetchone()[0] == 0
         reasons = db.execute("SELECT locator, reason FROM rejections ORDER BY locator").fetchall()
-    assert reasons == [
-        ("line 2", f"time '10000-01-01 00:00:00' {OUTSIDE}; removed from the case (stored by an earlier mailhunt)"),
-        ("line 3", f"time '0001-06-01 (BC) 00:00:00' {OUTSIDE}; removed from the case "
-                   "(stored by an earlier mailhunt)")]
+    removed = "removed from the case (stored by an earlier mailhunt)"
+    assert reasons == [("line 2", f"time '10000-01-01 00:00:00' {OUTSIDE}; {removed}"),
+                       ("line 3", f"time '0001-06-01 (BC) 00:00:00' {OUTSIDE}; {removed}")]
