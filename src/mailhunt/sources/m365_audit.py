@@ -33,6 +33,7 @@ from mailhunt.sources.base import (
     ROW_GROUP_ROWS,
     ReadContext,
     iter_text_lines,
+    json_array_members,
     json_lines,
 )
 from mailhunt.sources.m365_normalize import DATASET, StagedAuditRecords
@@ -347,58 +348,6 @@ def _chunk_lines(chunk: memoryview, first_line: int, ctx: ReadContext) -> tuple[
                 ctx.records += 1
                 ctx.reject(f"line {number}", f"not UTF-8 text (byte {exc.start} of the line)")
         return pa.array(good, pa.large_string()), pa.array(good_numbers, pa.int64()), count
-
-
-def json_array_members(stream: BinaryIO, ctx: ReadContext, chunk_size: int = 1 << 20) -> Iterator[tuple[int, str, object]]:
-    """(index from 1, member text, member) for each member of a top-level JSON array, read incrementally.
-
-    A file holding one JSON object is treated as an array of one.
-    """
-    decoder = json.JSONDecoder()
-    reader = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace")
-    buffer = reader.read(chunk_size)
-    position = len(buffer) - len(buffer.lstrip())
-    if buffer[position:position + 1] == "{":
-        buffer = "[" + buffer[position:]
-        position = 0
-    if buffer[position:position + 1] != "[":
-        ctx.reject("record 1", "not a JSON array")
-        return
-    position += 1
-    index = 0
-    at_end = False
-    while True:
-        while position < len(buffer) and buffer[position] in " \t\r\n,":
-            position += 1
-        if position >= len(buffer) and not at_end:
-            more = reader.read(chunk_size)
-            buffer, position = buffer[position:] + more, 0
-            at_end = not more
-            continue
-        if position < len(buffer) and buffer[position] == "]":
-            return
-        if position >= len(buffer):
-            ctx.reject(f"record {index + 1}", "array not closed: file truncated")
-            return
-        try:
-            member, end = decoder.raw_decode(buffer, position)
-        except json.JSONDecodeError as exc:
-            if not at_end and len(buffer) - position < 64 * chunk_size:
-                more = reader.read(chunk_size)
-                if more:
-                    buffer, position = buffer[position:] + more, 0
-                    continue
-                at_end = True
-            index += 1
-            ctx.records += 1
-            ctx.reject(f"record {index}", f"not valid JSON ({exc.msg}); rest of the array skipped")
-            return
-        index += 1
-        ctx.records += 1
-        yield index, buffer[position:end], member
-        position = end
-        if position > chunk_size:
-            buffer, position = buffer[position:], 0
 
 
 class _AuditJson:
