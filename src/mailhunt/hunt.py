@@ -23,7 +23,7 @@ from mailhunt.detect.rules import load_rules
 from mailhunt.findings import Finding, findings_document
 from mailhunt.report.html import write_html_report
 from mailhunt.report.markdown import write_markdown_report
-from mailhunt.sources import SNIFF_BYTES, ReadContext, identify
+from mailhunt.sources import ReadContext, identify, sniff_head
 from mailhunt.sources.base import Batch
 from mailhunt.sources.inputs import EvidenceFile, EvidenceTooLarge, iter_evidence
 from mailhunt.store import CaseStore
@@ -133,7 +133,7 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
     if item.problem:
         return InputSummary(item.display, None, None, skipped_reason=item.problem)
     try:
-        head = item.head(SNIFF_BYTES)
+        head = sniff_head(item.head)
         source = identify(head) if head else None
         # A plain file this case has never seen cannot be loaded already, so it
         # is hashed while it is read; anything else is hashed first.

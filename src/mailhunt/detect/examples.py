@@ -60,7 +60,7 @@ from mailhunt.detect.engine import (
     run_rules,
 )
 from mailhunt.detect.rules import LoadedRule
-from mailhunt.sources import SNIFF_BYTES, ReadContext, identify, read_events
+from mailhunt.sources import ReadContext, identify, read_events, sniff_head
 from mailhunt.store import CaseStore
 
 EXPECTATIONS = ("match", "no_match")
@@ -186,7 +186,7 @@ def _case_files(case: ExampleCase) -> list[tuple[bytes, object]]:
     """The case's evidence files with the reader that recognizes each."""
     if case.evidence is not None:
         data = case.file_bytes()
-        return [(data, identify(data[:SNIFF_BYTES]))]
+        return [(data, identify(sniff_head(lambda size: data[:size])))]
     return _record_files(case.records)
 
 
@@ -200,7 +200,7 @@ def _record_files(records: list[dict]) -> list[tuple[bytes, object]]:
     files: list[tuple[bytes, object]] = []
     for record in records:
         line = orjson.dumps(record) + b"\n"
-        source = identify(line[:SNIFF_BYTES])
+        source = identify(sniff_head(lambda size: line[:size]))
         if files and files[-1][1] is source:
             files[-1] = (files[-1][0] + line, source)
         else:

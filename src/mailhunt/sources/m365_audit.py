@@ -375,6 +375,15 @@ class _AuditJson:
         yield from batch.flush()
 
 
+def first_line_cut(text: str) -> bool:
+    """Whether the head of a file is one JSON object's line cut short: no line end in it.
+
+    One record a line is then the reading that loses nothing: a file of one
+    object on one line is also NDJSON, while reading lines as an array's
+    members would let one bad line take the ones after it."""
+    return text.lstrip().startswith("{") and "\n" not in text
+
+
 class UnifiedAuditNdjson(_AuditJson):
     name = "ual_ndjson"
 
@@ -386,7 +395,9 @@ class UnifiedAuditNdjson(_AuditJson):
         try:
             obj = orjson.loads(first)
         except orjson.JSONDecodeError:
-            return False
+            if not first_line_cut(text):
+                return False
+            obj = _first_json_object_prefix(text)
         return isinstance(obj, dict) and is_audit_record(obj) and not is_sentinel_row(obj)
 
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[StagedAuditRecords]:
@@ -415,7 +426,7 @@ class UnifiedAuditJsonArray(_AuditJson):
 
     def sniff(self, head: bytes) -> bool:
         text = decode_head(head)
-        if _first_line_object(text) is not None:
+        if _first_line_object(text) is not None or first_line_cut(text):
             return False
         obj = _first_json_object_prefix(text)
         return obj is not None and is_audit_record(obj) and not is_sentinel_row(obj)
@@ -444,7 +455,7 @@ class SentinelOfficeActivity(_AuditJson):
     def sniff(self, head: bytes) -> bool:
         text = decode_head(head)
         line_object = _first_line_object(text)
-        if (line_object is None) != self.array:
+        if (line_object is None and not first_line_cut(text)) != self.array:
             return False
         obj = line_object if line_object is not None else _first_json_object_prefix(text)
         if obj is None:
