@@ -182,11 +182,16 @@ def _rule_decided(rule: LoadedRule, run) -> bool:
     return run.matched.get(rule.id, 0) > 0
 
 
+def _head_of(data: bytes) -> bytes:
+    """What sniffers see of an evidence file held in memory."""
+    return sniff_head(lambda size: data[:size])
+
+
 def _case_files(case: ExampleCase) -> list[tuple[bytes, object]]:
     """The case's evidence files with the reader that recognizes each."""
     if case.evidence is not None:
         data = case.file_bytes()
-        return [(data, identify(sniff_head(lambda size: data[:size])))]
+        return [(data, identify(_head_of(data)))]
     return _record_files(case.records)
 
 
@@ -200,7 +205,7 @@ def _record_files(records: list[dict]) -> list[tuple[bytes, object]]:
     files: list[tuple[bytes, object]] = []
     for record in records:
         line = orjson.dumps(record) + b"\n"
-        source = identify(sniff_head(lambda size: line[:size]))
+        source = identify(_head_of(line))
         if files and files[-1][1] is source:
             files[-1] = (files[-1][0] + line, source)
         else:
