@@ -22,11 +22,11 @@ class Outcome:
     notes: list[str]
 
 
-def hunt_file(evidence: Path, out: Path) -> Outcome:
+def hunt_file(evidence: Path, out: Path, hints: dict[str, str] | None = None) -> Outcome:
     """Hunt one evidence file into ``out``; the hunt must finish and write findings.json.
 
     ``kept`` is the locators (line or record numbers) of the events stored from it."""
-    result = hunt([evidence], out, Config())
+    result = hunt([evidence], out, Config(), read_hints=hints)
     document = json.loads((out / "findings.json").read_text())
     assert document["schema"] == "mailhunt.findings/1"
     [summary] = result.inputs

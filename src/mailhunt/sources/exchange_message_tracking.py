@@ -37,6 +37,7 @@ from mailhunt.sources.base import (
     event_batches,
     iter_text_lines,
 )
+from mailhunt.sources.m365_audit import split_at_lone_cr
 
 DATASET = "exchange.message_tracking"
 BATCH_RECORDS = ROW_GROUP_ROWS // 2
@@ -86,18 +87,19 @@ class MessageTrackingLog:
 
     def _events(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[dict | None]:
         fields: list[str] | None = None
-        for number, line in iter_text_lines(stream, ctx):
-            if line.startswith("#"):
-                if line.startswith("#Fields:"):
-                    fields = [f.strip().lower() for f in line[len("#Fields:"):].split(",")]
-                continue
-            if not line.strip():
-                continue
-            ctx.records += 1
-            if fields is None:
-                ctx.reject(f"line {number}", "record before any #Fields: line")
-                continue
-            yield self._event(fields, line, number, ctx)
+        for number, text in iter_text_lines(stream, ctx):
+            for line in split_at_lone_cr(text):  # a lone CR outside quotes ends a record too
+                if line.startswith("#"):
+                    if line.startswith("#Fields:"):
+                        fields = [f.strip().lower() for f in line[len("#Fields:"):].split(",")]
+                    continue
+                if not line.strip():
+                    continue
+                ctx.records += 1
+                if fields is None:
+                    ctx.reject(f"line {number}", "record before any #Fields: line")
+                    continue
+                yield self._event(fields, line, number, ctx)
 
     @staticmethod
     def _event(fields: list[str], line: str, number: int, ctx: ReadContext) -> dict | None:

@@ -21,6 +21,7 @@ import codecs
 import csv
 import io
 import json
+import re
 from array import array
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -161,8 +162,34 @@ def _csv_header(text: str) -> list[str] | None:
         return None
 
 
-def csv_records(lines: Iterator[tuple[int, str]], ctx: ReadContext) -> Iterator[tuple[int, list[str]]]:
-    """(starting line, fields) per CSV record; records with runaway quoting are rejected."""
+_QUOTE_OR_CR = re.compile(r'["\r]')
+
+
+def split_at_lone_cr(text: str) -> list[str]:
+    """The rows of a CSV text whose quotes balance, cut where a lone CR (not before LF) ends a row.
+
+    Purview, admin audit and message trace exports end rows with CRLF (or LF);
+    a lone CR inside a quoted field is part of the value, as in RFC 4180 and
+    Python's csv module, but one outside quotes ends the row, as CR-only line
+    ends (classic Mac, some editors) do. Without this the row after it merged
+    into the row before and both were lost."""
+    if "\r" not in text:
+        return [text]
+    rows, start, quoted = [], 0, False
+    for mark in _QUOTE_OR_CR.finditer(text):
+        if mark.group() == '"':
+            quoted = not quoted
+        elif not quoted and text[mark.end():mark.end() + 1] != "\n":
+            rows.append(text[start:mark.start()])
+            start = mark.end()
+    rows.append(text[start:])
+    return rows
+
+
+def csv_record_texts(lines: Iterator[tuple[int, str]], ctx: ReadContext) -> Iterator[tuple[int, str]]:
+    """(starting line, text) per CSV record: lines are joined while a quoted field is open, and a
+    lone CR outside quotes ends a record (both rows then have the line's number); a record with
+    runaway quoting is rejected and reading resumes on the line after its start."""
     pending: list[tuple[int, str]] = []
     queue: list[tuple[int, str]] = []
     source = iter(lines)
@@ -179,12 +206,8 @@ def csv_records(lines: Iterator[tuple[int, str]], ctx: ReadContext) -> Iterator[
         pending.append(item)
         text = "\n".join(line for _, line in pending)
         if text.count('"') % 2 == 0:
-            try:
-                fields = next(csv.reader([text]))
-            except csv.Error as exc:
-                ctx.reject(f"line {pending[0][0]}", f"CSV record cannot be parsed: {exc}")
-            else:
-                yield pending[0][0], fields
+            for row in split_at_lone_cr(text):
+                yield pending[0][0], row
             pending = []
         elif len(pending) >= MAX_RECORD_LINES or len(text) > MAX_RECORD_CHARS:
             ctx.reject(f"line {pending[0][0]}", f"unterminated quoted field (no closing quote within "
@@ -198,7 +221,24 @@ def csv_records(lines: Iterator[tuple[int, str]], ctx: ReadContext) -> Iterator[
         rest = list(queue)
         queue.clear()
         if rest:
-            yield from csv_records(iter(rest), ctx)
+            yield from csv_record_texts(iter(rest), ctx)
+
+
+def parse_csv_record(text: str, line: int, ctx: ReadContext) -> list[str] | None:
+    """The fields of one record's text, or None when it is rejected (with its line)."""
+    try:
+        return next(csv.reader([text]), [])
+    except csv.Error as exc:
+        ctx.reject(f"line {line}", f"CSV record cannot be parsed: {exc}")
+        return None
+
+
+def csv_records(lines: Iterator[tuple[int, str]], ctx: ReadContext) -> Iterator[tuple[int, list[str]]]:
+    """(starting line, fields) per CSV record; records with runaway quoting are rejected."""
+    for start, text in csv_record_texts(lines, ctx):
+        fields = parse_csv_record(text, start, ctx)
+        if fields is not None:
+            yield start, fields
 
 
 class _AuditCsv:
