@@ -16,9 +16,9 @@ def test_a_cut_off_second_chunk_is_rejected_with_its_records_and_the_first_is_ke
     outcome = hunt_file(evidence, tmp_path / "case")
 
     assert outcome.records == 91 + 28 and outcome.rejected == 28
+    where = f"only 30000 of its {CHUNK} bytes, from byte {HEADER + CHUNK}, are in the file"
     assert outcome.rejections == [
-        ("record 1", f"last chunk cut off: only 30000 of its {CHUNK} bytes, from byte {HEADER + CHUNK}, are in the "
-                     "file (truncated file); its records 1..28 are lost")]
+        ("record 1", f"last chunk cut off: {where} (truncated file); its records 1..28 are lost")]
     assert len(outcome.kept) == 91
     assert any(f["indicator"] for f in outcome.document["findings"])
 
@@ -51,8 +51,8 @@ def test_bytes_after_the_last_chunk_that_are_no_chunk_are_noted(tmp_path):
     outcome = hunt_file(evidence, tmp_path / "case")
 
     assert (outcome.records, outcome.rejected, len(outcome.kept)) == (91, 0, 91)
-    assert outcome.notes == [f"512 bytes after the last whole chunk (from byte {HEADER + CHUNK}) are not an EVTX "
-                             "chunk; not read"]
+    where = f"(from byte {HEADER + CHUNK})"
+    assert outcome.notes == [f"512 bytes after the last whole chunk {where} are not an EVTX chunk; not read"]
 
 
 def test_an_intact_file_has_nothing_to_report(tmp_path):
