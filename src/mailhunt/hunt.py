@@ -193,6 +193,7 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
     store.record_input(item.display, sha256, source.name, ctx.records, ctx.rejected, 0, None,
                        getattr(source, "locator_unit", "line"))
     store.record_rejections(sha256, ctx.rejections)
+    store.mark_duplicate_keys(item.display, sha256, ctx.duplicate_keys)
     progress.finish(summary)
     return summary
 

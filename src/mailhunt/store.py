@@ -297,6 +297,22 @@ class CaseStore:
                 [(r.path, sha256, r.locator, r.reason) for r in rejections],
             )
 
+    def mark_duplicate_keys(self, path: str, sha256: str, flagged: dict[int, str]) -> None:
+        """Mark the events of ``flagged`` records (line or record number -> the keys a JSON object of
+        the record names twice) with ``labels.duplicate_keys``."""
+        if not flagged:
+            return
+        self.db.register("_flagged", pa.table({"record": pa.array(list(flagged), pa.int64()),
+                                               "keys": pa.array(list(flagged.values()), pa.string())}))
+        try:
+            self.db.execute(
+                """UPDATE events SET labels = map_concat(coalesce(labels, MAP {}), MAP(['duplicate_keys'], [f.keys]))
+                   FROM _flagged f
+                   WHERE "log.file.path" = ? AND "log.file.sha256" = ? AND "log.record" = f.record""",
+                [path, sha256])
+        finally:
+            self.db.unregister("_flagged")
+
     def known_path(self, path: str) -> bool:
         """Whether an input of this path, whatever its content, was hunted into this case before."""
         return self.db.execute("SELECT count(*) FROM inputs WHERE path = ?", [path]).fetchall()[0][0] > 0

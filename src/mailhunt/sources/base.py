@@ -67,6 +67,7 @@ class ReadContext:
     records: int = 0
     max_kept_rejections: int = 1000
     notes: list[str] = field(default_factory=list)
+    duplicate_keys: dict[int, str] = field(default_factory=dict)
 
     @property
     def sha256(self) -> str:
@@ -79,6 +80,12 @@ class ReadContext:
         (a time zone or year the evidence does not state); shown with the input and kept in findings.json."""
         if text not in self.notes:
             self.notes.append(text)
+
+    def flag_duplicate_keys(self, record: int, keys: str) -> None:
+        """Say that the record at ``record`` (its line or record number) names ``keys`` twice in one
+        JSON object; its event is marked ``labels.duplicate_keys`` once stored, and the file noted."""
+        self.duplicate_keys[record] = keys
+        self.note(DUPLICATE_KEYS_NOTE)
 
     def reject(self, locator: str, reason: str) -> None:
         self.rejected += 1
@@ -93,10 +100,59 @@ class ReadContext:
         self.rejected += other.rejected - len(other.rejections)
         for text in other.notes:
             self.note(text)
+        self.duplicate_keys.update(other.duplicate_keys)
 
     def order_rejections(self) -> None:
         """Rejections in file order (by the number in their locator), whichever stage found them."""
         self.rejections.sort(key=_locator_order)
+
+
+DUPLICATE_KEYS_LABEL = "duplicate_keys"
+DUPLICATE_KEYS_NOTE = ("records name a key twice in one JSON object, a sign of editing: each was read with the "
+                       "key's last value, as jq, Python and orjson read it, and its event is marked "
+                       "labels.duplicate_keys")
+_KEY_END = re.compile(r'"\s*:')
+
+
+def _key_count(value: object) -> int:
+    """How many keys the objects in a parsed JSON value hold, all depths."""
+    count, pending = 0, [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            count += len(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return count
+
+
+def duplicate_keys(text: str | bytes, value: object) -> str | None:
+    """The keys the JSON ``text`` (parsed, last value winning, as ``value``) names twice within one
+    object, comma-separated; None when it names none.
+
+    Parsers keep one value of a repeated key (Python, orjson and jq the last),
+    so two tools may show one record differently. The common case costs a
+    count: every key is followed by a quote and a colon, so when the text
+    holds no more of those than ``value`` holds keys, no key repeats."""
+    if len(_KEY_END.findall(text if isinstance(text, str) else text.decode("utf-8", "replace"))) \
+            <= _key_count(value):
+        return None
+    repeated: set[str] = set()
+
+    def pairs(items: list[tuple[str, object]]) -> dict:
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen:
+                repeated.add(key)
+            seen.add(key)
+        return dict(items)
+
+    try:
+        json.loads(text, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        return None
+    return ",".join(sorted(repeated)) or None
 
 
 def _locator_order(rejection: Rejection) -> tuple[int, int]:
@@ -198,6 +254,9 @@ def json_lines(lines: Iterable[tuple[int, str]], ctx: ReadContext) -> Iterator[t
         except orjson.JSONDecodeError as exc:
             ctx.reject(f"line {number}", f"not valid JSON ({str(exc)[:80]}); truncated line?")
             continue
+        repeated = duplicate_keys(line, value)
+        if repeated:
+            ctx.flag_duplicate_keys(number, repeated)
         yield number, line, value
 
 
@@ -333,7 +392,11 @@ def json_array_members(stream: BinaryIO, ctx: ReadContext,
                                               f"({type(exc).__name__}: {reason[:80]})")
                 position = end
                 continue
-        yield index, buffer[position:end], member
+        text = buffer[position:end]
+        repeated = duplicate_keys(text, member)
+        if repeated:
+            ctx.flag_duplicate_keys(index, repeated)
+        yield index, text, member
         position = end
         if position > chunk_size:
             base += position

@@ -409,7 +409,10 @@ class _AuditJson:
             except BadRecord as exc:
                 ctx.reject(f"{self.locator_unit} {number}", str(exc))
                 continue
-            batch.add(raw if record is member else orjson.dumps(record).decode(), number, None, raw)
+            # a record read with a repeated key's last value (flagged by the parser) goes to the SQL
+            # rewritten, so the SQL reads what the parser read
+            rewritten = record is not member or number in ctx.duplicate_keys
+            batch.add(orjson.dumps(record).decode() if rewritten else raw, number, None, raw)
             if batch.full():
                 yield from batch.flush()
         yield from batch.flush()

@@ -106,6 +106,9 @@ def _pid(expression: str) -> str:
     return f"TRY_CAST(trim({expression}) AS BIGINT)"
 
 
+# The objects holding the fields the mapping reads, checked for a key named twice (_REPEATING_LAYOUTS_SQL).
+_OBJECTS = (("System",), ("System", "TimeCreated", "#attributes"), ("EventData",), ("UserData", "LogFileCleared"))
+_OBJECT_PATHS = "[" + ", ".join("'" + _json_path(path).replace("'", "''") + "'" for path in _OBJECTS) + "]"
 _PATH_LIST = "[" + ", ".join("'" + _json_path(path).replace("'", "''") + "'" for path in _PATHS.values()) + "]"
 
 # Python's ``\s`` (the context-line pattern below, as ``windows_events`` uses it) also matches these; RE2's
@@ -121,7 +124,7 @@ def _context_value(key: str) -> str:
 
 # SystemTime as a UTC time; a value outside what @timestamp holds (or text only DuckDB reads as a time,
 # 'epoch') leaves ts empty, so the record goes to Python, which rejects it with its reason.
-_SYSTEM_TIME = (f"CASE WHEN regexp_matches({_v('system_time')}, '^\\s*[0-9]') THEN TRY_CAST(TRY_CAST("
+_SYSTEM_TIME = (f"CASE WHEN left(ltrim({_v('system_time')}), 1) BETWEEN '0' AND '9' THEN TRY_CAST(TRY_CAST("
                 f"replace({_v('system_time')}, ' ', 'T') AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP) END")
 
 
@@ -138,10 +141,11 @@ def _account_domain(text: str) -> str:
 
 _FIELDS_SQL = f"""
 WITH parsed AS (
-  SELECT row_index, raw, TRY(json_extract_string(raw, {_PATH_LIST})) AS v
+  SELECT row_index, raw, TRY(json_extract_string(raw, {_PATH_LIST})) AS v,
+         CASE WHEN v IS NOT NULL THEN hash(json_keys(raw, {_OBJECT_PATHS})) END AS layout
   FROM stage
 ), extracted AS (
-  SELECT row_index, raw, v IS NOT NULL AS valid,
+  SELECT row_index, raw, v IS NOT NULL AS valid, layout,
          {_flatten()}
   FROM parsed
 ), fields AS (
@@ -244,6 +248,16 @@ SELECT *,
   CASE WHEN is_cmdlet THEN items[1] END AS text_action,
   CASE WHEN is_cmdlet THEN nullif(items[2], '') ELSE nullif(ps_details, '') END AS text_value
 FROM mapped
+"""
+
+# Records naming a key twice in one of the objects the mapping reads go to Python, which reads the
+# last value (as jq and orjson do; DuckDB's JSON functions read the first) and marks them. One
+# record of each layout (the hash of those objects' key lists) is checked, then all of a layout
+# that repeats a key.
+_REPEATING_LAYOUTS_SQL = f"""
+SELECT l.layout FROM (SELECT layout, min(row_index) AS sample FROM fields WHERE layout IS NOT NULL GROUP BY layout) l
+JOIN stage s ON s.row_index = l.sample
+WHERE TRY(list_bool_or(list_transform(json_keys(s.raw, {_OBJECT_PATHS}), lambda k: len(k) <> list_unique(k))))
 """
 
 # The cmdlet and pipeline texts each distinct record needs mapped by windows_events' own functions.
@@ -375,6 +389,9 @@ class WindowsNormalizer:
         db.register("stage", stage)
         try:
             db.execute(f"CREATE OR REPLACE TEMP TABLE fields AS {_FIELDS_SQL}")
+            repeating = [row[0] for row in db.execute(_REPEATING_LAYOUTS_SQL).fetchall()]
+            if repeating:
+                db.execute("UPDATE fields SET unmappable = true WHERE list_contains(?, layout)", [repeating])
         finally:
             db.unregister("stage")
         db.register("text_fields", text_fields(db.execute(_TEXT_KEYS_SQL).fetchall()))
