@@ -12,7 +12,8 @@
 
 CSV records are assembled line by line by quote parity, so a record with
 broken quoting is rejected after ``MAX_RECORD_LINES`` lines and reading
-resumes on the line after its start, instead of swallowing the file.
+resumes on the line after its start, instead of swallowing the file; a lone CR
+outside quotes ends a record too (``split_at_lone_cr``).
 """
 
 from __future__ import annotations

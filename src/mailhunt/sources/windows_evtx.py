@@ -4,7 +4,8 @@
   parser needs to seek, so the evidence stream is first copied to a temporary
   file (at most ``MAX_SPOOL_BYTES``; a larger file is reported, not read).
   A chunk the parser cannot read is rejected with the record ids it held, and
-  the records of every other chunk are kept. ``event.original`` is the record
+  the records of every other chunk are kept; so is a last chunk the file
+  holds only part of, which the parser skips silently. ``event.original`` is the record
   as the parser renders it in JSON (the binary record is not text).
 - ``evtx_dump_jsonl`` / ``evtx_dump_json``: what ``evtx_dump -o jsonl`` and
   ``evtx_dump -o json`` write: one ``{"Event": {...}}`` per line, or a
