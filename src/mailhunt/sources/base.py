@@ -292,7 +292,8 @@ class _MemberScan:
             return found.start() if found else None
         while True:
             if self.in_string:
-                self.position = _STRING_BODY.match(buffer, self.position).end()
+                body = _STRING_BODY.match(buffer, self.position)  # matches, if only the empty string
+                self.position = body.end() if body else self.position
                 if self.position >= len(buffer) or buffer[self.position] != '"':
                     return None  # the string, or an escape in it, goes on past the buffer
                 self.position += 1
@@ -367,7 +368,7 @@ def json_array_members(stream: BinaryIO, ctx: ReadContext,
         except (ValueError, RecursionError):  # JSONDecodeError is a ValueError; or the member goes on past the buffer
             scan = _MemberScan(buffer, position)
             offset, oversized = base + position, False
-            while (end := scan.advance(buffer)) is None:
+            while (found_end := scan.advance(buffer)) is None:
                 more = "" if at_end else reader.read(chunk_size)
                 if not more:
                     ctx.reject(f"record {index}", f"member at character {offset} is not closed: "
@@ -381,6 +382,7 @@ def json_array_members(stream: BinaryIO, ctx: ReadContext,
                     base += scan.position
                     buffer, scan.position, position = buffer[scan.position:], 0, 0
                 buffer += more
+            end = found_end
             if oversized:
                 position = end
                 continue
