@@ -225,8 +225,8 @@ def event_batches(events: Iterable[dict | None], size: int = 20_000) -> Iterator
 def iter_text_lines(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, str]]:
     """Lines of a UTF-8 (or UTF-8 with BOM) stream with their 1-based numbers.
 
-    A line that is not valid UTF-8 is rejected with its number and skipped;
-    its neighbours are kept.
+    A line that is not valid UTF-8 is counted as a record, rejected with its
+    number and skipped; its neighbours are kept.
     """
     for number, raw in enumerate(stream, start=1):
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
@@ -234,6 +234,7 @@ def iter_text_lines(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, s
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
+            ctx.records += 1
             ctx.reject(f"line {number}", f"not UTF-8 text (byte {exc.start} of the line)")
             continue
         yield number, line.rstrip("\r\n")
