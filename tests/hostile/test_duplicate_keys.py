@@ -49,6 +49,9 @@ def test_audit_log_lines_read_the_last_value_and_are_marked(tmp_path):
     assert events[1]["labels"] == {"duplicate_keys": "Operation,UserId"}
     assert events[1]["original"] == lines[0], "the record is kept as the file holds it"
     assert all("duplicate_keys" not in e["labels"] for n, e in events.items() if n != 1)
+    shown = [(f["rule"]["title"], f["rule"]["level"], f["event_count"])
+             for f in outcome.document["findings"] if f["indicator"] == "audit_tampering"]
+    assert shown == [("Audit Record Naming A JSON Key Twice", "informational", 1)], "shown as context"
 
 
 def test_audit_array_member_with_a_nested_repeat_reads_the_last_value(tmp_path):

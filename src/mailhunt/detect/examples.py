@@ -220,6 +220,7 @@ def _run_case(rule: LoadedRule, case: ExampleCase, compiled: CompiledRules, work
 
     batches = []
     readers = []
+    flagged: list[tuple[str, str, dict[int, str]]] = []  # what store.mark_duplicate_keys marks, per file
     for part, (data, source) in enumerate(_case_files(case), start=1):
         if source is None:
             return result(False, False, f"no reader recognizes evidence file {part} of this case")
@@ -232,6 +233,7 @@ def _run_case(rule: LoadedRule, case: ExampleCase, compiled: CompiledRules, work
         ctx = ReadContext(str(path), hashlib.sha256(data).hexdigest(), dict(case.hints))
         with path.open("rb") as stream:
             batches.extend(read_events(source, stream, ctx))
+        flagged.append((ctx.path, ctx.sha256, ctx.duplicate_keys))
         if ctx.rejected:
             reasons = "; ".join(str(r) for r in ctx.rejections[:3])
             return result(False, False, f"{source.name} rejected {ctx.rejected} of the records: {reasons}")
@@ -240,6 +242,8 @@ def _run_case(rule: LoadedRule, case: ExampleCase, compiled: CompiledRules, work
     try:
         for batch in batches:
             store.append(batch)
+        for path_text, sha256, duplicate_keys in flagged:
+            store.mark_duplicate_keys(path_text, sha256, duplicate_keys)
         store.deduplicate()
         run = run_rules(store, compiled)
     finally:
