@@ -5,8 +5,11 @@ Every reader turns its records into plain dicts keyed by the column names below
 pipeline and the reports all take their column list from here.
 
 Conventions:
-- ``@timestamp`` is a naive ``datetime`` in UTC. Readers convert explicitly and
-  reject records whose time zone cannot be known; nothing guesses a local zone.
+- ``@timestamp`` is a naive ``datetime`` in UTC, within years 1 to 9999 (what
+  Python, Arrow and every report agree on). Readers convert explicitly with
+  ``utc_time``/``utc_from_offset``/``utc_from_epoch`` (SQL mappings with
+  ``sql_utc_time``), which reject a time outside that range, and reject
+  records whose time zone cannot be known; nothing guesses a local zone.
 - ``params`` maps cmdlet parameter names, lower-cased, to their values as text,
   so one rule serves the audit log, the Exchange admin log and PowerShell logs.
 - ``event.original`` is the record exactly as the source wrote it.
@@ -17,8 +20,9 @@ Conventions:
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import overload
 
 import pyarrow as pa
@@ -117,3 +121,76 @@ def iso_z(ts: datetime | None) -> str | None:
         return None
     text = ts.isoformat(timespec="microseconds" if ts.microsecond else "seconds")
     return text + "Z"
+
+
+# ---------------------------------------------------------------- a UTC time
+
+EARLIEST_TIME = datetime(1, 1, 1)
+LATEST_TIME = datetime(9999, 12, 31, 23, 59, 59, 999999)
+TIME_RANGE = "years 1-9999 (UTC)"
+
+
+class TimeOutOfRange(ValueError):
+    """A time whose UTC value is outside ``TIME_RANGE``: the record holding it is rejected.
+
+    DuckDB and Arrow would store such a time (year 0, -1, 10000), but Python
+    cannot represent it, so every later stage would fail on it."""
+
+
+def out_of_range(text: object) -> TimeOutOfRange:
+    """The rejection for a time given as ``text`` (shown cut to 40 characters)."""
+    return TimeOutOfRange(f"time '{str(text)[:40]}' is outside {TIME_RANGE}")
+
+
+_ISO_YEAR_OUTSIDE = re.compile(r"\s*(?:[+-]\d+|0000|\d{5,})-\d\d-\d\d")
+
+
+def iso_year_outside_range(text: str) -> bool:
+    """Whether ISO-8601-like ``text`` names a year outside 1-9999 (0000, -0001, 10000), which Python
+    cannot parse: its rejection then says so instead of "not a time"."""
+    return bool(_ISO_YEAR_OUTSIDE.match(text))
+
+
+def utc_time(moment: datetime) -> datetime:
+    """An aware time as ``@timestamp`` holds it (naive UTC); raises TimeOutOfRange past the range's ends."""
+    if moment.tzinfo is None:
+        raise ValueError("a time without a zone cannot be made UTC here; the reader decides what it means")
+    try:
+        return moment.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        raise out_of_range(moment.isoformat()) from None
+
+
+def utc_from_offset(moment: datetime, offset: timedelta) -> datetime:
+    """A wall-clock time written with its UTC ``offset`` (which may be any size), as naive UTC."""
+    try:
+        return moment - offset
+    except OverflowError:
+        minutes = int(offset.total_seconds()) // 60
+        sign = "-" if minutes < 0 else "+"
+        raise out_of_range(f"{moment.isoformat()}{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}") from None
+
+
+def utc_from_epoch(seconds: float) -> datetime:
+    """Seconds since 1970-01-01 UTC as naive UTC; raises TimeOutOfRange when the moment has no such date."""
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC).replace(tzinfo=None)
+    except (OverflowError, OSError, ValueError):
+        raise out_of_range(f"epoch {seconds}") from None
+
+
+def sql_utc_time(expression: str) -> str:
+    """SQL for ``expression`` (a TIMESTAMP in UTC) where it is within ``TIME_RANGE``, else NULL.
+
+    DuckDB reads '0000-01-01', '10000-01-01', 'infinity' and 'epoch' as
+    timestamps; set-based mappings pass their times through this so they
+    reject what ``utc_time`` rejects."""
+    return (f"CASE WHEN isfinite({expression}) AND {expression} BETWEEN "
+            f"TIMESTAMP '{EARLIEST_TIME.isoformat(sep=' ')}' AND TIMESTAMP '{LATEST_TIME.isoformat(sep=' ')}' "
+            f"THEN {expression} END")
+
+
+def sql_out_of_range_reason(expression: str) -> str:
+    """SQL for ``out_of_range``'s message about the time text ``expression``."""
+    return (f"'time ' || chr(39) || left({expression}, 40) || chr(39) || "
+            f"' is outside {TIME_RANGE}'")

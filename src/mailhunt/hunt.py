@@ -27,7 +27,7 @@ from mailhunt.detect.rules import load_rules
 from mailhunt.findings import Finding, findings_document
 from mailhunt.report.html import render_html
 from mailhunt.report.markdown import render_markdown
-from mailhunt.sources import SNIFF_BYTES, ReadContext, identify
+from mailhunt.sources import ReadContext, identify, sniff_head
 from mailhunt.sources.base import Batch
 from mailhunt.sources.inputs import EvidenceFile, EvidenceTooLarge, iter_evidence
 from mailhunt.store import CaseOpenError, CaseStore
@@ -209,7 +209,7 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
     if item.problem:
         return InputSummary(item.display, None, None, skipped_reason=item.problem)
     try:
-        head = item.head(SNIFF_BYTES)
+        head = sniff_head(item.head)
         source = identify(head) if head else None
         # A plain file this case has never seen cannot be loaded already, so it
         # is hashed while it is read; anything else is hashed first.
@@ -275,6 +275,7 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
     summary.notes = ctx.notes
     # The inputs row marks the file as loaded, so it goes last: a load stopped before it is read again.
     store.record_rejections(sha256, ctx.rejections)
+    store.mark_duplicate_keys(item.display, sha256, ctx.duplicate_keys)
     store.record_input(item.display, sha256, source.name, ctx.records, ctx.rejected, 0, None,
                        getattr(source, "locator_unit", "line"))
     progress.finish(summary)

@@ -26,7 +26,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from mailhunt.events import COLUMNS, SCHEMA
+from mailhunt.events import COLUMNS, EARLIEST_TIME, LATEST_TIME, SCHEMA, out_of_range
 from mailhunt.sources.base import ROW_GROUP_ROWS, Batch
 
 _DUCK_TYPES = {
@@ -186,6 +186,7 @@ class CaseStore:
                 self._add_new_columns()
                 for ddl in OTHER_DDL:
                     self.db.execute(ddl)
+                self._reject_times_out_of_range()
         except duckdb.Error as exc:
             self.db.close()
             raise _open_error(self.path, exc) from exc
@@ -200,6 +201,31 @@ class CaseStore:
         for column in COLUMNS:
             if column.name not in present:
                 self.db.execute(f"ALTER TABLE events ADD COLUMN {quote(column.name)} {_duck_type(column)}")
+
+    def _reject_times_out_of_range(self) -> None:
+        """Move out events an earlier mailhunt stored with a time outside years 1-9999.
+
+        Readers reject such times now; a case loaded before they did may hold
+        some, on which every later stage would fail. Each becomes a rejection
+        of its input (counted in ``inputs.rejected``), as if read today."""
+        outside = f'"@timestamp" < TIMESTAMP \'{EARLIEST_TIME.isoformat(sep=" ")}\' ' \
+                  f'OR "@timestamp" > TIMESTAMP \'{LATEST_TIME.isoformat(sep=" ")}\''
+        rows = self.db.execute(
+            f"""SELECT e."log.file.path", e."log.file.sha256",
+                       coalesce(i.locator_unit, 'line') || ' ' || coalesce(CAST(e."log.record" AS VARCHAR), '?'),
+                       CAST(e."@timestamp" AS VARCHAR)
+                FROM events e LEFT JOIN inputs i ON i.path = e."log.file.path" AND i.sha256 = e."log.file.sha256"
+                WHERE {outside}""").fetchall()
+        if not rows:
+            return
+        self.db.executemany("INSERT INTO rejections VALUES (?, ?, ?, ?)", [
+            (path, sha256, locator, f"{out_of_range(stamp)}; removed from the case (stored by an earlier mailhunt)")
+            for path, sha256, locator, stamp in rows])
+        self.db.execute(f"""UPDATE inputs SET rejected = rejected + n, new_events = greatest(new_events - n, 0)
+                            FROM (SELECT "log.file.path" AS p, "log.file.sha256" AS h, count(*) AS n
+                                  FROM events WHERE {outside} GROUP BY 1, 2) removed
+                            WHERE inputs.path = removed.p AND inputs.sha256 = removed.h""")
+        self.db.execute(f"DELETE FROM events WHERE {outside}")
 
     def close(self) -> None:
         self.db.close()
@@ -331,6 +357,22 @@ class CaseStore:
         if path is None:
             return self.db.execute(f"DELETE FROM events WHERE {unrecorded}").fetchall()[0][0]
         return self.db.execute(f'DELETE FROM events WHERE "log.file.path" = ? AND {unrecorded}', [path]).fetchall()[0][0]
+
+    def mark_duplicate_keys(self, path: str, sha256: str, flagged: dict[int, str]) -> None:
+        """Mark the events of ``flagged`` records (line or record number -> the keys a JSON object of
+        the record names twice) with ``labels.duplicate_keys``."""
+        if not flagged:
+            return
+        self.db.register("_flagged", pa.table({"record": pa.array(list(flagged), pa.int64()),
+                                               "keys": pa.array(list(flagged.values()), pa.string())}))
+        try:
+            self.db.execute(
+                """UPDATE events SET labels = map_concat(coalesce(labels, MAP {}), MAP(['duplicate_keys'], [f.keys]))
+                   FROM _flagged f
+                   WHERE "log.file.path" = ? AND "log.file.sha256" = ? AND "log.record" = f.record""",
+                [path, sha256])
+        finally:
+            self.db.unregister("_flagged")
 
     def known_path(self, path: str) -> bool:
         """Whether an input of this path, whatever its content, was hunted into this case before."""

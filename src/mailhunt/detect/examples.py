@@ -61,7 +61,7 @@ from mailhunt.detect.engine import (
     run_rules,
 )
 from mailhunt.detect.rules import LoadedRule
-from mailhunt.sources import SNIFF_BYTES, ReadContext, Source, identify, read_events
+from mailhunt.sources import ReadContext, Source, identify, read_events, sniff_head
 from mailhunt.sources.hints import HintError, check_read_hint
 from mailhunt.store import CaseStore
 
@@ -189,11 +189,16 @@ def _rule_decided(rule: LoadedRule, run) -> bool:
     return run.matched.get(rule.id, 0) > 0
 
 
+def _head_of(data: bytes) -> bytes:
+    """What sniffers see of an evidence file held in memory."""
+    return sniff_head(lambda size: data[:size])
+
+
 def _case_files(case: ExampleCase) -> list[tuple[bytes, Source | None]]:
     """The case's evidence files with the reader that recognizes each."""
     if case.evidence is not None:
         data = case.file_bytes()
-        return [(data, identify(data[:SNIFF_BYTES]))]
+        return [(data, identify(_head_of(data)))]
     return _record_files(case.records)
 
 
@@ -207,7 +212,7 @@ def _record_files(records: list[dict]) -> list[tuple[bytes, Source | None]]:
     files: list[tuple[bytes, Source | None]] = []
     for record in records:
         line = orjson.dumps(record) + b"\n"
-        source = identify(line[:SNIFF_BYTES])
+        source = identify(_head_of(line))
         if files and files[-1][1] is source:
             files[-1] = (files[-1][0] + line, source)
         else:
@@ -222,6 +227,7 @@ def _run_case(rule: LoadedRule, case: ExampleCase, compiled: CompiledRules, work
 
     batches: list[pa.Table] = []
     readers = []
+    flagged: list[tuple[str, str, dict[int, str]]] = []  # what store.mark_duplicate_keys marks, per file
     for part, (data, source) in enumerate(_case_files(case), start=1):
         if source is None:
             return result(False, False, f"no reader recognizes evidence file {part} of this case")
@@ -234,6 +240,7 @@ def _run_case(rule: LoadedRule, case: ExampleCase, compiled: CompiledRules, work
         ctx = ReadContext(str(path), hashlib.sha256(data).hexdigest(), dict(case.hints))
         with path.open("rb") as stream:
             batches.extend(read_events(source, stream, ctx))
+        flagged.append((ctx.path, ctx.sha256, ctx.duplicate_keys))
         if ctx.rejected:
             reasons = "; ".join(str(r) for r in ctx.rejections[:3])
             return result(False, False, f"{source.name} rejected {ctx.rejected} of the records: {reasons}")
@@ -242,6 +249,8 @@ def _run_case(rule: LoadedRule, case: ExampleCase, compiled: CompiledRules, work
     try:
         for batch in batches:
             store.append(batch)
+        for path_text, sha256, duplicate_keys in flagged:
+            store.mark_duplicate_keys(path_text, sha256, duplicate_keys)
         store.deduplicate()
         run = run_rules(store, compiled)
     finally:

@@ -116,6 +116,24 @@ def sid_identities(store: CaseStore, actors: dict[str, str]) -> list[Identity]:
     return found
 
 
+_BASIS_RANK = {CONFIGURED: 0, INFERRED: 1, AS_LOGGED: 2}
+
+
+def one_per_alias(identities: list[Identity]) -> list[Identity]:
+    """One identity per alias (the table's key), whatever names the evidence holds.
+
+    A name may be resolved twice: a record whose caller is logged as its SID
+    (``S-1-5-21-...`` as both name and id) is resolved as a name and as a SID.
+    The firmer basis wins (configured, then inferred, then as logged); between
+    equals, the first given."""
+    chosen: dict[str, Identity] = {}
+    for identity in identities:
+        kept = chosen.get(identity.alias)
+        if kept is None or _BASIS_RANK[identity.basis] < _BASIS_RANK[kept.basis]:
+            chosen[identity.alias] = identity
+    return list(chosen.values())
+
+
 def build_identity_table(store: CaseStore, configured: dict[str, str], org_domains: tuple[str, ...] = ()) -> None:
     """(Re)write the case's ``identities`` table from every actor and target name in it."""
     names = [row[0] for row in store.db.execute(
@@ -123,7 +141,7 @@ def build_identity_table(store: CaseStore, configured: dict[str, str], org_domai
         'SELECT "user.target.name" FROM events) WHERE name IS NOT NULL AND name <> \'\'').fetchall()]
     names.extend(configured)
     identities = resolve_identities(names, configured, tuple(d.lower() for d in org_domains))
-    identities.extend(sid_identities(store, {i.alias: i.actor for i in identities}))
+    identities = one_per_alias([*identities, *sid_identities(store, {i.alias: i.actor for i in identities})])
     store.db.execute("DELETE FROM identities")
     if identities:
         table = pa.table({

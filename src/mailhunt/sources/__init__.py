@@ -6,6 +6,8 @@ bytes reads it. More specific formats come before more general ones.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from mailhunt.sources.auditd import AuditdLog
 from mailhunt.sources.base import ReadContext, Rejection, Source, read_events
 from mailhunt.sources.entra_signin import ENTRA_SOURCES
@@ -27,6 +29,23 @@ SOURCES: tuple[Source, ...] = (*ENTRA_SOURCES, *M365_SOURCES, *EXCHANGE_ADMIN_AU
                                *SHELL_HISTORY_SOURCES, SyslogFile())
 
 SNIFF_BYTES = 64 * 1024
+# A JSON line may be far longer than SNIFF_BYTES (a long user agent, a large
+# parameter list); its head is then read on to the line's end, up to this, so
+# that sniffers see the whole first record and do not take the file for a
+# JSON array. It is the NDJSON readers' own line limit.
+MAX_SNIFF_LINE = 64 * 1024 * 1024
+
+
+def sniff_head(read_head: Callable[[int], bytes]) -> bytes:
+    """The first bytes of a file as sniffers see them: ``SNIFF_BYTES``, or, for text starting with a
+    JSON object, through the end of its first line (at most ``MAX_SNIFF_LINE``)."""
+    size = SNIFF_BYTES
+    head = read_head(size)
+    while (len(head) == size < MAX_SNIFF_LINE and b"\n" not in head
+           and head.lstrip(b"\xef\xbb\xbf \t\r").startswith(b"{")):
+        size = min(size * 16, MAX_SNIFF_LINE)
+        head = read_head(size)
+    return head
 
 
 def identify(head: bytes) -> Source | None:
@@ -36,4 +55,5 @@ def identify(head: bytes) -> Source | None:
     return None
 
 
-__all__ = ["SNIFF_BYTES", "SOURCES", "ReadContext", "Rejection", "Source", "identify", "read_events"]
+__all__ = ["MAX_SNIFF_LINE", "SNIFF_BYTES", "SOURCES", "ReadContext", "Rejection", "Source", "identify",
+           "read_events", "sniff_head"]

@@ -26,12 +26,12 @@ import re
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import BinaryIO
 
 import pyarrow as pa
 
-from mailhunt.events import event_id_from_record_id
+from mailhunt.events import event_id_from_record_id, utc_from_epoch
 from mailhunt.sources.base import ReadContext
 from mailhunt.sources.json_values import int64_from_text
 from mailhunt.sources.linux_syscalls import (
@@ -174,7 +174,7 @@ def parse_record(number: int, text: str, escaped: bool) -> AuditRecord:
 
 def parse_time(stamp: str) -> datetime:
     if _RAW_STAMP.match(stamp):
-        return datetime.fromtimestamp(float(stamp), tz=UTC).replace(tzinfo=None)
+        return utc_from_epoch(float(stamp))
     for pattern in _INTERPRETED_TIME:
         try:
             return datetime.strptime(stamp, pattern)

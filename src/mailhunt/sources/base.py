@@ -18,6 +18,8 @@ runs it folds that into the file's context (``ReadContext.absorb``).
 from __future__ import annotations
 
 import csv
+import io
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
@@ -70,6 +72,7 @@ class ReadContext:
     max_kept_rejections: int = 1000
     notes: list[str] = field(default_factory=list)
     cut_short: Callable[[], str | None] = field(default=lambda: None)
+    duplicate_keys: dict[int, str] = field(default_factory=dict)
 
     @property
     def sha256(self) -> str:
@@ -82,6 +85,12 @@ class ReadContext:
         (a time zone or year the evidence does not state); shown with the input and kept in findings.json."""
         if text not in self.notes:
             self.notes.append(text)
+
+    def flag_duplicate_keys(self, record: int, keys: str) -> None:
+        """Say that the record at ``record`` (its line or record number) names ``keys`` twice in one
+        JSON object; its event is marked ``labels.duplicate_keys`` once stored, and the file noted."""
+        self.duplicate_keys[record] = keys
+        self.note(DUPLICATE_KEYS_NOTE)
 
     def reject(self, locator: str, reason: str) -> None:
         self.rejected += 1
@@ -96,10 +105,59 @@ class ReadContext:
         self.rejected += other.rejected - len(other.rejections)
         for text in other.notes:
             self.note(text)
+        self.duplicate_keys.update(other.duplicate_keys)
 
     def order_rejections(self) -> None:
         """Rejections in file order (by the number in their locator), whichever stage found them."""
         self.rejections.sort(key=_locator_order)
+
+
+DUPLICATE_KEYS_LABEL = "duplicate_keys"
+DUPLICATE_KEYS_NOTE = ("records name a key twice in one JSON object, a sign of editing: each was read with the "
+                       "key's last value, as jq, Python and orjson read it, and its event is marked "
+                       "labels.duplicate_keys")
+_KEY_END = re.compile(r'"\s*:')
+
+
+def _key_count(value: object) -> int:
+    """How many keys the objects in a parsed JSON value hold, all depths."""
+    count, pending = 0, [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            count += len(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return count
+
+
+def duplicate_keys(text: str | bytes, value: object) -> str | None:
+    """The keys the JSON ``text`` (parsed, last value winning, as ``value``) names twice within one
+    object, comma-separated; None when it names none.
+
+    Parsers keep one value of a repeated key (Python, orjson and jq the last),
+    so two tools may show one record differently. The common case costs a
+    count: every key is followed by a quote and a colon, so when the text
+    holds no more of those than ``value`` holds keys, no key repeats."""
+    if len(_KEY_END.findall(text if isinstance(text, str) else text.decode("utf-8", "replace"))) \
+            <= _key_count(value):
+        return None
+    repeated: set[str] = set()
+
+    def pairs(items: list[tuple[str, object]]) -> dict:
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen:
+                repeated.add(key)
+            seen.add(key)
+        return dict(items)
+
+    try:
+        json.loads(text, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        return None
+    return ",".join(sorted(repeated)) or None
 
 
 def _locator_order(rejection: Rejection) -> tuple[int, int]:
@@ -264,4 +322,152 @@ def json_lines(lines: Iterable[tuple[int, str]], ctx: ReadContext) -> Iterator[t
         except orjson.JSONDecodeError as exc:
             ctx.reject(f"line {number}", f"not valid JSON ({str(exc)[:80]}); truncated line?")
             continue
+        repeated = duplicate_keys(line, value)
+        if repeated:
+            ctx.flag_duplicate_keys(number, repeated)
         yield number, line, value
+
+
+# ---------------------------------------------------------------- members of a JSON array
+
+MAX_MEMBER_CHARS = 64 * 1024 * 1024
+_STRUCTURE = re.compile(r'["{}\[\]]')
+_STRING_BODY = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.DOTALL)
+_SCALAR_END = re.compile(r"[,\]\s]")
+
+
+class _MemberScan:
+    """Where a member ends, found by counting its brackets and skipping its strings, nothing parsed.
+
+    Used where the parser stopped: it never recurses, so a member nested
+    100,000 deep, or one the parser refuses (a 5,000-digit number, a syntax
+    error), is cut out and rejected alone and the members after it are kept.
+    ``advance`` may be called again after the buffer grew."""
+
+    def __init__(self, buffer: str, start: int):
+        first = buffer[start]
+        self.start = start
+        self.open: list[str] = [first] if first in "{[" else []  # brackets not yet closed
+        self.scalar = first not in '{["'
+        self.in_string = first == '"'
+        self.position = start + 1  # a scalar's end is searched after its first character
+
+    def advance(self, buffer: str) -> int | None:
+        """The member's end (exclusive) if ``buffer`` holds it, else None."""
+        if self.scalar:
+            found = _SCALAR_END.search(buffer, self.position)
+            self.position = found.start() if found else len(buffer)
+            return found.start() if found else None
+        while True:
+            if self.in_string:
+                body = _STRING_BODY.match(buffer, self.position)  # matches, if only the empty string
+                self.position = body.end() if body else self.position
+                if self.position >= len(buffer) or buffer[self.position] != '"':
+                    return None  # the string, or an escape in it, goes on past the buffer
+                self.position += 1
+                self.in_string = False
+                if not self.open:
+                    return self.position
+                continue
+            found = _STRUCTURE.search(buffer, self.position)
+            if found is None:
+                self.position = len(buffer)
+                return None
+            self.position = found.end()
+            mark = found.group()
+            if mark == '"':
+                self.in_string = True
+            elif mark in "{[":
+                self.open.append(mark)
+            else:
+                # A closer ends the bracket it matches and any left open inside it ('[1,2}' ends at '}'),
+                # so one unbalanced member does not swallow the members after it; a stray one is skipped.
+                opener = "{" if mark == "}" else "["
+                if self.open and self.open[-1] == opener:
+                    self.open.pop()
+                elif opener in self.open:
+                    del self.open[len(self.open) - 1 - self.open[::-1].index(opener):]
+                if not self.open:
+                    return self.position
+
+
+def json_array_members(stream: BinaryIO, ctx: ReadContext,
+                       chunk_size: int = 1 << 20) -> Iterator[tuple[int, str, object]]:
+    """(index from 1, member text, member) for each member of a top-level JSON array, read incrementally.
+
+    A file holding one JSON object is treated as an array of one. Each member
+    stands alone: one that is not valid JSON, nested deeper than the parser
+    goes or holding a number it cannot represent is rejected with its index
+    and character offset, and the members after it are read as usual. Only a
+    member never closed (a truncated file) ends the array; one longer than
+    ``MAX_MEMBER_CHARS`` is rejected unread.
+    """
+    decoder = json.JSONDecoder()
+    reader = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace")
+    buffer = reader.read(chunk_size)
+    base = 0  # characters of the file before buffer[0]
+    position = len(buffer) - len(buffer.lstrip())
+    in_array = buffer[position:position + 1] == "["
+    if not in_array and buffer[position:position + 1] != "{":
+        ctx.reject("record 1", "not a JSON array")
+        return
+    position += 1 if in_array else 0
+    index = 0
+    at_end = False
+    while True:
+        while position < len(buffer) and buffer[position] in " \t\r\n,":
+            position += 1
+        if position >= len(buffer) and not at_end:
+            more = reader.read(chunk_size)
+            base += position
+            buffer, position = buffer[position:] + more, 0
+            at_end = not more
+            continue
+        if position < len(buffer) and buffer[position] == "]" and in_array:
+            return
+        if position >= len(buffer):
+            if in_array:
+                ctx.reject(f"record {index + 1}", "array not closed: file truncated")
+            return
+        index += 1
+        ctx.records += 1
+        try:
+            member, end = decoder.raw_decode(buffer, position)
+        except (ValueError, RecursionError):  # JSONDecodeError is a ValueError; or the member goes on past the buffer
+            scan = _MemberScan(buffer, position)
+            offset, oversized = base + position, False
+            while (found_end := scan.advance(buffer)) is None:
+                more = "" if at_end else reader.read(chunk_size)
+                if not more:
+                    ctx.reject(f"record {index}", f"member at character {offset} is not closed: "
+                                                  "file truncated")
+                    return
+                if not oversized and scan.position - scan.start > MAX_MEMBER_CHARS:
+                    oversized = True
+                    ctx.reject(f"record {index}", f"member at character {offset} is longer than "
+                                                  f"{MAX_MEMBER_CHARS // 2**20} Mi characters; skipped")
+                if oversized:  # only its end is still wanted: what was scanned is dropped
+                    base += scan.position
+                    buffer, scan.position, position = buffer[scan.position:], 0, 0
+                buffer += more
+            end = found_end
+            if oversized:
+                position = end
+                continue
+            try:
+                member = json.loads(buffer[position:end])
+            except (ValueError, RecursionError) as exc:
+                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+                ctx.reject(f"record {index}", f"member at character {offset} is not valid JSON "
+                                              f"({type(exc).__name__}: {reason[:80]})")
+                position = end
+                continue
+        text = buffer[position:end]
+        repeated = duplicate_keys(text, member)
+        if repeated:
+            ctx.flag_duplicate_keys(index, repeated)
+        yield index, text, member
+        position = end
+        if position > chunk_size:
+            base += position
+            buffer, position = buffer[position:], 0

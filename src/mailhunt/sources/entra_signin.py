@@ -21,12 +21,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import BinaryIO
 
 import pyarrow as pa
 
-from mailhunt.events import event_id_from_raw, event_id_from_record_id, new_event
+from mailhunt.events import (
+    TimeOutOfRange,
+    event_id_from_raw,
+    event_id_from_record_id,
+    new_event,
+    utc_time,
+)
 from mailhunt.sources.base import ReadContext, event_batches
 from mailhunt.sources.csv_text import csv_rows
 from mailhunt.sources.json_values import text_value
@@ -67,7 +73,10 @@ def parse_time(text: str, zone_stated_by_header: bool) -> datetime:
         if not zone_stated_by_header:
             raise BadSignIn(f"time '{text[:40]}' has no time zone")
         return moment
-    return moment.astimezone(UTC).replace(tzinfo=None)
+    try:
+        return utc_time(moment)
+    except TimeOutOfRange as exc:
+        raise BadSignIn(str(exc)) from None
 
 
 def _country(text: str | None) -> str | None:

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import BinaryIO
 
 import pyarrow as pa
 
+from mailhunt.events import utc_time
 from mailhunt.sources.base import ReadContext
 from mailhunt.sources.json_values import int64_value
 from mailhunt.sources.macos_json import first_object, json_object_lines
@@ -44,7 +45,7 @@ def parse_time(text: str) -> datetime:
     stamp = datetime.fromisoformat(_FRACTION.sub(r".\1", text).replace("Z", "+00:00"))
     if stamp.tzinfo is None:
         raise ValueError(f"time '{text}' has no zone")
-    return stamp.astimezone(UTC).replace(tzinfo=None)
+    return utc_time(stamp)
 
 
 def _path(node) -> str | None:

@@ -24,19 +24,20 @@ from __future__ import annotations
 import csv
 import ipaddress
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import BinaryIO
 
 import pyarrow as pa
 
-from mailhunt.events import event_id_from_raw, new_event
+from mailhunt.events import event_id_from_raw, new_event, utc_time
 from mailhunt.sources.base import (
     ROW_GROUP_ROWS,
     ReadContext,
     event_batches,
     iter_text_lines,
 )
+from mailhunt.sources.m365_audit import split_at_lone_cr
 
 DATASET = "exchange.message_tracking"
 BATCH_RECORDS = ROW_GROUP_ROWS // 2
@@ -64,7 +65,7 @@ def _timestamp(text: str) -> datetime:
         raise ValueError(f"date-time '{value[:40]}' is not an ISO-8601 time") from None
     if moment.tzinfo is None:
         raise ValueError(f"date-time '{value[:40]}' has no zone (message tracking writes UTC with Z)")
-    return moment.astimezone(UTC).replace(tzinfo=None)
+    return utc_time(moment)
 
 
 def _lower(text: str | None) -> str | None:
@@ -86,18 +87,19 @@ class MessageTrackingLog:
 
     def _events(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[dict | None]:
         fields: list[str] | None = None
-        for number, line in iter_text_lines(stream, ctx):
-            if line.startswith("#"):
-                if line.startswith("#Fields:"):
-                    fields = [f.strip().lower() for f in line[len("#Fields:"):].split(",")]
-                continue
-            if not line.strip():
-                continue
-            ctx.records += 1
-            if fields is None:
-                ctx.reject(f"line {number}", "record before any #Fields: line")
-                continue
-            yield self._event(fields, line, number, ctx)
+        for number, text in iter_text_lines(stream, ctx):
+            for line in split_at_lone_cr(text):  # a lone CR outside quotes ends a record too
+                if line.startswith("#"):
+                    if line.startswith("#Fields:"):
+                        fields = [f.strip().lower() for f in line[len("#Fields:"):].split(",")]
+                    continue
+                if not line.strip():
+                    continue
+                ctx.records += 1
+                if fields is None:
+                    ctx.reject(f"line {number}", "record before any #Fields: line")
+                    continue
+                yield self._event(fields, line, number, ctx)
 
     @staticmethod
     def _event(fields: list[str], line: str, number: int, ctx: ReadContext) -> dict | None:

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from mailhunt.events import utc_from_offset, utc_time
+
 TIMEZONE_HINT = "timezone"
 DATE_ORDER_HINT = "date_order"
 
@@ -124,9 +126,10 @@ def zone_from_hint(hint: str | None) -> tzinfo | None:
 
 
 def to_utc(clock: WallClock, known_zone: tzinfo | None) -> datetime:
-    """Naive UTC for ``clock``; raises ZoneUnknown when it has no offset and no zone is known."""
+    """Naive UTC for ``clock``; raises ZoneUnknown when it has no offset and no zone is known,
+    TimeOutOfRange when the UTC time falls outside years 1-9999."""
     if clock.offset is not None:
-        return clock.moment - clock.offset
+        return utc_from_offset(clock.moment, clock.offset)
     if known_zone is None:
         raise ZoneUnknown("no time zone")
-    return clock.moment.replace(tzinfo=known_zone).astimezone(UTC).replace(tzinfo=None)
+    return utc_time(clock.moment.replace(tzinfo=known_zone))

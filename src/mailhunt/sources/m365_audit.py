@@ -12,7 +12,8 @@
 
 CSV records are assembled line by line by quote parity, so a record with
 broken quoting is rejected after ``MAX_RECORD_LINES`` lines and reading
-resumes on the line after its start, instead of swallowing the file.
+resumes on the line after its start, instead of swallowing the file; a lone CR
+outside quotes ends a record too (``split_at_lone_cr``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import codecs
 import csv
 import io
 import json
+import re
 from array import array
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -34,6 +36,7 @@ from mailhunt.sources.base import (
     ROW_GROUP_ROWS,
     ReadContext,
     iter_text_lines,
+    json_array_members,
     json_lines,
     line_too_long,
     numbered_text_lines,
@@ -163,12 +166,34 @@ def _csv_header(text: str) -> list[str] | None:
         return None
 
 
-def csv_records(lines: Iterator[tuple[int, str]], ctx: ReadContext) -> Iterator[tuple[int, list[str]]]:
-    """(starting line, fields) per CSV record; records with runaway quoting are rejected.
+_QUOTE_OR_CR = re.compile(r'["\r]')
 
-    A rejected record is counted in ``ctx.records`` here; the caller counts the
-    records it is given.
-    """
+
+def split_at_lone_cr(text: str) -> list[str]:
+    """The rows of a CSV text whose quotes balance, cut where a lone CR (not before LF) ends a row.
+
+    Purview, admin audit and message trace exports end rows with CRLF (or LF);
+    a lone CR inside a quoted field is part of the value, as in RFC 4180 and
+    Python's csv module, but one outside quotes ends the row, as CR-only line
+    ends (classic Mac, some editors) do. Without this the row after it merged
+    into the row before and both were lost."""
+    if "\r" not in text:
+        return [text]
+    rows, start, quoted = [], 0, False
+    for mark in _QUOTE_OR_CR.finditer(text):
+        if mark.group() == '"':
+            quoted = not quoted
+        elif not quoted and text[mark.end():mark.end() + 1] != "\n":
+            rows.append(text[start:mark.start()])
+            start = mark.end()
+    rows.append(text[start:])
+    return rows
+
+
+def csv_record_texts(lines: Iterator[tuple[int, str]], ctx: ReadContext) -> Iterator[tuple[int, str]]:
+    """(starting line, text) per CSV record: lines are joined while a quoted field is open, and a
+    lone CR outside quotes ends a record (both rows then have the line's number); a record with
+    runaway quoting is rejected and reading resumes on the line after its start."""
     pending: list[tuple[int, str]] = []
     queue: list[tuple[int, str]] = []
     source = iter(lines)
@@ -185,13 +210,8 @@ def csv_records(lines: Iterator[tuple[int, str]], ctx: ReadContext) -> Iterator[
         pending.append(item)
         text = "\n".join(line for _, line in pending)
         if text.count('"') % 2 == 0:
-            try:
-                fields = next(csv.reader([text]))
-            except csv.Error as exc:
-                ctx.records += 1
-                ctx.reject(f"line {pending[0][0]}", f"CSV record cannot be parsed: {exc}")
-            else:
-                yield pending[0][0], fields
+            for row in split_at_lone_cr(text):
+                yield pending[0][0], row
             pending = []
         elif len(pending) >= MAX_RECORD_LINES or len(text) > MAX_RECORD_CHARS:
             ctx.records += 1
@@ -207,7 +227,29 @@ def csv_records(lines: Iterator[tuple[int, str]], ctx: ReadContext) -> Iterator[
         rest = list(queue)
         queue.clear()
         if rest:
-            yield from csv_records(iter(rest), ctx)
+            yield from csv_record_texts(iter(rest), ctx)
+
+
+def parse_csv_record(text: str, line: int, ctx: ReadContext) -> list[str] | None:
+    """The fields of one record's text, or None when it is rejected (with its line, and counted)."""
+    try:
+        return next(csv.reader([text]), [])
+    except csv.Error as exc:
+        ctx.records += 1
+        ctx.reject(f"line {line}", f"CSV record cannot be parsed: {exc}")
+        return None
+
+
+def csv_records(lines: Iterator[tuple[int, str]], ctx: ReadContext) -> Iterator[tuple[int, list[str]]]:
+    """(starting line, fields) per CSV record; records with runaway quoting are rejected.
+
+    A rejected record is counted in ``ctx.records`` here; the caller counts the
+    records it is given.
+    """
+    for start, text in csv_record_texts(lines, ctx):
+        fields = parse_csv_record(text, start, ctx)
+        if fields is not None:
+            yield start, fields
 
 
 class _AuditCsv:
@@ -393,58 +435,6 @@ def _chunk_lines(chunk: memoryview, first_line: int, ctx: ReadContext) -> tuple[
         return pa.array(good, pa.large_string()), pa.array(good_numbers, pa.int64()), count
 
 
-def json_array_members(stream: BinaryIO, ctx: ReadContext, chunk_size: int = 1 << 20) -> Iterator[tuple[int, str, object]]:
-    """(index from 1, member text, member) for each member of a top-level JSON array, read incrementally.
-
-    A file holding one JSON object is treated as an array of one.
-    """
-    decoder = json.JSONDecoder()
-    reader = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace")
-    buffer = reader.read(chunk_size)
-    position = len(buffer) - len(buffer.lstrip())
-    if buffer[position:position + 1] == "{":
-        buffer = "[" + buffer[position:]
-        position = 0
-    if buffer[position:position + 1] != "[":
-        ctx.reject("record 1", "not a JSON array")
-        return
-    position += 1
-    index = 0
-    at_end = False
-    while True:
-        while position < len(buffer) and buffer[position] in " \t\r\n,":
-            position += 1
-        if position >= len(buffer) and not at_end:
-            more = reader.read(chunk_size)
-            buffer, position = buffer[position:] + more, 0
-            at_end = not more
-            continue
-        if position < len(buffer) and buffer[position] == "]":
-            return
-        if position >= len(buffer):
-            ctx.reject(f"record {index + 1}", "array not closed: file truncated")
-            return
-        try:
-            member, end = decoder.raw_decode(buffer, position)
-        except json.JSONDecodeError as exc:
-            if not at_end and len(buffer) - position < 64 * chunk_size:
-                more = reader.read(chunk_size)
-                if more:
-                    buffer, position = buffer[position:] + more, 0
-                    continue
-                at_end = True
-            index += 1
-            ctx.records += 1
-            ctx.reject(f"record {index}", f"not valid JSON ({exc.msg}); rest of the array skipped")
-            return
-        index += 1
-        ctx.records += 1
-        yield index, buffer[position:end], member
-        position = end
-        if position > chunk_size:
-            buffer, position = buffer[position:], 0
-
-
 class _AuditJson:
     dataset = DATASET
     name = ""
@@ -461,7 +451,10 @@ class _AuditJson:
                 continue
             try:
                 record = self.to_record(member)
-                text = raw if record is member else json_text(record)
+                # a record read with a repeated key's last value (flagged by the parser) goes to the SQL
+                # rewritten, so the SQL reads what the parser read
+                rewritten = record is not member or number in ctx.duplicate_keys
+                text = json_text(record) if rewritten else raw
             except (BadRecord, ValueError) as exc:
                 ctx.reject(f"{self.locator_unit} {number}", str(exc))
                 continue
@@ -469,6 +462,15 @@ class _AuditJson:
             if batch.full():
                 yield from batch.flush()
         yield from batch.flush()
+
+
+def first_line_cut(text: str) -> bool:
+    """Whether the head of a file is one JSON object's line cut short: no line end in it.
+
+    One record a line is then the reading that loses nothing: a file of one
+    object on one line is also NDJSON, while reading lines as an array's
+    members would let one bad line take the ones after it."""
+    return text.lstrip().startswith("{") and "\n" not in text
 
 
 class UnifiedAuditNdjson(_AuditJson):
@@ -482,7 +484,9 @@ class UnifiedAuditNdjson(_AuditJson):
         try:
             obj = orjson.loads(first)
         except orjson.JSONDecodeError:
-            return False
+            if not first_line_cut(text):
+                return False
+            obj = _first_json_object_prefix(text)
         return isinstance(obj, dict) and is_audit_record(obj) and not is_sentinel_row(obj)
 
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[StagedAuditRecords]:
@@ -511,7 +515,7 @@ class UnifiedAuditJsonArray(_AuditJson):
 
     def sniff(self, head: bytes) -> bool:
         text = decode_head(head)
-        if _first_line_object(text) is not None:
+        if _first_line_object(text) is not None or first_line_cut(text):
             return False
         obj = _first_json_object_prefix(text)
         return obj is not None and is_audit_record(obj) and not is_sentinel_row(obj)
@@ -540,7 +544,7 @@ class SentinelOfficeActivity(_AuditJson):
     def sniff(self, head: bytes) -> bool:
         text = decode_head(head)
         line_object = _first_line_object(text)
-        if (line_object is None) != self.array:
+        if (line_object is None and not first_line_cut(text)) != self.array:
             return False
         obj = line_object if line_object is not None else _first_json_object_prefix(text)
         if obj is None:

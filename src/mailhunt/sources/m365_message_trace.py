@@ -34,7 +34,6 @@ from mailhunt.sources.base import ROW_GROUP_ROWS, ReadContext, event_batches
 from mailhunt.sources.csv_text import csv_rows
 from mailhunt.sources.local_time import (
     DATE_ORDER_HINT,
-    BadTime,
     parse_wall_clock,
     to_utc,
 )
@@ -71,10 +70,10 @@ def _query_window(row: dict, ctx: ReadContext) -> dict[str, str]:
     window = {}
     for column, label in (("startdate", "query_start"), ("enddate", "query_end")):
         try:
-            clock = parse_wall_clock(row.get(column, ""), ctx.hints.get(DATE_ORDER_HINT))
-        except BadTime:
+            window[label] = to_utc(parse_wall_clock(row.get(column, ""), ctx.hints.get(DATE_ORDER_HINT)),
+                                   UTC).isoformat() + "Z"
+        except ValueError:
             continue
-        window[label] = to_utc(clock, UTC).isoformat() + "Z"
     return window
 
 
@@ -95,10 +94,10 @@ class MessageTraceCsv:
     def _event(row: dict, raw: str, number: int, ctx: ReadContext) -> dict | None:
         try:
             clock = parse_wall_clock(row.get("received", ""), ctx.hints.get(DATE_ORDER_HINT))
-        except BadTime as exc:
+            timestamp = to_utc(clock, UTC)
+        except ValueError as exc:
             ctx.reject(f"line {number}", f"Received: {exc}")
             return None
-        timestamp = to_utc(clock, UTC)
         zone_source = "recorded" if clock.offset is not None else "service_documented_utc"
         status = row.get("status", "").strip()
         if not status:

@@ -31,7 +31,7 @@ from mailhunt.events import event_id_from_raw, new_event
 from mailhunt.sources.base import ROW_GROUP_ROWS, ReadContext, event_batches
 from mailhunt.sources.csv_text import csv_rows
 from mailhunt.sources.exchange_message_tracking import tracking_event
-from mailhunt.sources.local_time import BadTime, parse_wall_clock, to_utc
+from mailhunt.sources.local_time import parse_wall_clock, to_utc
 from mailhunt.sources.m365_audit import decode_head
 from mailhunt.sources.m365_message_trace import DATASET, csv_header, ip_or_none
 
@@ -74,23 +74,22 @@ class MessageTraceReport:
     def _iso_utc(text: str) -> str:
         """The report's UTC time as ISO text with a zone (a zone-less value is UTC by the column's name)."""
         try:
-            clock = parse_wall_clock(text)
-        except BadTime:
+            return to_utc(parse_wall_clock(text), UTC).isoformat() + "Z"
+        except ValueError:
             return text
-        return to_utc(clock, UTC).isoformat() + "Z"
 
     @staticmethod
     def _summary_events(row: dict, raw: str, number: int, ctx: ReadContext) -> list[dict]:
         try:
             clock = parse_wall_clock(row.get("origin_timestamp_utc", ""))
-        except BadTime as exc:
+            timestamp = to_utc(clock, UTC)
+        except ValueError as exc:
             ctx.reject(f"line {number}", f"origin_timestamp_utc: {exc}")
             return []
         recipients = _recipients(row.get("recipient_status", ""))
         if not recipients:
             ctx.reject(f"line {number}", "Recipient_status names no recipient")
             return []
-        timestamp = to_utc(clock, UTC)
         events = []
         for address, steps in recipients:
             last = steps.split(",")[-1].strip() or "Unknown"

@@ -26,10 +26,12 @@ import threading
 from concurrent.futures import Future
 
 import duckdb
+import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from mailhunt.events import PARAMS_TYPE, SCHEMA
-from mailhunt.sources.base import ReadContext
+from mailhunt.events import PARAMS_TYPE, SCHEMA, sql_out_of_range_reason, sql_utc_time
+from mailhunt.sources.base import ReadContext, duplicate_keys
 from mailhunt.sources.cmdlet_parameters import parse_parameter_text
 
 DATASET = "m365.audit"
@@ -96,23 +98,42 @@ _IPV4 = r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?::\d{1,5})?$"
 _IPV6_BRACKETED = r"^\[([0-9A-Fa-f:.]+)\](:\d{1,5})?$"
 _IPV6 = r"^[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]*$"
 
+# A CreationTime that is a time but outside what @timestamp holds (year 0, 10000)
+# rejects the record; the container's date does not stand in for it. Text
+# DuckDB alone reads as a time ('epoch', 'infinity') is no ISO-8601 time.
 FIELDS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE fielded AS
-SELECT row_index, locator, valid, j, operation, creation,
-       coalesce(try_cast(creation AS TIMESTAMPTZ) AT TIME ZONE 'UTC',
-                try_strptime(fallback, '%m/%d/%Y %I:%M:%S %p'),
-                try_cast(fallback AS TIMESTAMPTZ) AT TIME ZONE 'UTC') AS ts
+SELECT row_index, locator, valid, j, operation, creation, layout,
+       creation_ts IS NOT NULL AND {sql_utc_time('creation_ts')} IS NULL AS out_of_range,
+       CASE WHEN creation_ts IS NULL
+            THEN {sql_utc_time("coalesce(try_strptime(fallback, '%m/%d/%Y %I:%M:%S %p'), "
+                               "try_cast(fallback AS TIMESTAMPTZ) AT TIME ZONE 'UTC')")}
+            ELSE {sql_utc_time('creation_ts')} END AS ts
+FROM (SELECT *, CASE WHEN regexp_matches(creation, '^\\s*[+-]?[0-9]')
+                     THEN try_cast(creation AS TIMESTAMPTZ) AT TIME ZONE 'UTC' END AS creation_ts
 FROM (SELECT row_index, locator, fallback, j IS NOT NULL AS valid, j,
              nullif(json_extract_string(j[{len(_COMPLEX) + 1}], '$'), '') AS operation,
-             nullif(json_extract_string(j[{len(_COMPLEX) + 2}], '$'), '') AS creation
-      FROM (SELECT row_index, locator, fallback, TRY(json_extract(raw, {_COMPLEX_PATHS})) AS j
-            FROM stage WHERE NOT regexp_matches(raw, '^\\s*$')))
+             nullif(json_extract_string(j[{len(_COMPLEX) + 2}], '$'), '') AS creation,
+             CASE WHEN j IS NOT NULL THEN hash(json_keys(raw)) END AS layout
+      FROM (SELECT row_index, locator, fallback, raw, TRY(json_extract(raw, {_COMPLEX_PATHS})) AS j
+            FROM stage WHERE NOT regexp_matches(raw, '^\\s*$'))))
 """
 
-REJECT_SQL = """
+# Records whose top-level keys repeat one: the key list of one record of each layout (the hash of
+# its keys, in order) is checked, then every record of a layout that repeats a key is. Checking each
+# record's key list itself would cost more than the rest of the record's first pass.
+REPEATED_KEYS_SQL = """
+WITH layouts AS (SELECT layout, min(row_index) AS sample FROM fielded WHERE layout IS NOT NULL GROUP BY layout),
+repeating AS (SELECT l.layout FROM layouts l JOIN stage s ON s.row_index = l.sample
+              WHERE TRY(len(json_keys(s.raw)) <> list_unique(json_keys(s.raw))))
+SELECT row_index FROM fielded WHERE layout IN (SELECT layout FROM repeating) ORDER BY row_index
+"""
+
+REJECT_SQL = f"""
 SELECT locator, CASE
     WHEN NOT valid THEN 'not valid JSON (truncated or corrupt record)'
     WHEN operation IS NULL THEN 'no Operation: not a unified audit log record'
+    WHEN out_of_range THEN 'CreationTime: ' || {sql_out_of_range_reason('creation')}
     WHEN ts IS NULL AND creation IS NULL THEN 'no CreationTime'
     ELSE 'CreationTime ' || chr(39) || left(creation, 40) || chr(39) || ' is not an ISO-8601 time'
   END AS reason
@@ -307,6 +328,11 @@ class StagedAuditRecords:
         """Everything up to the events query: validity, rejections, the parameter maps."""
         ctx = self.context
         db.execute(FIELDS_SQL)
+        repeating = [row[0] for row in db.execute(REPEATED_KEYS_SQL).fetchall()]
+        if repeating and self._read_last_values(repeating):
+            db.unregister("stage")
+            db.register("stage", self.stage)
+            db.execute(FIELDS_SQL)
         if self.count_records:
             ctx.records += db.execute("SELECT count(*) FROM fielded").fetchall()[0][0]
         for locator, reason in db.execute(REJECT_SQL).fetchall():
@@ -327,6 +353,28 @@ class StagedAuditRecords:
             db.execute("INSERT INTO param_rows SELECT * FROM extra_rows")
             db.unregister("extra_rows")
         db.execute(PARAM_MAPS_SQL)
+
+    def _read_last_values(self, rows: list[int]) -> bool:
+        """Records naming a key twice in one object, as the SQL would read them (DuckDB's JSON
+        functions take a repeated key's first value), rewritten with each key's last value, as
+        Python, orjson and jq read them; flagged in the context. Whether any was rewritten."""
+        raw, locators = self.stage.column("raw"), self.stage.column("locator")
+        replacements: list[str | None] = [None] * self.num_rows
+        for row in rows:
+            text = raw[row].as_py()
+            try:
+                value = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                continue
+            repeated = duplicate_keys(text, value)
+            if repeated:
+                replacements[row] = orjson.dumps(value).decode()
+                self.context.flag_duplicate_keys(locators[row].as_py(), repeated)
+        if not any(r is not None for r in replacements):
+            return False
+        rewritten = pc.coalesce(pa.array(replacements, pa.large_string()), raw)
+        self.stage = self.stage.set_column(self.stage.schema.get_field_index("raw"), "raw", rewritten)
+        return True
 
     def _run(self, db: duckdb.DuckDBPyConnection, action):
         db.register("stage", self.stage)

@@ -12,11 +12,12 @@ columns.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import BinaryIO
 
 import pyarrow as pa
 
+from mailhunt.events import utc_time
 from mailhunt.sources.base import ReadContext
 from mailhunt.sources.json_values import int64_value, text_value
 from mailhunt.sources.macos_json import first_object, json_members, json_object_lines
@@ -32,7 +33,7 @@ def parse_timestamp(text: str) -> datetime:
             stamp = datetime.strptime(text, pattern)
         except ValueError:
             continue
-        return stamp.astimezone(UTC).replace(tzinfo=None)
+        return utc_time(stamp)
     raise ValueError(f"timestamp '{text[:40]}' is not 'YYYY-MM-DD HH:MM:SS.ffffff+ZZZZ'")
 
 

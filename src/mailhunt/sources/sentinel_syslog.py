@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
-from mailhunt.events import event_id_from_record_id
+from mailhunt.events import event_id_from_record_id, utc_from_epoch, utc_time
 from mailhunt.sources.auditd import parse_fields
 from mailhunt.sources.base import ReadContext
 from mailhunt.sources.json_values import int64_from_text, int64_value, text_value
@@ -36,7 +36,9 @@ UNSET = ("unset", "4294967295", "-1", "")
 
 
 def _iso(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).replace(tzinfo=None)
+    """TimeGenerated, which Sentinel writes in UTC (a zone-less value is UTC by the table's definition)."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return utc_time(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 def is_sentinel_syslog_row(obj: dict | None) -> bool:
@@ -77,7 +79,7 @@ class SentinelSyslog:
         body = found["body"]
         cmdline = _CMDLINE.search(body)
         fields, _ = parse_fields(body[:cmdline.start()] if cmdline else body, True)
-        stamp = datetime.fromtimestamp(float(found["epoch"]), tz=UTC).replace(tzinfo=None)
+        stamp = utc_from_epoch(float(found["epoch"]))
         event = unix_event(ctx, AUOMS_DATASET, "auoms", locator, text, stamp)
         node = fields.get("node") or text_value(row.get("Computer"))
         event["event.id"] = event_id_from_record_id(AUOMS_DATASET, f"{node}\x1f{found['epoch']}:{found['serial']}")

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import BinaryIO
 
 import pyarrow as pa
 
-from mailhunt.events import event_id_from_raw
+from mailhunt.events import event_id_from_raw, utc_from_epoch
 from mailhunt.sources.base import ReadContext, numbered_lines
 from mailhunt.sources.unix_common import (
     NOT_UTF8,
@@ -49,7 +49,7 @@ ZSH_META = 0x83
 
 
 def _epoch(text: bytes) -> datetime:
-    return datetime.fromtimestamp(int(text), tz=UTC).replace(tzinfo=None)
+    return utc_from_epoch(int(text))
 
 
 def _unmetafy(raw: bytes) -> bytes:

@@ -22,11 +22,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import BinaryIO
 
 import pyarrow as pa
 
+from mailhunt.events import TimeOutOfRange, utc_from_epoch, utc_time
 from mailhunt.sources.base import ReadContext
 from mailhunt.sources.json_values import int64_from_text
 from mailhunt.sources.syslog_messages import interpret_message
@@ -57,7 +58,7 @@ def _utc(text: str) -> datetime:
     stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if stamp.tzinfo is None:
         raise ValueError("time has no offset")
-    return stamp.astimezone(UTC).replace(tzinfo=None)
+    return utc_time(stamp)
 
 
 class YearResolver:
@@ -80,8 +81,10 @@ class YearResolver:
             except ValueError:
                 continue
         if "!" not in ctx.path and os.path.isfile(ctx.path):
-            mtime = os.stat(ctx.path).st_mtime
-            self.reference = datetime.fromtimestamp(mtime, tz=UTC).replace(tzinfo=None)
+            try:
+                self.reference = utc_from_epoch(os.stat(ctx.path).st_mtime)
+            except TimeOutOfRange:
+                return
             self.source = "file mtime"
             ctx.note(f"lines carry no year; years taken from the file's modification time "
                      f"({self.reference:%Y-%m-%d}); give --year if the file was copied without its times")

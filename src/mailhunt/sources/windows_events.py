@@ -20,9 +20,16 @@ Other records keep the common columns, so third-party Sigma rules on
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 
-from mailhunt.events import event_id_from_record_id, new_event
+from mailhunt.events import (
+    TimeOutOfRange,
+    event_id_from_record_id,
+    iso_year_outside_range,
+    new_event,
+    out_of_range,
+    utc_time,
+)
 from mailhunt.sources.cmdlet_parameters import (
     cmdlet_rule_name,
     cmdlet_target,
@@ -92,10 +99,15 @@ def parse_system_time(text: str | None) -> datetime:
     try:
         moment = datetime.fromisoformat(cleaned)
     except ValueError as exc:
+        if iso_year_outside_range(cleaned):
+            raise BadWindowsRecord(f"TimeCreated: {out_of_range(text)}") from None
         raise BadWindowsRecord(f"TimeCreated {text!r} is not a time") from exc
     if moment.tzinfo is None:
         raise BadWindowsRecord(f"TimeCreated {text!r} has no time zone")
-    return moment.astimezone(UTC).replace(tzinfo=None)
+    try:
+        return utc_time(moment)
+    except TimeOutOfRange:
+        raise BadWindowsRecord(f"TimeCreated: {out_of_range(text)}") from None
 
 
 def event_data(event: dict) -> dict | list:

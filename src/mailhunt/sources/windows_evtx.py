@@ -4,7 +4,8 @@
   parser needs to seek, so the evidence stream is first copied to a temporary
   file (at most ``MAX_SPOOL_BYTES``; a larger file is reported, not read).
   A chunk the parser cannot read is rejected with the record ids it held, and
-  the records of every other chunk are kept. ``event.original`` is the record
+  the records of every other chunk are kept; so is a last chunk the file
+  holds only part of, which the parser skips silently. ``event.original`` is the record
   as the parser renders it in JSON (the binary record is not text).
 - ``evtx_dump_jsonl`` / ``evtx_dump_json``: what ``evtx_dump -o jsonl`` and
   ``evtx_dump -o json`` write: one ``{"Event": {...}}`` per line, or a
@@ -22,6 +23,7 @@ text forms.
 from __future__ import annotations
 
 import re
+import struct
 import tempfile
 from collections import deque
 from collections.abc import Iterator
@@ -42,6 +44,9 @@ from mailhunt.sources.windows_events import INT64_MAX
 from mailhunt.sources.windows_stream import WindowsEventStream
 
 EVTX_MAGIC = b"ElfFile\x00"
+EVTX_CHUNK_MAGIC = b"ElfChnk\x00"
+EVTX_HEADER_BYTES = 4096
+EVTX_CHUNK_BYTES = 65536
 MAX_SPOOL_BYTES = 32 * 1024**3
 MAX_CONSECUTIVE_FAILURES = 100_000
 PARSER_THREADS = 0
@@ -136,6 +141,7 @@ class EvtxBinary:
             return
         with ThreadPoolExecutor(max_workers=NORMALIZER_THREADS, thread_name_prefix="mailhunt-evtx") as pool:
             yield from self._records(parser, ctx, pool)
+        report_partial_chunk(path, ctx)
 
     def _records(self, parser, ctx: ReadContext, pool: ThreadPoolExecutor) -> Iterator[pa.Table]:
         events = WindowsEventStream(ctx, self.locator_unit)
@@ -191,6 +197,40 @@ class EvtxBinary:
         else:
             ctx.records += 1
             ctx.reject(f"record {last_id + 1}", f"record cannot be parsed (after record {last_id}): {message[:300]}")
+
+
+def report_partial_chunk(path: str, ctx: ReadContext) -> None:
+    """Reject the records of a last chunk the file holds only part of (a file copied while written,
+    or cut short), which the parser skips without a word.
+
+    An EVTX file is a 4 KiB header and whole 64 KiB chunks. Bytes past the last
+    whole chunk that begin a chunk are its cut-off start: its header still
+    names the records it held (EventRecordIDs first..last), and those are
+    counted lost. Other bytes there are noted, with their offset."""
+    with open(path, "rb") as evtx:
+        evtx.seek(0, 2)
+        size = evtx.tell()
+        partial = (size - EVTX_HEADER_BYTES) % EVTX_CHUNK_BYTES if size > EVTX_HEADER_BYTES else 0
+        if not partial:
+            return
+        offset = size - partial
+        evtx.seek(offset)
+        head = evtx.read(40)
+    if not head.startswith(EVTX_CHUNK_MAGIC):
+        ctx.note(f"{partial} bytes after the last whole chunk (from byte {offset}) are not an EVTX chunk; "
+                 f"not read")
+        return
+    where = f"last chunk cut off: only {partial} of its {EVTX_CHUNK_BYTES} bytes, from byte {offset}, are in the file"
+    if len(head) == 40:
+        first, last = struct.unpack_from("<QQ", head, 24)
+        lost = last - first + 1
+        if 0 < first <= last and lost <= MAX_CHUNK_RECORDS:
+            ctx.records += lost
+            ctx.reject(f"record {first}", f"{where} (truncated file); its records {first}..{last} are lost")
+            ctx.rejected += lost - 1
+            return
+    ctx.records += 1
+    ctx.reject(f"byte {offset}", f"{where} (truncated file); its records are lost, their number unknown")
 
 
 class EvtxDumpJsonLines:

@@ -33,7 +33,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mailhunt.events import SCHEMA
+from mailhunt.events import SCHEMA, sql_utc_time
 from mailhunt.sources.windows_events import (
     DATASET_BY_CHANNEL,
     OTHER_DATASET,
@@ -106,6 +106,9 @@ def _pid(expression: str) -> str:
     return f"TRY_CAST(trim({expression}) AS BIGINT)"
 
 
+# The objects holding the fields the mapping reads, checked for a key named twice (_REPEATING_LAYOUTS_SQL).
+_OBJECTS = (("System",), ("System", "TimeCreated", "#attributes"), ("EventData",), ("UserData", "LogFileCleared"))
+_OBJECT_PATHS = "[" + ", ".join("'" + _json_path(path).replace("'", "''") + "'" for path in _OBJECTS) + "]"
 _PATH_LIST = "[" + ", ".join("'" + _json_path(path).replace("'", "''") + "'" for path in _PATHS.values()) + "]"
 
 # Python's ``\s`` (the context-line pattern below, as ``windows_events`` uses it) also matches these; RE2's
@@ -117,6 +120,12 @@ _CONTEXT_LINE = "(?m)^\\s*([A-Za-z ]+?)\\s*=\\s*(.*?)\\s*$"
 def _context_value(key: str) -> str:
     """The value of the last context line whose key, without spaces, is the SQL expression ``key``."""
     return f"ctx_values[len(ctx_keys) + 1 - list_position(list_reverse(ctx_keys), {key})]"
+
+
+# SystemTime as a UTC time; a value outside what @timestamp holds (or text only DuckDB reads as a time,
+# 'epoch') leaves ts empty, so the record goes to Python, which rejects it with its reason.
+_SYSTEM_TIME = (f"CASE WHEN left(ltrim({_v('system_time')}), 1) BETWEEN '0' AND '9' THEN TRY_CAST(TRY_CAST("
+                f"replace({_v('system_time')}, ' ', 'T') AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP) END")
 
 
 def _account_name(text: str) -> str:
@@ -132,10 +141,11 @@ def _account_domain(text: str) -> str:
 
 _FIELDS_SQL = f"""
 WITH parsed AS (
-  SELECT row_index, raw, TRY(json_extract_string(raw, {_PATH_LIST})) AS v
+  SELECT row_index, raw, TRY(json_extract_string(raw, {_PATH_LIST})) AS v,
+         CASE WHEN v IS NOT NULL THEN hash(json_keys(raw, {_OBJECT_PATHS})) END AS layout
   FROM stage
 ), extracted AS (
-  SELECT row_index, raw, v IS NOT NULL AS valid,
+  SELECT row_index, raw, v IS NOT NULL AS valid, layout,
          {_flatten()}
   FROM parsed
 ), fields AS (
@@ -145,7 +155,7 @@ WITH parsed AS (
     CASE WHEN starts_with({_v('event_id')}, '{{') THEN TRY(json_extract_string({_v('event_id')}, '$."#text"'))
          ELSE {_v('event_id')} END AS code,
     TRY_CAST({_v('record_id')} AS BIGINT) AS record_id,
-    TRY_CAST(TRY_CAST(replace({_v('system_time')}, ' ', 'T') AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP) AS ts,
+    {sql_utc_time(_SYSTEM_TIME)} AS ts,
     {_case_map(f"lower(coalesce({_v('channel')}, ''))", DATASET_BY_CHANNEL)} AS known_dataset
   FROM extracted
 ), typed AS (
@@ -238,6 +248,16 @@ SELECT *,
   CASE WHEN is_cmdlet THEN items[1] END AS text_action,
   CASE WHEN is_cmdlet THEN nullif(items[2], '') ELSE nullif(ps_details, '') END AS text_value
 FROM mapped
+"""
+
+# Records naming a key twice in one of the objects the mapping reads go to Python, which reads the
+# last value (as jq and orjson do; DuckDB's JSON functions read the first) and marks them. One
+# record of each layout (the hash of those objects' key lists) is checked, then all of a layout
+# that repeats a key.
+_REPEATING_LAYOUTS_SQL = f"""
+SELECT l.layout FROM (SELECT layout, min(row_index) AS sample FROM fields WHERE layout IS NOT NULL GROUP BY layout) l
+JOIN stage s ON s.row_index = l.sample
+WHERE TRY(list_bool_or(list_transform(json_keys(s.raw, {_OBJECT_PATHS}), lambda k: len(k) <> list_unique(k))))
 """
 
 # The cmdlet and pipeline texts each distinct record needs mapped by windows_events' own functions.
@@ -369,6 +389,9 @@ class WindowsNormalizer:
         db.register("stage", stage)
         try:
             db.execute(f"CREATE OR REPLACE TEMP TABLE fields AS {_FIELDS_SQL}")
+            repeating = [row[0] for row in db.execute(_REPEATING_LAYOUTS_SQL).fetchall()]
+            if repeating:
+                db.execute("UPDATE fields SET unmappable = true WHERE list_contains(?, layout)", [repeating])
         finally:
             db.unregister("stage")
         db.register("text_fields", text_fields(db.execute(_TEXT_KEYS_SQL).fetchall()))

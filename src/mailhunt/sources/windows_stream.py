@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mailhunt.events import event_id_from_record_id, new_event, to_arrow
-from mailhunt.sources.base import ReadContext
+from mailhunt.sources.base import ReadContext, duplicate_keys
 from mailhunt.sources.windows_events import BadWindowsRecord, map_record
 from mailhunt.sources.windows_normalize import borrowed_normalizer, gap_candidates
 
@@ -213,6 +213,9 @@ class WindowsEventStream:
         except BadWindowsRecord as exc:
             self.ctx.reject(f"{self.unit} {locator}", f"not a Windows event record: {exc}")
             return None
+        repeated = duplicate_keys(original, record)
+        if repeated:
+            self.ctx.flag_duplicate_keys(locator, repeated)
         name, domain = account
         if name and not event["user.name"]:
             event["user.name"] = name
