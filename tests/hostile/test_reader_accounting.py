@@ -7,6 +7,7 @@ is recognized whatever its layout.
 
 from __future__ import annotations
 
+import csv
 import io
 
 import orjson
@@ -64,13 +65,27 @@ def test_a_csv_record_with_an_unterminated_quote_is_counted_as_the_record_it_rej
 
 
 def test_a_csv_record_that_cannot_be_parsed_is_counted_as_the_record_it_rejects():
-    # a CR inside an unquoted field: Python's csv module refuses the record
+    # a field over the csv module's size limit: it refuses the record
+    data = (ADMIN_CSV_HEADER
+            + b'"2026-10-14T08:02:11-07:00","Administrator","New-MailboxExportRequest","jdoe","Mailbox=jdoe","True"\r\n'
+            + b'"2026-10-14T08:41:52-07:00","Administrator","Remove-MailboxExportRequest","jdoe","'
+            + b"Identity=" + b"x" * 400 + b'","True"\r\n')
+    limit = csv.field_size_limit(200)
+    try:
+        rows, ctx = read("admin_audit_csv", data)
+    finally:
+        csv.field_size_limit(limit)
+    assert len(rows) == 1 and ctx.records == 2 and ctx.rejected == 1
+    assert ctx.rejections[0].locator == "line 3" and "cannot be parsed" in ctx.rejections[0].reason
+
+
+def test_a_lone_cr_in_an_unquoted_field_ends_the_row_and_each_half_is_counted():
     data = (ADMIN_CSV_HEADER
             + b'"2026-10-14T08:02:11-07:00","Administrator","New-MailboxExportRequest","jdoe","Mailbox=jdoe","True"\r\n'
             + b'"2026-10-14T08:41:52-07:00","Administrator",Remove-Mailbox\rExportRequest,"jdoe","","True"\r\n')
     rows, ctx = read("admin_audit_csv", data)
-    assert len(rows) == 1 and ctx.records == 2 and ctx.rejected == 1
-    assert ctx.rejections[0].locator == "line 3" and "cannot be parsed" in ctx.rejections[0].reason
+    assert len(rows) == 1 and ctx.records == 3 and ctx.rejected == 2
+    assert [r.locator for r in ctx.rejections] == ["line 3", "line 3"]
 
 
 def test_an_audit_group_with_a_bad_time_is_rejected_with_all_its_records():
