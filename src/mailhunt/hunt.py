@@ -233,6 +233,7 @@ def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | 
                 progress.finish(summary)
             summaries.append(summary)
         settle_new_events(store, summaries)
+        store.seal_external_access()
 
         rules = load_rules(rule_dirs)
         run = run_rules(store, compile_rules(rules, detection_settings(config)))

@@ -59,7 +59,12 @@ from mailhunt.detect.engine import (
     compile_rules,
     run_rules,
 )
-from mailhunt.detect.rules import LoadedRule
+from mailhunt.detect.rules import (
+    LoadedRule,
+    UnsafeYAML,
+    yaml_documents,
+    yaml_error_line,
+)
 from mailhunt.sources import SNIFF_BYTES, ReadContext, identify, read_events
 from mailhunt.store import CaseStore
 
@@ -117,9 +122,12 @@ def load_example_cases(rule: LoadedRule) -> list[ExampleCase]:
     if not path.is_file():
         raise ExampleFileError(f"no examples: {path.name} is missing")
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        documents = yaml_documents(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ExampleFileError(f"{path.name} is not readable YAML: {yaml_error_line(exc)}") from exc
+    except (UnicodeDecodeError, UnsafeYAML) as exc:
         raise ExampleFileError(f"{path.name} is not readable YAML: {exc}") from exc
+    document = documents[0] if len(documents) == 1 else None
     if not isinstance(document, dict) or not isinstance(document.get("cases"), list) or not document["cases"]:
         raise ExampleFileError(f"{path.name}: expected a mapping with a non-empty list 'cases'")
     cases: list[ExampleCase] = []
