@@ -142,13 +142,14 @@ def check_condition(condition: str, columns: Iterable[str]) -> None:
         tokens = duckdb.tokenize(condition)
     except duckdb.Error as exc:
         raise UnsafeSQL(f"SQL does not parse: {exc}") from exc
+    encoded = condition.encode("utf-8")  # the tokenizer counts positions in bytes
     depth = 0
-    for (start, kind), following in zip(tokens, [*tokens[1:], (len(condition), None)]):
+    for (start, kind), following in zip(tokens, [*tokens[1:], (len(encoded), None)]):
         if kind == duckdb.token_type.comment:
             raise UnsafeSQL("a comment in a rule's SQL")
         if kind == duckdb.token_type.operator:
-            text = condition[start:following[0]]
-            depth += text.count("(") - text.count(")")
+            text = encoded[start:following[0]]
+            depth += text.count(b"(") - text.count(b")")
             if depth < 0:
                 break
     if depth != 0:
