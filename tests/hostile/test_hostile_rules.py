@@ -10,6 +10,8 @@ load a file).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import pytest
 from sigma.conversion.base import TextQueryBackend
@@ -17,7 +19,8 @@ from sigma.conversion.base import TextQueryBackend
 import mailhunt.hunt as hunt_module
 from mailhunt.config import Config
 from mailhunt.detect.backend import EventSQLBackend
-from mailhunt.detect.rules import shipped_rules_dir
+from mailhunt.detect.examples import run_rule_examples
+from mailhunt.detect.rules import load_rules, shipped_rules_dir
 from mailhunt.hunt import hunt
 from mailhunt.store import CaseStore
 from tests.hostile.rule_sets import (
@@ -152,3 +155,12 @@ def test_a_sealed_case_refuses_file_access(tmp_path, statement):
         assert store.event_count() == 0
         store.db.execute("INSERT INTO matches VALUES ('rule', 'event')")
     assert sorted(p.name for p in canary.iterdir()) == ["secret.csv"]
+
+
+def test_rule_examples_say_when_a_rule_fails_in_duckdb():
+    """``mailhunt rules test``: each case of a rule that DuckDB refuses says why, not "matched nothing"."""
+    results = run_rule_examples(load_rules([Path(__file__).parent / "fixtures" / "lookahead_rule"]))
+    assert [r.case for r in results] == ["export", "other"]
+    for result in results:
+        assert not result.passed
+        assert result.detail.startswith("rule cannot run: its SQL failed in DuckDB: ")

@@ -247,6 +247,8 @@ def _run_case(rule: LoadedRule, case: ExampleCase, compiled: CompiledRules, work
         run = run_rules(store, compiled)
     finally:
         store.close()
+    if rule.id in run.skipped:
+        return result(False, False, f"rule cannot run: {run.skipped[rule.id]}")
     matched = _rule_decided(rule, run)
     passed = matched == (case.expect == "match")
     count = run.matched.get(rule.id, 0)
