@@ -236,6 +236,9 @@ def _print_summary(result: HuntResult) -> None:
             matches.add_row(shown(m["rule"]["title"] or m["rule"]["id"]), shown(m["rule"]["level"]),
                             str(m["event_count"]), shown(m["first_seen"] or "-"))
         console.print(matches)
+    if result.document.get("skipped_rules"):
+        errors.print(f"[yellow]{len(result.document['skipped_rules'])} rules could not run[/]; each is listed "
+                     "with the reason under skipped_rules in findings.json and in the reports")
     escalated = sum(1 for f in result.document["findings"] if f["escalate"])
     console.print(f"{len(result.findings)} findings, {escalated} to escalate to Tier 2. "
                   f"Case: {shown(str(result.out))} (findings.json, report.html, report.md, case.duckdb)")

@@ -348,6 +348,7 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
         store.end_loading()
         state.stage = "analysing"
         settle_new_events(store, summaries)
+        store.seal_external_access()
 
         rules = load_rules(rule_dirs)
         run = run_rules(store, compile_rules(rules, detection_settings(config)))

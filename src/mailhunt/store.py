@@ -295,6 +295,19 @@ class CaseStore:
         if self._staged is not None:
             self._staged.wait()
 
+    def seal_external_access(self) -> None:
+        """From now on this database reads and writes no file but its own, and loads no extension.
+
+        Called once the evidence is loaded, before rules run: the SQL compiled
+        from a stranger's rule is checked, and this is the defence behind that
+        check, so that a bug in it does not become file access (``read_text``,
+        ``COPY ... TO``, ``ATTACH``, ``INSTALL``/``LOAD``). The configuration is
+        locked, so no statement can switch it back. DuckDB still spills to its
+        own temporary folder and writes the case file.
+        """
+        self.db.execute("SET enable_external_access = false")
+        self.db.execute("SET lock_configuration = true")
+
     def deduplicate(self) -> int:
         """Keep one row per event id; returns how many copies were removed.
 

@@ -13,6 +13,15 @@ makes the rule unconvertible, with the field named in the error.
 Keywords (values without a field, as the SigmaHQ MSExchange Management rules
 use) search ``KEYWORD_TEXT``: the action, the parameter text, command line and
 script block as logged (unescaped), and the raw record.
+
+Every value of a rule is attacker-controlled text (``--rules DIR`` takes rules
+from strangers), so each reaches the SQL as a literal quoted the way DuckDB
+reads it (``sql_string``): a quote is doubled, and nothing else in a standard
+string literal is special to DuckDB. Patterns are built in two layers: first
+the LIKE pattern (``%``/``_`` wildcards, a backslash escaping a literal ``%``,
+``_`` or backslash, which the ``ESCAPE '\\'`` clause names), then that pattern
+as a string literal. ``mailhunt.detect.sqlcheck`` then checks every condition
+before it runs.
 """
 
 from __future__ import annotations
@@ -24,7 +33,12 @@ from sigma.conditions import ConditionAND, ConditionItem, ConditionNOT, Conditio
 from sigma.conversion.base import TextQueryBackend
 from sigma.conversion.state import ConversionState
 from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
-from sigma.types import SigmaCompareExpression
+from sigma.types import (
+    SigmaCompareExpression,
+    SigmaRegularExpression,
+    SigmaString,
+    SpecialChars,
+)
 
 from mailhunt.detect.baselines import DERIVED_FIELDS
 from mailhunt.events import COLUMN_NAMES, COLUMNS
@@ -32,10 +46,17 @@ from mailhunt.store import quote
 
 MAP_COLUMNS = ("params", "labels")
 _COLUMNS = frozenset(COLUMN_NAMES) | {f.name for f in DERIVED_FIELDS}
+# Every column a compiled condition may name.
+CONDITION_COLUMNS = _COLUMNS | frozenset(MAP_COLUMNS)
 _TEXT_COLUMNS = frozenset(c.name for c in COLUMNS if pa.types.is_string(c.type) or pa.types.is_large_string(c.type))
 KEYWORD_COLUMNS = ("event.action", "parameters", "process.command_line", "powershell.file.script_block_text",
                    "event.original")
 KEYWORD_TEXT = "concat_ws(' ', " + ", ".join(quote(c) for c in KEYWORD_COLUMNS) + ")"
+
+
+def sql_string(text: str) -> str:
+    """``text`` as a DuckDB string literal: in quotes, each quote doubled (a backslash is an ordinary character)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def sql_field(name: str) -> str:
@@ -44,8 +65,7 @@ def sql_field(name: str) -> str:
         return quote(name)
     for column in MAP_COLUMNS:
         if name.lower().startswith(column + "."):
-            key = name[len(column) + 1:].lower().replace("'", "''")
-            return f"\"{column}\"['{key}']"
+            return f"{quote(column)}[{sql_string(name[len(column) + 1:].lower())}]"
     raise SigmaFeatureNotSupportedByBackendError(
         f"field '{name}' is not in mailhunt's event model and no pipeline maps it")
 
@@ -66,6 +86,9 @@ class EventSQLBackend(TextQueryBackend):
     eq_expression: ClassVar[str] = "coalesce({field} ILIKE {value} ESCAPE '\\', false)"
     not_eq_expression: ClassVar[str] = "NOT coalesce({field} ILIKE {value} ESCAPE '\\', false)"
 
+    # escape_char and add_escaped describe the LIKE pattern layer only: convert_value_str quotes the
+    # pattern by doubling quotes (pySigma's default would put escape_char before the quote, which
+    # DuckDB reads as a backslash that ends the literal).
     str_quote: ClassVar[str] = "'"
     escape_char: ClassVar[str] = "\\"
     wildcard_multi: ClassVar[str] = "%"
@@ -76,9 +99,7 @@ class EventSQLBackend(TextQueryBackend):
 
     wildcard_match_expression: ClassVar[str] = "coalesce({field} ILIKE {value} ESCAPE '\\', false)"
     case_sensitive_match_expression: ClassVar[str] = "coalesce({field} LIKE {value} ESCAPE '\\', false)"
-    re_expression: ClassVar[str] = "coalesce(regexp_matches({field}, '{regex}'), false)"
-    re_escape_char: ClassVar[str] = "'"
-    re_escape: ClassVar[tuple[str, ...]] = ("'",)
+    re_expression: ClassVar[str] = "coalesce(regexp_matches({field}, {regex}), false)"
     re_flag_prefix: ClassVar[bool] = True
 
     compare_op_expression: ClassVar[str] = "coalesce({field} {operator} {value}, false)"
@@ -93,20 +114,32 @@ class EventSQLBackend(TextQueryBackend):
     field_not_exists_expression: ClassVar[str] = "{field} IS NULL"
 
     unbound_value_str_expression: ClassVar[str] = KEYWORD_TEXT + " ILIKE {value} ESCAPE '\\'"
-    unbound_value_num_expression: ClassVar[str] = KEYWORD_TEXT + " LIKE '%{value}%'"
-    unbound_value_re_expression: ClassVar[str] = "regexp_matches(" + KEYWORD_TEXT + ", '{value}')"
+    unbound_value_re_expression: ClassVar[str] = "regexp_matches(" + KEYWORD_TEXT + ", {value})"
 
     def escape_and_quote_field(self, field_name: str) -> str:
         return sql_field(field_name)
+
+    def quote_string(self, s: str) -> str:
+        return sql_string(s)
+
+    def convert_value_str(self, s: SigmaString, state: ConversionState) -> str:
+        """A Sigma string as a LIKE pattern (wildcards as ``%``/``_``; a literal ``%``, ``_`` or
+        backslash escaped with a backslash), quoted as a DuckDB string literal."""
+        return sql_string(s.convert(self.escape_char, self.wildcard_multi, self.wildcard_single,
+                                    self.add_escaped, self.filter_chars))
+
+    def convert_value_re(self, r: SigmaRegularExpression, state: ConversionState) -> str:
+        """A Sigma regular expression (flags as a ``(?i)`` prefix, which RE2 reads) as a string literal."""
+        return sql_string(r.escape((), "", False, self.re_flag_prefix))
 
     def convert_condition_field_eq_val_str(self, cond, state: ConversionState):
         """A value without wildcards is a case-insensitive equality; a pattern is ILIKE, with the
         escape clause only when the pattern escapes something (both are several times faster than
         an ILIKE that always names its escape character)."""
         if not cond.value.contains_special():
-            literal = cond.value.convert(escape_char="", wildcard_multi="", wildcard_single="", add_escaped="")
-            literal = literal.replace("'", "''")
-            return f"coalesce(lower({sql_field(cond.field)}) = lower('{literal}'), false)"
+            literal = sql_string(cond.value.convert(escape_char="", wildcard_multi="", wildcard_single="",
+                                                    add_escaped=""))
+            return f"coalesce(lower({sql_field(cond.field)}) = lower({literal}), false)"
         converted = super().convert_condition_field_eq_val_str(cond, state)
         if "\\" not in self.convert_value_str(cond.value, state):
             converted = converted.replace(" ESCAPE '\\'", "")
@@ -114,7 +147,7 @@ class EventSQLBackend(TextQueryBackend):
 
     def convert_condition_field_eq_val_num(self, cond, state: ConversionState):
         """Numbers compare as text against text columns (Sigma's ``EventID: 4104`` vs ``event.code``)."""
-        value = f"'{cond.value}'" if cond.field in _TEXT_COLUMNS else str(cond.value)
+        value = sql_string(str(cond.value)) if cond.field in _TEXT_COLUMNS else str(cond.value)
         return f"coalesce({sql_field(cond.field)} = {value}, false)"
 
     def convert_condition_field_eq_val_bool(self, cond, state: ConversionState):
@@ -122,13 +155,16 @@ class EventSQLBackend(TextQueryBackend):
 
     def convert_condition_val_str(self, cond, state: ConversionState):
         """Keywords search ``KEYWORD_TEXT``, as a substring unless wildcards say otherwise."""
-        converted = self.convert_value_str(cond.value, state)
-        inner = converted[1:-1] if converted.startswith("'") else converted
-        if not inner.startswith("%"):
-            inner = "%" + inner
-        if not inner.endswith("%") or inner.endswith("\\%"):
-            inner = inner + "%"
-        return f"coalesce({KEYWORD_TEXT} ILIKE '{inner}' ESCAPE '\\', false)"
+        value = cond.value
+        if not value.startswith(SpecialChars.WILDCARD_MULTI):
+            value = SpecialChars.WILDCARD_MULTI + value
+        if not value.endswith(SpecialChars.WILDCARD_MULTI):
+            value = value + SpecialChars.WILDCARD_MULTI
+        return f"coalesce({KEYWORD_TEXT} ILIKE {self.convert_value_str(value, state)} ESCAPE '\\', false)"
+
+    def convert_condition_val_num(self, cond, state: ConversionState):
+        """A number as a keyword: a substring of ``KEYWORD_TEXT`` (digits, sign and point need no escape)."""
+        return f"{KEYWORD_TEXT} LIKE {sql_string(f'%{cond.value}%')}"
 
     def finalize_query_default(self, rule, query: str, index: int, state: ConversionState) -> str:
         return query

@@ -4,6 +4,11 @@ Every rule's matched events are written to the ``matches`` table, so that a
 correlation can refer to a rule or to another correlation alike. A rule that
 cannot run on mailhunt's events is reported with its reason, never dropped
 silently.
+
+Rules may come from strangers, so one rule can only fail itself: a rule that
+does not compile, whose SQL fails ``mailhunt.detect.sqlcheck``, or whose SQL
+fails in DuckDB is listed in ``DetectionRun.skipped`` with the reason, and
+every other rule runs and keeps its matches.
 """
 
 from __future__ import annotations
@@ -11,16 +16,18 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
+import duckdb
 import pyarrow as pa
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 
-from mailhunt.detect.backend import EventSQLBackend
+from mailhunt.detect.backend import CONDITION_COLUMNS, EventSQLBackend
 from mailhunt.detect.baselines import DETECTION_RELATION, create_detection_view
 from mailhunt.detect.correlation import CorrelationPlan, correlation_sql
 from mailhunt.detect.identities import build_identity_table
 from mailhunt.detect.pipeline import build_pipeline, datasets_for
 from mailhunt.detect.rules import LoadedRule
+from mailhunt.detect.sqlcheck import UnsafeSQL, check_condition, check_query
 from mailhunt.store import CaseStore
 
 
@@ -49,6 +56,21 @@ class DetectionRun:
     matched: dict[str, int]
 
 
+MAX_REASON = 300
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why a rule cannot run, in one line: pySigma's own words, or what failed and its first line."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, UnsafeSQL):
+        message = f"its SQL failed the safety check: {message}"
+    elif isinstance(exc, duckdb.Error):
+        message = f"its SQL failed in DuckDB: {message}"
+    elif not isinstance(exc, SigmaError):
+        message = f"cannot be compiled ({type(exc).__name__}: {message})"
+    return message if len(message) <= MAX_REASON else message[:MAX_REASON - 3] + "..."
+
+
 def rule_condition_sql(rule: LoadedRule, backend: EventSQLBackend) -> str:
     """The SQL condition of a single-event rule; raises SigmaError when it cannot run on our events."""
     if not datasets_for(rule.rule.logsource):
@@ -61,6 +83,7 @@ def rule_condition_sql(rule: LoadedRule, backend: EventSQLBackend) -> str:
     queries = working_copy.get_conversion_result()
     if len(queries) != 1:
         raise SigmaError(f"rule converts to {len(queries)} queries, expected one")
+    check_condition(queries[0], CONDITION_COLUMNS)
     return queries[0]
 
 
@@ -75,12 +98,15 @@ def correlation_plan(rule: LoadedRule, ids_by_object: dict[int, str], settings: 
 
 @dataclass
 class CompiledRules:
-    """Rules turned into SQL once, in the order they must run."""
+    """Rules turned into SQL once, in the order they must run.
+
+    ``references`` names, for each correlation, the rules whose matches it reads."""
 
     single: list[tuple[LoadedRule, str]]
     correlations: list[tuple[LoadedRule, str]]
     skipped: dict[str, str]
     settings: DetectionSettings = field(default_factory=DetectionSettings)
+    references: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def compile_rules(rules: list[LoadedRule], settings: DetectionSettings | None = None) -> CompiledRules:
@@ -95,10 +121,11 @@ def compile_rules(rules: list[LoadedRule], settings: DetectionSettings | None = 
         elif not rule.is_correlation:
             try:
                 single.append((rule, rule_condition_sql(rule, backend)))
-            except SigmaError as exc:
-                skipped[rule.id] = str(exc)
+            except Exception as exc:  # noqa: BLE001 - a stranger's rule can make pySigma raise anything; it fails alone
+                skipped[rule.id] = failure_reason(exc)
     ready_ids = {r.id for r, _ in single}
     correlations: list[tuple[LoadedRule, str]] = []
+    references: dict[str, tuple[str, ...]] = {}
     pending = [r for r in rules if r.is_correlation and r.id not in skipped]
     while pending:
         progressed = False
@@ -111,10 +138,15 @@ def compile_rules(rules: list[LoadedRule], settings: DetectionSettings | None = 
                     for name, ref in zip(unusable, rule.rule.rules))
             elif all(rid in ready_ids for rid in refs):
                 try:
-                    correlations.append((rule, correlation_sql(correlation_plan(rule, ids_by_object, settings))))
+                    plan = correlation_plan(rule, ids_by_object, settings)
+                    sql = correlation_sql(plan)
+                    check_query(sql)
+                except Exception as exc:  # noqa: BLE001 - as for single rules: this correlation fails alone
+                    skipped[rule.id] = failure_reason(exc)
+                else:
+                    correlations.append((rule, sql))
+                    references[rule.id] = plan.rule_ids
                     ready_ids.add(rule.id)
-                except SigmaError as exc:
-                    skipped[rule.id] = str(exc)
             else:
                 continue
             pending.remove(rule)
@@ -123,22 +155,17 @@ def compile_rules(rules: list[LoadedRule], settings: DetectionSettings | None = 
             for rule in pending:
                 skipped[rule.id] = "correlation references form a cycle"
             break
-    return CompiledRules(single, correlations, skipped, settings)
+    return CompiledRules(single, correlations, skipped, settings, references)
 
 
-def match_single_rules(store: CaseStore, single: list[tuple[LoadedRule, str]]) -> None:
-    """Write the matches of every single-event rule to ``matches`` in one pass over the events.
+def _insert_matches(db: duckdb.DuckDBPyConnection, single: list[tuple[LoadedRule, str]]) -> None:
+    """One statement that writes the matches of all ``single`` rules; it fails (and writes nothing) as a whole.
 
-    One scan that tests each event against all conditions costs a fraction of
-    one scan per rule: the view's joins and the column reads happen once.
-    """
-    if not single:
-        return
-    db = store.db
+    Each condition stands between parentheses, as ``check_condition`` checked it."""
     db.register("rule_index", pa.table({"rule_index": list(range(len(single))),
                                         "rule_id": [rule.id for rule, _ in single]}))
     try:
-        hits = ", ".join(f"CASE WHEN {condition} THEN {index} END" for index, (_, condition) in enumerate(single))
+        hits = ", ".join(f"CASE WHEN ({condition}) THEN {index} END" for index, (_, condition) in enumerate(single))
         anywhere = " OR ".join(f"({condition})" for _, condition in single)
         db.execute(f"""INSERT INTO matches
             SELECT r.rule_id, h.event_id
@@ -149,6 +176,37 @@ def match_single_rules(store: CaseStore, single: list[tuple[LoadedRule, str]]) -
         db.unregister("rule_index")
 
 
+def match_single_rules(store: CaseStore, single: list[tuple[LoadedRule, str]]) -> dict[str, str]:
+    """Write the matches of every single-event rule to ``matches`` in one pass over the events;
+    returns the rules that failed in DuckDB, with the reason.
+
+    One scan that tests each event against all conditions costs a fraction of
+    one scan per rule: the view's joins and the column reads happen once. When
+    that statement fails, the rules are halved, and halved again, until each
+    failing rule is alone: the others still get their matches, in a few more
+    scans only.
+    """
+    if not single:
+        return {}
+    try:
+        _insert_matches(store.db, single)
+        return {}
+    except duckdb.InterruptException:
+        raise
+    except duckdb.Error as exc:
+        if len(single) == 1:
+            return {single[0][0].id: failure_reason(exc)}
+    middle = len(single) // 2
+    return match_single_rules(store, single[:middle]) | match_single_rules(store, single[middle:])
+
+
+def _unusable_references(rule_ids: tuple[str, ...], skipped: dict[str, str]) -> str | None:
+    unusable = [rule_id for rule_id in rule_ids if rule_id in skipped]
+    if not unusable:
+        return None
+    return "refers to a rule that cannot run: " + ", ".join(f"{rule_id} ({skipped[rule_id]})" for rule_id in unusable)
+
+
 def run_rules(store: CaseStore, compiled: CompiledRules) -> DetectionRun:
     db = store.db
     build_identity_table(store, compiled.settings.identities, compiled.settings.org_domains)
@@ -156,28 +214,50 @@ def run_rules(store: CaseStore, compiled: CompiledRules) -> DetectionRun:
     db.execute("DELETE FROM matches")
     detections: list[Detection] = []
     matched: dict[str, int] = {}
-    match_single_rules(store, compiled.single)
+    skipped = dict(compiled.skipped)
+    skipped.update(match_single_rules(store, compiled.single))
+    single = [(rule, condition) for rule, condition in compiled.single if rule.id not in skipped]
     counts = dict(db.execute("SELECT rule_id, count(*) FROM matches GROUP BY 1").fetchall())
     by_rule: dict[str, list[str]] = {}
-    indicator_rules = [rule.id for rule, _ in compiled.single if rule.indicator]
+    indicator_rules = [rule.id for rule, _ in single if rule.indicator]
     for rule_id, event_id in db.execute(
             'SELECT x.rule_id, x.event_id FROM matches x JOIN events e ON e."event.id" = x.event_id '
             'WHERE x.rule_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY x.rule_id, e."@timestamp", x.event_id',
             [indicator_rules]).fetchall():
         by_rule.setdefault(rule_id, []).append(event_id)
-    for rule, _ in compiled.single:
+    for rule, _ in single:
         matched[rule.id] = counts.get(rule.id, 0)
         if rule.indicator:
             detections.extend(Detection(rule, [event_id]) for event_id in by_rule.get(rule.id, []))
     for rule, sql in compiled.correlations:
+        unusable = _unusable_references(compiled.references.get(rule.id, ()), skipped)
+        if unusable:
+            skipped[rule.id] = unusable
+            continue
+        try:
+            matched[rule.id], instances = _run_correlation(db, rule, sql)
+        except duckdb.InterruptException:
+            raise
+        except duckdb.Error as exc:
+            db.execute("DELETE FROM matches WHERE rule_id = ?", [rule.id])
+            skipped[rule.id] = failure_reason(exc)
+            continue
+        if rule.indicator:
+            detections.extend(Detection(rule, ids) for _, ids in sorted(instances.items()))
+    return DetectionRun(detections, skipped, matched)
+
+
+def _run_correlation(db: duckdb.DuckDBPyConnection, rule: LoadedRule, sql: str) -> tuple[int, dict[str, list[str]]]:
+    """Write a correlation's matches; returns how many events it matched and its instances' event ids."""
+    try:
         db.execute(f"CREATE OR REPLACE TEMP TABLE correlation_instances AS {sql}")
         db.execute("INSERT INTO matches SELECT DISTINCT ?, event_id FROM correlation_instances", [rule.id])
-        matched[rule.id] = db.execute("SELECT count(DISTINCT event_id) FROM correlation_instances").fetchall()[0][0]
+        count = db.execute("SELECT count(DISTINCT event_id) FROM correlation_instances").fetchall()[0][0]
+        instances: dict[str, list[str]] = {}
         if rule.indicator:
-            instances: dict[str, list[str]] = {}
             for instance, event_id in db.execute(
                     "SELECT instance, event_id FROM correlation_instances ORDER BY instance, event_id").fetchall():
                 instances.setdefault(instance, []).append(event_id)
-            detections.extend(Detection(rule, ids) for _, ids in sorted(instances.items()))
-        db.execute("DROP TABLE correlation_instances")
-    return DetectionRun(detections, dict(compiled.skipped), matched)
+        return count, instances
+    finally:
+        db.execute("DROP TABLE IF EXISTS correlation_instances")

@@ -60,7 +60,12 @@ from mailhunt.detect.engine import (
     compile_rules,
     run_rules,
 )
-from mailhunt.detect.rules import LoadedRule
+from mailhunt.detect.rules import (
+    LoadedRule,
+    UnsafeYAML,
+    yaml_documents,
+    yaml_error_line,
+)
 from mailhunt.sources import ReadContext, Source, identify, read_events, sniff_head
 from mailhunt.sources.hints import HintError, check_read_hint
 from mailhunt.store import CaseStore
@@ -119,9 +124,12 @@ def load_example_cases(rule: LoadedRule) -> list[ExampleCase]:
     if not path.is_file():
         raise ExampleFileError(f"no examples: {path.name} is missing")
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        documents = yaml_documents(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ExampleFileError(f"{path.name} is not readable YAML: {yaml_error_line(exc)}") from exc
+    except (UnicodeDecodeError, UnsafeYAML) as exc:
         raise ExampleFileError(f"{path.name} is not readable YAML: {exc}") from exc
+    document = documents[0] if len(documents) == 1 else None
     if not isinstance(document, dict) or not isinstance(document.get("cases"), list) or not document["cases"]:
         raise ExampleFileError(f"{path.name}: expected a mapping with a non-empty list 'cases'")
     cases: list[ExampleCase] = []
@@ -255,6 +263,8 @@ def _run_case(rule: LoadedRule, case: ExampleCase, compiled: CompiledRules, work
         run = run_rules(store, compiled)
     finally:
         store.close()
+    if rule.id in run.skipped:
+        return result(False, False, f"rule cannot run: {run.skipped[rule.id]}")
     matched = _rule_decided(rule, run)
     passed = matched == (case.expect == "match")
     count = run.matched.get(rule.id, 0)
