@@ -296,3 +296,26 @@ def test_a_boolean_temporal_condition_runs_only_when_it_means_every_rule(conditi
         assert [sorted(d.event_ids) for d in run.detections if d.rule.id == correlation.id] == [["e1", "e2"]]
     else:
         assert "temporal condition" in compiled.skipped[correlation.id]
+
+
+def test_a_correlation_without_a_rules_list_fails_alone():
+    """pySigma accepts a boolean condition without ``rules:``; the rule is refused, the others still compile."""
+    yaml = "\n---\n".join([
+        _single("t_export", "New-MailboxExportRequest"),
+        _single("t_remove", "Remove-MailboxExportRequest"),
+        """
+title: c_no_list
+name: c_no_list
+correlation:
+    type: temporal
+    group-by: [user.name]
+    timespan: 1h
+    condition: t_export and t_remove
+level: high
+""",
+    ])
+    rules = [LoadedRule(rule, Path("inline.yml")) for rule in SigmaCollection.from_yaml(yaml).rules]
+    compiled = compile_rules(rules)
+    [correlation] = [r for r in rules if r.rule.name == "c_no_list"]
+    assert "must list the rules" in compiled.skipped[correlation.id]
+    assert sorted(r.rule.name for r, _ in compiled.single) == ["t_export", "t_remove"]

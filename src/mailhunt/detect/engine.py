@@ -127,6 +127,9 @@ def compile_rules(rules: list[LoadedRule], settings: DetectionSettings | None = 
     correlations: list[tuple[LoadedRule, str]] = []
     references: dict[str, tuple[str, ...]] = {}
     pending = [r for r in rules if r.is_correlation and r.id not in skipped]
+    for rule in [r for r in pending if not r.rule.rules]:
+        skipped[rule.id] = "a correlation must list the rules it correlates (rules:)"
+        pending.remove(rule)
     while pending:
         progressed = False
         for rule in list(pending):
