@@ -130,7 +130,7 @@ class EventSQLBackend(TextQueryBackend):
 
     def convert_value_re(self, r: SigmaRegularExpression, state: ConversionState) -> str:
         """A Sigma regular expression (flags as a ``(?i)`` prefix, which RE2 reads) as a string literal."""
-        return sql_string(r.escape((), "", False, self.re_flag_prefix))
+        return sql_string(r.escape([], "", False, self.re_flag_prefix))
 
     def convert_condition_field_eq_val_str(self, cond, state: ConversionState):
         """A value without wildcards is a case-insensitive equality; a pattern is ILIKE, with the

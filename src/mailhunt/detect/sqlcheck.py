@@ -85,7 +85,10 @@ def _parse(sql: str) -> list[dict]:
             _parser = duckdb.connect(":memory:", config={"enable_external_access": False,
                                                          "autoload_known_extensions": False,
                                                          "autoinstall_known_extensions": False})
-        document = json.loads(_parser.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0])
+        row = _parser.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()
+    if row is None:
+        raise UnsafeSQL("SQL does not parse as a query")
+    document = json.loads(row[0])
     if document.get("error"):
         raise UnsafeSQL(f"SQL does not parse as a query: {document.get('error_message', 'unknown error')}")
     return document["statements"]
@@ -111,7 +114,7 @@ def _without_locations(value):
 
 
 def _check_expression(node: dict, allowed: dict[str, frozenset[str]], functions: frozenset[str]) -> None:
-    kind, subtype = node.get("class"), node.get("type")
+    kind, subtype = str(node.get("class")), node.get("type")
     if subtype not in allowed.get(kind, ()):
         raise UnsafeSQL(f"{str(kind).lower()} {str(subtype).lower()} is not allowed in a rule's SQL")
     if kind in ("FUNCTION", "WINDOW"):
