@@ -332,6 +332,7 @@ def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | 
 def _run_stages(paths: list[Path], out: Path, config: Config, progress: ProgressSink, rule_dirs: list[Path] | None,
                 read_hints: dict[str, str] | None, state: _HuntState) -> HuntResult:
     out.mkdir(parents=True, exist_ok=True)
+    rules = load_rules(rule_dirs)  # a broken rule file stops the hunt before any evidence is read
     with CaseStore(out / "case.duckdb") as store:
         if store.loading_was_cut_short():  # an earlier hunt stopped while loading, before it could clean up
             store.drop_unrecorded_events()
@@ -350,7 +351,6 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
         settle_new_events(store, summaries)
         store.seal_external_access()
 
-        rules = load_rules(rule_dirs)
         run = run_rules(store, compile_rules(rules, detection_settings(config)))
         findings = group_detections(store, run.detections)
         ctx = TriageContext.build(store, config, {r.id: r.indicator for r in rules if r.indicator})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -106,6 +107,18 @@ def test_hunt_with_a_hostile_rule_file_is_a_usage_error(tmp_path):
                            terminal_width=1000)
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert f"{bad}: not valid YAML: " in result.output
+
+
+def test_a_hostile_rule_file_stops_the_hunt_before_any_evidence_is_read(tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "not_yaml.yml").write_text(HOSTILE_FILES["not_yaml"][0], encoding="utf-8")
+    evidence = Path(__file__).parents[2] / "examples" / "incident-2026-10" / "purview_audit_export.csv"
+    case = tmp_path / "case"
+    result = runner.invoke(app, ["hunt", str(evidence), "--out", str(case), "--rules", str(rules)],
+                           terminal_width=1000)
+    assert result.exit_code == 2
+    assert not (case / "case.duckdb").exists()
 
 
 @pytest.mark.parametrize("kind", ["folder", "deeply_nested"])
