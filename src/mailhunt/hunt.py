@@ -221,12 +221,13 @@ def detection_settings(config: Config) -> DetectionSettings:
 
 
 def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | None = None,
-         rule_dirs: list[Path] | None = None, read_hints: dict[str, str] | None = None) -> HuntResult:
+         rule_dirs: list[Path] | None = None, read_hints: dict[str, str] | None = None,
+         follow_symlinks: bool = False) -> HuntResult:
     progress = progress or ProgressSink()
     out.mkdir(parents=True, exist_ok=True)
     with CaseStore(out / "case.duckdb") as store:
         summaries = []
-        for item in iter_evidence(paths):
+        for item in iter_evidence(paths, follow_symlinks, case_dirs=[out]):
             summary = load_evidence_file(store, item, progress, read_hints)
             if summary.skipped_reason:
                 store.record_input(summary.path, summary.sha256 or "", None, 0, 0, 0, summary.skipped_reason)

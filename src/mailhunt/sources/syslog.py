@@ -78,8 +78,8 @@ class YearResolver:
                 return
             except ValueError:
                 continue
-        if "!" not in ctx.path and os.path.isfile(ctx.path):
-            mtime = os.stat(ctx.path).st_mtime
+        if ctx.local_path is not None and os.path.isfile(ctx.local_path):
+            mtime = os.stat(ctx.local_path).st_mtime
             self.reference = datetime.fromtimestamp(mtime, tz=UTC).replace(tzinfo=None)
             self.source = "file mtime"
             ctx.note(f"lines carry no year; years taken from the file's modification time "
