@@ -17,7 +17,7 @@ def read(path: Path, hints: dict | None = None, display: str | None = None):
     data = path.read_bytes()
     source = identify(data[:SNIFF_BYTES])
     assert source is not None, f"{path.name} not recognized"
-    ctx = ReadContext(display or str(path), "sha", dict(hints or {}))
+    ctx = ReadContext(display or str(path), "sha", dict(hints or {}), local_path=None if display else str(path))
     rows = [row for batch in source.read(io.BytesIO(data), ctx) for row in batch.to_pylist()]
     for row in rows:
         row["labels"] = dict(row["labels"] or [])

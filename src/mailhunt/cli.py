@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -119,6 +120,9 @@ def hunt_command(
                                        help="Year of the first line of syslog files whose times have none (RFC 3164)"),
     user: str | None = typer.Option(None, "--user",
                                        help="Owner of shell histories whose location does not say (not /home/<u>/...)"),
+    follow_symlinks: bool = typer.Option(False, "--follow-symlinks",
+                                         help="Follow symbolic links, also out of the evidence named (by default "
+                                              "no link is followed; each is listed with where it points)"),
 ) -> None:
     """Read the evidence into a case, run the rules, triage the findings and write the reports."""
     read_hints = {}
@@ -133,7 +137,7 @@ def hunt_command(
             raise _usage_error(f"--hint {hint}: {exc}")
         read_hints[key] = value
     for path in paths:
-        if not path.exists():
+        if not os.path.lexists(path):
             raise _usage_error(f"{path}: no such file or folder")
     for folder in rules:
         if not folder.is_dir():
@@ -148,7 +152,8 @@ def hunt_command(
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
                       console=console, transient=False, disable=not console.is_terminal) as progress:
-            result = hunt(paths, out, config, RichProgress(progress), [shipped_rules_dir(), *rules], read_hints)
+            result = hunt(paths, out, config, RichProgress(progress), [shipped_rules_dir(), *rules], read_hints,
+                          follow_symlinks)
     except RuleLoadError as exc:
         raise _usage_error(str(exc))
     except CaseOpenError as exc:

@@ -306,7 +306,8 @@ def detection_settings(config: Config) -> DetectionSettings:
 
 
 def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | None = None,
-         rule_dirs: list[Path] | None = None, read_hints: dict[str, str] | None = None) -> HuntResult:
+         rule_dirs: list[Path] | None = None, read_hints: dict[str, str] | None = None,
+         follow_symlinks: bool = False) -> HuntResult:
     """Run every stage into the case folder ``out``.
 
     Raises CaseOpenError (``mailhunt.store``) when the case cannot be opened,
@@ -316,7 +317,8 @@ def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | 
     state = _HuntState()
     try:
         with _noting_ctrl_c():
-            return _run_stages(paths, out, config, progress or ProgressSink(), rule_dirs, read_hints, state)
+            return _run_stages(paths, out, config, progress or ProgressSink(), rule_dirs, read_hints,
+                               follow_symlinks, state)
     except BaseException as exc:
         if not (ctrl_c_pressed() or isinstance(exc, (KeyboardInterrupt, duckdb.InterruptException))):
             raise
@@ -330,7 +332,7 @@ def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | 
 
 
 def _run_stages(paths: list[Path], out: Path, config: Config, progress: ProgressSink, rule_dirs: list[Path] | None,
-                read_hints: dict[str, str] | None, state: _HuntState) -> HuntResult:
+                read_hints: dict[str, str] | None, follow_symlinks: bool, state: _HuntState) -> HuntResult:
     out.mkdir(parents=True, exist_ok=True)
     rules = load_rules(rule_dirs)  # a broken rule file stops the hunt before any evidence is read
     with CaseStore(out / "case.duckdb") as store:
@@ -338,7 +340,7 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
             store.drop_unrecorded_events()
         store.begin_loading()
         summaries = state.summaries
-        for item in iter_evidence(paths):
+        for item in iter_evidence(paths, follow_symlinks, case_dirs=[out]):
             state.reading = item.display
             summary = load_evidence_file(store, item, progress, read_hints)
             if summary.skipped_reason:

@@ -17,7 +17,6 @@ import gzip
 import hashlib
 import io
 import lzma
-import os
 import shutil
 import tempfile
 import threading
@@ -29,6 +28,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, BinaryIO, cast
+
+from mailhunt.sources.evidence_walk import EvidenceWalk
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -283,20 +284,16 @@ def _buffered(raw: io.RawIOBase) -> BinaryIO:
     return io.BufferedReader(raw, buffer_size=1 << 20)
 
 
-def iter_evidence(paths: list[Path]) -> Iterator[EvidenceFile]:
-    for path in paths:
-        if path.is_dir():
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                for name in sorted(files):
-                    yield from _expand(Path(root) / name)
+def iter_evidence(paths: list[Path], follow_symlinks: bool = False,
+                  case_dirs: list[Path] = ()) -> Iterator[EvidenceFile]:
+    """Every piece of evidence under ``paths``, and every entry that is not read with why
+    (``problem``): see ``evidence_walk`` for what is followed, read and skipped."""
+    for walked in EvidenceWalk(paths, follow_symlinks, case_dirs):
+        if walked.problem is not None:
+            yield EvidenceFile(walked.display, walked.open, walked.size, problem=walked.problem)
         else:
-            yield from _expand(path)
-
-
-def _expand(path: Path) -> Iterator[EvidenceFile]:
-    plain = EvidenceFile(str(path), lambda: open(path, "rb"), path.stat().st_size, local_path=str(path))
-    yield from _expand_file(plain, 0)
+            plain = EvidenceFile(walked.display, walked.open, walked.size, local_path=str(walked.path))
+            yield from _expand_file(plain, 0)
 
 
 def _expand_file(item: EvidenceFile, depth: int, budget: ExpansionBudget | None = None) -> Iterator[EvidenceFile]:

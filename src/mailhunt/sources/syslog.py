@@ -80,9 +80,9 @@ class YearResolver:
                 return
             except ValueError:
                 continue
-        if "!" not in ctx.path and os.path.isfile(ctx.path):
+        if ctx.local_path is not None and os.path.isfile(ctx.local_path):
             try:
-                self.reference = utc_from_epoch(os.stat(ctx.path).st_mtime)
+                self.reference = utc_from_epoch(os.stat(ctx.local_path).st_mtime)
             except TimeOutOfRange:
                 return
             self.source = "file mtime"

@@ -109,6 +109,15 @@ def _first_line(head: bytes) -> str:
     return text.split("\n", 1)[0].strip()
 
 
+def _utf8_name(path: str) -> bool:
+    """Whether the parser can open ``path`` by name (it takes names as UTF-8; others are read through a copy)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class EvtxBinary:
     name = "evtx"
     dataset = "windows"
@@ -118,7 +127,7 @@ class EvtxBinary:
         return head.startswith(EVTX_MAGIC)
 
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
-        if ctx.local_path is not None:
+        if ctx.local_path is not None and _utf8_name(ctx.local_path):
             yield from self._parse(ctx.local_path, ctx)
             return
         with tempfile.NamedTemporaryFile(prefix="mailhunt-evtx-", suffix=".evtx") as spool:
