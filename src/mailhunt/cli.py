@@ -98,9 +98,10 @@ class RichProgress(ProgressSink):
             self.progress.advance(self.task, nbytes)
 
     def finish(self, summary: InputSummary) -> None:
+        """Drop the file's line: the display then redraws one line, not one per file read so far
+        (every file is listed in the inputs table at the end)."""
         if self.task is not None:
-            task = self.progress.tasks[-1]
-            self.progress.update(self.task, total=task.completed)
+            self.progress.remove_task(self.task)
             self.task = None
 
 

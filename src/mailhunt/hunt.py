@@ -287,11 +287,15 @@ def settle_new_events(store: CaseStore, summaries: list[InputSummary]) -> None:
     store.deduplicate()
     kept = dict(store.db.execute(
         'SELECT "log.file.path" || chr(31) || "log.file.sha256", count(*) FROM events GROUP BY 1').fetchall())
+    updates = []
     for summary in summaries:
         if summary.format and not summary.skipped_reason and not summary.already_loaded:
             summary.new_events = kept.get(f"{summary.path}\x1f{summary.sha256}", 0)
-            store.db.execute("UPDATE inputs SET new_events = ? WHERE path = ? AND sha256 = ?",
-                             [summary.new_events, summary.path, summary.sha256])
+            updates.append([summary.new_events, summary.path, summary.sha256])
+    if updates:  # one transaction: a commit per input costs a log flush each
+        store.db.execute("BEGIN TRANSACTION")
+        store.db.executemany("UPDATE inputs SET new_events = ? WHERE path = ? AND sha256 = ?", updates)
+        store.db.execute("COMMIT")
 
 
 def detection_settings(config: Config) -> DetectionSettings:
