@@ -20,6 +20,7 @@ import pyarrow as pa
 from mailhunt.events import utc_time
 from mailhunt.sources.base import ReadContext
 from mailhunt.sources.json_values import int64_value, text_value
+from mailhunt.sources.local_time import BadTime
 from mailhunt.sources.macos_json import first_object, json_members, json_object_lines
 from mailhunt.sources.unix_common import EventBatches, program_name, unix_event
 
@@ -77,7 +78,7 @@ class UnifiedLog:
     def _event(self, ctx: ReadContext, locator: int, text: str, entry: dict) -> dict:
         stamp = entry.get("timestamp")
         if not isinstance(stamp, str):
-            raise ValueError("entry without a timestamp")
+            raise BadTime("entry without a timestamp")
         event = unix_event(ctx, DATASET, "unified_log", locator, text, parse_timestamp(stamp))
         image = entry.get("processImagePath")
         event["process.executable"] = image if isinstance(image, str) and image else None

@@ -55,7 +55,7 @@ _FILE_DATE = re.compile(r"(?<!\d)(20\d\d)(\d\d)(\d\d)(?!\d)")
 
 
 def _utc(text: str) -> datetime:
-    stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    stamp = datetime.fromisoformat(text)
     if stamp.tzinfo is None:
         raise ValueError("time has no offset")
     return utc_time(stamp)
