@@ -90,7 +90,9 @@ def _actor(token: dict) -> tuple[str | None, str | None]:
 
 
 def is_es_message(obj: dict | None) -> bool:
-    return bool(obj) and "event_type" in obj and ("process" in obj or "audit_token" in obj) and (
+    if not obj:
+        return False
+    return "event_type" in obj and ("process" in obj or "audit_token" in obj) and (
         "event" in obj or "mach_time" in obj or "global_seq_num" in obj)
 
 

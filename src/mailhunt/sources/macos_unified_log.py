@@ -39,7 +39,9 @@ def parse_timestamp(text: str) -> datetime:
 
 
 def is_unified_log_entry(obj: dict | None) -> bool:
-    return bool(obj) and "timestamp" in obj and "eventMessage" in obj and (
+    if not obj:
+        return False
+    return "timestamp" in obj and "eventMessage" in obj and (
         "processImagePath" in obj or "subsystem" in obj)
 
 

@@ -44,7 +44,9 @@ def _iso(text: str) -> datetime:
 
 
 def is_sentinel_syslog_row(obj: dict | None) -> bool:
-    return bool(obj) and "SyslogMessage" in obj and ("Facility" in obj or "ProcessName" in obj)
+    if not obj:
+        return False
+    return "SyslogMessage" in obj and ("Facility" in obj or "ProcessName" in obj)
 
 
 class SentinelSyslog:
