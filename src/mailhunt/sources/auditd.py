@@ -291,6 +291,10 @@ def _absolute(path: str, cwd: str | None) -> str:
     return cwd.rstrip("/") + "/" + path
 
 
+def _first(paths: list[str] | None) -> str | None:
+    return paths[0] if paths else None
+
+
 def _file_paths(view: AuditView, syscall_fields: dict[str, str]) -> tuple[str | None, str | None, str | None]:
     """(file.path, file.target_path, what was done) for the calls that change files."""
     name = view.syscall or ""
@@ -299,17 +303,17 @@ def _file_paths(view: AuditView, syscall_fields: dict[str, str]) -> tuple[str | 
         by_type.setdefault((nametype or "").upper(), []).append(_absolute(path, view.cwd))
     normal = by_type.get("NORMAL", []) + by_type.get("CREATE", [])
     if name in DELETE_CALLS:
-        return (by_type.get("DELETE") or normal or [None])[0], None, "deletion"
+        return _first(by_type.get("DELETE") or normal), None, "deletion"
     if name in RENAME_CALLS:
-        return (by_type.get("DELETE") or [None])[0], (by_type.get("CREATE") or [None])[0], "rename"
+        return _first(by_type.get("DELETE")), _first(by_type.get("CREATE")), "rename"
     if name in TRUNCATE_CALLS:
-        return (normal or [None])[0], None, "truncation"
+        return _first(normal), None, "truncation"
     if name in OPEN_CALLS or name == "openat2":
         truncated = opens_with_truncation(name, syscall_fields)
-        return (normal or [None])[0], None, "truncation" if truncated else None
+        return _first(normal), None, "truncation" if truncated else None
     if name in EXEC_CALLS:
-        return (normal or [None])[0], None, None
-    return (normal or [None])[0], None, None
+        return _first(normal), None, None
+    return _first(normal), None, None
 
 
 def _actor(group: AuditGroup) -> tuple[str | None, str | None, str | None]:

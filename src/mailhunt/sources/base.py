@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, AnyStr, BinaryIO, Protocol, TextIO, Union
+from typing import TYPE_CHECKING, AnyStr, BinaryIO, Protocol, TextIO, TypeAlias
 
 import orjson
 import pyarrow as pa
@@ -187,7 +187,7 @@ class StagedRecords(Protocol):
         """The events as an Arrow table, mapped in a private in-memory database."""
 
 
-Batch = Union[pa.Table, StagedRecords]
+Batch: TypeAlias = pa.Table | StagedRecords
 
 
 class Source(Protocol):

@@ -96,7 +96,7 @@ def cmdlet_target(cmdlet: str, params: dict[str, str], actor: str | None) -> str
 def cmdlet_rule_name(cmdlet: str, params: dict[str, str]) -> str | None:
     """The inbox or transport rule a rule cmdlet names."""
     op = cmdlet.lower()
-    if not (op.endswith("-inboxrule") or op.endswith("-transportrule")):
+    if not op.endswith(("-inboxrule", "-transportrule")):
         return None
     if params.get("name"):
         return params["name"]

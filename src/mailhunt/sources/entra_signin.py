@@ -164,8 +164,12 @@ class EntraSignInJson:
             except BadSignIn as exc:
                 ctx.reject(f"record {index}", f"createdDateTime: {exc}")
                 continue
-            status = member.get("status") if isinstance(member.get("status"), dict) else {}
-            location = member.get("location") if isinstance(member.get("location"), dict) else {}
+            status = member.get("status")
+            if not isinstance(status, dict):
+                status = {}
+            location = member.get("location")
+            if not isinstance(location, dict):
+                location = {}
             text = {key: text_value(member.get(key)) for key in _JSON_TEXT_KEYS}
             yield _event(
                 record_id=text["id"], raw=raw, when=when, upn=text["userPrincipalName"],

@@ -42,7 +42,7 @@ _FRACTION = re.compile(r"\.(\d{6})\d*")
 
 
 def parse_time(text: str) -> datetime:
-    stamp = datetime.fromisoformat(_FRACTION.sub(r".\1", text).replace("Z", "+00:00"))
+    stamp = datetime.fromisoformat(_FRACTION.sub(r".\1", text))
     if stamp.tzinfo is None:
         raise ValueError(f"time '{text}' has no zone")
     return utc_time(stamp)
@@ -90,7 +90,9 @@ def _actor(token: dict) -> tuple[str | None, str | None]:
 
 
 def is_es_message(obj: dict | None) -> bool:
-    return bool(obj) and "event_type" in obj and ("process" in obj or "audit_token" in obj) and (
+    if not obj:
+        return False
+    return "event_type" in obj and ("process" in obj or "audit_token" in obj) and (
         "event" in obj or "mach_time" in obj or "global_seq_num" in obj)
 
 
@@ -116,7 +118,7 @@ class EsloggerLog:
 
     def _event(self, ctx: ReadContext, number: int, text: str, message: dict) -> dict:
         if not isinstance(message.get("time"), str):
-            raise ValueError("no time")
+            raise TypeError("no time")
         payload = message.get("event")
         if not isinstance(payload, dict) or len(payload) != 1:
             raise ValueError("'event' does not hold exactly one event kind")

@@ -90,7 +90,9 @@ class AdminAuditCsv:
 
     def sniff(self, head: bytes) -> bool:
         header = _csv_header(decode_head(head))
-        return bool(header) and all(c in header for c in _REQUIRED_CSV) and "auditdata" not in header
+        if not header:
+            return False
+        return all(c in header for c in _REQUIRED_CSV) and "auditdata" not in header
 
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
         hint = _ZoneHint(ctx)

@@ -9,6 +9,8 @@ generic ``include/uapi/asm-generic/unistd.h`` that aarch64 uses (which has no
 
 from __future__ import annotations
 
+from typing import overload
+
 from mailhunt.sources.json_values import int64_from_text
 
 AUDIT_ARCH = {
@@ -41,6 +43,12 @@ O_TRUNC = 0o1000  # the same value on x86_64 and aarch64
 OPEN_FLAGS_ARG = {"open": "a1", "openat": "a2"}
 
 
+@overload
+def arch_name(code: str) -> str: ...
+@overload
+def arch_name(code: None) -> None: ...
+@overload
+def arch_name(code: str | None) -> str | None: ...
 def arch_name(code: str | None) -> str | None:
     if code is None:
         return None

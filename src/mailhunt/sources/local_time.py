@@ -55,6 +55,11 @@ class WallClock:
 def _offset(zone: str | None) -> timedelta | None:
     if not zone:
         return None
+    return _zone_offset(zone)
+
+
+def _zone_offset(zone: str) -> timedelta:
+    """The offset of ``Z`` or ``[+-]HH[:]MM``."""
     if zone == "Z":
         return timedelta(0)
     sign = -1 if zone[0] == "-" else 1
@@ -118,7 +123,7 @@ def zone_from_hint(hint: str | None) -> tzinfo | None:
     if text.upper() in ("UTC", "Z", "GMT"):
         return UTC
     if re.fullmatch(r"[+-]\d{2}:?\d{2}", text):
-        return timezone(_offset(text))
+        return timezone(_zone_offset(text))
     try:
         return ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError) as exc:

@@ -265,7 +265,9 @@ class _AuditCsv:
 
     def sniff(self, head: bytes) -> bool:
         header = _csv_header(decode_head(head))
-        return bool(header) and self.required(header)
+        if not header:
+            return False
+        return self.required(header)
 
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
         header: list[str] | None = None
@@ -348,7 +350,7 @@ def ndjson_line_batches(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[pa
                 first_line += 1
                 continue
         with memoryview(buffer) as view:
-            read = stream.readinto(view[held:])
+            read = stream.readinto(view[held:])  # type: ignore[attr-defined]  # typing.BinaryIO omits readinto; every stream here has it
         end = held + read
         if first_read and end:
             first_read = False
@@ -362,7 +364,7 @@ def ndjson_line_batches(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[pa
             cut = end
         if cut:
             with memoryview(buffer) as view:
-                lines, numbers, count = _chunk_lines(view[:cut], first_line, ctx)
+                lines, numbers, count = _chunk_lines(view[:cut], buffer, first_line, ctx)
             if len(lines) and pc.max(pc.binary_length(lines)).as_py() > limit:
                 lines, numbers = _without_long_lines(buffer, cut, offset, first_line, lines, numbers, limit, ctx)
             yield lines, numbers
@@ -400,7 +402,7 @@ def _skip_rest_of_line(stream: BinaryIO, buffer: bytearray) -> tuple[int, int | 
     skipped = 0
     while True:
         with memoryview(buffer) as view:
-            read = stream.readinto(view)
+            read = stream.readinto(view)  # type: ignore[attr-defined]  # typing.BinaryIO omits readinto; every stream here has it
         if not read:
             return skipped, None
         newline = buffer.find(b"\n", 0, read)
@@ -410,9 +412,11 @@ def _skip_rest_of_line(stream: BinaryIO, buffer: bytearray) -> tuple[int, int | 
         skipped += read
 
 
-def _chunk_lines(chunk: memoryview, first_line: int, ctx: ReadContext) -> tuple[pa.Array, pa.Array, int]:
-    """The chunk's lines as text, their numbers, and how many lines the chunk held."""
-    if chunk.obj.find(b"\r", 0, len(chunk)) != -1:
+def _chunk_lines(chunk: memoryview, buffer: bytearray, first_line: int, ctx: ReadContext
+                 ) -> tuple[pa.Array, pa.Array, int]:
+    """The chunk's lines as text, their numbers, and how many lines the chunk held (``chunk`` views ``buffer``'s
+    start)."""
+    if buffer.find(b"\r", 0, len(chunk)) != -1:
         chunk = memoryview(bytes(chunk).replace(b"\r\n", b"\n"))
     whole = pa.Array.from_buffers(pa.large_binary(), 1, [None, pa.py_buffer(array("q", [0, len(chunk)])),
                                                          pa.py_buffer(chunk)])

@@ -84,7 +84,9 @@ class MessageTraceCsv:
 
     def sniff(self, head: bytes) -> bool:
         header = csv_header(decode_head(head))
-        return bool(header) and all(c in header for c in _REQUIRED) and "auditdata" not in header
+        if not header:
+            return False
+        return all(c in header for c in _REQUIRED) and "auditdata" not in header
 
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
         yield from event_batches((self._event(row, raw, number, ctx) for number, row, raw in csv_rows(stream, ctx)),
@@ -107,8 +109,9 @@ class MessageTraceCsv:
         recipient = _lower(row.get("recipientaddress"))
         size = row.get("size", "").strip()
         labels = {"time_zone_source": zone_source}
-        if ip_or_none(row.get("toip")):
-            labels["to_ip"] = ip_or_none(row.get("toip"))
+        to_ip = ip_or_none(row.get("toip"))
+        if to_ip:
+            labels["to_ip"] = to_ip
         if trace_id:
             labels["message_trace_id"] = trace_id
         if size.isdigit():

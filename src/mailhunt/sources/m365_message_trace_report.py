@@ -21,7 +21,7 @@ downloaded report.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC
 from typing import BinaryIO
 
@@ -63,7 +63,7 @@ class MessageTraceReport:
         yield from event_batches((event for number, row, raw in csv_rows(stream, ctx)
                                   for event in self._row_events(row, raw, number, ctx)), BATCH_RECORDS)
 
-    def _row_events(self, row: dict, raw: str, number: int, ctx: ReadContext) -> list[dict | None]:
+    def _row_events(self, row: dict, raw: str, number: int, ctx: ReadContext) -> Sequence[dict | None]:
         if "date_time_utc" in row:
             tracking = {k.replace("_", "-"): v for k, v in row.items()}
             tracking["date-time"] = self._iso_utc(row["date_time_utc"])

@@ -20,6 +20,7 @@ import pyarrow as pa
 from mailhunt.events import utc_time
 from mailhunt.sources.base import ReadContext
 from mailhunt.sources.json_values import int64_value, text_value
+from mailhunt.sources.local_time import BadTime
 from mailhunt.sources.macos_json import first_object, json_members, json_object_lines
 from mailhunt.sources.unix_common import EventBatches, program_name, unix_event
 
@@ -38,7 +39,9 @@ def parse_timestamp(text: str) -> datetime:
 
 
 def is_unified_log_entry(obj: dict | None) -> bool:
-    return bool(obj) and "timestamp" in obj and "eventMessage" in obj and (
+    if not obj:
+        return False
+    return "timestamp" in obj and "eventMessage" in obj and (
         "processImagePath" in obj or "subsystem" in obj)
 
 
@@ -77,7 +80,7 @@ class UnifiedLog:
     def _event(self, ctx: ReadContext, locator: int, text: str, entry: dict) -> dict:
         stamp = entry.get("timestamp")
         if not isinstance(stamp, str):
-            raise ValueError("entry without a timestamp")
+            raise BadTime("entry without a timestamp")
         event = unix_event(ctx, DATASET, "unified_log", locator, text, parse_timestamp(stamp))
         image = entry.get("processImagePath")
         event["process.executable"] = image if isinstance(image, str) and image else None

@@ -24,6 +24,7 @@ from mailhunt.events import event_id_from_record_id, utc_from_epoch, utc_time
 from mailhunt.sources.auditd import parse_fields
 from mailhunt.sources.base import ReadContext
 from mailhunt.sources.json_values import int64_from_text, int64_value, text_value
+from mailhunt.sources.local_time import BadTime
 from mailhunt.sources.macos_json import first_object, json_members, json_object_lines
 from mailhunt.sources.syslog import DATASET as SYSLOG_DATASET
 from mailhunt.sources.syslog_messages import interpret_message
@@ -37,12 +38,15 @@ UNSET = ("unset", "4294967295", "-1", "")
 
 def _iso(text: str) -> datetime:
     """TimeGenerated, which Sentinel writes in UTC (a zone-less value is UTC by the table's definition)."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    # The replace stays: unlike fromisoformat's own "Z" handling, it also reads a date-only "2024-01-01Z".
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))  # noqa: FURB162
     return utc_time(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 def is_sentinel_syslog_row(obj: dict | None) -> bool:
-    return bool(obj) and "SyslogMessage" in obj and ("Facility" in obj or "ProcessName" in obj)
+    if not obj:
+        return False
+    return "SyslogMessage" in obj and ("Facility" in obj or "ProcessName" in obj)
 
 
 class SentinelSyslog:
@@ -108,7 +112,7 @@ class SentinelSyslog:
     def _syslog(ctx: ReadContext, locator: int, text: str, row: dict) -> dict:
         when = row.get("EventTime") or row.get("TimeGenerated")
         if not isinstance(when, str):
-            raise ValueError("row without EventTime or TimeGenerated")
+            raise BadTime("row without EventTime or TimeGenerated")
         program = str(row.get("ProcessName") or "")
         event = unix_event(ctx, SYSLOG_DATASET, program or "syslog", locator, text, _iso(when),
                            {"format": "sentinel Syslog row"})

@@ -132,18 +132,24 @@ class _History:
 
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
         batches = EventBatches()
-        for line, raw, when, command in self._entries(stream, ctx):
+        for entry in self._entries(stream, ctx):
             ctx.records += 1
-            if when is None:
-                ctx.reject(f"line {line}", command)
+            if entry[2] is None:
+                line, _, _, reason = entry
+                ctx.reject(f"line {line}", reason)
                 continue
+            line, raw, when, command = entry
             yield from batches.add(self._event(ctx, line, raw, when, command))
         yield from batches.flush()
 
-    def _entries(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, bytes, bytes | None, bytes | str]]:
+    def _entries(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[HistoryEntry]:
         """(first line, raw entry, epoch, command) per entry; an entry that cannot be read has no epoch
         and the reason it is rejected in place of the command."""
         raise NotImplementedError
+
+
+# (first line, raw entry, epoch, command), or (first line, raw entry, None, why the entry cannot be read).
+HistoryEntry = tuple[int, bytes, bytes, bytes] | tuple[int, bytes, None, str]
 
 
 def _numbered(stream: BinaryIO, ctx: ReadContext) -> Iterator[tuple[int, bytes]]:

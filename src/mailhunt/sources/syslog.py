@@ -55,7 +55,7 @@ _FILE_DATE = re.compile(r"(?<!\d)(20\d\d)(\d\d)(\d\d)(?!\d)")
 
 
 def _utc(text: str) -> datetime:
-    stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    stamp = datetime.fromisoformat(text)
     if stamp.tzinfo is None:
         raise ValueError("time has no offset")
     return utc_time(stamp)
@@ -103,6 +103,13 @@ class YearResolver:
         return year
 
 
+def _is_syslog_line(line: str) -> bool:
+    if _RFC5424.match(line) or _RFC3339.match(line):
+        return True
+    bsd = _RFC3164.match(line)
+    return bool(bsd and _TAG.match(bsd["rest"]))
+
+
 def sniff_syslog(head: bytes) -> bool:
     text = head.decode("utf-8", errors="replace")
     lines = [line for line in text.splitlines()[:20] if line.strip()]
@@ -110,8 +117,7 @@ def sniff_syslog(head: bytes) -> bool:
         lines = lines[:-1]
     if not lines:
         return False
-    hits = sum(1 for line in lines if _RFC5424.match(line) or _RFC3339.match(line)
-               or (_RFC3164.match(line) and _TAG.match(_RFC3164.match(line)["rest"])))
+    hits = sum(1 for line in lines if _is_syslog_line(line))
     return hits * 10 >= len(lines) * 8
 
 
@@ -163,7 +169,8 @@ class SyslogFile:
                     raise ValueError("not a syslog line (no RFC 3164, RFC 5424 or RFC 3339 time at its start)")
                 timestamp, zone_source = local_time_to_utc(self._bsd_time(found, years), ctx)
                 labels["format"] = "rfc3164"
-                labels["year_source"] = years.source
+                if years.source is not None:  # always set once a year was found
+                    labels["year_source"] = years.source
                 labels["time_zone_source"] = zone_source
             host = found["host"]
             tag = _TAG.match(found["rest"])

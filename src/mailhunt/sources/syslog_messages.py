@@ -77,7 +77,7 @@ def _sshd(event: dict, message: str) -> None:
 
 
 def _fields(text: str) -> dict[str, str]:
-    values = {}
+    values: dict[str, str] = {}
     for key, value in _KV.findall(text):
         value = value.strip()
         if value.startswith('"') and value.endswith('"') and len(value) >= 2:

@@ -352,13 +352,15 @@ CHANNEL_MAPPERS = {
 }
 
 
-def map_record(record: dict) -> tuple[dict, dict | list]:
+def map_record(record: object) -> tuple[dict, dict | list]:
     """The event of one ``{"Event": ...}`` record (without provenance) and its EventData.
 
     Raises BadWindowsRecord when the record is not a Windows event.
     """
     event_node = record.get("Event") if isinstance(record, dict) else None
-    system = event_node.get("System") if isinstance(event_node, dict) else None
+    if not isinstance(event_node, dict):
+        raise BadWindowsRecord("no Event.System element")
+    system = event_node.get("System")
     if not isinstance(system, dict):
         raise BadWindowsRecord("no Event.System element")
     code = _text(system.get("EventID"))

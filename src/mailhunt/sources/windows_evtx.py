@@ -28,7 +28,7 @@ import tempfile
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 import orjson
 import pyarrow as pa
@@ -88,7 +88,7 @@ class SpoolTooLarge(Exception):
     pass
 
 
-def _spool(stream: BinaryIO, target: BinaryIO) -> None:
+def _spool(stream: BinaryIO, target: IO[bytes]) -> None:
     copied = 0
     while True:
         block = stream.read(1 << 20)

@@ -98,7 +98,7 @@ def _clears_own_channel(event: dict) -> bool:
         return channel == "security"
     if event["event.action"] == "log-cleared":
         cleared = dict(event["labels"] or []).get("cleared_channel")
-        return bool(cleared) and cleared.lower() == channel
+        return bool(cleared and cleared.lower() == channel)
     return False
 
 
@@ -184,7 +184,7 @@ class WindowsEventStream:
             event = self._map(locators[index], originals[index], record, (None, None))
             if event is not None:
                 mapped[index] = event
-        if gap_candidates:
+        if gap_candidates and gap_columns is not None:  # ``normalize`` gives both or neither
             columns = {name: gap_columns.column(name) for name in GAP_COLUMNS}
 
             def row(index: int) -> dict:
