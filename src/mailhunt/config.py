@@ -106,7 +106,7 @@ def _utc(value, key: str) -> datetime:
         moment = value
     elif isinstance(value, str):
         try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(value)  # Python 3.11+ reads a trailing Z as UTC
         except ValueError as exc:
             raise ConfigError(f"{key}: '{value}' is not an ISO-8601 time") from exc
     else:

@@ -186,7 +186,7 @@ def read_ahead(batches: Iterator[Batch], depth: int = 1) -> Iterator[Batch]:
                 if stop.is_set():
                     return
             waiting.put(done)
-        except BaseException as exc:  # handed to the consumer, who raises it
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, who raises it
             waiting.put(exc)
 
     worker = threading.Thread(target=produce, name="mailhunt-reader", daemon=True)
@@ -251,7 +251,7 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
             ctx.reject("end", str(exc))
         except OSError as exc:
             ctx.reject("end", f"read error: {exc}")
-        except Exception as exc:  # a reader must never take the hunt down; say where it stopped
+        except Exception as exc:  # noqa: BLE001 - a reader must never take the hunt down; say where it stopped
             ctx.reject("end", f"reading stopped after {ctx.records + sum(r.records for r in staged_reports)} "
                               f"records ({type(exc).__name__}: "
                               f"{str(exc)[:200]}); the records before were kept")

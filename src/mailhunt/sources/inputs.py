@@ -120,7 +120,7 @@ class EvidenceFile:
         def compute() -> None:
             try:
                 digest.set_result(self.sha256())
-            except BaseException as exc:  # handed to whoever waits for the digest
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the digest
                 digest.set_exception(exc)
 
         threading.Thread(target=compute, name="mailhunt-sha256", daemon=True).start()
