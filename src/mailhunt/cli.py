@@ -12,6 +12,7 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -88,7 +89,7 @@ def _check_out_dir(out: Path) -> None:
 class RichProgress(ProgressSink):
     def __init__(self, progress: Progress):
         self.progress = progress
-        self.task = None
+        self.task: TaskID | None = None
 
     def start(self, display: str, total: int | None) -> None:
         self.task = self.progress.add_task(shown(_short(display)), total=total)

@@ -12,6 +12,7 @@ import queue
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -214,15 +215,16 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
         # A plain file this case has never seen cannot be loaded already, so it
         # is hashed while it is read; anything else is hashed first.
         if source is not None and item.local_path and not store.known_path(item.display):
-            digest = item.sha256_in_background()
+            hashed_first: str | None = None
+            digest: str | Future[str] = item.sha256_in_background()
         else:
-            digest = item.sha256()
+            hashed_first = digest = item.sha256()
     except (OSError, EvidenceTooLarge, EOFError) as exc:
         return InputSummary(item.display, None, None, skipped_reason=f"cannot read: {exc}")
     if not head:
-        return InputSummary(item.display, digest, None, skipped_reason="empty file")
+        return InputSummary(item.display, hashed_first, None, skipped_reason="empty file")
     if source is None:
-        return InputSummary(item.display, digest, None, skipped_reason="format not recognized")
+        return InputSummary(item.display, hashed_first, None, skipped_reason="format not recognized")
     summary = InputSummary(item.display, None, source.name)
     if isinstance(digest, str) and store.known_input(item.display, digest):
         row = store.query("SELECT records, rejected FROM inputs WHERE path = ? AND sha256 = ?", [item.display, digest])[0]
