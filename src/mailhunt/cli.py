@@ -12,6 +12,7 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -88,7 +89,7 @@ def _check_out_dir(out: Path) -> None:
 class RichProgress(ProgressSink):
     def __init__(self, progress: Progress):
         self.progress = progress
-        self.task = None
+        self.task: TaskID | None = None
 
     def start(self, display: str, total: int | None) -> None:
         self.task = self.progress.add_task(shown(_short(display)), total=total)
@@ -109,14 +110,17 @@ def _short(path: str, width: int = 50) -> str:
     return path if len(path) <= width else "..." + path[-(width - 3):]
 
 
+_HINT_HELP = "KEY=VALUE the evidence does not say itself: " + "; ".join(
+    f"{h.key}: {h.meaning}" for h in READ_HINTS.values())
+
+
 @app.command("hunt")
 def hunt_command(
     paths: list[Path] = typer.Argument(..., help="Evidence files or folders (searched recursively; .zip and .gz too)"),
     out: Path = typer.Option(..., "--out", "-o", help="Case folder: new, empty, or an earlier case to add to"),
     config_path: Path | None = typer.Option(None, "--config", "-c", help="mailhunt.toml"),
     rules: list[Path] = typer.Option([], "--rules", help="Extra folder of Sigma rules to run beside the shipped ones"),
-    hints: list[str] = typer.Option([], "--hint", help="KEY=VALUE the evidence does not say itself: "
-                                    + "; ".join(f"{h.key}: {h.meaning}" for h in READ_HINTS.values())),
+    hints: list[str] = typer.Option([], "--hint", help=_HINT_HELP),
     year: int | None = typer.Option(None, "--year", min=YEARS.start, max=YEARS.stop - 1,
                                        help="Year of the first line of syslog files whose times have none (RFC 3164)"),
     user: str | None = typer.Option(None, "--user",

@@ -72,7 +72,7 @@ class Config:
 # "networks", "countries", "regex", "sha256", "mapping", ("tables", {key: kind}).
 AUTOMATION_KEYS = {"account": "string", "app_id": "string", "command_pattern": "regex", "script_sha256": "sha256"}
 CHANGE_WINDOW_KEYS = {"start": "time", "end": "time", "ticket": "string", "actors": "strings"}
-SCHEMA: dict[str, dict | str] = {
+SCHEMA: dict[str, dict | str | tuple[str, dict[str, str]]] = {
     "organization": {"domains": "strings", "home_countries": "countries", "trusted_networks": "networks"},
     "authorized": {"admins": "strings", "automation": ("tables", AUTOMATION_KEYS)},
     "change_windows": ("tables", CHANGE_WINDOW_KEYS),
@@ -106,7 +106,7 @@ def _utc(value, key: str) -> datetime:
         moment = value
     elif isinstance(value, str):
         try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(value)  # Python 3.11+ reads a trailing Z as UTC
         except ValueError as exc:
             raise ConfigError(f"{key}: '{value}' is not an ISO-8601 time") from exc
     else:

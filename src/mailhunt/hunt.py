@@ -12,6 +12,7 @@ import queue
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,7 +187,7 @@ def read_ahead(batches: Iterator[Batch], depth: int = 1) -> Iterator[Batch]:
                 if stop.is_set():
                     return
             waiting.put(done)
-        except BaseException as exc:  # handed to the consumer, who raises it
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, who raises it
             waiting.put(exc)
 
     worker = threading.Thread(target=produce, name="mailhunt-reader", daemon=True)
@@ -214,15 +215,16 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
         # A plain file this case has never seen cannot be loaded already, so it
         # is hashed while it is read; anything else is hashed first.
         if source is not None and item.local_path and not store.known_path(item.display):
-            digest = item.sha256_in_background()
+            hashed_first: str | None = None
+            digest: str | Future[str] = item.sha256_in_background()
         else:
-            digest = item.sha256()
+            hashed_first = digest = item.sha256()
     except (OSError, EvidenceTooLarge, EOFError) as exc:
         return InputSummary(item.display, None, None, skipped_reason=f"cannot read: {exc}")
     if not head:
-        return InputSummary(item.display, digest, None, skipped_reason="empty file")
+        return InputSummary(item.display, hashed_first, None, skipped_reason="empty file")
     if source is None:
-        return InputSummary(item.display, digest, None, skipped_reason="format not recognized")
+        return InputSummary(item.display, hashed_first, None, skipped_reason="format not recognized")
     summary = InputSummary(item.display, None, source.name)
     if isinstance(digest, str) and store.known_input(item.display, digest):
         row = store.query("SELECT records, rejected FROM inputs WHERE path = ? AND sha256 = ?", [item.display, digest])[0]
@@ -251,7 +253,7 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
             ctx.reject("end", str(exc))
         except OSError as exc:
             ctx.reject("end", f"read error: {exc}")
-        except Exception as exc:  # a reader must never take the hunt down; say where it stopped
+        except Exception as exc:  # noqa: BLE001 - a reader must never take the hunt down; say where it stopped
             ctx.reject("end", f"reading stopped after {ctx.records + sum(r.records for r in staged_reports)} "
                               f"records ({type(exc).__name__}: "
                               f"{str(exc)[:200]}); the records before were kept")

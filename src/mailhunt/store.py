@@ -22,6 +22,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Self
 
 import duckdb
 import pyarrow as pa
@@ -230,7 +231,7 @@ class CaseStore:
     def close(self) -> None:
         self.db.close()
 
-    def __enter__(self) -> CaseStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

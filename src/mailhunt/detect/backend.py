@@ -26,7 +26,7 @@ before it runs.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import pyarrow as pa
 from sigma.conditions import ConditionAND, ConditionItem, ConditionNOT, ConditionOR
@@ -95,12 +95,12 @@ class EventSQLBackend(TextQueryBackend):
     wildcard_single: ClassVar[str] = "_"
     add_escaped: ClassVar[str] = "\\"
     filter_chars: ClassVar[str] = ""
-    bool_values: ClassVar[dict[bool, str]] = {True: "true", False: "false"}
+    bool_values: ClassVar[dict[bool, str | None]] = {True: "true", False: "false"}
 
     wildcard_match_expression: ClassVar[str] = "coalesce({field} ILIKE {value} ESCAPE '\\', false)"
     case_sensitive_match_expression: ClassVar[str] = "coalesce({field} LIKE {value} ESCAPE '\\', false)"
     re_expression: ClassVar[str] = "coalesce(regexp_matches({field}, {regex}), false)"
-    re_flag_prefix: ClassVar[bool] = True
+    re_flag_prefix: bool = True
 
     compare_op_expression: ClassVar[str] = "coalesce({field} {operator} {value}, false)"
     compare_operators: ClassVar[dict] = {
@@ -140,7 +140,8 @@ class EventSQLBackend(TextQueryBackend):
             literal = sql_string(cond.value.convert(escape_char="", wildcard_multi="", wildcard_single="",
                                                     add_escaped=""))
             return f"coalesce(lower({sql_field(cond.field)}) = lower({literal}), false)"
-        converted = super().convert_condition_field_eq_val_str(cond, state)
+        # TextQueryBackend fills a format string here: a str, never the deferred expression its annotation allows.
+        converted = cast(str, super().convert_condition_field_eq_val_str(cond, state))
         if "\\" not in self.convert_value_str(cond.value, state):
             converted = converted.replace(" ESCAPE '\\'", "")
         return converted

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
-from sigma.correlations import SigmaCorrelationRule
+from sigma.correlations import SigmaCorrelationRule, SigmaRuleReference
 from sigma.exceptions import SigmaError
+from sigma.rule import SigmaRule
 
 from mailhunt.detect.backend import CONDITION_COLUMNS, EventSQLBackend
 from mailhunt.detect.baselines import DETECTION_RELATION, create_detection_view
@@ -73,6 +74,8 @@ def failure_reason(exc: BaseException) -> str:
 
 def rule_condition_sql(rule: LoadedRule, backend: EventSQLBackend) -> str:
     """The SQL condition of a single-event rule; raises SigmaError when it cannot run on our events."""
+    if not isinstance(rule.rule, SigmaRule):
+        raise SigmaError("a correlation has no single-event condition")
     if not datasets_for(rule.rule.logsource):
         ls = rule.rule.logsource
         described = ", ".join(f"{k}={v}" for k, v in (("product", ls.product), ("service", ls.service),
@@ -87,13 +90,26 @@ def rule_condition_sql(rule: LoadedRule, backend: EventSQLBackend) -> str:
     return queries[0]
 
 
+def correlated_rules(rule: LoadedRule) -> list[SigmaRuleReference]:
+    """The rules a correlation refers to; none for a single-event rule or a correlation without ``rules:``."""
+    return (rule.rule.rules or []) if isinstance(rule.rule, SigmaCorrelationRule) else []
+
+
 def correlation_plan(rule: LoadedRule, ids_by_object: dict[int, str], settings: DetectionSettings) -> CorrelationPlan:
-    corr: SigmaCorrelationRule = rule.rule
-    rule_ids = [ids_by_object[id(ref.rule)] for ref in corr.rules]
+    corr = rule.rule
+    if not isinstance(corr, SigmaCorrelationRule):
+        raise SigmaError("a single-event rule has no correlation plan")
+    rule_ids = [ids_by_object[id(ref.rule)] for ref in correlated_rules(rule)]
     attrs = corr.custom_attributes
-    timespan = settings.timespans.get(attrs.get("timespan_setting"), corr.timespan.seconds)
-    threshold = settings.thresholds.get(attrs.get("threshold_setting"))
+    timespan_name, threshold_name = attrs.get("timespan_setting"), attrs.get("threshold_setting")
+    timespan = (corr.timespan.seconds if timespan_name is None
+                else settings.timespans.get(timespan_name, corr.timespan.seconds))
+    threshold = None if threshold_name is None else settings.thresholds.get(threshold_name)
     return CorrelationPlan(corr, tuple(rule_ids), timespan, threshold)
+
+
+def _skip_reason(skipped: dict[str, str], rule_id: str | None) -> str:
+    return skipped.get(rule_id, "not loaded") if rule_id is not None else "not loaded"
 
 
 @dataclass
@@ -111,7 +127,9 @@ class CompiledRules:
 
 def compile_rules(rules: list[LoadedRule], settings: DetectionSettings | None = None) -> CompiledRules:
     settings = settings or DetectionSettings()
-    backend = EventSQLBackend(processing_pipeline=build_pipeline(settings.include_system_accounts))
+    # pySigma's Backend.__new__ types **kwargs as dict values; __init__ takes a ProcessingPipeline here.
+    backend = EventSQLBackend(processing_pipeline=build_pipeline(  # type: ignore[arg-type]
+        settings.include_system_accounts))
     ids_by_object = {id(r.rule): r.id for r in rules}
     skipped: dict[str, str] = {}
     single: list[tuple[LoadedRule, str]] = []
@@ -127,18 +145,19 @@ def compile_rules(rules: list[LoadedRule], settings: DetectionSettings | None = 
     correlations: list[tuple[LoadedRule, str]] = []
     references: dict[str, tuple[str, ...]] = {}
     pending = [r for r in rules if r.is_correlation and r.id not in skipped]
-    for rule in [r for r in pending if not r.rule.rules]:
+    for rule in [r for r in pending if not correlated_rules(r)]:
         skipped[rule.id] = "a correlation must list the rules it correlates (rules:)"
         pending.remove(rule)
     while pending:
         progressed = False
         for rule in list(pending):
-            refs = [ids_by_object.get(id(getattr(ref, "rule", None))) for ref in rule.rule.rules]
-            unusable = [ref.reference for ref, rid in zip(rule.rule.rules, refs) if rid is None or rid in skipped]
+            references_of_rule = correlated_rules(rule)
+            refs = [ids_by_object.get(id(getattr(ref, "rule", None))) for ref in references_of_rule]
+            unusable = [ref.reference for ref, rid in zip(references_of_rule, refs) if rid is None or rid in skipped]
             if unusable:
                 skipped[rule.id] = "refers to a rule that cannot run: " + ", ".join(
-                    f"{name} ({skipped.get(ids_by_object.get(id(getattr(ref, 'rule', None))), 'not loaded')})"
-                    for name, ref in zip(unusable, rule.rule.rules))
+                    f"{name} ({_skip_reason(skipped, ids_by_object.get(id(getattr(ref, 'rule', None))))})"
+                    for name, ref in zip(unusable, references_of_rule))
             elif all(rid in ready_ids for rid in refs):
                 try:
                     plan = correlation_plan(rule, ids_by_object, settings)

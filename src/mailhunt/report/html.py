@@ -105,7 +105,7 @@ def anchor_for(finding: dict, index: int) -> str:
 def _span(finding: dict) -> tuple[datetime, datetime] | None:
     first = parse_utc(finding.get("first_seen"))
     last = parse_utc(finding.get("last_seen")) or first
-    if first is None:
+    if first is None or last is None:  # last is None only when first is
         return None
     return (first, last) if first <= last else (last, first)
 
@@ -116,8 +116,7 @@ def zoom_selection(findings: list[dict]) -> set[int] | None:
     The whole-case timeline squeezes an attack of a few hours into one pixel
     column when the evidence covers weeks; the zoomed one spreads it out.
     """
-    spans = {i: _span(f) for i, f in enumerate(findings)}
-    spans = {i: s for i, s in spans.items() if s}
+    spans = {i: s for i, s in ((i, _span(f)) for i, f in enumerate(findings)) if s}
     chosen = {i for i in spans if findings[i].get("escalate") is True}
     if len(chosen) < 2 or len(chosen) == len(spans):
         return None
@@ -139,9 +138,9 @@ def timeline(findings: list[dict], only: set[int] | None = None, by: str = "acto
     for index, finding in enumerate(findings):
         if only is not None and index not in only:
             continue
-        span = _span(finding)
-        if span is not None:
-            plotted.append((index, finding, *span))
+        finding_span = _span(finding)
+        if finding_span is not None:
+            plotted.append((index, finding, *finding_span))
     unplotted = (len(findings) if only is None else len(only)) - len(plotted)
     if not plotted:
         return {"rows": [], "marks": [], "ticks": [], "width": WIDTH, "height": 0, "unplotted": unplotted,

@@ -16,6 +16,7 @@ Every value from the document is treated as attacker-controlled text:
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 from mailhunt.atomic_files import replace_files
@@ -58,7 +59,7 @@ def _row(cells) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _table(header: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> list[str]:
+def _table(header: list[str], rows: list[list[str]], right: AbstractSet[int] = frozenset()) -> list[str]:
     lines = [_row(header), _row(["---:" if i in right else "---" for i in range(len(header))])]
     lines.extend(_row(r) for r in rows)
     return lines
@@ -173,11 +174,13 @@ def _finding(number: int, finding: dict, max_evidence_rows: int) -> list[str]:
     out += _table(["Field", "Value"], facts)
     out.append("")
 
-    answers = finding.get("answers") if isinstance(finding.get("answers"), dict) else {}
+    given = finding.get("answers")
+    answers = given if isinstance(given, dict) else {}
     out += ["**Questions for analysis**", ""]
     rows = []
     for key, question, worrying in QUESTIONS:
-        entry = answers.get(key) if isinstance(answers.get(key), dict) else {}
+        answer_of_key = answers.get(key)
+        entry = answer_of_key if isinstance(answer_of_key, dict) else {}
         answer = md(entry.get("answer")) or "not assessed"
         if answer_tone(text(entry.get("answer")), worrying) == "concern":
             answer = f"**{answer}**"

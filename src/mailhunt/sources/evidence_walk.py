@@ -32,7 +32,7 @@ import errno
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -119,7 +119,7 @@ def _within(path: str, root: str) -> bool:
 class EvidenceWalk:
     """Every entry under the named paths, as ``WalkedFile``s, in a deterministic order."""
 
-    def __init__(self, paths: list[Path], follow_symlinks: bool = False, case_dirs: list[Path] = ()):
+    def __init__(self, paths: list[Path], follow_symlinks: bool = False, case_dirs: Sequence[Path] = ()):
         self.paths = [Path(p) for p in paths]
         self.follow_symlinks = follow_symlinks
         self.roots = [_anchored(p) for p in self.paths]

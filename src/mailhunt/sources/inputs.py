@@ -23,7 +23,7 @@ import threading
 import weakref
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,7 +120,7 @@ class EvidenceFile:
         def compute() -> None:
             try:
                 digest.set_result(self.sha256())
-            except BaseException as exc:  # handed to whoever waits for the digest
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the digest
                 digest.set_exception(exc)
 
         threading.Thread(target=compute, name="mailhunt-sha256", daemon=True).start()
@@ -285,7 +285,7 @@ def _buffered(raw: io.RawIOBase) -> BinaryIO:
 
 
 def iter_evidence(paths: list[Path], follow_symlinks: bool = False,
-                  case_dirs: list[Path] = ()) -> Iterator[EvidenceFile]:
+                  case_dirs: Sequence[Path] = ()) -> Iterator[EvidenceFile]:
     """Every piece of evidence under ``paths``, and every entry that is not read with why
     (``problem``): see ``evidence_walk`` for what is followed, read and skipped."""
     for walked in EvidenceWalk(paths, follow_symlinks, case_dirs):
