@@ -4,9 +4,19 @@
 
 Prints seconds per 1,000 files (a 2 ms sleep a file stands for its reading, so 2 s is the floor);
 a steady display keeps every thousand at the same cost."""
-import io, sys, time
+import io
+import sys
+import time
+
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
 from mailhunt.cli import RichProgress
 from mailhunt.hunt import InputSummary
 
