@@ -319,3 +319,26 @@ level: high
     [correlation] = [r for r in rules if r.rule.name == "c_no_list"]
     assert "must list the rules" in compiled.skipped[correlation.id]
     assert sorted(r.rule.name for r, _ in compiled.single) == ["t_export", "t_remove"]
+
+
+def test_a_correlation_names_the_reason_of_the_very_rule_that_cannot_run():
+    """Only the second reference cannot run: the reason shown beside its name is its own."""
+    yaml = "\n---\n".join([
+        _single("t_export", "New-MailboxExportRequest"),
+        """
+title: t_broken
+name: t_broken
+logsource: {product: no_such_product}
+detection:
+    selection:
+        Operation: x
+    condition: selection
+""",
+        _correlation("c_uses_broken", "temporal", ["t_export", "t_broken"], ["user.name"], "1h"),
+    ])
+    rules = [LoadedRule(rule, Path("inline.yml")) for rule in SigmaCollection.from_yaml(yaml).rules]
+    compiled = compile_rules(rules)
+    [broken] = [r for r in rules if r.rule.name == "t_broken"]
+    [correlation] = [r for r in rules if r.rule.name == "c_uses_broken"]
+    assert compiled.skipped[correlation.id] == (
+        f"refers to a rule that cannot run: t_broken ({compiled.skipped[broken.id]})")

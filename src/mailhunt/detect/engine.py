@@ -153,11 +153,11 @@ def compile_rules(rules: list[LoadedRule], settings: DetectionSettings | None = 
         for rule in list(pending):
             references_of_rule = correlated_rules(rule)
             refs = [ids_by_object.get(id(getattr(ref, "rule", None))) for ref in references_of_rule]
-            unusable = [ref.reference for ref, rid in zip(references_of_rule, refs) if rid is None or rid in skipped]
+            unusable = [(ref.reference, rid) for ref, rid in zip(references_of_rule, refs, strict=True)
+                        if rid is None or rid in skipped]
             if unusable:
                 skipped[rule.id] = "refers to a rule that cannot run: " + ", ".join(
-                    f"{name} ({_skip_reason(skipped, ids_by_object.get(id(getattr(ref, 'rule', None))))})"
-                    for name, ref in zip(unusable, references_of_rule))
+                    f"{name} ({_skip_reason(skipped, rid)})" for name, rid in unusable)
             elif all(rid in ready_ids for rid in refs):
                 try:
                     plan = correlation_plan(rule, ids_by_object, settings)
