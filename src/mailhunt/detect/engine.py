@@ -153,11 +153,10 @@ def compile_rules(rules: list[LoadedRule], settings: DetectionSettings | None = 
         for rule in list(pending):
             references_of_rule = correlated_rules(rule)
             refs = [ids_by_object.get(id(getattr(ref, "rule", None))) for ref in references_of_rule]
-            unusable = [(ref.reference, rid) for ref, rid in zip(references_of_rule, refs, strict=True)
-                        if rid is None or rid in skipped]
+            unusable = _unusable_references(
+                [(ref.reference, rid) for ref, rid in zip(references_of_rule, refs, strict=True)], skipped)
             if unusable:
-                skipped[rule.id] = "refers to a rule that cannot run: " + ", ".join(
-                    f"{name} ({_skip_reason(skipped, rid)})" for name, rid in unusable)
+                skipped[rule.id] = unusable
             elif all(rid in ready_ids for rid in refs):
                 try:
                     plan = correlation_plan(rule, ids_by_object, settings)
@@ -222,11 +221,14 @@ def match_single_rules(store: CaseStore, single: list[tuple[LoadedRule, str]]) -
     return match_single_rules(store, single[:middle]) | match_single_rules(store, single[middle:])
 
 
-def _unusable_references(rule_ids: tuple[str, ...], skipped: dict[str, str]) -> str | None:
-    unusable = [rule_id for rule_id in rule_ids if rule_id in skipped]
+def _unusable_references(references: list[tuple[str, str | None]], skipped: dict[str, str]) -> str | None:
+    """Why a correlation cannot run, from its references as (name shown, rule id or None when not
+    loaded); None when every one of them can."""
+    unusable = [(name, rule_id) for name, rule_id in references if rule_id is None or rule_id in skipped]
     if not unusable:
         return None
-    return "refers to a rule that cannot run: " + ", ".join(f"{rule_id} ({skipped[rule_id]})" for rule_id in unusable)
+    return "refers to a rule that cannot run: " + ", ".join(
+        f"{name} ({_skip_reason(skipped, rule_id)})" for name, rule_id in unusable)
 
 
 def run_rules(store: CaseStore, compiled: CompiledRules) -> DetectionRun:
@@ -252,7 +254,8 @@ def run_rules(store: CaseStore, compiled: CompiledRules) -> DetectionRun:
         if rule.indicator:
             detections.extend(Detection(rule, [event_id]) for event_id in by_rule.get(rule.id, []))
     for rule, sql in compiled.correlations:
-        unusable = _unusable_references(compiled.references.get(rule.id, ()), skipped)
+        unusable = _unusable_references([(rule_id, rule_id) for rule_id in compiled.references.get(rule.id, ())],
+                                        skipped)
         if unusable:
             skipped[rule.id] = unusable
             continue
