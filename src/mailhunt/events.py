@@ -179,15 +179,19 @@ def utc_from_epoch(seconds: float) -> datetime:
         raise out_of_range(f"epoch {seconds}") from None
 
 
+def sql_within_time_range(expression: str) -> str:
+    """SQL condition: ``expression`` (a TIMESTAMP in UTC) is a finite time within ``TIME_RANGE``."""
+    return (f"(isfinite({expression}) AND {expression} BETWEEN "
+            f"TIMESTAMP '{EARLIEST_TIME.isoformat(sep=' ')}' AND TIMESTAMP '{LATEST_TIME.isoformat(sep=' ')}')")
+
+
 def sql_utc_time(expression: str) -> str:
     """SQL for ``expression`` (a TIMESTAMP in UTC) where it is within ``TIME_RANGE``, else NULL.
 
     DuckDB reads '0000-01-01', '10000-01-01', 'infinity' and 'epoch' as
     timestamps; set-based mappings pass their times through this so they
     reject what ``utc_time`` rejects."""
-    return (f"CASE WHEN isfinite({expression}) AND {expression} BETWEEN "
-            f"TIMESTAMP '{EARLIEST_TIME.isoformat(sep=' ')}' AND TIMESTAMP '{LATEST_TIME.isoformat(sep=' ')}' "
-            f"THEN {expression} END")
+    return f"CASE WHEN {sql_within_time_range(expression)} THEN {expression} END"
 
 
 def sql_out_of_range_reason(expression: str) -> str:

@@ -27,7 +27,7 @@ from typing import Self
 import duckdb
 import pyarrow as pa
 
-from mailhunt.events import COLUMNS, EARLIEST_TIME, LATEST_TIME, SCHEMA, out_of_range
+from mailhunt.events import COLUMNS, SCHEMA, out_of_range, sql_within_time_range
 from mailhunt.sources.base import ROW_GROUP_ROWS, Batch
 
 _DUCK_TYPES = {
@@ -209,8 +209,7 @@ class CaseStore:
         Readers reject such times now; a case loaded before they did may hold
         some, on which every later stage would fail. Each becomes a rejection
         of its input (counted in ``inputs.rejected``), as if read today."""
-        outside = f'"@timestamp" < TIMESTAMP \'{EARLIEST_TIME.isoformat(sep=" ")}\' ' \
-                  f'OR "@timestamp" > TIMESTAMP \'{LATEST_TIME.isoformat(sep=" ")}\''
+        outside = f'NOT {sql_within_time_range(quote("@timestamp"))}'
         rows = self.db.execute(
             f"""SELECT e."log.file.path", e."log.file.sha256",
                        coalesce(i.locator_unit, 'line') || ' ' || coalesce(CAST(e."log.record" AS VARCHAR), '?'),
