@@ -13,6 +13,11 @@ plain Sigma rule:
   (the first ``LEARNING_MAX`` of the evidence, or its first quarter when the
   evidence is shorter) and the event falls within ``NEW_FOR`` of it. Without
   an app id, or with less than ``MIN_EVIDENCE`` to learn from, it is false.
+- ``email.to.external``: true when one of the event's recipients
+  (``email.to.address``, ``;``-separated) has a domain outside the
+  organization's domains (``[organization] domains``: the domain itself or one
+  of its subdomains), false when all are inside; NULL without recipients or
+  without configured domains, so a rule on it never guesses.
 """
 
 from __future__ import annotations
@@ -40,13 +45,18 @@ DERIVED_FIELDS: tuple[DerivedField, ...] = (
                  "The actor as the record names it; user.name here is the resolved actor (see identities)"),
     DerivedField("app.first_seen", "TIMESTAMP", "First time the event's app.id appears in the case"),
     DerivedField("app.new", "BOOLEAN", "app.id first appeared after the learning period, within 24 h of this event"),
+    DerivedField("email.to.external", "BOOLEAN",
+                 "A recipient in email.to.address is outside organization.domains (NULL when none are configured)"),
 )
+ORGANIZATION_DOMAINS = "organization_domains"
+EXTERNAL_RECIPIENTS = "external_recipients"
 
 
-def create_detection_view(store: CaseStore) -> None:
+def create_detection_view(store: CaseStore, org_domains: tuple[str, ...] = ()) -> None:
     store.db.execute("""CREATE OR REPLACE TEMP TABLE app_first_seen AS
                         SELECT "app.id" AS app_id, min("@timestamp") AS first_seen
                         FROM events WHERE "app.id" IS NOT NULL GROUP BY 1""")
+    _measure_external_recipients(store, org_domains)
     store.db.execute(f"CREATE OR REPLACE TEMP VIEW {DETECTION_RELATION} AS {detection_select(store)}")
 
 
@@ -64,8 +74,31 @@ def detection_select(store: CaseStore, relation: str = "events") -> str:
     return f"""SELECT e.* REPLACE (coalesce(actor.actor, e."user.name") AS "user.name",
                                coalesce(target.actor, e."user.target.name") AS "user.target.name"),
                   e."user.name" AS "user.name_logged",
-                  a.first_seen AS "app.first_seen", {is_new} AS "app.new"
+                  a.first_seen AS "app.first_seen", {is_new} AS "app.new",
+                  x.external AS "email.to.external"
            FROM {relation} e
            LEFT JOIN app_first_seen a ON a.app_id = e."app.id"
+           LEFT JOIN {EXTERNAL_RECIPIENTS} x ON x.event_id = e."event.id"
            LEFT JOIN identities actor ON actor.alias = coalesce(e."user.name", e."user.id")
            LEFT JOIN identities target ON target.alias = e."user.target.name" """
+
+
+def _measure_external_recipients(store: CaseStore, org_domains: tuple[str, ...]) -> None:
+    """Per event with recipients, whether one is outside ``org_domains``; no rows when none are configured."""
+    db = store.db
+    db.execute(f"CREATE OR REPLACE TEMP TABLE {ORGANIZATION_DOMAINS} (domain VARCHAR)")
+    db.execute(f"CREATE OR REPLACE TEMP TABLE {EXTERNAL_RECIPIENTS} (event_id VARCHAR, external BOOLEAN)")
+    domains = sorted({d.strip().lower().lstrip("@") for d in org_domains if d and d.strip()})
+    if not domains:
+        return
+    db.executemany(f"INSERT INTO {ORGANIZATION_DOMAINS} VALUES (?)", [[d] for d in domains])
+    db.execute(f"""INSERT INTO {EXTERNAL_RECIPIENTS}
+                   SELECT event_id, bool_or(NOT EXISTS (
+                              SELECT 1 FROM {ORGANIZATION_DOMAINS} o
+                              WHERE r.domain = o.domain OR ends_with(r.domain, '.' || o.domain)))
+                   FROM (SELECT event_id, split_part(trim(address), '@', 2) AS domain
+                         FROM (SELECT "event.id" AS event_id,
+                                      unnest(string_split(lower("email.to.address"), ';')) AS address
+                               FROM events WHERE "email.to.address" IS NOT NULL)) r
+                   WHERE r.domain <> ''
+                   GROUP BY event_id""")

@@ -234,7 +234,7 @@ def _unusable_references(references: list[tuple[str, str | None]], skipped: dict
 def run_rules(store: CaseStore, compiled: CompiledRules) -> DetectionRun:
     db = store.db
     build_identity_table(store, compiled.settings.identities, compiled.settings.org_domains)
-    create_detection_view(store)
+    create_detection_view(store, compiled.settings.org_domains)
     db.execute("DELETE FROM matches")
     detections: list[Detection] = []
     matched: dict[str, int] = {}

@@ -32,14 +32,7 @@ from mailhunt.sources.admin_audit_parameters import parse_cmdlet_parameters_cell
 from mailhunt.sources.admin_audit_record import DATASET, admin_audit_event
 from mailhunt.sources.base import ROW_GROUP_ROWS, ReadContext, event_batches
 from mailhunt.sources.csv_text import csv_rows
-from mailhunt.sources.local_time import (
-    DATE_ORDER_HINT,
-    TIMEZONE_HINT,
-    ZoneUnknown,
-    parse_wall_clock,
-    to_utc,
-    zone_from_hint,
-)
+from mailhunt.sources.local_time import ExportZone
 from mailhunt.sources.m365_audit import decode_head
 
 BATCH_RECORDS = ROW_GROUP_ROWS // 6
@@ -55,32 +48,9 @@ def _csv_header(head: str) -> list[str] | None:
     return [c.strip().strip('"').lower() for c in lines[0].split(",")]
 
 
-class _ZoneHint:
-    """The analyst's zone and date-order hints, checked once per file."""
-
-    def __init__(self, ctx: ReadContext):
-        self.date_order = ctx.hints.get(DATE_ORDER_HINT)
-        self.error = None
-        try:
-            self.zone = zone_from_hint(ctx.hints.get(TIMEZONE_HINT))
-        except ValueError as exc:
-            self.zone, self.error = None, str(exc)
-        self.label = {"time_zone_source": f"hint {ctx.hints[TIMEZONE_HINT]}"} if self.zone else {}
-
-
-def _run_date(text: str, hint: _ZoneHint):
+def _run_date(text: str, zone: ExportZone):
     """(UTC time, labels) or raises ValueError with the reason."""
-    clock = parse_wall_clock(text, hint.date_order)
-    if clock.offset is not None:
-        return to_utc(clock, None), {"time_zone_source": "recorded"}
-    if hint.error:
-        raise ValueError(hint.error)
-    try:
-        return to_utc(clock, hint.zone), hint.label
-    except ZoneUnknown:
-        raise ValueError(f"RunDate '{text.strip()[:40]}' has no time zone (Export-Csv writes the exporting "
-                         f"session's local time); give the hint {TIMEZONE_HINT}=<zone of that session>, e.g. "
-                         f"{TIMEZONE_HINT}=Europe/Berlin or {TIMEZONE_HINT}=UTC") from None
+    return zone.utc(text, "RunDate")
 
 
 class AdminAuditCsv:
@@ -95,12 +65,12 @@ class AdminAuditCsv:
         return all(c in header for c in _REQUIRED_CSV) and "auditdata" not in header
 
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
-        hint = _ZoneHint(ctx)
+        hint = ExportZone(ctx)
         yield from event_batches((self._event(row, number, raw, ctx, hint)
                                   for number, row, raw in csv_rows(stream, ctx, _REQUIRED_CSV)), BATCH_RECORDS)
 
     @staticmethod
-    def _event(row: dict, number: int, raw: str, ctx: ReadContext, hint: _ZoneHint) -> dict | None:
+    def _event(row: dict, number: int, raw: str, ctx: ReadContext, hint: ExportZone) -> dict | None:
         cmdlet = row.get("cmdletname", "").strip()
         if not cmdlet:
             ctx.reject(f"line {number}", "CmdletName empty")
@@ -177,7 +147,7 @@ class _XmlReader:
     """The state of reading one XML report: the bytes not yet released and where they sit in the file."""
 
     def __init__(self, ctx: ReadContext, chunk_bytes: int):
-        self.ctx, self.hint, self.chunk_bytes = ctx, _ZoneHint(ctx), chunk_bytes
+        self.ctx, self.hint, self.chunk_bytes = ctx, ExportZone(ctx), chunk_bytes
         self.buffer, self.base, self.lines_dropped = bytearray(), 0, 0
         self.last_end = 0
 

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mailhunt.events import utc_from_offset, utc_time
+from mailhunt.sources.base import ReadContext
 
 TIMEZONE_HINT = "timezone"
 DATE_ORDER_HINT = "date_order"
@@ -138,3 +139,32 @@ def to_utc(clock: WallClock, known_zone: tzinfo | None) -> datetime:
     if known_zone is None:
         raise ZoneUnknown("no time zone")
     return utc_time(clock.moment.replace(tzinfo=known_zone))
+
+
+class ExportZone:
+    """The analyst's ``timezone`` and ``date_order`` hints for an ``Export-Csv`` file, checked once per file."""
+
+    def __init__(self, ctx: ReadContext):
+        self.date_order = ctx.hints.get(DATE_ORDER_HINT)
+        self.error: str | None = None
+        try:
+            self.zone = zone_from_hint(ctx.hints.get(TIMEZONE_HINT))
+        except ValueError as exc:
+            self.zone, self.error = None, str(exc)
+        self.label = {"time_zone_source": f"hint {ctx.hints[TIMEZONE_HINT]}"} if self.zone else {}
+
+    def utc(self, text: str, column: str) -> tuple[datetime, dict[str, str]]:
+        """(UTC time, labels saying where its zone came from) of ``column``'s ``text``, written by
+        ``Export-Csv`` in the exporting session's culture and local time; raises ValueError with the
+        reason when the text is no time or carries no zone and no ``timezone`` hint was given."""
+        clock = parse_wall_clock(text, self.date_order)
+        if clock.offset is not None:
+            return to_utc(clock, None), {"time_zone_source": "recorded"}
+        if self.error:
+            raise ValueError(self.error)
+        try:
+            return to_utc(clock, self.zone), self.label
+        except ZoneUnknown:
+            raise ValueError(f"{column} '{text.strip()[:40]}' has no time zone (Export-Csv writes the exporting "
+                             f"session's local time); give the hint {TIMEZONE_HINT}=<zone of that session>, e.g. "
+                             f"{TIMEZONE_HINT}=Europe/Berlin or {TIMEZONE_HINT}=UTC") from None

@@ -67,7 +67,7 @@ class TriageContext:
         views = store.db.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ?",
                                  [DETECTION_RELATION]).fetchall()[0][0]
         if not views:
-            create_detection_view(store)
+            create_detection_view(store, config.domains)
         return cls(store, config, indicator_of_rule, start, end, cmdlets)
 
     def prepare(self, findings: list[Finding]) -> None:
