@@ -17,7 +17,9 @@ Line-oriented logs (auditd, syslog, shell histories, eslogger) give their raw
 ``lines`` (a block, or a list of double-quoted lines when they hold control
 characters such as auditd's ``\x1d``), with an optional relative
 ``file_name`` (a shell history's owner comes from its location) and reader
-``hints`` (``year``, ``user``)::
+``hints`` (``year``, ``user``). A case may name the organization's domains
+(``org_domains: [contoso.com]``, as ``[organization] domains`` does) for rules
+on recipients outside the organization (``email.to.external``)::
 
       - name: short description
         expect: match
@@ -47,7 +49,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 import orjson
@@ -83,6 +85,7 @@ class ExampleCase:
     file_name: str | None = None
     hints: dict[str, str] = field(default_factory=dict)
     line_records: bool = False
+    org_domains: tuple[str, ...] = ()
 
     @property
     def record_count(self) -> int:
@@ -143,17 +146,21 @@ def load_example_cases(rule: LoadedRule) -> list[ExampleCase]:
             raise ExampleFileError(f"{where} has no name")
         if expect not in EXPECTATIONS:
             raise ExampleFileError(f"{where} ({name}): expect must be match or no_match, not {expect!r}")
+        domains = entry.get("org_domains") or []
+        if not isinstance(domains, list) or not all(isinstance(d, str) and d.strip() for d in domains):
+            raise ExampleFileError(f"{where} ({name}): org_domains must be a list of domain names")
+        org_domains = tuple(d.strip().lower() for d in domains)
         if "lines" in entry:
-            cases.append(_lines_case(entry, where, name, expect))
+            cases.append(replace(_lines_case(entry, where, name, expect), org_domains=org_domains))
             continue
         if evidence is not None:
             if records is not None or not isinstance(evidence, str) or not evidence.strip():
                 raise ExampleFileError(f"{where} ({name}): evidence must be non-empty text, without records")
-            cases.append(ExampleCase(name, expect, [], evidence))
+            cases.append(ExampleCase(name, expect, [], evidence, org_domains=org_domains))
             continue
         if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
             raise ExampleFileError(f"{where} ({name}): records must be a non-empty list of mappings")
-        cases.append(ExampleCase(name, expect, records))
+        cases.append(ExampleCase(name, expect, records, org_domains=org_domains))
     names = [c.name for c in cases]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -260,6 +267,8 @@ def _run_case(rule: LoadedRule, case: ExampleCase, compiled: CompiledRules, work
         for path_text, sha256, duplicate_keys in flagged:
             store.mark_duplicate_keys(path_text, sha256, duplicate_keys)
         store.deduplicate()
+        if case.org_domains:
+            compiled = replace(compiled, settings=replace(compiled.settings, org_domains=case.org_domains))
         run = run_rules(store, compiled)
     finally:
         store.close()

@@ -121,6 +121,7 @@ LOGSOURCES: tuple[LogsourceDatasets, ...] = (
                       actions=("process-created",)),
     LogsourceDatasets(WINDOWS, None, "file_event", ("windows.sysmon",), actions=("file-created",)),
     LogsourceDatasets(WINDOWS, None, "file_delete", ("windows.sysmon",), actions=("file-deleted",)),
+    LogsourceDatasets("exchange", "message_tracking", None, ("exchange.message_tracking", "m365.message_trace")),
     LogsourceDatasets("linux", "auditd", None, ("linux.auditd", "linux.auoms")),
     LogsourceDatasets("linux", "syslog", None, ("unix.syslog",)),
     LogsourceDatasets("macos", "syslog", None, ("unix.syslog",)),
