@@ -10,7 +10,12 @@ rule, mail to that mailbox). Matching mail is suspicious when
 - the service marked it spam or quarantined it (a status with one of
   ``SPAM_WORDS``: FilteredAsSpam, Quarantined, Quarantine ...), or
 - it came from outside the organization as a burst: ``BURST_MESSAGES`` or more
-  distinct messages within ``BURST_SPAN``.
+  distinct messages within ``BURST_SPAN``, or
+- message tracking shows a transport rule acting on it silently, in enforce
+  mode: copying or redirecting it (``BlindCopyTo``, ``RedirectMessage`` ...)
+  to an address outside the organization, or deleting it (``DeleteMessage``)
+  (``labels.transport_rule_action``, written by the message tracking readers
+  from ``custom-data``).
 
 yes: suspicious matching mail arrived (the answer names times, counts and
 message ids). no: the message logs cover the whole window and no suspicious
@@ -39,6 +44,9 @@ BURST_MESSAGES = 3
 BURST_SPAN = timedelta(hours=1)
 SPAM_WORDS = ("spam", "quarantin", "junk")
 MAX_IDS = 5
+# Transport rule actions that copy, divert or remove mail without telling sender or recipient.
+SILENT_RULE_ACTIONS = ("blindcopyto", "copyto", "addtorecipient", "addmanagerasrecipient", "redirectmessage",
+                       "moderatemessageby", "deletemessage", "quarantine")
 
 
 @dataclass(frozen=True)
@@ -53,10 +61,33 @@ class Message:
     statuses: frozenset[str]
     lookalike: Lookalike | None
     external: bool
+    rule_actions: frozenset[str] = frozenset()
 
     @property
     def spam(self) -> bool:
         return any(_is_spam(s) for s in self.statuses)
+
+
+def _silent_actions(row: dict, domains: tuple[str, ...]) -> set[str]:
+    """The silent transport rule actions a tracking record names, as ``action [to address] by rule <id>``.
+
+    Deletions always count; a copy or redirection only to an address outside the organization's
+    ``domains`` (the recipients the rule added when the reader could tell them, else all the record
+    lists), so a journal copy to an internal mailbox is not suspicious."""
+    mode = (row.get("rule_mode") or "").lower()
+    if "audit" in mode or "test" in mode:
+        return set()
+    actions = [a.strip() for a in (row.get("rule_actions") or "").split(",") if a.strip()]
+    outside = [r for r in (row.get("recipients") or "").split(";")
+               if "@" in r and domains and not is_own(r.rsplit("@", 1)[1], domains)]
+    found = set()
+    for action in actions:
+        word = action.lower()
+        if word in ("deletemessage", "quarantine"):
+            found.add(f"{action} by rule {row.get('rule') or '?'}")
+        elif any(w in word for w in SILENT_RULE_ACTIONS) and outside:
+            found.add(f"{action} to {', '.join(outside[:3])} by rule {row.get('rule') or '?'}")
+    return found
 
 
 def _is_spam(status: str) -> bool:
@@ -106,7 +137,10 @@ def _messages(ctx: TriageContext, start: datetime, end: datetime, conditions: Ma
     rows = ctx.store.query(
         f'''SELECT "event.id" AS id, "@timestamp" AS ts, "email.from.address" AS sender,
                    "email.to.address" AS recipients, "email.subject" AS subject,
-                   "email.message_id" AS message_id, "email.delivery_status" AS status
+                   "email.message_id" AS message_id, "email.delivery_status" AS status,
+                   "rule.name" AS rule, labels['transport_rule_action'] AS rule_actions,
+                   labels['transport_rule_mode'] AS rule_mode, labels['transport_rule_recipients'] AS added,
+                   coalesce(labels['recipients_all'], "email.to.address") AS all_recipients
             FROM events WHERE "event.dataset" IN ({_placeholders(MESSAGE_DATASETS)})
               AND "@timestamp" BETWEEN ? AND ? ORDER BY ts, id''', [*MESSAGE_DATASETS, start, end])
     domains = ctx.config.domains
@@ -114,7 +148,7 @@ def _messages(ctx: TriageContext, start: datetime, end: datetime, conditions: Ma
     for row in rows:
         if not conditions.matches(row["subject"], row["sender"]):
             continue
-        if mailboxes and not any(m in (row["recipients"] or "").lower() for m in mailboxes):
+        if mailboxes and not any(m in (row["all_recipients"] or "").lower() for m in mailboxes):
             continue
         grouped.setdefault(row["message_id"] or row["id"], []).append(row)
     messages = []
@@ -122,11 +156,13 @@ def _messages(ctx: TriageContext, start: datetime, end: datetime, conditions: Ma
         sender = next((r["sender"] for r in records if r["sender"]), None)
         domain = sender.rsplit("@", 1)[1] if sender and "@" in sender else ""
         messages.append(Message(
-            key, records[0]["ts"], sender, ";".join(sorted({r["recipients"] for r in records if r["recipients"]})),
+            key, records[0]["ts"], sender,
+            ";".join(sorted({r["all_recipients"] for r in records if r["all_recipients"]})),
             next((r["subject"] for r in records if r["subject"]), None),
             frozenset(r["status"] for r in records if r["status"]),
             lookalike(domain, domains) if domain and domains else None,
-            bool(domain) and bool(domains) and not is_own(domain, domains)))
+            bool(domain) and bool(domains) and not is_own(domain, domains),
+            frozenset(action for r in records for action in _silent_actions(r, domains))))
     return sorted(messages, key=lambda m: (m.first_seen, m.key))
 
 
@@ -180,7 +216,8 @@ def answer(finding: Finding, ctx: TriageContext) -> Answer:
     lookalikes = [m for m in messages if m.lookalike]
     spam = [m for m in messages if m.spam]
     burst = _burst(messages)
-    suspicious = sorted(set(lookalikes) | set(spam) | set(burst), key=lambda m: (m.first_seen, m.key))
+    ruled = [m for m in messages if m.rule_actions]
+    suspicious = sorted(set(lookalikes) | set(spam) | set(burst) | set(ruled), key=lambda m: (m.first_seen, m.key))
     if suspicious:
         reasons = []
         if lookalikes:
@@ -193,6 +230,11 @@ def answer(finding: Finding, ctx: TriageContext) -> Answer:
         if burst:
             reasons.append(f"a burst of {len(burst)} external messages within "
                            f"{BURST_SPAN.total_seconds() / 3600:.0f} h ({_span(burst)})")
+        if ruled:
+            acted = sorted({a for m in ruled for a in m.rule_actions})
+            reasons.append(f"{len(ruled)} silently copied, redirected or deleted by a transport rule ("
+                           + "; ".join(acted[:MAX_IDS]) + (f" and {len(acted) - MAX_IDS} more" if len(acted) > MAX_IDS
+                                                           else "") + ")")
         minutes = (suspicious[0].first_seen - first_change).total_seconds() / 60
         when = f"{abs(minutes):.0f} min {'after' if minutes >= 0 else 'before'} the change at {iso_z(first_change)}"
         return Answer("yes", f"{len(suspicious)} suspicious message(s) among {len(messages)} {condition_text} "
@@ -206,5 +248,5 @@ def answer(finding: Finding, ctx: TriageContext) -> Answer:
         return Answer("unknown", f"{len(messages)} {condition_text} in {window}, none spam or quarantined; external "
                                  "and lookalike senders cannot be told without organization.domains in the configuration")
     found = (f"{len(messages)} {condition_text} arrived ({_span(messages)}; {_ids(messages)}), none from a lookalike "
-             "domain, marked spam or quarantined, or in an external burst") if messages else f"no {condition_text.replace('message(s)', 'message')} arrived"
+             "domain, marked spam or quarantined, in an external burst, or silently acted on by a transport rule") if messages else f"no {condition_text.replace('message(s)', 'message')} arrived"
     return Answer("no", f"{found}; the message logs cover the whole window {window}")
