@@ -9,6 +9,14 @@
   as ``event.action``, the mailbox as ``user.name``/``user.target.name``, box,
   message id and subject; ``imap-login: Login: user=<alice>, ..., rip=...`` -> ``mail_login``.
 - postfix ``postsuper``: ``4F9D9C0A1B: removed`` and ``Deleted: 5 messages`` -> ``postsuper_removed``/``postsuper_deleted``.
+- Cyrus IMAP (``imap``, ``pop3``, ``cyr_expire``, ``ipurge``, also as ``cyrus/<program>``):
+  ``Expunged 12 messages from user.alice`` -> ``expunge`` with ``email.item_count`` 12, the mailbox's
+  owner as ``user.target.name`` (``user.alice.Trash``, ``user/alice/Trash``, ``example.com!user.alice``
+  -> ``alice``, ``alice@example.com``); the line does not say who expunged, so ``user.name`` stays empty.
+- old sshd with PAM (``sshd(pam_unix)[pid]``): ``authentication failure; logname= uid=0 euid=0
+  tty=NODEVssh ruser= rhost=<host or ip>  user=<u>`` and ``session opened for user <u> by (uid=0)``
+  -> ``ssh_login`` failed or succeeded, ``labels.auth_method`` ``pam_unix``; an ``rhost`` that is
+  no IP address goes to ``labels.remote_host``.
 """
 
 from __future__ import annotations
@@ -29,6 +37,11 @@ _REMOTE_IP = re.compile(r"\brip=(?P<ip>[0-9A-Fa-f:.]+)")
 _KV = re.compile(r"(\w+)=(<[^>]*>|\"(?:[^\"\\]|\\.)*\"|[^,]*)")
 _POSTSUPER_REMOVED = re.compile(r"^(?P<queue_id>[0-9A-Za-z]+): removed")
 _POSTSUPER_DELETED = re.compile(r"^Deleted: (?P<count>\d+) messages?")
+_CYRUS_EXPUNGED = re.compile(r"^Expunged (?P<count>\d+) messages? from (?P<mailbox>\S+)")
+CYRUS_PROGRAMS = frozenset({"imap", "imapd", "pop3", "pop3d", "lmtpd", "cyr_expire", "ipurge"})
+_PAM_FAILURE = re.compile(r"^authentication failure;(?P<fields>.*)$")
+_PAM_SESSION = re.compile(r"^session opened for user (?P<user>\S+)")
+_PAM_FIELD = re.compile(r"(\w+)=(\S*)")
 
 
 def _ip(text: str | None) -> str | None:
@@ -136,6 +149,52 @@ def _postsuper(event: dict, message: str) -> None:
         event["email.item_count"] = int64_from_text(deleted["count"])
 
 
+def _mailbox_owner(name: str) -> str:
+    """The owner of a Cyrus mailbox name (``user.alice.Trash``, ``user/alice/Trash``,
+    ``example.com!user.alice``), else the name itself (a shared mailbox)."""
+    domain, _, mailbox = name.rpartition("!")
+    for separator in (".", "/"):
+        if mailbox.startswith("user" + separator):
+            owner = mailbox[len("user" + separator):].split(separator, 1)[0]
+            if owner:
+                return f"{owner}@{domain}" if domain and "@" not in owner else owner
+    return name
+
+
+def _cyrus(event: dict, message: str) -> None:
+    expunged = _CYRUS_EXPUNGED.match(message)
+    if not expunged:
+        return
+    event["event.action"] = "expunge"
+    event["event.outcome"] = "success"
+    event["event.provider"] = "cyrus"
+    event["user.target.name"] = _mailbox_owner(expunged["mailbox"])
+    event["email.folder"] = expunged["mailbox"]
+    event["email.item_count"] = int64_from_text(expunged["count"])
+
+
+def _sshd_pam(event: dict, message: str) -> None:
+    failure = _PAM_FAILURE.match(message)
+    session = None if failure else _PAM_SESSION.match(message)
+    if not failure and not session:
+        return
+    event["event.action"] = "ssh_login"
+    event["labels"]["auth_method"] = "pam_unix"
+    if session:
+        event["event.outcome"] = "success"
+        event["user.name"] = session["user"]
+        event["labels"]["pam_event"] = "session opened"
+        return
+    fields = dict(_PAM_FIELD.findall(failure["fields"]))
+    event["event.outcome"] = "failure"
+    event["user.name"] = fields.get("user") or None
+    event["labels"]["pam_event"] = "authentication failure"
+    remote = fields.get("rhost", "")
+    event["source.ip"] = _ip(remote)
+    if remote and event["source.ip"] is None:
+        event["labels"]["remote_host"] = remote
+
+
 def interpret_message(event: dict, program: str, message: str) -> None:
     """Fill the columns a known program's message gives; other messages stay in ``event.original`` only."""
     if program == "sudo":
@@ -146,3 +205,7 @@ def interpret_message(event: dict, program: str, message: str) -> None:
         _dovecot(event, message)
     elif program.endswith("/postsuper") or program == "postsuper":
         _postsuper(event, message)
+    elif program == "sshd(pam_unix)":
+        _sshd_pam(event, message)
+    elif program.startswith("cyrus/") or program in CYRUS_PROGRAMS:
+        _cyrus(event, message)
