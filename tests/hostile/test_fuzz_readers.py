@@ -86,7 +86,8 @@ JSON_LINE_READERS = frozenset({"sentinel_officeactivity", "ual_ndjson", "evtx_du
 JSON_ARRAY_READERS = frozenset({"entra_signin_json", "sentinel_officeactivity_array", "ual_json_array",
                                 "macos_unified_log_json", "sentinel_syslog_array"})
 CSV_READERS = frozenset({"entra_signin_csv", "purview_csv", "ual_csv", "admin_audit_csv", "m365_message_trace_csv",
-                         "m365_message_trace_report", "exchange_message_tracking"})
+                         "m365_message_trace_report", "exchange_message_tracking", "exchange_message_tracking_csv",
+                         "exchange_message_tracking_export"})
 # Readers whose record is more than one line, or whose events depend on their
 # neighbours beyond what ``keeps_neighbours`` compares: damage to one line may
 # change the record that line belongs to, which is not a neighbour's loss.
