@@ -4,7 +4,8 @@
   ``date_time_utc`` for ``date-time`` (``date_time_utc,client_ip,
   client_hostname,server_ip,server_hostname,source_context,connector_id,
   source,event_id,internal_message_id,message_id,network_message_id,
-  recipient_address,...``); each row is read like a message tracking record.
+  recipient_address,...``); each row is read like a message tracking record,
+  ``custom_data`` included (the transport rules that acted).
 - Enhanced summary report: one row per message, ``origin_timestamp_utc,
   sender_address,Recipient_status,message_subject,total_bytes,message_id,
   network_message_id,original_client_ip,directionality,connector_id,
@@ -30,7 +31,10 @@ import pyarrow as pa
 from mailhunt.events import event_id_from_raw, new_event
 from mailhunt.sources.base import ROW_GROUP_ROWS, ReadContext, event_batches
 from mailhunt.sources.csv_text import csv_rows
-from mailhunt.sources.exchange_message_tracking import tracking_event
+from mailhunt.sources.exchange_message_tracking import (
+    ReceivedRecipients,
+    tracking_event,
+)
 from mailhunt.sources.local_time import parse_wall_clock, to_utc
 from mailhunt.sources.m365_audit import decode_head
 from mailhunt.sources.m365_message_trace import DATASET, csv_header, ip_or_none
@@ -60,14 +64,16 @@ class MessageTraceReport:
             "origin_timestamp_utc" in header and "recipient_status" in header)
 
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
+        received = ReceivedRecipients()
         yield from event_batches((event for number, row, raw in csv_rows(stream, ctx)
-                                  for event in self._row_events(row, raw, number, ctx)), BATCH_RECORDS)
+                                  for event in self._row_events(row, raw, number, ctx, received)), BATCH_RECORDS)
 
-    def _row_events(self, row: dict, raw: str, number: int, ctx: ReadContext) -> Sequence[dict | None]:
+    def _row_events(self, row: dict, raw: str, number: int, ctx: ReadContext,
+                    received: ReceivedRecipients) -> Sequence[dict | None]:
         if "date_time_utc" in row:
             tracking = {k.replace("_", "-"): v for k, v in row.items()}
             tracking["date-time"] = self._iso_utc(row["date_time_utc"])
-            return [tracking_event(tracking, raw, number, ctx, DATASET, {"report": "extended"})]
+            return [tracking_event(tracking, raw, number, ctx, DATASET, {"report": "extended"}, received=received)]
         return self._summary_events(row, raw, number, ctx)
 
     @staticmethod

@@ -174,17 +174,19 @@ def _cyrus(event: dict, message: str) -> None:
 
 
 def _sshd_pam(event: dict, message: str) -> None:
+    session = _PAM_SESSION.match(message)
+    if session:
+        event["event.action"] = "ssh_login"
+        event["event.outcome"] = "success"
+        event["user.name"] = session["user"]
+        event["labels"]["auth_method"] = "pam_unix"
+        event["labels"]["pam_event"] = "session opened"
+        return
     failure = _PAM_FAILURE.match(message)
-    session = None if failure else _PAM_SESSION.match(message)
-    if not failure and not session:
+    if not failure:
         return
     event["event.action"] = "ssh_login"
     event["labels"]["auth_method"] = "pam_unix"
-    if session:
-        event["event.outcome"] = "success"
-        event["user.name"] = session["user"]
-        event["labels"]["pam_event"] = "session opened"
-        return
     fields = dict(_PAM_FIELD.findall(failure["fields"]))
     event["event.outcome"] = "failure"
     event["user.name"] = fields.get("user") or None
