@@ -42,3 +42,26 @@ def test_app_seen_during_learning_is_not_new():
 def test_too_little_evidence_makes_nothing_new():
     events = [ev(1, T0, "outlook"), ev(2, T0 + timedelta(hours=30), "brand-new")]
     assert flags(events) == {"e1": False, "e2": False}
+
+
+def _external(recipients_by_id: dict[str, str | None], domains: tuple[str, ...]) -> dict[str, bool | None]:
+    events = []
+    for n, (event_id, recipients) in enumerate(recipients_by_id.items()):
+        e = ev(n, T0, None)
+        e.update({"event.id": event_id, "event.action": "AGENTINFO", "email.to.address": recipients})
+        events.append(e)
+    store = CaseStore(":memory:")
+    store.append(to_arrow(events))
+    create_detection_view(store, domains)
+    return dict(store.db.execute('SELECT "event.id", "email.to.external" FROM detection_events').fetchall())
+
+
+def test_recipient_outside_the_organization_domains_is_external():
+    recipients = {"out": "cfo@contoso.com;archive.box@protonmail.com", "sub": "ops@mail.contoso.com",
+                  "near": "cfo@evilcontoso.com", "none": None, "own": "CFO@Contoso.com"}
+    assert _external(recipients, ("contoso.com",)) == {"out": True, "sub": False, "near": True, "none": None,
+                                                       "own": False}
+
+
+def test_without_organization_domains_external_is_unknown():
+    assert _external({"out": "archive.box@protonmail.com"}, ()) == {"out": None}
