@@ -133,8 +133,8 @@ def audit_event(record: dict, *, when: datetime, raw: str, path: str, sha256: st
             key = prop.lower()
             if key in _SCOPE_PROPERTIES:
                 scopes += [s for s in _scopes(key, new) if s not in scopes]
-            if new is not None and key not in params:
-                params[key] = new
+            if key not in params:  # a property cleared (no new value) was changed too
+                params[key] = new or ""
                 names.append(prop)
     if scopes:
         params["scopes"] = " ".join(scopes)
