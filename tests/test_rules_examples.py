@@ -49,7 +49,8 @@ def _referenced_names() -> set[str]:
 @pytest.mark.parametrize("rule", RULES, ids=_label)
 def test_shipped_rule_metadata(rule):
     name = rule.rule.name
-    assert name and name.startswith(("m365_", "windows_", "linux_", "macos_", "exchange_")) and rule.path.stem == name
+    assert name and name.startswith(("m365_", "azure_", "windows_", "linux_", "macos_", "exchange_")) \
+        and rule.path.stem == name
     assert rule.id == str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:mailhunt:rule:{name}")), "id is uuid5 of the name"
     assert rule.rule.status and rule.rule.status.name == "EXPERIMENTAL"
     assert rule.rule.author == "mailhunt" and rule.rule.description and rule.rule.references

@@ -26,6 +26,9 @@ from mailhunt.sources.windows_events import DATASETS as WINDOWS_DATASETS
 
 FIELD_MAPPING: dict[str, str | list[str]] = {
     "Operation": "event.action",
+    "OperationName": "event.action",
+    "ActivityDisplayName": "event.action",
+    "properties.message": "event.action",
     "Operations": "event.action",
     "ActionType": "event.action",
     "UserId": "user.name",
@@ -106,7 +109,10 @@ LOGSOURCES: tuple[LogsourceDatasets, ...] = (
     LogsourceDatasets("m365", "audit", None, CMDLET_DATASETS),
     LogsourceDatasets("m365", "exchange", None, CMDLET_DATASETS),
     LogsourceDatasets("m365", "threat_management", None, ("m365.audit",)),
-    LogsourceDatasets("azure", "auditlogs", None, ("m365.audit",)),
+    # Entra ID's own audit and sign-in logs (Sigma's azure/auditlogs and azure/signinlogs); the unified
+    # audit log's copies of the same records keep their own names (trailing periods), so m365 rules read those.
+    LogsourceDatasets("azure", "auditlogs", None, ("entra.audit",)),
+    LogsourceDatasets("azure", "signinlogs", None, ("entra.signin",)),
     LogsourceDatasets(WINDOWS, None, None, WINDOWS_DATASETS),
     LogsourceDatasets(WINDOWS, "msexchange-management", None, ("windows.msexchange_management",)),
     LogsourceDatasets(WINDOWS, "powershell", None, ("windows.powershell",)),

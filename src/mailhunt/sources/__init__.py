@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from mailhunt.sources.auditd import AuditdLog
 from mailhunt.sources.base import ReadContext, Rejection, Source, read_events
+from mailhunt.sources.entra_audit import ENTRA_AUDIT_SOURCES
 from mailhunt.sources.entra_signin import ENTRA_SOURCES
 from mailhunt.sources.eslogger import EsloggerLog
 from mailhunt.sources.exchange_admin_audit import EXCHANGE_ADMIN_AUDIT_SOURCES
@@ -18,12 +19,15 @@ from mailhunt.sources.m365_audit import M365_SOURCES
 from mailhunt.sources.m365_message_trace import MESSAGE_TRACE_SOURCES
 from mailhunt.sources.m365_message_trace_report import MESSAGE_TRACE_REPORT_SOURCES
 from mailhunt.sources.macos_unified_log import UNIFIED_LOG_SOURCES
+from mailhunt.sources.sentinel_entra import SENTINEL_ENTRA_SOURCES
 from mailhunt.sources.sentinel_syslog import SENTINEL_SYSLOG_SOURCES
 from mailhunt.sources.shell_history import SHELL_HISTORY_SOURCES
 from mailhunt.sources.syslog import SyslogFile
 from mailhunt.sources.windows_evtx import WINDOWS_SOURCES
 
-SOURCES: tuple[Source, ...] = (*ENTRA_SOURCES, *M365_SOURCES, *EXCHANGE_ADMIN_AUDIT_SOURCES, *MESSAGE_TRACKING_SOURCES,
+SOURCES: tuple[Source, ...] = (*ENTRA_SOURCES,
+                               *ENTRA_AUDIT_SOURCES, *SENTINEL_ENTRA_SOURCES,
+                               *M365_SOURCES, *EXCHANGE_ADMIN_AUDIT_SOURCES, *MESSAGE_TRACKING_SOURCES,
                                *MESSAGE_TRACE_SOURCES, *MESSAGE_TRACE_REPORT_SOURCES, *WINDOWS_SOURCES,
                                AuditdLog(), *UNIFIED_LOG_SOURCES, EsloggerLog(), *SENTINEL_SYSLOG_SOURCES,
                                *SHELL_HISTORY_SOURCES, SyslogFile())

@@ -35,7 +35,7 @@ from mailhunt.events import (
 )
 from mailhunt.sources.base import ReadContext, event_batches
 from mailhunt.sources.csv_text import csv_rows
-from mailhunt.sources.json_values import text_value
+from mailhunt.sources.json_values import dynamic_value, text_value
 from mailhunt.sources.m365_audit import (
     _csv_header,
     _first_json_object,
@@ -49,7 +49,8 @@ PROVIDER = "AzureActiveDirectory"
 BATCH = 20_000
 JSON_KEYS = ("createdDateTime", "userPrincipalName")
 _FRACTION = re.compile(r"(\.\d{1,6})\d*")
-_US_TIME = "%m/%d/%Y, %I:%M:%S %p"
+# The US-locale times of the admin center's and the Log Analytics portal's CSV ("8/2/2021, 1:29:25.983 PM").
+_US_TIMES = ("%m/%d/%Y, %I:%M:%S %p", "%m/%d/%Y, %I:%M:%S.%f %p")
 
 
 class BadSignIn(ValueError):
@@ -62,13 +63,13 @@ def parse_time(text: str, zone_stated_by_header: bool) -> datetime:
     if not value:
         raise BadSignIn("no time")
     value = _FRACTION.sub(r"\1", value.replace("Z", "+00:00"))
+    moment: datetime | None
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        try:
-            moment = datetime.strptime(value, _US_TIME)
-        except ValueError:
-            raise BadSignIn(f"time '{text[:40]}' is not ISO-8601") from None
+        moment = _us_time(value)
+    if moment is None:
+        raise BadSignIn(f"time '{text[:40]}' is not ISO-8601")
     if moment.tzinfo is None:
         if not zone_stated_by_header:
             raise BadSignIn(f"time '{text[:40]}' has no time zone")
@@ -77,6 +78,15 @@ def parse_time(text: str, zone_stated_by_header: bool) -> datetime:
         return utc_time(moment)
     except TimeOutOfRange as exc:
         raise BadSignIn(str(exc)) from None
+
+
+def _us_time(value: str) -> datetime | None:
+    for layout in _US_TIMES:
+        try:
+            return datetime.strptime(value, layout)
+        except ValueError:
+            continue
+    return None
 
 
 def _country(text: str | None) -> str | None:
@@ -182,6 +192,48 @@ class EntraSignInJson:
                         "asn": member.get("autonomousSystemNumber"),
                         "interactive": member.get("isInteractive")},
                 path=ctx.path, sha256=ctx.sha256, locator=index)
+
+
+# Sentinel / Log Analytics sign-in tables and whether their sign-ins are interactive.
+SIGNIN_TABLES = {"SigninLogs": "True", "AADNonInteractiveUserSignInLogs": "False"}
+
+
+def log_analytics_event(row: dict, *, table: str, when: datetime, raw: str, path: str, sha256: str,
+                        locator: int) -> dict:
+    """The sign-in event of a ``SigninLogs`` or ``AADNonInteractiveUserSignInLogs`` row (Sentinel / Log
+    Analytics), whose ``Status``/``LocationDetails`` are JSON text or nested JSON."""
+    status = dynamic_value(row.get("Status"))
+    status = status if isinstance(status, dict) else {}
+    location = dynamic_value(row.get("LocationDetails"))
+    location = location if isinstance(location, dict) else {}
+    text = {key: text_value(row.get(key)) for key in _ROW_TEXT_KEYS}
+    error_code = text_value(status.get("errorCode"))
+    if error_code is None:
+        error_code = text["ResultType"]
+    place = ", ".join(p for p in (text_value(location.get(k)) for k in ("city", "state", "countryOrRegion")) if p)
+    return _event(
+        record_id=text["Id"], raw=raw, when=when, upn=text["UserPrincipalName"], user_id=text["UserId"],
+        app_id=text["AppId"], ip=text["IPAddress"],
+        country=text_value(location.get("countryOrRegion")) or text["Location"], agent=text["UserAgent"],
+        error_code=error_code, status=None, tenant=text["ResourceTenantId"] or text["HomeTenantId"],
+        labels={"app_name": text["AppDisplayName"], "client_app": text["ClientAppUsed"],
+                "failure_reason": text_value(status.get("failureReason")) or text["ResultDescription"],
+                "asn": text["AutonomousSystemNumber"], "interactive": _interactive(row.get("IsInteractive"), table),
+                "location": place, "table": table},
+        path=path, sha256=sha256, locator=locator)
+
+
+def _interactive(value: object, table: str) -> str | None:
+    """"True" or "False" as the JSON download's label says it: from IsInteractive, else from the table."""
+    if isinstance(value, bool):
+        return str(value)
+    text = (text_value(value) or "").strip().lower()
+    return {"true": "True", "false": "False"}.get(text) or SIGNIN_TABLES.get(table)
+
+
+_ROW_TEXT_KEYS = ("Id", "UserPrincipalName", "UserId", "AppId", "IPAddress", "Location", "UserAgent", "ResultType",
+                  "ResultDescription", "ResourceTenantId", "HomeTenantId", "AppDisplayName", "ClientAppUsed",
+                  "AutonomousSystemNumber")
 
 
 def _csv_code(text: str | None) -> str | None:

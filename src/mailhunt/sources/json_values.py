@@ -65,3 +65,37 @@ def int64_from_text(text: str | None) -> int | None:
         return None
     value = int(text)
     return value if value <= INT64_MAX else None
+
+
+def dynamic_value(value: object) -> object:
+    """A Log Analytics ``dynamic`` column (or a Graph member) as a parsed value.
+
+    Exports write these columns as JSON text (the portal's CSV, ``az monitor
+    log-analytics query``, many NDJSON exports) or as nested JSON (others): text
+    that is a JSON object or array is parsed, anything else is given back as it
+    is; text that does not parse stays text.
+    """
+    if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            try:
+                return json.loads(value)
+            except (ValueError, RecursionError):
+                return value
+    return value
+
+
+def member(obj: object, *names: str) -> object:
+    """The first of ``names`` that the JSON object ``obj`` holds, whatever the case of its keys (Graph writes
+    ``userPrincipalName``, its PowerShell module ``UserPrincipalName``); None when it holds none or is no object."""
+    if not isinstance(obj, dict):
+        return None
+    for name in names:
+        if name in obj:
+            return obj[name]
+    lowered = {key.lower(): value for key, value in obj.items() if isinstance(key, str)}
+    for name in names:
+        if name.lower() in lowered:
+            return lowered[name.lower()]
+    return None

@@ -43,6 +43,8 @@ class OperationSet:
     codes: tuple[str, ...]
     failure_actions: tuple[str, ...] = ()
     failure_codes: tuple[str, ...] = ()
+    property_actions: tuple[str, ...] = ()
+    properties: tuple[str, ...] = ()
 
     def where(self) -> tuple[str, list]:
         clauses, params = [], []
@@ -52,6 +54,11 @@ class OperationSet:
         if self.codes:
             clauses.append(f'"event.code" IN ({", ".join("?" * len(self.codes))})')
             params += list(self.codes)
+        if self.property_actions and self.properties:
+            changed = " OR ".join(['contains("parameters", ?)'] * len(self.properties))
+            clauses.append(f'(lower("event.action") IN ({", ".join("?" * len(self.property_actions))}) '
+                           f'AND ({changed}))')
+            params += [a.lower() for a in self.property_actions] + [f'-{p} "' for p in self.properties]
         return " OR ".join(clauses) or "false", params
 
     def failed(self, row: dict) -> bool:
