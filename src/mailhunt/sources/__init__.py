@@ -22,9 +22,10 @@ from mailhunt.sources.sentinel_syslog import SENTINEL_SYSLOG_SOURCES
 from mailhunt.sources.shell_history import SHELL_HISTORY_SOURCES
 from mailhunt.sources.syslog import SyslogFile
 from mailhunt.sources.windows_evtx import WINDOWS_SOURCES
+from mailhunt.sources.windows_flat import FLAT_WINDOWS_SOURCES
 
 SOURCES: tuple[Source, ...] = (*ENTRA_SOURCES, *M365_SOURCES, *EXCHANGE_ADMIN_AUDIT_SOURCES, *MESSAGE_TRACKING_SOURCES,
-                               *MESSAGE_TRACE_SOURCES, *MESSAGE_TRACE_REPORT_SOURCES, *WINDOWS_SOURCES,
+                               *MESSAGE_TRACE_SOURCES, *MESSAGE_TRACE_REPORT_SOURCES, *WINDOWS_SOURCES, *FLAT_WINDOWS_SOURCES,
                                AuditdLog(), *UNIFIED_LOG_SOURCES, EsloggerLog(), *SENTINEL_SYSLOG_SOURCES,
                                *SHELL_HISTORY_SOURCES, SyslogFile())
 
