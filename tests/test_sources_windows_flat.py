@@ -359,3 +359,16 @@ def test_hunt_over_an_otrf_zip_runs_end_to_end(tmp_path):
     assert source["records"] == 8705 and source["rejected"] == 0
     cleared = [f for f in document["findings"] if f["rule"]["title"] == "Windows Event Log Cleared"]
     assert cleared and sum(f["event_count"] for f in cleared) == 2, "the two System 104 log clears"
+
+
+@pytest.mark.parametrize("record_id", ['"\\u00b2"', '"\\u0661\\u0662"', '"99999999999999999999"', '"-3"', "true"])
+def test_a_record_number_that_is_no_number_is_left_out_not_fatal(record_id):
+    """str.isdigit accepts superscripts and other scripts' digits, which int() refuses or reads as a number."""
+    line = (b'{"Event":{"System":{"Provider":{"#attributes":{"Name":"Microsoft-Windows-Security-Auditing"}},'
+            b'"EventID":1102,"TimeCreated":{"#attributes":{"SystemTime":"2026-10-14T09:51:07.002Z"}},'
+            b'"EventRecordID":' + record_id.encode() + b',"Channel":"Security","Computer":"EXCH01"},'
+            b'"UserData":{"LogFileCleared":{"SubjectUserName":"jsmith","SubjectDomainName":"CORP"}}}}\n')
+    rows, ctx, name = read(line)
+    assert name == "evtx_dump_jsonl" and ctx.rejected == 0
+    [row] = rows
+    assert row["winlog.record_id"] is None and row["event.action"] == "audit-log-cleared"
