@@ -256,6 +256,7 @@ def test_nxlog_local_times_need_the_collectors_zone():
 def test_sentinel_windowsevents_real_sample():
     rows, ctx, name = read(GOLDEN_SAML.read_bytes(), GOLDEN_SAML.name)
     assert name == "sentinel_windows" and ctx.records == 38 and ctx.rejected == 0 and len(rows) == 38
+    assert ctx.notes == []  # the Sysmon record's UtcTime agrees with TimeGenerated
     by_table: dict[str, int] = {}
     for row in rows:
         by_table[labels(row)["sentinel_table"]] = by_table.get(labels(row)["sentinel_table"], 0) + 1

@@ -62,7 +62,12 @@ from mailhunt.sources.local_time import (
 )
 from mailhunt.sources.m365_audit import decode_head
 from mailhunt.sources.macos_json import first_object, json_members, json_object_lines
-from mailhunt.sources.windows_flat import BadFlatRecord, build_record, event_code
+from mailhunt.sources.windows_flat import (
+    BadFlatRecord,
+    ClockCheck,
+    build_record,
+    event_code,
+)
 from mailhunt.sources.windows_stream import WindowsEventStream
 
 TABLES = ("SecurityEvent", "Event", "WindowsEvent")
@@ -228,8 +233,8 @@ def _merged(data: dict | list | None, columns: dict) -> dict | list:
 
 
 def row_record(row: dict, table: str, header_zone: str | None,
-               zone_hint: str | None) -> tuple[dict, str, tuple[str | None, str | None]]:
-    """(the ``{"Event": ...}`` record, how its time zone is known, the account the row names) of one row."""
+               zone_hint: str | None) -> tuple[dict, datetime, str, tuple[str | None, str | None]]:
+    """(the ``{"Event": ...}`` record, its time, how its zone is known, the account the row names) of one row."""
     row = _columns(row)
     code = event_code(row.get("EventID"))
     moment, zone_source = row_time(row.get("TimeGenerated"), header_zone, zone_hint)
@@ -260,7 +265,7 @@ def row_record(row: dict, table: str, header_zone: str | None,
     record = build_record(code, channel, computer, provider, moment,
                           record_id if isinstance(record_id, (int, str)) else None, user_sid,
                           _merged(data, row), message)
-    return record, zone_source, account
+    return record, moment, zone_source, account
 
 
 # ---------------------------------------------------------------- the readers
@@ -277,6 +282,7 @@ class _SentinelWindowsRows:
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
         events = WindowsEventStream(ctx, self.locator_unit)
         zone_hint = ctx.hints.get(TIMEZONE_HINT)
+        clocks = ClockCheck()
         for locator, text, row, header_zone in self._rows(stream, ctx):
             where = f"{self.locator_unit} {locator}"
             table = table_of(_columns(row))
@@ -285,14 +291,16 @@ class _SentinelWindowsRows:
                                   f"{', '.join(TABLES)}; not read by this reader")
                 continue
             try:
-                record, zone_source, account = row_record(row, table, header_zone, zone_hint)
+                record, moment, zone_source, account = row_record(row, table, header_zone, zone_hint)
             except BadFlatRecord as exc:
                 ctx.reject(where, f"not a Windows event row: {exc}")
                 continue
+            clocks.compare(moment, record)
             yield from events.add(locator, text, record, account,
                                   labels=(("time_zone_source", zone_source), ("sentinel_table", table)),
                                   keys_checked=True)
         yield from events.finish()
+        clocks.note(ctx, "TimeGenerated")
 
 
 class SentinelWindowsJson(_SentinelWindowsRows):

@@ -129,7 +129,12 @@ class ClockCheck:
     def __init__(self) -> None:
         self.offsets: Counter[int] = Counter()
 
-    def compare(self, moment: datetime, utc_text: object) -> None:
+    def compare(self, moment: datetime, record: dict) -> None:
+        """``record`` is the ``{"Event": ...}`` record read with the time ``moment``."""
+        event = record["Event"]
+        if "sysmon" not in str(event["System"].get("Channel")).lower() or not isinstance(event.get("EventData"), dict):
+            return
+        utc_text = event["EventData"].get("UtcTime")
         if not isinstance(utc_text, str):
             return
         try:
@@ -187,7 +192,7 @@ class FlatWindowsNdjson:
             except BadFlatRecord as exc:
                 ctx.reject(f"line {number}", f"not a Windows event record: {exc}")
                 continue
-            clocks.compare(moment, obj.get("UtcTime") if "sysmon" in str(obj.get("Channel")).lower() else None)
+            clocks.compare(moment, record)
             account = (text_value(obj.get("AccountName")), text_value(obj.get("Domain")))
             yield from events.add(number, line, record, account, labels=(("time_zone_source", zone_source),),
                                   keys_checked=True)
