@@ -373,3 +373,26 @@ def test_a_record_number_that_is_no_number_is_left_out_not_fatal(record_id):
     assert name == "evtx_dump_jsonl" and ctx.rejected == 0
     [row] = rows
     assert row["winlog.record_id"] is None and row["event.action"] == "audit-log-cleared"
+
+
+def test_rendered_log_clears_and_pipelines_give_their_data_back():
+    from mailhunt.sources.windows_rendered import recovered_data
+
+    audit = ("The audit log was cleared.\r\nSubject:\r\n\tSecurity ID:\tS-1-5-21-1-2-3-1013\r\n\tAccount Name:\tjsmith"
+             "\r\n\tDomain Name:\tCORP\r\n\tLogon ID:\t0x5A3F21")
+    line = {"SourceName": "Microsoft-Windows-Eventlog", "Channel": "Security", "Hostname": "EXCH01",
+            "TimeCreated": "2026-10-14T09:51:07.002Z", "EventID": 1102, "Message": audit, "Task": "104"}
+    [row], ctx, _ = read(json.dumps(line).encode() + b"\n")
+    assert row["event.action"] == "audit-log-cleared" and ctx.rejected == 0
+    assert (row["user.name"], row["user.domain"], row["user.id"]) == ("jsmith", "CORP", "S-1-5-21-1-2-3-1013")
+    # the actor's command line may hold the template's own markers: the first of each splits, nothing hangs
+    marker = "\r\n\r\nContext Information: \r\n"
+    text = "Pipeline execution details for command line: x" + ". " + marker * 200_000
+    assert recovered_data("Windows PowerShell", "800", "PowerShell", text) is None
+    text = ("Pipeline execution details for command line: Write-Host 'a. \r\n\r\nContext Information: '. "
+            + marker + "\tUserId=CORP\\jsmith\r\n\r\nDetails: \r\nCommandInvocation(Write-Host): \"Write-Host\"")
+    command, context, details = recovered_data("Windows PowerShell", "800", "PowerShell", text)["EventData"]["Data"]
+    assert command == "Write-Host 'a. \r\n\r\nContext Information: '"  # not the marker: no line end after it
+    assert context == "\tUserId=CORP\\jsmith"
+    assert details == 'CommandInvocation(Write-Host): "Write-Host"'
+    assert recovered_data("System", "104", "Service Control Manager", "The System log file was cleared.") is None

@@ -22,16 +22,15 @@ import re
 _CMDLET = re.compile(r"^\s*Cmdlet (?:suceeded|succeeded|failed)\. Cmdlet (?P<cmdlet>[^\s,]+), parameters ?"
                      r"(?P<parameters>.*)\.\s*$", re.DOTALL)
 # Windows PowerShell 800: "Pipeline execution details for command line: %1. \r\n\r\nContext Information: \r\n%2
-# \r\n\r\nDetails: \r\n%3". The first "Context Information:" and the first "Details:" after it split the text.
-_PIPELINE = re.compile(r"^Pipeline execution details for command line: (?P<command>.*?)\. ?\r?\n\r?\n"
-                       r"Context Information: ?\r?\n(?P<context>.*?)\r?\n\r?\nDetails: ?\r?\n(?P<details>.*)$",
-                       re.DOTALL)
+# \r\n\r\nDetails: \r\n%3". The first "Context Information:" and the first "Details:" after it split the text
+# (each searched for once, forward: the command line and the details are the actor's text, and may be long).
+_PIPELINE_START = "Pipeline execution details for command line: "
+_CONTEXT_MARK = re.compile(r"\. ?\r?\n\r?\nContext Information: ?\r?\n")
+_DETAILS_MARK = re.compile(r"\r?\n\r?\nDetails: ?\r?\n")
 # System 104 (Microsoft-Windows-Eventlog): "The %1 log file was cleared."
 _LOG_CLEARED = re.compile(r"^The (?P<channel>.+?) log file was cleared\.\s*$", re.DOTALL)
 # Security 1102: "The audit log was cleared.\r\nSubject:\r\n\tSecurity ID:\t%1\r\n\tAccount Name:\t%2 ..."
 _AUDIT_CLEARED = re.compile(r"^The audit log was cleared\.")
-_SUBJECT_LINE = re.compile(r"^\s*(Security ID|Account Name|Domain Name|Account Domain|Logon ID):\s*(.*?)\s*$",
-                           re.MULTILINE)
 _SUBJECT_FIELDS = {"Security ID": "SubjectUserSid", "Account Name": "SubjectUserName",
                    "Domain Name": "SubjectDomainName", "Account Domain": "SubjectDomainName",
                    "Logon ID": "SubjectLogonId"}
@@ -45,6 +44,29 @@ def cmdlet_from_message(message: str) -> tuple[str, str] | None:
     return found["cmdlet"], found["parameters"].strip()
 
 
+def _pipeline_items(message: str) -> list[str] | None:
+    """The three Data items of a PowerShell 800 record from its rendered text."""
+    if not message.startswith(_PIPELINE_START):
+        return None
+    context = _CONTEXT_MARK.search(message, len(_PIPELINE_START))
+    details = _DETAILS_MARK.search(message, context.end()) if context else None
+    if not context or not details:
+        return None
+    return [message[len(_PIPELINE_START):context.start()], message[context.end():details.start()],
+            message[details.end():]]
+
+
+def _subject(message: str) -> dict[str, str]:
+    """The Subject lines of a 1102's rendered text (``\tAccount Name:\tjsmith``), by EventData field name."""
+    found: dict[str, str] = {}
+    for line in message.splitlines():
+        label, colon, value = line.partition(":")
+        field = _SUBJECT_FIELDS.get(label.strip())
+        if colon and field:
+            found.setdefault(field, value.strip())
+    return found
+
+
 def recovered_data(channel: str, code: str, provider: str, message: str) -> dict | None:
     """``{"EventData": ...}`` or ``{"UserData": ...}`` as the EVTX record of this event holds it, or None."""
     channel, provider = channel.lower(), provider.lower()
@@ -52,14 +74,12 @@ def recovered_data(channel: str, code: str, provider: str, message: str) -> dict
         cmdlet = cmdlet_from_message(message)
         return {"EventData": {"Data": list(cmdlet)}} if cmdlet else None
     if channel == "windows powershell" and code == "800":
-        found = _PIPELINE.match(message)
-        if not found:
-            return None
-        return {"EventData": {"Data": [found["command"], found["context"], found["details"]]}}
+        items = _pipeline_items(message)
+        return {"EventData": {"Data": items}} if items else None
     if channel == "system" and code == "104" and "eventlog" in provider:
         found = _LOG_CLEARED.match(message)
         return {"UserData": {"LogFileCleared": {"Channel": found["channel"]}}} if found else None
     if channel == "security" and code == "1102" and _AUDIT_CLEARED.match(message):
-        subject = {_SUBJECT_FIELDS[name]: value for name, value in _SUBJECT_LINE.findall(message)}
+        subject = _subject(message)
         return {"UserData": {"LogFileCleared": subject}} if subject else None
     return None
