@@ -84,7 +84,7 @@ def test_otrf_lines_become_the_events_of_their_evtx_records():
                for r in rows if r["event.code"] == "104")
     # TimeCreated is written with a Z: read as UTC, as the format says
     assert str(security["@timestamp"]) == "2022-08-18 05:35:58.802000"
-    assert labels(security)["time_zone_source"] == "recorded"
+    assert labels(security) == {"time_zone_source": "recorded"}
 
 
 def test_otrf_powershell_and_service_records():
@@ -240,7 +240,7 @@ def test_nxlog_local_times_need_the_collectors_zone():
     assert ctx.rejected == 0 and len(rows) == 2
     process = one(rows, **{"event.code": "4688"})
     assert str(process["@timestamp"]) == "2026-10-14 09:50:02"  # CEST is UTC+2
-    assert labels(process)["time_zone_source"] == "hint Europe/Berlin"
+    assert labels(process)["time_zone_source"] == "hint Europe/Berlin" and labels(process)["time_field"] == "EventTime"
     assert process["winlog.record_id"] == 918273 and process["process.command_line"] == 'wevtutil cl "MSExchange Management"'
     assert (process["user.name"], process["user.domain"]) == ("jsmith", "CORP")
     service = one(rows, **{"event.code": "7040"})
@@ -396,3 +396,12 @@ def test_rendered_log_clears_and_pipelines_give_their_data_back():
     assert context == "\tUserId=CORP\\jsmith"
     assert details == 'CommandInvocation(Write-Host): "Write-Host"'
     assert recovered_data("System", "104", "Service Control Manager", "The System log file was cleared.") is None
+
+
+def test_cmdlet_rules_match_cmdlets_read_from_rendered_text(tmp_path):
+    from mailhunt.config import Config
+    from mailhunt.hunt import hunt
+
+    result = hunt([FIXTURES / "flat_msexchange_management.ndjson"], tmp_path / "case", Config())
+    indicators = {f.indicator for f in result.findings}
+    assert {"mailbox_export", "export_request_removed", "inbox_rule_hiding", "export_then_deletion"} <= indicators

@@ -246,7 +246,7 @@ def row_record(row: dict, table: str, header_zone: str | None,
     if table == "Event":
         channel, provider = text_value(row.get("EventLog")), text_value(row.get("Source"))
         data = _json_or_xml(row.get("EventData")) or _json_or_xml(row.get("ParameterXml"))
-        message = text_value(row.get("RenderedDescription"))
+        message = text_value(row.get("RenderedDescription")) or text_value(row.get("Message"))
         user = text_value(row.get("UserName"))
         if user and user not in ("N/A", "-"):
             domain, _, name = user.rpartition("\\")

@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
 import orjson
@@ -138,10 +138,10 @@ class ClockCheck:
         if not isinstance(utc_text, str):
             return
         try:
-            clock = parse_wall_clock(_LONG_FRACTION.sub(r"\1", utc_text))
-        except BadTime:
+            stated = to_utc(parse_wall_clock(_LONG_FRACTION.sub(r"\1", utc_text)), UTC)  # UTC by Sysmon's definition
+        except (BadTime, TimeOutOfRange):
             return
-        difference = clock.moment - moment
+        difference = stated - moment
         if abs(difference) > _CLOCK_TOLERANCE:
             self.offsets[round(difference.total_seconds() / 60)] += 1
 
@@ -188,19 +188,20 @@ class FlatWindowsNdjson:
                 ctx.reject(f"line {number}", "not a JSON object")
                 continue
             try:
-                record, moment, zone_source = self._record(obj, zone_hint)
+                record, moment, labels = self._record(obj, zone_hint)
             except BadFlatRecord as exc:
                 ctx.reject(f"line {number}", f"not a Windows event record: {exc}")
                 continue
             clocks.compare(moment, record)
             account = (text_value(obj.get("AccountName")), text_value(obj.get("Domain")))
-            yield from events.add(number, line, record, account, labels=(("time_zone_source", zone_source),),
-                                  keys_checked=True)
+            yield from events.add(number, line, record, account, labels=labels, keys_checked=True)
         yield from events.finish()
         clocks.note(ctx, "TimeCreated")
 
     @staticmethod
-    def _record(obj: dict, zone_hint: str | None) -> tuple[dict, datetime, str]:
+    def _record(obj: dict, zone_hint: str | None) -> tuple[dict, datetime, tuple[tuple[str, str], ...]]:
+        """The record, its time and the labels saying how the time was read (``time_field`` when it is not
+        ``TimeCreated``: NXLog's ``EventTime``, or a shipper's ``@timestamp``, which may be when it was shipped)."""
         code = event_code(obj.get("EventID"))
         key = next((k for k in _TIME_KEYS if isinstance(obj.get(k), str) and obj[k].strip()), None)
         if key is None:
@@ -214,7 +215,9 @@ class FlatWindowsNdjson:
                               text_value(obj.get("SourceName")) or text_value(obj.get("ProviderName")),
                               moment, record_id if isinstance(record_id, (int, str)) else None,
                               text_value(obj.get("UserID")), data, text_value(obj.get("Message")))
-        return record, moment, zone_source
+        labels = (("time_zone_source", zone_source),) if key == "TimeCreated" else (
+            ("time_zone_source", zone_source), ("time_field", key))
+        return record, moment, labels
 
 
 FLAT_WINDOWS_SOURCES = (FlatWindowsNdjson(),)
