@@ -405,3 +405,20 @@ def test_cmdlet_rules_match_cmdlets_read_from_rendered_text(tmp_path):
     result = hunt([FIXTURES / "flat_msexchange_management.ndjson"], tmp_path / "case", Config())
     indicators = {f.indicator for f in result.findings}
     assert {"mailbox_export", "export_request_removed", "inbox_rule_hiding", "export_then_deletion"} <= indicators
+
+
+def test_a_zoneless_eventtime_gives_way_to_a_zoned_timestamp_and_says_so():
+    """Older OTRF datasets went through NXLog and a shipper: EventTime without a zone, @timestamp with a Z."""
+    line = {"SourceName": "Microsoft-Windows-Security-Auditing", "Channel": "Security", "Hostname": "WORKSTATION5",
+            "EventTime": "2020-09-21 11:59:35", "@timestamp": "2020-09-21T18:59:36.214Z", "EventID": 4688,
+            "SubjectUserName": "pgustavo", "SubjectDomainName": "THESHIRE", "CommandLine": "wevtutil cl Security",
+            "NewProcessName": "C:\\Windows\\System32\\wevtutil.exe"}
+    data = json.dumps(line).encode() + b"\n"
+    [row], ctx, _ = read(data)
+    assert str(row["@timestamp"]) == "2020-09-21 18:59:36.214000"
+    assert labels(row) == {"time_zone_source": "recorded", "time_field": "@timestamp"}
+    [note] = ctx.notes
+    assert "timed by their @timestamp" in note and "hint timezone" in note
+    [row], ctx, _ = read(data, hints={"timezone": "America/Los_Angeles"})
+    assert str(row["@timestamp"]) == "2020-09-21 18:59:35" and labels(row)["time_field"] == "EventTime"
+    assert ctx.notes == [] and row["process.command_line"] == "wevtutil cl Security"

@@ -71,6 +71,10 @@ class BadFlatRecord(ValueError):
     """The line is not a flat Windows event (no EventID, no time it can be read with)."""
 
 
+class ZoneMissing(BadFlatRecord):
+    """A time written without a zone, and no ``timezone`` hint to read it with."""
+
+
 def event_code(value: object) -> str:
     """EventID as text: a number, or digits."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
@@ -89,8 +93,8 @@ def parse_time(text: str, zone_hint: str | None, what: str) -> tuple[datetime, s
         zone = zone_from_hint(zone_hint)
         return to_utc(clock, zone), f"hint {zone_hint}"
     except ZoneUnknown:
-        raise BadFlatRecord(f"{what} '{text[:40]}' has no time zone; give the hint timezone=... "
-                            "(the collector's zone)") from None
+        raise ZoneMissing(f"{what} '{text[:40]}' has no time zone; give the hint timezone=... "
+                          "(the collector's zone)") from None
     except (BadTime, TimeOutOfRange, ValueError) as exc:
         raise BadFlatRecord(f"{what}: {exc}") from None
 
@@ -170,6 +174,25 @@ def is_flat_windows_event(obj: dict) -> bool:
             and not any(key in obj for key in ("TimeGenerated", "winlog", "Event")))
 
 
+def _record_time(obj: dict, zone_hint: str | None) -> tuple[datetime, str, str]:
+    """(naive UTC, how its zone is known, the key it came from): the first of ``_TIME_KEYS`` whose zone is
+    known. A time without a zone (and no hint) gives way to a later key that has one (old OTRF datasets
+    carry NXLog's zone-less ``EventTime`` and the shipper's ``@timestamp`` with a Z); with none, the
+    record is rejected for the first."""
+    missing: ZoneMissing | None = None
+    for key in _TIME_KEYS:
+        text = obj.get(key)
+        if not isinstance(text, str) or not text.strip():
+            continue
+        try:
+            moment, zone_source = parse_time(text, zone_hint, key)
+        except ZoneMissing as exc:
+            missing = missing or exc
+            continue
+        return moment, zone_source, key
+    raise missing or BadFlatRecord("no TimeCreated, EventTime or @timestamp text")
+
+
 class FlatWindowsNdjson:
     name = "windows_flat_ndjson"
     dataset = "windows"
@@ -193,6 +216,12 @@ class FlatWindowsNdjson:
                 ctx.reject(f"line {number}", f"not a Windows event record: {exc}")
                 continue
             clocks.compare(moment, record)
+            fields = dict(labels)
+            if fields.get("time_field") == "@timestamp" and any(
+                    isinstance(obj.get(k), str) and obj[k].strip() for k in _TIME_KEYS[:2]):
+                ctx.note("records whose TimeCreated/EventTime has no time zone were timed by their @timestamp "
+                         "(the shipper's time, written as UTC: labels.time_field); give the hint timezone=... "
+                         "to time them by the collector's clock instead")
             account = (text_value(obj.get("AccountName")), text_value(obj.get("Domain")))
             yield from events.add(number, line, record, account, labels=labels, keys_checked=True)
         yield from events.finish()
@@ -203,10 +232,7 @@ class FlatWindowsNdjson:
         """The record, its time and the labels saying how the time was read (``time_field`` when it is not
         ``TimeCreated``: NXLog's ``EventTime``, or a shipper's ``@timestamp``, which may be when it was shipped)."""
         code = event_code(obj.get("EventID"))
-        key = next((k for k in _TIME_KEYS if isinstance(obj.get(k), str) and obj[k].strip()), None)
-        if key is None:
-            raise BadFlatRecord("no TimeCreated, EventTime or @timestamp text")
-        moment, zone_source = parse_time(obj[key], zone_hint, key)
+        moment, zone_source, key = _record_time(obj, zone_hint)
         data = {k: v for k, v in obj.items()
                 if k not in ENVELOPE_KEYS and not (k == "EventType" and v in _NXLOG_EVENT_TYPES)}
         record_id = obj.get("EventRecordID", obj.get("RecordNumber"))
