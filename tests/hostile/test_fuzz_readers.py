@@ -82,13 +82,15 @@ FILE_LEVEL_REASONS = (
 )
 
 JSON_LINE_READERS = frozenset({"sentinel_officeactivity", "ual_ndjson", "evtx_dump_jsonl", "winlogbeat_ndjson",
-                               "macos_unified_log_ndjson", "eslogger", "sentinel_syslog", "sentinel_entra"})
+                               "macos_unified_log_ndjson", "eslogger", "sentinel_syslog", "sentinel_entra",
+                               "windows_flat_ndjson", "sentinel_windows"})
 JSON_ARRAY_READERS = frozenset({"entra_signin_json", "sentinel_officeactivity_array", "ual_json_array",
                                 "macos_unified_log_json", "sentinel_syslog_array", "sentinel_entra_array",
-                                "entra_audit_json"})
+                                "entra_audit_json", "sentinel_windows_array"})
 CSV_READERS = frozenset({"entra_signin_csv", "purview_csv", "ual_csv", "admin_audit_csv", "m365_message_trace_csv",
                          "m365_message_trace_report", "exchange_message_tracking", "exchange_message_tracking_csv",
-                         "exchange_message_tracking_export", "sentinel_entra_csv", "entra_audit_csv"})
+                         "exchange_message_tracking_export", "sentinel_entra_csv", "entra_audit_csv",
+                         "sentinel_windows_csv"})
 # Readers whose record is more than one line, or whose events depend on their
 # neighbours beyond what ``keeps_neighbours`` compares: damage to one line may
 # change the record that line belongs to, which is not a neighbour's loss.

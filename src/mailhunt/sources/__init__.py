@@ -21,14 +21,17 @@ from mailhunt.sources.m365_message_trace_report import MESSAGE_TRACE_REPORT_SOUR
 from mailhunt.sources.macos_unified_log import UNIFIED_LOG_SOURCES
 from mailhunt.sources.sentinel_entra import SENTINEL_ENTRA_SOURCES
 from mailhunt.sources.sentinel_syslog import SENTINEL_SYSLOG_SOURCES
+from mailhunt.sources.sentinel_windows import SENTINEL_WINDOWS_SOURCES
 from mailhunt.sources.shell_history import SHELL_HISTORY_SOURCES
 from mailhunt.sources.syslog import SyslogFile
 from mailhunt.sources.windows_evtx import WINDOWS_SOURCES
+from mailhunt.sources.windows_flat import FLAT_WINDOWS_SOURCES
 
 SOURCES: tuple[Source, ...] = (*ENTRA_SOURCES,
                                *ENTRA_AUDIT_SOURCES, *SENTINEL_ENTRA_SOURCES,
                                *M365_SOURCES, *EXCHANGE_ADMIN_AUDIT_SOURCES, *MESSAGE_TRACKING_SOURCES,
                                *MESSAGE_TRACE_SOURCES, *MESSAGE_TRACE_REPORT_SOURCES, *WINDOWS_SOURCES,
+                               *FLAT_WINDOWS_SOURCES, *SENTINEL_WINDOWS_SOURCES,
                                AuditdLog(), *UNIFIED_LOG_SOURCES, EsloggerLog(), *SENTINEL_SYSLOG_SOURCES,
                                *SHELL_HISTORY_SOURCES, SyslogFile())
 

@@ -380,7 +380,7 @@ def map_record(record: object) -> tuple[dict, dict | list]:
     event["event.outcome"] = "unknown"
     event["host.name"] = computer or None
     event["winlog.channel"] = channel or None
-    event["winlog.record_id"] = _int64(int(record_id)) if record_id and record_id.isdigit() else None
+    event["winlog.record_id"] = int64_from_text(record_id)
     event["user.id"] = _attribute(system.get("Security"), "UserID")
     event["labels"] = []
     data = event_data(event_node)

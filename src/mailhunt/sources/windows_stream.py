@@ -117,15 +117,19 @@ class WindowsEventStream:
 
     def add(self, locator: int, original: str, record: object,
             account: tuple[str | None, str | None] = (None, None),
-            file_record: int | None = None) -> Iterator[pa.Table]:
+            file_record: int | None = None, labels: tuple[tuple[str, str], ...] = (),
+            keys_checked: bool = False) -> Iterator[pa.Table]:
         """One parsed record: ``locator`` is where it is in the file, ``original`` its text as stored.
 
         ``account`` is (name, domain) of the record's user where the container
         resolved the SID (Winlogbeat does); it fills ``user.name`` when the
         record itself names no account. ``file_record`` is the record's number
-        in the EVTX file it came from, where the text form gives it.
+        in the EVTX file it came from, where the text form gives it. ``labels``
+        are what the container's reader says of the record (how its time was
+        read). ``keys_checked``: the reader already looked for keys named twice
+        in ``original`` (``record`` is then built from it, not parsed from it).
         """
-        event = self._map(locator, original, record, account)
+        event = self._map(locator, original, record, account, labels, keys_checked)
         if event is not None:
             self._check_gap(event, locator, self._file_record(locator, file_record))
             self._route(event)
@@ -207,15 +211,17 @@ class WindowsEventStream:
             yield self._flush()
 
     def _map(self, locator: int, original: str, record: object,
-             account: tuple[str | None, str | None]) -> dict | None:
+             account: tuple[str | None, str | None], labels: tuple[tuple[str, str], ...] = (),
+             keys_checked: bool = False) -> dict | None:
         try:
             event, data = map_record(record)
         except BadWindowsRecord as exc:
             self.ctx.reject(f"{self.unit} {locator}", f"not a Windows event record: {exc}")
             return None
-        repeated = duplicate_keys(original, record)
+        repeated = None if keys_checked else duplicate_keys(original, record)
         if repeated:
             self.ctx.flag_duplicate_keys(locator, repeated)
+        event["labels"].extend(labels)
         name, domain = account
         if name and not event["user.name"]:
             event["user.name"] = name
