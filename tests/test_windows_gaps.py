@@ -176,5 +176,10 @@ def test_public_filtered_exports_give_informational_gaps_and_the_real_clear_stil
     notes = {s.path.rsplit("/", 1)[-1]: s.notes for s in result.inputs}
     assert len(notes["ID4688-Clear_event_log_attempt__native_.evtx"]) == 1
     assert notes["ID104-1102-Event_log_cleared.evtx"] == []
-    [cleared] = [f for f in result.findings if f.actor == "admmig"]
+    # admmig's clears: the 1102/104 records, and, a year earlier, the wevtutil cl attempts of the 4688 sample
+    cleared, attempted = sorted((f for f in result.findings if f.actor == "admmig"), key=lambda f: f.events[0].timestamp,
+                                reverse=True)
     assert cleared.escalate and cleared.indicator == "audit_tampering"
+    assert {e.action for e in cleared.events} >= {"audit-log-cleared", "log-cleared"}
+    assert attempted.escalate and attempted.indicator == "audit_tampering"
+    assert {e.action for e in attempted.events} == {"process-created"}

@@ -11,7 +11,9 @@ Conventions:
   ``sql_utc_time``), which reject a time outside that range, and reject
   records whose time zone cannot be known; nothing guesses a local zone.
 - ``params`` maps cmdlet parameter names, lower-cased, to their values as text,
-  so one rule serves the audit log, the Exchange admin log and PowerShell logs.
+  so one rule serves the audit log, the Exchange admin log and PowerShell logs;
+  a System record whose data are numbered insertion strings (Service Control
+  Manager 7036, 7040) keeps them there as ``param1``, ``param2`` ...
 - ``event.original`` is the record exactly as the source wrote it.
 - ``log.file.path``/``log.file.sha256``/``log.record`` locate the record in the
   evidence (line number for text formats, record number for JSON arrays).
@@ -63,6 +65,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("powershell.file.script_block_text", pa.large_string(), "PowerShell script block text, reassembled when logged in parts"),
     Column("file.path", pa.string(), "File acted upon (created, written, renamed, deleted)"),
     Column("file.target_path", pa.string(), "New path of a renamed or copied file (mailhunt extension)"),
+    Column("registry.path", pa.string(), "Registry key or value acted upon, as logged (Sysmon TargetObject; 4657 ObjectName\\ObjectValueName)"),
+    Column("registry.data.strings", pa.string(), "Data written to a registry value, as logged (Sysmon Details, 4657 NewValue)"),
     Column("app.id", pa.string(), "Client application id (ClientAppId, else AppId: the client, not the API it called)"),
     Column("user_agent.original", pa.string(), "User agent or client info string"),
     Column("email.subject", pa.string(), "Subject of the message(s) acted upon, joined by ' | ' when several"),
@@ -74,7 +78,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("email.direction", pa.string(), "inbound, outbound or internal where the log says"),
     Column("email.item_count", pa.int64(), "Number of mail items the record acted on (1 when not stated)"),
     Column("rule.name", pa.string(), "Inbox or transport rule name"),
-    Column("params", PARAMS_TYPE, "Cmdlet parameters, names lower-cased"),
+    Column("params", PARAMS_TYPE, "Cmdlet parameters, names lower-cased; a System record's numbered insertion strings as param1, param2 ..."),
     Column("parameters", pa.string(), "Cmdlet parameters as one text: -Name value -Name value"),
     Column("organization.id", pa.string(), "Tenant or organization id"),
     Column("winlog.channel", pa.string(), "Windows event log channel (Security, MSExchange Management ...)"),

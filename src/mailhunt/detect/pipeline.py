@@ -23,6 +23,7 @@ from sigma.processing.transformations import (
 )
 
 from mailhunt.sources.windows_events import DATASETS as WINDOWS_DATASETS
+from mailhunt.sources.windows_events import REGISTRY_EVENT_TYPES
 
 FIELD_MAPPING: dict[str, str | list[str]] = {
     "Operation": "event.action",
@@ -61,6 +62,12 @@ FIELD_MAPPING: dict[str, str | list[str]] = {
     "SubjectUserName": "user.name",
     "SubjectUserSid": "user.id",
     "TargetUserName": "user.target.name",
+    "TargetObject": "registry.path",
+    "Details": "registry.data.strings",
+    "NewValue": "registry.data.strings",
+    "EventType": "event.action",
+    # System records' numbered insertion strings (Service Control Manager 7036: param1 the service, param2 its state)
+    **{f"param{number}": f"params.param{number}" for number in range(1, 10)},
 }
 
 
@@ -127,6 +134,11 @@ LOGSOURCES: tuple[LogsourceDatasets, ...] = (
                       actions=("process-created",)),
     LogsourceDatasets(WINDOWS, None, "file_event", ("windows.sysmon",), actions=("file-created",)),
     LogsourceDatasets(WINDOWS, None, "file_delete", ("windows.sysmon",), actions=("file-deleted",)),
+    LogsourceDatasets(WINDOWS, None, "registry_set", ("windows.sysmon",), actions=("SetValue",)),
+    LogsourceDatasets(WINDOWS, None, "registry_add", ("windows.sysmon",), actions=("CreateKey",)),
+    LogsourceDatasets(WINDOWS, None, "registry_delete", ("windows.sysmon",), actions=("DeleteKey", "DeleteValue")),
+    LogsourceDatasets(WINDOWS, None, "registry_rename", ("windows.sysmon",), actions=("RenameKey",)),
+    LogsourceDatasets(WINDOWS, None, "registry_event", ("windows.sysmon",), actions=REGISTRY_EVENT_TYPES),
     LogsourceDatasets("exchange", "message_tracking", None, ("exchange.message_tracking", "m365.message_trace")),
     LogsourceDatasets("linux", "auditd", None, ("linux.auditd", "linux.auoms")),
     LogsourceDatasets("linux", "syslog", None, ("unix.syslog",)),

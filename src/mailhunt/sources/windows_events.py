@@ -11,7 +11,9 @@ columns of the channel/EventID pairs that matter for mail-clearing hunts:
 - PowerShell 4103/800: the cmdlet and its bound parameters when the pipeline
   ran one cmdlet; 4104: the script block text (reassembled by
   ``ScriptBlockAssembler``);
-- Security 4688/4720/4723/4724/4738/1102, System 104, Sysmon 1/11/23/26.
+- Security 4688/4720/4723/4724/4738/1102/4657, System 104, Sysmon 1/11/12/13/14/23/26;
+- any System record's numbered insertion strings (Service Control Manager
+  7036, 7040 ...) as ``params`` ``param1``, ``param2`` ...
 
 Other records keep the common columns, so third-party Sigma rules on
 ``EventID``/``Channel`` still see them.
@@ -64,6 +66,12 @@ SYSMON_ACTIONS = {
     "23": "file-deleted",
     "26": "file-deleted",
 }
+# Sysmon 12/13/14 name what they did in EventType; event.action keeps Sysmon's word, which Security 4657's
+# OperationType is given too (a value created or modified is SetValue, as Sysmon logs both).
+SYSMON_REGISTRY_CODES = ("12", "13", "14")
+REGISTRY_EVENT_TYPES = ("CreateKey", "DeleteKey", "DeleteValue", "SetValue", "RenameKey")
+REGISTRY_OPERATIONS = {"%%1904": "SetValue", "%%1905": "SetValue", "%%1906": "DeleteValue"}
+_NUMBERED = re.compile(r"param\d+")
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 _SYSTEM_SIDS = ("S-1-5-18", "S-1-5-19", "S-1-5-20")
 
@@ -307,14 +315,38 @@ def _security(event: dict, code: str, data: dict | list) -> None:
         event["process.command_line"] = named.get("CommandLine")
         event["process.parent.executable"] = named.get("ParentProcessName")
         event["process.parent.name"] = _basename(named.get("ParentProcessName"))
+    elif code == "4657":
+        _registry_value_change(event, named)
     elif code in ("4720", "4723", "4724", "4738"):
         target = named.get("TargetUserName")
         domain = named.get("TargetDomainName")
         event["user.target.name"] = f"{domain}\\{target}" if target and domain and domain != "-" else target
 
 
-def _system(event: dict, code: str, data: dict | list) -> None:
+def _registry_value_change(event: dict, named: dict) -> None:
+    """Security 4657: the value's path (key and value name, as Sysmon's TargetObject has it) and new data."""
+    key, value = named.get("ObjectName"), named.get("ObjectValueName")
+    event["event.action"] = REGISTRY_OPERATIONS.get(named.get("OperationType") or "")
+    event["registry.path"] = f"{key}\\{value}" if key and value else key or None
+    event["registry.data.strings"] = named.get("NewValue")
+
+
+def numbered_insertion_strings(event_node: dict, data: dict | list) -> list[tuple[str, str | None]] | None:
+    """A record's numbered insertion strings as ``param1``, ``param2`` ...: the ``paramN`` members of its
+    EventData (named so by the EVTX, or by Winlogbeat for unnamed data), else its unnamed Data items in
+    order; None when it has neither."""
+    raw = event_node.get("EventData")
+    if not isinstance(raw, dict):
+        return None
+    named = [(k, _text(v)) for k, v in raw.items() if _NUMBERED.fullmatch(k)]
+    if isinstance(data, list) and not named:
+        return [(f"param{number}", value) for number, value in enumerate(data, start=1)] or None
+    return named or None
+
+
+def _system(event: dict, code: str, data: dict | list, event_node: dict) -> None:
     named = _named(data)
+    event["params"] = numbered_insertion_strings(event_node, data)
     if code == "104" and "eventlog" in (event["event.provider"] or "").lower():
         event["event.action"] = "log-cleared"
         _account(event, named.get("SubjectUserName"), named.get("SubjectDomainName"))
@@ -341,13 +373,17 @@ def _sysmon(event: dict, code: str, data: dict | list) -> None:
         event["process.parent.command_line"] = named.get("ParentCommandLine")
     elif code in ("11", "23", "26"):
         event["file.path"] = named.get("TargetFilename")
+    elif code in SYSMON_REGISTRY_CODES:
+        event_type = named.get("EventType")
+        event["event.action"] = event_type if event_type in REGISTRY_EVENT_TYPES else None
+        event["registry.path"] = named.get("TargetObject")
+        event["registry.data.strings"] = named.get("Details")
 
 
 CHANNEL_MAPPERS = {
     "windows.msexchange_management": _exchange_management,
     "windows.powershell": _powershell,
     "windows.security": _security,
-    "windows.system": _system,
     "windows.sysmon": _sysmon,
 }
 
@@ -384,9 +420,12 @@ def map_record(record: object) -> tuple[dict, dict | list]:
     event["user.id"] = _attribute(system.get("Security"), "UserID")
     event["labels"] = []
     data = event_data(event_node)
-    mapper = CHANNEL_MAPPERS.get(dataset)
-    if mapper:
-        mapper(event, code, data)
+    if dataset == "windows.system":
+        _system(event, code, data, event_node)
+    else:
+        mapper = CHANNEL_MAPPERS.get(dataset)
+        if mapper:
+            mapper(event, code, data)
     _user_type(event)
     if event["winlog.record_id"] is not None:
         event["event.id"] = event_id_from_record_id(f"windows.{computer.lower()}.{channel.lower()}",

@@ -37,8 +37,11 @@ from mailhunt.events import SCHEMA, sql_utc_time
 from mailhunt.sources.windows_events import (
     DATASET_BY_CHANNEL,
     OTHER_DATASET,
+    REGISTRY_EVENT_TYPES,
+    REGISTRY_OPERATIONS,
     SECURITY_ACTIONS,
     SYSMON_ACTIONS,
+    SYSMON_REGISTRY_CODES,
     cmdlet_fields,
     pipeline_fields,
 )
@@ -77,6 +80,13 @@ _PATHS = {
     "parent_command_line": ("EventData", "ParentCommandLine"),
     "sysmon_user": ("EventData", "User"),
     "target_filename": ("EventData", "TargetFilename"),
+    "target_object": ("EventData", "TargetObject"),
+    "details": ("EventData", "Details"),
+    "event_type": ("EventData", "EventType"),
+    "object_name": ("EventData", "ObjectName"),
+    "object_value_name": ("EventData", "ObjectValueName"),
+    "new_value": ("EventData", "NewValue"),
+    "operation_type": ("EventData", "OperationType"),
 }
 
 
@@ -96,6 +106,11 @@ def _flatten() -> str:
 def _case_map(expression: str, mapping: dict[str, str]) -> str:
     whens = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in mapping.items())
     return f"CASE {expression} {whens} END"
+
+
+def _sql_tuple(values: tuple[str, ...]) -> str:
+    """Constant text values as an SQL list for IN (they are the module's own words, never evidence)."""
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
 def _basename(expression: str) -> str:
@@ -162,19 +177,30 @@ WITH parsed AS (
   SELECT *, coalesce(known_dataset, '{OTHER_DATASET}') AS dataset FROM fields
 ), with_event_data AS (
   -- EventData of the records whose text fields Python's windows_events maps: MSExchange Management
-  -- cmdlets and PowerShell 800 hold a list of Data items, PowerShell 4103 named fields.
+  -- cmdlets and PowerShell 800 hold a list of Data items, PowerShell 4103 named fields, System records
+  -- their numbered insertion strings.
   SELECT *,
-    CASE WHEN dataset = 'windows.msexchange_management' OR (dataset = 'windows.powershell' AND code IN ('4103', '800'))
+    CASE WHEN dataset IN ('windows.msexchange_management', 'windows.system')
+              OR (dataset = 'windows.powershell' AND code IN ('4103', '800'))
          THEN TRY(json_extract(raw, '$.Event.EventData')) END AS ed
   FROM typed
 ), data_items AS (
   SELECT *,
-    CASE WHEN json_type(ed) = 'OBJECT' AND list_has_all(['Data', 'Binary', '#attributes'], json_keys(ed))
-              AND list_contains(json_keys(ed), 'Data')
-         THEN CASE WHEN json_type(ed->'Data') = 'OBJECT' THEN ed->'Data'->'#text' ELSE ed->'Data' END END AS data_node
+    coalesce(json_type(ed) = 'OBJECT' AND list_has_all(['Data', 'Binary', '#attributes'], json_keys(ed))
+             AND list_contains(json_keys(ed), 'Data'), false) AS data_shaped,
+    CASE WHEN data_shaped
+         THEN CASE WHEN json_type(ed->'Data') = 'OBJECT' THEN ed->'Data'->'#text' ELSE ed->'Data' END END AS data_node,
+    CASE WHEN dataset = 'windows.system' AND json_type(ed) = 'OBJECT'
+         THEN list_filter(json_keys(ed), lambda k: regexp_full_match(k, 'param[0-9]+')) END AS numbered_keys
   FROM with_event_data
 ), shaped AS (
-  SELECT * EXCLUDE (raw, ed, data_node),
+  SELECT * EXCLUDE (raw, ed, data_node, numbered_keys),
+    -- a System record's numbered insertion strings (windows_events.numbered_insertion_strings)
+    CASE WHEN len(numbered_keys) > 0
+         THEN MAP(numbered_keys, list_transform(numbered_keys, lambda k: json_extract_string(ed, '$.' || k))) END
+      AS numbered_named,
+    coalesce(len(numbered_keys) > 0 AND NOT list_bool_and(list_transform(numbered_keys,
+             lambda k: json_type(ed, '$.' || k) IN ('VARCHAR', 'NULL'))), false) AS numbered_not_text,
     CASE WHEN json_type(data_node) = 'ARRAY'
               AND list_bool_and(list_transform(json_extract(data_node, '$[*]'),
                                                lambda x: json_type(x) IN ('VARCHAR', 'NULL')))
@@ -237,6 +263,7 @@ WITH parsed AS (
       OR (dataset = 'windows.msexchange_management' AND items IS NULL)
       OR (is_cmdlet AND regexp_matches(coalesce(items[7], ''), '[^\x00-\x7f]'))
       OR (dataset = 'windows.powershell' AND code = '4103' AND NOT named_texts)
+      OR (dataset = 'windows.system' AND (numbered_not_text OR (numbered_named IS NULL AND data_shaped AND items IS NULL)))
       OR (dataset = 'windows.powershell' AND code = '800' AND items IS NULL)
       OR regexp_matches(coalesce(ps_context, ''), '{_PY_ONLY_SPACE}')
       OR (dataset = 'windows.powershell' AND code = '4104' AND coalesce(TRY_CAST({_v('message_total')} AS BIGINT), 1) > 1
@@ -286,7 +313,10 @@ SELECT
     AS "event.id",
   ts AS "@timestamp",
   CASE
+    WHEN dataset = 'windows.security' AND code = '4657' THEN {_case_map(_v('operation_type'), REGISTRY_OPERATIONS)}
     WHEN dataset = 'windows.security' THEN {_case_map('code', SECURITY_ACTIONS)}
+    WHEN dataset = 'windows.sysmon' AND code IN {_sql_tuple(SYSMON_REGISTRY_CODES)}
+      THEN CASE WHEN {_v('event_type')} IN {_sql_tuple(REGISTRY_EVENT_TYPES)} THEN {_v('event_type')} END
     WHEN dataset = 'windows.sysmon' THEN {_case_map('code', SYSMON_ACTIONS)}
     WHEN dataset = 'windows.system' AND code = '104' AND contains(lower(coalesce({_v('provider')}, '')), 'eventlog')
       THEN 'log-cleared'
@@ -317,7 +347,9 @@ SELECT
     WHEN is_cmdlet OR dataset = 'windows.powershell' THEN t_target
   END AS "user.target.name",
   CASE WHEN is_cmdlet OR dataset = 'windows.powershell' THEN t_rule END AS "rule.name",
-  CASE WHEN is_cmdlet OR dataset = 'windows.powershell' THEN t_params END AS "params",
+  CASE WHEN is_cmdlet OR dataset = 'windows.powershell' THEN t_params
+       WHEN dataset = 'windows.system' THEN coalesce(numbered_named, CASE WHEN len(items) > 0 THEN
+         MAP(list_transform(range(1, len(items) + 1), lambda i: 'param' || i), items) END) END AS "params",
   CASE WHEN is_cmdlet OR dataset = 'windows.powershell' THEN t_parameters END AS "parameters",
   CASE WHEN dataset = 'windows.security' AND code = '4688' THEN {_pid(_v('new_process_id'))}
        WHEN dataset = 'windows.sysmon' THEN {_pid(_v('process_id'))}
@@ -344,6 +376,13 @@ SELECT
     AS "powershell.file.script_block_text",
   CASE WHEN dataset = 'windows.powershell' AND code = '4104' THEN nullif({_v('script_path')}, '')
        WHEN dataset = 'windows.sysmon' AND code IN ('11', '23', '26') THEN {_v('target_filename')} END AS "file.path",
+  CASE WHEN dataset = 'windows.sysmon' AND code IN {_sql_tuple(SYSMON_REGISTRY_CODES)} THEN {_v('target_object')}
+       WHEN dataset = 'windows.security' AND code = '4657' THEN
+         CASE WHEN nullif({_v('object_name')}, '') IS NOT NULL AND nullif({_v('object_value_name')}, '') IS NOT NULL
+              THEN {_v('object_name')} || '\\' || {_v('object_value_name')} ELSE nullif({_v('object_name')}, '') END
+  END AS "registry.path",
+  CASE WHEN dataset = 'windows.sysmon' AND code IN {_sql_tuple(SYSMON_REGISTRY_CODES)} THEN {_v('details')}
+       WHEN dataset = 'windows.security' AND code = '4657' THEN {_v('new_value')} END AS "registry.data.strings",
   nullif(computer, '') AS "host.name",
   nullif(channel, '') AS "winlog.channel",
   record_id AS "winlog.record_id",
