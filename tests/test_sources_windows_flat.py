@@ -358,8 +358,9 @@ def test_hunt_over_an_otrf_zip_runs_end_to_end(tmp_path):
     document = json.loads((out / "findings.json").read_text())
     [source] = [s for s in document["inputs"] if s["format"] == "windows_flat_ndjson"]
     assert source["records"] == 8705 and source["rejected"] == 0
-    cleared = [f for f in document["findings"] if f["rule"]["title"] == "Windows Event Log Cleared"]
-    assert cleared and sum(f["event_count"] for f in cleared) == 2, "the two System 104 log clears"
+    cleared = [e for f in document["findings"] if "Windows Event Log Cleared" in {r["title"] for r in f["rules"]}
+               for e in f["evidence"] if e["action"] == "log-cleared"]
+    assert len(cleared) == 2, "the two System 104 log clears"
 
 
 @pytest.mark.parametrize("record_id", ['"\\u00b2"', '"\\u0661\\u0662"', '"99999999999999999999"', '"-3"', "true"])
