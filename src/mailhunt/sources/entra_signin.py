@@ -19,7 +19,6 @@ and AS number in ``labels``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import BinaryIO
@@ -28,10 +27,11 @@ import pyarrow as pa
 
 from mailhunt.events import (
     TimeOutOfRange,
+    ZoneMissing,
     event_id_from_raw,
     event_id_from_record_id,
     new_event,
-    utc_time,
+    utc_from_text,
 )
 from mailhunt.sources.base import ReadContext, event_batches
 from mailhunt.sources.csv_text import csv_rows
@@ -48,7 +48,6 @@ ACTION = "Sign-in activity"
 PROVIDER = "AzureActiveDirectory"
 BATCH = 20_000
 JSON_KEYS = ("createdDateTime", "userPrincipalName")
-_FRACTION = re.compile(r"(\.\d{1,6})\d*")
 _US_TIME = "%m/%d/%Y, %I:%M:%S %p"
 
 
@@ -61,22 +60,12 @@ def parse_time(text: str, zone_stated_by_header: bool) -> datetime:
     value = (text or "").strip()
     if not value:
         raise BadSignIn("no time")
-    value = _FRACTION.sub(r"\1", value.replace("Z", "+00:00"))
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        try:
-            moment = datetime.strptime(value, _US_TIME)
-        except ValueError:
-            raise BadSignIn(f"time '{text[:40]}' is not ISO-8601") from None
-    if moment.tzinfo is None:
-        if not zone_stated_by_header:
-            raise BadSignIn(f"time '{text[:40]}' has no time zone")
-        return moment
-    try:
-        return utc_time(moment)
-    except TimeOutOfRange as exc:
+        return utc_from_text(value, (_US_TIME,), zone_less_is_utc=zone_stated_by_header)
+    except (TimeOutOfRange, ZoneMissing) as exc:
         raise BadSignIn(str(exc)) from None
+    except ValueError:
+        raise BadSignIn(f"time '{text[:40]}' is not ISO-8601") from None
 
 
 def _country(text: str | None) -> str | None:
