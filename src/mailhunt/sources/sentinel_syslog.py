@@ -8,7 +8,8 @@ Recognized by ``SyslogMessage`` with ``Facility``/``ProcessName``. Two kinds of 
   names it (``audit_user`` when set, else ``user``). Time from ``audit(EPOCH)``, UTC.
 - any other row: a ``unix.syslog`` event whose program is ``ProcessName`` and whose
   message is read like a syslog file's (sudo, sshd, dovecot, postsuper). Time
-  from ``EventTime``/``TimeGenerated`` (ISO 8601 with Z), UTC.
+  from ``EventTime``/``TimeGenerated`` (ISO 8601 with Z), UTC; Log Analytics stores every
+  datetime in UTC, so a value written without a zone is UTC (never the machine's zone).
 """
 
 from __future__ import annotations
