@@ -14,7 +14,9 @@ Interrupted is unknown), else from the error code (0 success, the codes of an
 interrupted sign-in unknown, any other failure); ``user.name`` the UPN lower-cased;
 ``app.id`` the application id lower-cased; the country code in
 ``source.geo.country_iso_code``; application name, client app, failure reason
-and AS number in ``labels``.
+and AS number in ``labels``; the user's display name (``userDisplayName``, the
+CSV's ``User``) in ``labels.user_display_name``, which pairs the UPN with the
+name other logs write (an Exchange caller ``corp.example.com/IT/Legal Compliance``).
 """
 
 from __future__ import annotations
@@ -167,6 +169,7 @@ class EntraSignInJson:
                 error_code=text_value(status.get("errorCode")), status=None,
                 tenant=text["resourceTenantId"] or text["homeTenantId"],
                 labels={"app_name": member.get("appDisplayName"), "client_app": member.get("clientAppUsed"),
+                        "user_display_name": text_value(member.get("userDisplayName")),
                         "failure_reason": status.get("failureReason"),
                         "asn": member.get("autonomousSystemNumber"),
                         "interactive": member.get("isInteractive")},
@@ -220,6 +223,7 @@ class EntraSignInCsv:
                 error_code=_csv_code(row.get("sign-in error code")), status=row.get("status"),
                 tenant=row.get("resource tenant id") or row.get("home tenant id"),
                 labels={"app_name": row.get("application"), "client_app": row.get("client app"),
+                        "user_display_name": row.get("user"),
                         "failure_reason": row.get("failure reason"),
                         "asn": row.get("autonomous system number"), "location": location},
                 path=ctx.path, sha256=ctx.sha256, locator=line)
