@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 
 from mailhunt.sources import SNIFF_BYTES, ReadContext, identify, read_events
-from tests.corpus import REPO
+from tests.corpus import PUBLIC, REPO
 
-FIXTURE_DIRS = (REPO / "tests" / "fixtures", REPO / "tests" / "hostile" / "fixtures")
-FIXTURES = sorted(p for d in FIXTURE_DIRS for p in d.rglob("*") if p.is_file() and not p.name.endswith((".yml", ".md"))
-                  and not p.name.startswith("bad_"))
+# The project's fixtures and the public samples (real EVTX, UAL, Purview, auditd, Sysmon) where present.
+FIXTURE_DIRS = (REPO / "tests" / "fixtures", REPO / "tests" / "hostile" / "fixtures", PUBLIC)
+FIXTURES = sorted(p for d in FIXTURE_DIRS if d.is_dir() for p in d.rglob("*")
+                  if p.is_file() and not p.name.endswith((".yml", ".md")) and not p.name.startswith("bad_"))
 
 
 def _read(path: Path) -> tuple[str, list, list]:
@@ -43,7 +44,11 @@ def machine_zone(monkeypatch):
     time.tzset()
 
 
-@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: str(p.relative_to(REPO / "tests")))
+def _label(path: Path) -> str:
+    return str(path.relative_to(PUBLIC.parent) if path.is_relative_to(PUBLIC) else path.relative_to(REPO / "tests"))
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=_label)
 def test_a_reader_reads_the_same_utc_times_in_any_machine_zone(path, machine_zone):
     machine_zone("UTC")
     name, in_utc, rejected_in_utc = _read(path)
