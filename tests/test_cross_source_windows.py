@@ -39,10 +39,13 @@ def test_export_and_script_block_removal_correlate_across_identity_spellings(tmp
     assert any("jsmith" in note for note in finding["actor_resolution"])
 
 
-def test_without_the_address_the_spellings_stay_apart(tmp_path):
+def test_without_the_address_the_sid_both_records_carry_joins_the_spellings(tmp_path):
     document = run(tmp_path, EVIDENCE[:2])
-    assert not [f for f in document["findings"] if f["indicator"] == "export_then_deletion"
-                and f["rule"]["title"] == WINDOWS_SEQUENCE]
+    [finding] = [f for f in document["findings"] if f["indicator"] == "export_then_deletion"
+                 and f["rule"]["title"] == WINDOWS_SEQUENCE]
+    assert finding["actor"] == "CORP\\jsmith"
+    assert finding["actor_resolution"] == [
+        "jsmith taken as CORP\\jsmith: SID S-1-5-21-3623811015-3361044348-30300820-1013 is logged with CORP\\jsmith, jsmith"]
 
 
 def test_script_block_with_only_a_sid_joins_the_actor_named_elsewhere_with_that_sid(tmp_path):

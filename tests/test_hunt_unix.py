@@ -23,11 +23,16 @@ def _findings(document):
     return {(f["indicator"], f["actor"]) for f in document["findings"]}
 
 
-def test_findings_name_the_actor_as_logged(unix_case):
+def test_findings_name_the_person(unix_case):
     _, document = unix_case
     found = _findings(document)
     assert ("unix_mail_utility_deletion", "mallory") in found
-    assert ("applescript_mail_deletion", "501") in found
+    # Endpoint Security logs uid 501 only; its records on this Mac work in /Users/alice
+    assert ("applescript_mail_deletion", "alice") in found
+    [applescript] = [f for f in document["findings"] if f["indicator"] == "applescript_mail_deletion"]
+    assert applescript["actor_resolution"] and all(
+        note.startswith("501 taken as alice: uid 501 is alice") and "home folder of alice" in note
+        for note in applescript["actor_resolution"])
     assert ("local_mail_store_tampering", "alice") in found
     assert ("local_mail_store_tampering", "bob") in found
     assert ("unix_mail_utility_deletion", "carol") in found

@@ -18,16 +18,16 @@ runner = CliRunner()
 GOLDEN = Path(__file__).parent / "golden" / "export"
 UPDATE_GOLDEN = os.environ.get("MAILHUNT_UPDATE_GOLDEN") == "1"
 
-# A plain selection, cmdlet parameters (exists / not), a field of several platform fields, and the
+# A plain selection, cmdlet parameters (exists / not), a field of several platform fields (the subject), and the
 # correlations each target can express.
 GOLDEN_RULES = {
-    "splunk": ["m365_mailbox_export_request", "m365_compliance_search_purge", "m365_sent_items_deletion",
+    "splunk": ["m365_mailbox_export_request", "m365_compliance_search_purge", "m365_security_notification_deletion",
                "m365_inbox_rule_burst", "windows_mail_store_tampering_in_process_creation"],
-    "esql": ["m365_mailbox_export_request", "m365_compliance_search_purge", "m365_sent_items_deletion",
+    "esql": ["m365_mailbox_export_request", "m365_compliance_search_purge", "m365_security_notification_deletion",
              "m365_inbox_rule_burst", "windows_script_block_cleanup_step"],
-    "eql": ["m365_mailbox_export_request", "m365_compliance_search_purge", "m365_sent_items_deletion",
+    "eql": ["m365_mailbox_export_request", "m365_compliance_search_purge", "m365_security_notification_deletion",
             "m365_export_then_cleanup_by_actor", "windows_mail_store_file_deleted"],
-    "lucene": ["m365_mailbox_export_request", "m365_compliance_search_purge", "m365_sent_items_deletion",
+    "lucene": ["m365_mailbox_export_request", "m365_compliance_search_purge", "m365_security_notification_deletion",
                "windows_outlook_com_item_deletion"],
     "kusto": ["m365_mailbox_export_request", "m365_compliance_search_purge", "m365_inbox_rule_hides_mail",
               "windows_mail_cmdlet_in_process_creation"],
@@ -98,7 +98,8 @@ def test_fields_without_a_counterpart_are_named(exported):
     for target in TARGETS:
         reason = exported[target]["m365_new_app_mail_access"].reason
         assert "app.new" in reason and "baseline" in reason
-    assert "email.folder" in exported["kusto"]["m365_sent_items_deletion"].reason
+    assert "Subject" in exported["kusto"]["m365_security_notification_deletion"].reason
+    assert "email.message_id" in exported["splunk"]["m365_sent_items_deletion"].reason
     parameters = exported["splunk"]["m365_compliance_search_purge"]
     assert parameters.fields == {"Operation": "Operation", "params.purge": "param_purge"}
     assert any("Security & Compliance" in note for note in parameters.notes)

@@ -6,10 +6,12 @@ pipeline and the reports all take their column list from here.
 
 Conventions:
 - ``@timestamp`` is a naive ``datetime`` in UTC, within years 1 to 9999 (what
-  Python, Arrow and every report agree on). Readers convert explicitly with
-  ``utc_time``/``utc_from_offset``/``utc_from_epoch`` (SQL mappings with
-  ``sql_utc_time``), which reject a time outside that range, and reject
-  records whose time zone cannot be known; nothing guesses a local zone.
+  Python, Arrow and every report agree on). Readers parse time text with
+  ``utc_from_text`` (or ``parse_time_text`` for a wall clock whose zone they
+  settle themselves) and convert with ``utc_time``/``utc_from_offset``/
+  ``utc_from_epoch`` (SQL mappings with ``sql_utc_time``); these reject a
+  time outside that range, and a time without a zone unless the reader's
+  format defines it as UTC. Nothing reads the machine's zone.
 - ``params`` maps cmdlet parameter names, lower-cased, to their values as text,
   so one rule serves the audit log, the Exchange admin log and PowerShell logs;
   a System record whose data are numbered insertion strings (Service Control
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import overload
@@ -181,6 +184,52 @@ def utc_from_epoch(seconds: float) -> datetime:
         return datetime.fromtimestamp(seconds, tz=UTC).replace(tzinfo=None)
     except (OverflowError, OSError, ValueError):
         raise out_of_range(f"epoch {seconds}") from None
+
+
+class ZoneMissing(ValueError):
+    """A time written without a zone where the format does not define one: the record is rejected."""
+
+
+def parse_time_text(text: str, formats: Sequence[str] = (), *, iso: bool = True) -> datetime:
+    """Time text as written: aware when the text states a zone or offset, naive (a wall clock) when not.
+
+    Tried as ISO 8601 (``T`` or a space between date and time, a fraction of
+    any length cut to microseconds, ``Z``/``+hh:mm``/``+hhmm``) unless ``iso``
+    is false, then as each ``strptime`` pattern of ``formats`` in turn. The
+    machine's own zone is never consulted: a naive result means the text named
+    no zone, and the caller decides what that means (``utc_from_text``).
+    Raises ``TimeOutOfRange`` for a year outside 1-9999, else ValueError."""
+    value = text.strip()
+    if iso:
+        try:
+            return datetime.fromisoformat(value[:-1] + "+00:00" if value[-1:] in ("Z", "z") else value)
+        except ValueError:
+            pass
+    for pattern in formats:
+        try:
+            return datetime.strptime(value, pattern)
+        except ValueError:
+            continue
+    if iso_year_outside_range(value):
+        raise out_of_range(text)
+    expected = ["ISO 8601"] if iso else []
+    expected.extend(f"'{pattern}'" for pattern in formats)
+    raise ValueError(f"time '{text[:40]}' is not {' or '.join(expected)}")
+
+
+def utc_from_text(text: str, formats: Sequence[str] = (), *, zone_less_is_utc: bool = False) -> datetime:
+    """The one reading of a time written as text into ``@timestamp`` (naive UTC).
+
+    A time with a zone or offset is converted with it. A time without one is
+    UTC only where the reader's format defines it so (``zone_less_is_utc``,
+    which the reader's docstring and docs/sources.md state); otherwise it is
+    rejected with ``ZoneMissing``. ``formats`` as for ``parse_time_text``."""
+    moment = parse_time_text(text, formats)
+    if moment.tzinfo is None:
+        if not zone_less_is_utc:
+            raise ZoneMissing(f"time '{text.strip()[:40]}' has no time zone")
+        moment = moment.replace(tzinfo=UTC)
+    return utc_time(moment)
 
 
 def sql_within_time_range(expression: str) -> str:

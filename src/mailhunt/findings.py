@@ -168,6 +168,7 @@ class Finding:
     severity: str = "medium"
     reasons: list[str] = field(default_factory=list)
     actor_resolution: list[str] = field(default_factory=list)
+    actor_aliases: list[str] = field(default_factory=list)
     l1: list[L1Step] = field(default_factory=list)
     baseline: dict | None = None
 
@@ -218,6 +219,7 @@ class Finding:
             "attack": self.attack,
             "actor": self.actor,
             "actor_resolution": self.actor_resolution,
+            "actor_aliases": self.actor_aliases,
             "targets": self.targets,
             "host": self.host,
             "first_seen": iso_z(self.first_seen),

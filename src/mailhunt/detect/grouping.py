@@ -62,9 +62,10 @@ def _severity(level: str) -> str:
 
 
 def identity_notes(store: CaseStore) -> dict[str, str]:
-    """Logged name -> how it was resolved to another actor (configured or inferred)."""
+    """Logged name -> how it was resolved to another actor (configured or inferred), or why it was left as
+    logged although the evidence names it otherwise (a uid paired with two names on one host)."""
     return dict(store.db.execute(
-        "SELECT alias, note FROM identities WHERE basis <> 'as logged' AND alias <> actor").fetchall())
+        "SELECT alias, note FROM identities WHERE note <> '' AND (basis = 'as logged' OR alias <> actor)").fetchall())
 
 
 # Bursts in SQL: detections of one indicator by one actor (the account of a
@@ -177,6 +178,7 @@ def _finding(rules: list[LoadedRule], events: Sequence[EvidenceEvent], notes: di
         events=events,
         severity=_severity(ordered_rules[0].level),
         actor_resolution=sorted({notes[a] for a in logged if a in notes}),
+        actor_aliases=sorted(a for a in logged if a and a != events[0].actor),
     )
 
 

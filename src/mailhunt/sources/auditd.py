@@ -31,7 +31,12 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
-from mailhunt.events import event_id_from_record_id, utc_from_epoch
+from mailhunt.events import (
+    TimeOutOfRange,
+    event_id_from_record_id,
+    parse_time_text,
+    utc_from_epoch,
+)
 from mailhunt.sources.base import ReadContext
 from mailhunt.sources.json_values import int64_from_text
 from mailhunt.sources.linux_syscalls import (
@@ -175,12 +180,12 @@ def parse_record(number: int, text: str, escaped: bool) -> AuditRecord:
 def parse_time(stamp: str) -> datetime:
     if _RAW_STAMP.match(stamp):
         return utc_from_epoch(float(stamp))
-    for pattern in _INTERPRETED_TIME:
-        try:
-            return datetime.strptime(stamp, pattern)
-        except ValueError:
-            continue
-    raise ValueError(f"time '{stamp}' is neither EPOCH.millis nor an ausearch -i date")
+    try:
+        return parse_time_text(stamp, _INTERPRETED_TIME, iso=False)
+    except TimeOutOfRange:
+        raise
+    except ValueError:
+        raise ValueError(f"time '{stamp}' is neither EPOCH.millis nor an ausearch -i date") from None
 
 
 @dataclass

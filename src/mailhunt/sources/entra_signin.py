@@ -14,12 +14,13 @@ Interrupted is unknown), else from the error code (0 success, the codes of an
 interrupted sign-in unknown, any other failure); ``user.name`` the UPN lower-cased;
 ``app.id`` the application id lower-cased; the country code in
 ``source.geo.country_iso_code``; application name, client app, failure reason
-and AS number in ``labels``.
+and AS number in ``labels``; the user's display name (``userDisplayName``, the
+CSV's ``User``) in ``labels.user_display_name``, which pairs the UPN with the
+name other logs write (an Exchange caller ``corp.example.com/IT/Legal Compliance``).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import BinaryIO
@@ -28,10 +29,11 @@ import pyarrow as pa
 
 from mailhunt.events import (
     TimeOutOfRange,
+    ZoneMissing,
     event_id_from_raw,
     event_id_from_record_id,
     new_event,
-    utc_time,
+    utc_from_text,
 )
 from mailhunt.sources.base import ReadContext, event_batches
 from mailhunt.sources.csv_text import csv_rows
@@ -48,7 +50,6 @@ ACTION = "Sign-in activity"
 PROVIDER = "AzureActiveDirectory"
 BATCH = 20_000
 JSON_KEYS = ("createdDateTime", "userPrincipalName")
-_FRACTION = re.compile(r"(\.\d{1,6})\d*")
 # The US-locale times of the admin center's and the Log Analytics portal's CSV ("8/2/2021, 1:29:25.983 PM").
 _US_TIMES = ("%m/%d/%Y, %I:%M:%S %p", "%m/%d/%Y, %I:%M:%S.%f %p")
 
@@ -62,31 +63,12 @@ def parse_time(text: str, zone_stated_by_header: bool) -> datetime:
     value = (text or "").strip()
     if not value:
         raise BadSignIn("no time")
-    value = _FRACTION.sub(r"\1", value.replace("Z", "+00:00"))
-    moment: datetime | None
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        moment = _us_time(value)
-    if moment is None:
-        raise BadSignIn(f"time '{text[:40]}' is not ISO-8601")
-    if moment.tzinfo is None:
-        if not zone_stated_by_header:
-            raise BadSignIn(f"time '{text[:40]}' has no time zone")
-        return moment
-    try:
-        return utc_time(moment)
-    except TimeOutOfRange as exc:
+        return utc_from_text(value, _US_TIMES, zone_less_is_utc=zone_stated_by_header)
+    except (TimeOutOfRange, ZoneMissing) as exc:
         raise BadSignIn(str(exc)) from None
-
-
-def _us_time(value: str) -> datetime | None:
-    for layout in _US_TIMES:
-        try:
-            return datetime.strptime(value, layout)
-        except ValueError:
-            continue
-    return None
+    except ValueError:
+        raise BadSignIn(f"time '{text[:40]}' is not ISO-8601") from None
 
 
 def _country(text: str | None) -> str | None:
@@ -188,6 +170,7 @@ class EntraSignInJson:
                 error_code=text_value(status.get("errorCode")), status=None,
                 tenant=text["resourceTenantId"] or text["homeTenantId"],
                 labels={"app_name": member.get("appDisplayName"), "client_app": member.get("clientAppUsed"),
+                        "user_display_name": text_value(member.get("userDisplayName")),
                         "failure_reason": status.get("failureReason"),
                         "asn": member.get("autonomousSystemNumber"),
                         "interactive": member.get("isInteractive")},
@@ -283,6 +266,7 @@ class EntraSignInCsv:
                 error_code=_csv_code(row.get("sign-in error code")), status=row.get("status"),
                 tenant=row.get("resource tenant id") or row.get("home tenant id"),
                 labels={"app_name": row.get("application"), "client_app": row.get("client app"),
+                        "user_display_name": row.get("user"),
                         "failure_reason": row.get("failure reason"),
                         "asn": row.get("autonomous system number"), "location": location},
                 path=ctx.path, sha256=ctx.sha256, locator=line)

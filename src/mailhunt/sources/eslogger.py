@@ -18,14 +18,13 @@ NOTIFY_EXEC, 25 NOTIFY_RENAME, 32 NOTIFY_UNLINK, 33 NOTIFY_WRITE, 13 NOTIFY_CREA
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import BinaryIO
 
 import pyarrow as pa
 
-from mailhunt.events import utc_time
+from mailhunt.events import utc_from_text
 from mailhunt.sources.base import ReadContext
 from mailhunt.sources.json_values import int64_value
 from mailhunt.sources.macos_json import first_object, json_object_lines
@@ -38,14 +37,11 @@ from mailhunt.sources.unix_common import (
 
 DATASET = "macos.eslogger"
 UNSET_IDS = (4294967295, -1)
-_FRACTION = re.compile(r"\.(\d{6})\d*")
 
 
 def parse_time(text: str) -> datetime:
-    stamp = datetime.fromisoformat(_FRACTION.sub(r".\1", text))
-    if stamp.tzinfo is None:
-        raise ValueError(f"time '{text}' has no zone")
-    return utc_time(stamp)
+    """``time``: ISO 8601 with its zone (eslogger writes Z); a time without one is rejected."""
+    return utc_from_text(text)
 
 
 def _path(node) -> str | None:

@@ -54,7 +54,13 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
-from mailhunt.events import event_id_from_raw, new_event, utc_time
+from mailhunt.events import (
+    TimeOutOfRange,
+    ZoneMissing,
+    event_id_from_raw,
+    new_event,
+    utc_from_text,
+)
 from mailhunt.sources.base import (
     ROW_GROUP_ROWS,
     ReadContext,
@@ -101,12 +107,13 @@ def _timestamp(text: str) -> datetime:
     """UTC time of an ISO-8601 ``date-time``; raises ValueError naming the problem."""
     value = text.strip()
     try:
-        moment = datetime.fromisoformat(value)
+        return utc_from_text(value)
+    except ZoneMissing:
+        raise ValueError(f"date-time '{value[:40]}' has no zone (message tracking writes UTC with Z)") from None
+    except TimeOutOfRange:
+        raise
     except ValueError:
         raise ValueError(f"date-time '{value[:40]}' is not an ISO-8601 time") from None
-    if moment.tzinfo is None:
-        raise ValueError(f"date-time '{value[:40]}' has no zone (message tracking writes UTC with Z)")
-    return utc_time(moment)
 
 
 def _lower(text: str | None) -> str | None:

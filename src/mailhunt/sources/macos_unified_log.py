@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
-from mailhunt.events import utc_time
+from mailhunt.events import utc_from_text
 from mailhunt.sources.base import ReadContext
 from mailhunt.sources.json_values import int64_value, text_value
 from mailhunt.sources.local_time import BadTime
@@ -29,13 +29,8 @@ TIME_FORMATS = ("%Y-%m-%d %H:%M:%S.%f%z", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%dT%H:%M
 
 
 def parse_timestamp(text: str) -> datetime:
-    for pattern in TIME_FORMATS:
-        try:
-            stamp = datetime.strptime(text, pattern)
-        except ValueError:
-            continue
-        return utc_time(stamp)
-    raise ValueError(f"timestamp '{text[:40]}' is not 'YYYY-MM-DD HH:MM:SS.ffffff+ZZZZ'")
+    """``timestamp`` with its offset; a timestamp without one is rejected, never read in a local zone."""
+    return utc_from_text(text, TIME_FORMATS)
 
 
 def is_unified_log_entry(obj: dict | None) -> bool:

@@ -8,19 +8,20 @@ Recognized by ``SyslogMessage`` with ``Facility``/``ProcessName``. Two kinds of 
   names it (``audit_user`` when set, else ``user``). Time from ``audit(EPOCH)``, UTC.
 - any other row: a ``unix.syslog`` event whose program is ``ProcessName`` and whose
   message is read like a syslog file's (sudo, sshd, dovecot, postsuper). Time
-  from ``EventTime``/``TimeGenerated`` (ISO 8601 with Z), UTC.
+  from ``EventTime``/``TimeGenerated`` (ISO 8601 with Z), UTC; Log Analytics stores every
+  datetime in UTC, so a value written without a zone is UTC (never the machine's zone).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import BinaryIO
 
 import pyarrow as pa
 
-from mailhunt.events import event_id_from_record_id, utc_from_epoch, utc_time
+from mailhunt.events import event_id_from_record_id, utc_from_epoch, utc_from_text
 from mailhunt.sources.auditd import parse_fields
 from mailhunt.sources.base import ReadContext
 from mailhunt.sources.json_values import int64_from_text, int64_value, text_value
@@ -37,10 +38,9 @@ UNSET = ("unset", "4294967295", "-1", "")
 
 
 def _iso(text: str) -> datetime:
-    """TimeGenerated, which Sentinel writes in UTC (a zone-less value is UTC by the table's definition)."""
-    # The replace stays: unlike fromisoformat's own "Z" handling, it also reads a date-only "2024-01-01Z".
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))  # noqa: FURB162
-    return utc_time(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    """EventTime/TimeGenerated, which Sentinel writes in UTC: a zone-less value is UTC by the table's
+    definition (Log Analytics stores every datetime in UTC), never the machine's zone."""
+    return utc_from_text(text, zone_less_is_utc=True)
 
 
 def is_sentinel_syslog_row(obj: dict | None) -> bool:

@@ -27,7 +27,12 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
-from mailhunt.events import TimeOutOfRange, utc_from_epoch, utc_time
+from mailhunt.events import (
+    TimeOutOfRange,
+    parse_time_text,
+    utc_from_epoch,
+    utc_from_text,
+)
 from mailhunt.sources.base import ReadContext
 from mailhunt.sources.json_values import int64_from_text
 from mailhunt.sources.syslog_messages import interpret_message
@@ -55,10 +60,8 @@ _FILE_DATE = re.compile(r"(?<!\d)(20\d\d)(\d\d)(\d\d)(?!\d)")
 
 
 def _utc(text: str) -> datetime:
-    stamp = datetime.fromisoformat(text)
-    if stamp.tzinfo is None:
-        raise ValueError("time has no offset")
-    return utc_time(stamp)
+    """An RFC 5424/3339 time, which carries its offset (the pattern requires it)."""
+    return utc_from_text(text)
 
 
 class YearResolver:
@@ -190,7 +193,8 @@ class SyslogFile:
             raise ValueError("RFC 3164 time has no year and nothing gives one (no --year, no date in the file "
                              "name, file time unknown); hunt again with --year")
         try:
-            stamp = datetime.strptime(f"{year}-{month:02d}-{day:02d} {found['time']}", "%Y-%m-%d %H:%M:%S")
+            stamp = parse_time_text(f"{year}-{month:02d}-{day:02d} {found['time']}", ("%Y-%m-%d %H:%M:%S",),
+                                    iso=False)
         except ValueError:
             raise ValueError(f"{found['mon']} {day} does not exist in {year}") from None
         return stamp

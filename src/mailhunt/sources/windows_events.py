@@ -26,11 +26,11 @@ from datetime import datetime
 
 from mailhunt.events import (
     TimeOutOfRange,
+    ZoneMissing,
     event_id_from_record_id,
-    iso_year_outside_range,
     new_event,
     out_of_range,
-    utc_time,
+    utc_from_text,
 )
 from mailhunt.sources.cmdlet_parameters import (
     cmdlet_rule_name,
@@ -72,7 +72,6 @@ SYSMON_REGISTRY_CODES = ("12", "13", "14")
 REGISTRY_EVENT_TYPES = ("CreateKey", "DeleteKey", "DeleteValue", "SetValue", "RenameKey")
 REGISTRY_OPERATIONS = {"%%1904": "SetValue", "%%1905": "SetValue", "%%1906": "DeleteValue"}
 _NUMBERED = re.compile(r"param\d+")
-_FRACTION = re.compile(r"(\.\d{6})\d+")
 _SYSTEM_SIDS = ("S-1-5-18", "S-1-5-19", "S-1-5-20")
 
 
@@ -103,19 +102,14 @@ def parse_system_time(text: str | None) -> datetime:
     """``SystemTime`` (always UTC in EVTX) as a naive UTC datetime."""
     if not text:
         raise BadWindowsRecord("no TimeCreated SystemTime")
-    cleaned = _FRACTION.sub(r"\1", text.strip().replace(" ", "T"))
     try:
-        moment = datetime.fromisoformat(cleaned)
-    except ValueError as exc:
-        if iso_year_outside_range(cleaned):
-            raise BadWindowsRecord(f"TimeCreated: {out_of_range(text)}") from None
-        raise BadWindowsRecord(f"TimeCreated {text!r} is not a time") from exc
-    if moment.tzinfo is None:
-        raise BadWindowsRecord(f"TimeCreated {text!r} has no time zone")
-    try:
-        return utc_time(moment)
+        return utc_from_text(text)
     except TimeOutOfRange:
         raise BadWindowsRecord(f"TimeCreated: {out_of_range(text)}") from None
+    except ZoneMissing:
+        raise BadWindowsRecord(f"TimeCreated {text!r} has no time zone") from None
+    except ValueError as exc:
+        raise BadWindowsRecord(f"TimeCreated {text!r} is not a time") from exc
 
 
 def event_data(event: dict) -> dict | list:
