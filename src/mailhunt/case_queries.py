@@ -1,0 +1,397 @@
+"""The case as detection and triage read it: one resolved-events relation, and the questions asked of it.
+
+``CaseStore.resolved`` (a ``ResolvedEvents``) owns the relation
+``resolved_events``: every event of the case with
+
+- ``user.name`` / ``user.target.name``: the resolved actor and target (the
+  ``identities`` table, ``detect/identities.py``; a record without a name is
+  resolved by its ``user.id``, so a SID-only script block keeps its actor);
+- ``user.name_logged`` / ``user.target.name_logged``: the names as logged;
+- ``scope.tenant``: the tenant (``organization.id``; a record that states none
+  belongs to its family's tenant when the case holds exactly one tenant of
+  that family);
+- ``scope.family``: the source family, derived once from ``event.dataset``
+  (``SOURCE_FAMILIES``): m365, exchange, windows, unix, macos.
+
+The identity join is written here and nowhere else. The rules read
+``detection_events``: the same relation with the app baseline fields
+``app.first_seen`` and ``app.new`` (the one definition of "new app":
+``NEW_APP_LEARNING``, ``NEW_FOR``). Detection and triage ask typed questions
+(an actor's history before a time within a scope, the events rules matched by
+rule and person, the instances a correlation recorded) instead of writing SQL
+over each other's tables.
+
+Nothing here pastes evidence into SQL: values are bound parameters; the few
+names written into SQL are this module's constants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import duckdb
+import pyarrow as pa
+
+RESOLVED_RELATION = "resolved_events"
+DETECTION_RELATION = "detection_events"
+PEOPLE_RELATION = "people_events"
+
+TENANT = "scope.tenant"
+FAMILY = "scope.family"
+
+# event.dataset prefix -> source family; the first prefix that matches wins, an
+# unlisted dataset is its own family (the part before the first dot).
+SOURCE_FAMILIES: tuple[tuple[str, str], ...] = (
+    ("m365.", "m365"),
+    ("entra.", "m365"),
+    ("exchange.", "exchange"),
+    ("windows.msexchange_management", "exchange"),
+    ("windows.", "windows"),
+    ("linux.", "unix"),
+    ("unix.", "unix"),
+    ("macos.", "macos"),
+)
+
+# "New to the tenant": an application id whose first appearance in its tenant
+# and source family comes at least NEW_APP_LEARNING after that scope's first
+# evidence is new for NEW_FOR after that appearance.
+NEW_APP_LEARNING = timedelta(days=7)
+NEW_FOR = timedelta(hours=24)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def source_family(dataset: str | None) -> str | None:
+    """The source family of an ``event.dataset`` (None without one)."""
+    if not dataset:
+        return None
+    for prefix, family in SOURCE_FAMILIES:
+        if dataset.startswith(prefix):
+            return family
+    return dataset.split(".", 1)[0]
+
+
+def family_sql(column: str) -> str:
+    """SQL for ``source_family`` of the dataset column ``column``."""
+    cases = " ".join(f"WHEN starts_with({column}, {_literal(prefix)}) THEN {_literal(family)}"
+                     for prefix, family in SOURCE_FAMILIES)
+    return f"CASE WHEN {column} IS NULL OR {column} = '' THEN NULL {cases} ELSE split_part({column}, '.', 1) END"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The evidence that could have seen a behaviour: one tenant (None: not stated) of one source family."""
+
+    tenant: str | None
+    family: str | None
+
+    def describe(self) -> str:
+        family = self.family or "unknown-source"
+        return f"{family} evidence of tenant {self.tenant}" if self.tenant else f"{family} evidence"
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One distinct combination of what a baseline counts, among an actor's earlier events."""
+
+    action: str | None
+    hour: int
+    source_ip: str | None
+    country: str | None
+    app_id: str | None
+    user_agent: str | None
+    process: str | None
+    asn: str | None
+    other_target: bool
+    events: int
+    first: datetime
+
+
+@dataclass(frozen=True)
+class MatchedEvent:
+    """An event a rule matched, actors resolved."""
+
+    id: str
+    ts: datetime
+    action: str | None
+    actor: str | None
+    target: str | None
+    path: str
+    record: int | None
+    rule_id: str
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "ts": self.ts, "action": self.action, "actor": self.actor, "target": self.target,
+                "path": self.path, "record": self.record, "rule_id": self.rule_id}
+
+
+def resolved_select(relation: str = "events") -> str:
+    """The resolved-events query over ``relation`` (``events`` or a table with all its columns)."""
+    return f"""SELECT e.* REPLACE (coalesce(actor.actor, e."user.name") AS "user.name",
+                                 coalesce(target.actor, e."user.target.name") AS "user.target.name"),
+                  e."user.name" AS "user.name_logged", e."user.target.name" AS "user.target.name_logged",
+                  coalesce(e."organization.id", ft.tenant) AS {_quoted(TENANT)},
+                  {family_sql('e."event.dataset"')} AS {_quoted(FAMILY)}
+           FROM {relation} e
+           LEFT JOIN identities actor ON actor.alias = coalesce(e."user.name", e."user.id")
+           LEFT JOIN identities target ON target.alias = e."user.target.name"
+           LEFT JOIN family_tenants ft ON ft.family = {family_sql('e."event.dataset"')}
+                                     AND e."organization.id" IS NULL"""
+
+
+def _detection_select() -> str:
+    new_for = int(NEW_FOR.total_seconds())
+    learning = int(NEW_APP_LEARNING.total_seconds())
+    return f"""SELECT r.*, a.first_seen AS "app.first_seen",
+                  coalesce(a.first_seen >= s.first_ts + INTERVAL '{learning} seconds'
+                           AND r."@timestamp" <= a.first_seen + INTERVAL '{new_for} seconds', false) AS "app.new"
+           FROM {RESOLVED_RELATION} r
+           LEFT JOIN app_first_seen a ON a.app_id = r."app.id"
+                AND a.tenant IS NOT DISTINCT FROM r.{_quoted(TENANT)} AND a.family IS NOT DISTINCT FROM r.{_quoted(FAMILY)}
+           LEFT JOIN scope_start s ON s.tenant IS NOT DISTINCT FROM r.{_quoted(TENANT)}
+                AND s.family IS NOT DISTINCT FROM r.{_quoted(FAMILY)}"""
+
+
+class ResolvedEvents:
+    """The resolved-events relation of one case database and the questions detection and triage ask of it."""
+
+    def __init__(self, db: duckdb.DuckDBPyConnection):
+        self.db = db
+
+    # ------------------------------------------------------------ the relation
+
+    def refresh(self) -> None:
+        """(Re)build the relation from the events and the ``identities`` table: call after either changes."""
+        family = family_sql('"event.dataset"')
+        self.db.execute(f"""CREATE OR REPLACE TEMP TABLE family_tenants AS
+                            SELECT {family} AS family, min("organization.id") AS tenant FROM events
+                            WHERE "organization.id" IS NOT NULL GROUP BY 1
+                            HAVING count(DISTINCT "organization.id") = 1""")
+        self.db.execute(f"CREATE OR REPLACE TEMP VIEW {RESOLVED_RELATION} AS {resolved_select()}")
+        self.db.execute(f"""CREATE OR REPLACE TEMP TABLE scope_start AS
+                            SELECT {_quoted(TENANT)} AS tenant, {_quoted(FAMILY)} AS family,
+                                   min("@timestamp") AS first_ts
+                            FROM {RESOLVED_RELATION} GROUP BY 1, 2""")
+        self.db.execute(f"""CREATE OR REPLACE TEMP TABLE app_first_seen AS
+                            SELECT {_quoted(TENANT)} AS tenant, {_quoted(FAMILY)} AS family, "app.id" AS app_id,
+                                   min("@timestamp") AS first_seen
+                            FROM {RESOLVED_RELATION} WHERE "app.id" IS NOT NULL GROUP BY 1, 2, 3""")
+        self.db.execute(f"CREATE OR REPLACE TEMP VIEW {DETECTION_RELATION} AS {_detection_select()}")
+        self.db.execute(f"CREATE OR REPLACE TEMP VIEW {PEOPLE_RELATION} AS SELECT * FROM {DETECTION_RELATION}")
+
+    def ensure(self) -> None:
+        """Build the relation unless this connection has it already."""
+        present = self.db.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ?",
+                                  [DETECTION_RELATION]).fetchall()[0][0]
+        if not present:
+            self.refresh()
+
+    def restrict_to_people(self, names: list[str], columns: tuple[str, ...]) -> None:
+        """Keep ``columns`` of the events of these resolved people (as actor or target) in ``people_events``,
+        which the per-person questions below read from then on.
+
+        Only events whose logged names are one of these people or an alias of
+        theirs can resolve to them, so identities are resolved over those alone."""
+        db = self.db
+        db.register("wanted_people", pa.table({"name": pa.array(sorted(set(names)), pa.string())}))
+        try:
+            db.execute("""CREATE OR REPLACE TEMP TABLE wanted_names AS
+                          SELECT name FROM wanted_people
+                          UNION SELECT alias FROM identities WHERE actor IN (SELECT name FROM wanted_people)""")
+            db.execute("""CREATE OR REPLACE TEMP TABLE people_logged AS
+                          SELECT * FROM events WHERE "user.name" IN (SELECT name FROM wanted_names)
+                             OR "user.id" IN (SELECT name FROM wanted_names)
+                             OR "user.target.name" IN (SELECT name FROM wanted_names)""")
+            kept = ", ".join(_quoted(c) for c in (*columns, TENANT, FAMILY))
+            db.execute(f"""CREATE OR REPLACE TEMP TABLE people_resolved AS
+                           SELECT {kept} FROM ({resolved_select("people_logged")})
+                           WHERE "user.name" IN (SELECT name FROM wanted_people)
+                              OR "user.target.name" IN (SELECT name FROM wanted_people)""")
+            db.execute("DROP VIEW IF EXISTS people_events")
+            db.execute("CREATE OR REPLACE TEMP VIEW people_events AS SELECT * FROM people_resolved")
+        finally:
+            db.unregister("wanted_people")
+            db.execute("DROP TABLE IF EXISTS people_logged")
+            db.execute("DROP TABLE IF EXISTS wanted_names")
+
+    # ------------------------------------------------------------ people
+
+    def aliases_of(self, actor: str) -> list[str]:
+        """Every logged name resolved to ``actor``."""
+        return [alias for (alias,) in self.db.execute(
+            "SELECT alias FROM identities WHERE actor = ? ORDER BY alias", [actor]).fetchall() if alias]
+
+    def identity_notes(self) -> dict[str, str]:
+        """Logged name -> how it was resolved to another actor (configured or inferred)."""
+        return dict(self.db.execute(
+            "SELECT alias, note FROM identities WHERE basis <> 'as logged' AND alias <> actor").fetchall())
+
+    def person_events(self, person: str, start: datetime, end: datetime, condition: str, params: list,
+                      columns: tuple[str, ...]) -> list[dict]:
+        """``columns`` of the events by or on the resolved ``person`` between start and end that meet
+        ``condition`` (SQL over the relation's columns written by the caller from its own constants; values
+        are bound through ``params``), in time order."""
+        cols = ", ".join(_quoted(c) for c in columns)
+        rows = self.db.execute(
+            f"""SELECT {cols} FROM {PEOPLE_RELATION}
+                WHERE ("user.name" = ? OR "user.target.name" = ?) AND "@timestamp" BETWEEN ? AND ? AND ({condition})
+                ORDER BY "@timestamp", "event.id" """, [person, person, start, end, *params]).fetchall()
+        return [dict(zip(columns, values)) for values in rows]
+
+    def event_rows(self, finding_ids: pa.Table, columns: tuple[str, ...]) -> list[tuple]:
+        """The distinct ``columns`` of the events of each finding (``finding_ids``: columns ``finding`` and
+        ``event_id``), actors resolved: (finding, *values) rows, each kept where its values first occur in time."""
+        self.db.register("finding_event_ids", finding_ids)
+        try:
+            values = ", ".join(f"e.{_quoted(c)} AS {_quoted(c)}" for c in columns)
+            names = ", ".join(_quoted(c) for c in columns)
+            return self.db.execute(
+                f"""WITH finding_rows AS (
+                        SELECT w.finding, {values}, struct_pack(ts := e."@timestamp", id := e."event.id") AS seen
+                        FROM finding_event_ids w JOIN {RESOLVED_RELATION} e ON e."event.id" = w.event_id)
+                    SELECT finding, {names} FROM finding_rows
+                    GROUP BY finding, {names} ORDER BY finding, min(seen)""").fetchall()
+        finally:
+            self.db.unregister("finding_event_ids")
+
+    # ------------------------------------------------------------ scopes and baselines
+
+    def scopes_of(self, event_ids: list[str]) -> list[Scope]:
+        """The (tenant, family) scopes the events belong to."""
+        rows = self.db.execute(
+            f"""SELECT DISTINCT {_quoted(TENANT)}, {_quoted(FAMILY)} FROM {RESOLVED_RELATION}
+                WHERE "event.id" IN (SELECT unnest(?::VARCHAR[])) ORDER BY ALL""", [list(event_ids)]).fetchall()
+        return [Scope(tenant, family) for tenant, family in rows]
+
+    def scope_coverage(self, scopes: list[Scope]) -> tuple[datetime | None, datetime | None]:
+        """First and last time of these scopes' evidence."""
+        if not scopes:
+            return None, None
+        where, params = _scope_condition(scopes)
+        first, last = self.db.execute(
+            f'SELECT min("@timestamp"), max("@timestamp") FROM {RESOLVED_RELATION} WHERE {where}', params).fetchall()[0]
+        return first, last
+
+    def scope_span(self, scopes: list[Scope], since: datetime, before: datetime) -> tuple[datetime | None, int]:
+        """The first time and the number of events of these scopes in [since, before)."""
+        if not scopes:
+            return None, 0
+        where, params = _scope_condition(scopes)
+        first, count = self.db.execute(
+            f"""SELECT min("@timestamp"), count(*) FROM {RESOLVED_RELATION}
+                WHERE "@timestamp" >= ? AND "@timestamp" < ? AND ({where})""", [since, before, *params]).fetchall()[0]
+        return first, count
+
+    def actor_history(self, actor: str, scopes: list[Scope], since: datetime, before: datetime) -> list[HistoryRow]:
+        """The actor's events in these scopes in [since, before), one row per distinct combination of action,
+        UTC hour, address, country, application, agent, process, AS and whether the target is another person
+        than the actor, with counts and first times."""
+        if not scopes:
+            return []
+        where, params = _scope_condition(scopes)
+        rows = self.db.execute(
+            f"""SELECT "event.action", hour("@timestamp"), "source.ip", "source.geo.country_iso_code", "app.id",
+                       "user_agent.original", "process.name", labels['asn'],
+                       coalesce("user.target.name" <> "user.name", false), count(*), min("@timestamp")
+                FROM {PEOPLE_RELATION}
+                WHERE "user.name" = ? AND "@timestamp" >= ? AND "@timestamp" < ? AND ({where})
+                GROUP BY ALL ORDER BY ALL""", [actor, since, before, *params]).fetchall()
+        return [HistoryRow(*row) for row in rows]
+
+    def app_first_seen(self, scopes: list[Scope]) -> dict[str, datetime]:
+        """Application id (lower-cased) -> first time it appears in these scopes."""
+        if not scopes:
+            return {}
+        where, params = _scope_condition(scopes, tenant="tenant", family="family")
+        return dict(self.db.execute(
+            f"SELECT lower(app_id), min(first_seen) FROM app_first_seen WHERE {where} GROUP BY 1", params).fetchall())
+
+    def new_apps(self, event_ids: list[str]) -> dict[str, datetime]:
+        """Application id (lower-cased) -> first seen in its scope, for the events' apps that are new (``app.new``)."""
+        return dict(self.db.execute(
+            f"""SELECT lower("app.id"), min("app.first_seen") FROM {DETECTION_RELATION}
+                WHERE "event.id" IN (SELECT unnest(?::VARCHAR[])) AND "app.new" GROUP BY 1""",
+            [list(event_ids)]).fetchall())
+
+    # ------------------------------------------------------------ what the rules matched
+
+    def matched_events(self, rule_ids: list[str], people: list[str],
+                       before: datetime | None = None) -> list[MatchedEvent]:
+        """Events matched by these rules, done by or on one of these resolved people, in time order."""
+        if not rule_ids or not people:
+            return []
+        rows = self.db.execute(
+            f"""SELECT DISTINCT e."event.id", e."@timestamp", e."event.action", e."user.name", e."user.target.name",
+                       e."log.file.path", e."log.record", x.rule_id
+                FROM matches x JOIN {PEOPLE_RELATION} e ON e."event.id" = x.event_id
+                WHERE x.rule_id IN (SELECT unnest(?::VARCHAR[]))
+                  AND (e."user.name" IN (SELECT unnest(?::VARCHAR[])) OR e."user.target.name" IN (SELECT unnest(?::VARCHAR[])))
+                  AND (?::TIMESTAMP IS NULL OR e."@timestamp" < ?::TIMESTAMP)
+                ORDER BY 2, 1, 8""", [list(rule_ids), list(people), list(people), before, before]).fetchall()
+        return [MatchedEvent(*row) for row in rows]
+
+    def matched_by_actor(self, actor: str, rule_ids: list[str], scopes: list[Scope], since: datetime,
+                         before: datetime) -> dict[str, tuple[int, datetime]]:
+        """Rule id -> (events, first time) the actor's events in these scopes matched in [since, before)."""
+        if not rule_ids or not scopes:
+            return {}
+        where, params = _scope_condition(scopes)
+        rows = self.db.execute(
+            f"""SELECT x.rule_id, count(DISTINCT e."event.id"), min(e."@timestamp")
+                FROM matches x JOIN {PEOPLE_RELATION} e ON e."event.id" = x.event_id
+                WHERE x.rule_id IN (SELECT unnest(?::VARCHAR[])) AND e."user.name" = ?
+                  AND e."@timestamp" >= ? AND e."@timestamp" < ? AND ({where})
+                GROUP BY 1""", [list(rule_ids), actor, since, before, *params]).fetchall()
+        return {rule_id: (count, first) for rule_id, count, first in rows}
+
+    def rules_matching(self, event_ids: list[str]) -> list[str]:
+        """The rules (single-event and correlations) that matched any of these events."""
+        return [r for (r,) in self.db.execute(
+            "SELECT DISTINCT rule_id FROM matches WHERE event_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY 1",
+            [list(event_ids)]).fetchall()]
+
+    # ------------------------------------------------------------ correlations
+
+    def record_correlation_steps(self, rule_id: str, steps: tuple[str, ...]) -> None:
+        """Note which rules a correlation that ran correlates, in their order."""
+        self.db.execute("DELETE FROM correlation_steps WHERE rule_id = ?", [rule_id])
+        self.db.executemany("INSERT INTO correlation_steps VALUES (?, ?, ?)",
+                            [(rule_id, position, step) for position, step in enumerate(steps)])
+
+    def correlation_steps(self, rule_ids: list[str]) -> dict[str, tuple[str, ...]]:
+        """Correlation rule id -> the rules it correlates, in order, for those of ``rule_ids`` that ran."""
+        steps: dict[str, list[str]] = {}
+        for rule_id, step in self.db.execute(
+                """SELECT rule_id, step_rule_id FROM correlation_steps WHERE rule_id IN (SELECT unnest(?::VARCHAR[]))
+                   ORDER BY rule_id, position""", [list(rule_ids)]).fetchall():
+            steps.setdefault(rule_id, []).append(step)
+        return {rule_id: tuple(found) for rule_id, found in steps.items()}
+
+    def correlation_instances(self, rule_ids: list[str]) -> dict[tuple[str, str], list[MatchedEvent]]:
+        """(correlation rule id, instance) -> its events, each with the correlated rule it matched as ``rule_id``,
+        in time order."""
+        rows = self.db.execute(
+            f"""SELECT c.rule_id, c.instance, e."event.id", e."@timestamp", e."event.action", e."user.name",
+                       e."user.target.name", e."log.file.path", e."log.record", c.step_rule_id
+                FROM correlation_matches c JOIN {RESOLVED_RELATION} e ON e."event.id" = c.event_id
+                WHERE c.rule_id IN (SELECT unnest(?::VARCHAR[]))
+                ORDER BY c.rule_id, c.instance, e."@timestamp", e."event.id" """, [list(rule_ids)]).fetchall()
+        instances: dict[tuple[str, str], list[MatchedEvent]] = {}
+        for rule_id, instance, *event in rows:
+            instances.setdefault((rule_id, instance), []).append(MatchedEvent(*event))
+        return instances
+
+
+def _scope_condition(scopes: list[Scope], tenant: str = TENANT, family: str = FAMILY) -> tuple[str, list]:
+    """SQL (and its parameters) true for a row of one of ``scopes``; ``tenant``/``family`` name the columns."""
+    clauses = [f"({_quoted(tenant)} IS NOT DISTINCT FROM ? AND {_quoted(family)} IS NOT DISTINCT FROM ?)"
+               for _ in scopes]
+    params = [value for scope in scopes for value in (scope.tenant, scope.family)]
+    return " OR ".join(clauses), params
