@@ -205,7 +205,7 @@ def test_inferred_identity_is_stated_and_the_baseline_follows_the_person(rules):
     findings = triaged(events, rules, Config(admins=("jsmith@x.com",)))
     finding = max((f for f in findings.values() if f.actor == "jsmith@x.com"), key=lambda f: f.first_seen)
     usual = finding.answers["usual_for_account"]
-    assert usual.answer == "yes" and "New-MailboxExportRequest 1x" in usual.because
+    assert usual.answer == "yes" and "New-MailboxExportRequest on another user's mailbox 1x" in usual.because
     assert "identity: CORP\\jsmith taken as jsmith@x.com" in usual.because
     assert "identity: CORP\\jsmith" in finding.answers["legitimate_admin_activity"].because
 

@@ -109,7 +109,7 @@ class HistoryRow:
     user_agent: str | None
     process: str | None
     asn: str | None
-    other_target: bool
+    target: str | None
     events: int
     first: datetime
 
@@ -291,15 +291,14 @@ class ResolvedEvents:
 
     def actor_history(self, actor: str, scopes: list[Scope], since: datetime, before: datetime) -> list[HistoryRow]:
         """The actor's events in these scopes in [since, before), one row per distinct combination of action,
-        UTC hour, address, country, application, agent, process, AS and whether the target is another person
-        than the actor, with counts and first times."""
+        UTC hour, address, country, application, agent, process, AS and target, with counts and first times."""
         if not scopes:
             return []
         where, params = _scope_condition(scopes)
         rows = self.db.execute(
             f"""SELECT "event.action", hour("@timestamp"), "source.ip", "source.geo.country_iso_code", "app.id",
                        "user_agent.original", "process.name", labels['asn'],
-                       coalesce("user.target.name" <> "user.name", false), count(*), min("@timestamp")
+                       "user.target.name", count(*), min("@timestamp")
                 FROM {PEOPLE_RELATION}
                 WHERE "user.name" = ? AND "@timestamp" >= ? AND "@timestamp" < ? AND ({where})
                 GROUP BY ALL ORDER BY ALL""", [actor, since, before, *params]).fetchall()

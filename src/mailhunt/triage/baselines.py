@@ -44,7 +44,7 @@ class ActorBaseline:
     lookback_days: int = DEFAULT_LOOKBACK_DAYS
     actor_events: int = 0
     operations: dict[str, tuple[int, datetime]] = field(default_factory=dict)
-    operations_on: dict[tuple[str, str], tuple[int, datetime]] = field(default_factory=dict)
+    operations_on: dict[tuple[str, str | None], tuple[int, datetime]] = field(default_factory=dict)
     rules: dict[str, tuple[int, datetime]] = field(default_factory=dict)
     hours: Counter = field(default_factory=Counter)
     ips: Counter = field(default_factory=Counter)
@@ -126,9 +126,17 @@ def place_of_event(row: dict) -> tuple[str | None, str | None]:
     return country, asn
 
 
-def target_class(actor: str | None, target: str | None) -> str:
-    """The class of target of one operation: the actor's own mailbox (or none named), or another user's."""
-    return OTHER_MAILBOX if target and actor and target != actor else OWN_MAILBOX
+def names_an_account(name: str) -> bool:
+    """Whether a target names an account (an address, DOMAIN\\sam or a canonical name), not a rule or a search."""
+    return any(mark in name for mark in ("@", "\\", "/"))
+
+
+def target_class(actor: str | None, target: str | None) -> str | None:
+    """The class of target of one operation: the actor's own mailbox, another user's, or None when the
+    target is no account (a rule name, a search) or not named."""
+    if not target or not names_an_account(target):
+        return OWN_MAILBOX if target and target == actor else None
+    return OWN_MAILBOX if target == actor else OTHER_MAILBOX
 
 
 def build_actor_baseline(resolved: ResolvedEvents, actor: str | None, before: datetime, scopes: list[Scope],
@@ -151,7 +159,7 @@ def build_actor_baseline(resolved: ResolvedEvents, actor: str | None, before: da
         if action:
             count, earliest = baseline.operations.get(action, (0, first))
             baseline.operations[action] = (count + events, min(earliest, first))
-            key = (action, OTHER_MAILBOX if history.other_target else OWN_MAILBOX)
+            key = (action, target_class(actor, history.target))
             count, earliest = baseline.operations_on.get(key, (0, first))
             baseline.operations_on[key] = (count + events, min(earliest, first))
         baseline.hours[history.hour] += events
