@@ -144,7 +144,8 @@ def build_actor_baseline(resolved: ResolvedEvents, actor: str | None, before: da
     """The actor's history in ``scopes`` within ``lookback_days`` before ``before``; ``rule_ids``: the rules whose
     earlier matches by the actor are counted too."""
     since = before - timedelta(days=lookback_days)
-    start, _ = resolved.scope_span(scopes, since, before)
+    first, _ = resolved.scope_coverage(scopes)
+    start = max(first, since) if first is not None and first < before else None
     baseline = ActorBaseline(actor, start, before, list(scopes), lookback_days)
     if actor is None:
         return baseline
