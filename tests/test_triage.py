@@ -46,6 +46,18 @@ detection:
   sel: {event.action: Set-TransportRule}
   condition: sel
 level: medium
+---
+title: Export then removal
+id: 0b6f0c3e-1d0c-5c39-9a0c-000000000004
+name: t_export_then_removal
+status: test
+indicator: export_then_deletion
+correlation:
+  type: temporal_ordered
+  rules: [t_export, t_removal]
+  group-by: [user.name]
+  timespan: 24h
+level: high
 """
 
 T0 = datetime(2026, 10, 14, 9, 0)

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import pyarrow as pa
 
-from mailhunt.case_queries import Scope
+from mailhunt.case_queries import MatchedEvent, Scope
 from mailhunt.config import Config
 from mailhunt.events import iso_z
 from mailhunt.findings import Finding, event_column
@@ -31,10 +31,6 @@ DETAIL_COLUMNS = ("event.id", "@timestamp", "event.action", "event.outcome", "ev
 VALUE_COLUMNS = tuple(c for c in DETAIL_COLUMNS if c not in ("event.id", "@timestamp", "log.file.path", "log.record"))
 
 
-EXPORT_INDICATORS = ("mailbox_export",)
-DELETION_INDICATORS = ("export_request_removed", "mailbox_purge", "bulk_item_deletion")
-
-
 @dataclass
 class TriageContext:
     store: CaseStore
@@ -46,6 +42,7 @@ class TriageContext:
     _baselines: dict = field(default_factory=dict, repr=False)
     _details: dict = field(default_factory=dict, repr=False)
     _scopes: dict = field(default_factory=dict, repr=False)
+    _instances: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, store: CaseStore, config: Config, indicator_of_rule: dict[str, str]) -> TriageContext:
@@ -159,6 +156,12 @@ class TriageContext:
             return "the case holds no events"
         days = (self.evidence_end - self.evidence_start).total_seconds() / 86400
         return f"evidence covers {iso_z(self.evidence_start)} .. {iso_z(self.evidence_end)} ({days:.1f} days)"
+
+    def correlation_instances(self, rule_ids: tuple[str, ...]) -> dict[tuple[str, str], list[MatchedEvent]]:
+        """The instances these correlations recorded, with their events (read once per set of rules)."""
+        if rule_ids not in self._instances:
+            self._instances[rule_ids] = self.store.resolved.correlation_instances(list(rule_ids))
+        return self._instances[rule_ids]
 
     def matched_events(self, indicators: tuple[str, ...], actor_or_targets: tuple[str | None, list[str]]) -> list[dict]:
         """Events matched by rules of the given indicators, by this actor or on these mailboxes."""
