@@ -5,7 +5,8 @@
 
 - ``user.name`` / ``user.target.name``: the resolved actor and target (the
   ``identities`` table, ``detect/identities.py``; a record without a name is
-  resolved by its ``user.id``, so a SID-only script block keeps its actor);
+  resolved by its ``user.id``, and stands for that id when it resolves to no
+  one, so a SID-only script block keeps its actor);
 - ``user.name_logged`` / ``user.target.name_logged``: the names as logged;
 - ``scope.tenant``: the tenant (``organization.id``; a record that states none
   belongs to its family's tenant when the case holds exactly one tenant of
@@ -134,7 +135,7 @@ class MatchedEvent:
 
 def resolved_select(relation: str = "events") -> str:
     """The resolved-events query over ``relation`` (``events`` or a table with all its columns)."""
-    return f"""SELECT e.* REPLACE (coalesce(actor.actor, e."user.name") AS "user.name",
+    return f"""SELECT e.* REPLACE (coalesce(actor.actor, e."user.name", e."user.id") AS "user.name",
                                  coalesce(target.actor, e."user.target.name") AS "user.target.name"),
                   e."user.name" AS "user.name_logged", e."user.target.name" AS "user.target.name_logged",
                   coalesce(e."organization.id", ft.tenant) AS {_quoted(TENANT)},

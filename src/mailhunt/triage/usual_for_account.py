@@ -89,7 +89,7 @@ def _answer(finding: Finding, ctx: TriageContext) -> Answer:
         if matched_before:
             parts.append(matched_before)
         usual.append("did this operation before: " + "; ".join(parts))
-    finding_actions = {op for op, _ in operations} | {r.get("event.action") for r in rows}
+    finding_actions = {op for op, _ in operations}
     other = sorted(((a, n) for a, (n, _) in baseline.operations.items() if a not in finding_actions),
                    key=lambda item: (-item[1], item[0]))
     context = ("; other activity before, context only: "
