@@ -17,7 +17,7 @@ from mailhunt.config import Config
 from mailhunt.hunt import hunt
 from mailhunt.store import CaseStore
 from tests.corpus import PUBLIC
-from tests.triage_records import ORG_ID, _id, cmdlet, hard_delete, login, write_ndjson
+from tests.triage_records import ORG_ID, _id, cmdlet, hard_delete, login
 
 T0 = datetime(2026, 10, 14, 15, 0, 0)
 OFFICE = "198.51.100.10"
@@ -240,8 +240,8 @@ def test_applescript_mail_deletion_by_a_uid_that_execs_many_programs_is_not_usua
         for k, (args, exe) in enumerate(programs * 5):
             seq += 1
             lines.append(eslogger_exec(T0 - timedelta(days=day, minutes=3 * k), seq, args, exe))
-    lines.append(eslogger_exec(T0, seq + 1, ["osascript", "-e", 'tell application "Mail" to delete (every message of '
-                                             'inbox whose sender contains "security@")'], "/usr/bin/osascript"))
+    deletion = 'tell application "Mail" to delete (every message of inbox whose sender contains "security@")'
+    lines.append(eslogger_exec(T0, seq + 1, ["osascript", "-e", deletion], "/usr/bin/osascript"))
     findings, _ = hunt_files(tmp_path, {"eslogger.ndjson": ndjson(lines)})
     finding = only(findings, "applescript_mail_deletion")
     usual = finding["answers"]["usual_for_account"]

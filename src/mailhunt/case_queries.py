@@ -280,16 +280,6 @@ class ResolvedEvents:
             f'SELECT min("@timestamp"), max("@timestamp") FROM {RESOLVED_RELATION} WHERE {where}', params).fetchall()[0]
         return first, last
 
-    def scope_span(self, scopes: list[Scope], since: datetime, before: datetime) -> tuple[datetime | None, int]:
-        """The first time and the number of events of these scopes in [since, before)."""
-        if not scopes:
-            return None, 0
-        where, params = _scope_condition(scopes)
-        first, count = self.db.execute(
-            f"""SELECT min("@timestamp"), count(*) FROM {RESOLVED_RELATION}
-                WHERE "@timestamp" >= ? AND "@timestamp" < ? AND ({where})""", [since, before, *params]).fetchall()[0]
-        return first, count
-
     def actor_history(self, actor: str, scopes: list[Scope], since: datetime, before: datetime) -> list[HistoryRow]:
         """The actor's events in these scopes in [since, before), one row per distinct combination of action,
         UTC hour, address, country, application, agent, process, AS and target, with counts and first times."""

@@ -33,8 +33,8 @@ from sigma.correlations import (
 )
 from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
 
-from mailhunt.detect.backend import sql_field
 from mailhunt.case_queries import DETECTION_RELATION
+from mailhunt.detect.backend import sql_field
 from mailhunt.detect.pipeline import FIELD_MAPPING
 
 _OPS = {

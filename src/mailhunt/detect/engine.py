@@ -22,8 +22,8 @@ from sigma.correlations import SigmaCorrelationRule, SigmaRuleReference
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
-from mailhunt.detect.backend import CONDITION_COLUMNS, EventSQLBackend
 from mailhunt.case_queries import DETECTION_RELATION
+from mailhunt.detect.backend import CONDITION_COLUMNS, EventSQLBackend
 from mailhunt.detect.correlation import CorrelationPlan, correlation_sql
 from mailhunt.detect.identities import build_identity_table
 from mailhunt.detect.pipeline import build_pipeline, datasets_for

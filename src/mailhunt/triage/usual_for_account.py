@@ -26,7 +26,12 @@ from __future__ import annotations
 from mailhunt.case_queries import source_family
 from mailhunt.events import iso_z
 from mailhunt.findings import Answer, Finding
-from mailhunt.triage.baselines import ActorBaseline, client_labels, place_of_event, target_class
+from mailhunt.triage.baselines import (
+    ActorBaseline,
+    client_labels,
+    place_of_event,
+    target_class,
+)
 from mailhunt.triage.context import TriageContext
 
 NAME = "usual_for_account"
