@@ -322,3 +322,37 @@ def test_export_then_removal_is_answered_from_the_correlation_instance(tmp_path)
         assert q1["because"].startswith("New-MailboxExportRequest at 2026-10-14T15:00:00Z (")
         assert "audit.ndjson:11) by mallory@fabrikam-labs.com was followed 20 minutes later by " \
                "Remove-MailboxExportRequest at 2026-10-14T15:20:00Z (" in q1["because"]
+
+
+# ---------------------------------------------------------------- the L1 sign-in step reads the sign-ins' own scope
+
+def process_creation(record: int, when: datetime, user: str, command: str, image: str) -> dict:
+    """A Security 4688 record as evtx_dump writes it (JSON)."""
+    return {"Event": {"#attributes": {"xmlns": "http://schemas.microsoft.com/win/2004/08/events/event"}, "System": {
+        "Provider": {"#attributes": {"Name": "Microsoft-Windows-Security-Auditing",
+                                     "Guid": "54849625-5478-4994-A5BA-3E3B0328C30D"}},
+        "EventID": 4688, "Version": 1, "Level": 4, "Task": 1, "Opcode": 0, "Keywords": "0x0",
+        "TimeCreated": {"#attributes": {"SystemTime": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}},
+        "EventRecordID": record, "Correlation": None, "Execution": {"#attributes": {"ProcessID": 4, "ThreadID": 5532}},
+        "Channel": "Security", "Computer": "WS042.corp.example", "Security": None},
+        "EventData": {"SubjectUserSid": SID, "SubjectUserName": user, "SubjectDomainName": "FABRIKAM",
+                      "SubjectLogonId": "0x1caf291", "NewProcessId": hex(0x900 + record), "NewProcessName": image,
+                      "TokenElevationType": "%%1936", "ProcessId": "0x8c", "CommandLine": command,
+                      "TargetUserSid": "S-1-0-0", "TargetUserName": "-", "TargetDomainName": "-",
+                      "TargetLogonId": "0x0", "ParentProcessName": "C:\\Windows\\explorer.exe",
+                      "MandatoryLabel": "S-1-16-8192"}}}
+
+
+def test_sign_ins_of_a_windows_finding_are_compared_with_earlier_sign_ins(tmp_path):
+    home = "73.170.20.5"
+    sign_ins = [login(T0 - timedelta(days=d, hours=1), MALLORY, home) for d in range(20, -1, -1)]
+    processes = [process_creation(100 + d, T0 - timedelta(days=d), "mallory", "notepad.exe C:\\notes.txt",
+                                  "C:\\Windows\\System32\\notepad.exe") for d in range(10, 0, -1)]
+    processes.append(process_creation(200, T0, "mallory", 'cmd.exe /c del /s /q "C:\\Users\\mallory\\AppData\\Local\\'
+                                      'Comms\\Unistore\\data\\*"', "C:\\Windows\\System32\\cmd.exe"))
+    findings, _ = hunt_files(tmp_path, {"audit.ndjson": ndjson(sign_ins), "security.ndjson": ndjson(processes)},
+                             Config(domains=("fabrikam-labs.com",)))
+    finding = next(f for f in findings if f["actor"] == MALLORY and f["baseline"]["scope"][0]["family"] == "windows")
+    step = next(s for s in finding["l1"] if s["step"] == "sign_ins")
+    assert step["result"] == "clear" and "3 successful and 0 failed sign-ins" in step["detail"]
+    assert "new for the actor" not in step["detail"], "earlier sign-ins from the same place are in their own scope"

@@ -222,6 +222,21 @@ class ResolvedEvents:
             db.execute("DROP TABLE IF EXISTS people_logged")
             db.execute("DROP TABLE IF EXISTS wanted_names")
 
+    # ------------------------------------------------------------ the case as a whole
+
+    def case_span(self) -> tuple[datetime | None, datetime | None, int]:
+        """First and last time of the case's events, and how many of them are admin (cmdlet) records."""
+        first, last, cmdlets = self.db.execute(
+            """SELECT min("@timestamp"), max("@timestamp"),
+                      count(*) FILTER (WHERE "event.code" = '1' OR "event.action" LIKE '%-%') FROM events""").fetchall()[0]
+        return first, last, cmdlets
+
+    def records_containing(self, event_ids: list[str], text: str) -> int:
+        """How many of these events' raw records contain ``text`` (case-insensitive)."""
+        return self.db.execute(
+            """SELECT count(*) FROM events WHERE "event.id" IN (SELECT unnest(?::VARCHAR[]))
+               AND contains(lower("event.original"), ?)""", [sorted(set(event_ids)), text.lower()]).fetchall()[0][0]
+
     # ------------------------------------------------------------ people
 
     def aliases_of(self, actor: str) -> list[str]:

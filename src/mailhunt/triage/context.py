@@ -46,9 +46,7 @@ class TriageContext:
 
     @classmethod
     def build(cls, store: CaseStore, config: Config, indicator_of_rule: dict[str, str]) -> TriageContext:
-        start, end, cmdlets = store.db.execute(
-            """SELECT min("@timestamp"), max("@timestamp"),
-                      count(*) FILTER (WHERE "event.code" = '1' OR "event.action" LIKE '%-%') FROM events""").fetchall()[0]
+        start, end, cmdlets = store.resolved.case_span()
         store.resolved.ensure()
         return cls(store, config, indicator_of_rule, start, end, cmdlets)
 
@@ -78,14 +76,19 @@ class TriageContext:
     def rules_of_indicator(self, indicator: str) -> list[str]:
         return sorted(rule_id for rule_id, ind in self.indicator_of_rule.items() if ind == indicator)
 
-    def baseline(self, finding: Finding) -> ActorBaseline:
-        """The actor's history before the finding in the finding's scopes and look-back (built once per finding)."""
-        key = (finding.actor, finding.first_seen, tuple(self.scopes(finding)), finding.indicator)
+    def baseline(self, finding: Finding, scopes: list[Scope] | None = None) -> ActorBaseline:
+        """The actor's history before the finding within the look-back, in the finding's own scopes or in
+        ``scopes`` (e.g. those of the actor's sign-ins), built once per finding and scope."""
+        scopes = self.scopes(finding) if scopes is None else scopes
+        key = (finding.actor, finding.first_seen, tuple(scopes), finding.indicator)
         if key not in self._baselines:
             rule_ids = tuple(sorted({r.id for r in finding.rules} | set(self.rules_of_indicator(finding.indicator))))
             self._baselines[key] = build_actor_baseline(self.store.resolved, finding.actor, finding.first_seen,
-                                                        self.scopes(finding), self.config.baseline_days, rule_ids)
+                                                        scopes, self.config.baseline_days, rule_ids)
         return self._baselines[key]
+
+    def scopes_of_events(self, event_ids: list[str]) -> list[Scope]:
+        return self.store.resolved.scopes_of(event_ids)
 
     def _load_details(self, findings: list[Finding]) -> dict[int, tuple[Finding, list[dict]]]:
         """The distinct detail rows of each finding, actors resolved, by ``id(finding)`` (one query).
@@ -118,14 +121,7 @@ class TriageContext:
 
     def records_naming(self, finding: Finding, text: str) -> int:
         """How many of the finding's raw records contain ``text`` (case-insensitive)."""
-        ids = pa.table({"event_id": pa.array(sorted(set(finding.event_ids)), pa.string())})
-        self.store.db.register("finding_event_ids", ids)
-        try:
-            return self.store.db.execute(
-                """SELECT count(*) FROM events WHERE "event.id" IN (SELECT event_id FROM finding_event_ids)
-                   AND contains(lower("event.original"), ?)""", [text.lower()]).fetchall()[0][0]
-        finally:
-            self.store.db.unregister("finding_event_ids")
+        return self.store.resolved.records_containing(list(finding.event_ids), text)
 
     def app_first_seen(self, finding: Finding) -> dict[str, datetime]:
         """Application id (lower-cased) -> first time it appears in the tenant and source family of the finding."""
