@@ -178,7 +178,7 @@ class ResolvedEvents:
         self.db.execute(f"CREATE OR REPLACE TEMP VIEW {RESOLVED_RELATION} AS {resolved_select()}")
         self.db.execute(f"""CREATE OR REPLACE TEMP TABLE scope_start AS
                             SELECT {_quoted(TENANT)} AS tenant, {_quoted(FAMILY)} AS family,
-                                   min("@timestamp") AS first_ts
+                                   min("@timestamp") AS first_ts, max("@timestamp") AS last_ts
                             FROM {RESOLVED_RELATION} GROUP BY 1, 2""")
         self.db.execute(f"""CREATE OR REPLACE TEMP TABLE app_first_seen AS
                             SELECT {_quoted(TENANT)} AS tenant, {_quoted(FAMILY)} AS family, "app.id" AS app_id,
@@ -263,7 +263,8 @@ class ResolvedEvents:
 
     def event_rows(self, finding_ids: pa.Table, columns: tuple[str, ...]) -> list[tuple]:
         """The distinct ``columns`` of the events of each finding (``finding_ids``: columns ``finding`` and
-        ``event_id``), actors resolved: (finding, *values) rows, each kept where its values first occur in time."""
+        ``event_id``), actors resolved, with the detection fields (scope, ``app.new``): (finding, *values) rows,
+        each kept where its values first occur in time."""
         self.db.register("finding_event_ids", finding_ids)
         try:
             values = ", ".join(f"e.{_quoted(c)} AS {_quoted(c)}" for c in columns)
@@ -271,7 +272,7 @@ class ResolvedEvents:
             return self.db.execute(
                 f"""WITH finding_rows AS (
                         SELECT w.finding, {values}, struct_pack(ts := e."@timestamp", id := e."event.id") AS seen
-                        FROM finding_event_ids w JOIN {RESOLVED_RELATION} e ON e."event.id" = w.event_id)
+                        FROM finding_event_ids w JOIN {DETECTION_RELATION} e ON e."event.id" = w.event_id)
                     SELECT finding, {names} FROM finding_rows
                     GROUP BY finding, {names} ORDER BY finding, min(seen)""").fetchall()
         finally:
@@ -279,20 +280,13 @@ class ResolvedEvents:
 
     # ------------------------------------------------------------ scopes and baselines
 
-    def scopes_of(self, event_ids: list[str]) -> list[Scope]:
-        """The (tenant, family) scopes the events belong to."""
-        rows = self.db.execute(
-            f"""SELECT DISTINCT {_quoted(TENANT)}, {_quoted(FAMILY)} FROM {RESOLVED_RELATION}
-                WHERE "event.id" IN (SELECT unnest(?::VARCHAR[])) ORDER BY ALL""", [list(event_ids)]).fetchall()
-        return [Scope(tenant, family) for tenant, family in rows]
-
     def scope_coverage(self, scopes: list[Scope]) -> tuple[datetime | None, datetime | None]:
         """First and last time of these scopes' evidence."""
         if not scopes:
             return None, None
-        where, params = _scope_condition(scopes)
-        first, last = self.db.execute(
-            f'SELECT min("@timestamp"), max("@timestamp") FROM {RESOLVED_RELATION} WHERE {where}', params).fetchall()[0]
+        where, params = _scope_condition(scopes, tenant="tenant", family="family")
+        first, last = self.db.execute(f"SELECT min(first_ts), max(last_ts) FROM scope_start WHERE {where}",
+                                      params).fetchall()[0]
         return first, last
 
     def actor_history(self, actor: str, scopes: list[Scope], since: datetime, before: datetime) -> list[HistoryRow]:
@@ -318,17 +312,9 @@ class ResolvedEvents:
         return dict(self.db.execute(
             f"SELECT lower(app_id), min(first_seen) FROM app_first_seen WHERE {where} GROUP BY 1", params).fetchall())
 
-    def new_apps(self, event_ids: list[str]) -> dict[str, datetime]:
-        """Application id (lower-cased) -> first seen in its scope, for the events' apps that are new (``app.new``)."""
-        return dict(self.db.execute(
-            f"""SELECT lower("app.id"), min("app.first_seen") FROM {DETECTION_RELATION}
-                WHERE "event.id" IN (SELECT unnest(?::VARCHAR[])) AND "app.new" GROUP BY 1""",
-            [list(event_ids)]).fetchall())
-
     # ------------------------------------------------------------ what the rules matched
 
-    def matched_events(self, rule_ids: list[str], people: list[str],
-                       before: datetime | None = None) -> list[MatchedEvent]:
+    def matched_events(self, rule_ids: list[str], people: list[str]) -> list[MatchedEvent]:
         """Events matched by these rules, done by or on one of these resolved people, in time order."""
         if not rule_ids or not people:
             return []
@@ -338,8 +324,7 @@ class ResolvedEvents:
                 FROM matches x JOIN {PEOPLE_RELATION} e ON e."event.id" = x.event_id
                 WHERE x.rule_id IN (SELECT unnest(?::VARCHAR[]))
                   AND (e."user.name" IN (SELECT unnest(?::VARCHAR[])) OR e."user.target.name" IN (SELECT unnest(?::VARCHAR[])))
-                  AND (?::TIMESTAMP IS NULL OR e."@timestamp" < ?::TIMESTAMP)
-                ORDER BY 2, 1, 8""", [list(rule_ids), list(people), list(people), before, before]).fetchall()
+                ORDER BY 2, 1, 8""", [list(rule_ids), list(people), list(people)]).fetchall()
         return [MatchedEvent(*row) for row in rows]
 
     def matched_by_actor(self, actor: str, rule_ids: list[str], scopes: list[Scope], since: datetime,
@@ -355,12 +340,6 @@ class ResolvedEvents:
                   AND e."@timestamp" >= ? AND e."@timestamp" < ? AND ({where})
                 GROUP BY 1""", [list(rule_ids), actor, since, before, *params]).fetchall()
         return {rule_id: (count, first) for rule_id, count, first in rows}
-
-    def rules_matching(self, event_ids: list[str]) -> list[str]:
-        """The rules (single-event and correlations) that matched any of these events."""
-        return [r for (r,) in self.db.execute(
-            "SELECT DISTINCT rule_id FROM matches WHERE event_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY 1",
-            [list(event_ids)]).fetchall()]
 
     # ------------------------------------------------------------ correlations
 

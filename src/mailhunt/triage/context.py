@@ -27,8 +27,10 @@ DETAIL_COLUMNS = ("event.id", "@timestamp", "event.action", "event.outcome", "ev
                   "user_agent.original", "parameters", "email.subject", "email.from.address", "labels",
                   "log.file.path", "log.record")
 
-# The columns of a detail row: every detail column but the event's own identity.
-VALUE_COLUMNS = tuple(c for c in DETAIL_COLUMNS if c not in ("event.id", "@timestamp", "log.file.path", "log.record"))
+# The columns of a detail row: every detail column but the event's own identity, and the event's scope and
+# application baseline (the resolved relation's detection fields).
+VALUE_COLUMNS = tuple(c for c in DETAIL_COLUMNS if c not in ("event.id", "@timestamp", "log.file.path", "log.record")) + (
+    "scope.tenant", "scope.family", "app.new", "app.first_seen")
 
 
 @dataclass
@@ -41,7 +43,6 @@ class TriageContext:
     cmdlet_records: int
     _baselines: dict = field(default_factory=dict, repr=False)
     _details: dict = field(default_factory=dict, repr=False)
-    _scopes: dict = field(default_factory=dict, repr=False)
     _instances: dict = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -69,9 +70,7 @@ class TriageContext:
 
     def scopes(self, finding: Finding) -> list[Scope]:
         """The tenants and source families of the finding's events: the evidence that could have seen it."""
-        if id(finding) not in self._scopes:
-            self._scopes[id(finding)] = (finding, self.store.resolved.scopes_of(list(finding.event_ids)))
-        return self._scopes[id(finding)][1]
+        return self.scopes_of_rows(self.details(finding))
 
     def rules_of_indicator(self, indicator: str) -> list[str]:
         return sorted(rule_id for rule_id, ind in self.indicator_of_rule.items() if ind == indicator)
@@ -87,8 +86,11 @@ class TriageContext:
                                                         scopes, self.config.baseline_days, rule_ids)
         return self._baselines[key]
 
-    def scopes_of_events(self, event_ids: list[str]) -> list[Scope]:
-        return self.store.resolved.scopes_of(event_ids)
+    @staticmethod
+    def scopes_of_rows(rows: list[dict]) -> list[Scope]:
+        """The scopes of rows that carry ``scope.tenant`` and ``scope.family`` (details, ``actor_events``)."""
+        found = {(r["scope.tenant"], r["scope.family"]) for r in rows}
+        return [Scope(tenant, family) for tenant, family in sorted(found, key=lambda s: (s[0] or "", s[1] or ""))]
 
     def _load_details(self, findings: list[Finding]) -> dict[int, tuple[Finding, list[dict]]]:
         """The distinct detail rows of each finding, actors resolved, by ``id(finding)`` (one query).
@@ -130,11 +132,18 @@ class TriageContext:
     def new_apps(self, finding: Finding) -> dict[str, datetime]:
         """The finding's application ids that are new to their tenant (the ``app.new`` definition), with
         when each was first seen there."""
-        return self.store.resolved.new_apps(list(finding.event_ids))
+        new: dict[str, datetime] = {}
+        for row in self.details(finding):
+            if row["app.new"] and row.get("app.id"):
+                app = row["app.id"].lower()
+                new[app] = min(new.get(app, row["app.first_seen"]), row["app.first_seen"])
+        return new
 
     def actor_events(self, actor: str, start: datetime, end: datetime, where: str, params: list) -> list[dict]:
-        """Events of the resolved actor (as actor or as target) between start and end matching ``where``."""
-        out = self.store.resolved.person_events(actor, start, end, where, params, DETAIL_COLUMNS)
+        """Events of the resolved actor (as actor or as target) between start and end matching ``where``,
+        with their scope."""
+        out = self.store.resolved.person_events(actor, start, end, where, params,
+                                                (*DETAIL_COLUMNS, "scope.tenant", "scope.family"))
         for row in out:
             row["labels"] = dict(row["labels"]) if row["labels"] else {}
         return out
