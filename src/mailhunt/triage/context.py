@@ -168,13 +168,6 @@ class TriageContext:
             self._instances[rule_ids] = self.store.resolved.correlation_instances(list(rule_ids))
         return self._instances[rule_ids]
 
-    def matched_events(self, indicators: tuple[str, ...], actor_or_targets: tuple[str | None, list[str]]) -> list[dict]:
-        """Events matched by rules of the given indicators, by this actor or on these mailboxes."""
-        rule_ids = [r for r, ind in self.indicator_of_rule.items() if ind in indicators]
-        actor, targets = actor_or_targets
-        people = sorted({p for p in [actor, *targets] if p})
-        return [event.as_dict() for event in self.store.resolved.matched_events(rule_ids, people)]
-
 
 def describe(event: dict) -> str:
     return f"{event['action']} at {iso_z(event['ts'])} ({event['path']}:{event['record']})"
