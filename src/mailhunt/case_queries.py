@@ -237,6 +237,35 @@ class ResolvedEvents:
             """SELECT count(*) FROM events WHERE "event.id" IN (SELECT unnest(?::VARCHAR[]))
                AND contains(lower("event.original"), ?)""", [sorted(set(event_ids)), text.lower()]).fetchall()[0][0]
 
+    def rule_changes(self, event_ids: list[str]) -> list[dict]:
+        """Time, action, cmdlet parameters and target (as logged) of these events, in time order."""
+        return self._dicts(
+            """SELECT "@timestamp" AS ts, "event.action" AS action, params, "user.target.name" AS target
+                FROM events WHERE "event.id" IN (SELECT unnest(?::VARCHAR[])) ORDER BY ts""",
+            [list(event_ids)])
+
+    def message_log_spans(self, datasets: tuple[str, ...]) -> list[tuple]:
+        """Per file of these message-log datasets: first and last record, and the query's own start and end
+        where the log states them (labels ``query_start``/``query_end``)."""
+        return self.db.execute(
+            """SELECT min("@timestamp"), max("@timestamp"), min(labels['query_start']), max(labels['query_end'])
+               FROM events WHERE "event.dataset" IN (SELECT unnest(?::VARCHAR[]))
+               GROUP BY "log.file.path" ORDER BY 1""", [list(datasets)]).fetchall()
+
+    def messages_between(self, datasets: tuple[str, ...], start: datetime, end: datetime) -> list[dict]:
+        """Message trace / tracking records of these datasets between start and end, in time order."""
+        return self._dicts(
+            """SELECT "event.id" AS id, "@timestamp" AS ts, "email.from.address" AS sender,
+                      "email.to.address" AS recipients, "email.subject" AS subject,
+                      "email.message_id" AS message_id, "email.delivery_status" AS status
+               FROM events WHERE "event.dataset" IN (SELECT unnest(?::VARCHAR[]))
+                 AND "@timestamp" BETWEEN ? AND ? ORDER BY ts, id""", [list(datasets), start, end])
+
+    def _dicts(self, sql: str, params: list) -> list[dict]:
+        cursor = self.db.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
     # ------------------------------------------------------------ people
 
     def aliases_of(self, actor: str) -> list[str]:
