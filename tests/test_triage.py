@@ -46,6 +46,18 @@ detection:
   sel: {event.action: Set-TransportRule}
   condition: sel
 level: medium
+---
+title: Export then removal
+id: 0b6f0c3e-1d0c-5c39-9a0c-000000000004
+name: t_export_then_removal
+status: test
+indicator: export_then_deletion
+correlation:
+  type: temporal_ordered
+  rules: [t_export, t_removal]
+  group-by: [user.name]
+  timespan: 24h
+level: high
 """
 
 T0 = datetime(2026, 10, 14, 9, 0)
@@ -205,7 +217,7 @@ def test_inferred_identity_is_stated_and_the_baseline_follows_the_person(rules):
     findings = triaged(events, rules, Config(admins=("jsmith@x.com",)))
     finding = max((f for f in findings.values() if f.actor == "jsmith@x.com"), key=lambda f: f.first_seen)
     usual = finding.answers["usual_for_account"]
-    assert usual.answer == "yes" and "New-MailboxExportRequest 1x" in usual.because
+    assert usual.answer == "yes" and "New-MailboxExportRequest on another user's mailbox 1x" in usual.because
     assert "identity: CORP\\jsmith taken as jsmith@x.com" in usual.because
     assert "identity: CORP\\jsmith" in finding.answers["legitimate_admin_activity"].because
 

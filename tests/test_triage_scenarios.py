@@ -81,7 +81,10 @@ def test_authorized_admin_who_exports_every_week_is_not_escalated(tmp_path):
     latest = only(findings, "mailbox_export", COMPLIANCE, last=True)
     assert latest["answers"]["legitimate_admin_activity"]["answer"] == "yes"
     usual = latest["answers"]["usual_for_account"]
-    assert usual["answer"] == "yes" and "New-MailboxExportRequest 5x since 2026-09-09T15:00:00Z" in usual["because"]
+    # the export five weeks back is outside the 30-day look-back (tuning.baseline_days)
+    assert usual["answer"] == "yes" and ("New-MailboxExportRequest on another user's mailbox 4x since "
+                                         "2026-09-16T15:00:00Z") in usual["because"]
+    assert "rule 'Mailbox Export Request Created' matched 4x since 2026-09-16T15:00:00Z" in usual["because"]
     sequence = latest["answers"]["export_followed_by_deletion"]
     assert sequence["answer"] == "unknown" and "the evidence ends 0.0 h after it" in sequence["because"]
     earlier = only(findings, "mailbox_export", COMPLIANCE)
@@ -91,7 +94,9 @@ def test_authorized_admin_who_exports_every_week_is_not_escalated(tmp_path):
     assert latest["escalate"] is False
     assert latest["reasons"] == [(f"authorized: {COMPLIANCE} is an authorized admin; no change windows are "
                                   "configured for the account")]
-    assert latest["baseline"]["sufficient"] and "baseline covers 2026-09-04 .. 2026-10-14" in latest["baseline"]["statement"]
+    assert latest["baseline"]["sufficient"] and "baseline covers 2026-09-14 .. 2026-10-14" in latest["baseline"]["statement"]
+    assert "(m365 evidence of tenant 3f1c9a52-6b0e-4d7a-9e21-8c4b7f05d3e6, look-back 30 days)" in \
+        latest["baseline"]["statement"]
 
 
 def test_export_by_account_that_never_exported_from_new_country_then_removed_is_escalated(tmp_path):

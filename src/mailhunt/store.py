@@ -6,7 +6,14 @@ Tables:
   so the result does not depend on load order).
 - ``inputs``: every evidence file seen, its SHA-256, format and counts.
 - ``rejections``: every bad record (file, locator, reason).
-- ``matches`` and ``findings``: written by the detection stage.
+- ``matches`` and ``findings``: written by the detection stage; ``correlation_matches``
+  (each correlation instance's events and the referenced rule each matched) and
+  ``correlation_steps`` (the rules each correlation that ran correlates, in order) too.
+- ``identities``: every logged name resolved to an actor (``detect/identities.py``).
+
+The events with resolved actors, tenant and source family (the relation
+detection and triage read) and the questions asked of them are
+``CaseStore.resolved`` (``mailhunt.case_queries``).
 - ``loading``: one row while a hunt loads evidence. A load cut short (Ctrl-C,
   a crash) may have committed part of a file's events without the file's
   ``inputs`` row, which is written last; ``drop_unrecorded_events`` removes
@@ -27,6 +34,7 @@ from typing import Self
 import duckdb
 import pyarrow as pa
 
+from mailhunt.case_queries import ResolvedEvents
 from mailhunt.events import COLUMNS, SCHEMA, out_of_range, sql_within_time_range
 from mailhunt.sources.base import ROW_GROUP_ROWS, Batch
 
@@ -65,6 +73,8 @@ OTHER_DDL = (
         new_events BIGINT, skipped_reason VARCHAR, locator_unit VARCHAR, PRIMARY KEY (path, sha256))""",
     "CREATE TABLE IF NOT EXISTS rejections (path VARCHAR, sha256 VARCHAR, locator VARCHAR, reason VARCHAR)",
     "CREATE TABLE IF NOT EXISTS matches (rule_id VARCHAR, event_id VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS correlation_matches (rule_id VARCHAR, instance VARCHAR, event_id VARCHAR, step_rule_id VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS correlation_steps (rule_id VARCHAR, position INTEGER, step_rule_id VARCHAR)",
     "CREATE TABLE IF NOT EXISTS identities (alias VARCHAR PRIMARY KEY, actor VARCHAR, basis VARCHAR, note VARCHAR)",
     "CREATE TABLE IF NOT EXISTS findings (id VARCHAR PRIMARY KEY, indicator VARCHAR, document JSON)",
     "CREATE TABLE IF NOT EXISTS loading (since VARCHAR)",
@@ -191,6 +201,7 @@ class CaseStore:
         except duckdb.Error as exc:
             self.db.close()
             raise _open_error(self.path, exc) from exc
+        self.resolved = ResolvedEvents(self.db)
 
     def _add_new_columns(self) -> None:
         """Bring a case written by an earlier mailhunt up to this event model.

@@ -1,8 +1,9 @@
 """SQL for Sigma correlation rules over the events their referenced rules matched.
 
 Each query reads ``matches`` (rule id, event id) joined to ``events`` and
-returns one row per (instance, event id): an instance is one occurrence of the
-correlation (one burst for counting rules, one sequence for temporal rules).
+returns one row per (instance, event id, step): an instance is one occurrence of
+the correlation (one burst for counting rules, one sequence for temporal
+rules), and the step is the id of the referenced rule the event matched in it.
 
 Semantics, after the Sigma correlation specification:
 - ``event_count`` / ``value_count`` / ``value_sum``: for every matched event,
@@ -32,8 +33,8 @@ from sigma.correlations import (
 )
 from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
 
+from mailhunt.case_queries import DETECTION_RELATION
 from mailhunt.detect.backend import sql_field
-from mailhunt.detect.baselines import DETECTION_RELATION
 from mailhunt.detect.pipeline import FIELD_MAPPING
 
 _OPS = {
@@ -165,7 +166,7 @@ anchors AS (SELECT DISTINCT {group_cols}ts AS start_ts, ts + {span} AS end_ts FR
 marked AS (SELECT *, CASE WHEN start_ts <= max(end_ts) OVER ({partition}ORDER BY start_ts ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) THEN 0 ELSE 1 END AS opens FROM anchors),
 numbered AS (SELECT *, sum(opens) OVER ({partition}ORDER BY start_ts ROWS UNBOUNDED PRECEDING) AS island FROM marked),
 spans AS (SELECT {group_cols}island, min(start_ts) AS start_ts, max(end_ts) AS end_ts FROM numbered GROUP BY {group_cols}island)
-SELECT DISTINCT {instance_key} AS instance, m.event_id AS event_id
+SELECT DISTINCT {instance_key} AS instance, m.event_id AS event_id, m.rule_id AS step
 FROM spans s JOIN m ON m.ts >= s.start_ts AND m.ts <= s.end_ts{join_groups}"""
 
 
@@ -190,5 +191,6 @@ def _sequence_sql(plan: CorrelationPlan, ordered: bool) -> str:
     instance = " || '|' || ".join(f"m{k}.event_id" for k in range(n))
     ids = ", ".join(f"m{k}.event_id AS e{k}" for k in range(n))
     combos = f"SELECT {instance} AS instance, {ids} FROM m m0 {' '.join(joins)} WHERE {' AND '.join(where)}"
-    unions = " UNION ".join(f"SELECT instance, e{k} AS event_id FROM combos" for k in range(n))
+    unions = " UNION ".join(f"SELECT instance, e{k} AS event_id, {_literal(plan.rule_ids[k])} AS step FROM combos"
+                            for k in range(n))
     return f"WITH {cte},\ncombos AS ({combos})\n{unions}"

@@ -22,8 +22,8 @@ from sigma.correlations import SigmaCorrelationRule, SigmaRuleReference
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
+from mailhunt.case_queries import DETECTION_RELATION
 from mailhunt.detect.backend import CONDITION_COLUMNS, EventSQLBackend
-from mailhunt.detect.baselines import DETECTION_RELATION, create_detection_view
 from mailhunt.detect.correlation import CorrelationPlan, correlation_sql
 from mailhunt.detect.identities import build_identity_table
 from mailhunt.detect.pipeline import build_pipeline, datasets_for
@@ -234,8 +234,10 @@ def _unusable_references(references: list[tuple[str, str | None]], skipped: dict
 def run_rules(store: CaseStore, compiled: CompiledRules) -> DetectionRun:
     db = store.db
     build_identity_table(store, compiled.settings.identities, compiled.settings.org_domains)
-    create_detection_view(store, compiled.settings.org_domains)
+    store.resolved.refresh(compiled.settings.org_domains)
     db.execute("DELETE FROM matches")
+    db.execute("DELETE FROM correlation_matches")
+    db.execute("DELETE FROM correlation_steps")
     detections: list[Detection] = []
     matched: dict[str, int] = {}
     skipped = dict(compiled.skipped)
@@ -265,23 +267,28 @@ def run_rules(store: CaseStore, compiled: CompiledRules) -> DetectionRun:
             raise
         except duckdb.Error as exc:
             db.execute("DELETE FROM matches WHERE rule_id = ?", [rule.id])
+            db.execute("DELETE FROM correlation_matches WHERE rule_id = ?", [rule.id])
             skipped[rule.id] = failure_reason(exc)
             continue
+        store.resolved.record_correlation_steps(rule.id, compiled.references.get(rule.id, ()))
         if rule.indicator:
             detections.extend(Detection(rule, ids) for _, ids in sorted(instances.items()))
     return DetectionRun(detections, skipped, matched)
 
 
 def _run_correlation(db: duckdb.DuckDBPyConnection, rule: LoadedRule, sql: str) -> tuple[int, dict[str, list[str]]]:
-    """Write a correlation's matches; returns how many events it matched and its instances' event ids."""
+    """Write a correlation's matches, and each instance with the part every event plays in it
+    (``correlation_matches``); returns how many events it matched and its instances' event ids."""
     try:
         db.execute(f"CREATE OR REPLACE TEMP TABLE correlation_instances AS {sql}")
         db.execute("INSERT INTO matches SELECT DISTINCT ?, event_id FROM correlation_instances", [rule.id])
+        db.execute("INSERT INTO correlation_matches SELECT DISTINCT ?, instance, event_id, step FROM correlation_instances",
+                   [rule.id])
         count = db.execute("SELECT count(DISTINCT event_id) FROM correlation_instances").fetchall()[0][0]
         instances: dict[str, list[str]] = {}
         if rule.indicator:
             for instance, event_id in db.execute(
-                    "SELECT instance, event_id FROM correlation_instances ORDER BY instance, event_id").fetchall():
+                    "SELECT DISTINCT instance, event_id FROM correlation_instances ORDER BY instance, event_id").fetchall():
                 instances.setdefault(instance, []).append(event_id)
         return count, instances
     finally:

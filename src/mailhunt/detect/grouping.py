@@ -13,6 +13,7 @@ from datetime import timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mailhunt.case_queries import RESOLVED_RELATION
 from mailhunt.detect.engine import Detection
 from mailhunt.detect.rules import LEVEL_ORDER, LoadedRule
 from mailhunt.findings import (
@@ -29,25 +30,26 @@ from mailhunt.store import CaseStore
 
 BURST_GAP = timedelta(hours=1)
 
-_EVIDENCE_COLUMNS = """e."event.id", e."@timestamp", e."event.action", coalesce(actor.actor, e."user.name"),
-       coalesce(target.actor, e."user.target.name"), e."host.name",
+# Evidence rows come from the case's resolved-events relation: user.name and
+# user.target.name there are the resolved actor and target, user.name_logged the name as logged.
+_EVIDENCE_COLUMNS = """e."event.id", e."@timestamp", e."event.action", e."user.name",
+       e."user.target.name", e."host.name",
        e."source.ip", e."user_agent.original", e."app.id", e."parameters", e."email.subject", e."rule.name",
        e."log.file.path", e."log.file.sha256", e."log.record", coalesce(i.locator_unit, 'line'),
-       e."user.name" """
+       e."user.name_logged" """
 _EVIDENCE_JOINS = """LEFT JOIN (SELECT DISTINCT path, sha256, locator_unit FROM inputs) i
-  ON i.path = e."log.file.path" AND i.sha256 = e."log.file.sha256"
-LEFT JOIN identities actor ON actor.alias = coalesce(e."user.name", e."user.id")
-LEFT JOIN identities target ON target.alias = e."user.target.name" """
+  ON i.path = e."log.file.path" AND i.sha256 = e."log.file.sha256" """
 
 _EVIDENCE_SQL = f"""
 SELECT {_EVIDENCE_COLUMNS}
-FROM events e
+FROM {RESOLVED_RELATION} e
 {_EVIDENCE_JOINS}
 WHERE e."event.id" IN (SELECT event_id FROM wanted)
 """
 
 
 def load_evidence(store: CaseStore, event_ids: set[str]) -> dict[str, EvidenceEvent]:
+    store.resolved.ensure()
     wanted = pa.table({"event_id": sorted(event_ids)})
     store.db.register("wanted", wanted)
     try:
@@ -64,21 +66,18 @@ def _severity(level: str) -> str:
 def identity_notes(store: CaseStore) -> dict[str, str]:
     """Logged name -> how it was resolved to another actor (configured or inferred), or why it was left as
     logged although the evidence names it otherwise (a uid paired with two names on one host)."""
-    return dict(store.db.execute(
-        "SELECT alias, note FROM identities WHERE note <> '' AND (basis = 'as logged' OR alias <> actor)").fetchall())
+    return store.resolved.identity_notes()
 
 
 # Bursts in SQL: detections of one indicator by one actor (the account of a
 # detection's earliest event), ordered by start, end, rule id and position;
 # a detection starts a new burst when it starts more than the gap after the
 # latest end of every detection before it.
-_BURSTS_SQL = """
+_BURSTS_SQL = f"""
 WITH evidence AS (
-  SELECT d.detection, d.rule_position, d.event_id, e."@timestamp" AS ts,
-         coalesce(actor.actor, e."user.name") AS actor
+  SELECT d.detection, d.rule_position, d.event_id, e."@timestamp" AS ts, e."user.name" AS actor
   FROM detection_events_wanted d
-  JOIN events e ON e."event.id" = d.event_id
-  LEFT JOIN identities actor ON actor.alias = coalesce(e."user.name", e."user.id")
+  JOIN {RESOLVED_RELATION} e ON e."event.id" = d.event_id
 ), detections AS (
   SELECT detection, any_value(rule_position) AS rule_position, min(ts) AS first_ts, max(ts) AS last_ts,
          arg_min_null(actor, struct_pack(ts := ts, id := event_id)) AS actor
@@ -104,7 +103,7 @@ _FINDING_EVIDENCE_SQL = f"""
 WITH wanted AS (
   SELECT DISTINCT b.finding, d.event_id FROM detection_bursts b JOIN detection_events_wanted d USING (detection))
 SELECT w.finding, {_EVIDENCE_COLUMNS}
-FROM wanted w JOIN events e ON e."event.id" = w.event_id
+FROM wanted w JOIN {RESOLVED_RELATION} e ON e."event.id" = w.event_id
 {_EVIDENCE_JOINS}
 ORDER BY w.finding, e."@timestamp", e."event.id"
 """
@@ -130,6 +129,7 @@ def group_detections(store: CaseStore, detections: list[Detection], burst_gap: t
             detection_column.append(number)
             rule_column.append(position)
             event_column.append(event_id)
+    store.resolved.ensure()
     db = store.db
     db.register("detection_events_wanted", pa.table({
         "detection": pa.array(detection_column, pa.int64()), "rule_position": pa.array(rule_column, pa.int64()),

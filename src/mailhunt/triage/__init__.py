@@ -33,7 +33,7 @@ def triage(findings: list[Finding], ctx: TriageContext) -> None:
             else:
                 finding.answers[module.NAME] = module.answer(finding, ctx)
         finding.baseline = ctx.baseline(finding).to_json()
-        first_seen = ctx.app_first_seen()
+        first_seen = ctx.app_first_seen(finding)
         apps = sorted({(r.get("app.id") or "").lower() for r in ctx.details(finding) if r.get("app.id")})
         finding.baseline["apps_first_seen_in_tenant"] = {a: iso_z(first_seen[a]) for a in apps if a in first_seen}
         finding.l1 = l1_steps(finding, ctx, findings)

@@ -1,14 +1,20 @@
-"""Per-actor baselines from the evidence itself: everything in the case before the finding.
+"""Per-actor baselines from the evidence that could have seen the behaviour.
 
-For the finding's actor (after identity resolution): the operations the actor
-performed before (first seen actor × operation), the usual hours (UTC), source
-addresses with their countries and autonomous systems, and the clients used
-(application ids, user agents / ClientInfoString, processes). Per application
-id: when it was first seen in the tenant.
+A finding's baseline is built from the actor's events (after identity
+resolution) of the same scopes as the finding's events -- the same tenant
+(``scope.tenant``) and source family (``scope.family``, see
+``mailhunt.case_queries``) -- within the look-back before the finding
+(``tuning.baseline_days``, 30 days unless configured), never from the span of
+every file in the case. It holds the operations the actor performed before
+(action x class of target: the actor's own mailbox or another's), the rules
+their events matched, the usual hours (UTC), source addresses with their
+countries and autonomous systems, and the clients used (application ids, user
+agents / ClientInfoString, processes).
 
-The history available is always stated. With less than ``MIN_HISTORY`` of
-evidence before the finding, or no earlier event by the actor, the baseline is
-thin and the questions built on it answer "unknown", never "no".
+The scope and history available are always stated. With less than
+``MIN_HISTORY`` of the scope's evidence before the finding, or fewer than
+``MIN_ACTOR_EVENTS`` earlier events by the actor, the baseline is thin and the
+questions built on it answer "unknown", never "no".
 """
 
 from __future__ import annotations
@@ -17,10 +23,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from mailhunt.case_queries import ResolvedEvents, Scope
 from mailhunt.events import iso_z
 from mailhunt.triage.geo import place_of
 
 MIN_HISTORY = timedelta(days=1)
+DEFAULT_LOOKBACK_DAYS = 30
+OWN_MAILBOX = "own mailbox"
+OTHER_MAILBOX = "another user's mailbox"
 MIN_ACTOR_EVENTS = 3
 RECENT = timedelta(hours=24)
 
@@ -30,8 +40,12 @@ class ActorBaseline:
     actor: str | None
     start: datetime | None
     end: datetime
+    scopes: list[Scope] = field(default_factory=list)
+    lookback_days: int = DEFAULT_LOOKBACK_DAYS
     actor_events: int = 0
     operations: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+    operations_on: dict[tuple[str, str | None], tuple[int, datetime]] = field(default_factory=dict)
+    rules: dict[str, tuple[int, datetime]] = field(default_factory=dict)
     hours: Counter = field(default_factory=Counter)
     ips: Counter = field(default_factory=Counter)
     countries: Counter = field(default_factory=Counter)
@@ -47,16 +61,22 @@ class ActorBaseline:
     def thin(self) -> bool:
         return self.start is None or self.end - self.start < MIN_HISTORY or self.actor_events < MIN_ACTOR_EVENTS
 
+    def scope_text(self) -> str:
+        """What evidence the baseline was built from."""
+        scopes = "; ".join(s.describe() for s in self.scopes) or "no evidence of the finding's own sources"
+        return f"{scopes}, look-back {self.lookback_days} days"
+
     def coverage(self) -> str:
         if self.start is None or self.end <= self.start:
-            return "baseline covers nothing: the finding is at the start of the evidence"
+            return (f"baseline covers nothing: no earlier {self.scope_text()} before the finding")
         return (f"baseline covers {iso_z(self.start)[:10]} .. {iso_z(self.end)[:10]}, {self.days:.0f} days, "
-                f"{self.actor_events} earlier events by {self.actor or 'the actor'}")
+                f"{self.actor_events} earlier events by {self.actor or 'the actor'} ({self.scope_text()})")
 
     def why_thin(self) -> str:
         if self.start is None or self.end - self.start < MIN_HISTORY:
             hours = 0 if self.start is None else (self.end - self.start).total_seconds() / 3600
-            return f"only {hours:.1f} h of evidence before the finding (at least {MIN_HISTORY.days} day needed)"
+            return (f"only {hours:.1f} h of {self.scope_text()} before the finding "
+                    f"(at least {MIN_HISTORY.days} day needed)")
         return (f"{self.actor or 'the actor'} has only {self.actor_events} earlier events "
                 f"(at least {MIN_ACTOR_EVENTS} needed)")
 
@@ -76,8 +96,11 @@ class ActorBaseline:
         return {
             "statement": self.coverage(),
             "start": iso_z(self.start), "end": iso_z(self.end), "days": round(self.days, 1),
+            "scope": [{"tenant": s.tenant, "family": s.family} for s in self.scopes],
+            "lookback_days": self.lookback_days,
             "actor_events": self.actor_events, "sufficient": not self.thin,
             "operations": {op: {"count": n, "first_seen": iso_z(first)} for op, (n, first) in sorted(self.operations.items())},
+            "rules_matched": {r: {"count": n, "first_seen": iso_z(first)} for r, (n, first) in sorted(self.rules.items())},
             "hours_utc": sorted(self.hours),
             "source_ips": sorted(self.ips), "countries": sorted(self.countries), "asns": sorted(self.asns),
             "clients": sorted(self.clients),
@@ -103,44 +126,53 @@ def place_of_event(row: dict) -> tuple[str | None, str | None]:
     return country, asn
 
 
-# The actor's earlier events, one row per distinct combination of what the
-# baseline counts, with how many events had it and the first time it occurs.
-BASELINE_SQL = """
-SELECT "event.action", hour("@timestamp"), "source.ip", "source.geo.country_iso_code", "app.id",
-       "user_agent.original", "process.name", labels['asn'], count(*), min("@timestamp")
-FROM {relation} WHERE "user.name" = ? AND "@timestamp" < ?
-GROUP BY ALL
-ORDER BY ALL
-"""
+def names_an_account(name: str) -> bool:
+    """Whether a target names an account (an address, DOMAIN\\sam or a canonical name), not a rule or a search."""
+    return any(mark in name for mark in ("@", "\\", "/"))
 
 
-def build_actor_baseline(db, actor: str | None, before: datetime, evidence_start: datetime | None,
-                         relation: str = "detection_events") -> ActorBaseline:
-    """``relation`` holds the case's events with resolved actors (the detection view, or a subset of it)."""
-    baseline = ActorBaseline(actor, evidence_start if evidence_start and evidence_start < before else None, before)
+def target_class(actor: str | None, target: str | None) -> str | None:
+    """The class of target of one operation: the actor's own mailbox, another user's, or None when the
+    target is no account (a rule name, a search) or not named."""
+    if not target or not names_an_account(target):
+        return OWN_MAILBOX if target and target == actor else None
+    return OWN_MAILBOX if target == actor else OTHER_MAILBOX
+
+
+def build_actor_baseline(resolved: ResolvedEvents, actor: str | None, before: datetime, scopes: list[Scope],
+                         lookback_days: int = DEFAULT_LOOKBACK_DAYS, rule_ids: tuple[str, ...] = ()) -> ActorBaseline:
+    """The actor's history in ``scopes`` within ``lookback_days`` before ``before``; ``rule_ids``: the rules whose
+    earlier matches by the actor are counted too."""
+    since = before - timedelta(days=lookback_days)
+    first, _ = resolved.scope_coverage(scopes)
+    start = max(first, since) if first is not None and first < before else None
+    baseline = ActorBaseline(actor, start, before, list(scopes), lookback_days)
     if actor is None:
         return baseline
-    columns = ["event.action", "hour", "source.ip", "source.geo.country_iso_code", "app.id",
-               "user_agent.original", "process.name", "asn", "events", "first"]
-    for values in db.execute(BASELINE_SQL.format(relation=relation), [actor, before]).fetchall():
-        row = dict(zip(columns, values))
-        row["labels"] = {"asn": row["asn"]} if row["asn"] is not None else {}
-        events, first = row["events"], row["first"]
+    baseline.rules = resolved.matched_by_actor(actor, list(rule_ids), scopes, since, before)
+    for history in resolved.actor_history(actor, scopes, since, before):
+        row = {"source.ip": history.source_ip, "source.geo.country_iso_code": history.country,
+               "app.id": history.app_id, "user_agent.original": history.user_agent, "process.name": history.process,
+               "labels": {"asn": history.asn} if history.asn is not None else {}}
+        events, first = history.events, history.first
         baseline.actor_events += events
-        action = row["event.action"]
+        action = history.action
         if action:
             count, earliest = baseline.operations.get(action, (0, first))
             baseline.operations[action] = (count + events, min(earliest, first))
-        baseline.hours[row["hour"]] += events
+            key = (action, target_class(actor, history.target))
+            count, earliest = baseline.operations_on.get(key, (0, first))
+            baseline.operations_on[key] = (count + events, min(earliest, first))
+        baseline.hours[history.hour] += events
         country, asn = place_of_event(row)
-        for kind, value, counter in (("ip", row["source.ip"], baseline.ips), ("country", country, baseline.countries),
+        for kind, value, counter in (("ip", history.source_ip, baseline.ips), ("country", country, baseline.countries),
                                      ("asn", asn, baseline.asns)):
             if value:
                 counter[value] += events
-                key = f"{kind}:{value}"
-                baseline.first_seen[key] = min(baseline.first_seen.get(key, first), first)
+                key_text = f"{kind}:{value}"
+                baseline.first_seen[key_text] = min(baseline.first_seen.get(key_text, first), first)
         for label in client_labels(row):
             baseline.clients[label] += events
-            key = f"client:{label}"
-            baseline.first_seen[key] = min(baseline.first_seen.get(key, first), first)
+            key_text = f"client:{label}"
+            baseline.first_seen[key_text] = min(baseline.first_seen.get(key_text, first), first)
     return baseline

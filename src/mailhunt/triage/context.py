@@ -1,7 +1,9 @@
-"""What every triage question may read: the case's events, what the rules matched, the configuration.
+"""What every triage question may read: the case's resolved events, what the rules matched, the configuration.
 
-Actors are compared after identity resolution: queries by actor go through the
-``detection_events`` view, whose ``user.name`` is the resolved actor.
+Actors are compared after identity resolution, and baselines are scoped to the
+tenant and source family of the finding's events: every query goes through the
+case store's resolved-events relation (``CaseStore.resolved``,
+``mailhunt.case_queries``), never through SQL of its own.
 """
 
 from __future__ import annotations
@@ -11,12 +13,8 @@ from datetime import datetime
 
 import pyarrow as pa
 
+from mailhunt.case_queries import MatchedEvent, Scope
 from mailhunt.config import Config
-from mailhunt.detect.baselines import (
-    DETECTION_RELATION,
-    create_detection_view,
-    detection_select,
-)
 from mailhunt.events import iso_z
 from mailhunt.findings import Finding, event_column
 from mailhunt.store import CaseStore
@@ -29,20 +27,10 @@ DETAIL_COLUMNS = ("event.id", "@timestamp", "event.action", "event.outcome", "ev
                   "user_agent.original", "parameters", "email.subject", "email.from.address", "labels",
                   "log.file.path", "log.record")
 
-# The columns of a detail row: every detail column but the event's own identity.
-VALUE_COLUMNS = tuple(c for c in DETAIL_COLUMNS if c not in ("event.id", "@timestamp", "log.file.path", "log.record"))
-
-
-def matched_events_sql(relation: str) -> str:
-    """Each event the rules matched, with the rule, from ``relation`` (events with resolved actors)."""
-    return f"""SELECT DISTINCT e."event.id" AS id, e."@timestamp" AS ts, e."event.action" AS action,
-                      e."user.name" AS actor, e."user.target.name" AS target,
-                      e."log.file.path" AS path, e."log.record" AS record, x.rule_id AS rule_id
-               FROM matches x JOIN {relation} e ON e."event.id" = x.event_id"""
-
-
-EXPORT_INDICATORS = ("mailbox_export",)
-DELETION_INDICATORS = ("export_request_removed", "mailbox_purge", "bulk_item_deletion")
+# The columns of a detail row: every detail column but the event's own identity, and the event's scope and
+# application baseline (the resolved relation's detection fields).
+VALUE_COLUMNS = tuple(c for c in DETAIL_COLUMNS if c not in ("event.id", "@timestamp", "log.file.path", "log.record")) + (
+    "scope.tenant", "scope.family", "app.new", "app.first_seen")
 
 
 @dataclass
@@ -55,54 +43,19 @@ class TriageContext:
     cmdlet_records: int
     _baselines: dict = field(default_factory=dict, repr=False)
     _details: dict = field(default_factory=dict, repr=False)
-    _app_first_seen: dict | None = field(default=None, repr=False)
-    people_relation: str = DETECTION_RELATION
-    matches_relation: str = f"({matched_events_sql(DETECTION_RELATION)})"
+    _instances: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, store: CaseStore, config: Config, indicator_of_rule: dict[str, str]) -> TriageContext:
-        start, end, cmdlets = store.db.execute(
-            """SELECT min("@timestamp"), max("@timestamp"),
-                      count(*) FILTER (WHERE "event.code" = '1' OR "event.action" LIKE '%-%') FROM events""").fetchall()[0]
-        views = store.db.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ?",
-                                 [DETECTION_RELATION]).fetchall()[0][0]
-        if not views:
-            create_detection_view(store, config.domains)
+        start, end, cmdlets = store.resolved.case_span()
+        store.resolved.ensure(config.domains)
         return cls(store, config, indicator_of_rule, start, end, cmdlets)
 
     def prepare(self, findings: list[Finding]) -> None:
-        """Copy once the events of every actor and target of the findings into ``triage_events``,
-        and what the rules matched among them into ``triage_matches``.
-
-        Per-actor questions then read those small tables instead of resolving
-        identities over the whole case for every finding. Only events whose
-        logged names are one of these people or an alias of theirs can resolve
-        to them, so identities are resolved over those events alone."""
-        db = self.store.db
+        """Keep once the events of every actor and target of the findings (the store's ``restrict_to_people``),
+        and load their details: per-actor questions then read those alone instead of the whole case."""
         names = sorted({n for f in findings for n in (f.actor, *f.targets) if n})
-        db.register("triage_people", pa.table({"name": pa.array(names, pa.string())}))
-        try:
-            db.execute("""CREATE OR REPLACE TEMP TABLE triage_names AS
-                          SELECT name FROM triage_people
-                          UNION SELECT alias FROM identities WHERE actor IN (SELECT name FROM triage_people)""")
-            db.execute(f"""CREATE OR REPLACE TEMP TABLE triage_logged AS
-                          SELECT {", ".join(f'"{c}"' for c in (*DETAIL_COLUMNS, "user.id"))}
-                          FROM events WHERE "user.name" IN (SELECT name FROM triage_names)
-                             OR "user.id" IN (SELECT name FROM triage_names)
-                             OR "user.target.name" IN (SELECT name FROM triage_names)""")
-            db.execute(
-                f"""CREATE OR REPLACE TEMP TABLE triage_events AS
-                    SELECT "event.id", {", ".join(f'"{c}"' for c in DETAIL_COLUMNS if c != "event.id")}
-                    FROM ({detection_select(self.store, "triage_logged")})
-                    WHERE "user.name" IN (SELECT name FROM triage_people)
-                       OR "user.target.name" IN (SELECT name FROM triage_people)""")
-        finally:
-            db.unregister("triage_people")
-            db.execute("DROP TABLE IF EXISTS triage_logged")
-            db.execute("DROP TABLE IF EXISTS triage_names")
-        db.execute(f"CREATE OR REPLACE TEMP TABLE triage_matches AS {matched_events_sql('triage_events')}")
-        self.people_relation = "triage_events"
-        self.matches_relation = "triage_matches"
+        self.store.resolved.restrict_to_people(names, DETAIL_COLUMNS)
         self._details.update(self._load_details(findings))
 
     def names_of(self, actor: str | None) -> set[str]:
@@ -113,16 +66,31 @@ class TriageContext:
         same person logged as ``exadmin@corp.com``."""
         if not actor:
             return set()
-        rows = self.store.db.execute("SELECT alias FROM identities WHERE actor = ?", [actor]).fetchall()
-        return {actor.lower()} | {alias.lower() for (alias,) in rows if alias}
+        return {actor.lower()} | {alias.lower() for alias in self.store.resolved.aliases_of(actor)}
 
-    def baseline(self, finding: Finding) -> ActorBaseline:
-        """The actor's history before the finding (built once per finding)."""
-        key = (finding.actor, finding.first_seen)
+    def scopes(self, finding: Finding) -> list[Scope]:
+        """The tenants and source families of the finding's events: the evidence that could have seen it."""
+        return self.scopes_of_rows(self.details(finding))
+
+    def rules_of_indicator(self, indicator: str) -> list[str]:
+        return sorted(rule_id for rule_id, ind in self.indicator_of_rule.items() if ind == indicator)
+
+    def baseline(self, finding: Finding, scopes: list[Scope] | None = None) -> ActorBaseline:
+        """The actor's history before the finding within the look-back, in the finding's own scopes or in
+        ``scopes`` (e.g. those of the actor's sign-ins), built once per finding and scope."""
+        scopes = self.scopes(finding) if scopes is None else scopes
+        key = (finding.actor, finding.first_seen, tuple(scopes), finding.indicator)
         if key not in self._baselines:
-            self._baselines[key] = build_actor_baseline(self.store.db, finding.actor, finding.first_seen,
-                                                        self.evidence_start, self.people_relation)
+            rule_ids = tuple(sorted({r.id for r in finding.rules} | set(self.rules_of_indicator(finding.indicator))))
+            self._baselines[key] = build_actor_baseline(self.store.resolved, finding.actor, finding.first_seen,
+                                                        scopes, self.config.baseline_days, rule_ids)
         return self._baselines[key]
+
+    @staticmethod
+    def scopes_of_rows(rows: list[dict]) -> list[Scope]:
+        """The scopes of rows that carry ``scope.tenant`` and ``scope.family`` (details, ``actor_events``)."""
+        found = {(r["scope.tenant"], r["scope.family"]) for r in rows}
+        return [Scope(tenant, family) for tenant, family in sorted(found, key=lambda s: (s[0] or "", s[1] or ""))]
 
     def _load_details(self, findings: list[Finding]) -> dict[int, tuple[Finding, list[dict]]]:
         """The distinct detail rows of each finding, actors resolved, by ``id(finding)`` (one query).
@@ -132,26 +100,10 @@ class TriageContext:
         answers only read the values, so a finding of 100,000 identical
         log-cleared records costs what a finding of a few does."""
         ids = [event_column(f.events, "event_id") for f in findings]
-        self.store.db.register("finding_event_ids", pa.table({
+        rows = self.store.resolved.event_rows(pa.table({
             "finding": pa.chunked_array([pa.repeat(pa.scalar(index, pa.int64()), len(column))
                                          for index, column in enumerate(ids)], pa.int64()),
-            "event_id": pa.chunked_array(ids, pa.string())}))
-        try:
-            resolved = {"user.name": 'coalesce(actor.actor, e."user.name")',
-                        "user.target.name": 'coalesce(target.actor, e."user.target.name")'}
-            values = ", ".join(f'{resolved.get(c, f"e.{_quoted(c)}")} AS {_quoted(c)}' for c in VALUE_COLUMNS)
-            names = ", ".join(_quoted(c) for c in VALUE_COLUMNS)
-            rows = self.store.db.execute(
-                f"""WITH finding_rows AS (
-                        SELECT w.finding, {values},
-                               struct_pack(ts := e."@timestamp", id := e."event.id") AS seen
-                        FROM finding_event_ids w JOIN events e ON e."event.id" = w.event_id
-                        LEFT JOIN identities actor ON actor.alias = e."user.name"
-                        LEFT JOIN identities target ON target.alias = e."user.target.name")
-                    SELECT finding, {names} FROM finding_rows
-                    GROUP BY finding, {names} ORDER BY finding, min(seen)""").fetchall()
-        finally:
-            self.store.db.unregister("finding_event_ids")
+            "event_id": pa.chunked_array(ids, pa.string())}), VALUE_COLUMNS)
         loaded: dict[int, tuple[Finding, list[dict]]] = {id(f): (f, []) for f in findings}
         for index, *row_values in rows:
             row = dict(zip(VALUE_COLUMNS, row_values))
@@ -171,62 +123,50 @@ class TriageContext:
 
     def records_naming(self, finding: Finding, text: str) -> int:
         """How many of the finding's raw records contain ``text`` (case-insensitive)."""
-        ids = pa.table({"event_id": pa.array(sorted(set(finding.event_ids)), pa.string())})
-        self.store.db.register("finding_event_ids", ids)
-        try:
-            return self.store.db.execute(
-                """SELECT count(*) FROM events WHERE "event.id" IN (SELECT event_id FROM finding_event_ids)
-                   AND contains(lower("event.original"), ?)""", [text.lower()]).fetchall()[0][0]
-        finally:
-            self.store.db.unregister("finding_event_ids")
+        return self.store.resolved.records_containing(list(finding.event_ids), text)
 
-    def app_first_seen(self) -> dict[str, datetime]:
-        """Application id (lower-cased) -> first time it appears in the case."""
-        if self._app_first_seen is None:
-            self._app_first_seen = dict(self.store.db.execute(
-                'SELECT lower("app.id"), min("@timestamp") FROM events WHERE "app.id" IS NOT NULL GROUP BY 1'
-            ).fetchall())
-        return self._app_first_seen
+    def app_first_seen(self, finding: Finding) -> dict[str, datetime]:
+        """Application id (lower-cased) -> first time it appears in the tenant and source family of the finding."""
+        return self.store.resolved.app_first_seen(self.scopes(finding))
+
+    def new_apps(self, finding: Finding) -> dict[str, datetime]:
+        """The finding's application ids that are new to their tenant (the ``app.new`` definition), with
+        when each was first seen there."""
+        new: dict[str, datetime] = {}
+        for row in self.details(finding):
+            if row["app.new"] and row.get("app.id"):
+                app = row["app.id"].lower()
+                new[app] = min(new.get(app, row["app.first_seen"]), row["app.first_seen"])
+        return new
 
     def actor_events(self, actor: str, start: datetime, end: datetime, where: str, params: list) -> list[dict]:
-        """Events of the resolved actor (as actor or as target) between start and end matching ``where``."""
-        cols = ", ".join(f'"{c}"' for c in DETAIL_COLUMNS)
-        rows = self.store.db.execute(
-            f"""SELECT {cols} FROM {self.people_relation}
-                WHERE ("user.name" = ? OR "user.target.name" = ?) AND "@timestamp" BETWEEN ? AND ? AND ({where})
-                ORDER BY "@timestamp", "event.id" """, [actor, actor, start, end, *params]).fetchall()
-        out = []
-        for values in rows:
-            row = dict(zip(DETAIL_COLUMNS, values))
+        """Events of the resolved actor (as actor or as target) between start and end matching ``where``,
+        with their scope."""
+        out = self.store.resolved.person_events(actor, start, end, where, params,
+                                                (*DETAIL_COLUMNS, "scope.tenant", "scope.family"))
+        for row in out:
             row["labels"] = dict(row["labels"]) if row["labels"] else {}
-            out.append(row)
         return out
 
-    def coverage(self) -> str:
+    def coverage(self, finding: Finding | None = None) -> str:
+        """What the evidence covers: of the finding's tenant and source families, or of the whole case."""
+        if finding is not None:
+            scopes = self.scopes(finding)
+            first, last = self.store.resolved.scope_coverage(scopes)
+            if first is not None and last is not None:
+                days = (last - first).total_seconds() / 86400
+                described = "; ".join(s.describe() for s in scopes)
+                return f"{described} covers {iso_z(first)} .. {iso_z(last)} ({days:.1f} days)"
         if self.evidence_start is None or self.evidence_end is None:  # both or neither: min and max of one column
             return "the case holds no events"
         days = (self.evidence_end - self.evidence_start).total_seconds() / 86400
         return f"evidence covers {iso_z(self.evidence_start)} .. {iso_z(self.evidence_end)} ({days:.1f} days)"
 
-    def matched_events(self, indicators: tuple[str, ...], actor_or_targets: tuple[str | None, list[str]]) -> list[dict]:
-        """Events matched by rules of the given indicators, by this actor or on these mailboxes."""
-        rule_ids = [r for r, ind in self.indicator_of_rule.items() if ind in indicators]
-        if not rule_ids:
-            return []
-        actor, targets = actor_or_targets
-        people = sorted({p for p in [actor, *targets] if p})
-        if not people:
-            return []
-        return self.store.query(
-            f"""SELECT * FROM {self.matches_relation}
-                WHERE rule_id IN ({", ".join("?" * len(rule_ids))})
-                  AND (actor IN ({", ".join("?" * len(people))}) OR target IN ({", ".join("?" * len(people))}))
-                ORDER BY ts, id""",
-            [*rule_ids, *people, *people])
-
-
-def _quoted(column: str) -> str:
-    return '"' + column.replace('"', '""') + '"'
+    def correlation_instances(self, rule_ids: tuple[str, ...]) -> dict[tuple[str, str], list[MatchedEvent]]:
+        """The instances these correlations recorded, with their events (read once per set of rules)."""
+        if rule_ids not in self._instances:
+            self._instances[rule_ids] = self.store.resolved.correlation_instances(list(rule_ids))
+        return self._instances[rule_ids]
 
 
 def describe(event: dict) -> str:

@@ -99,7 +99,8 @@ def sign_ins(finding: Finding, ctx: TriageContext) -> L1Step:
     if not rows:
         return L1Step("sign_ins", "unknown", f"no sign-in records of {actor} within ±72 h in the evidence; "
                                              "add the Entra ID sign-in log or the unified audit log's UserLoggedIn")
-    baseline = ctx.baseline(finding)
+    # places are compared with the actor's earlier events of the sign-ins' own tenant and log
+    baseline = ctx.baseline(finding, ctx.scopes_of_rows(rows))
     home = set(ctx.config.home_countries)
     flags, facts = [], []
     failed = [r for r in rows if ops.failed(r)]

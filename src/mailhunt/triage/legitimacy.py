@@ -21,8 +21,6 @@ from mailhunt.events import iso_z
 from mailhunt.findings import Finding
 from mailhunt.triage.context import TriageContext
 
-NEW_APP_GRACE_SECONDS = 3600
-
 
 @dataclass(frozen=True)
 class ClientPattern:
@@ -188,12 +186,8 @@ def assess(finding: Finding, ctx: TriageContext) -> Assessment:
     if config.trusted_networks:
         result.untrusted_ips = sorted({r["source.ip"] for r in rows
                                        if r.get("source.ip") and config.in_trusted_network(r["source.ip"]) is False})
-    first_seen = ctx.app_first_seen()
     automation_apps = {a.get("app_id") for a in config.automation if a.get("app_id")} | admin_app_ids()
-    for app in sorted({(r.get("app.id") or "").lower() for r in rows if r.get("app.id")}):
-        seen = first_seen.get(app)
-        if (app not in automation_apps and seen is not None and ctx.evidence_start is not None
-                and (seen - ctx.evidence_start).total_seconds() > 86400
-                and (finding.first_seen - seen).total_seconds() <= NEW_APP_GRACE_SECONDS):
+    for app, seen in sorted(ctx.new_apps(finding).items()):
+        if app not in automation_apps:
             result.new_apps.append(f"{app} (first seen in the tenant {iso_z(seen)})")
     return result

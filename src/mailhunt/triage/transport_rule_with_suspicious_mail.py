@@ -94,25 +94,14 @@ def _is_spam(status: str) -> bool:
     return any(word in status.lower() for word in SPAM_WORDS)
 
 
-def _placeholders(values) -> str:
-    return ", ".join("?" * len(values))
-
-
 def _rule_events(finding: Finding, ctx: TriageContext) -> list[dict]:
-    ids = finding.event_ids
-    return ctx.store.query(
-        '''SELECT "@timestamp" AS ts, "event.action" AS action, params, "user.target.name" AS target
-           FROM events WHERE "event.id" IN (SELECT unnest(?::VARCHAR[])) ORDER BY ts''', [ids])
+    return ctx.store.resolved.rule_changes(list(finding.event_ids))
 
 
 def _coverage(ctx: TriageContext) -> list[tuple[datetime, datetime]]:
     """Spans the message logs cover: per file, its first to last record, widened to a trace query's dates."""
-    rows = ctx.store.db.execute(
-        f'''SELECT min("@timestamp"), max("@timestamp"), min(labels['query_start']), max(labels['query_end'])
-            FROM events WHERE "event.dataset" IN ({_placeholders(MESSAGE_DATASETS)})
-            GROUP BY "log.file.path" ORDER BY 1''', list(MESSAGE_DATASETS)).fetchall()
     spans = []
-    for first, last, query_start, query_end in rows:
+    for first, last, query_start, query_end in ctx.store.resolved.message_log_spans(MESSAGE_DATASETS):
         if query_start:
             first = min(first, datetime.fromisoformat(query_start.rstrip("Z")))
         if query_end:
@@ -134,15 +123,7 @@ def _covered(spans: list[tuple[datetime, datetime]], start: datetime, end: datet
 
 def _messages(ctx: TriageContext, start: datetime, end: datetime, conditions: MailConditions,
               mailboxes: list[str]) -> list[Message]:
-    rows = ctx.store.query(
-        f'''SELECT "event.id" AS id, "@timestamp" AS ts, "email.from.address" AS sender,
-                   "email.to.address" AS recipients, "email.subject" AS subject,
-                   "email.message_id" AS message_id, "email.delivery_status" AS status,
-                   "rule.name" AS rule, labels['transport_rule_action'] AS rule_actions,
-                   labels['transport_rule_mode'] AS rule_mode, labels['transport_rule_recipients'] AS added,
-                   coalesce(labels['recipients_all'], "email.to.address") AS all_recipients
-            FROM events WHERE "event.dataset" IN ({_placeholders(MESSAGE_DATASETS)})
-              AND "@timestamp" BETWEEN ? AND ? ORDER BY ts, id''', [*MESSAGE_DATASETS, start, end])
+    rows = ctx.store.resolved.messages_between(MESSAGE_DATASETS, start, end)
     domains = ctx.config.domains
     grouped: dict[str, list[dict]] = {}
     for row in rows:

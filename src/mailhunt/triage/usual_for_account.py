@@ -1,23 +1,43 @@
-"""Question 3: has this account done this kind of operation before, from here, at this hour?
+"""Question 3: does this account usually perform this operation, from here, at this hour?
 
-Answered from the actor's baseline (``triage.baselines``): everything in the
-case before the finding, after identity resolution. A thin history answers
-"unknown", never "no". "From here" compares the finding's countries and
-autonomous systems (source addresses when neither is known) with the
-baseline's; "at this hour" compares the UTC hour with the hours the account
-was active before (the hour either side counts as usual); the client
-(application id, process) is compared with the ones the account used before
-(user agents are not: browsers update too often to tell).
+Answered from the actor's baseline (``triage.baselines``): the actor's earlier
+events of the finding's tenant and source family within the look-back, after
+identity resolution. A thin history answers "unknown", never "no".
+
+"This operation" is the behaviour, not the kind of record: the same rule or
+indicator matched the actor's earlier events (the ``matches`` the rules
+wrote), and, where the record names the operation itself (a cmdlet or a
+unified audit log Operation), the same operation against the same class of
+target (the actor's own mailbox, or another user's). Endpoint records name
+only a generic action (a script block was logged, a program ran): there the
+rule that matched says which tool did what to which mail store. The actor's
+other activity is shown as context, never as the answer.
+
+"From here" compares the finding's countries and autonomous systems (source
+addresses when neither is known) with the baseline's; "at this hour" compares
+the UTC hour with the hours the account was active before (the hour either
+side counts as usual); the client (application id, process) is compared with
+the ones the account used before (user agents are not: browsers update too
+often to tell).
 """
 
 from __future__ import annotations
 
+from mailhunt.case_queries import source_family
 from mailhunt.events import iso_z
 from mailhunt.findings import Answer, Finding
-from mailhunt.triage.baselines import client_labels, place_of_event
+from mailhunt.triage.baselines import (
+    ActorBaseline,
+    client_labels,
+    place_of_event,
+    target_class,
+)
 from mailhunt.triage.context import TriageContext
 
 NAME = "usual_for_account"
+# Families whose records name the operation itself (cmdlet, Operation); elsewhere the action is generic.
+OPERATION_FAMILIES = ("m365", "exchange")
+CONTEXT_ACTIONS = 3
 
 
 def answer(finding: Finding, ctx: TriageContext) -> Answer:
@@ -27,23 +47,58 @@ def answer(finding: Finding, ctx: TriageContext) -> Answer:
     return result
 
 
+def _named(operation: str, target: str | None) -> str:
+    return f"{operation} on {target}" if target else operation
+
+
+def _operations(finding: Finding, rows: list[dict]) -> list[tuple[str, str | None]]:
+    """(operation, class of target) of the finding's events whose records name the operation."""
+    return sorted({(r["event.action"], target_class(r.get("user.name") or finding.actor, r.get("user.target.name")))
+                   for r in rows if r.get("event.action") and source_family(r.get("event.dataset")) in OPERATION_FAMILIES},
+                  key=lambda item: (item[0], item[1] or ""))
+
+
+def _rule_history(finding: Finding, ctx: TriageContext, baseline: ActorBaseline) -> tuple[str | None, str | None]:
+    """(what matched before, what never did) for the finding's rules and indicator."""
+    titles = {r.id: r.title for r in finding.rules}
+    own = [(titles[r], *baseline.rules[r]) for r in sorted(titles) if r in baseline.rules]
+    if own:
+        return "; ".join(f"rule '{title}' matched {n}x since {iso_z(first)}" for title, n, first in own), None
+    same_indicator = [baseline.rules[r] for r in ctx.rules_of_indicator(finding.indicator) if r in baseline.rules]
+    if same_indicator:
+        count = sum(n for n, _ in same_indicator)
+        first = min(f for _, f in same_indicator)
+        return f"indicator {finding.indicator} matched {count}x since {iso_z(first)}", None
+    return None, (f"no rule of indicator {finding.indicator} matched their earlier events ("
+                  + ", ".join(f"'{t}'" for t in sorted(titles.values())) + ")")
+
+
 def _answer(finding: Finding, ctx: TriageContext) -> Answer:
     if finding.actor is None:
         return Answer("unknown", "the finding has no actor to build a baseline for")
     baseline = ctx.baseline(finding)
     if baseline.thin:
         return Answer("unknown", f"{baseline.why_thin()}; {baseline.coverage()}")
-    actions = finding.actions
-    if not actions:
-        return Answer("unknown", "the finding's events name no operation to compare with")
     rows = ctx.details(finding)
     unusual, usual = [], []
-    done = [(a, *baseline.operations[a]) for a in actions if a in baseline.operations]
-    never = [a for a in actions if a not in baseline.operations]
+    matched_before, never_matched = _rule_history(finding, ctx, baseline)
+    operations = _operations(finding, rows)
+    done = [(op, cls, *baseline.operations_on[(op, cls)]) for op, cls in operations if (op, cls) in baseline.operations_on]
+    never = [(op, cls) for op, cls in operations if (op, cls) not in baseline.operations_on]
     if never:
-        unusual.append(f"never did {', '.join(never)} before")
-    if done:
-        usual.append("did this before: " + "; ".join(f"{a} {n}x since {iso_z(first)}" for a, n, first in done))
+        unusual.append("never did " + ", ".join(_named(op, cls) for op, cls in never) + " before")
+    if never_matched:
+        unusual.append(f"never did this operation before: {never_matched}")
+    if done or matched_before:
+        parts = [f"{_named(op, cls)} {n}x since {iso_z(first)}" for op, cls, n, first in done]
+        if matched_before:
+            parts.append(matched_before)
+        usual.append("did this operation before: " + "; ".join(parts))
+    finding_actions = {op for op, _ in operations}
+    other = sorted(((a, n) for a, (n, _) in baseline.operations.items() if a not in finding_actions),
+                   key=lambda item: (-item[1], item[0]))
+    context = ("; other activity before, context only: "
+               + ", ".join(f"{a} {n}x" for a, n in other[:CONTEXT_ACTIONS])) if other and not done else ""
 
     places = [place_of_event(r) for r in rows]
     countries = sorted({c for c, _ in places if c})
@@ -83,5 +138,5 @@ def _answer(finding: Finding, ctx: TriageContext) -> Answer:
     span = baseline.coverage()
     if unusual:
         return Answer("no", f"{finding.actor} " + "; ".join(unusual)
-                      + (f" (though: {'; '.join(usual)})" if usual else "") + f"; {span}")
-    return Answer("yes", f"{finding.actor} " + "; ".join(usual) + f"; {span}")
+                      + (f" (though: {'; '.join(usual)})" if usual else "") + f"{context}; {span}")
+    return Answer("yes", f"{finding.actor} " + "; ".join(usual) + f"{context}; {span}")

@@ -1,0 +1,443 @@
+"""The case as detection and triage read it: one resolved-events relation, and the questions asked of it.
+
+``CaseStore.resolved`` (a ``ResolvedEvents``) owns the relation
+``resolved_events``: every event of the case with
+
+- ``user.name`` / ``user.target.name``: the resolved actor and target (the
+  ``identities`` table, ``detect/identities.py``; a record without a name is
+  resolved by its ``user.id``, and stands for that id when it resolves to no
+  one, so a SID-only script block keeps its actor);
+- ``user.name_logged`` / ``user.target.name_logged``: the names as logged;
+- ``scope.tenant``: the tenant (``organization.id``; a record that states none
+  belongs to its family's tenant when the case holds exactly one tenant of
+  that family);
+- ``scope.family``: the source family, derived once from ``event.dataset``
+  (``SOURCE_FAMILIES``): m365, exchange, windows, unix, macos.
+
+The identity join is written here and nowhere else. The rules read
+``detection_events``: the same relation with the app baseline fields
+``app.first_seen`` and ``app.new`` (the one definition of "new app":
+``NEW_APP_LEARNING``, ``NEW_FOR``). Detection and triage ask typed questions
+(an actor's history before a time within a scope, the events rules matched by
+rule and person, the instances a correlation recorded) instead of writing SQL
+over each other's tables.
+
+Nothing here pastes evidence into SQL: values are bound parameters; the few
+names written into SQL are this module's constants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import duckdb
+import pyarrow as pa
+
+RESOLVED_RELATION = "resolved_events"
+DETECTION_RELATION = "detection_events"
+ORGANIZATION_DOMAINS = "organization_domains"
+EXTERNAL_RECIPIENTS = "external_recipients"
+PEOPLE_RELATION = "people_events"
+
+TENANT = "scope.tenant"
+FAMILY = "scope.family"
+
+# event.dataset prefix -> source family; the first prefix that matches wins, an
+# unlisted dataset is its own family (the part before the first dot).
+SOURCE_FAMILIES: tuple[tuple[str, str], ...] = (
+    ("m365.", "m365"),
+    ("entra.", "m365"),
+    ("exchange.", "exchange"),
+    ("windows.msexchange_management", "exchange"),
+    ("windows.", "windows"),
+    ("linux.", "unix"),
+    ("unix.", "unix"),
+    ("macos.", "macos"),
+)
+
+# "New to the tenant": an application id whose first appearance in its tenant
+# and source family comes at least NEW_APP_LEARNING after that scope's first
+# evidence is new for NEW_FOR after that appearance.
+NEW_APP_LEARNING = timedelta(days=7)
+NEW_FOR = timedelta(hours=24)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def source_family(dataset: str | None) -> str | None:
+    """The source family of an ``event.dataset`` (None without one)."""
+    if not dataset:
+        return None
+    for prefix, family in SOURCE_FAMILIES:
+        if dataset.startswith(prefix):
+            return family
+    return dataset.split(".", 1)[0]
+
+
+def family_sql(column: str) -> str:
+    """SQL for ``source_family`` of the dataset column ``column``."""
+    cases = " ".join(f"WHEN starts_with({column}, {_literal(prefix)}) THEN {_literal(family)}"
+                     for prefix, family in SOURCE_FAMILIES)
+    return f"CASE WHEN {column} IS NULL OR {column} = '' THEN NULL {cases} ELSE split_part({column}, '.', 1) END"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The evidence that could have seen a behaviour: one tenant (None: not stated) of one source family."""
+
+    tenant: str | None
+    family: str | None
+
+    def describe(self) -> str:
+        family = self.family or "unknown-source"
+        return f"{family} evidence of tenant {self.tenant}" if self.tenant else f"{family} evidence"
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One distinct combination of what a baseline counts, among an actor's earlier events."""
+
+    action: str | None
+    hour: int
+    source_ip: str | None
+    country: str | None
+    app_id: str | None
+    user_agent: str | None
+    process: str | None
+    asn: str | None
+    target: str | None
+    events: int
+    first: datetime
+
+
+@dataclass(frozen=True)
+class MatchedEvent:
+    """An event a rule matched, actors resolved."""
+
+    id: str
+    ts: datetime
+    action: str | None
+    actor: str | None
+    target: str | None
+    path: str
+    record: int | None
+    rule_id: str
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "ts": self.ts, "action": self.action, "actor": self.actor, "target": self.target,
+                "path": self.path, "record": self.record, "rule_id": self.rule_id}
+
+
+def resolved_select(relation: str = "events") -> str:
+    """The resolved-events query over ``relation`` (``events`` or a table with all its columns)."""
+    return f"""SELECT e.* REPLACE (coalesce(actor.actor, e."user.name", e."user.id") AS "user.name",
+                                 coalesce(target.actor, e."user.target.name") AS "user.target.name"),
+                  e."user.name" AS "user.name_logged", e."user.target.name" AS "user.target.name_logged",
+                  coalesce(e."organization.id", ft.tenant) AS {_quoted(TENANT)},
+                  {family_sql('e."event.dataset"')} AS {_quoted(FAMILY)}
+           FROM {relation} e
+           LEFT JOIN identities actor ON actor.alias = coalesce(e."user.name", e."user.id")
+           LEFT JOIN identities target ON target.alias = e."user.target.name"
+           LEFT JOIN family_tenants ft ON ft.family = {family_sql('e."event.dataset"')}
+                                     AND e."organization.id" IS NULL"""
+
+
+def _detection_select() -> str:
+    new_for = int(NEW_FOR.total_seconds())
+    learning = int(NEW_APP_LEARNING.total_seconds())
+    return f"""SELECT r.*, a.first_seen AS "app.first_seen",
+                  coalesce(a.first_seen >= s.first_ts + INTERVAL '{learning} seconds'
+                           AND r."@timestamp" <= a.first_seen + INTERVAL '{new_for} seconds', false) AS "app.new",
+                  x.external AS "email.to.external"
+           FROM {RESOLVED_RELATION} r
+           LEFT JOIN {EXTERNAL_RECIPIENTS} x ON x.event_id = r."event.id"
+           LEFT JOIN app_first_seen a ON a.app_id = r."app.id"
+                AND a.tenant IS NOT DISTINCT FROM r.{_quoted(TENANT)} AND a.family IS NOT DISTINCT FROM r.{_quoted(FAMILY)}
+           LEFT JOIN scope_start s ON s.tenant IS NOT DISTINCT FROM r.{_quoted(TENANT)}
+                AND s.family IS NOT DISTINCT FROM r.{_quoted(FAMILY)}"""
+
+
+class ResolvedEvents:
+    """The resolved-events relation of one case database and the questions detection and triage ask of it."""
+
+    def __init__(self, db: duckdb.DuckDBPyConnection):
+        self.db = db
+
+    # ------------------------------------------------------------ the relation
+
+    def refresh(self, org_domains: tuple[str, ...] = ()) -> None:
+        """(Re)build the relation from the events and the ``identities`` table: call after either changes.
+
+        ``org_domains`` (``[organization] domains``) decide ``email.to.external``."""
+        self._measure_external_recipients(org_domains)
+        family = family_sql('"event.dataset"')
+        self.db.execute(f"""CREATE OR REPLACE TEMP TABLE family_tenants AS
+                            SELECT {family} AS family, min("organization.id") AS tenant FROM events
+                            WHERE "organization.id" IS NOT NULL GROUP BY 1
+                            HAVING count(DISTINCT "organization.id") = 1""")
+        self.db.execute(f"CREATE OR REPLACE TEMP VIEW {RESOLVED_RELATION} AS {resolved_select()}")
+        self.db.execute(f"""CREATE OR REPLACE TEMP TABLE scope_start AS
+                            SELECT {_quoted(TENANT)} AS tenant, {_quoted(FAMILY)} AS family,
+                                   min("@timestamp") AS first_ts, max("@timestamp") AS last_ts
+                            FROM {RESOLVED_RELATION} GROUP BY 1, 2""")
+        self.db.execute(f"""CREATE OR REPLACE TEMP TABLE app_first_seen AS
+                            SELECT {_quoted(TENANT)} AS tenant, {_quoted(FAMILY)} AS family, "app.id" AS app_id,
+                                   min("@timestamp") AS first_seen
+                            FROM {RESOLVED_RELATION} WHERE "app.id" IS NOT NULL GROUP BY 1, 2, 3""")
+        self.db.execute(f"CREATE OR REPLACE TEMP VIEW {DETECTION_RELATION} AS {_detection_select()}")
+        self.db.execute(f"CREATE OR REPLACE TEMP VIEW {PEOPLE_RELATION} AS SELECT * FROM {DETECTION_RELATION}")
+
+    def _measure_external_recipients(self, org_domains: tuple[str, ...]) -> None:
+        """Per event with recipients, whether one is outside ``org_domains`` (the domain or a subdomain of
+        it); no rows when none are configured, so ``email.to.external`` is NULL rather than a guess."""
+        db = self.db
+        db.execute(f"CREATE OR REPLACE TEMP TABLE {ORGANIZATION_DOMAINS} (domain VARCHAR)")
+        db.execute(f"CREATE OR REPLACE TEMP TABLE {EXTERNAL_RECIPIENTS} (event_id VARCHAR, external BOOLEAN)")
+        domains = sorted({d.strip().lower().lstrip("@") for d in org_domains if d and d.strip()})
+        if not domains:
+            return
+        db.executemany(f"INSERT INTO {ORGANIZATION_DOMAINS} VALUES (?)", [[d] for d in domains])
+        db.execute(f"""INSERT INTO {EXTERNAL_RECIPIENTS}
+                       SELECT event_id, bool_or(NOT EXISTS (
+                                  SELECT 1 FROM {ORGANIZATION_DOMAINS} o
+                                  WHERE r.domain = o.domain OR ends_with(r.domain, '.' || o.domain)))
+                       FROM (SELECT event_id, split_part(trim(address), '@', 2) AS domain
+                             FROM (SELECT "event.id" AS event_id,
+                                          unnest(string_split(lower("email.to.address"), ';')) AS address
+                                   FROM events WHERE "email.to.address" IS NOT NULL)) r
+                       WHERE r.domain <> ''
+                       GROUP BY event_id""")
+
+    def ensure(self, org_domains: tuple[str, ...] = ()) -> None:
+        """Build the relation unless this connection has it already."""
+        present = self.db.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ?",
+                                  [DETECTION_RELATION]).fetchall()[0][0]
+        if not present:
+            self.refresh(org_domains)
+
+    def restrict_to_people(self, names: list[str], columns: tuple[str, ...]) -> None:
+        """Keep ``columns`` of the events of these resolved people (as actor or target) in ``people_events``,
+        which the per-person questions below read from then on.
+
+        Only events whose logged names are one of these people or an alias of
+        theirs can resolve to them, so identities are resolved over those alone."""
+        db = self.db
+        db.register("wanted_people", pa.table({"name": pa.array(sorted(set(names)), pa.string())}))
+        try:
+            db.execute("""CREATE OR REPLACE TEMP TABLE wanted_names AS
+                          SELECT name FROM wanted_people
+                          UNION SELECT alias FROM identities WHERE actor IN (SELECT name FROM wanted_people)""")
+            db.execute("""CREATE OR REPLACE TEMP TABLE people_logged AS
+                          SELECT * FROM events WHERE "user.name" IN (SELECT name FROM wanted_names)
+                             OR "user.id" IN (SELECT name FROM wanted_names)
+                             OR "user.target.name" IN (SELECT name FROM wanted_names)""")
+            kept = ", ".join(_quoted(c) for c in (*columns, TENANT, FAMILY))
+            db.execute(f"""CREATE OR REPLACE TEMP TABLE people_resolved AS
+                           SELECT {kept} FROM ({resolved_select("people_logged")})
+                           WHERE "user.name" IN (SELECT name FROM wanted_people)
+                              OR "user.target.name" IN (SELECT name FROM wanted_people)""")
+            db.execute("DROP VIEW IF EXISTS people_events")
+            db.execute("CREATE OR REPLACE TEMP VIEW people_events AS SELECT * FROM people_resolved")
+        finally:
+            db.unregister("wanted_people")
+            db.execute("DROP TABLE IF EXISTS people_logged")
+            db.execute("DROP TABLE IF EXISTS wanted_names")
+
+    # ------------------------------------------------------------ the case as a whole
+
+    def case_span(self) -> tuple[datetime | None, datetime | None, int]:
+        """First and last time of the case's events, and how many of them are admin (cmdlet) records."""
+        first, last, cmdlets = self.db.execute(
+            """SELECT min("@timestamp"), max("@timestamp"),
+                      count(*) FILTER (WHERE "event.code" = '1' OR "event.action" LIKE '%-%') FROM events""").fetchall()[0]
+        return first, last, cmdlets
+
+    def records_containing(self, event_ids: list[str], text: str) -> int:
+        """How many of these events' raw records contain ``text`` (case-insensitive)."""
+        return self.db.execute(
+            """SELECT count(*) FROM events WHERE "event.id" IN (SELECT unnest(?::VARCHAR[]))
+               AND contains(lower("event.original"), ?)""", [sorted(set(event_ids)), text.lower()]).fetchall()[0][0]
+
+    def rule_changes(self, event_ids: list[str]) -> list[dict]:
+        """Time, action, cmdlet parameters and target (as logged) of these events, in time order."""
+        return self._dicts(
+            """SELECT "@timestamp" AS ts, "event.action" AS action, params, "user.target.name" AS target
+                FROM events WHERE "event.id" IN (SELECT unnest(?::VARCHAR[])) ORDER BY ts""",
+            [list(event_ids)])
+
+    def message_log_spans(self, datasets: tuple[str, ...]) -> list[tuple]:
+        """Per file of these message-log datasets: first and last record, and the query's own start and end
+        where the log states them (labels ``query_start``/``query_end``)."""
+        return self.db.execute(
+            """SELECT min("@timestamp"), max("@timestamp"), min(labels['query_start']), max(labels['query_end'])
+               FROM events WHERE "event.dataset" IN (SELECT unnest(?::VARCHAR[]))
+               GROUP BY "log.file.path" ORDER BY 1""", [list(datasets)]).fetchall()
+
+    def messages_between(self, datasets: tuple[str, ...], start: datetime, end: datetime) -> list[dict]:
+        """Message trace / tracking records of these datasets between start and end, in time order."""
+        return self._dicts(
+            """SELECT "event.id" AS id, "@timestamp" AS ts, "email.from.address" AS sender,
+                      "email.to.address" AS recipients, "email.subject" AS subject,
+                      "email.message_id" AS message_id, "email.delivery_status" AS status,
+                      "rule.name" AS rule, labels['transport_rule_action'] AS rule_actions,
+                      labels['transport_rule_mode'] AS rule_mode, labels['transport_rule_recipients'] AS added,
+                      coalesce(labels['recipients_all'], "email.to.address") AS all_recipients
+               FROM events WHERE "event.dataset" IN (SELECT unnest(?::VARCHAR[]))
+                 AND "@timestamp" BETWEEN ? AND ? ORDER BY ts, id""", [list(datasets), start, end])
+
+    def _dicts(self, sql: str, params: list) -> list[dict]:
+        cursor = self.db.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    # ------------------------------------------------------------ people
+
+    def aliases_of(self, actor: str) -> list[str]:
+        """Every logged name resolved to ``actor``."""
+        return [alias for (alias,) in self.db.execute(
+            "SELECT alias FROM identities WHERE actor = ? ORDER BY alias", [actor]).fetchall() if alias]
+
+    def identity_notes(self) -> dict[str, str]:
+        """Logged name -> how it was resolved to another actor (configured or inferred), or why it was left as
+        logged although the evidence names it otherwise (a uid paired with two names on one host)."""
+        return dict(self.db.execute(
+            "SELECT alias, note FROM identities WHERE note <> '' AND (basis = 'as logged' OR alias <> actor)"
+        ).fetchall())
+
+    def person_events(self, person: str, start: datetime, end: datetime, condition: str, params: list,
+                      columns: tuple[str, ...]) -> list[dict]:
+        """``columns`` of the events by or on the resolved ``person`` between start and end that meet
+        ``condition`` (SQL over the relation's columns written by the caller from its own constants; values
+        are bound through ``params``), in time order."""
+        cols = ", ".join(_quoted(c) for c in columns)
+        rows = self.db.execute(
+            f"""SELECT {cols} FROM {PEOPLE_RELATION}
+                WHERE ("user.name" = ? OR "user.target.name" = ?) AND "@timestamp" BETWEEN ? AND ? AND ({condition})
+                ORDER BY "@timestamp", "event.id" """, [person, person, start, end, *params]).fetchall()
+        return [dict(zip(columns, values)) for values in rows]
+
+    def event_rows(self, finding_ids: pa.Table, columns: tuple[str, ...]) -> list[tuple]:
+        """The distinct ``columns`` of the events of each finding (``finding_ids``: columns ``finding`` and
+        ``event_id``), actors resolved, with the detection fields (scope, ``app.new``): (finding, *values) rows,
+        each kept where its values first occur in time."""
+        self.db.register("finding_event_ids", finding_ids)
+        try:
+            values = ", ".join(f"e.{_quoted(c)} AS {_quoted(c)}" for c in columns)
+            names = ", ".join(_quoted(c) for c in columns)
+            return self.db.execute(
+                f"""WITH finding_rows AS (
+                        SELECT w.finding, {values}, struct_pack(ts := e."@timestamp", id := e."event.id") AS seen
+                        FROM finding_event_ids w JOIN {DETECTION_RELATION} e ON e."event.id" = w.event_id)
+                    SELECT finding, {names} FROM finding_rows
+                    GROUP BY finding, {names} ORDER BY finding, min(seen)""").fetchall()
+        finally:
+            self.db.unregister("finding_event_ids")
+
+    # ------------------------------------------------------------ scopes and baselines
+
+    def scope_coverage(self, scopes: list[Scope]) -> tuple[datetime | None, datetime | None]:
+        """First and last time of these scopes' evidence."""
+        if not scopes:
+            return None, None
+        where, params = _scope_condition(scopes, tenant="tenant", family="family")
+        first, last = self.db.execute(f"SELECT min(first_ts), max(last_ts) FROM scope_start WHERE {where}",
+                                      params).fetchall()[0]
+        return first, last
+
+    def actor_history(self, actor: str, scopes: list[Scope], since: datetime, before: datetime) -> list[HistoryRow]:
+        """The actor's events in these scopes in [since, before), one row per distinct combination of action,
+        UTC hour, address, country, application, agent, process, AS and target, with counts and first times."""
+        if not scopes:
+            return []
+        where, params = _scope_condition(scopes)
+        rows = self.db.execute(
+            f"""SELECT "event.action", hour("@timestamp"), "source.ip", "source.geo.country_iso_code", "app.id",
+                       "user_agent.original", "process.name", labels['asn'],
+                       "user.target.name", count(*), min("@timestamp")
+                FROM {PEOPLE_RELATION}
+                WHERE "user.name" = ? AND "@timestamp" >= ? AND "@timestamp" < ? AND ({where})
+                GROUP BY ALL ORDER BY ALL""", [actor, since, before, *params]).fetchall()
+        return [HistoryRow(*row) for row in rows]
+
+    def app_first_seen(self, scopes: list[Scope]) -> dict[str, datetime]:
+        """Application id (lower-cased) -> first time it appears in these scopes."""
+        if not scopes:
+            return {}
+        where, params = _scope_condition(scopes, tenant="tenant", family="family")
+        return dict(self.db.execute(
+            f"SELECT lower(app_id), min(first_seen) FROM app_first_seen WHERE {where} GROUP BY 1", params).fetchall())
+
+    # ------------------------------------------------------------ what the rules matched
+
+    def matched_events(self, rule_ids: list[str], people: list[str]) -> list[MatchedEvent]:
+        """Events matched by these rules, done by or on one of these resolved people, in time order."""
+        if not rule_ids or not people:
+            return []
+        rows = self.db.execute(
+            f"""SELECT DISTINCT e."event.id", e."@timestamp", e."event.action", e."user.name", e."user.target.name",
+                       e."log.file.path", e."log.record", x.rule_id
+                FROM matches x JOIN {PEOPLE_RELATION} e ON e."event.id" = x.event_id
+                WHERE x.rule_id IN (SELECT unnest(?::VARCHAR[]))
+                  AND (e."user.name" IN (SELECT unnest(?::VARCHAR[])) OR e."user.target.name" IN (SELECT unnest(?::VARCHAR[])))
+                ORDER BY 2, 1, 8""", [list(rule_ids), list(people), list(people)]).fetchall()
+        return [MatchedEvent(*row) for row in rows]
+
+    def matched_by_actor(self, actor: str, rule_ids: list[str], scopes: list[Scope], since: datetime,
+                         before: datetime) -> dict[str, tuple[int, datetime]]:
+        """Rule id -> (events, first time) the actor's events in these scopes matched in [since, before)."""
+        if not rule_ids or not scopes:
+            return {}
+        where, params = _scope_condition(scopes)
+        rows = self.db.execute(
+            f"""SELECT x.rule_id, count(DISTINCT e."event.id"), min(e."@timestamp")
+                FROM matches x JOIN {PEOPLE_RELATION} e ON e."event.id" = x.event_id
+                WHERE x.rule_id IN (SELECT unnest(?::VARCHAR[])) AND e."user.name" = ?
+                  AND e."@timestamp" >= ? AND e."@timestamp" < ? AND ({where})
+                GROUP BY 1""", [list(rule_ids), actor, since, before, *params]).fetchall()
+        return {rule_id: (count, first) for rule_id, count, first in rows}
+
+    # ------------------------------------------------------------ correlations
+
+    def record_correlation_steps(self, rule_id: str, steps: tuple[str, ...]) -> None:
+        """Note which rules a correlation that ran correlates, in their order."""
+        self.db.execute("DELETE FROM correlation_steps WHERE rule_id = ?", [rule_id])
+        self.db.executemany("INSERT INTO correlation_steps VALUES (?, ?, ?)",
+                            [(rule_id, position, step) for position, step in enumerate(steps)])
+
+    def correlation_steps(self, rule_ids: list[str]) -> dict[str, tuple[str, ...]]:
+        """Correlation rule id -> the rules it correlates, in order, for those of ``rule_ids`` that ran."""
+        steps: dict[str, list[str]] = {}
+        for rule_id, step in self.db.execute(
+                """SELECT rule_id, step_rule_id FROM correlation_steps WHERE rule_id IN (SELECT unnest(?::VARCHAR[]))
+                   ORDER BY rule_id, position""", [list(rule_ids)]).fetchall():
+            steps.setdefault(rule_id, []).append(step)
+        return {rule_id: tuple(found) for rule_id, found in steps.items()}
+
+    def correlation_instances(self, rule_ids: list[str]) -> dict[tuple[str, str], list[MatchedEvent]]:
+        """(correlation rule id, instance) -> its events, each with the correlated rule it matched as ``rule_id``,
+        in time order."""
+        rows = self.db.execute(
+            f"""SELECT c.rule_id, c.instance, e."event.id", e."@timestamp", e."event.action", e."user.name",
+                       e."user.target.name", e."log.file.path", e."log.record", c.step_rule_id
+                FROM correlation_matches c JOIN {RESOLVED_RELATION} e ON e."event.id" = c.event_id
+                WHERE c.rule_id IN (SELECT unnest(?::VARCHAR[]))
+                ORDER BY c.rule_id, c.instance, e."@timestamp", e."event.id" """, [list(rule_ids)]).fetchall()
+        instances: dict[tuple[str, str], list[MatchedEvent]] = {}
+        for rule_id, instance, *event in rows:
+            instances.setdefault((rule_id, instance), []).append(MatchedEvent(*event))
+        return instances
+
+
+def _scope_condition(scopes: list[Scope], tenant: str = TENANT, family: str = FAMILY) -> tuple[str, list]:
+    """SQL (and its parameters) true for a row of one of ``scopes``; ``tenant``/``family`` name the columns."""
+    clauses = [f"({_quoted(tenant)} IS NOT DISTINCT FROM ? AND {_quoted(family)} IS NOT DISTINCT FROM ?)"
+               for _ in scopes]
+    params = [value for scope in scopes for value in (scope.tenant, scope.family)]
+    return " OR ".join(clauses), params
