@@ -53,6 +53,7 @@ class Config:
     bulk_delete_per_hour: int = 50
     export_deletion_window_seconds: int = 24 * 3600
     include_system_accounts: bool = False
+    require_change_window: bool = False
     identities: dict[str, str] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
     iocs: Iocs = field(default_factory=Iocs)
@@ -79,7 +80,8 @@ SCHEMA: dict[str, dict | str | tuple[str, dict[str, str]]] = {
     "iocs": {"ips": "strings", "domains": "strings", "app_ids": "strings", "user_agents": "strings"},
     "identities": "mapping",
     "tuning": {"exclude_rules": "strings", "bulk_delete_per_hour": "positive_int",
-               "export_deletion_window": "duration", "include_system_accounts": "bool"},
+               "export_deletion_window": "duration", "include_system_accounts": "bool",
+               "require_change_window": "bool"},
 }
 
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -260,6 +262,7 @@ def load_config(path: Path | None) -> Config:
         bulk_delete_per_hour=tuning.get("bulk_delete_per_hour", 50),
         export_deletion_window_seconds=tuning.get("export_deletion_window", 24 * 3600),
         include_system_accounts=tuning.get("include_system_accounts", False),
+        require_change_window=tuning.get("require_change_window", False),
         identities=data.get("identities", {}),
         iocs=Iocs(ips=iocs.get("ips", ()), domains=tuple(d.lower() for d in iocs.get("domains", ())),
                   app_ids=tuple(a.lower() for a in iocs.get("app_ids", ())),

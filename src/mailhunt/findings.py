@@ -154,6 +154,7 @@ class RuleRef:
     id: str
     title: str
     level: str
+    name: str | None = None
 
 
 @dataclass
@@ -170,6 +171,7 @@ class Finding:
     actor_resolution: list[str] = field(default_factory=list)
     l1: list[L1Step] = field(default_factory=list)
     baseline: dict | None = None
+    decision: dict | None = None
 
     @property
     def id(self) -> str:
@@ -231,6 +233,7 @@ class Finding:
             "reasons": self.reasons,
             "l1": [vars(s) for s in self.l1],
             "baseline": self.baseline,
+            "decision": self.decision,
         }
 
 

@@ -21,6 +21,7 @@ from mailhunt.events import iso_z
 from mailhunt.findings import Finding, event_column
 from mailhunt.store import CaseStore
 from mailhunt.triage.baselines import ActorBaseline, build_actor_baseline
+from mailhunt.triage.policy import policy
 
 DETAIL_COLUMNS = ("event.id", "@timestamp", "event.action", "event.outcome", "event.code", "event.dataset",
                   "user.name", "user.target.name", "source.ip", "source.geo.country_iso_code", "host.name",
@@ -41,8 +42,8 @@ def matched_events_sql(relation: str) -> str:
                FROM matches x JOIN {relation} e ON e."event.id" = x.event_id"""
 
 
-EXPORT_INDICATORS = ("mailbox_export",)
-DELETION_INDICATORS = ("export_request_removed", "mailbox_purge", "bulk_item_deletion")
+EXPORT_INDICATORS = policy().family("export")
+DELETION_INDICATORS = policy().family("deletion")
 
 
 @dataclass
