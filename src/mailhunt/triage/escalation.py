@@ -45,7 +45,8 @@ def _raise(severity: str, at_least: str | None) -> str:
 def _evaluate(criterion: Criterion, inputs: Inputs) -> tuple[dict, list[tuple[str, Outcome]]]:
     """One criterion: each applicable check's outcome, and the met ones with their check ids."""
     indicator = inputs.finding.indicator
-    checks, met = [], []
+    checks: list[dict] = []
+    met: list[tuple[str, Outcome]] = []
     for check in criterion.checks:
         if not check.applies(indicator):
             continue
