@@ -92,17 +92,6 @@ class Assessment:
     def authorized(self) -> bool:
         return self.admin or self.automation is not None or self.window is not None
 
-    @property
-    def bad_client(self) -> bool:
-        return bool(self.clients or self.iocs)
-
-    @property
-    def justified(self) -> bool:
-        """Authorized, inside its change window when windows exist for it, with clients authorized people use."""
-        if not self.authorized or self.bad_client or self.untrusted_ips or self.automation_mismatch:
-            return False
-        return self.window is not None or self.windows_for_actor == 0
-
     def authorization(self) -> str:
         """The 'authorized: ...' statement for a justified finding."""
         if self.window is not None:

@@ -48,6 +48,8 @@ class Check:
     question: str | None = None
     step: str | None = None
     within_minutes: int = 60
+    login_actions: tuple[str, ...] = ()
+    auth_methods: tuple[str, ...] = ()
     coinciding_question: str | None = None
     coinciding_reason: str = "; {evidence}"
     coinciding_severity: str | None = None
@@ -150,7 +152,7 @@ def _expand(names: list[str], families: dict[str, tuple[str, ...]]) -> frozenset
 
 
 CHECK_KEYS = {"id", "signal", "severity", "indicators", "unless_justified", "reason", "kinds", "question", "step",
-              "within_minutes", "coinciding_question", "coinciding_reason", "coinciding_severity"}
+              "within_minutes", "login_actions", "auth_methods", "coinciding_question", "coinciding_reason", "coinciding_severity"}
 
 
 def _check(data: dict, families: dict[str, tuple[str, ...]], where: str) -> Check:
@@ -163,7 +165,8 @@ def _check(data: dict, families: dict[str, tuple[str, ...]], where: str) -> Chec
         indicators=_expand(names, families) if names is not None else None, applies_to=tuple(names or ()),
         unless_justified=bool(data.get("unless_justified", False)), reason=data.get("reason", "{evidence}"),
         kinds=tuple(data.get("kinds", ())), question=data.get("question"), step=data.get("step"),
-        within_minutes=int(data.get("within_minutes", 60)), coinciding_question=data.get("coinciding_question"),
+        within_minutes=int(data.get("within_minutes", 60)), login_actions=tuple(data.get("login_actions", ())),
+        auth_methods=tuple(data.get("auth_methods", ())), coinciding_question=data.get("coinciding_question"),
         coinciding_reason=data.get("coinciding_reason", "; {evidence}"),
         coinciding_severity=_severity(data.get("coinciding_severity"), where))
 

@@ -317,9 +317,6 @@ def other_mailbox(check: Check, inputs: Inputs) -> list[Outcome]:
                                        + "; ".join(_describe_row(r) for r in rows[:3])), _ids(rows), check.severity)]
 
 
-PASSWORD_LOGINS = ("ssh_login",)
-
-
 def new_address_logon(check: Check, inputs: Inputs) -> list[Outcome]:
     finding, ctx = inputs.finding, inputs.ctx
     if finding.actor is None or ctx is None:
@@ -327,8 +324,8 @@ def new_address_logon(check: Check, inputs: Inputs) -> list[Outcome]:
     start = finding.first_seen - timedelta(minutes=check.within_minutes)
     logins = ctx.actor_events(finding.actor, start, finding.last_seen,
                               """"event.action" IN (SELECT unnest(?::VARCHAR[])) AND "event.outcome" = 'success'
-                                 AND "source.ip" IS NOT NULL AND labels['auth_method'] = 'password'""",
-                              [list(PASSWORD_LOGINS)])
+                                 AND "source.ip" IS NOT NULL AND labels['auth_method'] IN (SELECT unnest(?::VARCHAR[]))""",
+                              [list(check.login_actions), list(check.auth_methods)])
     if not logins:
         return [Outcome(False, f"no password log-in by {finding.actor} within {check.within_minutes} min before")]
     ids = _login_ids(ctx, finding, logins)
