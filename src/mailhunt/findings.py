@@ -211,6 +211,10 @@ class Finding:
         """Every event's id, in time order."""
         return event_column(self.events, "event_id").to_pylist()
 
+    def first_event_ids(self, limit: int) -> list[str]:
+        """The ids of the first ``limit`` events, in time order (without listing all of a large finding's)."""
+        return event_column(self.events, "event_id").slice(0, limit).to_pylist()
+
     def to_json(self) -> dict:
         return {
             "id": self.id,

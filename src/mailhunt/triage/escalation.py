@@ -28,6 +28,7 @@ from mailhunt.triage.policy import SCHEMA, Criterion, Policy, policy
 from mailhunt.triage.signals import SIGNALS, Inputs, Outcome
 
 SUPPORTING_STEPS = ("sign_ins", "password_changes", "mfa_changes")
+EVIDENCE_IDS = 10
 
 
 @dataclass
@@ -105,7 +106,7 @@ def decide(finding: Finding, assessment: Assessment, judgment: Judgment, ctx: Tr
         if usual is not None and usual.answer == "no":
             reasons.append(f"supporting: unusual for the account: {usual.because}")
             structured.append({"text": reasons[-1], "criterion": None, "sentence": None, "check": "usual_for_account",
-                               "events": list(finding.event_ids[:10])})
+                               "events": finding.first_event_ids(EVIDENCE_IDS)})
         for step in finding.l1:
             if step.result == "flag" and step.step in SUPPORTING_STEPS:
                 reasons.append(f"supporting: {step.step.replace('_', ' ')}: {step.detail}")
@@ -124,7 +125,7 @@ def decide(finding: Finding, assessment: Assessment, judgment: Judgment, ctx: Tr
                 f"{c['id']} ({c['name']}): {_why_not(c)}" for c in criteria)
         reasons = [text]
         structured = [{"text": text, "criterion": None, "sentence": None, "check": None,
-                       "events": list(finding.event_ids[:10])}]
+                       "events": finding.first_event_ids(EVIDENCE_IDS)}]
     record = {"policy": SCHEMA, "escalate": escalate, "severity": severity,
               "legitimacy": judgment.to_json(), "criteria": criteria, "reasons": structured}
     return Decision(escalate, severity, reasons, record)

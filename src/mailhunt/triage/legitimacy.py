@@ -233,7 +233,7 @@ def adverse_signals(finding: Finding, others: list[Finding]) -> list[AdverseSign
     export (question 1 answers "yes"), a flagged sign-in step, and a finding of
     audit tampering by the same account around this one."""
     found: list[AdverseSignal] = []
-    ids = tuple(finding.event_ids[:EVIDENCE_IDS])
+    ids = tuple(finding.first_event_ids(EVIDENCE_IDS))
     usual = finding.answers.get("usual_for_account")
     if usual is not None and usual.answer == "no":
         found.append(AdverseSignal("unusual for the account", usual.because, ids))
@@ -253,7 +253,7 @@ def adverse_signals(finding: Finding, others: list[Finding]) -> list[AdverseSign
             found.append(AdverseSignal(f"{other.indicator.replace('_', ' ')} by the same account",
                                        f"{other.id} {other.indicator} at {iso_z(other.first_seen)} "
                                        f"({', '.join(r.title for r in other.rules)})",
-                                       tuple(other.event_ids[:EVIDENCE_IDS])))
+                                       tuple(other.first_event_ids(EVIDENCE_IDS))))
     return found
 
 

@@ -55,7 +55,7 @@ class Inputs:
     def rows(self) -> list[dict]:
         """The finding's events (up to ``MAX_ROWS``), each with its id, in time order."""
         if self._rows is None:
-            ids = self.finding.event_ids[:MAX_ROWS]
+            ids = self.finding.first_event_ids(MAX_ROWS)
             if self.ctx is None or not ids:
                 self._rows = []
             else:
@@ -69,7 +69,7 @@ class Inputs:
         """Ids of the finding's events that rules of these names matched."""
         if self._matched is None:
             self._matched = {}
-            ids = self.finding.event_ids[:MAX_ROWS]
+            ids = self.finding.first_event_ids(MAX_ROWS)
             by_id = {r.id: r.name for r in self.finding.rules if r.name}
             if self.ctx is not None and ids and by_id:
                 for row in self.ctx.store.query(
@@ -82,7 +82,7 @@ class Inputs:
         return {r.name for r in self.finding.rules if r.name}
 
     def finding_ids(self) -> tuple[str, ...]:
-        return tuple(self.finding.event_ids[:EVIDENCE_IDS])
+        return tuple(self.finding.first_event_ids(EVIDENCE_IDS))
 
 
 def _ids(rows: list[dict]) -> tuple[str, ...]:
