@@ -89,8 +89,13 @@ def _ids(rows: list[dict]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(r["event.id"] for r in rows))[:EVIDENCE_IDS]
 
 
+MAX_TEXT = 65536
+
+
 def _texts(row: dict) -> list[str]:
-    return [row[c] for c in TEXT_COLUMNS if row.get(c)]
+    """The event's command line, script block, parameters and paths, each cut to ``MAX_TEXT`` characters:
+    the policy's expressions run over attacker-written text, and stay linear in it."""
+    return [row[c][:MAX_TEXT] for c in TEXT_COLUMNS if row.get(c)]
 
 
 # ---------------------------------------------------------------- whose mailbox
