@@ -328,3 +328,22 @@ def test_outlook_com_automation_reading_items_makes_no_finding_to_escalate(tmp_p
     script = OUTLOOK + "foreach ($item in @($inbox.Items)) { $item.Subject }"
     findings = hunt_files(tmp_path, {"ws042.ndjson": winlogbeat_4104(T0, 4461, script)})
     assert not [f for f in findings if f["escalate"]]
+
+
+ATOMIC_WINDOWS = (
+    'New-Item -Path "C:\\Users\\$env:USERNAME\\AppData\\Local\\Comms\\Unistore\\data\\copy" -ItemType Directory '
+    "-ErrorAction Ignore\r\n"
+    'Get-ChildItem -Path "C:\\Users\\$env:USERNAME\\AppData\\Local\\Comms\\Unistore\\data" -Exclude copy | '
+    'ForEach-Object { Copy-Item -Path $_.FullName -Destination "C:\\Users\\$env:USERNAME\\AppData\\Local\\Comms\\'
+    'Unistore\\data\\copy" -Recurse -Force -ErrorAction Ignore }\r\n'
+    'Remove-Item -Path "C:\\Users\\$env:USERNAME\\AppData\\Local\\Comms\\Unistore\\data\\copy" -Recurse -Force '
+    "-ErrorAction Ignore")
+
+
+def test_atomic_red_team_copy_and_delete_on_windows_meets_both_tools_and_threat_pattern(tmp_path):
+    findings = hunt_files(tmp_path, {"ws042.ndjson": winlogbeat_4104(T0, 4462, ATOMIC_WINDOWS)})
+    [finding] = [f for f in findings if f["indicator"] == "local_mail_store_tampering"]
+    assert finding["escalate"] is True
+    met = {(r["criterion"], r["check"]) for r in finding["decision"]["reasons"]}
+    assert {("DE-1b", "endpoint_mail_tool"), ("DE-1c", "threat_pattern")} <= met
+    assert any("the public T1070.008 procedure" in r for r in finding["reasons"])
