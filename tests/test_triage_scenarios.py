@@ -90,7 +90,10 @@ def test_authorized_admin_who_exports_every_week_is_not_escalated(tmp_path):
     earlier = only(findings, "mailbox_export", COMPLIANCE)
     assert earlier["answers"]["export_followed_by_deletion"]["answer"] == "no"
     assert earlier["answers"]["usual_for_account"]["answer"] == "no"      # the first export ever
-    assert earlier["escalate"] is False
+    # an operation new for the admin is an adverse signal when no change window covers it (issue 14, item 4)
+    assert earlier["escalate"] is True
+    assert any(r.startswith("no legitimate justification: ") and "adverse signal: unusual for the account" in r
+               for r in earlier["reasons"])
     assert latest["escalate"] is False
     assert latest["reasons"] == [(f"authorized: {COMPLIANCE} is an authorized admin; no change windows are "
                                   "configured for the account")]

@@ -45,6 +45,7 @@ from mailhunt.sources.hints import (
 )
 from mailhunt.store import CaseOpenError
 from mailhunt.terminal import VisibleConsole, shown
+from mailhunt.triage.policy import policy as triage_policy
 
 # A traceback (a bug) shows no local variables: they hold evidence, which may carry secrets and is not
 # passed through ``shown``.
@@ -271,9 +272,14 @@ def _load_rule_set(folders: list[Path]):
 
 
 @rules_app.command("list")
-def rules_list_command(rules: list[Path] = RULES_OPTION) -> None:
+def rules_list_command(rules: list[Path] = RULES_OPTION,
+                       show_policy: bool = typer.Option(False, "--policy", help="Also print the triage policy: the "
+                                                        "escalation criteria, their checks, the indicator families, "
+                                                        "tools and known threat patterns")) -> None:
     """Each rule: id, title, indicator, level, status, logsource, examples, and whether it runs on mailhunt's events."""
     infos = describe_rules(_load_rule_set(rules))
+    if show_policy:
+        print_policy({info.name for info in infos if info.name})
     table = Table(title=f"{len(infos)} rules", title_justify="left")
     table.add_column("id", no_wrap=True, min_width=36)
     for column in ("name", "title", "indicator", "level", "status", "logsource", "examples", "runs"):
@@ -284,6 +290,46 @@ def rules_list_command(rules: list[Path] = RULES_OPTION) -> None:
         table.add_row(shown(info.id), shown(info.name or "-"), shown(info.title), shown(info.indicator or "(none)"),
                       shown(info.level), shown(info.status or "-"), shown(info.logsource), examples, shown(runs))
     console.print(table)
+
+
+def print_policy(rule_names: set[str]) -> None:
+    """The triage policy (``triage/policy.toml``) as tables; a rule it names that the rule set lacks is marked."""
+    loaded = triage_policy()
+
+    def rules_cell(names) -> str:
+        return ", ".join(n if n in rule_names else f"{n} (not in this rule set)" for n in sorted(names))
+
+    for sentence in loaded.sentences.values():
+        console.print(f"[bold]{shown(sentence.id)}[/] {shown(sentence.text)}")
+    criteria = Table(title="Escalation criteria and their checks", title_justify="left")
+    for column in ("criterion", "sentence", "check", "signal", "applies to", "unless justified", "severity floor"):
+        criteria.add_column(column, overflow="fold")
+    for criterion in loaded.criteria:
+        for check in criterion.checks:
+            criteria.add_row(shown(f"{criterion.id} {criterion.name}"), shown(criterion.sentence.id), shown(check.id),
+                             shown(check.signal), shown(", ".join(check.applies_to) or "every indicator"),
+                             "yes" if check.unless_justified else "no", shown(check.severity))
+    console.print(criteria)
+    families = Table(title="Indicator families", title_justify="left")
+    families.add_column("family")
+    families.add_column("indicators", overflow="fold")
+    for name, members in loaded.families.items():
+        families.add_row(shown(name), shown(", ".join(members)))
+    console.print(families)
+    tools = Table(title="Scripts or tools typically not used by authorized personnel (DE-1b)", title_justify="left")
+    for column in ("tool", "description", "rules", "requires"):
+        tools.add_column(column, overflow="fold")
+    for tool in loaded.tools:
+        tools.add_row(shown(tool.id), shown(tool.description), shown(rules_cell(tool.rules)),
+                      shown(tool.requires or (f"process {tool.process.pattern}" if tool.process else "-")))
+    console.print(tools)
+    patterns = Table(title="Known threat patterns (DE-1c)", title_justify="left")
+    for column in ("pattern", "description", "ATT&CK", "indicators or rules"):
+        patterns.add_column(column, overflow="fold")
+    for pattern in loaded.threat_patterns:
+        named = ", ".join(sorted(pattern.indicators)) or rules_cell(pattern.rules)
+        patterns.add_row(shown(pattern.id), shown(pattern.description), shown(", ".join(pattern.attack)), shown(named))
+    console.print(patterns)
 
 
 @rules_app.command("test")

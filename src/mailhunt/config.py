@@ -54,6 +54,7 @@ class Config:
     export_deletion_window_seconds: int = 24 * 3600
     include_system_accounts: bool = False
     baseline_days: int = 30
+    require_change_window: bool = False
     identities: dict[str, str] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
     iocs: Iocs = field(default_factory=Iocs)
@@ -81,7 +82,7 @@ SCHEMA: dict[str, dict | str | tuple[str, dict[str, str]]] = {
     "identities": "mapping",
     "tuning": {"exclude_rules": "strings", "bulk_delete_per_hour": "positive_int",
                "export_deletion_window": "duration", "include_system_accounts": "bool",
-               "baseline_days": "positive_int"},
+               "baseline_days": "positive_int", "require_change_window": "bool"},
 }
 
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -263,6 +264,7 @@ def load_config(path: Path | None) -> Config:
         export_deletion_window_seconds=tuning.get("export_deletion_window", 24 * 3600),
         include_system_accounts=tuning.get("include_system_accounts", False),
         baseline_days=tuning.get("baseline_days", 30),
+        require_change_window=tuning.get("require_change_window", False),
         identities=data.get("identities", {}),
         iocs=Iocs(ips=iocs.get("ips", ()), domains=tuple(d.lower() for d in iocs.get("domains", ())),
                   app_ids=tuple(a.lower() for a in iocs.get("app_ids", ())),

@@ -154,6 +154,7 @@ class RuleRef:
     id: str
     title: str
     level: str
+    name: str | None = None
 
 
 @dataclass
@@ -171,6 +172,7 @@ class Finding:
     actor_aliases: list[str] = field(default_factory=list)
     l1: list[L1Step] = field(default_factory=list)
     baseline: dict | None = None
+    decision: dict | None = None
 
     @property
     def id(self) -> str:
@@ -210,6 +212,10 @@ class Finding:
         """Every event's id, in time order."""
         return event_column(self.events, "event_id").to_pylist()
 
+    def first_event_ids(self, limit: int) -> list[str]:
+        """The ids of the first ``limit`` events, in time order (without listing all of a large finding's)."""
+        return event_column(self.events, "event_id").slice(0, limit).to_pylist()
+
     def to_json(self) -> dict:
         return {
             "id": self.id,
@@ -233,6 +239,7 @@ class Finding:
             "reasons": self.reasons,
             "l1": [vars(s) for s in self.l1],
             "baseline": self.baseline,
+            "decision": self.decision,
         }
 
 

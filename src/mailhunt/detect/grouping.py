@@ -173,7 +173,7 @@ def _finding(rules: list[LoadedRule], events: Sequence[EvidenceEvent], notes: di
     return Finding(
         indicator=indicator,
         actor=events[0].actor,
-        rules=[RuleRef(r.id, r.title, r.level) for r in ordered_rules],
+        rules=[RuleRef(r.id, r.title, r.level, r.rule.name) for r in ordered_rules],
         attack=attack,
         events=events,
         severity=_severity(ordered_rules[0].level),
@@ -205,6 +205,6 @@ def rule_matches(store: CaseStore, rules: list[LoadedRule]) -> list[RuleMatches]
     result = []
     for rule, count, ids in sorted(found, key=lambda item: item[0].id):
         events = sorted((evidence[i] for i in ids if i in evidence), key=lambda ev: (ev.timestamp, ev.event_id))
-        result.append(RuleMatches(RuleRef(rule.id, rule.title, rule.level), sorted(rule.attack), count,
+        result.append(RuleMatches(RuleRef(rule.id, rule.title, rule.level, rule.rule.name), sorted(rule.attack), count,
                                   events[:MAX_MATCH_EVIDENCE], str(rule.path)))
     return result

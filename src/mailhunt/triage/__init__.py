@@ -1,4 +1,9 @@
-"""Triage: the playbook's four questions per finding, the L1 steps, then the escalation decision."""
+"""Triage: the playbook's four questions per finding, the L1 steps, then the escalation decision.
+
+Question 2 (legitimate administration) is answered last: whether an
+authorized admin outside every change window is doing their usual work reads
+the answers to questions 1 and 3 and the L1 steps.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +18,10 @@ from mailhunt.triage import (
 )
 from mailhunt.triage.context import TriageContext
 from mailhunt.triage.l1_steps import l1_steps
-from mailhunt.triage.legitimacy import assess
+from mailhunt.triage.legitimacy import assess, judge
 
 QUESTION_MODULES = (
     export_followed_by_deletion,
-    legitimate_admin_activity,
     usual_for_account,
     transport_rule_with_suspicious_mail,
 )
@@ -28,16 +32,17 @@ def triage(findings: list[Finding], ctx: TriageContext) -> None:
     for finding in findings:
         assessment = assess(finding, ctx)
         for module in QUESTION_MODULES:
-            if module is legitimate_admin_activity:
-                finding.answers[module.NAME] = module.answer(finding, ctx, assessment)
-            else:
-                finding.answers[module.NAME] = module.answer(finding, ctx)
+            finding.answers[module.NAME] = module.answer(finding, ctx)
         finding.baseline = ctx.baseline(finding).to_json()
         first_seen = ctx.app_first_seen(finding)
         apps = sorted({(r.get("app.id") or "").lower() for r in ctx.details(finding) if r.get("app.id")})
         finding.baseline["apps_first_seen_in_tenant"] = {a: iso_z(first_seen[a]) for a in apps if a in first_seen}
         finding.l1 = l1_steps(finding, ctx, findings)
-        finding.escalate, finding.severity, finding.reasons = escalation.decide(finding, assessment)
+        judgment = judge(finding, assessment, ctx.config, findings)
+        finding.answers[legitimate_admin_activity.NAME] = legitimate_admin_activity.answer_of(finding, judgment)
+        decision = escalation.decide(finding, assessment, judgment, ctx)
+        finding.escalate, finding.severity, finding.reasons = decision.escalate, decision.severity, decision.reasons
+        finding.decision = decision.record
 
 
 __all__ = ["TriageContext", "triage"]

@@ -6,6 +6,12 @@ it, the clients used (patterns from ``client_patterns.toml``: offensive
 tooling, scripted clients, IIS worker process, exports to web folders), IOC
 matches, admin activity from outside the trusted networks, and application
 ids first seen in the tenant with this finding.
+
+``judge`` then weighs the assessment with the finding's answers and L1
+steps: an authorized admin doing their usual work outside every change window
+is legitimate unless an adverse signal (``adverse_signals``) says otherwise,
+or the configuration makes change windows mandatory
+(``tuning.require_change_window``).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import lru_cache
 from importlib import resources
 
@@ -20,6 +27,7 @@ from mailhunt.config import ChangeWindow, Config
 from mailhunt.events import iso_z
 from mailhunt.findings import Finding
 from mailhunt.triage.context import TriageContext
+from mailhunt.triage.policy import policy
 
 
 @dataclass(frozen=True)
@@ -82,17 +90,6 @@ class Assessment:
     def authorized(self) -> bool:
         return self.admin or self.automation is not None or self.window is not None
 
-    @property
-    def bad_client(self) -> bool:
-        return bool(self.clients or self.iocs)
-
-    @property
-    def justified(self) -> bool:
-        """Authorized, inside its change window when windows exist for it, with clients authorized people use."""
-        if not self.authorized or self.bad_client or self.untrusted_ips or self.automation_mismatch:
-            return False
-        return self.window is not None or self.windows_for_actor == 0
-
     def authorization(self) -> str:
         """The 'authorized: ...' statement for a justified finding."""
         if self.window is not None:
@@ -146,7 +143,7 @@ def _client_hits(rows: list[dict]) -> list[ClientHit]:
     return sorted(hits.values(), key=lambda h: (h.kind != "offensive", h.name, h.field))
 
 
-def _ioc_matches(config: Config, rows: list[dict]) -> list[str]:
+def ioc_matches(config: Config, rows: list[dict]) -> list[str]:
     iocs = config.iocs
     found = []
     for row in rows:
@@ -182,7 +179,7 @@ def assess(finding: Finding, ctx: TriageContext) -> Assessment:
     covering = [w for w in windows if w.start <= finding.first_seen and finding.last_seen <= w.end]
     result.window = covering[0] if covering else None
     result.clients = _client_hits(rows)
-    result.iocs = _ioc_matches(config, rows)
+    result.iocs = ioc_matches(config, rows)
     if config.trusted_networks:
         result.untrusted_ips = sorted({r["source.ip"] for r in rows
                                        if r.get("source.ip") and config.in_trusted_network(r["source.ip"]) is False})
@@ -191,3 +188,126 @@ def assess(finding: Finding, ctx: TriageContext) -> Assessment:
         if app not in automation_apps:
             result.new_apps.append(f"{app} (first seen in the tenant {iso_z(seen)})")
     return result
+
+
+@dataclass(frozen=True)
+class AdverseSignal:
+    """Something that makes an authorized admin's activity outside a change window out of context."""
+
+    signal: str
+    because: str
+    events: tuple[str, ...] = ()
+
+    def to_json(self) -> dict:
+        return {"signal": self.signal, "because": self.because, "events": list(self.events)}
+
+
+@dataclass(frozen=True)
+class Judgment:
+    """Question 2's answer as the escalation reads it: justified or not, and why."""
+
+    answer: str
+    because: str
+    justified: bool
+    adverse: tuple[AdverseSignal, ...] = ()
+
+    def to_json(self) -> dict:
+        return {"justified": self.justified, "answer": self.answer, "because": self.because,
+                "adverse_signals": [a.to_json() for a in self.adverse]}
+
+
+EVIDENCE_IDS = 10
+
+
+def adverse_signals(finding: Finding, others: list[Finding]) -> list[AdverseSignal]:
+    """The issue's adverse signals for an authorized admin, from the answers, the L1 steps and the other findings.
+
+    Unusual for the account (a new network or country, an unusual hour, an
+    operation new for them: question 3 answers "no"), a deletion after the
+    export (question 1 answers "yes"), a flagged sign-in step, and a finding of
+    audit tampering by the same account around this one."""
+    found: list[AdverseSignal] = []
+    ids = tuple(finding.first_event_ids(EVIDENCE_IDS))
+    usual = finding.answers.get("usual_for_account")
+    if usual is not None and usual.answer == "no":
+        found.append(AdverseSignal("unusual for the account", usual.because, ids))
+    sequence = finding.answers.get("export_followed_by_deletion")
+    if sequence is not None and sequence.answer == "yes":
+        found.append(AdverseSignal("deletion after the export", sequence.because, ids))
+    rules = policy().adverse
+    for step in finding.l1:
+        if step.step in rules.l1_steps and step.result == "flag":
+            found.append(AdverseSignal(f"{step.step.replace('_', ' ')} anomaly", step.detail))
+    around = timedelta(hours=rules.other_findings_hours)
+    for other in others:
+        if (other is not finding and other.actor and other.actor == finding.actor
+                and other.indicator in rules.other_findings
+                and any(r.level != "informational" for r in other.rules)
+                and other.first_seen <= finding.last_seen + around and finding.first_seen - around <= other.last_seen):
+            found.append(AdverseSignal(f"{other.indicator.replace('_', ' ')} by the same account",
+                                       f"{other.id} {other.indicator} at {iso_z(other.first_seen)} "
+                                       f"({', '.join(r.title for r in other.rules)})",
+                                       tuple(other.first_event_ids(EVIDENCE_IDS))))
+    return found
+
+
+def judge(finding: Finding, a: Assessment, config: Config, others: list[Finding]) -> Judgment:
+    """Whether the activity has a legitimate justification, after the configuration, the clients and the signals."""
+    actor = finding.actor
+    if a.iocs:
+        return Judgment("no", f"the events match known indicators of compromise: {'; '.join(a.iocs[:3])}", False)
+    if a.offensive:
+        return Judgment("no", "client strings name offensive tooling: "
+                        + "; ".join(c.describe() for c in a.offensive[:2]), False)
+    if a.clients:
+        return Judgment("no", "a client authorized administrators do not use: "
+                        + "; ".join(c.describe() for c in a.clients[:2]), False)
+    if a.new_apps:
+        return Judgment("no", f"done through an application new to the tenant: {'; '.join(a.new_apps[:2])}", False)
+    if not config.admins and not config.automation and not config.change_windows:
+        return Judgment("unknown", "no authorized admins, automation or change windows are configured "
+                                   "(mailhunt.toml [authorized], [[change_windows]])", False)
+    if a.automation_mismatch and not a.admin:
+        return Judgment("no", f"{actor} is configured as automation, but the {a.automation_mismatch}", False)
+    if not a.authorized and a.windows_for_actor:
+        return Judgment("no", f"{actor} is not an authorized admin or known automation, and the activity "
+                              f"({iso_z(finding.first_seen)}) lies outside all {a.windows_for_actor} change window(s) "
+                              f"that name the account", False)
+    if not a.authorized:
+        return Judgment("no", f"{actor} is not among the authorized admins or known automation, and no "
+                              f"change window names the account", False)
+    if a.untrusted_ips:
+        return Judgment("no", f"{actor} is authorized, but acted from {', '.join(a.untrusted_ips[:3])}, "
+                              f"outside the trusted networks {', '.join(config.trusted_networks)}", False)
+    if a.automation_mismatch and a.automation is None:
+        return Judgment("no", f"{actor} is an admin, but the {a.automation_mismatch}", False)
+    if a.window is not None or (a.automation is not None and not a.admin and a.windows_for_actor == 0):
+        return Judgment("yes", a.authorization(), True)
+    if not a.admin:
+        return Judgment("no", f"{actor} is authorized, but the activity ({iso_z(finding.first_seen)}) lies outside "
+                              f"all {a.windows_for_actor} change window(s) configured for the account", False)
+    return _judge_admin_outside_windows(finding, a, config, others)
+
+
+def _judge_admin_outside_windows(finding: Finding, a: Assessment, config: Config, others: list[Finding]) -> Judgment:
+    """An authorized admin outside every change window: legitimate unless windows are mandatory or a signal is adverse."""
+    actor = finding.actor
+    outside = (f"outside all {a.windows_for_actor} change window(s) configured for the account"
+               if a.windows_for_actor else "with no change window configured for the account")
+    if config.require_change_window:
+        return Judgment("no", f"{actor} is an authorized admin, but acted ({iso_z(finding.first_seen)}) {outside}, "
+                              "and tuning.require_change_window makes a change window mandatory", False)
+    adverse = adverse_signals(finding, others)
+    if adverse:
+        return Judgment("no", f"{actor} is an authorized admin, but acted ({iso_z(finding.first_seen)}) {outside} "
+                              "with an adverse signal: " + "; ".join(f"{s.signal}: {s.because}" for s in adverse),
+                        False, tuple(adverse))
+    if not a.windows_for_actor:
+        return Judgment("yes", a.authorization(), True)
+    usual = finding.answers.get("usual_for_account")
+    if usual is not None and usual.answer == "yes":
+        work = f"doing their usual work {outside}: {usual.because}"
+    else:
+        work = (f"{outside}, with no adverse signal (usual for the account: "
+                f"{usual.answer + ': ' + usual.because if usual else 'not assessed'})")
+    return Judgment("yes", f"authorized: {actor} is an authorized admin {work}", True)

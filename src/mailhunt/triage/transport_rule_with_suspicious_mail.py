@@ -35,9 +35,10 @@ from mailhunt.findings import Answer, Finding
 from mailhunt.triage.context import TriageContext
 from mailhunt.triage.lookalike import Lookalike, is_own, lookalike
 from mailhunt.triage.mail_conditions import MailConditions
+from mailhunt.triage.policy import policy
 
 NAME = "transport_rule_with_suspicious_mail"
-RULE_INDICATORS = ("transport_rule_change", "inbox_rule_hiding")
+RULE_INDICATORS = policy().family("rule_change")
 MESSAGE_DATASETS = ("exchange.message_tracking", "m365.message_trace")
 WINDOW = timedelta(hours=6)
 BURST_MESSAGES = 3
