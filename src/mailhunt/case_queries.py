@@ -292,6 +292,19 @@ class ResolvedEvents:
                FROM events WHERE "event.dataset" IN (SELECT unnest(?::VARCHAR[]))
                  AND "@timestamp" BETWEEN ? AND ? ORDER BY ts, id""", [list(datasets), start, end])
 
+    def logged_events(self, event_ids: list[str], columns: tuple[str, ...]) -> list[dict]:
+        """``columns`` of these events as their records log them (names not resolved), in time order."""
+        names = ", ".join(_quoted(c) for c in columns)
+        return self._dicts(f"""SELECT {names} FROM events WHERE "event.id" IN (SELECT unnest(?::VARCHAR[]))
+                               ORDER BY "@timestamp", "event.id" """, [list(event_ids)])
+
+    def rule_matches(self, event_ids: list[str], rule_ids: list[str]) -> list[tuple[str, str]]:
+        """(rule id, event id) of every match of these rules among these events."""
+        return [(rule, event) for rule, event in self.db.execute(
+            """SELECT rule_id, event_id FROM matches WHERE event_id IN (SELECT unnest(?::VARCHAR[]))
+               AND rule_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY 1, 2""",
+            [list(event_ids), list(rule_ids)]).fetchall()]
+
     def _dicts(self, sql: str, params: list) -> list[dict]:
         cursor = self.db.execute(sql, params)
         names = [d[0] for d in cursor.description]

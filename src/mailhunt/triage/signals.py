@@ -59,10 +59,7 @@ class Inputs:
             if self.ctx is None or not ids:
                 self._rows = []
             else:
-                columns = ", ".join('"' + c + '"' for c in ROW_COLUMNS)
-                self._rows = self.ctx.store.query(
-                    f"""SELECT {columns} FROM events WHERE "event.id" IN (SELECT unnest(?::VARCHAR[]))
-                        ORDER BY "@timestamp", "event.id" """, [ids])
+                self._rows = self.ctx.store.resolved.logged_events(list(ids), ROW_COLUMNS)
         return self._rows
 
     def matched_by(self, rule_names: frozenset[str]) -> set[str]:
@@ -72,10 +69,8 @@ class Inputs:
             ids = self.finding.first_event_ids(MAX_ROWS)
             by_id = {r.id: r.name for r in self.finding.rules if r.name}
             if self.ctx is not None and ids and by_id:
-                for row in self.ctx.store.query(
-                        """SELECT rule_id, event_id FROM matches WHERE event_id IN (SELECT unnest(?::VARCHAR[]))
-                           AND rule_id IN (SELECT unnest(?::VARCHAR[]))""", [ids, sorted(by_id)]):
-                    self._matched.setdefault(by_id[row["rule_id"]], set()).add(row["event_id"])
+                for rule_id, event_id in self.ctx.store.resolved.rule_matches(list(ids), sorted(by_id)):
+                    self._matched.setdefault(by_id[rule_id], set()).add(event_id)
         return {i for name in rule_names for i in self._matched.get(name, ())}
 
     def rule_names(self) -> set[str]:
