@@ -26,8 +26,8 @@ import mailhunt.hunt as stages
 from mailhunt.config import Config
 
 STAGES = ("load_evidence_file", "settle_new_events", "load_rules", "compile_rules", "run_rules",
-          "group_detections", "triage", "rule_matches", "findings_document", "write_html_report",
-          "write_markdown_report")
+          "group_detections", "triage", "rule_matches", "findings_document", "render_html",
+          "render_markdown")
 
 
 def timed(name: str, function, totals: dict):
