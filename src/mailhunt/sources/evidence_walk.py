@@ -39,6 +39,8 @@ from typing import BinaryIO
 
 CASE_DATABASE = "case.duckdb"
 CASE_REPORTS = frozenset({"findings.json", "report.html", "report.md"})
+# The case's own copy of its evidence and its custody log (``mailhunt.case``): already in the case.
+CASE_CUSTODY = frozenset({"evidence", "custody.jsonl"})
 DUCKDB_MAGIC_OFFSET = 8
 DUCKDB_MAGIC = b"DUCK"
 FINDINGS_SCHEMA = re.compile(rb'"schema"\s*:\s*"mailhunt\.findings/')
@@ -229,8 +231,9 @@ class EvidenceWalk:
 
     @staticmethod
     def _belongs_to_case(name: str) -> bool:
-        """A name mailhunt writes into a case folder: the database, its WAL and temporary folder, the reports."""
-        return name.startswith(CASE_DATABASE) or name in CASE_REPORTS
+        """A name mailhunt writes into a case folder: the database, its WAL and temporary folder, the reports,
+        the evidence copy and the custody log."""
+        return name.startswith(CASE_DATABASE) or name in CASE_REPORTS or name in CASE_CUSTODY
 
     def _case_reason(self, folder: Path, names: list[str], identity: tuple[int, int]) -> str | None:
         """Why ``folder`` is a mailhunt case (so its own files are not evidence), or None."""
