@@ -84,6 +84,10 @@ class Preservation:
                 "added_by_this_hunt": len(self.added), "problems": self.problems, "statement": statement}
 
 
+class NotAFolder(ValueError):
+    """A name on the way to a copy is taken by something that is not a folder (a link planted there)."""
+
+
 class ManifestError(ValueError):
     """The manifest is not one mailhunt wrote (not JSON, or not its shape)."""
 
@@ -156,7 +160,7 @@ def _make_folders(base: Path, parts: Sequence[str]) -> Path:
             os.mkdir(folder, 0o755)
         except FileExistsError:
             if not stat.S_ISDIR(os.lstat(folder).st_mode):
-                raise ValueError(f"{display_name(folder)} exists and is not a folder (a link?): not used") from None
+                raise NotAFolder(f"{display_name(folder)} exists and is not a folder (a link?): not used") from None
     return folder
 
 
@@ -256,7 +260,10 @@ def _preserve_one(walked: WalkedFile, roots: Sequence[Path], evidence: Path, loa
         relative = "/".join(display_name(p) for p in destination)
         if relative in used or os.path.lexists(evidence.joinpath(*destination)):
             continue
-        folder = _make_folders(evidence, destination[:-1])
+        try:
+            folder = _make_folders(evidence, destination[:-1])
+        except NotAFolder:  # something not of our making is in the way: leave it, and take the next name
+            continue
         sha256, size = _copy_hashing(walked, folder, destination[-1])
         break
     else:
