@@ -255,6 +255,11 @@ def _print_summary(result: HuntResult) -> None:
     if result.document.get("skipped_rules"):
         errors.print(f"[yellow]{len(result.document['skipped_rules'])} rules could not run[/]; each is listed "
                      "with the reason under skipped_rules in findings.json and in the reports")
+    preservation = result.document.get("evidence_preservation") or {}
+    for problem in preservation.get("problems", []):
+        errors.print(f"[yellow]{shown(problem)}[/]", soft_wrap=True)
+    if preservation:
+        console.print(f"Evidence preservation: {shown(preservation['statement'])}", soft_wrap=True)
     escalated = sum(1 for f in result.document["findings"] if f["escalate"])
     console.print(f"{len(result.findings)} findings, {escalated} to escalate to Tier 2. "
                   f"Case: {shown(str(result.out))} (findings.json, report.html, report.md, case.duckdb)")

@@ -340,3 +340,28 @@ def test_show_unknown_event_exits_1(case: Path):
     result = runner.invoke(app, ["show", str(case), "no-such-event"])
     assert result.exit_code == 1
     assert "no event no-such-event" in result.output
+
+
+def test_a_case_inside_the_evidence_folder_does_not_preserve_its_own_copies(evidence_folder: Path):
+    out = evidence_folder / "case"
+    hunt(evidence_folder, "--out", out)
+    hunt(evidence_folder, "--out", out)
+    assert sorted(f["evidence_path"] for f in manifest(out)["files"]) == [
+        "incident/audit.ndjson", "incident/exchange/cmdlets.ndjson", "incident/logs.zip"]
+    inputs = {i["path"]: i for i in json.loads((out / "findings.json").read_text())["inputs"]}
+    assert not [path for path in inputs if path.startswith(str(out / "evidence") + "/")]
+    assert inputs[str(out / "evidence")]["skipped_reason"] == "part of this hunt's own case (--out): not evidence"
+    assert inputs[str(out / "custody.jsonl")]["skipped_reason"] == "part of this hunt's own case (--out): not evidence"
+    assert verify(out).exit_code == 0
+
+
+def test_an_unusable_evidence_folder_is_stated_not_hidden(tmp_path: Path, evidence_folder: Path):
+    out = tmp_path / "case"
+    hunt(evidence_folder, "--out", out)
+    shutil.rmtree(out / "evidence")
+    (out / "evidence").write_text("not a folder")
+    result = hunt(evidence_folder, "--out", out)
+    document = json.loads((out / "findings.json").read_text())
+    assert document["evidence_preservation"]["problems"][0].startswith("evidence not preserved:")
+    assert "NOT preserved" in (out / "report.md").read_text()
+    assert "evidence not preserved" in result.output

@@ -16,7 +16,10 @@ def acquire(case_dir: Path, paths: Sequence[Path], follow_symlinks: bool, loader
     ``re-hunt``) entry to ``custody.jsonl`` naming each file it added by SHA-256."""
     command = list(sys.argv if command_line is None else command_line)
     action = "re-hunt" if (case_dir / custody.CUSTODY_FILE).exists() else "hunt"
-    preservation = preserve_evidence(case_dir, paths, follow_symlinks, loader_hashes, copy, command)
+    try:
+        preservation = preserve_evidence(case_dir, paths, follow_symlinks, loader_hashes, copy, command)
+    except (OSError, ValueError) as exc:  # the case folder itself is unusable for copies (full disk, a file in the way)
+        preservation = Preservation(copy, problems=[f"evidence not preserved: {exc}"])
     custody.record(case_dir, action,
                    {"paths": [str(p) for p in paths], "copied": copy, "inputs": inputs, "new_events": new_events,
                     "problems": preservation.problems},

@@ -80,6 +80,8 @@ class Preservation:
         else:
             statement = (f"evidence NOT copied (--no-copy): {EVIDENCE_DIR}/{MANIFEST} keeps only the path and SHA-256 "
                          f"of {self.files_in_manifest} file(s); the originals must be preserved elsewhere")
+        if self.problems:
+            statement += f"; {len(self.problems)} file(s) NOT preserved, listed under evidence_preservation.problems"
         return {"copied": self.copied, "manifest": f"{EVIDENCE_DIR}/{MANIFEST}", "files": self.files_in_manifest,
                 "added_by_this_hunt": len(self.added), "problems": self.problems, "statement": statement}
 
