@@ -19,7 +19,8 @@ that are not UTF-8, and mailhunt's own cases. The walk therefore:
   still read through its real name);
 - skips the files of any mailhunt case (a folder holding a DuckDB
   ``case.duckdb`` or a mailhunt ``findings.json``, or the case of this very
-  hunt): the case database, its write-ahead log and the reports are not
+  hunt): the case database, its write-ahead log, the reports, the evidence copy
+  and the custody log are not
   evidence. Any other file in such a folder is read.
 
 Folders are walked in sorted order, each folder's files before its subfolders,
