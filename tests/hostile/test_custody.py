@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mailhunt.case import custody, evidence
+from mailhunt.case.acquisition import acquire
 from mailhunt.case.evidence import preserve_evidence
 from mailhunt.cli import app
 
@@ -365,3 +366,31 @@ def test_an_unusable_evidence_folder_is_stated_not_hidden(tmp_path: Path, eviden
     assert document["evidence_preservation"]["problems"][0].startswith("evidence not preserved:")
     assert "NOT preserved" in (out / "report.md").read_text()
     assert "evidence not preserved" in result.output
+
+
+def test_copying_stopped_by_ctrl_c_keeps_manifest_and_custody_whole(tmp_path: Path, evidence_folder: Path,
+                                                                   monkeypatch):
+    out = tmp_path / "case"
+    out.mkdir()
+    real_copy = evidence._copy_hashing
+    calls = []
+
+    def stopped_on_second(walked, folder, name):
+        calls.append(name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_copy(walked, folder, name)
+
+    monkeypatch.setattr(evidence, "_copy_hashing", stopped_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        acquire(out, [evidence_folder], False, {}, True, ["mailhunt", "hunt"], 3, 0)
+    (entry,) = custody_lines(out)
+    assert entry["action"] == "hunt (interrupted)" and len(entry["added"]) == 1
+    assert len(manifest(out)["files"]) == 1
+    assert verify(out).exit_code == 0
+    monkeypatch.setattr(evidence, "_copy_hashing", real_copy)
+    acquire(out, [evidence_folder], False, {}, True, ["mailhunt", "hunt"], 3, 0)
+    assert sorted(f["evidence_path"] for f in manifest(out)["files"]) == [
+        "incident/audit.ndjson", "incident/exchange/cmdlets.ndjson", "incident/logs.zip"]
+    assert custody_lines(out)[1]["action"] == "re-hunt"
+    assert verify(out).exit_code == 0

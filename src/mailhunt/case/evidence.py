@@ -198,11 +198,12 @@ def _hash(walked: WalkedFile) -> tuple[str, int]:
 
 
 def preserve_evidence(case_dir: Path, paths: Sequence[Path], follow_symlinks: bool, loader_hashes: dict[str, str],
-                      copy: bool, command_line: Sequence[str]) -> Preservation:
+                      copy: bool, command_line: Sequence[str], into: Preservation | None = None) -> Preservation:
     """Copy (or, with ``copy=False``, list) every file the walk reads into ``case_dir/evidence``, and
     add it to the manifest. ``loader_hashes``: the SHA-256 the loader computed for each file it read
     whole (by its display path). A file already in the manifest with the same path and hash is not
-    copied again."""
+    copied again. What was added is collected in ``into`` as it goes, and the manifest is written
+    even when the copying is stopped (Ctrl-C), so no copy is left out of it."""
     evidence = case_dir / EVIDENCE_DIR
     evidence.mkdir(exist_ok=True)
     if not stat.S_ISDIR(os.lstat(evidence).st_mode):
@@ -213,23 +214,25 @@ def preserve_evidence(case_dir: Path, paths: Sequence[Path], follow_symlinks: bo
              if f.get("evidence_path") is None or (evidence / f["evidence_path"]).exists() or not copy}
     used = {f["evidence_path"] for f in files if f.get("evidence_path")}
     roots = [Path(p) for p in paths]
-    result = Preservation(copy)
+    result = into if into is not None else Preservation(copy)
     command = list(command_line)
-    for walked in EvidenceWalk(roots, follow_symlinks, case_dirs=[case_dir]):
-        if walked.problem is not None or walked.path is None:
-            continue
-        try:
-            preserved = _preserve_one(walked, roots, evidence, loader_hashes.get(walked.display), copy, known,
-                                      used, command)
-        except (OSError, ValueError) as exc:
-            result.problems.append(f"{walked.display}: not preserved: {exc}")
-            continue
-        if preserved is not None:
-            files.append(preserved.to_json())
-            result.added.append(preserved)
-    manifest.update({"schema": MANIFEST_SCHEMA})
-    write_manifest(case_dir, manifest)
-    result.files_in_manifest = len(files)
+    try:
+        for walked in EvidenceWalk(roots, follow_symlinks, case_dirs=[case_dir]):
+            if walked.problem is not None or walked.path is None:
+                continue
+            try:
+                preserved = _preserve_one(walked, roots, evidence, loader_hashes.get(walked.display), copy, known,
+                                          used, command)
+            except (OSError, ValueError) as exc:
+                result.problems.append(f"{walked.display}: not preserved: {exc}")
+                continue
+            if preserved is not None:
+                files.append(preserved.to_json())
+                result.added.append(preserved)
+    finally:
+        manifest.update({"schema": MANIFEST_SCHEMA})
+        write_manifest(case_dir, manifest)
+        result.files_in_manifest = len(files)
     return result
 
 
