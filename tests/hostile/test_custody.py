@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -393,4 +394,41 @@ def test_copying_stopped_by_ctrl_c_keeps_manifest_and_custody_whole(tmp_path: Pa
     assert sorted(f["evidence_path"] for f in manifest(out)["files"]) == [
         "incident/audit.ndjson", "incident/exchange/cmdlets.ndjson", "incident/logs.zip"]
     assert custody_lines(out)[1]["action"] == "re-hunt"
+    assert verify(out).exit_code == 0
+
+
+def test_a_copy_hunt_after_a_no_copy_hunt_copies_the_files(tmp_path: Path, evidence_folder: Path):
+    out = tmp_path / "case"
+    hunt(evidence_folder, "--out", out, "--no-copy")
+    hunt(evidence_folder, "--out", out)
+    copied = sorted(f["evidence_path"] for f in manifest(out)["files"] if f["copied"])
+    assert copied == ["incident/audit.ndjson", "incident/exchange/cmdlets.ndjson", "incident/logs.zip"]
+    assert custody_lines(out)[1]["action"] == "re-hunt" and len(custody_lines(out)[1]["added"]) == 3
+    assert verify(out).exit_code == 0
+
+
+def test_show_names_the_preserved_archive_of_a_gzip_record(tmp_path: Path):
+    incoming = tmp_path / "in"
+    incoming.mkdir()
+    (incoming / "audit.ndjson.gz").write_bytes(gzip.compress(AUDIT.read_bytes()))
+    out = tmp_path / "case"
+    hunt(incoming, "--out", out)
+    with duckdb.connect(str(out / "case.duckdb"), read_only=True) as db:
+        (event_id,) = db.execute('SELECT "event.id" FROM events LIMIT 1').fetchone()
+    result = runner.invoke(app, ["show", str(out), event_id])
+    assert result.exit_code == 0, result.output
+    assert f"file: {incoming / 'audit.ndjson'}" in result.output
+    assert "preserved as: evidence/in/audit.ndjson.gz" in result.output
+
+
+def test_a_file_name_that_is_not_utf8_is_copied_and_verified(tmp_path: Path):
+    incoming = tmp_path / "in"
+    incoming.mkdir()
+    name = os.fsdecode(b"caf\xe9.ndjson")
+    shutil.copy(AUDIT, incoming / name)
+    out = tmp_path / "case"
+    hunt(incoming, "--out", out)
+    (entry,) = manifest(out)["files"]
+    assert entry["evidence_path"] == "in/caf\\xe9.ndjson"
+    assert (out / "evidence" / "in" / name).read_bytes() == AUDIT.read_bytes()
     assert verify(out).exit_code == 0

@@ -14,7 +14,6 @@ Commands other than ``hunt`` call ``record(case_dir, action, details)``.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import sys
@@ -26,6 +25,11 @@ from pathlib import Path
 import orjson
 
 from mailhunt import __version__
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; the hunt holds the case database open exclusively anyway
+    fcntl = None  # type: ignore[assignment]
 
 CUSTODY_FILE = "custody.jsonl"
 GENESIS = "0" * 64
@@ -54,7 +58,8 @@ def record(case_dir: Path | str, action: str, details: dict | None = None,
     path = Path(case_dir) / CUSTODY_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC, 0o644)
     with os.fdopen(fd, "r+b") as log:
-        fcntl.flock(log.fileno(), fcntl.LOCK_EX)
+        if fcntl is not None:
+            fcntl.flock(log.fileno(), fcntl.LOCK_EX)
         seq, previous = _last_link(log.read())
         entry = {"seq": seq + 1, "previous": previous, "time": utc_now(), "action": action,
                  "command_line": list(sys.argv if command_line is None else command_line),

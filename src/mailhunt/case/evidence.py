@@ -106,7 +106,9 @@ def read_manifest(case_dir: Path) -> dict:
         return {"schema": MANIFEST_SCHEMA, "files": []}
     except orjson.JSONDecodeError as exc:
         raise ManifestError(f"{EVIDENCE_DIR}/{MANIFEST}: not JSON ({exc})") from exc
-    if not isinstance(document, dict) or not isinstance(document.get("files"), list):
+    if not isinstance(document, dict) or not isinstance(document.get("files"), list) or not all(
+            isinstance(f, dict) and isinstance(f.get("original_path"), str) and isinstance(f.get("sha256"), str)
+            for f in document["files"]):
         raise ManifestError(f"{EVIDENCE_DIR}/{MANIFEST}: not a mailhunt evidence manifest")
     return document
 
@@ -210,8 +212,10 @@ def preserve_evidence(case_dir: Path, paths: Sequence[Path], follow_symlinks: bo
         raise ValueError(f"{display_name(evidence)} is not a folder")
     manifest = read_manifest(case_dir)
     files: list[dict] = manifest["files"]
-    known = {(f.get("original_path"), f.get("sha256")) for f in files
-             if f.get("evidence_path") is None or (evidence / f["evidence_path"]).exists() or not copy}
+    # Already preserved: any entry when only listing; for a copy, an entry whose copy is still there
+    # (a file listed by an earlier --no-copy hunt is copied now).
+    known = {(f["original_path"], f["sha256"]) for f in files
+             if not copy or (f.get("evidence_path") and (evidence / f["evidence_path"]).is_file())}
     used = {f["evidence_path"] for f in files if f.get("evidence_path")}
     roots = [Path(p) for p in paths]
     result = into if into is not None else Preservation(copy)

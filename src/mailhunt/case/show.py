@@ -33,9 +33,15 @@ def raw_records(case_dir: Path, event_id: str) -> list[RawRecord]:
         manifest = []
     records = []
     for row in rows:
-        container = row["file"].split("!", 1)[0]  # an archive member is preserved within its archive
         preserved = [f["evidence_path"] for f in manifest if isinstance(f, dict) and f.get("evidence_path")
-                     and f.get("original_path") == container]
+                     and _holds(str(f.get("original_path")), row["file"])]
         locator = f"{row['unit'] or 'record'} {row['record']}" if row["record"] is not None else "unknown"
         records.append(RawRecord(event_id, row["original"], row["file"], row["sha256"], locator, preserved))
     return records
+
+
+def _holds(original: str, read_as: str) -> bool:
+    """Whether the file preserved as ``original`` is ``read_as`` or holds it: an archive member is read as
+    ``archive.zip!member``, a gzip stream as its name without ``.gz`` (or ``name!gunzip``)."""
+    container = read_as.split("!", 1)[0]
+    return original in (read_as, container, container + ".gz")
