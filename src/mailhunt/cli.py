@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -20,6 +21,8 @@ from rich.table import Table
 
 from mailhunt import __version__
 from mailhunt.atomic_files import OutputError, unreplaceable_reason
+from mailhunt.case.show import raw_records
+from mailhunt.case.verify import verify_case
 from mailhunt.config import ConfigError, load_config
 from mailhunt.detect.catalog import describe_rules
 from mailhunt.detect.examples import run_rule_examples
@@ -129,6 +132,8 @@ def hunt_command(
     follow_symlinks: bool = typer.Option(False, "--follow-symlinks",
                                          help="Follow symbolic links, also out of the evidence named (by default "
                                               "no link is followed; each is listed with where it points)"),
+    no_copy: bool = typer.Option(False, "--no-copy", help="Do not copy the evidence into CASE/evidence: keep only "
+                                 "its paths and SHA-256 in the manifest (the reports say so)"),
 ) -> None:
     """Read the evidence into a case, run the rules, triage the findings and write the reports."""
     read_hints = {}
@@ -159,7 +164,7 @@ def hunt_command(
         with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
                       console=console, transient=False, disable=not console.is_terminal) as progress:
             result = hunt(paths, out, config, RichProgress(progress), [shipped_rules_dir(), *rules], read_hints,
-                          follow_symlinks)
+                          follow_symlinks, copy_evidence=not no_copy, command_line=["mailhunt", *sys.argv[1:]])
     except RuleLoadError as exc:
         raise _usage_error(str(exc))
     except CaseOpenError as exc:
@@ -250,6 +255,11 @@ def _print_summary(result: HuntResult) -> None:
     if result.document.get("skipped_rules"):
         errors.print(f"[yellow]{len(result.document['skipped_rules'])} rules could not run[/]; each is listed "
                      "with the reason under skipped_rules in findings.json and in the reports")
+    preservation = result.document.get("evidence_preservation") or {}
+    for problem in preservation.get("problems", []):
+        errors.print(f"[yellow]{shown(problem)}[/]", soft_wrap=True)
+    if preservation:
+        console.print(f"Evidence preservation: {shown(preservation['statement'])}", soft_wrap=True)
     escalated = sum(1 for f in result.document["findings"] if f["escalate"])
     console.print(f"{len(result.findings)} findings, {escalated} to escalate to Tier 2. "
                   f"Case: {shown(str(result.out))} (findings.json, report.html, report.md, case.duckdb)")
@@ -422,6 +432,47 @@ def rules_coverage_command(
     if not update.is_file() or not update_document(update, table):
         raise _usage_error(f"--update {update}: no such file, or it lacks the coverage markers")
     console.print(f"coverage table written to {shown(str(update))}")
+
+
+@app.command("verify")
+def verify_command(case: Path = typer.Argument(..., help="Case folder written by mailhunt hunt")) -> None:
+    """Check the preserved evidence against its manifest and the custody chain; exit 1 on any discrepancy."""
+    if not case.is_dir():
+        raise _usage_error(f"{case}: not a folder")
+    result = verify_case(case)
+    for problem in result.problems:
+        console.print(f"[bold red]FAIL[/] {shown(problem)}", soft_wrap=True)
+    for note in result.notes:
+        console.print(f"[yellow]note[/] {shown(note)}", soft_wrap=True)
+    verdict = "intact" if result.intact else f"{len(result.problems)} discrepanc{'y' if len(result.problems) == 1 else 'ies'}"
+    console.print(f"{result.files_checked} evidence file(s) hashed, {result.entries_checked} custody entries "
+                  f"checked: {verdict}. Custody head: {shown(result.head or '-')}", soft_wrap=True)
+    if not result.intact:
+        raise typer.Exit(1)
+
+
+@app.command("show")
+def show_command(case: Path = typer.Argument(..., help="Case folder written by mailhunt hunt"),
+                 event_id: str = typer.Argument(..., help="event.id, as findings.json lists it")) -> None:
+    """Print an event's raw record as stored, with its file, SHA-256 and locator (hidden characters written out)."""
+    if not (case / "case.duckdb").is_file():
+        raise _usage_error(f"{case}: holds no case (case.duckdb)")
+    try:
+        records = raw_records(case, event_id)
+    except CaseOpenError as exc:
+        raise _usage_error(f"{case}: {exc}")
+    if not records:
+        errors.print(f"[bold red]error:[/] no event {shown(event_id)} in {shown(str(case))}", soft_wrap=True)
+        raise typer.Exit(1)
+    for record in records:
+        console.print(f"[bold]event[/] {shown(record.event_id)}", soft_wrap=True)
+        console.print(f"file: {shown(record.file)}", soft_wrap=True)
+        console.print(f"sha256: {shown(record.sha256)}", soft_wrap=True)
+        console.print(f"locator: {shown(record.locator)}", soft_wrap=True)
+        preserved = ", ".join(f"evidence/{p}" for p in record.preserved_as) or "not copied into the case"
+        console.print(f"preserved as: {shown(preserved)}", soft_wrap=True)
+        console.print(shown(record.original if record.original is not None else "(no raw record kept)",
+                            keep_newlines=True), soft_wrap=True)
 
 
 @app.command("version")

@@ -21,6 +21,7 @@ import orjson
 import pyarrow as pa
 
 from mailhunt.atomic_files import replace_files
+from mailhunt.case.acquisition import acquire
 from mailhunt.config import Config
 from mailhunt.detect.engine import DetectionSettings, compile_rules, run_rules
 from mailhunt.detect.grouping import group_detections, rule_matches
@@ -313,8 +314,13 @@ def detection_settings(config: Config) -> DetectionSettings:
 
 def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | None = None,
          rule_dirs: list[Path] | None = None, read_hints: dict[str, str] | None = None,
-         follow_symlinks: bool = False) -> HuntResult:
+         follow_symlinks: bool = False, copy_evidence: bool = True,
+         command_line: list[str] | None = None) -> HuntResult:
     """Run every stage into the case folder ``out``.
+
+    The inputs are copied to ``out/evidence`` (only listed with their SHA-256
+    when ``copy_evidence`` is false) and the hunt is recorded in
+    ``out/custody.jsonl`` with ``command_line`` (default ``sys.argv``).
 
     Raises CaseOpenError (``mailhunt.store``) when the case cannot be opened,
     OutputError (``mailhunt.atomic_files``) when the outputs cannot be written
@@ -324,7 +330,7 @@ def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | 
     try:
         with _noting_ctrl_c():
             return _run_stages(paths, out, config, progress or ProgressSink(), rule_dirs, read_hints,
-                               follow_symlinks, state)
+                               follow_symlinks, state, copy_evidence, command_line)
     except BaseException as exc:
         if not (ctrl_c_pressed() or isinstance(exc, (KeyboardInterrupt, duckdb.InterruptException))):
             raise
@@ -338,7 +344,8 @@ def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | 
 
 
 def _run_stages(paths: list[Path], out: Path, config: Config, progress: ProgressSink, rule_dirs: list[Path] | None,
-                read_hints: dict[str, str] | None, follow_symlinks: bool, state: _HuntState) -> HuntResult:
+                read_hints: dict[str, str] | None, follow_symlinks: bool, state: _HuntState,
+                copy_evidence: bool = True, command_line: list[str] | None = None) -> HuntResult:
     out.mkdir(parents=True, exist_ok=True)
     rules = load_rules(rule_dirs)  # a broken rule file stops the hunt before any evidence is read
     with CaseStore(out / "case.duckdb") as store:
@@ -357,6 +364,8 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
         store.end_loading()
         state.stage = "analysing"
         settle_new_events(store, summaries)
+        preservation = acquire(out, paths, follow_symlinks, {s.path: s.sha256 for s in summaries if s.sha256},
+                               copy_evidence, command_line, len(summaries), sum(s.new_events for s in summaries))
         store.seal_external_access()
 
         run = run_rules(store, compile_rules(rules, detection_settings(config)))
@@ -368,6 +377,7 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
                       for s in summaries for r in s.rejections][:MAX_REPORTED_REJECTIONS]
         document = findings_document(findings, [s.to_json() for s in summaries], rejections, run.skipped,
                                      rule_matches(store, rules))
+        document["evidence_preservation"] = preservation.summary()
         store.db.execute("DELETE FROM findings")
         if document["findings"]:
             store.db.executemany("INSERT INTO findings VALUES (?, ?, ?)",

@@ -31,7 +31,7 @@ from tests.hostile.rule_sets import (
     write_rules,
 )
 
-CASE_FILES = {"case.duckdb", "findings.json", "report.html", "report.md"}
+CASE_FILES = {"case.duckdb", "findings.json", "report.html", "report.md", "evidence", "custody.jsonl"}
 
 
 def _canary(base):
@@ -49,8 +49,9 @@ def _findings(document: dict) -> list[tuple]:
 def _assert_nothing_outside_touched(canary, case) -> None:
     assert sorted(p.name for p in canary.iterdir()) == ["secret.csv"]
     assert {p.name for p in case.iterdir()} == CASE_FILES
-    for name in CASE_FILES:
-        assert SECRET.encode() not in (case / name).read_bytes(), f"the canary's secret reached {name}"
+    for path in case.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), f"the canary's secret reached {path.relative_to(case)}"
 
 
 @pytest.fixture(scope="module")

@@ -87,6 +87,8 @@ def render_markdown(document: dict, max_evidence_rows: int = MAX_EVIDENCE_ROWS) 
             f"{len(summary['inputs'])} input{'' if len(summary['inputs']) == 1 else 's'}, "
             f"{summary['records']} records read, {summary['rejected']} rejected"
             + (f", {summary['skipped_inputs']} skipped" if summary["skipped_inputs"] else "") + ".", ""]
+    if summary["preservation"]:
+        out += [f"Evidence preservation: {md(summary['preservation'])}.", ""]
     if summary["inputs"]:
         out += _table(["File", "Format", "Records", "Rejected", "Skipped", "SHA-256"],
                       [[md(i.get("path")), md(i.get("format")), md(i.get("records")), md(i.get("rejected")),

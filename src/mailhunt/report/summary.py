@@ -109,6 +109,9 @@ def case_summary(document: dict) -> dict:
         "tool": f"{text(tool.get('name') or 'mailhunt')} {text(tool.get('version'))}".strip(),
         "schema": text(document.get("schema")),
         "generated_at": text(document.get("generated_at")),
+        # How the evidence was preserved (mailhunt.case.evidence): copied with a manifest, or --no-copy.
+        "preservation": text((document.get("evidence_preservation") or {}).get("statement"))
+        if isinstance(document.get("evidence_preservation"), dict) else "",
     }
 
 

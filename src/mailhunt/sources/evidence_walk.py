@@ -19,7 +19,8 @@ that are not UTF-8, and mailhunt's own cases. The walk therefore:
   still read through its real name);
 - skips the files of any mailhunt case (a folder holding a DuckDB
   ``case.duckdb`` or a mailhunt ``findings.json``, or the case of this very
-  hunt): the case database, its write-ahead log and the reports are not
+  hunt): the case database, its write-ahead log, the reports, the evidence copy
+  and the custody log are not
   evidence. Any other file in such a folder is read.
 
 Folders are walked in sorted order, each folder's files before its subfolders,
@@ -39,6 +40,8 @@ from typing import BinaryIO
 
 CASE_DATABASE = "case.duckdb"
 CASE_REPORTS = frozenset({"findings.json", "report.html", "report.md"})
+# The case's own copy of its evidence and its custody log (``mailhunt.case``): already in the case.
+CASE_CUSTODY = frozenset({"evidence", "custody.jsonl"})
 DUCKDB_MAGIC_OFFSET = 8
 DUCKDB_MAGIC = b"DUCK"
 FINDINGS_SCHEMA = re.compile(rb'"schema"\s*:\s*"mailhunt\.findings/')
@@ -229,8 +232,9 @@ class EvidenceWalk:
 
     @staticmethod
     def _belongs_to_case(name: str) -> bool:
-        """A name mailhunt writes into a case folder: the database, its WAL and temporary folder, the reports."""
-        return name.startswith(CASE_DATABASE) or name in CASE_REPORTS
+        """A name mailhunt writes into a case folder: the database, its WAL and temporary folder, the reports,
+        the evidence copy and the custody log."""
+        return name.startswith(CASE_DATABASE) or name in CASE_REPORTS or name in CASE_CUSTODY
 
     def _case_reason(self, folder: Path, names: list[str], identity: tuple[int, int]) -> str | None:
         """Why ``folder`` is a mailhunt case (so its own files are not evidence), or None."""

@@ -1,0 +1,292 @@
+"""``CASE/evidence/``: a forensic copy of every input, and ``manifest.json`` describing each.
+
+Every regular file the hunt's walk reads (``sources.evidence_walk``) is copied
+as it came, archives whole, to ``evidence/<name of the path named>/<its path
+below it>``, read-only. The copy is hashed while it is written, so the
+SHA-256 in the manifest is that of the bytes stored; the loader's digest of the
+same file (``InputSummary.sha256``) is compared with it, and a difference (the
+file changed between reading and copying) is noted. With ``copy=False`` only
+the path and the hash are kept: the loader's digest is reused, and only an
+archive (which the loader hashes member by member) is hashed whole here.
+
+Names come from the evidence, so from the adversary. A path is built only
+from the names the walk listed (never ``..``, never with a separator), the
+root's own name made safe, and every folder on the way is created here and
+checked to be a folder, not a link; the file is created exclusively
+(``O_EXCL | O_NOFOLLOW``) and never replaces one. Two inputs with the same
+path from different roots, or a file whose content changed since an earlier
+hunt, go under ``<name>~2``, ``<name>~3`` ... (a file named by itself under
+``~2/<name>``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+import stat
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from mailhunt import __version__
+from mailhunt.case.custody import utc_now
+from mailhunt.sources.evidence_walk import EvidenceWalk, WalkedFile, display_name
+
+EVIDENCE_DIR = "evidence"
+MANIFEST = "manifest.json"
+MANIFEST_SCHEMA = "mailhunt.evidence/1"
+CHUNK = 1 << 20
+READ_ONLY = 0o444
+
+
+@dataclass
+class PreservedFile:
+    original_path: str
+    sha256: str
+    size: int
+    modified: str
+    acquired: str
+    evidence_path: str | None
+    mailhunt_version: str
+    command_line: list[str]
+    note: str | None = None
+
+    def to_json(self) -> dict:
+        return {"original_path": self.original_path, "sha256": self.sha256, "size": self.size,
+                "modified": self.modified, "acquired": self.acquired, "evidence_path": self.evidence_path,
+                "copied": self.evidence_path is not None, "mailhunt_version": self.mailhunt_version,
+                "command_line": self.command_line, "note": self.note}
+
+
+@dataclass
+class Preservation:
+    """What one hunt preserved: the files it added to the manifest, and the problems met."""
+
+    copied: bool
+    added: list[PreservedFile] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    files_in_manifest: int = 0
+
+    def summary(self) -> dict:
+        """The ``evidence_preservation`` key of findings.json."""
+        if self.copied:
+            statement = (f"{self.files_in_manifest} evidence file(s) copied read-only to {EVIDENCE_DIR}/ with their "
+                         f"SHA-256 in {EVIDENCE_DIR}/{MANIFEST} (mailhunt verify checks them)")
+        else:
+            statement = (f"evidence NOT copied (--no-copy): {EVIDENCE_DIR}/{MANIFEST} keeps only the path and SHA-256 "
+                         f"of {self.files_in_manifest} file(s); the originals must be preserved elsewhere")
+        if self.problems:
+            statement += f"; {len(self.problems)} file(s) NOT preserved, listed under evidence_preservation.problems"
+        return {"copied": self.copied, "manifest": f"{EVIDENCE_DIR}/{MANIFEST}", "files": self.files_in_manifest,
+                "added_by_this_hunt": len(self.added), "problems": self.problems, "statement": statement}
+
+
+class NotAFolder(ValueError):
+    """A name on the way to a copy is taken by something that is not a folder (a link planted there)."""
+
+
+class ManifestError(ValueError):
+    """The manifest is not one mailhunt wrote (not JSON, or not its shape)."""
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def read_manifest(case_dir: Path) -> dict:
+    path = case_dir / EVIDENCE_DIR / MANIFEST
+    try:
+        document = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {"schema": MANIFEST_SCHEMA, "files": []}
+    except orjson.JSONDecodeError as exc:
+        raise ManifestError(f"{EVIDENCE_DIR}/{MANIFEST}: not JSON ({exc})") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("files"), list) or not all(
+            isinstance(f, dict) and isinstance(f.get("original_path"), str) and isinstance(f.get("sha256"), str)
+            for f in document["files"]):
+        raise ManifestError(f"{EVIDENCE_DIR}/{MANIFEST}: not a mailhunt evidence manifest")
+    return document
+
+
+def write_manifest(case_dir: Path, document: dict) -> None:
+    """Replace the manifest whole (a temporary file beside it, then a rename)."""
+    folder = case_dir / EVIDENCE_DIR
+    folder.mkdir(exist_ok=True)
+    temporary = folder / f".{MANIFEST}.{secrets.token_hex(4)}.tmp"
+    with open(temporary, "xb") as stream:
+        stream.write(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(temporary, folder / MANIFEST)
+
+
+def root_label(named: Path) -> str:
+    """The folder the files of one named path go under: its own name, never empty, ``.`` or ``..``."""
+    name = os.path.basename(os.path.abspath(named))
+    return name if name not in ("", ".", "..") else "root"
+
+
+def _relative_parts(walked: WalkedFile, roots: Sequence[Path]) -> list[str] | None:
+    """``[root label, folders..., file name]`` for a walked file, from the named path it was found under."""
+    assert walked.path is not None
+    for root in roots:
+        if walked.path == root:
+            return [root_label(root)]
+        with contextlib.suppress(ValueError):
+            below = walked.path.relative_to(root)
+            return [root_label(root), *below.parts]
+    return None
+
+
+def safe_parts(parts: Iterable[str]) -> list[str]:
+    """The parts of a path below the evidence folder, refused if any could leave it or name it twice."""
+    checked = []
+    for part in parts:
+        if part in ("", ".", "..") or "/" in part or "\x00" in part or (os.altsep and os.altsep in part):
+            raise ValueError(f"unsafe name in an evidence path: {display_name(part)!r}")
+        checked.append(part)
+    if not checked:
+        raise ValueError("empty evidence path")
+    return checked
+
+
+def _make_folders(base: Path, parts: Sequence[str]) -> Path:
+    """Create ``base/parts...`` one folder at a time; each must be a real folder (no link) of our own making."""
+    folder = base
+    for part in parts:
+        folder = folder / part
+        try:
+            os.mkdir(folder, 0o755)
+        except FileExistsError:
+            if not stat.S_ISDIR(os.lstat(folder).st_mode):
+                raise NotAFolder(f"{display_name(folder)} exists and is not a folder (a link?): not used") from None
+    return folder
+
+
+def _copy_hashing(walked: WalkedFile, folder: Path, name: str) -> tuple[str, int]:
+    """Copy the walked file into ``folder/name`` (created, never replaced), hashing the bytes written."""
+    temporary = folder / f".mailhunt-copy-{secrets.token_hex(6)}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC
+    digest, size = hashlib.sha256(), 0
+    fd = os.open(temporary, flags, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as target, walked.open() as source:
+            for chunk in iter(lambda: source.read(CHUNK), b""):
+                digest.update(chunk)
+                target.write(chunk)
+                size += len(chunk)
+            target.flush()
+            os.fsync(target.fileno())
+            os.fchmod(target.fileno(), READ_ONLY)
+        os.link(temporary, folder / name, follow_symlinks=False)  # fails if the name exists: nothing is replaced
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+    return digest.hexdigest(), size
+
+
+def _hash(walked: WalkedFile) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with walked.open() as source:
+        for chunk in iter(lambda: source.read(CHUNK), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def preserve_evidence(case_dir: Path, paths: Sequence[Path], follow_symlinks: bool, loader_hashes: dict[str, str],
+                      copy: bool, command_line: Sequence[str], into: Preservation | None = None) -> Preservation:
+    """Copy (or, with ``copy=False``, list) every file the walk reads into ``case_dir/evidence``, and
+    add it to the manifest. ``loader_hashes``: the SHA-256 the loader computed for each file it read
+    whole (by its display path). A file already in the manifest with the same path and hash is not
+    copied again. What was added is collected in ``into`` as it goes, and the manifest is written
+    even when the copying is stopped (Ctrl-C), so no copy is left out of it."""
+    evidence = case_dir / EVIDENCE_DIR
+    evidence.mkdir(exist_ok=True)
+    if not stat.S_ISDIR(os.lstat(evidence).st_mode):
+        raise ValueError(f"{display_name(evidence)} is not a folder")
+    manifest = read_manifest(case_dir)
+    files: list[dict] = manifest["files"]
+    # Already preserved: any entry when only listing; for a copy, an entry whose copy is still there
+    # (a file listed by an earlier --no-copy hunt is copied now).
+    known = {(f["original_path"], f["sha256"]) for f in files
+             if not copy or (f.get("evidence_path") and (evidence / f["evidence_path"]).is_file())}
+    used = {f["evidence_path"] for f in files if f.get("evidence_path")}
+    roots = [Path(p) for p in paths]
+    result = into if into is not None else Preservation(copy)
+    command = list(command_line)
+    try:
+        for walked in EvidenceWalk(roots, follow_symlinks, case_dirs=[case_dir]):
+            if walked.problem is not None or walked.path is None:
+                continue
+            try:
+                preserved = _preserve_one(walked, roots, evidence, loader_hashes.get(walked.display), copy, known,
+                                          used, command)
+            except (OSError, ValueError) as exc:
+                result.problems.append(f"{walked.display}: not preserved: {exc}")
+                continue
+            if preserved is not None:
+                files.append(preserved.to_json())
+                result.added.append(preserved)
+    finally:
+        manifest.update({"schema": MANIFEST_SCHEMA})
+        write_manifest(case_dir, manifest)
+        result.files_in_manifest = len(files)
+    return result
+
+
+def _preserve_one(walked: WalkedFile, roots: Sequence[Path], evidence: Path, loader_hash: str | None, copy: bool,
+                  known: set, used: set[str], command: list[str]) -> PreservedFile | None:
+    st = os.stat(walked.path, follow_symlinks=walked.follow_symlinks)  # type: ignore[arg-type]
+    modified = _iso(st.st_mtime)
+    if loader_hash is None and any(original == walked.display for original, _ in known):
+        loader_hash = _hash(walked)[0]  # an archive seen before: hashed whole to tell whether it changed
+    if loader_hash and (walked.display, loader_hash) in known:
+        return None
+    if not copy:
+        sha256, size = (loader_hash, st.st_size) if loader_hash else _hash(walked)
+        if (walked.display, sha256) in known:
+            return None
+        known.add((walked.display, sha256))
+        return PreservedFile(walked.display, sha256, size, modified, utc_now(), None, __version__, command)
+    parts = _relative_parts(walked, roots)
+    if parts is None:
+        raise ValueError("not found below any path named")
+    parts = safe_parts(parts)
+    label, *below = parts
+    for attempt in range(1, 10_000):
+        if attempt == 1:
+            destination = parts
+        elif below:  # a file found in a named folder: a second copy of the folder's layout
+            destination = [f"{label}~{attempt}", *below]
+        else:  # a file named itself: its own name, in a folder of its own
+            destination = [f"~{attempt}", label]
+        relative = "/".join(display_name(p) for p in destination)
+        if relative in used or os.path.lexists(evidence.joinpath(*destination)):
+            continue
+        try:
+            folder = _make_folders(evidence, destination[:-1])
+        except NotAFolder:  # something not of our making is in the way: leave it, and take the next name
+            continue
+        sha256, size = _copy_hashing(walked, folder, destination[-1])
+        break
+    else:
+        raise ValueError("no free name under the evidence folder")
+    used.add(relative)
+    note = None
+    if loader_hash and loader_hash != sha256:
+        note = (f"changed between reading and copying: read with SHA-256 {loader_hash}, copied with {sha256}; "
+                "the copy is what is preserved")
+    if (walked.display, sha256) in known:  # an archive (hashed here only) already preserved: drop the new copy
+        path = evidence / relative
+        os.chmod(path, 0o644)
+        os.unlink(path)
+        used.discard(relative)
+        return None
+    known.add((walked.display, sha256))
+    return PreservedFile(walked.display, sha256, size, modified, utc_now(), relative, __version__, command, note)
