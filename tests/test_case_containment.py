@@ -1,6 +1,7 @@
 """The containment plan and verification request of the bundled example incident (findings.json)."""
 
 import json
+import re
 
 import pytest
 
@@ -13,11 +14,16 @@ MCHEN = "m.chen@fabrikam-labs.com"
 
 
 @pytest.fixture(scope="module")
-def document(tmp_path_factory):
+def case(tmp_path_factory):
     incident = EXAMPLES / "incident-2026-10"
     out = tmp_path_factory.mktemp("case") / "case"
     hunt([incident / "purview_audit_export.csv"], out, load_config(incident / "mailhunt.toml"))
-    return json.loads((out / "findings.json").read_text())
+    return out
+
+
+@pytest.fixture(scope="module")
+def document(case):
+    return json.loads((case / "findings.json").read_text())
 
 
 def _finding(document, indicator, actor=JDOE):
@@ -36,7 +42,7 @@ def test_every_escalated_finding_starts_with_revoking_sessions_then_resetting_th
         assert [s["step"] for s in steps] == list(range(1, len(steps) + 1))
         assert steps[0]["command"] == f"Revoke-MgUserSignInSession -UserId '{finding['actor']}'"
         assert steps[1]["command"].startswith(f"Update-MgUser -UserId '{finding['actor']}' -PasswordProfile")
-        assert all(s["environment"] == "exchange_online" and s["does"] and s["undo"] for s in steps)
+        assert all(s["environment"] == "exchange_online" and s["does"] and (s["undo"] or s["undo_note"]) for s in steps)
 
 
 def test_inbox_rules_are_listed_then_each_disabled_by_name_in_the_victims_mailbox(document):
@@ -91,3 +97,25 @@ def test_findings_not_escalated_get_no_steps_but_a_verification_request(document
     assert request["who"] == "compliance-admin@fabrikam-labs.com"
     assert request["when"] == "2026-10-06T21:05:31Z to 2026-10-06T21:05:31Z (UTC)"
     assert "asked for a copy of this mailbox" in request["confirm"] and legal["id"] in request["text"]
+
+
+def test_report_md_is_plain_markdown_in_plain_words(case):
+    markdown = (case / "report.md").read_text(encoding="utf-8")
+    assert re.search(r"&#?\w+;", markdown) is None       # no HTML entity (was &quot; x48, ATT&amp;CK)
+    assert "| ATT&CK |" in markdown
+    for phrase in ("None", "only 0 earlier events", "1 findings", "1 password changes", "1 events", "<br>"):
+        assert phrase not in markdown, phrase
+    assert "1 password change or reset within ±72 h" in markdown
+    assert "has no earlier events (at least 3 needed)" in markdown
+
+
+def test_reports_show_the_plan_and_the_request(case, document):
+    markdown = (case / "report.md").read_text(encoding="utf-8")
+    html = (case / "report.html").read_text(encoding="utf-8")
+    inbox = _finding(document, "inbox_rule_hiding")
+    disable = f"Disable-InboxRule -Mailbox '{MCHEN}' -Identity '..' -Confirm:$false"
+    assert f"   ```powershell\n   {disable}\n   ```" in markdown
+    assert f"Undo: `` Enable-InboxRule -Mailbox '{MCHEN}' -Identity '..' ``" not in markdown
+    assert f"Undo: ` Enable-InboxRule -Mailbox '{MCHEN}' -Identity '..' `" in markdown
+    assert "<code>Disable-InboxRule -Mailbox &#39;m.chen@fabrikam-labs.com&#39; -Identity &#39;..&#39; " in html
+    assert inbox["verification_request"]["text"].replace("_", "\\_") in markdown

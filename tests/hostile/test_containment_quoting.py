@@ -1,7 +1,7 @@
 """Identities from the evidence stay one inert literal argument in every containment command."""
 
-import re
 import shlex
+import unicodedata
 from datetime import UTC, datetime
 
 import pytest
@@ -9,7 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailhunt.case.containment import containment_steps
-from mailhunt.case.quoting import UnsafeIdentity, powershell_quote, shell_quote
+from mailhunt.case.quoting import (
+    UNSEEN_CATEGORIES,
+    UnsafeIdentity,
+    powershell_quote,
+    shell_quote,
+)
 from mailhunt.findings import EvidenceEvent, Finding, RuleRef
 
 HOSTILE = "a'; Remove-Mailbox -Identity * ;'"
@@ -108,7 +113,7 @@ def test_powershell_quote_round_trips_or_refuses(value):
     try:
         quoted = powershell_quote(value)
     except UnsafeIdentity:
-        assert re.search(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", value)
+        assert any(unicodedata.category(c) in UNSEEN_CATEGORIES for c in value)
         return
     assert read_powershell_literal(quoted, 0) == (value, len(quoted))
 
@@ -118,7 +123,7 @@ def test_shell_quote_round_trips_or_refuses(value):
     try:
         quoted = shell_quote(value)
     except UnsafeIdentity:
-        assert value.startswith("-") or re.search(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", value)
+        assert value.startswith("-") or any(unicodedata.category(c) in UNSEEN_CATEGORIES for c in value)
         return
     assert shlex.split(quoted) == [value]
 
@@ -127,3 +132,10 @@ def test_shell_quote_round_trips_or_refuses(value):
 def test_empty_values_are_refused(value):
     with pytest.raises(UnsafeIdentity):
         powershell_quote(value)
+
+
+def test_a_bidi_override_is_refused_so_the_printed_command_reads_as_it_runs():
+    with pytest.raises(UnsafeIdentity):
+        powershell_quote("admin\u202egpj.exe")
+    with pytest.raises(UnsafeIdentity):
+        shell_quote("a\u200bb")

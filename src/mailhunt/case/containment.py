@@ -4,7 +4,7 @@ mailhunt never runs a containment step. For each escalated finding it fills the
 step templates of ``containment.toml`` (data, not code) with the identities
 the finding's events name, quoted for the shell that will run them
 (``case/quoting.py``), in the order to run them, each with what it does and
-how to undo it. A value that cannot be quoted safely leaves its step without a
+how to undo it (``undo``, a command, and/or ``undo_note``). A value that cannot be quoted safely leaves its step without a
 command and says why. Findings not escalated get no steps.
 
 Every finding also gets a short verification request for the mailbox owner's
@@ -47,14 +47,15 @@ class StepTemplate:
     shell: str
     command: str
     does: str
-    undo: str
+    undo: str | None
+    undo_note: str | None
 
     def applies_to(self, indicator: str) -> bool:
         return "*" in self.indicators or indicator in self.indicators
 
     @property
     def placeholders(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(_PLACEHOLDER.findall(self.command + "\n" + self.undo)))
+        return tuple(dict.fromkeys(_PLACEHOLDER.findall(self.command + "\n" + (self.undo or ""))))
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,12 @@ def load_playbook() -> Playbook:
     data = tomllib.loads(resources.files("mailhunt.case").joinpath("containment.toml").read_text("utf-8"))
     steps = tuple(StepTemplate(id=s["id"], environment=s["environment"], indicators=tuple(s["indicators"]),
                                order=int(s["order"]), shell=s["shell"], command=s["command"], does=s["does"],
-                               undo=s["undo"]) for s in data["step"])
+                               undo=s.get("undo"), undo_note=s.get("undo_note")) for s in data["step"])
     for step in steps:
         if step.environment not in ENVIRONMENT_ORDER or step.shell not in QUOTERS:
             raise ValueError(f"containment.toml step {step.id}: unknown environment or shell")
+        if not (step.undo or step.undo_note):
+            raise ValueError(f"containment.toml step {step.id}: says neither how to undo it nor why not")
     return Playbook(steps, data["environments"], data["verification"])
 
 
@@ -158,10 +161,11 @@ def containment_steps(finding: Finding, environment_of: Mapping[str, str | None]
         for key in seen[:MAX_BINDINGS_PER_STEP]:
             values = dict(zip(template.placeholders, key, strict=True))
             step = {"step": len(steps) + 1, "id": template.id, "environment": template.environment,
-                    "shell": template.shell, "identities": values, "does": template.does}
+                    "shell": template.shell, "identities": values, "does": template.does,
+                    "undo_note": template.undo_note}
             try:
                 step["command"] = _fill(template.command, template.shell, values)
-                step["undo"] = _fill(template.undo, template.shell, values)
+                step["undo"] = _fill(template.undo, template.shell, values) if template.undo else None
             except UnsafeIdentity as exc:
                 bad = next(p for p in template.placeholders if _unsafe(values[p], template.shell))
                 step.update(command=None, undo=None, refused=f"not written: the {bad} value {exc}; "

@@ -4,8 +4,10 @@ Identities (account names, rule names, app ids, paths) are attacker-influenced:
 an inbox rule can be named ``a'; Remove-Mailbox -Identity * ;'``. Each is
 written as one literal argument of the target shell, or refused:
 
-- any control character (C0, DEL, C1, line and paragraph separators) is refused,
-  so a value can never end a command line;
+- any control character (C0, DEL, C1), line or paragraph separator, or format
+  character (bidi overrides, zero-width characters) is refused, so a value can
+  never end a command line nor make the printed command read differently from
+  what runs;
 - PowerShell: a single-quoted string, every quote character doubled, the
   typographic quotes PowerShell also accepts (U+2018..U+201B) included;
 - POSIX shells: ``shlex.quote``; a value starting with ``-`` is refused, since
@@ -16,8 +18,9 @@ from __future__ import annotations
 
 import re
 import shlex
+import unicodedata
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+UNSEEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _POWERSHELL_QUOTES = re.compile(r"(['\u2018\u2019\u201a\u201b])")
 
 
@@ -26,8 +29,8 @@ class UnsafeIdentity(ValueError):
 
 
 def check_printable(value: str) -> str:
-    if _CONTROL.search(value):
-        raise UnsafeIdentity("contains control characters or line breaks")
+    if any(unicodedata.category(c) in UNSEEN_CATEGORIES for c in value):
+        raise UnsafeIdentity("contains control characters, line breaks or invisible formatting characters")
     if not value.strip():
         raise UnsafeIdentity("is empty")
     return value

@@ -24,6 +24,7 @@ from mailhunt.report.summary import (
     answer_tone,
     baseline_statement,
     case_summary,
+    containment_rows,
     duration,
     fmt_doc_time,
     fmt_time,
@@ -32,6 +33,7 @@ from mailhunt.report.summary import (
     parse_utc,
     severity_of,
     text,
+    verification_text,
 )
 
 TEMPLATE = "report.html.j2"
@@ -281,6 +283,8 @@ def finding_view(finding: dict, index: int) -> dict:
         "baseline": baseline_statement(finding),
         "actor_resolution": [text(n) for n in finding.get("actor_resolution") or []],
         "l1": l1_rows(finding),
+        "containment": containment_rows(finding),
+        "verification": verification_text(finding),
         "evidence": [{
             "source": text(e.get("source")),
             "sha256": text(e.get("sha256")),

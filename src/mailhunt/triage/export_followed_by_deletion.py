@@ -17,6 +17,7 @@ from datetime import timedelta
 from mailhunt.case_queries import MatchedEvent
 from mailhunt.findings import Answer, Finding
 from mailhunt.triage.context import TriageContext, describe
+from mailhunt.wording import account_name
 
 NAME = "export_followed_by_deletion"
 CORRELATION_INDICATOR = "export_then_deletion"
@@ -55,8 +56,8 @@ def answer(finding: Finding, ctx: TriageContext) -> Answer:
     if pairs:
         export, deletion = pairs[0]
         minutes = (deletion.ts - export.ts).total_seconds() / 60
-        return Answer("yes", f"{describe(export.as_dict())} by {export.actor} was followed {minutes:.0f} minutes "
-                             f"later by {describe(deletion.as_dict())} by {deletion.actor}"
+        return Answer("yes", f"{describe(export.as_dict())} by {account_name(export.actor)} was followed {minutes:.0f} minutes "
+                             f"later by {describe(deletion.as_dict())} by {account_name(deletion.actor)}"
                              + (f"; {len(pairs)} such pairs" if len(pairs) > 1 else ""))
     people = sorted({p for p in (finding.actor, *finding.targets) if p})
     export_steps = sorted({sequence[0] for sequence in steps.values()})
