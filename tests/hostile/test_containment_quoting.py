@@ -3,10 +3,13 @@
 import shlex
 import unicodedata
 from datetime import UTC, datetime
+from html import escape as html_escape
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from markdown_it import MarkdownIt
+from markupsafe import escape as markup_escape
 
 from mailhunt.case.containment import containment_steps
 from mailhunt.case.quoting import (
@@ -16,6 +19,8 @@ from mailhunt.case.quoting import (
     shell_quote,
 )
 from mailhunt.findings import EvidenceEvent, Finding, RuleRef
+from mailhunt.report.html import render_html
+from mailhunt.report.markdown import render_markdown
 
 HOSTILE = "a'; Remove-Mailbox -Identity * ;'"
 PS_QUOTES = "'\u2018\u2019\u201a\u201b"
@@ -139,3 +144,20 @@ def test_a_bidi_override_is_refused_so_the_printed_command_reads_as_it_runs():
         powershell_quote("admin\u202egpj.exe")
     with pytest.raises(UnsafeIdentity):
         shell_quote("a\u200bb")
+
+
+def test_hostile_identity_is_inert_in_both_reports():
+    name = "x ```` <img src=x onerror=alert(1)> a'; Remove-Mailbox -Identity * ;'"
+    finding = _finding("inbox_rule_hiding", "j.doe@fabrikam-labs.com",
+                       [_event(1, "New-InboxRule", "m.chen@fabrikam-labs.com", rule_name=name)])
+    entry = finding.to_json()
+    entry["containment"] = containment_steps(finding, {"e1": "exchange_online"})
+    document = {"schema": "mailhunt.findings/1", "tool": {"name": "mailhunt", "version": "0"}, "inputs": [],
+                "findings": [entry], "rejections": [], "skipped_rules": [], "rule_matches": []}
+    markdown = render_markdown(document)
+    rendered = MarkdownIt("commonmark").enable("table").render(markdown)
+    disable = next(s["command"] for s in entry["containment"] if s["id"] == "eo_disable_inbox_rule")
+    assert f"   `````powershell\n   {disable}\n   `````" in markdown     # a fence longer than the value's run
+    assert html_escape(disable, quote=False) in rendered and "<img" not in rendered
+    page = render_html(document)
+    assert "<img src=x" not in page and str(markup_escape(disable)) in page
