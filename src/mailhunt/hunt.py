@@ -21,7 +21,7 @@ import orjson
 import pyarrow as pa
 
 from mailhunt.atomic_files import replace_files
-from mailhunt.case import add_case_plans, event_environments
+from mailhunt.case import add_case_plans
 from mailhunt.config import Config
 from mailhunt.detect.engine import DetectionSettings, compile_rules, run_rules
 from mailhunt.detect.grouping import group_detections, rule_matches
@@ -369,7 +369,7 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
                       for s in summaries for r in s.rejections][:MAX_REPORTED_REJECTIONS]
         document = findings_document(findings, [s.to_json() for s in summaries], rejections, run.skipped,
                                      rule_matches(store, rules))
-        add_case_plans(document, findings, event_environments(store, findings))
+        add_case_plans(document, findings, store)
         store.db.execute("DELETE FROM findings")
         if document["findings"]:
             store.db.executemany("INSERT INTO findings VALUES (?, ?, ?)",

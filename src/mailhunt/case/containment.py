@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from mailhunt.case.logging_gaps import logging_gaps
 from mailhunt.case.quoting import QUOTERS, UnsafeIdentity
 from mailhunt.events import iso_z
 from mailhunt.findings import Finding, event_column
@@ -215,8 +216,11 @@ def event_environments(store, findings: list[Finding]) -> dict[str, str | None]:
     return {r["id"]: playbook.environment_of(r["dataset"]) for r in rows}
 
 
-def add_case_plans(document: dict, findings: list[Finding], environment_of: Mapping[str, str | None]) -> None:
-    """Add ``containment`` and ``verification_request`` to every finding of a findings document."""
+def add_case_plans(document: dict, findings: list[Finding], store) -> None:
+    """Add ``containment`` and ``verification_request`` to every finding of a findings document, and the
+    case's ``logging_gaps``."""
+    environment_of = event_environments(store, findings)
+    document["logging_gaps"] = logging_gaps(store, document)
     by_id = {f.id: f for f in findings}
     for entry in document.get("findings") or []:
         finding = by_id.get(entry.get("id"))

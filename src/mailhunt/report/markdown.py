@@ -36,6 +36,7 @@ from mailhunt.report.summary import (
     fmt_doc_time,
     fmt_time,
     l1_rows,
+    logging_rows,
     ordered_findings,
     parse_utc,
     severity_of,
@@ -112,6 +113,14 @@ def render_markdown(document: dict, max_evidence_rows: int = MAX_EVIDENCE_ROWS) 
 
     for number, finding in enumerate(findings, start=1):
         out += _finding(number, finding, max_evidence_rows)
+
+    gaps = logging_rows(document)
+    if gaps:
+        out += ["## Logging to enhance", "", "What this evidence lacked, and the setting that records it next time.", ""]
+        for n, gap in enumerate(gaps, start=1):
+            out += [f"{n}. {md(gap['lacked'])} {md(gap['setting'])}", ""]
+            for command in gap["commands"]:
+                out += [*_fenced(command, gap["language"], "   "), ""]
 
     rejections = [r for r in document.get("rejections") or [] if isinstance(r, dict)]
     if rejections:

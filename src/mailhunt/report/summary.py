@@ -186,3 +186,11 @@ def verification_text(finding: dict) -> str:
     """The finding's verification request for the mailbox owner's business unit ('' when it has none)."""
     request = finding.get("verification_request")
     return text(request.get("text")) if isinstance(request, dict) else ""
+
+
+def logging_rows(document: dict) -> list[dict]:
+    """The logging to enhance (what the evidence lacked, the setting, its commands) as display text."""
+    gaps = [g for g in document.get("logging_gaps") or [] if isinstance(g, dict)]
+    return [{"lacked": text(g.get("lacked")), "setting": text(g.get("setting")),
+             "language": "powershell" if g.get("shell") == "powershell" else "sh",
+             "commands": [text(c) for c in g.get("commands") or []]} for g in gaps]
