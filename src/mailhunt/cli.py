@@ -252,7 +252,7 @@ def _print_summary(result: HuntResult) -> None:
                      "with the reason under skipped_rules in findings.json and in the reports")
     escalated = sum(1 for f in result.document["findings"] if f["escalate"])
     console.print(f"{len(result.findings)} findings, {escalated} to escalate to Tier 2. "
-                  f"Case: {shown(str(result.out))} (findings.json, report.html, report.md, case.duckdb)")
+                  f"Case: {shown(str(result.out))} (findings.json, report.html, report.md, findings.ocsf.jsonl, case.duckdb)")
 
 
 rules_app = typer.Typer(no_args_is_help=True, help="List, test, check and export Sigma rules: the shipped ones or your own.")
