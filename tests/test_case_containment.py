@@ -64,7 +64,7 @@ def test_export_then_deletion_holds_finds_and_restores_then_removes_the_export_r
     restored = next(i for i, c in enumerate(commands) if c.startswith(f"Restore-RecoverableItems -Identity '{MCHEN}'"))
     role = next(i for i, c in enumerate(commands)
                 if c.startswith(f"Get-ManagementRoleAssignment -Role 'Mailbox Import Export' -RoleAssignee '{JDOE}'"))
-    listing = next(i for i, c in enumerate(commands) if c.startswith("Get-MailboxExportRequest"))
+    listing = next(i for i, c in enumerate(commands) if c.startswith("Get-ComplianceSearch |"))
     assert hold < found < restored < role < listing
     preserved = next(c for c in commands if c.startswith("Get-FileHash"))
     assert "-LiteralPath '\\\\FAB-FS02\\scans$\\tmp\\mc_2026.pst'" in preserved
