@@ -66,12 +66,12 @@ def answer(finding: Finding, ctx: TriageContext) -> Answer:
         if ctx.cmdlet_records == 0:
             return Answer("unknown", "the evidence holds no admin (cmdlet) records, so exports cannot be seen; "
                                      + ctx.coverage(finding))
-        return Answer("no", f"no mailbox export by {finding.actor} or on {', '.join(finding.targets) or 'its targets'} "
+        return Answer("no", f"no mailbox export by {account_name(finding.actor)} or on {', '.join(finding.targets) or 'its targets'} "
                             f"in the evidence; {ctx.coverage(finding)}")
     hours = window.total_seconds() / 3600
     near_exports = [e for e in exports if finding.first_seen - window <= e["ts"] <= finding.last_seen]
     if not near_exports:
-        return Answer("no", f"no mailbox export by {finding.actor} or on {', '.join(finding.targets) or 'its targets'} "
+        return Answer("no", f"no mailbox export by {account_name(finding.actor)} or on {', '.join(finding.targets) or 'its targets'} "
                             f"within {hours:.0f} h before or during the finding; {len(exports)} export(s) at other "
                             f"times (first {describe(exports[0])})")
     last_export = near_exports[-1]

@@ -186,7 +186,7 @@ def correlated_findings(finding: Finding, others: list[Finding], host: str | Non
         (finding.actor and f.actor == finding.actor) or (host and f.host == host))),
         key=lambda f: (f.first_seen, f.indicator, f.id))
     if not related:
-        return L1Step("correlated_findings", "clear", f"no other finding for {finding.actor}"
+        return L1Step("correlated_findings", "clear", f"no other finding for {account_name(finding.actor)}"
                       + (f" or host {host}" if host else ""))
     listed = "; ".join(f"{f.id} {f.indicator} at {iso_z(f.first_seen)}" for f in related[:6])
     more = f" and {len(related) - 6} more" if len(related) > 6 else ""
