@@ -31,7 +31,7 @@ from tests.hostile.rule_sets import (
     write_rules,
 )
 
-CASE_FILES = {"case.duckdb", "findings.json", "report.html", "report.md"}
+CASE_FILES = {"case.duckdb", "findings.json", "report.html", "report.md", "findings.ocsf.jsonl"}
 
 
 def _canary(base):
