@@ -262,7 +262,7 @@ def _print_summary(result: HuntResult) -> None:
         console.print(f"Evidence preservation: {shown(preservation['statement'])}", soft_wrap=True)
     escalated = sum(1 for f in result.document["findings"] if f["escalate"])
     console.print(f"{len(result.findings)} findings, {escalated} to escalate to Tier 2. "
-                  f"Case: {shown(str(result.out))} (findings.json, report.html, report.md, case.duckdb)")
+                  f"Case: {shown(str(result.out))} (findings.json, report.html, report.md, findings.ocsf.jsonl, case.duckdb)")
 
 
 rules_app = typer.Typer(no_args_is_help=True, help="List, test, check and export Sigma rules: the shipped ones or your own.")

@@ -21,7 +21,9 @@ import orjson
 import pyarrow as pa
 
 from mailhunt.atomic_files import replace_files
+from mailhunt.case import add_case_plans
 from mailhunt.case.acquisition import acquire
+from mailhunt.case.ocsf import ocsf_jsonl
 from mailhunt.config import Config
 from mailhunt.detect.engine import DetectionSettings, compile_rules, run_rules
 from mailhunt.detect.grouping import group_detections, rule_matches
@@ -37,7 +39,7 @@ from mailhunt.triage import TriageContext, triage
 
 MAX_REPORTED_REJECTIONS = 200
 # What a hunt writes beside case.duckdb, all replaced together (``atomic_files.replace_files``).
-OUTPUT_FILES = ("findings.json", "report.html", "report.md")
+OUTPUT_FILES = ("findings.json", "report.html", "report.md", "findings.ocsf.jsonl")
 
 
 @dataclass
@@ -378,6 +380,7 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
         document = findings_document(findings, [s.to_json() for s in summaries], rejections, run.skipped,
                                      rule_matches(store, rules))
         document["evidence_preservation"] = preservation.summary()
+        add_case_plans(document, findings, store)
         store.db.execute("DELETE FROM findings")
         if document["findings"]:
             store.db.executemany("INSERT INTO findings VALUES (?, ?, ?)",
@@ -387,6 +390,6 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
         # Written while the case is still open, so a second hunt into it cannot interleave its outputs.
         state.stage = "writing"
         outputs = (orjson.dumps(document, option=orjson.OPT_INDENT_2), render_html(document).encode("utf-8"),
-                   render_markdown(document).encode("utf-8"))
+                   render_markdown(document).encode("utf-8"), ocsf_jsonl(document))
         replace_files({out / name: data for name, data in zip(OUTPUT_FILES, outputs, strict=True)})
     return HuntResult(out, summaries, findings, document, events_in_case)

@@ -432,3 +432,9 @@ def test_a_file_name_that_is_not_utf8_is_copied_and_verified(tmp_path: Path):
     assert entry["evidence_path"] == "in/caf\\xe9.ndjson"
     assert (out / "evidence" / "in" / name).read_bytes() == AUDIT.read_bytes()
     assert verify(out).exit_code == 0
+
+
+def test_every_file_a_hunt_writes_is_known_to_the_evidence_walk_as_a_case_file():
+    from mailhunt.hunt import OUTPUT_FILES
+    from mailhunt.sources.evidence_walk import CASE_REPORTS
+    assert set(OUTPUT_FILES) <= CASE_REPORTS

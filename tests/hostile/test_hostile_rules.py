@@ -31,7 +31,8 @@ from tests.hostile.rule_sets import (
     write_rules,
 )
 
-CASE_FILES = {"case.duckdb", "findings.json", "report.html", "report.md", "evidence", "custody.jsonl"}
+CASE_FILES = {"case.duckdb", "findings.json", "report.html", "report.md", "evidence", "custody.jsonl",
+              "findings.ocsf.jsonl"}
 
 
 def _canary(base):

@@ -24,14 +24,17 @@ from mailhunt.report.summary import (
     answer_tone,
     baseline_statement,
     case_summary,
+    containment_rows,
     duration,
     fmt_doc_time,
     fmt_time,
     l1_rows,
+    logging_rows,
     ordered_findings,
     parse_utc,
     severity_of,
     text,
+    verification_text,
 )
 
 TEMPLATE = "report.html.j2"
@@ -281,6 +284,8 @@ def finding_view(finding: dict, index: int) -> dict:
         "baseline": baseline_statement(finding),
         "actor_resolution": [text(n) for n in finding.get("actor_resolution") or []],
         "l1": l1_rows(finding),
+        "containment": containment_rows(finding),
+        "verification": verification_text(finding),
         "evidence": [{
             "source": text(e.get("source")),
             "sha256": text(e.get("sha256")),
@@ -318,6 +323,7 @@ def render_html(document: dict) -> str:
         timeline=timeline(findings),
         zoom=timeline(findings, zoom, by="indicator") if zoom else None,
         findings=[finding_view(f, i) for i, f in enumerate(findings)],
+        logging_gaps=logging_rows(document),
         rejections=[{k: text(r.get(k)) for k in ("path", "locator", "reason")}
                     for r in document.get("rejections") or [] if isinstance(r, dict)],
         rule_matches=[{"title": text((m.get("rule") or {}).get("title")),

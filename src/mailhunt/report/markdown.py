@@ -2,9 +2,12 @@
 
 Every value from the document is treated as attacker-controlled text:
 
-- characters Markdown or HTML give meaning to (``\\ ` * _ ~ [ ] |``) are
-  backslash-escaped, and ``& < > "`` become entities, so a subject can neither
-  break a table row, open a code span or link, nor inject HTML;
+- characters Markdown or HTML give meaning to (``\\ ` * _ ~ [ ] | < >``, and
+  ``&`` where it would start an entity such as ``&amp;``) are backslash-escaped,
+  so a subject can neither break a table row, open a code span or link, nor
+  inject HTML, and the file stays plain Markdown (no HTML entities);
+- commands of the containment plan go in fenced code blocks whose fence is
+  longer than any backtick run inside them, so no value can close the block;
 - line breaks, tabs, other control characters, bidi overrides and zero-width
   characters are written out as escapes (``\\n``, ``\\u202e``: ``summary.text``),
   so one value stays on one line (one table row) and shows as what it is;
@@ -28,19 +31,23 @@ from mailhunt.report.summary import (
     answer_tone,
     baseline_statement,
     case_summary,
+    containment_rows,
     duration,
     fmt_doc_time,
     fmt_time,
     l1_rows,
+    logging_rows,
     ordered_findings,
     parse_utc,
     severity_of,
     text,
+    verification_text,
 )
+from mailhunt.wording import count_of
 
 MAX_EVIDENCE_ROWS = 25
 
-_SPECIAL = re.compile(r"([\\`*_~\[\]|])")
+_SPECIAL = re.compile(r"([\\`*_~\[\]|<>]|&(?=#?[0-9A-Za-z]+;))")
 _LEADING_TRIGGER = re.compile(r"^([=+\-@#])")
 _LEADING_ORDERED = re.compile(r"^(\d+)([.)])")
 
@@ -49,7 +56,6 @@ def md(value) -> str:
     """Escape one value for inline Markdown (a table cell, a list item, a heading)."""
     s = text(value).strip()
     s = _SPECIAL.sub(r"\\\1", s)
-    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
     s = _LEADING_TRIGGER.sub(r"\\\1", s)
     s = _LEADING_ORDERED.sub(r"\1\\\2", s)
     return s
@@ -81,7 +87,7 @@ def render_markdown(document: dict, max_evidence_rows: int = MAX_EVIDENCE_ROWS) 
     counts = ", ".join(f"{summary['counts'][s]} {s}" for s in SEVERITY_ORDER)
     if summary["unknown_severity"]:
         counts += f", {summary['unknown_severity']} of unknown severity"
-    out += [f"**{summary['total']} findings, {summary['escalated']} escalated to Tier 2.** {counts}.", ""]
+    out += [f"**{count_of(summary['total'], 'finding')}, {summary['escalated']} escalated to Tier 2.** {counts}.", ""]
 
     out += ["## Evidence read", "",
             f"{len(summary['inputs'])} input{'' if len(summary['inputs']) == 1 else 's'}, "
@@ -109,6 +115,14 @@ def render_markdown(document: dict, max_evidence_rows: int = MAX_EVIDENCE_ROWS) 
 
     for number, finding in enumerate(findings, start=1):
         out += _finding(number, finding, max_evidence_rows)
+
+    gaps = logging_rows(document)
+    if gaps:
+        out += ["## Logging to enhance", "", "What this evidence lacked, and the setting that records it next time.", ""]
+        for n, gap in enumerate(gaps, start=1):
+            out += [f"{n}. {md(gap['lacked'])} {md(gap['setting'])}", ""]
+            for command in gap["commands"]:
+                out += [*_fenced(command, gap["language"], "   "), ""]
 
     rejections = [r for r in document.get("rejections") or [] if isinstance(r, dict)]
     if rejections:
@@ -160,18 +174,18 @@ def _finding(number: int, finding: dict, max_evidence_rows: int) -> list[str]:
     rules = finding.get("rules") or ([finding["rule"]] if isinstance(finding.get("rule"), dict) else [])
     facts = [
         ["Finding id", md(finding.get("id"))],
-        ["Actor", "<br>".join([md(finding.get("actor")) or "unknown",
+        ["Actor", "; ".join([md(finding.get("actor")) or "unknown",
                                *(md(n) for n in finding.get("actor_resolution") or [])])],
-        ["Targets", "<br>".join(md(t) for t in finding.get("targets") or []) or "none recorded"],
+        ["Targets", "; ".join(md(t) for t in finding.get("targets") or []) or "none recorded"],
     ]
     if finding.get("host"):
         facts.append(["Host", md(finding.get("host"))])
     facts += [
         ["Time range", span],
         ["Events", md(finding.get("event_count"))],
-        ["Rules", "<br>".join(f"{md(r.get('title'))} ({md(r.get('id'))}, {md(r.get('level'))})"
+        ["Rules", "; ".join(f"{md(r.get('title'))} ({md(r.get('id'))}, {md(r.get('level'))})"
                               for r in rules if isinstance(r, dict))],
-        ["ATT&amp;CK", md(finding.get("attack"))],
+        ["ATT&CK", md(finding.get("attack"))],
     ]
     out += _table(["Field", "Value"], facts)
     out.append("")
@@ -199,10 +213,14 @@ def _finding(number: int, finding: dict, max_evidence_rows: int) -> list[str]:
                         md(s["detail"])] for s in steps])
         out.append("")
 
+    out += _containment(finding)
+
     evidence = [e for e in finding.get("evidence") or [] if isinstance(e, dict)]
     more_in_doc = max(0, len(evidence) - max_evidence_rows)
     more_in_case = int(finding.get("evidence_truncated") or 0)
-    note = f"**Evidence** ({min(len(evidence), max_evidence_rows)} of {md(finding.get('event_count') or len(evidence))} events"
+    event_count = finding.get("event_count")
+    total = event_count if isinstance(event_count, int) else len(evidence)
+    note = f"**Evidence** ({min(len(evidence), max_evidence_rows)} of {count_of(total, 'event')}"
     if more_in_doc or more_in_case:
         note += "; the rest in findings.json" if not more_in_case else "; the rest in findings.json and the case database"
     out += [note + ")", ""]
@@ -212,6 +230,39 @@ def _finding(number: int, finding: dict, max_evidence_rows: int) -> list[str]:
                         md(e.get("action")), md(e.get("target")), md(e.get("parameters")), md(e.get("subject"))]
                        for e in evidence[:max_evidence_rows]])
         out.append("")
+    return out
+
+
+def _fenced(code: str, language: str, indent: str) -> list[str]:
+    """``code`` (one line) as a fenced code block no backtick run inside it can close."""
+    longest = max((len(run) for run in re.findall(r"`+", code)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [f"{indent}{fence}{language}", f"{indent}{code}", f"{indent}{fence}"]
+
+
+def _code_span(code: str) -> str:
+    """``code`` as an inline code span whose delimiter no backtick run inside it matches."""
+    runs = {len(run) for run in re.findall(r"`+", code)}
+    width = next(n for n in range(1, len(runs) + 2) if n not in runs)
+    return f"{'`' * width} {code} {'`' * width}"
+
+
+def _containment(finding: dict) -> list[str]:
+    out: list[str] = []
+    steps = containment_rows(finding)
+    if steps:
+        out += ["**Containment plan** (mailhunt runs none of these: check each, then run them in this order)", ""]
+        for s in steps:
+            out.append(f"{s['step']}. {md(s['does'])} ({md(s['environment'])}, {md(s['shell'])})")
+            if s["command"]:
+                out += ["", *_fenced(s["command"], s["language"], "   "), ""]
+                undo = " ".join(part for part in (_code_span(s["undo"]) if s["undo"] else "", md(s["undo_note"])) if part)
+                out += [f"   Undo: {undo}", ""]
+            else:
+                out += ["", f"   {md(s['refused'])}", ""]
+    request = verification_text(finding)
+    if request:
+        out += ["**Verification request** (for the mailbox owner's business unit)", "", f"> {md(request)}", ""]
     return out
 
 

@@ -169,3 +169,31 @@ def l1_rows(finding: dict) -> list[dict]:
 def baseline_statement(finding: dict) -> str:
     baseline = finding.get("baseline")
     return text(baseline.get("statement")) if isinstance(baseline, dict) else ""
+
+
+SHELL_NAMES = {"powershell": "PowerShell", "sh": "POSIX shell"}
+
+
+def containment_rows(finding: dict) -> list[dict]:
+    """The finding's containment steps as display text, in the order to run them."""
+    steps = [s for s in finding.get("containment") or [] if isinstance(s, dict)]
+    return [{"step": text(s.get("step")), "environment": text(s.get("environment")).replace("_", " "),
+             "shell": SHELL_NAMES.get(text(s.get("shell")), text(s.get("shell"))),
+             "language": "powershell" if s.get("shell") == "powershell" else "sh",
+             "does": text(s.get("does")), "command": text(s.get("command")), "undo": text(s.get("undo")),
+             "undo_note": text(s.get("undo_note")),
+             "refused": text(s.get("refused"))} for s in steps]
+
+
+def verification_text(finding: dict) -> str:
+    """The finding's verification request for the mailbox owner's business unit ('' when it has none)."""
+    request = finding.get("verification_request")
+    return text(request.get("text")) if isinstance(request, dict) else ""
+
+
+def logging_rows(document: dict) -> list[dict]:
+    """The logging to enhance (what the evidence lacked, the setting, its commands) as display text."""
+    gaps = [g for g in document.get("logging_gaps") or [] if isinstance(g, dict)]
+    return [{"lacked": text(g.get("lacked")), "setting": text(g.get("setting")),
+             "language": "powershell" if g.get("shell") == "powershell" else "sh",
+             "commands": [text(c) for c in g.get("commands") or []]} for g in gaps]

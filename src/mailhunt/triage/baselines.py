@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from mailhunt.case_queries import ResolvedEvents, Scope
 from mailhunt.events import iso_z
 from mailhunt.triage.geo import place_of
+from mailhunt.wording import count_of
 
 MIN_HISTORY = timedelta(days=1)
 DEFAULT_LOOKBACK_DAYS = 30
@@ -70,15 +71,17 @@ class ActorBaseline:
         if self.start is None or self.end <= self.start:
             return (f"baseline covers nothing: no earlier {self.scope_text()} before the finding")
         return (f"baseline covers {iso_z(self.start)[:10]} .. {iso_z(self.end)[:10]}, {self.days:.0f} days, "
-                f"{self.actor_events} earlier events by {self.actor or 'the actor'} ({self.scope_text()})")
+                f"{count_of(self.actor_events, 'earlier event', zero='no earlier events')} by {self.actor or 'the actor'} "
+                f"({self.scope_text()})")
 
     def why_thin(self) -> str:
         if self.start is None or self.end - self.start < MIN_HISTORY:
             hours = 0 if self.start is None else (self.end - self.start).total_seconds() / 3600
             return (f"only {hours:.1f} h of {self.scope_text()} before the finding "
                     f"(at least {MIN_HISTORY.days} day needed)")
-        return (f"{self.actor or 'the actor'} has only {self.actor_events} earlier events "
-                f"(at least {MIN_ACTOR_EVENTS} needed)")
+        had = ("has no earlier events" if not self.actor_events
+               else f"has only {count_of(self.actor_events, 'earlier event')}")
+        return f"{self.actor or 'the actor'} {had} (at least {MIN_ACTOR_EVENTS} needed)"
 
     def is_new(self, kind: str, value: str) -> bool:
         """Not seen for this actor before the last ``RECENT`` before the finding (``kind``: country, asn, ip, client).

@@ -17,6 +17,7 @@ from datetime import timedelta
 from mailhunt.case_queries import MatchedEvent
 from mailhunt.findings import Answer, Finding
 from mailhunt.triage.context import TriageContext, describe
+from mailhunt.wording import account_name
 
 NAME = "export_followed_by_deletion"
 CORRELATION_INDICATOR = "export_then_deletion"
@@ -55,8 +56,8 @@ def answer(finding: Finding, ctx: TriageContext) -> Answer:
     if pairs:
         export, deletion = pairs[0]
         minutes = (deletion.ts - export.ts).total_seconds() / 60
-        return Answer("yes", f"{describe(export.as_dict())} by {export.actor} was followed {minutes:.0f} minutes "
-                             f"later by {describe(deletion.as_dict())} by {deletion.actor}"
+        return Answer("yes", f"{describe(export.as_dict())} by {account_name(export.actor)} was followed {minutes:.0f} minutes "
+                             f"later by {describe(deletion.as_dict())} by {account_name(deletion.actor)}"
                              + (f"; {len(pairs)} such pairs" if len(pairs) > 1 else ""))
     people = sorted({p for p in (finding.actor, *finding.targets) if p})
     export_steps = sorted({sequence[0] for sequence in steps.values()})
@@ -65,12 +66,12 @@ def answer(finding: Finding, ctx: TriageContext) -> Answer:
         if ctx.cmdlet_records == 0:
             return Answer("unknown", "the evidence holds no admin (cmdlet) records, so exports cannot be seen; "
                                      + ctx.coverage(finding))
-        return Answer("no", f"no mailbox export by {finding.actor} or on {', '.join(finding.targets) or 'its targets'} "
+        return Answer("no", f"no mailbox export by {account_name(finding.actor)} or on {', '.join(finding.targets) or 'its targets'} "
                             f"in the evidence; {ctx.coverage(finding)}")
     hours = window.total_seconds() / 3600
     near_exports = [e for e in exports if finding.first_seen - window <= e["ts"] <= finding.last_seen]
     if not near_exports:
-        return Answer("no", f"no mailbox export by {finding.actor} or on {', '.join(finding.targets) or 'its targets'} "
+        return Answer("no", f"no mailbox export by {account_name(finding.actor)} or on {', '.join(finding.targets) or 'its targets'} "
                             f"within {hours:.0f} h before or during the finding; {len(exports)} export(s) at other "
                             f"times (first {describe(exports[0])})")
     last_export = near_exports[-1]

@@ -29,6 +29,7 @@ from mailhunt.findings import Finding, L1Step
 from mailhunt.triage.baselines import place_of_event
 from mailhunt.triage.context import TriageContext
 from mailhunt.triage.geo import country_distance_km
+from mailhunt.wording import account_name, count_of
 
 AROUND = timedelta(hours=72)
 MAX_TRAVEL_KMH = 900.0
@@ -146,7 +147,8 @@ def sign_ins(finding: Finding, ctx: TriageContext) -> L1Step:
     return L1Step("sign_ins", "flag" if flags else "clear", "; ".join(flags + facts))
 
 
-def _operations_step(name: str, label: str, finding: Finding, ctx: TriageContext) -> L1Step:
+def _operations_step(name: str, label: tuple[str, str], finding: Finding, ctx: TriageContext) -> L1Step:
+    """``label``: what the operations are called, (one, several)."""
     actor = finding.actor
     if actor is None:
         return _no_actor(name)
@@ -154,24 +156,25 @@ def _operations_step(name: str, label: str, finding: Finding, ctx: TriageContext
     start, end = _window(finding)
     rows = ctx.actor_events(actor, start, end, where, params)
     if not rows:
-        return L1Step(name, "clear", f"no {label} on or by {actor} within ±72 h "
+        return L1Step(name, "clear", f"no {label[1]} on or by {actor} within ±72 h "
                                      f"({iso_z(start)} .. {iso_z(end)})")
-    listed = "; ".join(f"{_ref(r)} by {r.get('user.name')} on {r.get('user.target.name') or r.get('user.name')}"
+    listed = "; ".join(f"{_ref(r)} by {account_name(r.get('user.name'))} on "
+                       f"{r.get('user.target.name') or account_name(r.get('user.name'))}"
                        for r in rows[:5])
     more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
-    return L1Step(name, "flag", f"{len(rows)} {label} within ±72 h: {listed}{more}")
+    return L1Step(name, "flag", f"{count_of(len(rows), *label)} within ±72 h: {listed}{more}")
 
 
 def password_changes(finding: Finding, ctx: TriageContext) -> L1Step:
-    return _operations_step("password_changes", "password changes or resets", finding, ctx)
+    return _operations_step("password_changes", ("password change or reset", "password changes or resets"), finding, ctx)
 
 
 def mfa_changes(finding: Finding, ctx: TriageContext) -> L1Step:
-    return _operations_step("mfa_changes", "MFA method changes", finding, ctx)
+    return _operations_step("mfa_changes", ("MFA method change", "MFA method changes"), finding, ctx)
 
 
 def consent_grants(finding: Finding, ctx: TriageContext) -> L1Step:
-    return _operations_step("consent_grants", "consent grants", finding, ctx)
+    return _operations_step("consent_grants", ("consent grant", "consent grants"), finding, ctx)
 
 
 CLOUD_DATASETS = ("m365.", "entra.")
@@ -183,11 +186,11 @@ def correlated_findings(finding: Finding, others: list[Finding], host: str | Non
         (finding.actor and f.actor == finding.actor) or (host and f.host == host))),
         key=lambda f: (f.first_seen, f.indicator, f.id))
     if not related:
-        return L1Step("correlated_findings", "clear", f"no other finding for {finding.actor}"
+        return L1Step("correlated_findings", "clear", f"no other finding for {account_name(finding.actor)}"
                       + (f" or host {host}" if host else ""))
     listed = "; ".join(f"{f.id} {f.indicator} at {iso_z(f.first_seen)}" for f in related[:6])
     more = f" and {len(related) - 6} more" if len(related) > 6 else ""
-    return L1Step("correlated_findings", "flag", f"{len(related)} other finding(s) for the same actor or host: "
+    return L1Step("correlated_findings", "flag", f"{count_of(len(related), 'other finding')} for the same actor or host: "
                                                  f"{listed}{more}")
 
 

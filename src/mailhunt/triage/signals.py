@@ -20,6 +20,7 @@ from mailhunt.findings import Finding
 from mailhunt.triage.context import TriageContext
 from mailhunt.triage.legitimacy import Assessment, Judgment, ioc_matches
 from mailhunt.triage.policy import Check, Policy, Tool
+from mailhunt.wording import account_name
 
 EVIDENCE_IDS = 10
 MAX_ROWS = 5000
@@ -313,7 +314,7 @@ def other_mailbox(check: Check, inputs: Inputs) -> list[Outcome]:
         return [Outcome(False, why + (f"; cannot tell for {'; '.join(unsure[:2])}" if unsure else ""))]
     owners = sorted({o for _, others in found for o in others})
     rows = [r for r, _ in found]
-    return [Outcome(True, check.render(f"{', '.join(owners)} by {inputs.finding.actor}: "
+    return [Outcome(True, check.render(f"{', '.join(owners)} by {account_name(inputs.finding.actor)}: "
                                        + "; ".join(_describe_row(r) for r in rows[:3])), _ids(rows), check.severity)]
 
 
@@ -327,14 +328,14 @@ def new_address_logon(check: Check, inputs: Inputs) -> list[Outcome]:
                                  AND "source.ip" IS NOT NULL AND labels['auth_method'] IN (SELECT unnest(?::VARCHAR[]))""",
                               [list(check.login_actions), list(check.auth_methods)])
     if not logins:
-        return [Outcome(False, f"no password log-in by {finding.actor} within {check.within_minutes} min before")]
+        return [Outcome(False, f"no password log-in by {account_name(finding.actor)} within {check.within_minutes} min before")]
     ids = _login_ids(ctx, finding, logins)
     first = min(r["@timestamp"] for r in logins)
     earlier = ctx.actor_events(finding.actor, datetime.min, first - timedelta(microseconds=1),
                                '"source.ip" IS NOT NULL', [])
     if not earlier:
         return [Outcome(False, f"{len(logins)} password log-in(s) before the finding, but no earlier address of "
-                               f"{finding.actor} in the evidence to compare with")]
+                               f"{account_name(finding.actor)} in the evidence to compare with")]
     known = {r["source.ip"] for r in earlier}
     new = [r for r in logins if r["source.ip"] not in known]
     if not new:
@@ -343,7 +344,7 @@ def new_address_logon(check: Check, inputs: Inputs) -> list[Outcome]:
     login = new[0]
     minutes = (finding.first_seen - login["@timestamp"]).total_seconds() / 60
     return [Outcome(True, check.render(
-        f"{finding.actor} logged in with a password from {login['source.ip']} at {iso_z(login['@timestamp'])}, "
+        f"{account_name(finding.actor)} logged in with a password from {login['source.ip']} at {iso_z(login['@timestamp'])}, "
         f"{minutes:.0f} min before, an address not seen for the account before "
         f"(known: {', '.join(sorted(known)[:3])})"), ids or inputs.finding_ids(), check.severity)]
 

@@ -33,6 +33,7 @@ from mailhunt.triage.baselines import (
     target_class,
 )
 from mailhunt.triage.context import TriageContext
+from mailhunt.wording import account_name
 
 NAME = "usual_for_account"
 # Families whose records name the operation itself (cmdlet, Operation); elsewhere the action is generic.
@@ -137,6 +138,6 @@ def _answer(finding: Finding, ctx: TriageContext) -> Answer:
 
     span = baseline.coverage()
     if unusual:
-        return Answer("no", f"{finding.actor} " + "; ".join(unusual)
+        return Answer("no", f"{account_name(finding.actor)} " + "; ".join(unusual)
                       + (f" (though: {'; '.join(usual)})" if usual else "") + f"{context}; {span}")
-    return Answer("yes", f"{finding.actor} " + "; ".join(usual) + f"{context}; {span}")
+    return Answer("yes", f"{account_name(finding.actor)} " + "; ".join(usual) + f"{context}; {span}")
