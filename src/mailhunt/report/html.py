@@ -27,6 +27,7 @@ from mailhunt.report.summary import (
     duration,
     fmt_doc_time,
     fmt_time,
+    indicator_rows,
     l1_rows,
     ordered_findings,
     parse_utc,
@@ -318,6 +319,7 @@ def render_html(document: dict) -> str:
         timeline=timeline(findings),
         zoom=timeline(findings, zoom, by="indicator") if zoom else None,
         findings=[finding_view(f, i) for i, f in enumerate(findings)],
+        indicators=indicator_rows(document),
         rejections=[{k: text(r.get(k)) for k in ("path", "locator", "reason")}
                     for r in document.get("rejections") or [] if isinstance(r, dict)],
         rule_matches=[{"title": text((m.get("rule") or {}).get("title")),
