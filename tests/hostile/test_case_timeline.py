@@ -311,3 +311,41 @@ def test_every_csv_cell_reads_back_as_the_value_or_quoted_value(value):
     assert cell == neutralized(value)
     assert not cell.startswith(FORMULA_TRIGGERS)
     assert cell == ("'" + value if value.startswith(FORMULA_TRIGGERS) else value)
+
+
+# ---------------------------------------------------------------- across sources, people and hosts
+
+WINDOWS = EXAMPLES.parent / "tests" / "fixtures" / "windows"
+
+
+def _other_users_script_block(host: str, record_id: int) -> str:
+    """ws042's script block record, by another user (another SID), with a harmless script, on ``host``."""
+    record = json.loads((WINDOWS / "ws042_powershell.winlogbeat.ndjson").read_text(encoding="utf-8").splitlines()[0])
+    record["@timestamp"] = "2026-10-03T22:50:00.000Z"
+    record["host"]["name"] = record["winlog"]["computer_name"] = host
+    record["winlog"]["record_id"] = record_id
+    record["winlog"]["user"].update(identifier="S-1-5-21-3623811015-3361044348-30300820-2001", name="backupsvc")
+    record["winlog"]["event_data"].update(ScriptBlockText="Get-Date", ScriptBlockId=f"block-{record_id}")
+    return json.dumps(record)
+
+
+def test_timeline_joins_every_source_by_person_and_endpoint_host(tmp_path):
+    """jsmith's export (Exchange cmdlet log), its cleanup (a PowerShell script block on WS042) and his mailbox
+    access (unified audit log) are one timeline; another user's script block on WS042 belongs to it through the
+    host, the same on another workstation does not."""
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    for name in ("exch01_msexchange_management.jsonl", "ws042_powershell.winlogbeat.ndjson", "ual_jsmith.ndjson"):
+        (evidence / name).write_bytes((WINDOWS / name).read_bytes())
+    (evidence / "other_users.ndjson").write_text(
+        _other_users_script_block("WS042.corp.example", 9001) + "\n"
+        + _other_users_script_block("WS099.corp.example", 9002) + "\n", encoding="utf-8")
+    _hunt(evidence, tmp_path / "case")
+    entries = _jsonl(tmp_path / "case" / "timeline.jsonl")
+    assert {"m365.audit", "windows.msexchange_management", "windows.powershell"} <= {e["dataset"] for e in entries}
+    assert "MailItemsAccessed" in {e["action"] for e in entries}  # in no finding, but jsmith's, the same evening
+    others = [e for e in entries if e["actor_logged"] == "backupsvc"]
+    assert [e["host"] for e in others] == ["WS042.corp.example"]
+    findings = json.loads((tmp_path / "case" / "findings.json").read_text())["findings"]
+    on_ws042 = {f["id"] for f in findings if f["host"] == "WS042.corp.example"}
+    assert on_ws042 and set(others[0]["finding_ids"]) == on_ws042
