@@ -62,6 +62,16 @@ SOURCE_FAMILIES: tuple[tuple[str, str], ...] = (
 NEW_APP_LEARNING = timedelta(days=7)
 NEW_FOR = timedelta(hours=24)
 
+# The columns of a timeline event (``ResolvedEvents.events_involving``).
+TIMELINE_COLUMNS = ("event.id", "@timestamp", "event.action", "event.outcome", "event.dataset", "user.name",
+                    "user.name_logged", "user.target.name", "source.ip", "source.geo.country_iso_code", "host.name",
+                    "app.id", "user_agent.original", "email.subject", "rule.name", "process.command_line",
+                    "log.file.path", "log.file.sha256", "log.record", FAMILY)
+# Cmdlet parameters (lower-cased) that send mail to an address: inbox rules (New-InboxRule, Set-InboxRule),
+# mailbox forwarding (Set-Mailbox) and transport rules (New-TransportRule).
+FORWARDING_PARAMETERS = ("forwardto", "redirectto", "forwardasattachmentto", "forwardingsmtpaddress",
+                         "blindcopyto", "copyto", "redirectmessageto", "addtorecipients")
+
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
@@ -352,6 +362,61 @@ class ResolvedEvents:
                     GROUP BY finding, {names} ORDER BY finding, min(seen)""").fetchall()
         finally:
             self.db.unregister("finding_event_ids")
+
+    # ------------------------------------------------------------ the case timeline
+
+    def events_involving(self, wanted: pa.Table, host_families: tuple[str, ...]) -> list[dict]:
+        """Every event of the people and hosts of ``wanted`` within their times, in time order.
+
+        ``wanted`` has columns ``finding``, ``person``, ``host``, ``start`` and
+        ``end``: an event belongs to a row's finding when it falls in [start,
+        end] and the resolved ``person`` is its actor or target, or (events of
+        the ``host_families`` only, where a host is one machine) it was logged
+        on ``host``. Each event comes once (``TIMELINE_COLUMNS``), with
+        ``findings``: the ids of every finding it belongs to, sorted."""
+        if not wanted.num_rows:
+            return []
+        self.db.register("timeline_wanted", wanted)
+        try:
+            columns = ", ".join(f"e.{_quoted(c)} AS {_quoted(c)}" for c in TIMELINE_COLUMNS)
+            return self._dicts(
+                f"""WITH hits AS (
+                        SELECT e."event.id" AS event_id, w.finding
+                        FROM {RESOLVED_RELATION} e JOIN timeline_wanted w
+                          ON e."@timestamp" BETWEEN w.start AND w."end"
+                         AND ((w.person IS NOT NULL AND (e."user.name" = w.person OR e."user.target.name" = w.person))
+                              OR (w.host IS NOT NULL AND e."host.name" = w.host
+                                  AND e.{_quoted(FAMILY)} IN (SELECT unnest(?::VARCHAR[]))))
+                        WHERE e."@timestamp" BETWEEN (SELECT min(start) FROM timeline_wanted)
+                                                 AND (SELECT max("end") FROM timeline_wanted)),
+                    grouped AS (SELECT event_id, list(DISTINCT finding ORDER BY finding) AS findings
+                                FROM hits GROUP BY event_id)
+                    SELECT * FROM (SELECT DISTINCT ON (e."event.id") {columns}, coalesce(i.locator_unit, 'line') AS locator_unit,
+                           g.findings AS findings
+                    FROM {RESOLVED_RELATION} e JOIN grouped g ON g.event_id = e."event.id"
+                    LEFT JOIN (SELECT DISTINCT path, sha256, locator_unit FROM inputs) i
+                           ON i.path = e."log.file.path" AND i.sha256 = e."log.file.sha256")
+                    ORDER BY "@timestamp", "event.id" """, [list(host_families)])
+        finally:
+            self.db.unregister("timeline_wanted")
+
+    def indicator_rows(self, finding_events: pa.Table) -> list[dict]:
+        """What the indicators of compromise are drawn from, per event of each finding (``finding_events``:
+        columns ``finding`` and ``event_id``): time, address and its logged country, agent, application,
+        rule name, recipients and the forwarding/redirect/copy parameters of rule cmdlets."""
+        self.db.register("indicator_events", finding_events)
+        try:
+            forwards = " , ".join(f"e.params[{_literal(name)}]" for name in FORWARDING_PARAMETERS)
+            return self._dicts(
+                f"""SELECT w.finding AS finding, e."event.id" AS event_id, e."@timestamp" AS ts,
+                           e."source.ip" AS ip, e."source.geo.country_iso_code" AS country,
+                           e."user_agent.original" AS user_agent, e."app.id" AS app_id, e."rule.name" AS rule_name,
+                           e."email.to.address" AS recipients,
+                           list_filter([{forwards}], lambda x: x IS NOT NULL) AS forwarded_to
+                    FROM indicator_events w JOIN events e ON e."event.id" = w.event_id
+                    ORDER BY ts, event_id, finding""", [])
+        finally:
+            self.db.unregister("indicator_events")
 
     # ------------------------------------------------------------ scopes and baselines
 

@@ -6,8 +6,11 @@ import os
 import sys
 import tempfile
 from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+import orjson
 import typer
 from rich.progress import (
     BarColumn,
@@ -22,14 +25,22 @@ from rich.table import Table
 from mailhunt import __version__
 from mailhunt.atomic_files import OutputError, unreplaceable_reason
 from mailhunt.case.show import raw_records
+from mailhunt.case.timeline import (
+    TimelineFilter,
+    build_timeline,
+    timeline_csv,
+    timeline_jsonl,
+)
 from mailhunt.case.verify import verify_case
 from mailhunt.config import ConfigError, load_config
 from mailhunt.detect.catalog import describe_rules
 from mailhunt.detect.examples import run_rule_examples
 from mailhunt.detect.rules import RuleLoadError, load_rules, shipped_rules_dir
 from mailhunt.detect.validation import check_rules
+from mailhunt.events import utc_time
 from mailhunt.export.coverage import coverage_markdown, update_document
 from mailhunt.export.exporter import TARGETS, ExportDirError, export_rules, write_export
+from mailhunt.findings import SEVERITIES
 from mailhunt.hunt import (
     OUTPUT_FILES,
     HuntInterrupted,
@@ -46,9 +57,10 @@ from mailhunt.sources.hints import (
     HintError,
     check_read_hint,
 )
-from mailhunt.store import CaseOpenError
+from mailhunt.store import CaseOpenError, CaseStore
 from mailhunt.terminal import VisibleConsole, shown
 from mailhunt.triage.policy import policy as triage_policy
+from mailhunt.visible import visible_text
 
 # A traceback (a bug) shows no local variables: they hold evidence, which may carry secrets and is not
 # passed through ``shown``.
@@ -58,6 +70,20 @@ console = VisibleConsole(highlight=False)
 if not console.is_terminal:
     console = VisibleConsole(highlight=False, width=200)
 errors = VisibleConsole(stderr=True, highlight=False, width=None if console.is_terminal else 200)
+
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"mailhunt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                      help="Print the version and exit")) -> None:
+    """Find adversaries who clear mailbox data (MITRE ATT&CK T1070.008)."""
+
 
 # Exit codes of ``mailhunt hunt`` (README.md, Hunting): 0 the hunt ran (with or without findings).
 USAGE_ERROR = 2           # bad arguments or hints, a config error, or a case folder that cannot be used
@@ -134,8 +160,16 @@ def hunt_command(
                                               "no link is followed; each is listed with where it points)"),
     no_copy: bool = typer.Option(False, "--no-copy", help="Do not copy the evidence into CASE/evidence: keep only "
                                  "its paths and SHA-256 in the manifest (the reports say so)"),
+    min_severity: str | None = typer.Option(None, "--min-severity",
+                                            help=f"List only findings of this severity or above in the summary "
+                                                 f"({', '.join(SEVERITIES)}); the case files hold them all"),
+    escalated_only: bool = typer.Option(False, "--escalated-only",
+                                        help="List only findings escalated to Tier 2 in the summary; the case "
+                                             "files hold them all"),
 ) -> None:
     """Read the evidence into a case, run the rules, triage the findings and write the reports."""
+    if min_severity is not None and min_severity not in SEVERITIES:
+        raise _usage_error(f"--min-severity {min_severity}: expected one of {', '.join(SEVERITIES)}")
     read_hints = {}
     for hint in hints:
         key, equals, value = hint.partition("=")
@@ -175,7 +209,7 @@ def hunt_command(
     except HuntInterrupted as exc:
         errors.print(f"[bold yellow]{shown(exc.explain())}[/]", soft_wrap=True)
         raise typer.Exit(INTERRUPTED)
-    _print_summary(result)
+    _print_summary(result, SummaryFilter(min_severity, escalated_only))
     if not result.events_in_case:
         errors.print(f"[bold red]error:[/] {shown(_nothing_read(result))}", soft_wrap=True)
         raise typer.Exit(NO_EVIDENCE)
@@ -215,7 +249,28 @@ def _read_hints(year: int | None, user: str | None) -> dict[str, str]:
     return hints
 
 
-def _print_summary(result: HuntResult) -> None:
+@dataclass(frozen=True)
+class SummaryFilter:
+    """Which findings the terminal summary lists (``--min-severity``, ``--escalated-only``)."""
+
+    min_severity: str | None = None
+    escalated_only: bool = False
+
+    def keeps(self, finding: dict) -> bool:
+        if self.escalated_only and not finding["escalate"]:
+            return False
+        if self.min_severity is not None:
+            severity = finding["severity"]
+            return severity in SEVERITIES and SEVERITIES.index(severity) >= SEVERITIES.index(self.min_severity)
+        return True
+
+    def describe(self) -> str:
+        parts = ([f"severity {self.min_severity} or above"] if self.min_severity else []) + (
+            ["escalated"] if self.escalated_only else [])
+        return " and ".join(parts)
+
+
+def _print_summary(result: HuntResult, keep: SummaryFilter = SummaryFilter()) -> None:
     listed = 0
     for summary in result.inputs:
         for rejection in summary.rejections:
@@ -236,10 +291,13 @@ def _print_summary(result: HuntResult) -> None:
                        str(s.new_events), shown(note))
     console.print(inputs)
 
-    findings = Table(title="Findings", title_justify="left")
+    listed_findings = [f for f in result.document["findings"] if keep.keeps(f)]
+    title = "Findings" if keep == SummaryFilter() else (
+        f"Findings: {len(listed_findings)} of {len(result.document['findings'])} ({keep.describe()})")
+    findings = Table(title=title, title_justify="left")
     for column in ("severity", "escalate", "indicator", "actor", "first seen (UTC)", "events", "id"):
         findings.add_column(column)
-    for f in result.document["findings"]:
+    for f in listed_findings:
         findings.add_row(f"[{SEVERITY_STYLE.get(f['severity'], '')}]{shown(f['severity'])}[/]",
                          "yes" if f["escalate"] else "no", shown(f["indicator"]), shown(f["actor"] or "-"),
                          shown(f["first_seen"]), str(f["event_count"]), shown(f["id"]))
@@ -262,7 +320,68 @@ def _print_summary(result: HuntResult) -> None:
         console.print(f"Evidence preservation: {shown(preservation['statement'])}", soft_wrap=True)
     escalated = sum(1 for f in result.document["findings"] if f["escalate"])
     console.print(f"{len(result.findings)} findings, {escalated} to escalate to Tier 2. "
-                  f"Case: {shown(str(result.out))} (findings.json, report.html, report.md, findings.ocsf.jsonl, case.duckdb)")
+                  f"Case: {shown(str(result.out))} ({', '.join(OUTPUT_FILES)}, case.duckdb)")
+
+
+def _utc_option(name: str, value: str | None):
+    """A --since/--until time: ISO 8601 in UTC written with a Z; anything else is refused, never guessed."""
+    if value is None:
+        return None
+    example = "2026-10-13T23:00:00Z"
+    if not value.strip().endswith(("Z", "z")):
+        raise _usage_error(f"{name} {value}: write the time in UTC with a Z, e.g. {example} "
+                           "(a time without a zone or with another offset is not guessed)")
+    try:
+        return utc_time(datetime.fromisoformat(value.strip()))
+    except ValueError:
+        raise _usage_error(f"{name} {value}: not an ISO 8601 time, e.g. {example}")
+
+
+TIMELINE_FORMATS = ("csv", "jsonl")
+
+
+@app.command("timeline")
+def timeline_command(
+    case: Path = typer.Argument(..., help="Case folder written by mailhunt hunt"),
+    actor: str | None = typer.Option(None, "--actor", help="Only events of this person, as actor or target "
+                                                             "(case-insensitive)"),
+    since: str | None = typer.Option(None, "--since", help="Only events at or after this time (UTC, with a Z)"),
+    until: str | None = typer.Option(None, "--until", help="Only events at or before this time (UTC, with a Z)"),
+    fmt: str = typer.Option("csv", "--format", help="csv or jsonl (Timesketch imports either)"),
+    hours: int = typer.Option(24, "--hours", min=1, help="Hours around each finding (tuning.timeline_hours)"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write to this file instead of the screen"),
+) -> None:
+    """Print a slice of the case timeline: the events of the findings' people and hosts, in time order."""
+    if fmt not in TIMELINE_FORMATS:
+        raise _usage_error(f"--format {fmt}: expected csv or jsonl")
+    keep = TimelineFilter(actor, _utc_option("--since", since), _utc_option("--until", until))
+    if keep.since and keep.until and keep.since > keep.until:
+        raise _usage_error(f"--since {since} is after --until {until}")
+    findings_file = case / "findings.json"
+    if not (case / "case.duckdb").is_file() or not findings_file.is_file():
+        raise _usage_error(f"{case}: not a case folder (case.duckdb and findings.json, written by mailhunt hunt)")
+    try:
+        findings = orjson.loads(findings_file.read_bytes())["findings"]
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise _usage_error(f"{findings_file}: cannot read the findings ({exc})")
+    try:
+        with CaseStore(case / "case.duckdb", read_only=True) as store:
+            store.resolved.ensure()
+            entries = build_timeline(store.resolved, findings, hours, keep)
+    except CaseOpenError as exc:
+        raise _usage_error(f"{case}: {exc}")
+    data = timeline_jsonl(entries) if fmt == "jsonl" else timeline_csv(entries)
+    if out is not None:
+        try:
+            out.write_bytes(data)
+        except OSError as exc:
+            raise _usage_error(f"--out {out}: cannot write ({exc.strerror or exc})")
+        errors.print(f"{len(entries)} events written to {shown(str(out))}")
+    elif sys.stdout.isatty():  # evidence text reaches a terminal: every hidden character written out
+        sys.stdout.write(visible_text(data.decode("utf-8").replace("\r\n", "\n"), keep_newlines=True))
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
 
 
 rules_app = typer.Typer(no_args_is_help=True, help="List, test, check and export Sigma rules: the shipped ones or your own.")

@@ -55,6 +55,7 @@ class Config:
     include_system_accounts: bool = False
     baseline_days: int = 30
     require_change_window: bool = False
+    timeline_hours: int = 24
     identities: dict[str, str] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
     iocs: Iocs = field(default_factory=Iocs)
@@ -82,7 +83,8 @@ SCHEMA: dict[str, dict | str | tuple[str, dict[str, str]]] = {
     "identities": "mapping",
     "tuning": {"exclude_rules": "strings", "bulk_delete_per_hour": "positive_int",
                "export_deletion_window": "duration", "include_system_accounts": "bool",
-               "baseline_days": "positive_int", "require_change_window": "bool"},
+               "baseline_days": "positive_int", "require_change_window": "bool",
+               "timeline_hours": "positive_int"},
 }
 
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -265,6 +267,7 @@ def load_config(path: Path | None) -> Config:
         include_system_accounts=tuning.get("include_system_accounts", False),
         baseline_days=tuning.get("baseline_days", 30),
         require_change_window=tuning.get("require_change_window", False),
+        timeline_hours=tuning.get("timeline_hours", 24),
         identities=data.get("identities", {}),
         iocs=Iocs(ips=iocs.get("ips", ()), domains=tuple(d.lower() for d in iocs.get("domains", ())),
                   app_ids=tuple(a.lower() for a in iocs.get("app_ids", ())),

@@ -23,7 +23,15 @@ import pyarrow as pa
 from mailhunt.atomic_files import replace_files
 from mailhunt.case import add_case_plans
 from mailhunt.case.acquisition import acquire
+from mailhunt.case.iocs import IOC_FILES, collect_iocs, iocs_csv, iocs_stix
 from mailhunt.case.ocsf import ocsf_jsonl
+from mailhunt.case.timeline import (
+    TIMELINE_FILES,
+    build_timeline,
+    timeline_csv,
+    timeline_jsonl,
+    timeline_refs,
+)
 from mailhunt.config import Config
 from mailhunt.detect.engine import DetectionSettings, compile_rules, run_rules
 from mailhunt.detect.grouping import group_detections, rule_matches
@@ -39,7 +47,7 @@ from mailhunt.triage import TriageContext, triage
 
 MAX_REPORTED_REJECTIONS = 200
 # What a hunt writes beside case.duckdb, all replaced together (``atomic_files.replace_files``).
-OUTPUT_FILES = ("findings.json", "report.html", "report.md", "findings.ocsf.jsonl")
+OUTPUT_FILES = ("findings.json", "report.html", "report.md", "findings.ocsf.jsonl", *TIMELINE_FILES, *IOC_FILES)
 
 
 @dataclass
@@ -381,6 +389,7 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
                                      rule_matches(store, rules))
         document["evidence_preservation"] = preservation.summary()
         add_case_plans(document, findings, store)
+        timeline = _add_case_views(store, config, findings, document)
         store.db.execute("DELETE FROM findings")
         if document["findings"]:
             store.db.executemany("INSERT INTO findings VALUES (?, ?, ?)",
@@ -390,6 +399,20 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
         # Written while the case is still open, so a second hunt into it cannot interleave its outputs.
         state.stage = "writing"
         outputs = (orjson.dumps(document, option=orjson.OPT_INDENT_2), render_html(document).encode("utf-8"),
-                   render_markdown(document).encode("utf-8"), ocsf_jsonl(document))
+                   render_markdown(document).encode("utf-8"), ocsf_jsonl(document), timeline_csv(timeline),
+                   timeline_jsonl(timeline), iocs_csv(document["iocs"]), iocs_stix(document["iocs"]))
         replace_files({out / name: data for name, data in zip(OUTPUT_FILES, outputs, strict=True)})
     return HuntResult(out, summaries, findings, document, events_in_case)
+
+
+def _add_case_views(store: CaseStore, config: Config, findings: list[Finding], document: dict) -> list[dict]:
+    """Add the case's indicators (``iocs``) and each finding's ``timeline_ref`` to the document; return the
+    timeline entries (``case/timeline.py``, ``case/iocs.py``)."""
+    store.resolved.ensure(config.domains)
+    escalated = {f["id"] for f in document["findings"] if f["escalate"]}
+    document["iocs"] = collect_iocs(store.resolved, {f.id: f.event_ids for f in findings}, escalated, config.domains)
+    timeline = build_timeline(store.resolved, document["findings"], config.timeline_hours)
+    refs = timeline_refs(timeline)
+    for finding in document["findings"]:
+        finding["timeline_ref"] = refs.get(finding["id"], {"files": list(TIMELINE_FILES), "entries": 0})
+    return timeline

@@ -21,7 +21,7 @@ from mailhunt.config import Config
 from mailhunt.detect.backend import EventSQLBackend
 from mailhunt.detect.examples import run_rule_examples
 from mailhunt.detect.rules import load_rules, shipped_rules_dir
-from mailhunt.hunt import hunt
+from mailhunt.hunt import OUTPUT_FILES, hunt
 from mailhunt.store import CaseStore
 from tests.hostile.rule_sets import (
     SECRET,
@@ -31,8 +31,7 @@ from tests.hostile.rule_sets import (
     write_rules,
 )
 
-CASE_FILES = {"case.duckdb", "findings.json", "report.html", "report.md", "evidence", "custody.jsonl",
-              "findings.ocsf.jsonl"}
+CASE_FILES = {"case.duckdb", "evidence", "custody.jsonl", *OUTPUT_FILES}
 
 
 def _canary(base):

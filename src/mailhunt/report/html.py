@@ -28,6 +28,7 @@ from mailhunt.report.summary import (
     duration,
     fmt_doc_time,
     fmt_time,
+    indicator_rows,
     l1_rows,
     logging_rows,
     ordered_findings,
@@ -324,6 +325,7 @@ def render_html(document: dict) -> str:
         zoom=timeline(findings, zoom, by="indicator") if zoom else None,
         findings=[finding_view(f, i) for i, f in enumerate(findings)],
         logging_gaps=logging_rows(document),
+        indicators=indicator_rows(document),
         rejections=[{k: text(r.get(k)) for k in ("path", "locator", "reason")}
                     for r in document.get("rejections") or [] if isinstance(r, dict)],
         rule_matches=[{"title": text((m.get("rule") or {}).get("title")),

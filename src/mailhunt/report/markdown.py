@@ -35,6 +35,7 @@ from mailhunt.report.summary import (
     duration,
     fmt_doc_time,
     fmt_time,
+    indicator_rows,
     l1_rows,
     logging_rows,
     ordered_findings,
@@ -59,6 +60,18 @@ def md(value) -> str:
     s = _LEADING_TRIGGER.sub(r"\\\1", s)
     s = _LEADING_ORDERED.sub(r"\1\\\2", s)
     return s
+
+
+def md_code(value) -> str:
+    """One value as an inline code span for a table cell: shown verbatim (an address keeps its dots, a rule name
+    its quotes), never read as Markdown or HTML; the fence is longer than any run of backticks in the value, and
+    ``|`` is escaped so the cell stays one cell. Control characters are escaped as in ``md``."""
+    s = text(value).strip()
+    if not s:
+        return ""
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", s)), default=0) + 1)
+    pad = " " if s.startswith("`") or s.endswith("`") else ""
+    return fence + pad + s.replace("|", "\\|") + pad + fence
 
 
 def _row(cells) -> str:
@@ -113,6 +126,8 @@ def render_markdown(document: dict, max_evidence_rows: int = MAX_EVIDENCE_ROWS) 
                       right={0, 6})
         out.append("")
 
+    out += _indicators(document)
+
     for number, finding in enumerate(findings, start=1):
         out += _finding(number, finding, max_evidence_rows)
 
@@ -144,6 +159,20 @@ def render_markdown(document: dict, max_evidence_rows: int = MAX_EVIDENCE_ROWS) 
         out += _table(["Rule", "Reason"], [[md(r.get("id")), md(r.get("reason"))] for r in skipped])
         out.append("")
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _indicators(document: dict) -> list[str]:
+    rows = indicator_rows(document)
+    if not rows:
+        return []
+    out = ["## Indicators of compromise", "",
+           ("From the events of the findings; also in iocs.csv and iocs.stix.json (STIX 2.1), and every event of "
+            "the people and hosts involved in timeline.csv and timeline.jsonl."), ""]
+    out += _table(["Kind", "Value", "Country, network", "Seen (UTC)", "Events", "Findings", "Escalated"],
+                  [[md(r["kind"]), md_code(r["value"]), md(r["where"]), md(r["seen"]), md(r["events"]),
+                    md(" ".join(r["findings"])), "yes" if r["escalated"] else "no"] for r in rows], right={4})
+    out.append("")
+    return out
 
 
 def _first_evidence(match: dict) -> str:

@@ -197,3 +197,27 @@ def logging_rows(document: dict) -> list[dict]:
     return [{"lacked": text(g.get("lacked")), "setting": text(g.get("setting")),
              "language": "powershell" if g.get("shell") == "powershell" else "sh",
              "commands": [text(c) for c in g.get("commands") or []]} for g in gaps]
+
+
+# Indicator kind (findings.json ``iocs``) -> what the reports call it; the order is the reports' and the files'.
+IOC_KINDS = {"ip": "IP address", "user_agent": "User agent", "app_id": "Application id",
+             "email": "External address", "rule_name": "Rule name"}
+
+
+def indicator_rows(document: dict) -> list[dict]:
+    """The case's indicators of compromise (``iocs`` in findings.json) as display text, in the document's order
+    (those of escalated findings first): kind, value, where (country and network), seen, events, findings."""
+    rows = []
+    for ioc in document.get("iocs") or []:
+        if not isinstance(ioc, dict):
+            continue
+        where = ", ".join(text(ioc.get(k)) for k in ("country", "network") if ioc.get(k))
+        if ioc.get("external") is True:
+            where = ", ".join(filter(None, ["outside the organization's domains", where]))
+        first, last = fmt_doc_time(ioc.get("first_seen")), fmt_doc_time(ioc.get("last_seen"))
+        findings = [text(f) for f in ioc.get("findings") or []]
+        rows.append({"kind": IOC_KINDS.get(text(ioc.get("kind")), text(ioc.get("kind"))), "value": text(ioc.get("value")),
+                     "where": where, "seen": first if first == last else f"{first} to {last}",
+                     "events": text(ioc.get("events")), "findings": findings,
+                     "escalated": ioc.get("escalated") is True})
+    return rows

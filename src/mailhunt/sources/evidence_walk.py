@@ -40,7 +40,8 @@ from typing import BinaryIO
 
 CASE_DATABASE = "case.duckdb"
 # Every file a hunt writes into the case folder (``mailhunt.hunt.OUTPUT_FILES`` and the case stage's files).
-CASE_REPORTS = frozenset({"findings.json", "report.html", "report.md", "findings.ocsf.jsonl"})
+CASE_REPORTS = frozenset({"findings.json", "report.html", "report.md", "findings.ocsf.jsonl", "timeline.csv",
+                          "timeline.jsonl", "iocs.csv", "iocs.stix.json"})
 # The case's own copy of its evidence and its custody log (``mailhunt.case``): already in the case.
 CASE_CUSTODY = frozenset({"evidence", "custody.jsonl"})
 DUCKDB_MAGIC_OFFSET = 8

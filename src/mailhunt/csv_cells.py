@@ -1,0 +1,35 @@
+"""CSV files an analyst opens in a spreadsheet: every cell is inert text.
+
+A cell whose text starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+return is a formula (or becomes one) in Excel, LibreOffice and Google Sheets
+(CSV injection). ``neutralized`` puts a single quote in front of such a
+cell, the convention those programs show as a literal text marker (OWASP,
+"CSV Injection"): the cell then reads as the value and never runs. Every CSV
+mailhunt writes goes through ``csv_bytes``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralized(value: object) -> str:
+    """``value`` as CSV cell text that no spreadsheet evaluates (None is an empty cell)."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
+
+
+def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
+    """UTF-8 CSV (RFC 4180 quoting, CRLF line ends) of ``header`` and ``rows``, every cell neutralized."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([neutralized(name) for name in header])
+    for row in rows:
+        writer.writerow([neutralized(cell) for cell in row])
+    return buffer.getvalue().encode("utf-8")
