@@ -94,9 +94,9 @@ def sign_ins(finding: Finding, ctx: TriageContext) -> L1Step:
     where, params = ops.where()
     start, end = _window(finding)
     # Windows logon events name the account logged on as the target; everything else as the actor
-    codes = ", ".join(f"'{c}'" for c in ops.codes) or "NULL"
-    rows = ctx.actor_events(actor, start, end, f'("user.name" = ? OR "event.code" IN ({codes})) AND ({where})',
-                            [actor, *params])
+    rows = ctx.actor_events(actor, start, end,
+                            f'("user.name" = ? OR "event.code" IN (SELECT unnest(?::VARCHAR[]))) AND ({where})',
+                            [actor, list(ops.codes), *params])
     if not rows:
         return L1Step("sign_ins", "unknown", f"no sign-in records of {actor} within ±72 h in the evidence; "
                                              "add the Entra ID sign-in log or the unified audit log's UserLoggedIn")
