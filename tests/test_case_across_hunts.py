@@ -1,0 +1,156 @@
+"""One case hunted into several times: every output describes the whole case, counts are the database's."""
+
+import re
+from pathlib import Path
+
+import duckdb
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from mailhunt.cli import app
+from tests.corpus import PUBLIC
+
+runner = CliRunner()
+PURVIEW = PUBLIC / "huntress-ctf-2023" / "purview.csv"
+EVTX = PUBLIC / "evtx-to-mitre-attack" / "ID104-1102-Event_log_cleared.evtx"
+AUDITD = Path(__file__).parent / "fixtures" / "unix" / "audit.log"
+OUTPUTS = ("findings.json", "report.md", "report.html")
+
+
+def run(*args):
+    return runner.invoke(app, [*map(str, args)])
+
+
+def event_count(case: Path) -> int:
+    with duckdb.connect(str(case / "case.duckdb"), read_only=True) as db:
+        return db.execute("SELECT count(*) FROM events").fetchone()[0]
+
+
+def added(output: str) -> int:
+    """The new events the terminal summary says the hunt added."""
+    match = re.search(r"Hunt \d+ added (\d+) new events", output)
+    assert match, output
+    return int(match.group(1))
+
+
+def document(case: Path) -> dict:
+    return orjson.loads((case / "findings.json").read_bytes())
+
+
+@pytest.fixture(scope="module")
+def three_hunts(tmp_path_factory):
+    """purview.csv, then an EVTX file, then an auditd log into one case; the output and event count after each."""
+    case = tmp_path_factory.mktemp("multi") / "case"
+    steps = []
+    for evidence in (PURVIEW, EVTX, AUDITD):
+        before = event_count(case) if (case / "case.duckdb").exists() else 0
+        result = run("hunt", evidence, "--out", case)
+        assert result.exit_code == 0, result.output
+        steps.append((result.output, before, event_count(case)))
+    return case, steps
+
+
+def test_every_output_lists_every_input_with_its_hunt(three_hunts):
+    case, steps = three_hunts
+    doc = document(case)
+    assert [(Path(i["path"]).name, i["hunt"]) for i in doc["inputs"]] == [
+        ("purview.csv", 1), (EVTX.name, 2), ("audit.log", 3)]
+    assert [h["id"] for h in doc["hunts"]] == [1, 2, 3]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", h["started_at"]) for h in doc["hunts"])
+    markdown = (case / "report.md").read_text()
+    html = (case / "report.html").read_text()
+    assert "3 inputs" in markdown and "Gathered in 3 hunts" in markdown and "Gathered in 3 hunts" in html
+    for entry in doc["inputs"]:
+        assert entry["sha256"] in markdown and entry["sha256"] in html
+        row = next(line for line in markdown.splitlines() if entry["sha256"] in line)
+        assert row.startswith(f"| {entry['hunt']} |")
+    last_output = steps[-1][0]
+    for name in ("purview.csv", EVTX.name, "audit.log"):
+        assert name in last_output
+
+
+def test_every_cited_file_is_an_input_of_the_case(three_hunts):
+    case, _ = three_hunts
+    doc = document(case)
+    listed = {i["sha256"] for i in doc["inputs"]}
+    hiding = [f for f in doc["findings"] if f["indicator"] == "inbox_rule_hiding"]
+    assert hiding, "the purview.csv finding of hunt 1 is still in the case after hunts 2 and 3"
+    cited = {s["sha256"] for f in doc["findings"] for e in f["evidence"] for s in [e, *e["sources"]]}
+    assert cited <= listed
+
+
+def test_new_events_printed_are_what_the_database_gained(three_hunts):
+    case, steps = three_hunts
+    doc = document(case)
+    for number, (output, before, after) in enumerate(steps, start=1):
+        assert after > before
+        assert added(output) == after - before
+        hunt = doc["hunts"][number - 1]
+        assert (hunt["events_before"], hunt["events_after"], hunt["new_events"]) == (before, after, after - before)
+        assert sum(i["new_events"] for i in doc["inputs"] if i["hunt"] == number) == after - before
+
+
+def test_hunting_the_same_file_again_adds_nothing_and_says_so(three_hunts, tmp_path):
+    case, steps = three_hunts
+    before = event_count(case)
+    result = run("hunt", EVTX, "--out", case)
+    assert result.exit_code == 0, result.output
+    assert added(result.output) == 0 and event_count(case) == before
+    doc = document(case)
+    assert doc["hunts"][-1]["new_events"] == 0 and doc["hunts"][-1]["inputs"] == 0
+    assert [Path(i["path"]).name for i in doc["inputs"]] == ["purview.csv", EVTX.name, "audit.log"]
+
+
+def test_report_rewrites_the_same_outputs_from_the_case(three_hunts):
+    case, _ = three_hunts
+    written = {name: (case / name).read_bytes() for name in OUTPUTS}
+    for name in OUTPUTS:
+        (case / name).unlink()
+    result = run("report", case)
+    assert result.exit_code == 0, result.output
+    assert {name: (case / name).read_bytes() for name in OUTPUTS} == written
+
+
+def test_a_record_seen_in_two_files_keeps_both_sources(tmp_path):
+    lines = PURVIEW.read_text(encoding="utf-8").splitlines(keepends=True)
+    rules = [line for line in lines[1:] if "New-InboxRule" in line]
+    assert len(rules) >= 10
+    # Named to sort before purview.csv: the copy read first must stay the event's source all the same.
+    again = tmp_path / "evidence" / "a_inbox_rules_again.csv"
+    again.parent.mkdir()
+    again.write_text(lines[0] + "".join(rules), encoding="utf-8")
+    case = tmp_path / "case"
+    assert run("hunt", PURVIEW, "--out", case).exit_code == 0
+    before = event_count(case)
+    result = run("hunt", again, "--out", case)
+    assert result.exit_code == 0, result.output
+    assert added(result.output) == 0 and event_count(case) == before
+    doc = document(case)
+    [entry] = [i for i in doc["inputs"] if i["path"] == str(again)]
+    assert (entry["records"], entry["new_events"], entry["hunt"]) == (len(rules), 0, 2)
+    [hiding] = [f for f in doc["findings"] if f["indicator"] == "inbox_rule_hiding"]
+    for evidence in hiding["evidence"]:
+        assert evidence["source"] == str(PURVIEW)
+        assert [s["source"] for s in evidence["sources"]] == [str(again), str(PURVIEW)]
+        locators = {s["source"]: s["locator"] for s in evidence["sources"]}
+        assert locators[str(PURVIEW)] == evidence["locator"]
+        assert 2 <= int(locators[str(again)].removeprefix("line ")) <= len(rules) + 1
+
+
+def test_rejection_caps_are_stated_where_the_numbers_are(tmp_path):
+    lines = PURVIEW.read_text(encoding="utf-8").splitlines(keepends=True)
+    damaged = tmp_path / "damaged.csv"
+    bad = "".join(f"bad-{n},9/20/2023 4:05:03 AM,8,Op,user,\"{{not json\",,\n" for n in range(250))
+    damaged.write_text(lines[0] + lines[1] + bad, encoding="utf-8")
+    case = tmp_path / "case"
+    result = run("hunt", damaged, "--out", case)
+    assert result.exit_code == 0, result.output
+    doc = document(case)
+    with duckdb.connect(str(case / "case.duckdb"), read_only=True) as db:
+        kept = db.execute("SELECT count(*) FROM rejections").fetchone()[0]
+    assert kept == 250 and len(doc["rejections"]) == 200
+    assert doc["rejections_count"] == {"total": 250, "kept_in_case": 250, "listed": 200}
+    assert "showing 200 of 250; the case database keeps 250" in (case / "report.md").read_text()
+    assert "showing 200 of 250; the case database keeps 250" in (case / "report.html").read_text()
+    assert "showing 20 of this hunt's 250 rejected records" in result.output
