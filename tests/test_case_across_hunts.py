@@ -1,6 +1,7 @@
 """One case hunted into several times: every output describes the whole case, counts are the database's."""
 
 import re
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -92,7 +93,8 @@ def test_new_events_printed_are_what_the_database_gained(three_hunts):
 
 
 def test_hunting_the_same_file_again_adds_nothing_and_says_so(three_hunts, tmp_path):
-    case, steps = three_hunts
+    case = tmp_path / "case"
+    shutil.copytree(three_hunts[0], case)
     before = event_count(case)
     result = run("hunt", EVTX, "--out", case)
     assert result.exit_code == 0, result.output
@@ -154,3 +156,74 @@ def test_rejection_caps_are_stated_where_the_numbers_are(tmp_path):
     assert "showing 200 of 250; the case database keeps 250" in (case / "report.md").read_text()
     assert "showing 200 of 250; the case database keeps 250" in (case / "report.html").read_text()
     assert "showing 20 of this hunt's 250 rejected records" in result.output
+
+
+def test_a_hunt_resumed_after_ctrl_c_counts_what_the_database_gained(tmp_path, monkeypatch):
+    import mailhunt.hunt as hunt_module
+
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    for source in (PURVIEW, EVTX):
+        shutil.copy(source, evidence / source.name)
+    real_load = hunt_module.load_evidence_file
+    loaded = []
+
+    def ctrl_c_at_the_second_file(*args, **kwargs):
+        if loaded:
+            raise KeyboardInterrupt
+        loaded.append(real_load(*args, **kwargs))
+        return loaded[-1]
+
+    monkeypatch.setattr(hunt_module, "load_evidence_file", ctrl_c_at_the_second_file)
+    case = tmp_path / "case"
+    assert run("hunt", evidence, "--out", case).exit_code == 130
+    stored = event_count(case)
+    assert stored > 0
+    monkeypatch.undo()
+    result = run("hunt", evidence, "--out", case)
+    assert result.exit_code == 0, result.output
+    after = event_count(case)
+    second = re.search(r"Hunt 2 added (\d+) new events, and counted (\d+) new events of the files a stopped "
+                       r"earlier hunt had stored", result.output)
+    assert second, result.output
+    assert int(second.group(2)) == stored and int(second.group(1)) == after - stored
+    doc = document(case)
+    assert [(i["hunt"], i["new_events"]) for i in doc["inputs"]] == [(1, stored), (2, after - stored)]
+    assert [(h["id"], h["inputs"], h["new_events"], h["events_after"]) for h in doc["hunts"]] == [
+        (1, 1, stored, None), (2, 1, after - stored, after)]
+
+
+def test_a_case_from_before_hunts_were_recorded_is_upgraded_in_place(tmp_path):
+    case = tmp_path / "case"
+    assert run("hunt", PURVIEW, "--out", case).exit_code == 0
+    with duckdb.connect(str(case / "case.duckdb")) as db:  # as an earlier mailhunt left it
+        for table in ("hunts", "event_sources", "report_parts"):
+            db.execute(f"DROP TABLE {table}")
+        db.execute("""CREATE TABLE old_inputs (path VARCHAR, sha256 VARCHAR, format VARCHAR, records BIGINT,
+                      rejected BIGINT, new_events BIGINT, skipped_reason VARCHAR, locator_unit VARCHAR,
+                      PRIMARY KEY (path, sha256))""")
+        db.execute("""INSERT INTO old_inputs SELECT path, sha256, format, records, rejected, new_events,
+                      skipped_reason, locator_unit FROM inputs""")
+        db.execute("DROP TABLE inputs")
+        db.execute("ALTER TABLE old_inputs RENAME TO inputs")
+        old_findings = []
+        for finding_id, indicator, stored in db.execute("SELECT id, indicator, document FROM findings").fetchall():
+            finding = orjson.loads(stored)
+            for evidence in finding["evidence"]:
+                del evidence["sources"]
+            old_findings.append((finding_id, indicator, orjson.dumps(finding).decode()))
+        db.execute("DROP TABLE findings")
+        db.execute("CREATE TABLE findings (id VARCHAR PRIMARY KEY, indicator VARCHAR, document JSON)")
+        db.executemany("INSERT INTO findings VALUES (?, ?, ?)", old_findings)
+    result = run("report", case)
+    assert result.exit_code == 0, result.output
+    doc = document(case)
+    assert [(Path(i["path"]).name, i["hunt"]) for i in doc["inputs"]] == [("purview.csv", 1)]
+    assert doc["hunts"][0]["id"] == 1 and doc["hunts"][0]["started_at"] is None
+    [hiding] = [f for f in doc["findings"] if f["indicator"] == "inbox_rule_hiding"]
+    assert all([s["source"] for s in e["sources"]] == [str(PURVIEW)] for e in hiding["evidence"])
+    before = event_count(case)
+    result = run("hunt", EVTX, "--out", case)
+    assert result.exit_code == 0, result.output
+    assert added(result.output) == event_count(case) - before
+    assert [i["hunt"] for i in document(case)["inputs"]] == [1, 2]

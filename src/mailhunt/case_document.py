@@ -14,11 +14,11 @@ from pathlib import Path
 
 import orjson
 
+from mailhunt import __version__
 from mailhunt.findings import SCHEMA
 from mailhunt.report.html import render_html
 from mailhunt.report.markdown import render_markdown
 from mailhunt.store import CaseStore
-from mailhunt import __version__
 
 # What a hunt (or ``mailhunt report``) writes beside case.duckdb, all replaced together.
 OUTPUT_FILES = ("findings.json", "report.html", "report.md")
@@ -35,13 +35,14 @@ def case_inputs(store: CaseStore) -> list[dict]:
 
 
 def case_hunts(store: CaseStore) -> list[dict]:
-    """Every hunt into the case: number, UTC start (null for one recorded by an earlier mailhunt),
-    events the case held before and after it, and the inputs it added."""
-    added = dict(store.db.execute("SELECT hunt, count(*) FROM inputs GROUP BY 1").fetchall())
-    return [{"id": h["id"], "started_at": h["started_at"], "inputs": added.get(h["id"], 0),
-             "events_before": h["events_before"], "events_after": h["events_after"],
-             "new_events": (h["events_after"] - h["events_before"]
-                            if h["events_after"] is not None and h["events_before"] is not None else None)}
+    """Every hunt into the case: number, UTC start (null for one recorded by an earlier mailhunt), the
+    inputs it added and the new events they brought, and the events the case held before and after it
+    (null for a hunt that was stopped before it counted; the hunt that resumed it counts its files)."""
+    added = {hunt: (inputs, new) for hunt, inputs, new in store.db.execute(
+        "SELECT hunt, count(*), sum(new_events) FROM inputs GROUP BY 1").fetchall()}
+    return [{"id": h["id"], "started_at": h["started_at"], "inputs": added.get(h["id"], (0, 0))[0],
+             "new_events": int(added.get(h["id"], (0, 0))[1] or 0),
+             "events_before": h["events_before"], "events_after": h["events_after"]}
             for h in store.hunts()]
 
 
@@ -86,7 +87,11 @@ def save_analysis(store: CaseStore, findings: list[dict], skipped_rules: list[di
 def case_document(store: CaseStore) -> dict:
     """The findings document (schema ``mailhunt.findings/1``) of the whole case, from the database alone."""
     findings = [orjson.loads(row[0]) for row in store.db.execute(
-        "SELECT document FROM findings ORDER BY position NULLS LAST, id").fetchall()]
+        """SELECT document FROM findings
+           ORDER BY position NULLS LAST, document->>'first_seen', indicator, document->>'actor', id""").fetchall()]
+    for finding in findings:  # stored by a mailhunt that did not keep every source yet
+        if any("sources" not in e for e in finding.get("evidence") or []):
+            attach_sources(store, finding["evidence"])
     parts = {name: orjson.loads(doc) for name, doc in store.db.execute(
         "SELECT name, document FROM report_parts").fetchall()}
     rejections, caps = case_rejections(store)

@@ -254,7 +254,9 @@ def _print_summary(result: HuntResult) -> None:
                           if s.already_loaded)
     if this_hunt:
         console.print(f"Read before, not again: {this_hunt}", soft_wrap=True)
-    console.print(f"Hunt {result.hunt} added {result.new_events} new events; the case holds "
+    resumed = (f", and counted {result.resumed_events} new events of the files a stopped earlier hunt had stored"
+               if result.resumed_events else "")
+    console.print(f"Hunt {result.hunt} added {result.new_events} new events{resumed}; the case holds "
                   f"{result.events_in_case} events.")
     _print_findings(result)
 

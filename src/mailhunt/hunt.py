@@ -18,15 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-import orjson
 import pyarrow as pa
 
 from mailhunt.atomic_files import replace_files
+from mailhunt.case_document import OUTPUT_FILES, case_outputs, save_analysis
 from mailhunt.config import Config
 from mailhunt.detect.engine import DetectionSettings, compile_rules, run_rules
 from mailhunt.detect.grouping import group_detections, rule_matches
 from mailhunt.detect.rules import load_rules
-from mailhunt.case_document import OUTPUT_FILES, case_outputs, save_analysis
 from mailhunt.findings import Finding, findings_document
 from mailhunt.sources import ReadContext, identify, sniff_head
 from mailhunt.sources.base import Batch
@@ -64,6 +63,8 @@ class HuntResult:
     events_in_case: int = 0
     hunt: int = 0
     new_events: int = 0
+    # Events of files a stopped earlier hunt had stored whole, counted by this one (they stay that hunt's).
+    resumed_events: int = 0
 
 
 class HuntInterrupted(Exception):
@@ -284,14 +285,18 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
     return summary
 
 
-def settle_new_events(store: CaseStore, summaries: list[InputSummary], hunt_number: int) -> int:
-    """Deduplicate once after loading, then count what each new input added, on the database;
-    returns how many events the case gained in all (also those of a stopped hunt's files, counted now)."""
+def settle_new_events(store: CaseStore, summaries: list[InputSummary], hunt_number: int) -> tuple[int, int]:
+    """Deduplicate once after loading, then count what each new input added, on the database.
+
+    Returns the new events of this hunt's inputs, and those of inputs a stopped
+    earlier hunt had stored whole, counted now (they stay that hunt's)."""
     counted = store.settle_sources(hunt_number)
+    own = 0
     for summary in summaries:
         if summary.format and not summary.skipped_reason and not summary.already_loaded:
-            summary.new_events = counted.get((summary.path, summary.sha256 or ""), 0)
-    return sum(counted.values())
+            summary.new_events = counted.pop((summary.path, summary.sha256 or ""), 0)
+            own += summary.new_events
+    return own, sum(counted.values())
 
 
 def detection_settings(config: Config) -> DetectionSettings:
@@ -352,7 +357,7 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
             state.reading = None
         store.end_loading()
         state.stage = "analysing"
-        new_events = settle_new_events(store, summaries, hunt_number)
+        new_events, resumed_events = settle_new_events(store, summaries, hunt_number)
         store.seal_external_access()
 
         run = run_rules(store, compile_rules(rules, detection_settings(config)))
@@ -368,4 +373,4 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
         state.stage = "writing"
         document, outputs = case_outputs(store, out)
         replace_files(outputs)
-    return HuntResult(out, summaries, findings, document, events_in_case, hunt_number, new_events)
+    return HuntResult(out, summaries, findings, document, events_in_case, hunt_number, new_events, resumed_events)

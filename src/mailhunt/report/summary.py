@@ -122,7 +122,7 @@ def hunts_statement(document: dict) -> str:
         return ""
     parts = []
     for h in hunts:
-        inputs = h.get("inputs") if isinstance(h.get("inputs"), int) else 0
+        inputs = h["inputs"] if isinstance(h.get("inputs"), int) else 0
         new = h.get("new_events")
         parts.append(f"{text(h.get('id'))} at {text(h.get('started_at')) or 'a time not recorded'} "
                      f"({plural(inputs, 'input')}"
