@@ -280,7 +280,7 @@ class CaseStore:
                 WHERE {outside}""").fetchall()
         if not rows:
             return
-        self.db.executemany("INSERT INTO rejections VALUES (?, ?, ?, ?)", [
+        self.db.executemany("INSERT INTO rejections (path, sha256, locator, reason) VALUES (?, ?, ?, ?)", [
             (path, sha256, locator, f"{out_of_range(stamp)}; removed from the case (stored by an earlier mailhunt)")
             for path, sha256, locator, stamp in rows])
         self.db.execute(f"""UPDATE inputs SET rejected = rejected + n, new_events = greatest(new_events - n, 0)
