@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import tempfile
@@ -23,7 +24,8 @@ from rich.progress import (
 from rich.table import Table
 
 from mailhunt import __version__
-from mailhunt.atomic_files import OutputError, unreplaceable_reason
+from mailhunt.atomic_files import OutputError, replace_files, unreplaceable_reason
+from mailhunt.case import custody
 from mailhunt.case.show import raw_records
 from mailhunt.case.timeline import (
     TimelineFilter,
@@ -32,6 +34,7 @@ from mailhunt.case.timeline import (
     timeline_jsonl,
 )
 from mailhunt.case.verify import verify_case
+from mailhunt.case_document import case_outputs
 from mailhunt.config import ConfigError, load_config
 from mailhunt.detect.catalog import describe_rules
 from mailhunt.detect.examples import run_rule_examples
@@ -215,6 +218,34 @@ def hunt_command(
         raise typer.Exit(NO_EVIDENCE)
 
 
+@app.command("report")
+def report_command(
+    case: Path = typer.Argument(..., help="Case folder (holds case.duckdb) written by mailhunt hunt"),
+) -> None:
+    """Write findings.json, report.html and report.md again from the case database, without hunting again."""
+    if not (case / "case.duckdb").is_file():
+        raise _usage_error(f"{case}: holds no case (case.duckdb)")
+    for name in OUTPUT_FILES:
+        reason = unreplaceable_reason(case / name)
+        if reason:
+            raise _usage_error(f"{case}: {name} {reason}, so it could not be replaced")
+    try:
+        with CaseStore(case / "case.duckdb") as store:
+            document, outputs = case_outputs(store, case)
+            replace_files(outputs)
+        custody.record(case, "report", {"written": {path.name: hashlib.sha256(data).hexdigest()
+                                                    for path, data in sorted(outputs.items())}})
+    except CaseOpenError as exc:
+        raise _usage_error(f"{case}: {exc}")
+    except OutputError as exc:
+        errors.print(f"[bold red]error:[/] {shown(f'{exc.path.name} in {exc.path.parent}: {exc.reason}')}",
+                     soft_wrap=True)
+        raise typer.Exit(OUTPUTS_NOT_WRITTEN)
+    console.print(f"{len(document['inputs'])} inputs of {len(document['hunts'])} hunts, "
+                  f"{len(document['findings'])} findings. Written: "
+                  f"{', '.join(str(case / name) for name in OUTPUT_FILES)}", soft_wrap=True)
+
+
 def _outputs_not_written(exc: OutputError) -> str:
     if exc.replaced:
         kept = (f"{', '.join(p.name for p in exc.replaced)} were replaced by this hunt's, the others were not: "
@@ -277,20 +308,48 @@ def _print_summary(result: HuntResult, keep: SummaryFilter = SummaryFilter()) ->
             if listed < MAX_SHOWN_REJECTIONS:
                 errors.print(f"[yellow]rejected[/] {shown(str(rejection))}")
             listed += 1
-    total_rejected = sum(s.rejected for s in result.inputs)
-    if total_rejected > listed:
-        errors.print(f"[yellow]... {total_rejected - listed} more rejected records; see case.duckdb table rejections[/]")
+    hunt_rejected = sum(s.rejected for s in result.inputs)
+    shown_here = min(listed, MAX_SHOWN_REJECTIONS)
+    if hunt_rejected > shown_here:
+        errors.print(f"[yellow]{_rejection_caps(shown_here, hunt_rejected, result.document)}[/]")
+    _print_case_inputs(result.document)
+    this_hunt = ", ".join(f"{shown(_short(s.path, 60))}: already in the case" for s in result.inputs
+                          if s.already_loaded)
+    if this_hunt:
+        console.print(f"Read before, not again: {this_hunt}", soft_wrap=True)
+    resumed = (f", and counted {result.resumed_events} new events of the files a stopped earlier hunt had stored"
+               if result.resumed_events else "")
+    console.print(f"Hunt {result.hunt} added {result.new_events} new events{resumed}; the case holds "
+                  f"{result.events_in_case} events.")
+    _print_findings(result, keep)
 
-    inputs = Table(title="Inputs", title_justify="left")
-    for column in ("file", "format", "records", "rejected", "new events", "note"):
-        inputs.add_column(column, justify="right" if column in ("records", "rejected", "new events") else "left")
-    for s in result.inputs:
-        note = s.skipped_reason and f"skipped: {s.skipped_reason}" or ("already in the case" if s.already_loaded else "")
-        note = "; ".join(filter(None, [note, *s.notes]))
-        inputs.add_row(shown(_short(s.path, 60)), s.format or "-", str(s.records), str(s.rejected),
-                       str(s.new_events), shown(note))
+
+def _rejection_caps(shown_here: int, hunt_rejected: int, document: dict) -> str:
+    """Where the rejected records are, with each cap stated at the number it limits."""
+    caps = document.get("rejections_count") or {}
+    return (f"showing {shown_here} of this hunt's {hunt_rejected} rejected records; the case has "
+            f"{caps.get('total', 0)} in all, findings.json and the reports list the first {caps.get('listed', 0)}, "
+            f"and case.duckdb table rejections keeps {caps.get('kept_in_case', 0)} (at most 1,000 per file)")
+
+
+def _print_case_inputs(document: dict) -> None:
+    """Every input of the case, with the hunt that added it (the hunts numbered from 1)."""
+    started = {h["id"]: h["started_at"] for h in document.get("hunts") or []}
+    inputs = Table(title="Inputs of the case", title_justify="left")
+    for column in ("hunt", "file", "format", "records", "rejected", "new events", "note"):
+        inputs.add_column(column, justify="right" if column in ("hunt", "records", "rejected", "new events")
+                          else "left")
+    for i in document["inputs"]:
+        note = "; ".join(filter(None, [i["skipped_reason"] and f"skipped: {i['skipped_reason']}", *i["notes"]]))
+        inputs.add_row(str(i["hunt"]), shown(_short(i["path"], 60)), i["format"] or "-", str(i["records"]),
+                       str(i["rejected"]), str(i["new_events"]), shown(note))
     console.print(inputs)
+    console.print("Hunts: " + "; ".join(f"{number} at {shown(when or 'an unrecorded time')}"
+                                        for number, when in started.items()), soft_wrap=True)
 
+
+
+def _print_findings(result: HuntResult, keep: SummaryFilter) -> None:
     listed_findings = [f for f in result.document["findings"] if keep.keeps(f)]
     title = "Findings" if keep == SummaryFilter() else (
         f"Findings: {len(listed_findings)} of {len(result.document['findings'])} ({keep.describe()})")
@@ -371,6 +430,9 @@ def timeline_command(
     except CaseOpenError as exc:
         raise _usage_error(f"{case}: {exc}")
     data = timeline_jsonl(entries) if fmt == "jsonl" else timeline_csv(entries)
+    _record_export(case, {"export": "timeline", "format": fmt, "actor": actor, "since": since, "until": until,
+                          "hours": hours, "to": str(out) if out is not None else "standard output",
+                          "entries": len(entries), "sha256": hashlib.sha256(data).hexdigest()})
     if out is not None:
         try:
             out.write_bytes(data)
@@ -382,6 +444,16 @@ def timeline_command(
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
+
+
+
+def _record_export(case: Path, details: dict) -> None:
+    """Note in the case's custody log that data left the case; a case whose log cannot be written says so."""
+    try:
+        custody.record(case, "export", details)
+    except OSError as exc:
+        errors.print(f"[yellow]warning:[/] {shown(str(case))}: the export is not in the custody log "
+                     f"({shown(exc.strerror or str(exc))})", soft_wrap=True)
 
 
 rules_app = typer.Typer(no_args_is_help=True, help="List, test, check and export Sigma rules: the shipped ones or your own.")

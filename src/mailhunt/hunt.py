@@ -14,40 +14,30 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-import orjson
 import pyarrow as pa
 
 from mailhunt.atomic_files import replace_files
 from mailhunt.case import add_case_plans
 from mailhunt.case.acquisition import acquire
-from mailhunt.case.iocs import IOC_FILES, collect_iocs, iocs_csv, iocs_stix
-from mailhunt.case.ocsf import ocsf_jsonl
-from mailhunt.case.timeline import (
-    TIMELINE_FILES,
-    build_timeline,
-    timeline_csv,
-    timeline_jsonl,
-    timeline_refs,
-)
+from mailhunt.case.iocs import collect_iocs
+from mailhunt.case.timeline import TIMELINE_FILES, build_timeline, timeline_refs
+from mailhunt.case_document import OUTPUT_FILES, case_outputs, save_analysis
 from mailhunt.config import Config
 from mailhunt.detect.engine import DetectionSettings, compile_rules, run_rules
 from mailhunt.detect.grouping import group_detections, rule_matches
 from mailhunt.detect.rules import load_rules
 from mailhunt.findings import Finding, findings_document
-from mailhunt.report.html import render_html
-from mailhunt.report.markdown import render_markdown
 from mailhunt.sources import ReadContext, identify, sniff_head
 from mailhunt.sources.base import Batch
 from mailhunt.sources.inputs import EvidenceFile, EvidenceTooLarge, iter_evidence
 from mailhunt.store import CaseOpenError, CaseStore
 from mailhunt.triage import TriageContext, triage
 
-MAX_REPORTED_REJECTIONS = 200
-# What a hunt writes beside case.duckdb, all replaced together (``atomic_files.replace_files``).
-OUTPUT_FILES = ("findings.json", "report.html", "report.md", "findings.ocsf.jsonl", *TIMELINE_FILES, *IOC_FILES)
+__all__ = ["OUTPUT_FILES", "HuntInterrupted", "HuntResult", "InputSummary", "ProgressSink", "hunt"]
 
 
 @dataclass
@@ -75,6 +65,10 @@ class HuntResult:
     findings: list[Finding]
     document: dict
     events_in_case: int = 0
+    hunt: int = 0
+    new_events: int = 0
+    # Events of files a stopped earlier hunt had stored whole, counted by this one (they stay that hunt's).
+    resumed_events: int = 0
 
 
 class HuntInterrupted(Exception):
@@ -217,7 +211,7 @@ def read_ahead(batches: Iterator[Batch], depth: int = 1) -> Iterator[Batch]:
 
 
 def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressSink,
-                       read_hints: dict[str, str] | None = None) -> InputSummary:
+                       read_hints: dict[str, str] | None = None, hunt_number: int | None = None) -> InputSummary:
     if item.problem:
         return InputSummary(item.display, None, None, skipped_reason=item.problem)
     try:
@@ -289,26 +283,24 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
     # The inputs row marks the file as loaded, so it goes last: a load stopped before it is read again.
     store.record_rejections(sha256, ctx.rejections)
     store.mark_duplicate_keys(item.display, sha256, ctx.duplicate_keys)
-    store.record_input(item.display, sha256, source.name, ctx.records, ctx.rejected, 0, None,
-                       getattr(source, "locator_unit", "line"))
+    store.record_input(item.display, sha256, source.name, ctx.records, ctx.rejected, None, None,
+                       getattr(source, "locator_unit", "line"), hunt_number, ctx.notes)
     progress.finish(summary)
     return summary
 
 
-def settle_new_events(store: CaseStore, summaries: list[InputSummary]) -> None:
-    """Deduplicate once after loading, then count what each new input added."""
-    store.deduplicate()
-    kept = dict(store.db.execute(
-        'SELECT "log.file.path" || chr(31) || "log.file.sha256", count(*) FROM events GROUP BY 1').fetchall())
-    updates = []
+def settle_new_events(store: CaseStore, summaries: list[InputSummary], hunt_number: int) -> tuple[int, int]:
+    """Deduplicate once after loading, then count what each new input added, on the database.
+
+    Returns the new events of this hunt's inputs, and those of inputs a stopped
+    earlier hunt had stored whole, counted now (they stay that hunt's)."""
+    counted = store.settle_sources(hunt_number)
+    own = 0
     for summary in summaries:
         if summary.format and not summary.skipped_reason and not summary.already_loaded:
-            summary.new_events = kept.get(f"{summary.path}\x1f{summary.sha256}", 0)
-            updates.append([summary.new_events, summary.path, summary.sha256])
-    if updates:  # one transaction: a commit per input costs a log flush each
-        store.db.execute("BEGIN TRANSACTION")
-        store.db.executemany("UPDATE inputs SET new_events = ? WHERE path = ? AND sha256 = ?", updates)
-        store.db.execute("COMMIT")
+            summary.new_events = counted.pop((summary.path, summary.sha256 or ""), 0)
+            own += summary.new_events
+    return own, sum(counted.values())
 
 
 def detection_settings(config: Config) -> DetectionSettings:
@@ -359,23 +351,25 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
     out.mkdir(parents=True, exist_ok=True)
     rules = load_rules(rule_dirs)  # a broken rule file stops the hunt before any evidence is read
     with CaseStore(out / "case.duckdb") as store:
+        hunt_number = store.begin_hunt(datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
         if store.loading_was_cut_short():  # an earlier hunt stopped while loading, before it could clean up
             store.drop_unrecorded_events()
         store.begin_loading()
         summaries = state.summaries
         for item in iter_evidence(paths, follow_symlinks, case_dirs=[out]):
             state.reading = item.display
-            summary = load_evidence_file(store, item, progress, read_hints)
+            summary = load_evidence_file(store, item, progress, read_hints, hunt_number)
             if summary.skipped_reason:
-                store.record_input(summary.path, summary.sha256 or "", None, 0, 0, 0, summary.skipped_reason)
+                store.record_input(summary.path, summary.sha256 or "", None, 0, 0, 0, summary.skipped_reason,
+                                   hunt=hunt_number)
                 progress.finish(summary)
             summaries.append(summary)
             state.reading = None
         store.end_loading()
         state.stage = "analysing"
-        settle_new_events(store, summaries)
+        new_events, resumed_events = settle_new_events(store, summaries, hunt_number)
         preservation = acquire(out, paths, follow_symlinks, {s.path: s.sha256 for s in summaries if s.sha256},
-                               copy_evidence, command_line, len(summaries), sum(s.new_events for s in summaries))
+                               copy_evidence, command_line, len(summaries), new_events)
         store.seal_external_access()
 
         run = run_rules(store, compile_rules(rules, detection_settings(config)))
@@ -383,26 +377,20 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
         ctx = TriageContext.build(store, config, {r.id: r.indicator for r in rules if r.indicator})
         triage(findings, ctx)
 
-        rejections = [{"path": r.path, "locator": r.locator, "reason": r.reason}
-                      for s in summaries for r in s.rejections][:MAX_REPORTED_REJECTIONS]
-        document = findings_document(findings, [s.to_json() for s in summaries], rejections, run.skipped,
-                                     rule_matches(store, rules))
-        document["evidence_preservation"] = preservation.summary()
-        add_case_plans(document, findings, store)
-        timeline = _add_case_views(store, config, findings, document)
-        store.db.execute("DELETE FROM findings")
-        if document["findings"]:
-            store.db.executemany("INSERT INTO findings VALUES (?, ?, ?)",
-                                 [(f["id"], f["indicator"], orjson.dumps(f).decode()) for f in document["findings"]])
+        analysis = findings_document(findings, [], [], run.skipped, rule_matches(store, rules))
+        add_case_plans(analysis, findings, store)
+        timeline = _add_case_views(store, config, findings, analysis)
+        save_analysis(store, analysis["findings"], {
+            "skipped_rules": analysis["skipped_rules"], "rule_matches": analysis["rule_matches"],
+            "evidence_preservation": preservation.summary(), "logging_gaps": analysis["logging_gaps"],
+            "iocs": analysis["iocs"], "timeline": timeline})
         events_in_case = store.event_count()
 
         # Written while the case is still open, so a second hunt into it cannot interleave its outputs.
         state.stage = "writing"
-        outputs = (orjson.dumps(document, option=orjson.OPT_INDENT_2), render_html(document).encode("utf-8"),
-                   render_markdown(document).encode("utf-8"), ocsf_jsonl(document), timeline_csv(timeline),
-                   timeline_jsonl(timeline), iocs_csv(document["iocs"]), iocs_stix(document["iocs"]))
-        replace_files({out / name: data for name, data in zip(OUTPUT_FILES, outputs, strict=True)})
-    return HuntResult(out, summaries, findings, document, events_in_case)
+        document, outputs = case_outputs(store, out)
+        replace_files(outputs)
+    return HuntResult(out, summaries, findings, document, events_in_case, hunt_number, new_events, resumed_events)
 
 
 def _add_case_views(store: CaseStore, config: Config, findings: list[Finding], document: dict) -> list[dict]:

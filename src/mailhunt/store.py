@@ -4,7 +4,13 @@ Tables:
 - ``events``: one row per normalized event, columns from ``mailhunt.events``;
   deduplicated by ``event.id`` (the copy with the smallest provenance wins,
   so the result does not depend on load order).
-- ``inputs``: every evidence file seen, its SHA-256, format and counts.
+- ``inputs``: every evidence file seen, its SHA-256, format, counts and the
+  hunt that added it (``hunt``).
+- ``hunts``: one row per hunt into the case: number, UTC start, events before and after.
+- ``event_sources``: every (file, SHA-256, record) each event was seen in; a
+  record read from several files keeps them all, though ``events`` keeps one copy.
+- ``report_parts``: the parts of findings.json not held elsewhere (rules skipped,
+  matches of rules without an indicator), so ``mailhunt report`` can re-render.
 - ``rejections``: every bad record (file, locator, reason).
 - ``matches`` and ``findings``: written by the detection stage; ``correlation_matches``
   (each correlation instance's events and the referenced rule each matched) and
@@ -78,6 +84,18 @@ OTHER_DDL = (
     "CREATE TABLE IF NOT EXISTS identities (alias VARCHAR PRIMARY KEY, actor VARCHAR, basis VARCHAR, note VARCHAR)",
     "CREATE TABLE IF NOT EXISTS findings (id VARCHAR PRIMARY KEY, indicator VARCHAR, document JSON)",
     "CREATE TABLE IF NOT EXISTS loading (since VARCHAR)",
+    """CREATE TABLE IF NOT EXISTS hunts (id INTEGER PRIMARY KEY, started_at VARCHAR, events_before BIGINT,
+        events_after BIGINT)""",
+    "CREATE TABLE IF NOT EXISTS event_sources (event_id VARCHAR, path VARCHAR, sha256 VARCHAR, record BIGINT)",
+    "CREATE TABLE IF NOT EXISTS report_parts (name VARCHAR PRIMARY KEY, document JSON)",
+)
+# Columns added to tables after cases were first written: (table, column, type). An older case
+# gains them when opened (empty for its rows; ``_upgrade_to_hunts`` fills what can be known).
+ADDED_COLUMNS = (
+    ("inputs", "hunt", "INTEGER"),
+    ("inputs", "notes", "VARCHAR[]"),
+    ("rejections", "seq", "BIGINT"),
+    ("findings", "position", "INTEGER"),
 )
 
 
@@ -195,8 +213,12 @@ class CaseStore:
             if not read_only:
                 self.db.execute(EVENTS_DDL)
                 self._add_new_columns()
+                had_sources = self._has_table("event_sources")
                 for ddl in OTHER_DDL:
                     self.db.execute(ddl)
+                for table, column, duck_type in ADDED_COLUMNS:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {quote(column)} {duck_type}")
+                self._upgrade_to_hunts(had_sources)
                 self._reject_times_out_of_range()
         except duckdb.Error as exc:
             self.db.close()
@@ -214,6 +236,35 @@ class CaseStore:
             if column.name not in present:
                 self.db.execute(f"ALTER TABLE events ADD COLUMN {quote(column.name)} {_duck_type(column)}")
 
+    def _has_table(self, name: str) -> bool:
+        return self.db.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                               [name]).fetchall()[0][0] > 0
+
+    def _upgrade_to_hunts(self, had_sources: bool) -> None:
+        """Bring a case written before hunts were recorded up to date, in place.
+
+        Its inputs become hunt 1, of unknown time (``started_at`` null), and each
+        of its stored events gets the one source it kept (the other copies were
+        removed by that mailhunt's deduplication and cannot be known)."""
+        if not had_sources:
+            self.db.execute("""INSERT INTO event_sources SELECT "event.id", "log.file.path", "log.file.sha256",
+                               "log.record" FROM events""")
+        if self.db.execute("SELECT count(*) FROM inputs WHERE hunt IS NULL").fetchall()[0][0]:
+            first = self.db.execute("SELECT coalesce(min(id), 1) FROM hunts").fetchall()[0][0]
+            if not self.db.execute("SELECT count(*) FROM hunts WHERE id = ?", [first]).fetchall()[0][0]:
+                count = self.event_count()
+                self.db.execute("INSERT INTO hunts VALUES (?, NULL, 0, ?)", [first, count])
+            self.db.execute("UPDATE inputs SET hunt = ? WHERE hunt IS NULL", [first])
+
+    def begin_hunt(self, started_at: str) -> int:
+        """Record a new hunt into this case (``started_at``: its UTC start, ISO-8601 with ``Z``); returns its number."""
+        number = self.db.execute("SELECT coalesce(max(id), 0) + 1 FROM hunts").fetchall()[0][0]
+        self.db.execute("INSERT INTO hunts VALUES (?, ?, NULL, NULL)", [number, started_at])
+        return number
+
+    def hunts(self) -> list[dict]:
+        return self.query("SELECT id, started_at, events_before, events_after FROM hunts ORDER BY id")
+
     def _reject_times_out_of_range(self) -> None:
         """Move out events an earlier mailhunt stored with a time outside years 1-9999.
 
@@ -229,7 +280,7 @@ class CaseStore:
                 WHERE {outside}""").fetchall()
         if not rows:
             return
-        self.db.executemany("INSERT INTO rejections VALUES (?, ?, ?, ?)", [
+        self.db.executemany("INSERT INTO rejections (path, sha256, locator, reason) VALUES (?, ?, ?, ?)", [
             (path, sha256, locator, f"{out_of_range(stamp)}; removed from the case (stored by an earlier mailhunt)")
             for path, sha256, locator, stamp in rows])
         self.db.execute(f"""UPDATE inputs SET rejected = rejected + n, new_events = greatest(new_events - n, 0)
@@ -324,7 +375,9 @@ class CaseStore:
 
         The copy kept is the one with the most parameter values (the same
         Exchange admin audit entry exported as XML keeps them, a plain CSV
-        export loses them), then the first by file and record. The ids that
+        export loses them), then the one an earlier hunt read (a record keeps its
+        source when it arrives again), then the first by file and record. Every
+        copy's (file, record) stays in ``event_sources``. The ids that
         occur more than once are found first, so the ordering that picks the
         copy to keep only runs over those rows."""
         self.db.execute("""CREATE OR REPLACE TEMP TABLE duplicated_ids AS
@@ -335,29 +388,81 @@ class CaseStore:
             return self.db.execute(
                 """DELETE FROM events WHERE rowid IN (
                      SELECT rowid FROM (
-                       SELECT rowid, row_number() OVER (
-                         PARTITION BY "event.id"
-                         ORDER BY coalesce(len(list_filter(map_values("params"), lambda v: coalesce(v, '') <> '')), 0)
-                                  DESC, "log.file.path", "log.record", rowid) AS copy
-                       FROM events WHERE "event.id" IN (SELECT id FROM duplicated_ids)) WHERE copy > 1)"""
+                       SELECT e.rowid, row_number() OVER (
+                         PARTITION BY e."event.id"
+                         ORDER BY coalesce(len(list_filter(map_values(e."params"), lambda v: coalesce(v, '') <> '')), 0)
+                                  DESC, i.hunt NULLS LAST, e."log.file.path", e."log.record", e.rowid) AS copy
+                       FROM events e LEFT JOIN inputs i ON i.path = e."log.file.path" AND i.sha256 = e."log.file.sha256"
+                       WHERE e."event.id" IN (SELECT id FROM duplicated_ids)) WHERE copy > 1)"""
             ).fetchall()[0][0]
         finally:
             self.db.execute("DROP TABLE IF EXISTS duplicated_ids")
 
     def record_input(self, path: str, sha256: str, fmt: str | None, records: int, rejected: int,
-                     new_events: int, skipped_reason: str | None, locator_unit: str = "line") -> None:
+                     new_events: int | None, skipped_reason: str | None, locator_unit: str = "line",
+                     hunt: int | None = None, notes: list[str] | None = None) -> None:
+        """Record an input of hunt ``hunt``; ``new_events`` None means not yet counted (``settle_sources``)."""
         self.db.execute(
-            "INSERT OR REPLACE INTO inputs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [path, sha256, fmt, records, rejected, new_events, skipped_reason, locator_unit],
+            """INSERT OR REPLACE INTO inputs (path, sha256, format, records, rejected, new_events, skipped_reason,
+                                              locator_unit, hunt, notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [path, sha256, fmt, records, rejected, new_events, skipped_reason, locator_unit, hunt, notes or []],
         )
 
     def record_rejections(self, sha256: str, rejections) -> None:
         if rejections:
             self.db.execute("DELETE FROM rejections WHERE sha256 = ? AND path = ?", [sha256, rejections[0].path])
             self.db.executemany(
-                "INSERT INTO rejections VALUES (?, ?, ?, ?)",
-                [(r.path, sha256, r.locator, r.reason) for r in rejections],
+                "INSERT INTO rejections (path, sha256, locator, reason, seq) VALUES (?, ?, ?, ?, ?)",
+                [(r.path, sha256, r.locator, r.reason, seq) for seq, r in enumerate(rejections)],
             )
+
+    def settle_sources(self, hunt: int) -> dict[tuple[str, str], int]:
+        """Once loading is done: note every (file, record) each new event was seen in, deduplicate, and
+        count what the case gained, measured on the database.
+
+        The inputs not yet counted (this hunt's, and those of a hunt stopped after
+        storing them) get their ``new_events``: the events kept from the file whose id the
+        case did not hold before. The hunt row gets the event count before and after,
+        which those add up to. Returns (path, sha256) -> new events for those inputs."""
+        unsettled = """(SELECT path, sha256 FROM inputs WHERE new_events IS NULL AND skipped_reason IS NULL)"""
+        before = self.db.execute("SELECT count(DISTINCT event_id) FROM event_sources").fetchall()[0][0]
+        self.db.execute(f"""CREATE OR REPLACE TEMP TABLE new_ids AS
+            SELECT DISTINCT e."event.id" AS id FROM events e JOIN {unsettled} u
+              ON u.path = e."log.file.path" AND u.sha256 = e."log.file.sha256"
+            WHERE e."event.id" NOT IN (SELECT event_id FROM event_sources)""")
+        self.db.execute(f"""INSERT INTO event_sources SELECT e."event.id", e."log.file.path", e."log.file.sha256",
+                                   e."log.record"
+                            FROM events e JOIN {unsettled} u
+                              ON u.path = e."log.file.path" AND u.sha256 = e."log.file.sha256"
+                            EXCEPT SELECT * FROM event_sources""")
+        self.deduplicate()
+        counted = {(path, sha256): count for path, sha256, count in self.db.execute(
+            f"""SELECT u.path, u.sha256, count(e."event.id") FROM {unsettled} u
+                LEFT JOIN (SELECT * FROM events WHERE "event.id" IN (SELECT id FROM new_ids)) e
+                  ON u.path = e."log.file.path" AND u.sha256 = e."log.file.sha256" GROUP BY 1, 2""").fetchall()}
+        self.db.execute("DROP TABLE IF EXISTS new_ids")
+        self.db.execute("BEGIN TRANSACTION")
+        if counted:
+            self.db.executemany("UPDATE inputs SET new_events = ? WHERE path = ? AND sha256 = ?",
+                                [[count, path, sha256] for (path, sha256), count in counted.items()])
+        self.db.execute("UPDATE hunts SET events_before = ?, events_after = (SELECT count(*) FROM events) "
+                        "WHERE id = ?", [before, hunt])
+        self.db.execute("COMMIT")
+        return counted
+
+    def event_sources_of(self, event_ids: list[str]) -> dict[str, list[tuple[str, str, int | None, str]]]:
+        """Event id -> every (path, sha256, record, locator unit) it was seen in, in (path, record) order."""
+        if not event_ids:
+            return {}
+        rows = self.db.execute(
+            """SELECT s.event_id, s.path, s.sha256, s.record, coalesce(i.locator_unit, 'line')
+               FROM event_sources s LEFT JOIN inputs i ON i.path = s.path AND i.sha256 = s.sha256
+               WHERE s.event_id IN (SELECT unnest(?))
+               ORDER BY s.event_id, s.path, s.record, s.sha256""", [event_ids]).fetchall()
+        found: dict[str, list] = {}
+        for event_id, path, sha256, record, unit in rows:
+            found.setdefault(event_id, []).append((path, sha256, record, unit))
+        return found
 
     def begin_loading(self) -> None:
         """Note that evidence is being loaded, until ``end_loading``; if a crash comes first, the next

@@ -108,11 +108,14 @@ def render_markdown(document: dict, max_evidence_rows: int = MAX_EVIDENCE_ROWS) 
             + (f", {summary['skipped_inputs']} skipped" if summary["skipped_inputs"] else "") + ".", ""]
     if summary["preservation"]:
         out += [f"Evidence preservation: {md(summary['preservation'])}.", ""]
+    if summary["hunts"]:
+        out += [md(summary["hunts"]), ""]
     if summary["inputs"]:
-        out += _table(["File", "Format", "Records", "Rejected", "Skipped", "SHA-256"],
-                      [[md(i.get("path")), md(i.get("format")), md(i.get("records")), md(i.get("rejected")),
-                        md(i.get("skipped_reason")), md(i.get("sha256"))] for i in summary["inputs"]],
-                      right={2, 3})
+        out += _table(["Hunt", "File", "Format", "Records", "Rejected", "New events", "Skipped", "SHA-256"],
+                      [[md(i.get("hunt")), md(i.get("path")), md(i.get("format")), md(i.get("records")),
+                        md(i.get("rejected")), md(i.get("new_events")), md(i.get("skipped_reason")),
+                        md(i.get("sha256"))] for i in summary["inputs"]],
+                      right={0, 3, 4, 5})
         out.append("")
 
     out += ["## Findings", ""]
@@ -141,7 +144,7 @@ def render_markdown(document: dict, max_evidence_rows: int = MAX_EVIDENCE_ROWS) 
 
     rejections = [r for r in document.get("rejections") or [] if isinstance(r, dict)]
     if rejections:
-        out += [f"## Rejected records (first {len(rejections)})", ""]
+        out += [f"## Rejected records ({md(summary['rejections_shown'])})", ""]
         out += _table(["File", "Where", "Reason"],
                       [[md(r.get("path")), md(r.get("locator")), md(r.get("reason"))] for r in rejections])
         out.append("")

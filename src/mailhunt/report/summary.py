@@ -89,7 +89,8 @@ def case_summary(document: dict) -> dict:
     inputs = [{"path": text(i.get("path")), "sha256": text(i.get("sha256")), "format": text(i.get("format")),
                "records": i.get("records") if isinstance(i.get("records"), int) else 0,
                "rejected": i.get("rejected") if isinstance(i.get("rejected"), int) else 0,
-               "skipped_reason": text(i.get("skipped_reason"))}
+               "skipped_reason": text(i.get("skipped_reason")), "hunt": text(i.get("hunt")),
+               "new_events": text(i.get("new_events"))}
               for i in document.get("inputs") or [] if isinstance(i, dict)]
     times = [t for f in findings for t in (parse_utc(f.get("first_seen")), parse_utc(f.get("last_seen"))) if t]
     tool = document.get("tool") or {}
@@ -112,7 +113,40 @@ def case_summary(document: dict) -> dict:
         # How the evidence was preserved (mailhunt.case.evidence): copied with a manifest, or --no-copy.
         "preservation": text((document.get("evidence_preservation") or {}).get("statement"))
         if isinstance(document.get("evidence_preservation"), dict) else "",
+        "hunts": hunts_statement(document),
+        "rejections_shown": rejections_statement(document),
     }
+
+
+def hunts_statement(document: dict) -> str:
+    """'Gathered in 2 hunts: 1 at 2026-12-06T17:51:02Z (1 input, 219 new events), 2 at ...', or ''."""
+    hunts = [h for h in document.get("hunts") or [] if isinstance(h, dict)]
+    if not hunts:
+        return ""
+    parts = []
+    for h in hunts:
+        inputs = h["inputs"] if isinstance(h.get("inputs"), int) else 0
+        new = h.get("new_events")
+        parts.append(f"{text(h.get('id'))} at {text(h.get('started_at')) or 'a time not recorded'} "
+                     f"({plural(inputs, 'input')}"
+                     + (f", {plural(new, 'new event')}" if isinstance(new, int) else "") + ")")
+    return f"Gathered in {plural(len(hunts), 'hunt')}: " + "; ".join(parts) + "."
+
+
+def rejections_statement(document: dict) -> str:
+    """How many rejected records are listed of how many, and how many the case database keeps."""
+    listed = len([r for r in document.get("rejections") or [] if isinstance(r, dict)])
+    caps = document.get("rejections_count")
+    if not isinstance(caps, dict):
+        return f"the first {listed}"
+    total, kept = caps.get("total"), caps.get("kept_in_case")
+    return (f"showing {listed:,} of {text(f'{total:,}' if isinstance(total, int) else total)}; "
+            f"the case database keeps {text(f'{kept:,}' if isinstance(kept, int) else kept)} "
+            "(table rejections, at most 1,000 per file)")
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def fmt_time(moment: datetime | None) -> str:

@@ -1,0 +1,132 @@
+"""The findings document of a whole case, built from the case database.
+
+A case is hunted into any number of times; its outputs describe all of it:
+every input of every hunt with the hunt that added it, every finding's
+evidence with every file and locator the record was seen in, and the
+rejections of all inputs with their caps stated. ``mailhunt hunt`` writes the
+outputs through ``case_outputs`` and ``mailhunt report`` calls the same
+function on the stored case, so both write the same bytes for the same case.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from mailhunt import __version__
+from mailhunt.case.iocs import IOC_FILES, iocs_csv, iocs_stix
+from mailhunt.case.ocsf import ocsf_jsonl
+from mailhunt.case.timeline import TIMELINE_FILES, timeline_csv, timeline_jsonl
+from mailhunt.findings import SCHEMA
+from mailhunt.report.html import render_html
+from mailhunt.report.markdown import render_markdown
+from mailhunt.store import CaseStore
+
+# What a hunt (or ``mailhunt report``) writes beside case.duckdb, all replaced together.
+OUTPUT_FILES = ("findings.json", "report.html", "report.md", "findings.ocsf.jsonl", *TIMELINE_FILES, *IOC_FILES)
+# The case-wide parts of the document that the analysis of the last hunt produced, in document order.
+ANALYSIS_PARTS = ("skipped_rules", "rule_matches", "evidence_preservation", "logging_gaps", "iocs")
+MAX_REPORTED_REJECTIONS = 200
+
+
+def case_inputs(store: CaseStore) -> list[dict]:
+    """Every input of every hunt, in hunt order then by path: the ``inputs`` of findings.json."""
+    rows = store.query("""SELECT path, sha256, format, records, rejected, skipped_reason, notes, hunt, new_events
+                          FROM inputs ORDER BY hunt NULLS FIRST, path, sha256""")
+    return [{"path": r["path"], "sha256": r["sha256"] or None, "format": r["format"], "records": r["records"],
+             "rejected": r["rejected"], "skipped_reason": r["skipped_reason"], "notes": list(r["notes"] or []),
+             "hunt": r["hunt"], "new_events": r["new_events"] or 0} for r in rows]
+
+
+def case_hunts(store: CaseStore) -> list[dict]:
+    """Every hunt into the case: number, UTC start (null for one recorded by an earlier mailhunt), the
+    inputs it added and the new events they brought, and the events the case held before and after it
+    (null for a hunt that was stopped before it counted; the hunt that resumed it counts its files)."""
+    added = {hunt: (inputs, new) for hunt, inputs, new in store.db.execute(
+        "SELECT hunt, count(*), sum(new_events) FROM inputs GROUP BY 1").fetchall()}
+    return [{"id": h["id"], "started_at": h["started_at"], "inputs": added.get(h["id"], (0, 0))[0],
+             "new_events": int(added.get(h["id"], (0, 0))[1] or 0),
+             "events_before": h["events_before"], "events_after": h["events_after"]}
+            for h in store.hunts()]
+
+
+def case_rejections(store: CaseStore, limit: int = MAX_REPORTED_REJECTIONS) -> tuple[list[dict], dict]:
+    """The first ``limit`` rejected records of the case (by hunt, file, position in the file), and the caps:
+    how many records were rejected in all, how many the case database keeps, how many are listed."""
+    listed = store.query(
+        """SELECT r.path, r.locator, r.reason FROM rejections r
+           LEFT JOIN inputs i ON i.path = r.path AND i.sha256 = r.sha256
+           ORDER BY i.hunt NULLS FIRST, r.path, r.sha256, r.seq NULLS LAST, r.locator LIMIT ?""", [limit])
+    total = store.db.execute("SELECT coalesce(sum(rejected), 0) FROM inputs").fetchall()[0][0]
+    kept = store.db.execute("SELECT count(*) FROM rejections").fetchall()[0][0]
+    return listed, {"total": int(total), "kept_in_case": int(kept), "listed": len(listed)}
+
+
+def attach_sources(store: CaseStore, evidence: list[dict]) -> None:
+    """Give each evidence entry ``sources``: every (file, sha256, locator) its record was seen in."""
+    found = store.event_sources_of(sorted({e["event_id"] for e in evidence}))
+    for entry in evidence:
+        entry["sources"] = [{"source": path, "sha256": sha256,
+                             "locator": f"{unit} {record}" if record is not None else "unknown"}
+                            for path, sha256, record, unit in found.get(entry["event_id"], [])]
+
+
+def save_analysis(store: CaseStore, findings: list[dict], parts: dict[str, Any]) -> None:
+    """Store this hunt's findings (in document order) and the other analysis parts: those of
+    ``ANALYSIS_PARTS`` and ``timeline``, the entries of timeline.csv/jsonl."""
+    for finding in findings:
+        attach_sources(store, finding["evidence"])
+    for match in parts.get("rule_matches") or []:
+        attach_sources(store, match["evidence"])
+    store.db.execute("BEGIN TRANSACTION")
+    store.db.execute("DELETE FROM findings")
+    if findings:
+        store.db.executemany("INSERT INTO findings (id, indicator, document, position) VALUES (?, ?, ?, ?)",
+                             [(f["id"], f["indicator"], orjson.dumps(f).decode(), n) for n, f in enumerate(findings)])
+    store.db.executemany("INSERT OR REPLACE INTO report_parts VALUES (?, ?)",
+                         [(name, orjson.dumps(part).decode()) for name, part in sorted(parts.items())])
+    store.db.execute("COMMIT")
+
+
+def case_document(store: CaseStore) -> dict:
+    """The findings document (schema ``mailhunt.findings/1``) of the whole case, from the database alone."""
+    findings = [orjson.loads(row[0]) for row in store.db.execute(
+        """SELECT document FROM findings
+           ORDER BY position NULLS LAST, document->>'first_seen', indicator, document->>'actor', id""").fetchall()]
+    for finding in findings:  # stored by a mailhunt that did not keep every source yet
+        if any("sources" not in e for e in finding.get("evidence") or []):
+            attach_sources(store, finding["evidence"])
+    parts = _analysis_parts(store)
+    rejections, caps = case_rejections(store)
+    document = {
+        "schema": SCHEMA,
+        "tool": {"name": "mailhunt", "version": __version__},
+        "inputs": case_inputs(store),
+        "findings": findings,
+        "rejections": rejections,
+        "skipped_rules": parts.get("skipped_rules", []),
+        "rule_matches": parts.get("rule_matches", []),
+        "hunts": case_hunts(store),
+        "rejections_count": caps,
+    }
+    # Parts a case analysed by an older mailhunt lacks stay absent rather than invented.
+    document.update({name: parts[name] for name in ANALYSIS_PARTS if name in parts and name not in document})
+    return document
+
+
+def _analysis_parts(store: CaseStore) -> dict:
+    return {name: orjson.loads(doc) for name, doc in store.db.execute(
+        "SELECT name, document FROM report_parts").fetchall()}
+
+
+def case_outputs(store: CaseStore, out: Path) -> tuple[dict, dict[Path, bytes]]:
+    """The document and the bytes of every output file for the case, keyed by the path to write."""
+    document = case_document(store)
+    timeline = _analysis_parts(store).get("timeline", [])
+    iocs = document.get("iocs") or []
+    rendered = (orjson.dumps(document, option=orjson.OPT_INDENT_2), render_html(document).encode("utf-8"),
+                render_markdown(document).encode("utf-8"), ocsf_jsonl(document), timeline_csv(timeline),
+                timeline_jsonl(timeline), iocs_csv(iocs), iocs_stix(iocs))
+    return document, {out / name: data for name, data in zip(OUTPUT_FILES, rendered, strict=True)}
