@@ -25,9 +25,9 @@ sys.path.insert(0, str(HERE.parent / "src"))
 import mailhunt.hunt as stages
 from mailhunt.config import Config
 
-STAGES = ("load_evidence_file", "settle_new_events", "load_rules", "compile_rules", "run_rules",
-          "group_detections", "triage", "rule_matches", "findings_document", "render_html",
-          "render_markdown")
+STAGES = ("load_evidence_file", "settle_new_events", "acquire", "load_rules", "compile_rules", "run_rules",
+          "group_detections", "triage", "rule_matches", "findings_document", "add_case_plans", "save_analysis",
+          "case_outputs")
 
 
 def timed(name: str, function, totals: dict):
