@@ -12,6 +12,8 @@ from pathlib import Path
 
 import orjson
 import typer
+from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -270,6 +272,37 @@ class SummaryFilter:
         return " and ".join(parts)
 
 
+def findings_table(findings: list[dict], title: str, on: Console | None = None) -> Table:
+    """The findings as a table for a terminal as wide as ``on`` (default: the summary's console).
+
+    An id is never wrapped or cut, so it can be copied whole: when the table
+    with a column per field is wider than the terminal, indicator, actor and
+    first seen share one column, one per line, and only that column folds."""
+    on = on or console
+    width = max((len(shown(f["id"])) for f in findings), default=2)
+    wide = Table(title=title, title_justify="left")
+    for column in ("severity", "escalate", "indicator", "actor", "first seen (UTC)", "events"):
+        wide.add_column(column, overflow="fold")
+    wide.add_column("id", no_wrap=True, min_width=width)
+    for f in findings:
+        wide.add_row(f"[{SEVERITY_STYLE.get(f['severity'], '')}]{shown(f['severity'])}[/]",
+                     "yes" if f["escalate"] else "no", shown(f["indicator"]), shown(f["actor"] or "-"),
+                     shown(f["first_seen"]), str(f["event_count"]), shown(f["id"]))
+    if Measurement.get(on, on.options.update_width(1 << 16), wide).maximum <= on.width:
+        return wide
+    narrow = Table(title=title, title_justify="left")
+    narrow.add_column("id", no_wrap=True, min_width=width)
+    narrow.add_column("severity", no_wrap=True)
+    narrow.add_column("tier 2", no_wrap=True)
+    narrow.add_column("events", justify="right", no_wrap=True)
+    narrow.add_column("indicator / actor / first seen (UTC)", overflow="fold")
+    for f in findings:
+        narrow.add_row(shown(f["id"]), f"[{SEVERITY_STYLE.get(f['severity'], '')}]{shown(f['severity'])}[/]",
+                       "yes" if f["escalate"] else "no", str(f["event_count"]),
+                       f"{shown(f['indicator'])}\n{shown(f['actor'] or '-')}\n{shown(f['first_seen'])}")
+    return narrow
+
+
 def _print_summary(result: HuntResult, keep: SummaryFilter = SummaryFilter()) -> None:
     listed = 0
     for summary in result.inputs:
@@ -294,14 +327,7 @@ def _print_summary(result: HuntResult, keep: SummaryFilter = SummaryFilter()) ->
     listed_findings = [f for f in result.document["findings"] if keep.keeps(f)]
     title = "Findings" if keep == SummaryFilter() else (
         f"Findings: {len(listed_findings)} of {len(result.document['findings'])} ({keep.describe()})")
-    findings = Table(title=title, title_justify="left")
-    for column in ("severity", "escalate", "indicator", "actor", "first seen (UTC)", "events", "id"):
-        findings.add_column(column)
-    for f in listed_findings:
-        findings.add_row(f"[{SEVERITY_STYLE.get(f['severity'], '')}]{shown(f['severity'])}[/]",
-                         "yes" if f["escalate"] else "no", shown(f["indicator"]), shown(f["actor"] or "-"),
-                         shown(f["first_seen"]), str(f["event_count"]), shown(f["id"]))
-    console.print(findings)
+    console.print(findings_table(listed_findings, title, console))
     if result.document.get("rule_matches"):
         matches = Table(title="Matches of your own rules (no indicator, so no finding)", title_justify="left")
         for column in ("rule", "level", "events", "first seen (UTC)"):
