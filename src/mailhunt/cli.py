@@ -12,17 +12,21 @@ from pathlib import Path
 
 import orjson
 import typer
+from rich import filesize
 from rich.console import Console
 from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from mailhunt import __version__
 from mailhunt.atomic_files import OutputError, unreplaceable_reason
@@ -118,13 +122,49 @@ def _check_out_dir(out: Path) -> None:
             raise _usage_error(f"--out {out}: {name} {reason}, so this hunt could not replace it")
 
 
+# What the steps of a counted analysis stage are (``hunt.STAGES``); other stages show no count.
+STAGE_UNITS = {"compiling the rules": "rules", "matching the rules": "passes", "triage": "findings"}
+
+
+class AmountColumn(ProgressColumn):
+    """A file's bytes read of its size (the bytes alone when its size is unknown, as in a .gz); an analysis
+    stage's steps done of its total (nothing when they are not counted)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.download = DownloadColumn()
+
+    def render(self, task: Task) -> Text:
+        unit = task.fields.get("unit", "bytes")
+        if unit == "bytes":
+            if not task.total:
+                return Text(f"{filesize.decimal(int(task.completed))} read", style="progress.download")
+            return self.download.render(task)
+        if task.total is None:
+            return Text("")
+        return Text(f"{int(task.completed)}/{int(task.total)} {unit}", style="progress.download")
+
+
 class RichProgress(ProgressSink):
     def __init__(self, progress: Progress):
         self.progress = progress
         self.task: TaskID | None = None
+        self.stage_task: TaskID | None = None
 
     def start(self, display: str, total: int | None) -> None:
-        self.task = self.progress.add_task(shown(_short(display)), total=total)
+        self.task = self.progress.add_task(shown(_short(display)), total=total, unit="bytes")
+
+    def stage(self, name: str | None, total: int | None = None) -> None:
+        """Show the analysis stage now running in place of the one before (None: analysis over)."""
+        if self.stage_task is not None:
+            self.progress.remove_task(self.stage_task)
+            self.stage_task = None
+        if name is not None:
+            self.stage_task = self.progress.add_task(name, total=total, unit=STAGE_UNITS.get(name, "steps"))
+
+    def step(self) -> None:
+        if self.stage_task is not None:
+            self.progress.advance(self.stage_task, 1)
 
     def advance(self, nbytes: int) -> None:
         if self.task is not None:
@@ -197,7 +237,7 @@ def hunt_command(
     _check_out_dir(out)
 
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
+        with Progress(TextColumn("{task.description}"), BarColumn(), AmountColumn(), TimeElapsedColumn(),
                       console=console, transient=False, disable=not console.is_terminal) as progress:
             result = hunt(paths, out, config, RichProgress(progress), [shipped_rules_dir(), *rules], read_hints,
                           follow_symlinks, copy_evidence=not no_copy, command_line=["mailhunt", *sys.argv[1:]])

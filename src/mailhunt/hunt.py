@@ -33,7 +33,12 @@ from mailhunt.case.timeline import (
     timeline_refs,
 )
 from mailhunt.config import Config
-from mailhunt.detect.engine import DetectionSettings, compile_rules, run_rules
+from mailhunt.detect.engine import (
+    DetectionSettings,
+    compile_rules,
+    matching_steps,
+    run_rules,
+)
 from mailhunt.detect.grouping import group_detections, rule_matches
 from mailhunt.detect.rules import load_rules
 from mailhunt.findings import Finding, findings_document
@@ -147,13 +152,28 @@ class _HuntState:
 
 
 class ProgressSink:
-    """Receives progress; the CLI shows it, tests ignore it."""
+    """Receives progress; the CLI shows it, tests ignore it.
+
+    While the evidence is read: ``start`` a file (its size in bytes, None when
+    unknown), ``advance`` by the bytes read, ``finish`` it. Then each analysis
+    stage (``STAGES``) as it begins, with how many steps it has when they are
+    counted (rules compiled, findings triaged), ``step`` after each, and
+    ``stage(None)`` when the last one is over."""
 
     def start(self, display: str, total: int | None) -> None: ...
 
     def advance(self, nbytes: int) -> None: ...
 
     def finish(self, summary: InputSummary) -> None: ...
+
+    def stage(self, name: str | None, total: int | None = None) -> None: ...
+
+    def step(self) -> None: ...
+
+
+# The analysis stages after reading, in the order a hunt goes through them (``ProgressSink.stage``).
+STAGES = ("preserving the evidence", "compiling the rules", "matching the rules", "grouping into findings",
+          "triage", "containment plans", "timeline and indicators", "writing the reports")
 
 
 class CountingReader(io.RawIOBase):
@@ -243,7 +263,7 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
         summary.already_loaded = True
         return summary
     ctx = ReadContext(item.display, digest, dict(read_hints or {}), local_path=item.local_path,
-                      cut_short=item.damage.cut_short)
+                      cut_short=item.damage.cut_short, read_bytes=progress.advance)
     progress.start(item.display, item.size)
 
     def batches():
@@ -374,21 +394,29 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
         store.end_loading()
         state.stage = "analysing"
         settle_new_events(store, summaries)
+        progress.stage(STAGES[0])
         preservation = acquire(out, paths, follow_symlinks, {s.path: s.sha256 for s in summaries if s.sha256},
                                copy_evidence, command_line, len(summaries), sum(s.new_events for s in summaries))
         store.seal_external_access()
 
-        run = run_rules(store, compile_rules(rules, detection_settings(config)))
+        progress.stage(STAGES[1], len(rules))
+        compiled = compile_rules(rules, detection_settings(config), on_rule=progress.step)
+        progress.stage(STAGES[2], matching_steps(compiled))
+        run = run_rules(store, compiled, on_step=progress.step)
+        progress.stage(STAGES[3])
         findings = group_detections(store, run.detections)
+        progress.stage(STAGES[4], len(findings))
         ctx = TriageContext.build(store, config, {r.id: r.indicator for r in rules if r.indicator})
-        triage(findings, ctx)
+        triage(findings, ctx, on_finding=progress.step)
 
         rejections = [{"path": r.path, "locator": r.locator, "reason": r.reason}
                       for s in summaries for r in s.rejections][:MAX_REPORTED_REJECTIONS]
         document = findings_document(findings, [s.to_json() for s in summaries], rejections, run.skipped,
                                      rule_matches(store, rules))
         document["evidence_preservation"] = preservation.summary()
+        progress.stage(STAGES[5])
         add_case_plans(document, findings, store)
+        progress.stage(STAGES[6])
         timeline = _add_case_views(store, config, findings, document)
         store.db.execute("DELETE FROM findings")
         if document["findings"]:
@@ -398,10 +426,12 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
 
         # Written while the case is still open, so a second hunt into it cannot interleave its outputs.
         state.stage = "writing"
+        progress.stage(STAGES[7])
         outputs = (orjson.dumps(document, option=orjson.OPT_INDENT_2), render_html(document).encode("utf-8"),
                    render_markdown(document).encode("utf-8"), ocsf_jsonl(document), timeline_csv(timeline),
                    timeline_jsonl(timeline), iocs_csv(document["iocs"]), iocs_stix(document["iocs"]))
         replace_files({out / name: data for name, data in zip(OUTPUT_FILES, outputs, strict=True)})
+        progress.stage(None)
     return HuntResult(out, summaries, findings, document, events_in_case)
 
 
