@@ -11,17 +11,16 @@ import time
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     Progress,
     TextColumn,
     TimeElapsedColumn,
 )
 
-from mailhunt.cli import RichProgress
+from mailhunt.cli import AmountColumn, RichProgress
 from mailhunt.hunt import InputSummary
 
 console = Console(file=io.StringIO(), force_terminal=True, width=120, height=50)
-with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
+with Progress(TextColumn("{task.description}"), BarColumn(), AmountColumn(), TimeElapsedColumn(),
               console=console, transient=False) as progress:
     sink = RichProgress(progress)
     began = time.perf_counter()

@@ -139,7 +139,10 @@ class Tree(HTMLParser):
         self.stack: list[str] = []
         self.errors: list[str] = []
         self.marks: list[dict] = []
+        self.events: list[dict] = []
         self.titles_in_marks = 0
+        self.titles_in_events = 0
+        self.classes: list[list[str]] = []
         self.in_svg = 0
         self.svg_id = None
         self.in_style = False
@@ -155,12 +158,17 @@ class Tree(HTMLParser):
             self.svg_id = attributes.get("id")
         if tag == "style":
             self.in_style = True
-        if self.in_svg and "mark" in (attributes.get("class") or "").split():
+        classes = (attributes.get("class") or "").split()
+        if self.in_svg and "mark" in classes:
             self.marks.append(dict(attributes, svg=self.svg_id))
-        if tag == "title" and self.stack and self.stack[-1] in ("circle", "rect") and self.marks:
-            self.titles_in_marks += 1
+        if self.in_svg and "event" in classes:
+            self.events.append(dict(attributes, svg=self.svg_id))
+        if tag == "title" and self.stack and self.stack[-1] in ("circle", "rect", "polygon"):
+            self.titles_in_marks += "mark" in self.classes[-1]
+            self.titles_in_events += "event" in self.classes[-1]
         if tag not in self.VOID:
             self.stack.append(tag)
+            self.classes.append(classes)
 
     def handle_startendtag(self, tag, attrs):
         self.tags.append((tag, dict(attrs)))
@@ -172,6 +180,7 @@ class Tree(HTMLParser):
             self.errors.append(f"unexpected </{tag}> with open {self.stack[-3:]}")
             return
         self.stack.pop()
+        self.classes.pop()
         if tag == "svg":
             self.in_svg -= 1
         if tag == "style":

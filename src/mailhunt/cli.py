@@ -13,15 +13,21 @@ from pathlib import Path
 
 import orjson
 import typer
+from rich import filesize
+from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from mailhunt import __version__
 from mailhunt.atomic_files import OutputError, replace_files, unreplaceable_reason
@@ -119,13 +125,49 @@ def _check_out_dir(out: Path) -> None:
             raise _usage_error(f"--out {out}: {name} {reason}, so this hunt could not replace it")
 
 
+# What the steps of a counted analysis stage are (``hunt.STAGES``); other stages show no count.
+STAGE_UNITS = {"compiling the rules": "rules", "matching the rules": "passes", "triage": "findings"}
+
+
+class AmountColumn(ProgressColumn):
+    """A file's bytes read of its size (the bytes alone when its size is unknown, as in a .gz); an analysis
+    stage's steps done of its total (nothing when they are not counted)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.download = DownloadColumn()
+
+    def render(self, task: Task) -> Text:
+        unit = task.fields.get("unit", "bytes")
+        if unit == "bytes":
+            if not task.total:
+                return Text(f"{filesize.decimal(int(task.completed))} read", style="progress.download")
+            return self.download.render(task)
+        if task.total is None:
+            return Text("")
+        return Text(f"{int(task.completed)}/{int(task.total)} {unit}", style="progress.download")
+
+
 class RichProgress(ProgressSink):
     def __init__(self, progress: Progress):
         self.progress = progress
         self.task: TaskID | None = None
+        self.stage_task: TaskID | None = None
 
     def start(self, display: str, total: int | None) -> None:
-        self.task = self.progress.add_task(shown(_short(display)), total=total)
+        self.task = self.progress.add_task(shown(_short(display)), total=total, unit="bytes")
+
+    def stage(self, name: str | None, total: int | None = None) -> None:
+        """Show the analysis stage now running in place of the one before (None: analysis over)."""
+        if self.stage_task is not None:
+            self.progress.remove_task(self.stage_task)
+            self.stage_task = None
+        if name is not None:
+            self.stage_task = self.progress.add_task(name, total=total, unit=STAGE_UNITS.get(name, "steps"))
+
+    def step(self) -> None:
+        if self.stage_task is not None:
+            self.progress.advance(self.stage_task, 1)
 
     def advance(self, nbytes: int) -> None:
         if self.task is not None:
@@ -198,7 +240,7 @@ def hunt_command(
     _check_out_dir(out)
 
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
+        with Progress(TextColumn("{task.description}"), BarColumn(), AmountColumn(), TimeElapsedColumn(),
                       console=console, transient=False, disable=not console.is_terminal) as progress:
             result = hunt(paths, out, config, RichProgress(progress), [shipped_rules_dir(), *rules], read_hints,
                           follow_symlinks, copy_evidence=not no_copy, command_line=["mailhunt", *sys.argv[1:]])
@@ -301,6 +343,37 @@ class SummaryFilter:
         return " and ".join(parts)
 
 
+def findings_table(findings: list[dict], title: str, on: Console | None = None) -> Table:
+    """The findings as a table for a terminal as wide as ``on`` (default: the summary's console).
+
+    An id is never wrapped or cut, so it can be copied whole: when the table
+    with a column per field is wider than the terminal, indicator, actor and
+    first seen share one column, one per line, and only that column folds."""
+    on = on or console
+    width = max((len(shown(f["id"])) for f in findings), default=2)
+    wide = Table(title=title, title_justify="left")
+    for column in ("severity", "escalate", "indicator", "actor", "first seen (UTC)", "events"):
+        wide.add_column(column, overflow="fold")
+    wide.add_column("id", no_wrap=True, min_width=width)
+    for f in findings:
+        wide.add_row(f"[{SEVERITY_STYLE.get(f['severity'], '')}]{shown(f['severity'])}[/]",
+                     "yes" if f["escalate"] else "no", shown(f["indicator"]), shown(f["actor"] or "-"),
+                     shown(f["first_seen"]), str(f["event_count"]), shown(f["id"]))
+    if Measurement.get(on, on.options.update_width(1 << 16), wide).maximum <= on.width:
+        return wide
+    narrow = Table(title=title, title_justify="left")
+    narrow.add_column("id", no_wrap=True, min_width=width)
+    narrow.add_column("severity", no_wrap=True)
+    narrow.add_column("tier 2", no_wrap=True)
+    narrow.add_column("events", justify="right", no_wrap=True)
+    narrow.add_column("indicator / actor / first seen (UTC)", overflow="fold")
+    for f in findings:
+        narrow.add_row(shown(f["id"]), f"[{SEVERITY_STYLE.get(f['severity'], '')}]{shown(f['severity'])}[/]",
+                       "yes" if f["escalate"] else "no", str(f["event_count"]),
+                       f"{shown(f['indicator'])}\n{shown(f['actor'] or '-')}\n{shown(f['first_seen'])}")
+    return narrow
+
+
 def _print_summary(result: HuntResult, keep: SummaryFilter = SummaryFilter()) -> None:
     listed = 0
     for summary in result.inputs:
@@ -353,14 +426,7 @@ def _print_findings(result: HuntResult, keep: SummaryFilter) -> None:
     listed_findings = [f for f in result.document["findings"] if keep.keeps(f)]
     title = "Findings" if keep == SummaryFilter() else (
         f"Findings: {len(listed_findings)} of {len(result.document['findings'])} ({keep.describe()})")
-    findings = Table(title=title, title_justify="left")
-    for column in ("severity", "escalate", "indicator", "actor", "first seen (UTC)", "events", "id"):
-        findings.add_column(column)
-    for f in listed_findings:
-        findings.add_row(f"[{SEVERITY_STYLE.get(f['severity'], '')}]{shown(f['severity'])}[/]",
-                         "yes" if f["escalate"] else "no", shown(f["indicator"]), shown(f["actor"] or "-"),
-                         shown(f["first_seen"]), str(f["event_count"]), shown(f["id"]))
-    console.print(findings)
+    console.print(findings_table(listed_findings, title, console))
     if result.document.get("rule_matches"):
         matches = Table(title="Matches of your own rules (no indicator, so no finding)", title_justify="left")
         for column in ("rule", "level", "events", "first seen (UTC)"):

@@ -66,6 +66,9 @@ class EvidenceEvent:
             "subject": self.subject,
             "event_id": self.event_id,
             "logged_actor": self.logged_actor,
+            "source_ip": self.source_ip,
+            "user_agent": self.user_agent,
+            "app_id": self.app_id,
         }
 
 

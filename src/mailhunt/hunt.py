@@ -27,7 +27,12 @@ from mailhunt.case.iocs import collect_iocs
 from mailhunt.case.timeline import TIMELINE_FILES, build_timeline, timeline_refs
 from mailhunt.case_document import OUTPUT_FILES, case_outputs, save_analysis
 from mailhunt.config import Config
-from mailhunt.detect.engine import DetectionSettings, compile_rules, run_rules
+from mailhunt.detect.engine import (
+    DetectionSettings,
+    compile_rules,
+    matching_steps,
+    run_rules,
+)
 from mailhunt.detect.grouping import group_detections, rule_matches
 from mailhunt.detect.rules import load_rules
 from mailhunt.findings import Finding, findings_document
@@ -141,13 +146,28 @@ class _HuntState:
 
 
 class ProgressSink:
-    """Receives progress; the CLI shows it, tests ignore it."""
+    """Receives progress; the CLI shows it, tests ignore it.
+
+    While the evidence is read: ``start`` a file (its size in bytes, None when
+    unknown), ``advance`` by the bytes read, ``finish`` it. Then each analysis
+    stage (``STAGES``) as it begins, with how many steps it has when they are
+    counted (rules compiled, findings triaged), ``step`` after each, and
+    ``stage(None)`` when the last one is over."""
 
     def start(self, display: str, total: int | None) -> None: ...
 
     def advance(self, nbytes: int) -> None: ...
 
     def finish(self, summary: InputSummary) -> None: ...
+
+    def stage(self, name: str | None, total: int | None = None) -> None: ...
+
+    def step(self) -> None: ...
+
+
+# The analysis stages after reading, in the order a hunt goes through them (``ProgressSink.stage``).
+STAGES = ("preserving the evidence", "compiling the rules", "matching the rules", "grouping into findings",
+          "triage", "containment plans", "timeline and indicators", "writing the reports")
 
 
 class CountingReader(io.RawIOBase):
@@ -237,7 +257,7 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
         summary.already_loaded = True
         return summary
     ctx = ReadContext(item.display, digest, dict(read_hints or {}), local_path=item.local_path,
-                      cut_short=item.damage.cut_short)
+                      cut_short=item.damage.cut_short, read_bytes=progress.advance)
     progress.start(item.display, item.size)
 
     def batches():
@@ -368,17 +388,25 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
         store.end_loading()
         state.stage = "analysing"
         new_events, resumed_events = settle_new_events(store, summaries, hunt_number)
+        progress.stage(STAGES[0])
         preservation = acquire(out, paths, follow_symlinks, {s.path: s.sha256 for s in summaries if s.sha256},
                                copy_evidence, command_line, len(summaries), new_events)
         store.seal_external_access()
 
-        run = run_rules(store, compile_rules(rules, detection_settings(config)))
+        progress.stage(STAGES[1], len(rules))
+        compiled = compile_rules(rules, detection_settings(config), on_rule=progress.step)
+        progress.stage(STAGES[2], matching_steps(compiled))
+        run = run_rules(store, compiled, on_step=progress.step)
+        progress.stage(STAGES[3])
         findings = group_detections(store, run.detections)
+        progress.stage(STAGES[4], len(findings))
         ctx = TriageContext.build(store, config, {r.id: r.indicator for r in rules if r.indicator})
-        triage(findings, ctx)
+        triage(findings, ctx, on_finding=progress.step)
 
         analysis = findings_document(findings, [], [], run.skipped, rule_matches(store, rules))
+        progress.stage(STAGES[5])
         add_case_plans(analysis, findings, store)
+        progress.stage(STAGES[6])
         timeline = _add_case_views(store, config, findings, analysis)
         save_analysis(store, analysis["findings"], {
             "skipped_rules": analysis["skipped_rules"], "rule_matches": analysis["rule_matches"],
@@ -388,8 +416,10 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
 
         # Written while the case is still open, so a second hunt into it cannot interleave its outputs.
         state.stage = "writing"
+        progress.stage(STAGES[7])
         document, outputs = case_outputs(store, out)
         replace_files(outputs)
+        progress.stage(None)
     return HuntResult(out, summaries, findings, document, events_in_case, hunt_number, new_events, resumed_events)
 
 

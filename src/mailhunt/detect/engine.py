@@ -14,6 +14,7 @@ every other rule runs and keeps its matches.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import duckdb
@@ -125,7 +126,9 @@ class CompiledRules:
     references: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
-def compile_rules(rules: list[LoadedRule], settings: DetectionSettings | None = None) -> CompiledRules:
+def compile_rules(rules: list[LoadedRule], settings: DetectionSettings | None = None,
+                  on_rule: Callable[[], None] = lambda: None) -> CompiledRules:
+    """Each rule as SQL (``on_rule`` called once per rule, for progress)."""
     settings = settings or DetectionSettings()
     # pySigma's Backend.__new__ types **kwargs as dict values; __init__ takes a ProcessingPipeline here.
     backend = EventSQLBackend(processing_pipeline=build_pipeline(  # type: ignore[arg-type]
@@ -141,6 +144,8 @@ def compile_rules(rules: list[LoadedRule], settings: DetectionSettings | None = 
                 single.append((rule, rule_condition_sql(rule, backend)))
             except Exception as exc:  # noqa: BLE001 - a stranger's rule can make pySigma raise anything; it fails alone
                 skipped[rule.id] = failure_reason(exc)
+        if rule.id in settings.exclude_rules or not rule.is_correlation:
+            on_rule()
     ready_ids = {r.id for r, _ in single}
     correlations: list[tuple[LoadedRule, str]] = []
     references: dict[str, tuple[str, ...]] = {}
@@ -148,6 +153,7 @@ def compile_rules(rules: list[LoadedRule], settings: DetectionSettings | None = 
     for rule in [r for r in pending if not correlated_rules(r)]:
         skipped[rule.id] = "a correlation must list the rules it correlates (rules:)"
         pending.remove(rule)
+        on_rule()
     while pending:
         progressed = False
         for rule in list(pending):
@@ -171,10 +177,12 @@ def compile_rules(rules: list[LoadedRule], settings: DetectionSettings | None = 
             else:
                 continue
             pending.remove(rule)
+            on_rule()
             progressed = True
         if not progressed:
             for rule in pending:
                 skipped[rule.id] = "correlation references form a cycle"
+                on_rule()
             break
     return CompiledRules(single, correlations, skipped, settings, references)
 
@@ -231,7 +239,13 @@ def _unusable_references(references: list[tuple[str, str | None]], skipped: dict
         f"{name} ({_skip_reason(skipped, rule_id)})" for name, rule_id in unusable)
 
 
-def run_rules(store: CaseStore, compiled: CompiledRules) -> DetectionRun:
+def matching_steps(compiled: CompiledRules) -> int:
+    """How many steps ``run_rules`` reports: the one pass of all single-event rules, then each correlation."""
+    return 1 + len(compiled.correlations)
+
+
+def run_rules(store: CaseStore, compiled: CompiledRules, on_step: Callable[[], None] = lambda: None) -> DetectionRun:
+    """Match every compiled rule against the case (``on_step`` called after each of ``matching_steps``)."""
     db = store.db
     build_identity_table(store, compiled.settings.identities, compiled.settings.org_domains)
     store.resolved.refresh(compiled.settings.org_domains)
@@ -255,25 +269,32 @@ def run_rules(store: CaseStore, compiled: CompiledRules) -> DetectionRun:
         matched[rule.id] = counts.get(rule.id, 0)
         if rule.indicator:
             detections.extend(Detection(rule, [event_id]) for event_id in by_rule.get(rule.id, []))
+    on_step()
     for rule, sql in compiled.correlations:
-        unusable = _unusable_references([(rule_id, rule_id) for rule_id in compiled.references.get(rule.id, ())],
-                                        skipped)
-        if unusable:
-            skipped[rule.id] = unusable
-            continue
-        try:
-            matched[rule.id], instances = _run_correlation(db, rule, sql)
-        except duckdb.InterruptException:
-            raise
-        except duckdb.Error as exc:
-            db.execute("DELETE FROM matches WHERE rule_id = ?", [rule.id])
-            db.execute("DELETE FROM correlation_matches WHERE rule_id = ?", [rule.id])
-            skipped[rule.id] = failure_reason(exc)
-            continue
-        store.resolved.record_correlation_steps(rule.id, compiled.references.get(rule.id, ()))
-        if rule.indicator:
-            detections.extend(Detection(rule, ids) for _, ids in sorted(instances.items()))
+        detections.extend(_correlate(store, compiled, rule, sql, skipped, matched))
+        on_step()
     return DetectionRun(detections, skipped, matched)
+
+
+def _correlate(store: CaseStore, compiled: CompiledRules, rule: LoadedRule, sql: str, skipped: dict[str, str],
+               matched: dict[str, int]) -> list[Detection]:
+    """Run one correlation: its detections, or none with the reason in ``skipped``."""
+    unusable = _unusable_references([(rule_id, rule_id) for rule_id in compiled.references.get(rule.id, ())],
+                                    skipped)
+    if unusable:
+        skipped[rule.id] = unusable
+        return []
+    try:
+        matched[rule.id], instances = _run_correlation(store.db, rule, sql)
+    except duckdb.InterruptException:
+        raise
+    except duckdb.Error as exc:
+        store.db.execute("DELETE FROM matches WHERE rule_id = ?", [rule.id])
+        store.db.execute("DELETE FROM correlation_matches WHERE rule_id = ?", [rule.id])
+        skipped[rule.id] = failure_reason(exc)
+        return []
+    store.resolved.record_correlation_steps(rule.id, compiled.references.get(rule.id, ()))
+    return [Detection(rule, ids) for _, ids in sorted(instances.items())] if rule.indicator else []
 
 
 def _run_correlation(db: duckdb.DuckDBPyConnection, rule: LoadedRule, sql: str) -> tuple[int, dict[str, list[str]]]:

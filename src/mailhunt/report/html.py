@@ -16,6 +16,8 @@ from pathlib import Path
 import jinja2
 
 from mailhunt.atomic_files import replace_files
+from mailhunt.report.actors import FindingOwn, actor_stories, ioc_places, numbers_text
+from mailhunt.report.event_picture import collect_events, event_picture
 from mailhunt.report.summary import (
     NO_FINDINGS,
     NOTHING_READ,
@@ -48,8 +50,8 @@ SEVERITY_COLOURS = {
 }
 
 # Timeline geometry, in SVG user units (pixels at 100 %).
-WIDTH = 1100
-LABEL_WIDTH = 250
+WIDTH = 960
+LABEL_WIDTH = 210
 RIGHT_MARGIN = 20
 TOP = 28
 LANE_HEIGHT = 18
@@ -59,7 +61,7 @@ BAR_HEIGHT = 12
 POINT_RADIUS = 6
 AXIS_HEIGHT = 40
 MIN_BAR = 8
-MAX_LABEL_CHARS = 34
+MAX_LABEL_CHARS = 30
 TICK_STEPS = (
     60, 300, 600, 900, 1800, 3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600,
     86400, 2 * 86400, 7 * 86400, 14 * 86400, 28 * 86400, 91 * 86400, 365 * 86400,
@@ -250,7 +252,7 @@ def timeline(findings: list[dict], only: set[int] | None = None, by: str = "acto
     }
 
 
-def finding_view(finding: dict, index: int) -> dict:
+def finding_view(finding: dict, index: int, own: FindingOwn | None = None) -> dict:
     first, last = parse_utc(finding.get("first_seen")), parse_utc(finding.get("last_seen"))
     answers = finding.get("answers") or {}
     questions = []
@@ -270,7 +272,10 @@ def finding_view(finding: dict, index: int) -> dict:
         "severity": severity_of(finding),
         "colour": SEVERITY_COLOURS[severity_of(finding)],
         "escalate": finding.get("escalate") is True,
-        "reasons": [text(r) for r in finding.get("reasons") or []],
+        "reasons": own.reasons if own else [text(r) for r in finding.get("reasons") or []],
+        "shared_reasons": own.shared_reasons if own else 0,
+        "shared_l1": own.shared_l1 if own else 0,
+        "actor_anchor": own.actor_anchor if own else "",
         "actor": text(finding.get("actor")),
         "targets": [text(t) for t in finding.get("targets") or []],
         "host": text(finding.get("host")),
@@ -283,8 +288,10 @@ def finding_view(finding: dict, index: int) -> dict:
         "event_count": text(finding.get("event_count")),
         "questions": questions,
         "baseline": baseline_statement(finding),
-        "actor_resolution": [text(n) for n in finding.get("actor_resolution") or []],
-        "l1": l1_rows(finding),
+        # told once in the actor's story when the finding has one
+        "actor_resolution": [] if own else [text(n) for n in finding.get("actor_resolution") or []],
+        "resolution_in_story": bool(own and finding.get("actor_resolution")),
+        "l1": own.l1 if own else l1_rows(finding),
         "containment": containment_rows(finding),
         "verification": verification_text(finding),
         "evidence": [{
@@ -312,18 +319,33 @@ def _environment() -> jinja2.Environment:
     )
 
 
+def source_formats(document: dict) -> dict[str, str]:
+    """Input path -> its format, for the lanes of the event pictures."""
+    return {text(i.get("path")): text(i.get("format")) for i in document.get("inputs") or []
+            if isinstance(i, dict) and i.get("format")}
+
+
 def render_html(document: dict) -> str:
     findings = ordered_findings(document)
     summary = case_summary(document)
     zoom = zoom_selection(findings)
+    stories, owns = actor_stories(document, findings, anchor_for)
+    places, formats = ioc_places(document), source_formats(document)
+    events = event_picture(collect_events(findings, list(range(len(findings))), anchor_for, places), formats)
+    actor_pictures = {story.anchor: event_picture(collect_events(findings, story.findings, anchor_for, places),
+                                                  formats) for story in stories}
     return _environment().get_template(TEMPLATE).render(
+        stories=stories,
+        actor_pictures=actor_pictures,
+        events=events,
+        numbers_text=numbers_text,
         summary=summary,
         no_findings=NOTHING_READ if summary["nothing_read"] else NO_FINDINGS,
         severity_order=SEVERITY_ORDER,
         colours=SEVERITY_COLOURS,
         timeline=timeline(findings),
         zoom=timeline(findings, zoom, by="indicator") if zoom else None,
-        findings=[finding_view(f, i) for i, f in enumerate(findings)],
+        findings=[finding_view(f, i, owns.get(i)) for i, f in enumerate(findings)],
         logging_gaps=logging_rows(document),
         indicators=indicator_rows(document),
         rejections=[{k: text(r.get(k)) for k in ("path", "locator", "reason")}

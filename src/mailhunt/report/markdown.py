@@ -23,6 +23,7 @@ from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 from mailhunt.atomic_files import replace_files
+from mailhunt.report.actors import ActorStory, FindingOwn, actor_stories, numbers_text
 from mailhunt.report.summary import (
     NO_FINDINGS,
     NOTHING_READ,
@@ -60,6 +61,12 @@ def md(value) -> str:
     s = _LEADING_TRIGGER.sub(r"\\\1", s)
     s = _LEADING_ORDERED.sub(r"\1\\\2", s)
     return s
+
+
+def md_inline(value) -> str:
+    """Escape one value placed inside a line, after other text (never at the start of a line or cell): as
+    ``md`` but without the escapes of a leading ``1.``, ``#`` or ``=``, which only act at the start."""
+    return _SPECIAL.sub(r"\\\1", text(value).strip())
 
 
 def md_code(value) -> str:
@@ -129,10 +136,14 @@ def render_markdown(document: dict, max_evidence_rows: int = MAX_EVIDENCE_ROWS) 
                       right={0, 6})
         out.append("")
 
+    stories, owns = actor_stories(document, findings)
+    out += _stories(stories)
     out += _indicators(document)
 
+    if findings:
+        out += ["## Findings in detail", ""]
     for number, finding in enumerate(findings, start=1):
-        out += _finding(number, finding, max_evidence_rows)
+        out += _finding(number, finding, max_evidence_rows, owns.get(number - 1))
 
     gaps = logging_rows(document)
     if gaps:
@@ -178,6 +189,67 @@ def _indicators(document: dict) -> list[str]:
     return out
 
 
+def _stories(stories: list[ActorStory]) -> list[str]:
+    """One section per actor: what it did in time order, from where, and the reasons its findings share."""
+    if not stories:
+        return []
+    out = ["## What each actor did", "",
+           ("The findings of each actor (the resolved identity: every name the logs give the same person), told "
+            "in time order. What the findings of an actor share is said here once; each finding below keeps only "
+            "what is its own."), ""]
+    for story in stories:
+        total = len(story.steps)
+        state = f"{story.escalated} of {total} escalated" if story.escalated else "not escalated"
+        out += [f"### {md(story.actor)}: {story.severity}, {state}", ""]
+        line = f"{count_of(total, 'finding')}, {count_of(story.events, 'distinct event')} listed"
+        if story.span:
+            line += f", {md(story.span)}"
+        line += "."
+        if story.aliases:
+            line += " Also logged as: " + ", ".join(md_inline(a) for a in story.aliases) + "."
+        out += [line, ""]
+        out += [f"- {md(note)}" for note in story.resolution]
+        if story.resolution:
+            out.append("")
+        if story.network:
+            out += ["**Where from, with what**", ""]
+            for group in story.network:
+                values = []
+                for entry in group["entries"]:
+                    where = f" ({md(entry['where'])})" if entry["where"] else ""
+                    seen = f", {md(entry['seen'])}, {entry['events']} of its events" if entry["seen"] else ""
+                    values.append(f"{md_inline(entry['value'])}{where}{seen}")
+                out.append(f"- {md(group['label'])}: " + "; ".join(values))
+            out.append("")
+        out += ["**In time order**", ""]
+        for step in story.steps:
+            took = f" ({step.duration})" if step.duration and step.duration != "single moment" else ""
+            line = (f"- **{md(step.when)}**{took}: finding {step.number}, {md(step.indicator)} ({step.severity}, "
+                    f"{'escalated' if step.escalate else 'not escalated'}), "
+                    f"{count_of(int(step.events) if step.events.isdigit() else 0, 'event')}")
+            if step.actions:
+                line += f": {md(step.actions)}"
+            if step.targets:
+                line += " on " + ", ".join(md_inline(t) for t in step.targets)
+            if step.ips:
+                line += ", from " + ", ".join(md_inline(ip) + (f" ({md(where)})" if where else "")
+                                              for ip, where in step.ips)
+            out.append(line + f". Id {md_inline(step.finding_id)}.")
+        out.append("")
+        if story.shared_reasons:
+            out += ["**Reasons these findings share**", ""]
+            out += [f"- {md(r.text)} ({numbers_text(r.numbers, r.all_findings, total)})" for r in story.shared_reasons]
+            out.append("")
+        if story.shared_l1:
+            out += ["**L1 steps these findings share**", ""]
+            out += _table(["Step", "Result", "Detail", "Findings"],
+                          [[md(s["label"]), f"**{md(s['result'])}**" if s["tone"] == "concern" else md(s["result"]),
+                            md(s["detail"]), numbers_text(s["numbers"], s["all_findings"], total)]
+                           for s in story.shared_l1])
+            out.append("")
+    return out
+
+
 def _first_evidence(match: dict) -> str:
     evidence = [e for e in match.get("evidence") or [] if isinstance(e, dict)]
     if not evidence:
@@ -186,17 +258,21 @@ def _first_evidence(match: dict) -> str:
     return f"{first.get('action')} at {first.get('source')}:{first.get('locator')}"
 
 
-def _finding(number: int, finding: dict, max_evidence_rows: int) -> list[str]:
+def _finding(number: int, finding: dict, max_evidence_rows: int, own: FindingOwn | None = None) -> list[str]:
     severity = severity_of(finding)
     escalate = finding.get("escalate") is True
     out = [f"### {number}. {md(finding.get('indicator'))}: {severity}, "
            + ("escalate to Tier 2" if escalate else "not escalated"), ""]
-    reasons = [r for r in finding.get("reasons") or []]
+    reasons = own.reasons if own else [r for r in finding.get("reasons") or []]
+    shared = own.shared_reasons if own else 0
     out.append(f"**Decision:** {'Escalate to Tier 2' if escalate else 'Not escalated'}"
-               + (" because:" if reasons else "."))
+               + (" because:" if reasons or shared else "."))
     out.append("")
     out += [f"- {md(r)}" for r in reasons]
-    if reasons:
+    if shared:
+        out.append(f"- {'and ' if reasons else ''}what it shares with the actor's other findings: see "
+                   f"{md(finding.get('actor')) or 'the actor'} under What each actor did")
+    if reasons or shared:
         out.append("")
 
     first, last = parse_utc(finding.get("first_seen")), parse_utc(finding.get("last_seen"))
@@ -206,8 +282,9 @@ def _finding(number: int, finding: dict, max_evidence_rows: int) -> list[str]:
     rules = finding.get("rules") or ([finding["rule"]] if isinstance(finding.get("rule"), dict) else [])
     facts = [
         ["Finding id", md(finding.get("id"))],
-        ["Actor", "; ".join([md(finding.get("actor")) or "unknown",
-                               *(md(n) for n in finding.get("actor_resolution") or [])])],
+        ["Actor", (md(finding.get("actor")) or "unknown") + " (the names it stands for: see the actor's story)"
+         if own and finding.get("actor_resolution") else
+         "; ".join([md(finding.get("actor")) or "unknown", *(md(n) for n in finding.get("actor_resolution") or [])])],
         ["Targets", "; ".join(md(t) for t in finding.get("targets") or []) or "none recorded"],
     ]
     if finding.get("host"):
@@ -237,9 +314,14 @@ def _finding(number: int, finding: dict, max_evidence_rows: int) -> list[str]:
     out.append("")
     if baseline_statement(finding):
         out += [f"*{md(baseline_statement(finding))}*", ""]
-    steps = l1_rows(finding)
-    if steps:
+    steps = own.l1 if own else l1_rows(finding)
+    if own and own.shared_l1:
+        out += ["**L1 steps**", "",
+                (f"{count_of(own.shared_l1, 'step')} with the same result as in the actor's other findings: see "
+                 f"{md(finding.get('actor')) or 'the actor'} under What each actor did."), ""]
+    elif steps:
         out += ["**L1 steps**", ""]
+    if steps:
         out += _table(["Step", "Result", "Detail"],
                       [[md(s["label"]), f"**{md(s['result'])}**" if s["tone"] == "concern" else md(s["result"]),
                         md(s["detail"])] for s in steps])

@@ -73,6 +73,9 @@ class ReadContext:
     notes: list[str] = field(default_factory=list)
     cut_short: Callable[[], str | None] = field(default=lambda: None)
     duplicate_keys: dict[int, str] = field(default_factory=dict)
+    # A reader that reads the file by ``local_path`` instead of through the stream reports here how many
+    # more bytes of it it has got through, so the hunt's progress moves (the stream counts only its own reads).
+    read_bytes: Callable[[int], None] = field(default=lambda count: None)
 
     @property
     def sha256(self) -> str:

@@ -26,7 +26,7 @@ import re
 import struct
 import tempfile
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, BinaryIO
 
@@ -128,7 +128,9 @@ class EvtxBinary:
 
     def read(self, stream: BinaryIO, ctx: ReadContext) -> Iterator[pa.Table]:
         if ctx.local_path is not None and _utf8_name(ctx.local_path):
-            yield from self._parse(ctx.local_path, ctx)
+            progress = ChunkProgress(ctx.local_path, ctx.read_bytes)
+            yield from self._parse(ctx.local_path, ctx, progress)
+            progress.done()
             return
         with tempfile.NamedTemporaryFile(prefix="mailhunt-evtx-", suffix=".evtx") as spool:
             try:
@@ -139,8 +141,9 @@ class EvtxBinary:
             spool.flush()
             yield from self._parse(spool.name, ctx)
 
-    def _parse(self, path: str, ctx: ReadContext) -> Iterator[pa.Table]:
-        """Records of the EVTX file at ``path``: the evidence itself, or its spooled copy."""
+    def _parse(self, path: str, ctx: ReadContext, progress: ChunkProgress | None = None) -> Iterator[pa.Table]:
+        """Records of the EVTX file at ``path``: the evidence itself (its ``progress`` reported as the
+        parser moves from chunk to chunk), or its spooled copy (counted while it was spooled)."""
         from evtx import PyEvtxParser
 
         try:
@@ -149,10 +152,11 @@ class EvtxBinary:
             ctx.reject("record 1", f"not a readable EVTX file: {exc}")
             return
         with ThreadPoolExecutor(max_workers=NORMALIZER_THREADS, thread_name_prefix="mailhunt-evtx") as pool:
-            yield from self._records(parser, ctx, pool)
+            yield from self._records(parser, ctx, pool, progress)
         report_partial_chunk(path, ctx)
 
-    def _records(self, parser, ctx: ReadContext, pool: ThreadPoolExecutor) -> Iterator[pa.Table]:
+    def _records(self, parser, ctx: ReadContext, pool: ThreadPoolExecutor,
+                 progress: ChunkProgress | None = None) -> Iterator[pa.Table]:
         events = WindowsEventStream(ctx, self.locator_unit)
         batches = ParallelBatches(events, pool)
         records = parser.records_json()
@@ -179,6 +183,8 @@ class EvtxBinary:
                                                     f"(damaged record header, after record {last_id})")
                 continue
             last_id = record["event_record_id"]
+            if progress is not None:
+                progress.reached(last_id)
             texts.append(record["data"])
             locators.append(last_id)
             if len(texts) >= BATCH_RECORDS:
@@ -206,6 +212,54 @@ class EvtxBinary:
         else:
             ctx.records += 1
             ctx.reject(f"record {last_id + 1}", f"record cannot be parsed (after record {last_id}): {message[:300]}")
+
+
+class ChunkProgress:
+    """How far the parser, reading an EVTX file by its path, has got through it, in bytes.
+
+    The parser reads the file itself, so the hunt's stream counts nothing and
+    the progress would stay at 0 until the file is done. The chunk headers
+    name the last record of each 64 KiB chunk: a record after it means the
+    chunk is read, and its bytes are reported. ``done`` reports the rest
+    (header, damaged or partial chunks), so a file read to its end counts its
+    size exactly."""
+
+    def __init__(self, path: str, report: Callable[[int], None]):
+        self.report = report
+        self.reported = 0
+        self.size = 0
+        self.ends: deque[tuple[int, int]] = deque()   # (last record id of a chunk, byte where the chunk ends)
+        try:
+            with open(path, "rb") as evtx:
+                evtx.seek(0, 2)
+                self.size = evtx.tell()
+                offset = EVTX_HEADER_BYTES
+                while offset + EVTX_CHUNK_BYTES <= self.size:
+                    evtx.seek(offset)
+                    head = evtx.read(40)
+                    if head.startswith(EVTX_CHUNK_MAGIC) and len(head) == 40:
+                        last = struct.unpack_from("<Q", head, 32)[0]
+                        if not self.ends or last > self.ends[-1][0]:
+                            self.ends.append((last, offset + EVTX_CHUNK_BYTES))
+                    offset += EVTX_CHUNK_BYTES
+        except OSError:
+            self.ends.clear()
+
+    def reached(self, record_id: int) -> None:
+        """The parser has given the record ``record_id``: every chunk ending before it is read."""
+        end = None
+        while self.ends and record_id > self.ends[0][0]:
+            end = self.ends.popleft()[1]
+        if end is not None:
+            self._to(end)
+
+    def done(self) -> None:
+        self._to(self.size)
+
+    def _to(self, offset: int) -> None:
+        if offset > self.reported:
+            self.report(offset - self.reported)
+            self.reported = offset
 
 
 def report_partial_chunk(path: str, ctx: ReadContext) -> None:

@@ -7,6 +7,8 @@ the answers to questions 1 and 3 and the L1 steps.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from mailhunt.events import iso_z
 from mailhunt.findings import Finding
 from mailhunt.triage import (
@@ -27,7 +29,8 @@ QUESTION_MODULES = (
 )
 
 
-def triage(findings: list[Finding], ctx: TriageContext) -> None:
+def triage(findings: list[Finding], ctx: TriageContext, on_finding: Callable[[], None] = lambda: None) -> None:
+    """Answer the questions, do the L1 steps and decide, finding by finding (``on_finding`` after each)."""
     ctx.prepare(findings)
     for finding in findings:
         assessment = assess(finding, ctx)
@@ -43,6 +46,7 @@ def triage(findings: list[Finding], ctx: TriageContext) -> None:
         decision = escalation.decide(finding, assessment, judgment, ctx)
         finding.escalate, finding.severity, finding.reasons = decision.escalate, decision.severity, decision.reasons
         finding.decision = decision.record
+        on_finding()
 
 
 __all__ = ["TriageContext", "triage"]
