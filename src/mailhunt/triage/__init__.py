@@ -17,7 +17,7 @@ from mailhunt.triage import (
     usual_for_account,
 )
 from mailhunt.triage.context import TriageContext
-from mailhunt.triage.l1_steps import l1_steps
+from mailhunt.triage.l1_steps import l1_steps, prepare_steps
 from mailhunt.triage.legitimacy import assess, judge
 
 QUESTION_MODULES = (
@@ -29,6 +29,7 @@ QUESTION_MODULES = (
 
 def triage(findings: list[Finding], ctx: TriageContext) -> None:
     ctx.prepare(findings)
+    prepare_steps(findings, ctx)
     for finding in findings:
         assessment = assess(finding, ctx)
         for module in QUESTION_MODULES:
