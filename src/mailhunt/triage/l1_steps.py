@@ -95,12 +95,12 @@ EVENT_STEPS = ("sign_ins", "password_changes", "mfa_changes", "consent_grants")
 def prepare_steps(findings: list[Finding], ctx: TriageContext) -> None:
     """Read the events every finding's steps ask about, one query per step for all findings, and the baselines
     of the sign-ins' scopes."""
-    with_actor = [f for f in findings if f.actor is not None]
+    asked = [(finding, (finding.actor, *_window(finding))) for finding in findings if finding.actor is not None]
     for name in EVENT_STEPS:
-        ctx.prepare_actor_events([(f.actor, *_window(f)) for f in with_actor], *_question(name))
+        ctx.prepare_actor_events([request for _, request in asked], *_question(name))
     sign_in_scopes = []
-    for finding in with_actor:
-        rows = ctx.actor_events(finding.actor, *_window(finding), *_question("sign_ins"))
+    for finding, (actor, start, end) in asked:
+        rows = ctx.actor_events(actor, start, end, *_question("sign_ins"))
         if rows:
             sign_in_scopes.append((finding, ctx.scopes_of_rows(rows)))
     ctx.prepare_baselines(sign_in_scopes)
