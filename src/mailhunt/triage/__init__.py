@@ -19,6 +19,8 @@ from mailhunt.triage import (
 from mailhunt.triage.context import TriageContext
 from mailhunt.triage.l1_steps import l1_steps, prepare_steps
 from mailhunt.triage.legitimacy import assess, judge
+from mailhunt.triage.policy import policy
+from mailhunt.triage.signals import prepare_signals
 
 QUESTION_MODULES = (
     export_followed_by_deletion,
@@ -30,6 +32,7 @@ QUESTION_MODULES = (
 def triage(findings: list[Finding], ctx: TriageContext) -> None:
     ctx.prepare(findings)
     prepare_steps(findings, ctx)
+    prepare_signals(findings, ctx, policy())
     for finding in findings:
         assessment = assess(finding, ctx)
         for module in QUESTION_MODULES:
