@@ -293,10 +293,12 @@ class ResolvedEvents:
 
     def rule_changes(self, event_ids: list[str]) -> list[dict]:
         """Time, action, cmdlet parameters and target (as logged) of these events, in time order."""
-        return self._dicts(
-            """SELECT "@timestamp" AS ts, "event.action" AS action, params, "user.target.name" AS target
-                FROM events WHERE "event.id" IN (SELECT unnest(?::VARCHAR[])) ORDER BY ts""",
-            [list(event_ids)])
+        return self.rule_changes_of([event_ids])[0]
+
+    def rule_changes_of(self, event_ids: list[list[str]]) -> list[list[dict]]:
+        """``rule_changes`` of each list of event ids, in one pass over the events for all of them."""
+        return self._events_of(event_ids, """SELECT w.finding, e."@timestamp" AS ts, e."event.action" AS action,
+                                                    e.params, e."user.target.name" AS target""")
 
     def message_log_spans(self, datasets: tuple[str, ...]) -> list[tuple]:
         """Per file of these message-log datasets: first and last record, and the query's own start and end
@@ -320,9 +322,32 @@ class ResolvedEvents:
 
     def logged_events(self, event_ids: list[str], columns: tuple[str, ...]) -> list[dict]:
         """``columns`` of these events as their records log them (names not resolved), in time order."""
-        names = ", ".join(_quoted(c) for c in columns)
-        return self._dicts(f"""SELECT {names} FROM events WHERE "event.id" IN (SELECT unnest(?::VARCHAR[]))
-                               ORDER BY "@timestamp", "event.id" """, [list(event_ids)])
+        return self.logged_events_of([event_ids], columns)[0]
+
+    def logged_events_of(self, event_ids: list[list[str]], columns: tuple[str, ...]) -> list[list[dict]]:
+        """``logged_events`` of each list of event ids, in one pass over the events for all of them."""
+        return self._events_of(event_ids, "SELECT w.finding, " + ", ".join(f"e.{_quoted(c)}" for c in columns))
+
+    def _events_of(self, event_ids: list[list[str]], select: str) -> list[list[dict]]:
+        """Rows of ``select`` (this module's SQL over ``w.finding`` and the events ``e``) for each list of event
+        ids, each event once a list, in time order (then by id)."""
+        found: list[list[dict]] = [[] for _ in event_ids]
+        wanted = pa.table({"finding": pa.array([i for i, ids in enumerate(event_ids) for _ in ids], pa.int64()),
+                           "event_id": pa.array([e for ids in event_ids for e in ids], pa.string())})
+        if not wanted.num_rows:
+            return found
+        self.db.register("finding_events_wanted", wanted)
+        try:
+            cursor = self.db.execute(
+                f"""{select} FROM (SELECT DISTINCT finding, event_id FROM finding_events_wanted) w
+                    JOIN events e ON e."event.id" = w.event_id
+                    ORDER BY w.finding, e."@timestamp", e."event.id" """)
+            names = [d[0] for d in cursor.description][1:]
+            for finding, *values in cursor.fetchall():
+                found[finding].append(dict(zip(names, values)))
+        finally:
+            self.db.unregister("finding_events_wanted")
+        return found
 
     def rule_matches(self, event_ids: list[str], rule_ids: list[str]) -> list[tuple[str, str]]:
         """(rule id, event id) of every match of these rules among these events."""

@@ -8,6 +8,7 @@ case store's resolved-events relation (``CaseStore.resolved``,
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -26,6 +27,9 @@ DETAIL_COLUMNS = ("event.id", "@timestamp", "event.action", "event.outcome", "ev
                   "process.parent.executable", "process.parent.command_line", "powershell.file.script_block_text", "app.id",
                   "user_agent.original", "parameters", "email.subject", "email.from.address", "labels",
                   "log.file.path", "log.record")
+
+# Events of findings read in one pass for ``logged_rows``, at most.
+LOGGED_CHUNK_EVENTS = 100_000
 
 # The columns of a detail row: every detail column but the event's own identity, and the event's scope and
 # application baseline (the resolved relation's detection fields).
@@ -51,6 +55,10 @@ class TriageContext:
     _steps: dict = field(default_factory=dict, repr=False)
     _matched: dict = field(default_factory=dict, repr=False)
     _people: set = field(default_factory=set, repr=False)
+    _findings: list = field(default_factory=list, repr=False)
+    _rule_changes: dict = field(default_factory=dict, repr=False)
+    _logged: dict = field(default_factory=dict, repr=False)
+    _message_spans: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, store: CaseStore, config: Config, indicator_of_rule: dict[str, str]) -> TriageContext:
@@ -63,6 +71,7 @@ class TriageContext:
         and load their details: per-actor questions then read those alone instead of the whole case."""
         names = sorted({n for f in findings for n in (f.actor, *f.targets) if n})
         self._people |= set(names)
+        self._findings = list(findings)
         self.store.resolved.restrict_to_people(names, DETAIL_COLUMNS)
         self._details.update(self._load_details(findings))
         self.prepare_baselines([(f, self.scopes(f)) for f in findings])
@@ -143,6 +152,45 @@ class TriageContext:
         if cached is None or cached[0] is not finding:
             self._details.update(self._load_details([finding]))
         return self._details[id(finding)][1]
+
+    def rule_changes(self, finding: Finding, indicators: Collection[str]) -> list[dict]:
+        """The finding's events as rule changes (``ResolvedEvents.rule_changes``), read at the first call for
+        every prepared finding of these indicators in one pass over the events."""
+        cached = self._rule_changes.get(id(finding))
+        if cached is None or cached[0] is not finding:
+            among = [f for f in self._findings if f.indicator in indicators and f is not finding
+                     and id(f) not in self._rule_changes]
+            among.insert(0, finding)
+            for f, rows in zip(among, self.store.resolved.rule_changes_of([list(f.event_ids) for f in among]),
+                               strict=True):
+                self._rule_changes[id(f)] = (f, rows)
+        return self._rule_changes[id(finding)][1]
+
+    def logged_rows(self, finding: Finding, limit: int, columns: tuple[str, ...]) -> list[dict]:
+        """``columns`` of the finding's first ``limit`` events as logged, in time order. Read with those of the
+        prepared findings after it, up to ``LOGGED_CHUNK_EVENTS`` events in one pass over the events; only the
+        last such chunk is kept."""
+        cached = self._logged.get(id(finding))
+        if cached is None or cached[0] is not finding:
+            start = next((i for i, f in enumerate(self._findings) if f is finding), None)
+            following = self._findings[start + 1:] if start is not None else []
+            chunk: list[tuple[Finding, list[str]]] = []
+            total = 0
+            for f in [finding, *following]:
+                ids = f.first_event_ids(limit)
+                if chunk and total + len(ids) > LOGGED_CHUNK_EVENTS:
+                    break
+                chunk.append((f, ids))
+                total += len(ids)
+            rows = self.store.resolved.logged_events_of([ids for _, ids in chunk], columns)
+            self._logged = {id(f): (f, r) for (f, _), r in zip(chunk, rows, strict=True)}
+        return self._logged[id(finding)][1]
+
+    def message_log_spans(self, datasets: tuple[str, ...]) -> list[tuple]:
+        """``ResolvedEvents.message_log_spans``, read once per set of datasets."""
+        if datasets not in self._message_spans:
+            self._message_spans[datasets] = self.store.resolved.message_log_spans(datasets)
+        return list(self._message_spans[datasets])
 
     def records_naming(self, finding: Finding, text: str) -> int:
         """How many of the finding's raw records contain ``text`` (case-insensitive)."""

@@ -56,11 +56,10 @@ class Inputs:
     def rows(self) -> list[dict]:
         """The finding's events (up to ``MAX_ROWS``), each with its id, in time order."""
         if self._rows is None:
-            ids = self.finding.first_event_ids(MAX_ROWS)
-            if self.ctx is None or not ids:
+            if self.ctx is None or not self.finding.first_event_ids(1):
                 self._rows = []
             else:
-                self._rows = self.ctx.store.resolved.logged_events(list(ids), ROW_COLUMNS)
+                self._rows = self.ctx.logged_rows(self.finding, MAX_ROWS, ROW_COLUMNS)
         return self._rows
 
     def matched_by(self, rule_names: frozenset[str]) -> set[str]:
