@@ -41,6 +41,8 @@ EXTERNAL_RECIPIENTS = "external_recipients"
 PEOPLE_RELATION = "people_events"
 
 TENANT = "scope.tenant"
+# The columns ``resolved_select`` reads to resolve names, tenant and family.
+RESOLVING_COLUMNS = ("user.name", "user.id", "user.target.name", "organization.id", "event.dataset")
 FAMILY = "scope.family"
 
 # event.dataset prefix -> source family; the first prefix that matches wins, an
@@ -125,6 +127,18 @@ class HistoryRow:
     target: str | None
     events: int
     first: datetime
+
+
+@dataclass(frozen=True)
+class HistoryRequest:
+    """An actor's earlier events asked for: in ``scopes``, in [since, before); ``rule_ids``: the rules whose
+    matches among them are counted (``matched_by_actors``)."""
+
+    actor: str
+    scopes: tuple[Scope, ...]
+    since: datetime
+    before: datetime
+    rule_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -244,8 +258,10 @@ class ResolvedEvents:
             db.execute("""CREATE OR REPLACE TEMP TABLE wanted_names AS
                           SELECT name FROM wanted_people
                           UNION SELECT alias FROM identities WHERE actor IN (SELECT name FROM wanted_people)""")
-            db.execute("""CREATE OR REPLACE TEMP TABLE people_logged AS
-                          SELECT * FROM events WHERE "user.name" IN (SELECT name FROM wanted_names)
+            # only the columns kept and those resolving names and scopes: not the raw records
+            logged = ", ".join(_quoted(c) for c in dict.fromkeys((*RESOLVING_COLUMNS, *columns)))
+            db.execute(f"""CREATE OR REPLACE TEMP TABLE people_logged AS
+                          SELECT {logged} FROM events WHERE "user.name" IN (SELECT name FROM wanted_names)
                              OR "user.id" IN (SELECT name FROM wanted_names)
                              OR "user.target.name" IN (SELECT name FROM wanted_names)""")
             kept = ", ".join(_quoted(c) for c in (*columns, TENANT, FAMILY))
@@ -277,10 +293,12 @@ class ResolvedEvents:
 
     def rule_changes(self, event_ids: list[str]) -> list[dict]:
         """Time, action, cmdlet parameters and target (as logged) of these events, in time order."""
-        return self._dicts(
-            """SELECT "@timestamp" AS ts, "event.action" AS action, params, "user.target.name" AS target
-                FROM events WHERE "event.id" IN (SELECT unnest(?::VARCHAR[])) ORDER BY ts""",
-            [list(event_ids)])
+        return self.rule_changes_of([event_ids])[0]
+
+    def rule_changes_of(self, event_ids: list[list[str]]) -> list[list[dict]]:
+        """``rule_changes`` of each list of event ids, in one pass over the events for all of them."""
+        return self._events_of(event_ids, """SELECT w.finding, e."@timestamp" AS ts, e."event.action" AS action,
+                                                    e.params, e."user.target.name" AS target""")
 
     def message_log_spans(self, datasets: tuple[str, ...]) -> list[tuple]:
         """Per file of these message-log datasets: first and last record, and the query's own start and end
@@ -304,9 +322,32 @@ class ResolvedEvents:
 
     def logged_events(self, event_ids: list[str], columns: tuple[str, ...]) -> list[dict]:
         """``columns`` of these events as their records log them (names not resolved), in time order."""
-        names = ", ".join(_quoted(c) for c in columns)
-        return self._dicts(f"""SELECT {names} FROM events WHERE "event.id" IN (SELECT unnest(?::VARCHAR[]))
-                               ORDER BY "@timestamp", "event.id" """, [list(event_ids)])
+        return self.logged_events_of([event_ids], columns)[0]
+
+    def logged_events_of(self, event_ids: list[list[str]], columns: tuple[str, ...]) -> list[list[dict]]:
+        """``logged_events`` of each list of event ids, in one pass over the events for all of them."""
+        return self._events_of(event_ids, "SELECT w.finding, " + ", ".join(f"e.{_quoted(c)}" for c in columns))
+
+    def _events_of(self, event_ids: list[list[str]], select: str) -> list[list[dict]]:
+        """Rows of ``select`` (this module's SQL over ``w.finding`` and the events ``e``) for each list of event
+        ids, each event once a list, in time order (then by id)."""
+        found: list[list[dict]] = [[] for _ in event_ids]
+        wanted = pa.table({"finding": pa.array([i for i, ids in enumerate(event_ids) for _ in ids], pa.int64()),
+                           "event_id": pa.array([e for ids in event_ids for e in ids], pa.string())})
+        if not wanted.num_rows:
+            return found
+        self.db.register("finding_events_wanted", wanted)
+        try:
+            cursor = self.db.execute(
+                f"""{select} FROM (SELECT DISTINCT finding, event_id FROM finding_events_wanted) w
+                    JOIN events e ON e."event.id" = w.event_id
+                    ORDER BY w.finding, e."@timestamp", e."event.id" """)
+            names = [d[0] for d in cursor.description][1:]
+            for finding, *values in cursor.fetchall():
+                found[finding].append(dict(zip(names, values)))
+        finally:
+            self.db.unregister("finding_events_wanted")
+        return found
 
     def rule_matches(self, event_ids: list[str], rule_ids: list[str]) -> list[tuple[str, str]]:
         """(rule id, event id) of every match of these rules among these events."""
@@ -337,14 +378,40 @@ class ResolvedEvents:
     def person_events(self, person: str, start: datetime, end: datetime, condition: str, params: list,
                       columns: tuple[str, ...]) -> list[dict]:
         """``columns`` of the events by or on the resolved ``person`` between start and end that meet
-        ``condition`` (SQL over the relation's columns written by the caller from its own constants; values
-        are bound through ``params``), in time order."""
-        cols = ", ".join(_quoted(c) for c in columns)
-        rows = self.db.execute(
-            f"""SELECT {cols} FROM {PEOPLE_RELATION}
-                WHERE ("user.name" = ? OR "user.target.name" = ?) AND "@timestamp" BETWEEN ? AND ? AND ({condition})
-                ORDER BY "@timestamp", "event.id" """, [person, person, start, end, *params]).fetchall()
-        return [dict(zip(columns, values)) for values in rows]
+        ``condition`` (SQL over the relation's columns and ``"request.person"``, the person asked about, written
+        by the caller from its own constants; values are bound through ``params``), in time order."""
+        return self.persons_events([(person, start, end)], condition, params, columns)[0]
+
+    def persons_events(self, requests: list[tuple[str, datetime, datetime]], condition: str, params: list,
+                       columns: tuple[str, ...]) -> list[list[dict]]:
+        """``person_events`` of each (person, start, end), in one query for all of them."""
+        found: list[list[dict]] = [[] for _ in requests]
+        if not requests:
+            return found
+        self.db.register("person_requests", pa.table({
+            "request": pa.array(range(len(requests)), pa.int64()),
+            "person": pa.array([r[0] for r in requests], pa.string()),
+            "start": pa.array([r[1] for r in requests], pa.timestamp("us")),
+            "end": pa.array([r[2] for r in requests], pa.timestamp("us"))}))
+        try:
+            cols = ", ".join(_quoted(c) for c in columns)
+            # an event by the person, or on the person by someone else: two equality joins, each event once
+            rows = self.db.execute(
+                f"""SELECT "request.index", {cols} FROM (
+                        SELECT w.request AS "request.index", w.person AS "request.person", e.*
+                        FROM person_requests w JOIN {PEOPLE_RELATION} e ON e."user.name" = w.person
+                         AND e."@timestamp" BETWEEN w.start AND w."end"
+                        UNION ALL
+                        SELECT w.request, w.person, e.*
+                        FROM person_requests w JOIN {PEOPLE_RELATION} e ON e."user.target.name" = w.person
+                         AND e."user.name" IS DISTINCT FROM w.person AND e."@timestamp" BETWEEN w.start AND w."end")
+                    WHERE ({condition})
+                    ORDER BY "request.index", "@timestamp", "event.id" """, list(params)).fetchall()
+        finally:
+            self.db.unregister("person_requests")
+        for request, *values in rows:
+            found[request].append(dict(zip(columns, values)))
+        return found
 
     def event_rows(self, finding_ids: pa.Table, columns: tuple[str, ...]) -> list[tuple]:
         """The distinct ``columns`` of the events of each finding (``finding_ids``: columns ``finding`` and
@@ -432,17 +499,30 @@ class ResolvedEvents:
     def actor_history(self, actor: str, scopes: list[Scope], since: datetime, before: datetime) -> list[HistoryRow]:
         """The actor's events in these scopes in [since, before), one row per distinct combination of action,
         UTC hour, address, country, application, agent, process, AS and target, with counts and first times."""
-        if not scopes:
-            return []
-        where, params = _scope_condition(scopes)
-        rows = self.db.execute(
-            f"""SELECT "event.action", hour("@timestamp"), "source.ip", "source.geo.country_iso_code", "app.id",
-                       "user_agent.original", "process.name", labels['asn'],
-                       "user.target.name", count(*), min("@timestamp")
-                FROM {PEOPLE_RELATION}
-                WHERE "user.name" = ? AND "@timestamp" >= ? AND "@timestamp" < ? AND ({where})
-                GROUP BY ALL ORDER BY ALL""", [actor, since, before, *params]).fetchall()
-        return [HistoryRow(*row) for row in rows]
+        return self.actor_histories([HistoryRequest(actor, tuple(scopes), since, before)])[0]
+
+    def actor_histories(self, requests: list[HistoryRequest]) -> list[list[HistoryRow]]:
+        """``actor_history`` of each request, in one pass over the people's events for all of them."""
+        found: list[list[HistoryRow]] = [[] for _ in requests]
+        wanted = _history_requests(requests)
+        if not wanted.num_rows:
+            return found
+        self.db.register("history_requests", wanted)
+        try:
+            rows = self.db.execute(
+                f"""SELECT w.request, e."event.action", hour(e."@timestamp"), e."source.ip",
+                           e."source.geo.country_iso_code", e."app.id", e."user_agent.original", e."process.name",
+                           e.labels['asn'], e."user.target.name", count(*), min(e."@timestamp")
+                    FROM history_requests w JOIN {PEOPLE_RELATION} e
+                      ON e."user.name" = w.actor AND e."@timestamp" >= w.since AND e."@timestamp" < w.before
+                     AND e.{_quoted(TENANT)} IS NOT DISTINCT FROM w.tenant
+                     AND e.{_quoted(FAMILY)} IS NOT DISTINCT FROM w.family
+                    GROUP BY ALL ORDER BY ALL""").fetchall()
+        finally:
+            self.db.unregister("history_requests")
+        for request, *row in rows:
+            found[request].append(HistoryRow(*row))
+        return found
 
     def app_first_seen(self, scopes: list[Scope]) -> dict[str, datetime]:
         """Application id (lower-cased) -> first time it appears in these scopes."""
@@ -470,16 +550,35 @@ class ResolvedEvents:
     def matched_by_actor(self, actor: str, rule_ids: list[str], scopes: list[Scope], since: datetime,
                          before: datetime) -> dict[str, tuple[int, datetime]]:
         """Rule id -> (events, first time) the actor's events in these scopes matched in [since, before)."""
-        if not rule_ids or not scopes:
-            return {}
-        where, params = _scope_condition(scopes)
-        rows = self.db.execute(
-            f"""SELECT x.rule_id, count(DISTINCT e."event.id"), min(e."@timestamp")
-                FROM matches x JOIN {PEOPLE_RELATION} e ON e."event.id" = x.event_id
-                WHERE x.rule_id IN (SELECT unnest(?::VARCHAR[])) AND e."user.name" = ?
-                  AND e."@timestamp" >= ? AND e."@timestamp" < ? AND ({where})
-                GROUP BY 1""", [list(rule_ids), actor, since, before, *params]).fetchall()
-        return {rule_id: (count, first) for rule_id, count, first in rows}
+        return self.matched_by_actors([HistoryRequest(actor, tuple(scopes), since, before, tuple(rule_ids))])[0]
+
+    def matched_by_actors(self, requests: list[HistoryRequest]) -> list[dict[str, tuple[int, datetime]]]:
+        """``matched_by_actor`` of each request (its ``rule_ids``), in one query for all of them."""
+        found: list[dict[str, tuple[int, datetime]]] = [{} for _ in requests]
+        wanted = _history_requests(requests)
+        rules = pa.table({"request": pa.array([i for i, r in enumerate(requests) for _ in r.rule_ids], pa.int64()),
+                          "rule_id": pa.array([rule for r in requests for rule in r.rule_ids], pa.string())})
+        if not wanted.num_rows or not rules.num_rows:
+            return found
+        self.db.register("history_requests", wanted)
+        self.db.register("history_rules", rules)
+        try:
+            rows = self.db.execute(
+                f"""SELECT w.request, x.rule_id, count(DISTINCT e."event.id"), min(e."@timestamp")
+                    FROM history_requests w
+                    JOIN history_rules r ON r.request = w.request
+                    JOIN {PEOPLE_RELATION} e
+                      ON e."user.name" = w.actor AND e."@timestamp" >= w.since AND e."@timestamp" < w.before
+                     AND e.{_quoted(TENANT)} IS NOT DISTINCT FROM w.tenant
+                     AND e.{_quoted(FAMILY)} IS NOT DISTINCT FROM w.family
+                    JOIN matches x ON x.event_id = e."event.id" AND x.rule_id = r.rule_id
+                    GROUP BY 1, 2""").fetchall()
+        finally:
+            self.db.unregister("history_requests")
+            self.db.unregister("history_rules")
+        for request, rule_id, count, first in rows:
+            found[request][rule_id] = (count, first)
+        return found
 
     # ------------------------------------------------------------ correlations
 
@@ -511,6 +610,15 @@ class ResolvedEvents:
         for rule_id, instance, *event in rows:
             instances.setdefault((rule_id, instance), []).append(MatchedEvent(*event))
         return instances
+
+
+def _history_requests(requests: list[HistoryRequest]) -> pa.Table:
+    """One row per request and scope: request (its index), actor, tenant, family, since, before."""
+    rows = [(index, r.actor, scope.tenant, scope.family, r.since, r.before)
+            for index, r in enumerate(requests) for scope in r.scopes]
+    names = ("request", "actor", "tenant", "family", "since", "before")
+    types = (pa.int64(), pa.string(), pa.string(), pa.string(), pa.timestamp("us"), pa.timestamp("us"))
+    return pa.table({name: pa.array([row[i] for row in rows], kind) for i, (name, kind) in enumerate(zip(names, types))})
 
 
 def _scope_condition(scopes: list[Scope], tenant: str = TENANT, family: str = FAMILY) -> tuple[str, list]:

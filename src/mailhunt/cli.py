@@ -58,6 +58,7 @@ from mailhunt.hunt import (
     ProgressSink,
     hunt,
 )
+from mailhunt.memory import MemoryLimitError, parse_size
 from mailhunt.sources.hints import (
     READ_HINTS,
     USER_HINT,
@@ -211,8 +212,16 @@ def hunt_command(
     escalated_only: bool = typer.Option(False, "--escalated-only",
                                         help="List only findings escalated to Tier 2 in the summary; the case "
                                              "files hold them all"),
+    memory_limit: str | None = typer.Option(None, "--memory-limit",
+                                            help="Memory budget of the hunt, e.g. 1GB or 768MiB (256 MiB .. 1 TiB): "
+                                                 "the case database spills to disk past its share and loading "
+                                                 "stages smaller batches; default: 768 MB for the database"),
 ) -> None:
     """Read the evidence into a case, run the rules, triage the findings and write the reports."""
+    try:
+        memory_bytes = parse_size(memory_limit) if memory_limit is not None else None
+    except MemoryLimitError as exc:
+        raise _usage_error(f"--memory-limit {exc}")
     if min_severity is not None and min_severity not in SEVERITIES:
         raise _usage_error(f"--min-severity {min_severity}: expected one of {', '.join(SEVERITIES)}")
     read_hints = {}
@@ -243,7 +252,8 @@ def hunt_command(
         with Progress(TextColumn("{task.description}"), BarColumn(), AmountColumn(), TimeElapsedColumn(),
                       console=console, transient=False, disable=not console.is_terminal) as progress:
             result = hunt(paths, out, config, RichProgress(progress), [shipped_rules_dir(), *rules], read_hints,
-                          follow_symlinks, copy_evidence=not no_copy, command_line=["mailhunt", *sys.argv[1:]])
+                          follow_symlinks, copy_evidence=not no_copy, command_line=["mailhunt", *sys.argv[1:]],
+                          memory_limit=memory_bytes)
     except RuleLoadError as exc:
         raise _usage_error(str(exc))
     except CaseOpenError as exc:

@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from mailhunt import memory
 from mailhunt.atomic_files import replace_files
 from mailhunt.case import add_case_plans
 from mailhunt.case.acquisition import acquire
@@ -337,8 +338,10 @@ def detection_settings(config: Config) -> DetectionSettings:
 def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | None = None,
          rule_dirs: list[Path] | None = None, read_hints: dict[str, str] | None = None,
          follow_symlinks: bool = False, copy_evidence: bool = True,
-         command_line: list[str] | None = None) -> HuntResult:
+         command_line: list[str] | None = None, memory_limit: int | None = None) -> HuntResult:
     """Run every stage into the case folder ``out``.
+
+    ``memory_limit`` (bytes) is the hunt's memory budget (``mailhunt.memory``); None keeps the defaults.
 
     The inputs are copied to ``out/evidence`` (only listed with their SHA-256
     when ``copy_evidence`` is false) and the hunt is recorded in
@@ -350,7 +353,7 @@ def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | 
     on Ctrl-C, after removing what the file then being loaded had stored."""
     state = _HuntState()
     try:
-        with _noting_ctrl_c():
+        with _noting_ctrl_c(), memory.limited_to(memory_limit):
             return _run_stages(paths, out, config, progress or ProgressSink(), rule_dirs, read_hints,
                                follow_symlinks, state, copy_evidence, command_line)
     except BaseException as exc:

@@ -40,6 +40,7 @@ from typing import Self
 import duckdb
 import pyarrow as pa
 
+from mailhunt import memory
 from mailhunt.case_queries import ResolvedEvents
 from mailhunt.events import COLUMNS, SCHEMA, out_of_range, sql_within_time_range
 from mailhunt.sources.base import ROW_GROUP_ROWS, Batch
@@ -100,8 +101,8 @@ ADDED_COLUMNS = (
 
 
 # DuckDB would otherwise cache up to 80% of the machine's memory; a case must
-# stay well inside a responder's laptop, so it spills to disk past this.
-MEMORY_LIMIT = "768MB"
+# stay well inside a responder's laptop, so it spills to disk past its share of
+# the hunt's memory budget (``mailhunt.memory``; 768 MB unless --memory-limit).
 BULK_ROWS = 2 * ROW_GROUP_ROWS
 # Staged batches are mapped and inserted by this many connections at once: one
 # batch's mapping runs mostly on one core (its intermediate tables are a single
@@ -205,7 +206,8 @@ class CaseStore:
         self._staged: StagedInserts | None = None
         try:
             self.db = duckdb.connect(self.path, read_only=read_only,
-                                     config={"memory_limit": MEMORY_LIMIT, "preserve_insertion_order": False})
+                                     config={"memory_limit": memory.budget().case_database,
+                                             "preserve_insertion_order": False})
         except duckdb.Error as exc:
             raise _open_error(self.path, exc) from exc
         try:

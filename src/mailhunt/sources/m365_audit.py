@@ -31,6 +31,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mailhunt import memory
 from mailhunt.sources import base
 from mailhunt.sources.base import (
     ROW_GROUP_ROWS,
@@ -53,8 +54,7 @@ MAX_RECORD_LINES = 200
 MAX_RECORD_CHARS = 4 * 1024 * 1024
 BATCH_RECORDS = ROW_GROUP_ROWS // 2
 CHUNK_BYTES = 16 * 1024 * 1024
-# Lines are cut from the file a chunk at a time, then staged in batches of
-# exactly this many, which the store maps in one set of queries each.
+# The most records a staged batch holds: a row group (fewer under a small memory budget).
 STAGED_RECORDS = ROW_GROUP_ROWS
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
@@ -499,12 +499,15 @@ class UnifiedAuditNdjson(_AuditJson):
             return
         lines = pa.chunked_array([], pa.large_string())
         numbers = pa.chunked_array([], pa.int64())
+        # Lines are cut from the file a chunk at a time, then staged in batches of exactly this many (a row
+        # group, or a part of one under a small memory budget), which the store maps in one set of queries each.
+        staged = min(STAGED_RECORDS, memory.budget().staged_records)
         for chunk_lines, chunk_numbers in ndjson_line_batches(stream, ctx):
             lines = pa.chunked_array([*lines.chunks, chunk_lines], pa.large_string())
             numbers = pa.chunked_array([*numbers.chunks, chunk_numbers], pa.int64())
-            while len(lines) >= STAGED_RECORDS:
-                yield self._staged(lines.slice(0, STAGED_RECORDS), numbers.slice(0, STAGED_RECORDS), ctx)
-                lines, numbers = lines.slice(STAGED_RECORDS), numbers.slice(STAGED_RECORDS)
+            while len(lines) >= staged:
+                yield self._staged(lines.slice(0, staged), numbers.slice(0, staged), ctx)
+                lines, numbers = lines.slice(staged), numbers.slice(staged)
         if len(lines):
             yield self._staged(lines, numbers, ctx)
 

@@ -30,6 +30,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mailhunt import memory
 from mailhunt.events import PARAMS_TYPE, SCHEMA, sql_out_of_range_reason, sql_utc_time
 from mailhunt.sources.base import ReadContext, duplicate_keys
 from mailhunt.sources.cmdlet_parameters import parse_parameter_text
@@ -417,6 +418,6 @@ _local = threading.local()
 def normalizer() -> duckdb.DuckDBPyConnection:
     """This thread's private in-memory database for mapping batches into Arrow (connections are per thread)."""
     if not hasattr(_local, "db"):
-        _local.db = duckdb.connect(":memory:", config={"memory_limit": "256MB"})
+        _local.db = duckdb.connect(":memory:", config={"memory_limit": memory.budget().mapping_database})
         _local.db.execute("SET TimeZone = 'UTC'")
     return _local.db

@@ -33,6 +33,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mailhunt import memory
 from mailhunt.events import SCHEMA, sql_utc_time
 from mailhunt.sources.windows_events import (
     DATASET_BY_CHANNEL,
@@ -418,7 +419,7 @@ def text_fields(keys: list[tuple]) -> pa.Table:
 
 class WindowsNormalizer:
     def __init__(self) -> None:
-        self._db = duckdb.connect(":memory:", config={"memory_limit": "256MB"})
+        self._db = duckdb.connect(":memory:", config={"memory_limit": memory.budget().mapping_database})
         self._db.execute("SET TimeZone = 'UTC'")
 
     def normalize(self, raw: pa.Array, locators: pa.Array, path: str, sha256: str) -> tuple[pa.Table, list[bool]]:

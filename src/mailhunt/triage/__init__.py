@@ -19,8 +19,10 @@ from mailhunt.triage import (
     usual_for_account,
 )
 from mailhunt.triage.context import TriageContext
-from mailhunt.triage.l1_steps import l1_steps
+from mailhunt.triage.l1_steps import l1_steps, prepare_steps
 from mailhunt.triage.legitimacy import assess, judge
+from mailhunt.triage.policy import policy
+from mailhunt.triage.signals import prepare_signals
 
 QUESTION_MODULES = (
     export_followed_by_deletion,
@@ -32,6 +34,8 @@ QUESTION_MODULES = (
 def triage(findings: list[Finding], ctx: TriageContext, on_finding: Callable[[], None] = lambda: None) -> None:
     """Answer the questions, do the L1 steps and decide, finding by finding (``on_finding`` after each)."""
     ctx.prepare(findings)
+    prepare_steps(findings, ctx)
+    prepare_signals(findings, ctx, policy())
     for finding in findings:
         assessment = assess(finding, ctx)
         for module in QUESTION_MODULES:

@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from mailhunt.case_queries import ResolvedEvents, Scope
+from mailhunt.case_queries import HistoryRequest, HistoryRow, ResolvedEvents, Scope
 from mailhunt.events import iso_z
 from mailhunt.triage.geo import place_of
 from mailhunt.wording import count_of
@@ -146,14 +146,36 @@ def build_actor_baseline(resolved: ResolvedEvents, actor: str | None, before: da
                          lookback_days: int = DEFAULT_LOOKBACK_DAYS, rule_ids: tuple[str, ...] = ()) -> ActorBaseline:
     """The actor's history in ``scopes`` within ``lookback_days`` before ``before``; ``rule_ids``: the rules whose
     earlier matches by the actor are counted too."""
-    since = before - timedelta(days=lookback_days)
-    first, _ = resolved.scope_coverage(scopes)
-    start = max(first, since) if first is not None and first < before else None
-    baseline = ActorBaseline(actor, start, before, list(scopes), lookback_days)
-    if actor is None:
-        return baseline
-    baseline.rules = resolved.matched_by_actor(actor, list(rule_ids), scopes, since, before)
-    for history in resolved.actor_history(actor, scopes, since, before):
+    return build_actor_baselines(resolved, [(actor, before, scopes, rule_ids)], lookback_days)[0]
+
+
+def build_actor_baselines(resolved: ResolvedEvents,
+                          wanted: list[tuple[str | None, datetime, list[Scope], tuple[str, ...]]],
+                          lookback_days: int = DEFAULT_LOOKBACK_DAYS) -> list[ActorBaseline]:
+    """``build_actor_baseline`` of each (actor, before, scopes, rule ids), with one query over the people's events
+    for the histories of all of them and one for their rule matches."""
+    baselines, requests, of_request = [], [], []
+    coverage: dict[tuple[Scope, ...], datetime | None] = {}
+    for actor, before, scopes, rule_ids in wanted:
+        since = before - timedelta(days=lookback_days)
+        if tuple(scopes) not in coverage:
+            coverage[tuple(scopes)] = resolved.scope_coverage(scopes)[0]
+        first = coverage[tuple(scopes)]
+        start = max(first, since) if first is not None and first < before else None
+        baselines.append(ActorBaseline(actor, start, before, list(scopes), lookback_days))
+        if actor is not None:
+            of_request.append(baselines[-1])
+            requests.append(HistoryRequest(actor, tuple(scopes), since, before, tuple(rule_ids)))
+    for baseline, rules, history in zip(of_request, resolved.matched_by_actors(requests),
+                                        resolved.actor_histories(requests), strict=True):
+        baseline.rules = rules
+        _add_history(baseline, history)
+    return baselines
+
+
+def _add_history(baseline: ActorBaseline, rows: list[HistoryRow]) -> None:
+    actor = baseline.actor
+    for history in rows:
         row = {"source.ip": history.source_ip, "source.geo.country_iso_code": history.country,
                "app.id": history.app_id, "user_agent.original": history.user_agent, "process.name": history.process,
                "labels": {"asn": history.asn} if history.asn is not None else {}}
@@ -178,4 +200,3 @@ def build_actor_baseline(resolved: ResolvedEvents, actor: str | None, before: da
             baseline.clients[label] += events
             key_text = f"client:{label}"
             baseline.first_seen[key_text] = min(baseline.first_seen.get(key_text, first), first)
-    return baseline

@@ -48,7 +48,7 @@ def _pairs(finding: Finding, ctx: TriageContext, steps: dict[str, tuple[str, ...
 
 def answer(finding: Finding, ctx: TriageContext) -> Answer:
     window = timedelta(seconds=ctx.config.export_deletion_window_seconds)
-    steps = ctx.store.resolved.correlation_steps(ctx.rules_of_indicator(CORRELATION_INDICATOR))
+    steps = ctx.correlation_steps(ctx.rules_of_indicator(CORRELATION_INDICATOR))
     if not steps:
         return Answer("unknown", "no export -> deletion correlation rule (indicator export_then_deletion) ran, "
                                  "so the sequence was not looked for; see the rules skipped in the report")
@@ -61,7 +61,7 @@ def answer(finding: Finding, ctx: TriageContext) -> Answer:
                              + (f"; {len(pairs)} such pairs" if len(pairs) > 1 else ""))
     people = sorted({p for p in (finding.actor, *finding.targets) if p})
     export_steps = sorted({sequence[0] for sequence in steps.values()})
-    exports = [e.as_dict() for e in ctx.store.resolved.matched_events(export_steps, people)]
+    exports = [e.as_dict() for e in ctx.matched_events(export_steps, people)]
     if not exports:
         if ctx.cmdlet_records == 0:
             return Answer("unknown", "the evidence holds no admin (cmdlet) records, so exports cannot be seen; "

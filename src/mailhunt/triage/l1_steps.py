@@ -78,6 +78,34 @@ def _window(finding: Finding):
     return finding.first_seen - AROUND, finding.last_seen + AROUND
 
 
+def _question(name: str) -> tuple[str, list]:
+    """The condition (and its parameters) on the actor's events that the step ``name`` reads."""
+    ops = operation_sets()[name]
+    where, params = ops.where()
+    if name == "sign_ins":
+        # Windows logon events name the account logged on as the target; everything else as the actor
+        return (f'("user.name" = "request.person" OR "event.code" IN (SELECT unnest(?::VARCHAR[]))) AND ({where})',
+                [list(ops.codes), *params])
+    return where, params
+
+
+EVENT_STEPS = ("sign_ins", "password_changes", "mfa_changes", "consent_grants")
+
+
+def prepare_steps(findings: list[Finding], ctx: TriageContext) -> None:
+    """Read the events every finding's steps ask about, one query per step for all findings, and the baselines
+    of the sign-ins' scopes."""
+    asked = [(finding, (finding.actor, *_window(finding))) for finding in findings if finding.actor is not None]
+    for name in EVENT_STEPS:
+        ctx.prepare_actor_events([request for _, request in asked], *_question(name))
+    sign_in_scopes = []
+    for finding, (actor, start, end) in asked:
+        rows = ctx.actor_events(actor, start, end, *_question("sign_ins"))
+        if rows:
+            sign_in_scopes.append((finding, ctx.scopes_of_rows(rows)))
+    ctx.prepare_baselines(sign_in_scopes)
+
+
 def _ref(row: dict) -> str:
     return f"{row.get('event.action')} at {iso_z(row['@timestamp'])}"
 
@@ -91,12 +119,8 @@ def sign_ins(finding: Finding, ctx: TriageContext) -> L1Step:
     if actor is None:
         return _no_actor("sign_ins")
     ops = operation_sets()["sign_ins"]
-    where, params = ops.where()
     start, end = _window(finding)
-    # Windows logon events name the account logged on as the target; everything else as the actor
-    rows = ctx.actor_events(actor, start, end,
-                            f'("user.name" = ? OR "event.code" IN (SELECT unnest(?::VARCHAR[]))) AND ({where})',
-                            [actor, list(ops.codes), *params])
+    rows = ctx.actor_events(actor, start, end, *_question("sign_ins"))
     if not rows:
         return L1Step("sign_ins", "unknown", f"no sign-in records of {actor} within ±72 h in the evidence; "
                                              "add the Entra ID sign-in log or the unified audit log's UserLoggedIn")
@@ -152,9 +176,8 @@ def _operations_step(name: str, label: tuple[str, str], finding: Finding, ctx: T
     actor = finding.actor
     if actor is None:
         return _no_actor(name)
-    where, params = operation_sets()[name].where()
     start, end = _window(finding)
-    rows = ctx.actor_events(actor, start, end, where, params)
+    rows = ctx.actor_events(actor, start, end, *_question(name))
     if not rows:
         return L1Step(name, "clear", f"no {label[1]} on or by {actor} within ±72 h "
                                      f"({iso_z(start)} .. {iso_z(end)})")

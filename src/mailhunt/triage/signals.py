@@ -56,11 +56,10 @@ class Inputs:
     def rows(self) -> list[dict]:
         """The finding's events (up to ``MAX_ROWS``), each with its id, in time order."""
         if self._rows is None:
-            ids = self.finding.first_event_ids(MAX_ROWS)
-            if self.ctx is None or not ids:
+            if self.ctx is None or not self.finding.first_event_ids(1):
                 self._rows = []
             else:
-                self._rows = self.ctx.store.resolved.logged_events(list(ids), ROW_COLUMNS)
+                self._rows = self.ctx.logged_rows(self.finding, MAX_ROWS, ROW_COLUMNS)
         return self._rows
 
     def matched_by(self, rule_names: frozenset[str]) -> set[str]:
@@ -322,17 +321,12 @@ def new_address_logon(check: Check, inputs: Inputs) -> list[Outcome]:
     finding, ctx = inputs.finding, inputs.ctx
     if finding.actor is None or ctx is None:
         return [Outcome(False, "the finding has no actor")]
-    start = finding.first_seen - timedelta(minutes=check.within_minutes)
-    logins = ctx.actor_events(finding.actor, start, finding.last_seen,
-                              """"event.action" IN (SELECT unnest(?::VARCHAR[])) AND "event.outcome" = 'success'
-                                 AND "source.ip" IS NOT NULL AND labels['auth_method'] IN (SELECT unnest(?::VARCHAR[]))""",
-                              [list(check.login_actions), list(check.auth_methods)])
+    logins = ctx.actor_events(*_logins_asked(check, finding), *_logins_question(check))
     if not logins:
         return [Outcome(False, f"no password log-in by {account_name(finding.actor)} within {check.within_minutes} min before")]
     ids = _login_ids(ctx, finding, logins)
     first = min(r["@timestamp"] for r in logins)
-    earlier = ctx.actor_events(finding.actor, datetime.min, first - timedelta(microseconds=1),
-                               '"source.ip" IS NOT NULL', [])
+    earlier = ctx.actor_events(finding.actor, datetime.min, first - timedelta(microseconds=1), *_EARLIER_ADDRESSES)
     if not earlier:
         return [Outcome(False, f"{len(logins)} password log-in(s) before the finding, but no earlier address of "
                                f"{account_name(finding.actor)} in the evidence to compare with")]
@@ -347,6 +341,34 @@ def new_address_logon(check: Check, inputs: Inputs) -> list[Outcome]:
         f"{account_name(finding.actor)} logged in with a password from {login['source.ip']} at {iso_z(login['@timestamp'])}, "
         f"{minutes:.0f} min before, an address not seen for the account before "
         f"(known: {', '.join(sorted(known)[:3])})"), ids or inputs.finding_ids(), check.severity)]
+
+
+_EARLIER_ADDRESSES: tuple[str, list] = ('"source.ip" IS NOT NULL', [])
+
+
+def _logins_question(check: Check) -> tuple[str, list]:
+    """The condition (and its parameters) on the actor's events that are the password log-ins ``check`` means."""
+    return (""""event.action" IN (SELECT unnest(?::VARCHAR[])) AND "event.outcome" = 'success'
+               AND "source.ip" IS NOT NULL AND labels['auth_method'] IN (SELECT unnest(?::VARCHAR[]))""",
+            [list(check.login_actions), list(check.auth_methods)])
+
+
+def _logins_asked(check: Check, finding: Finding) -> tuple[str, datetime, datetime]:
+    return finding.actor or "", finding.first_seen - timedelta(minutes=check.within_minutes), finding.last_seen
+
+
+def prepare_signals(findings: list[Finding], ctx: TriageContext, rules: Policy) -> None:
+    """Read the actor events the signals will ask about for every finding in one query per question
+    (``new_address_logon``: the log-ins before each finding, then the addresses before the first of them)."""
+    for check in (c for criterion in rules.criteria for c in criterion.checks if c.signal == "new_address_logon"):
+        asked = [_logins_asked(check, f) for f in findings if f.actor is not None and check.applies(f.indicator)]
+        ctx.prepare_actor_events(asked, *_logins_question(check))
+        earlier = []
+        for actor, start, end in asked:
+            logins = ctx.actor_events(actor, start, end, *_logins_question(check))
+            if logins:
+                earlier.append((actor, datetime.min, min(r["@timestamp"] for r in logins) - timedelta(microseconds=1)))
+        ctx.prepare_actor_events(earlier, *_EARLIER_ADDRESSES)
 
 
 def _login_ids(ctx: TriageContext, finding: Finding, logins: list[dict]) -> tuple[str, ...]:

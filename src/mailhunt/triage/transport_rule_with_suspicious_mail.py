@@ -96,13 +96,13 @@ def _is_spam(status: str) -> bool:
 
 
 def _rule_events(finding: Finding, ctx: TriageContext) -> list[dict]:
-    return ctx.store.resolved.rule_changes(list(finding.event_ids))
+    return ctx.rule_changes(finding, RULE_INDICATORS)
 
 
 def _coverage(ctx: TriageContext) -> list[tuple[datetime, datetime]]:
     """Spans the message logs cover: per file, its first to last record, widened to a trace query's dates."""
     spans = []
-    for first, last, query_start, query_end in ctx.store.resolved.message_log_spans(MESSAGE_DATASETS):
+    for first, last, query_start, query_end in ctx.message_log_spans(MESSAGE_DATASETS):
         if query_start:
             first = min(first, datetime.fromisoformat(query_start.rstrip("Z")))
         if query_end:
