@@ -33,7 +33,12 @@ from mailhunt.case.timeline import (
     timeline_refs,
 )
 from mailhunt.config import Config
-from mailhunt.detect.engine import DetectionSettings, compile_rules, run_rules
+from mailhunt.detect.engine import (
+    DetectionSettings,
+    RuleEngine,
+    compile_rules,
+    run_rules,
+)
 from mailhunt.detect.grouping import group_detections, rule_matches
 from mailhunt.detect.rules import load_rules
 from mailhunt.findings import Finding, findings_document
@@ -46,6 +51,8 @@ from mailhunt.store import CaseOpenError, CaseStore
 from mailhunt.triage import TriageContext, triage
 
 MAX_REPORTED_REJECTIONS = 200
+# Makes the engine the rules run in, from the loaded case and its folder.
+RuleEngineFactory = Callable[[CaseStore, Path], RuleEngine]
 # What a hunt writes beside case.duckdb, all replaced together (``atomic_files.replace_files``).
 OUTPUT_FILES = ("findings.json", "report.html", "report.md", "findings.ocsf.jsonl", *TIMELINE_FILES, *IOC_FILES)
 
@@ -325,8 +332,11 @@ def detection_settings(config: Config) -> DetectionSettings:
 def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | None = None,
          rule_dirs: list[Path] | None = None, read_hints: dict[str, str] | None = None,
          follow_symlinks: bool = False, copy_evidence: bool = True,
-         command_line: list[str] | None = None) -> HuntResult:
+         command_line: list[str] | None = None, rule_engine: RuleEngineFactory | None = None) -> HuntResult:
     """Run every stage into the case folder ``out``.
+
+    ``rule_engine`` makes the engine the rules run in from the loaded case and
+    its folder (default: the case database itself; ``mailhunt.spark``).
 
     The inputs are copied to ``out/evidence`` (only listed with their SHA-256
     when ``copy_evidence`` is false) and the hunt is recorded in
@@ -340,7 +350,7 @@ def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | 
     try:
         with _noting_ctrl_c():
             return _run_stages(paths, out, config, progress or ProgressSink(), rule_dirs, read_hints,
-                               follow_symlinks, state, copy_evidence, command_line)
+                               follow_symlinks, state, copy_evidence, command_line, rule_engine)
     except BaseException as exc:
         if not (ctrl_c_pressed() or isinstance(exc, (KeyboardInterrupt, duckdb.InterruptException))):
             raise
@@ -355,7 +365,8 @@ def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | 
 
 def _run_stages(paths: list[Path], out: Path, config: Config, progress: ProgressSink, rule_dirs: list[Path] | None,
                 read_hints: dict[str, str] | None, follow_symlinks: bool, state: _HuntState,
-                copy_evidence: bool = True, command_line: list[str] | None = None) -> HuntResult:
+                copy_evidence: bool = True, command_line: list[str] | None = None,
+                rule_engine: RuleEngineFactory | None = None) -> HuntResult:
     out.mkdir(parents=True, exist_ok=True)
     rules = load_rules(rule_dirs)  # a broken rule file stops the hunt before any evidence is read
     with CaseStore(out / "case.duckdb") as store:
@@ -376,9 +387,10 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
         settle_new_events(store, summaries)
         preservation = acquire(out, paths, follow_symlinks, {s.path: s.sha256 for s in summaries if s.sha256},
                                copy_evidence, command_line, len(summaries), sum(s.new_events for s in summaries))
+        engine = rule_engine(store, out) if rule_engine else None  # may write files: before the seal
         store.seal_external_access()
 
-        run = run_rules(store, compile_rules(rules, detection_settings(config)))
+        run = run_rules(store, compile_rules(rules, detection_settings(config)), engine)
         findings = group_detections(store, run.detections)
         ctx = TriageContext.build(store, config, {r.id: r.indicator for r in rules if r.indicator})
         triage(findings, ctx)
