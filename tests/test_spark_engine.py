@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 INCIDENT = REPO / "examples" / "incident-2026-10"
 
 try:
-    check_requirements("local[2]")
+    check_requirements()
     MISSING = None
 except SparkUnavailable as exc:
     MISSING = str(exc)

@@ -53,9 +53,14 @@ def find_java() -> str | None:
     return shutil.which("java")
 
 
-def check_requirements(master: str = DEFAULT_MASTER) -> None:
-    """Raise SparkUnavailable naming what is missing (pyspark; Java 17+ for a local master)."""
-    if importlib.util.find_spec("pyspark") is None:
+def pyspark_installed() -> bool:
+    return importlib.util.find_spec("pyspark") is not None
+
+
+def check_requirements() -> None:
+    """Raise SparkUnavailable naming what is missing: pyspark, or Java 17+ (the driver runs here whatever the
+    master)."""
+    if not pyspark_installed():
         raise SparkUnavailable(f"the Spark engine needs pyspark, which is not installed: {INSTALL_HINT}")
     java = find_java()
     if java is None:
@@ -66,17 +71,25 @@ def check_requirements(master: str = DEFAULT_MASTER) -> None:
         raise SparkUnavailable(f"the Spark engine needs Java {MIN_JAVA} or later; {java} is Java {version}")
 
 
+def under_spark_submit() -> bool:
+    """Whether ``spark-submit`` started this Python (it passes its gateway to the driver program): its
+    ``--master`` and settings then apply unless ``--spark-master`` says otherwise."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
 def start_session(master: str | None = None) -> Any:
-    """The active Spark session (a test's, or one ``spark-submit`` started), else a new one on ``master``
-    (default ``local[*]``), with ``SESSION_SETTINGS`` applied."""
-    master = master or DEFAULT_MASTER
-    check_requirements(master)
+    """The active Spark session (a test's), else a new one on ``master`` (default: the master ``spark-submit``
+    was given, else ``local[*]``), with ``SESSION_SETTINGS`` applied."""
+    check_requirements()
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
+    shown = master or ("the master spark-submit was given" if under_spark_submit() else DEFAULT_MASTER)
     try:
         if active is None:
-            builder = SparkSession.builder.appName("mailhunt").master(master)
+            builder = SparkSession.builder.appName("mailhunt")
+            if master or not under_spark_submit():
+                builder = builder.master(master or DEFAULT_MASTER)
             for key, value in SESSION_SETTINGS.items():
                 builder = builder.config(key, value)
             active = builder.getOrCreate()
@@ -86,5 +99,5 @@ def start_session(master: str | None = None) -> Any:
                 active.conf.set(key, value)
     except Exception as exc:  # the JVM or the cluster can fail in many ways: say it in one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SparkUnavailable(f"Spark did not start on {master}: {first}") from exc
+        raise SparkUnavailable(f"Spark did not start on {shown}: {first}") from exc
     return active
