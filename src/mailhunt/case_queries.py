@@ -28,11 +28,14 @@ names written into SQL are this module's constants.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import duckdb
 import pyarrow as pa
+
+from mailhunt.events import COLUMN_NAMES
 
 RESOLVED_RELATION = "resolved_events"
 DETECTION_RELATION = "detection_events"
@@ -159,10 +162,15 @@ class MatchedEvent:
                 "path": self.path, "record": self.record, "rule_id": self.rule_id}
 
 
-def resolved_select(relation: str = "events") -> str:
-    """The resolved-events query over ``relation`` (``events`` or a table with all its columns)."""
-    return f"""SELECT e.* REPLACE (coalesce(actor.actor, e."user.name", e."user.id") AS "user.name",
-                                 coalesce(target.actor, e."user.target.name") AS "user.target.name"),
+def resolved_select(relation: str = "events", carried: Sequence[str] = COLUMN_NAMES) -> str:
+    """The resolved-events query over ``relation`` (``events``, or a table with the ``carried`` columns and
+    ``RESOLVING_COLUMNS``), keeping the ``carried`` columns.
+
+    Every column is named (no ``* REPLACE``), so that the same query carries to Spark SQL."""
+    replaced = {"user.name": 'coalesce(actor.actor, e."user.name", e."user.id")',
+                "user.target.name": 'coalesce(target.actor, e."user.target.name")'}
+    columns = ", ".join(f"{replaced.get(name, 'e.' + _quoted(name))} AS {_quoted(name)}" for name in carried)
+    return f"""SELECT {columns},
                   e."user.name" AS "user.name_logged", e."user.target.name" AS "user.target.name_logged",
                   coalesce(e."organization.id", ft.tenant) AS {_quoted(TENANT)},
                   {family_sql('e."event.dataset"')} AS {_quoted(FAMILY)}
@@ -188,6 +196,66 @@ def _detection_select() -> str:
                 AND s.family IS NOT DISTINCT FROM r.{_quoted(FAMILY)}"""
 
 
+@dataclass(frozen=True)
+class Relation:
+    """One relation of the resolved-events plan: its name, the DuckDB query that defines it, and whether it
+    is worth materializing (small aggregates) rather than kept as a view over the events."""
+
+    name: str
+    sql: str
+    materialized: bool
+
+
+def organization_domains_table(org_domains: tuple[str, ...]) -> pa.Table:
+    """The ``[organization] domains``, lower-cased, without a leading ``@``: the ``organization_domains``
+    relation ``relation_plan`` reads."""
+    domains = sorted({d.strip().lower().lstrip("@") for d in org_domains if d and d.strip()})
+    return pa.table({"domain": pa.array(domains, pa.string())})
+
+
+def _external_recipients_sql(org_domains: tuple[str, ...]) -> str:
+    """Per event with recipients, whether one is outside ``organization_domains`` (the domain or a subdomain
+    of it); no rows when none are configured, so ``email.to.external`` is NULL rather than a guess."""
+    if not organization_domains_table(org_domains).num_rows:
+        return "SELECT CAST(NULL AS VARCHAR) AS event_id, CAST(NULL AS BOOLEAN) AS external WHERE false"
+    return f"""SELECT event_id, bool_or(NOT inside) AS external
+               FROM (SELECT r.event_id, r.domain, count(o.domain) > 0 AS inside
+                     FROM (SELECT event_id, split_part(trim(address), '@', 2) AS domain
+                           FROM (SELECT "event.id" AS event_id,
+                                        unnest(string_split(lower("email.to.address"), ';')) AS address
+                                 FROM events WHERE "email.to.address" IS NOT NULL) a) r
+                     LEFT JOIN {ORGANIZATION_DOMAINS} o
+                            ON r.domain = o.domain OR ends_with(r.domain, '.' || o.domain)
+                     WHERE r.domain <> ''
+                     GROUP BY r.event_id, r.domain) d
+               GROUP BY event_id"""
+
+
+def relation_plan(org_domains: tuple[str, ...] = ()) -> list[Relation]:
+    """The relations detection and triage read, in the order they are built, written once in DuckDB's SQL.
+
+    They read ``events``, ``identities`` and ``organization_domains``
+    (``organization_domains_table``). ``ResolvedEvents.refresh`` builds them in
+    the case database; the Spark engine (``mailhunt.spark``) builds the same
+    plan, transpiled, over the events in Parquet."""
+    family = family_sql('"event.dataset"')
+    return [
+        Relation(EXTERNAL_RECIPIENTS, _external_recipients_sql(org_domains), True),
+        Relation("family_tenants", f"""SELECT {family} AS family, min("organization.id") AS tenant FROM events
+                                       WHERE "organization.id" IS NOT NULL GROUP BY 1
+                                       HAVING count(DISTINCT "organization.id") = 1""", True),
+        Relation(RESOLVED_RELATION, resolved_select(), False),
+        Relation("scope_start", f"""SELECT {_quoted(TENANT)} AS tenant, {_quoted(FAMILY)} AS family,
+                                           min("@timestamp") AS first_ts, max("@timestamp") AS last_ts
+                                    FROM {RESOLVED_RELATION} GROUP BY 1, 2""", True),
+        Relation("app_first_seen", f"""SELECT {_quoted(TENANT)} AS tenant, {_quoted(FAMILY)} AS family,
+                                              "app.id" AS app_id, min("@timestamp") AS first_seen
+                                       FROM {RESOLVED_RELATION} WHERE "app.id" IS NOT NULL GROUP BY 1, 2, 3""", True),
+        Relation(DETECTION_RELATION, _detection_select(), False),
+        Relation(PEOPLE_RELATION, f"SELECT * FROM {DETECTION_RELATION}", False),
+    ]
+
+
 class ResolvedEvents:
     """The resolved-events relation of one case database and the questions detection and triage ask of it."""
 
@@ -200,44 +268,15 @@ class ResolvedEvents:
         """(Re)build the relation from the events and the ``identities`` table: call after either changes.
 
         ``org_domains`` (``[organization] domains``) decide ``email.to.external``."""
-        self._measure_external_recipients(org_domains)
-        family = family_sql('"event.dataset"')
-        self.db.execute(f"""CREATE OR REPLACE TEMP TABLE family_tenants AS
-                            SELECT {family} AS family, min("organization.id") AS tenant FROM events
-                            WHERE "organization.id" IS NOT NULL GROUP BY 1
-                            HAVING count(DISTINCT "organization.id") = 1""")
-        self.db.execute(f"CREATE OR REPLACE TEMP VIEW {RESOLVED_RELATION} AS {resolved_select()}")
-        self.db.execute(f"""CREATE OR REPLACE TEMP TABLE scope_start AS
-                            SELECT {_quoted(TENANT)} AS tenant, {_quoted(FAMILY)} AS family,
-                                   min("@timestamp") AS first_ts, max("@timestamp") AS last_ts
-                            FROM {RESOLVED_RELATION} GROUP BY 1, 2""")
-        self.db.execute(f"""CREATE OR REPLACE TEMP TABLE app_first_seen AS
-                            SELECT {_quoted(TENANT)} AS tenant, {_quoted(FAMILY)} AS family, "app.id" AS app_id,
-                                   min("@timestamp") AS first_seen
-                            FROM {RESOLVED_RELATION} WHERE "app.id" IS NOT NULL GROUP BY 1, 2, 3""")
-        self.db.execute(f"CREATE OR REPLACE TEMP VIEW {DETECTION_RELATION} AS {_detection_select()}")
-        self.db.execute(f"CREATE OR REPLACE TEMP VIEW {PEOPLE_RELATION} AS SELECT * FROM {DETECTION_RELATION}")
-
-    def _measure_external_recipients(self, org_domains: tuple[str, ...]) -> None:
-        """Per event with recipients, whether one is outside ``org_domains`` (the domain or a subdomain of
-        it); no rows when none are configured, so ``email.to.external`` is NULL rather than a guess."""
-        db = self.db
-        db.execute(f"CREATE OR REPLACE TEMP TABLE {ORGANIZATION_DOMAINS} (domain VARCHAR)")
-        db.execute(f"CREATE OR REPLACE TEMP TABLE {EXTERNAL_RECIPIENTS} (event_id VARCHAR, external BOOLEAN)")
-        domains = sorted({d.strip().lower().lstrip("@") for d in org_domains if d and d.strip()})
-        if not domains:
-            return
-        db.executemany(f"INSERT INTO {ORGANIZATION_DOMAINS} VALUES (?)", [[d] for d in domains])
-        db.execute(f"""INSERT INTO {EXTERNAL_RECIPIENTS}
-                       SELECT event_id, bool_or(NOT EXISTS (
-                                  SELECT 1 FROM {ORGANIZATION_DOMAINS} o
-                                  WHERE r.domain = o.domain OR ends_with(r.domain, '.' || o.domain)))
-                       FROM (SELECT event_id, split_part(trim(address), '@', 2) AS domain
-                             FROM (SELECT "event.id" AS event_id,
-                                          unnest(string_split(lower("email.to.address"), ';')) AS address
-                                   FROM events WHERE "email.to.address" IS NOT NULL)) r
-                       WHERE r.domain <> ''
-                       GROUP BY event_id""")
+        self.db.register("organization_domains_given", organization_domains_table(org_domains))
+        try:
+            self.db.execute(f"CREATE OR REPLACE TEMP TABLE {ORGANIZATION_DOMAINS} AS "
+                            "SELECT * FROM organization_domains_given")
+        finally:
+            self.db.unregister("organization_domains_given")
+        for relation in relation_plan(org_domains):
+            kind = "TABLE" if relation.materialized else "VIEW"
+            self.db.execute(f"CREATE OR REPLACE TEMP {kind} {relation.name} AS {relation.sql}")
 
     def ensure(self, org_domains: tuple[str, ...] = ()) -> None:
         """Build the relation unless this connection has it already."""
@@ -259,14 +298,15 @@ class ResolvedEvents:
                           SELECT name FROM wanted_people
                           UNION SELECT alias FROM identities WHERE actor IN (SELECT name FROM wanted_people)""")
             # only the columns kept and those resolving names and scopes: not the raw records
-            logged = ", ".join(_quoted(c) for c in dict.fromkeys((*RESOLVING_COLUMNS, *columns)))
+            needed = tuple(dict.fromkeys((*RESOLVING_COLUMNS, *columns)))
+            logged = ", ".join(_quoted(c) for c in needed)
             db.execute(f"""CREATE OR REPLACE TEMP TABLE people_logged AS
                           SELECT {logged} FROM events WHERE "user.name" IN (SELECT name FROM wanted_names)
                              OR "user.id" IN (SELECT name FROM wanted_names)
                              OR "user.target.name" IN (SELECT name FROM wanted_names)""")
             kept = ", ".join(_quoted(c) for c in (*columns, TENANT, FAMILY))
             db.execute(f"""CREATE OR REPLACE TEMP TABLE people_resolved AS
-                           SELECT {kept} FROM ({resolved_select("people_logged")})
+                           SELECT {kept} FROM ({resolved_select("people_logged", needed)})
                            WHERE "user.name" IN (SELECT name FROM wanted_people)
                               OR "user.target.name" IN (SELECT name FROM wanted_people)""")
             db.execute("DROP VIEW IF EXISTS people_events")

@@ -216,8 +216,21 @@ def hunt_command(
                                             help="Memory budget of the hunt, e.g. 1GB or 768MiB (256 MiB .. 1 TiB): "
                                                  "the case database spills to disk past its share and loading "
                                                  "stages smaller batches; default: 768 MB for the database"),
+    engine: str = typer.Option("duckdb", "--engine",
+                               help="Where the rules run: duckdb (in the case database) or spark (Apache Spark over "
+                                    "the events as Parquet; pip install 'mailhunt[spark]', Java 17+; docs/scale.md)"),
+    spark_master: str | None = typer.Option(None, "--spark-master",
+                                            help="Spark master URL for --engine spark (default local[*], or the "
+                                                 "session spark-submit started)"),
+    spark_data: Path | None = typer.Option(None, "--spark-data",
+                                           help="Folder for the events as Parquet, on storage every Spark executor "
+                                                "reads (default CASE/events.parquet)"),
 ) -> None:
     """Read the evidence into a case, run the rules, triage the findings and write the reports."""
+    if engine not in ENGINES:
+        raise _usage_error(f"--engine {engine}: expected one of {', '.join(ENGINES)}")
+    if engine != "spark" and (spark_master or spark_data):
+        raise _usage_error("--spark-master and --spark-data apply to --engine spark only")
     try:
         memory_bytes = parse_size(memory_limit) if memory_limit is not None else None
     except MemoryLimitError as exc:
@@ -247,13 +260,14 @@ def hunt_command(
         raise _usage_error(str(exc))
     read_hints.update(_read_hints(year, user))
     _check_out_dir(out)
+    rule_engine = _spark_engine(spark_master, spark_data) if engine == "spark" else None
 
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), AmountColumn(), TimeElapsedColumn(),
                       console=console, transient=False, disable=not console.is_terminal) as progress:
             result = hunt(paths, out, config, RichProgress(progress), [shipped_rules_dir(), *rules], read_hints,
                           follow_symlinks, copy_evidence=not no_copy, command_line=["mailhunt", *sys.argv[1:]],
-                          memory_limit=memory_bytes)
+                          memory_limit=memory_bytes, rule_engine=rule_engine)
     except RuleLoadError as exc:
         raise _usage_error(str(exc))
     except CaseOpenError as exc:
@@ -268,6 +282,22 @@ def hunt_command(
     if not result.events_in_case:
         errors.print(f"[bold red]error:[/] {shown(_nothing_read(result))}", soft_wrap=True)
         raise typer.Exit(NO_EVIDENCE)
+
+
+ENGINES = ("duckdb", "spark")
+
+
+def _spark_engine(master: str | None, data: Path | None):
+    """The Spark rule engine, started before any evidence is read; a missing pyspark or Java is a usage error
+    that says what to install (``mailhunt.spark.session``)."""
+    from mailhunt.spark.session import SparkUnavailable
+
+    try:
+        from mailhunt.spark import spark_rule_engine
+
+        return spark_rule_engine(master, data.resolve() if data else None)
+    except SparkUnavailable as exc:
+        raise _usage_error(str(exc)) from None
 
 
 @app.command("report")

@@ -30,6 +30,7 @@ from mailhunt.case_document import OUTPUT_FILES, case_outputs, save_analysis
 from mailhunt.config import Config
 from mailhunt.detect.engine import (
     DetectionSettings,
+    RuleEngine,
     compile_rules,
     matching_steps,
     run_rules,
@@ -44,6 +45,8 @@ from mailhunt.store import CaseOpenError, CaseStore
 from mailhunt.triage import TriageContext, triage
 
 __all__ = ["OUTPUT_FILES", "HuntInterrupted", "HuntResult", "InputSummary", "ProgressSink", "hunt"]
+# Makes the engine the rules run in, from the loaded case and its folder.
+RuleEngineFactory = Callable[[CaseStore, Path], RuleEngine]
 
 
 @dataclass
@@ -338,10 +341,13 @@ def detection_settings(config: Config) -> DetectionSettings:
 def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | None = None,
          rule_dirs: list[Path] | None = None, read_hints: dict[str, str] | None = None,
          follow_symlinks: bool = False, copy_evidence: bool = True,
-         command_line: list[str] | None = None, memory_limit: int | None = None) -> HuntResult:
+         command_line: list[str] | None = None, memory_limit: int | None = None,
+         rule_engine: RuleEngineFactory | None = None) -> HuntResult:
     """Run every stage into the case folder ``out``.
 
     ``memory_limit`` (bytes) is the hunt's memory budget (``mailhunt.memory``); None keeps the defaults.
+    ``rule_engine`` makes the engine the rules run in from the loaded case and
+    its folder (default: the case database itself; ``mailhunt.spark``).
 
     The inputs are copied to ``out/evidence`` (only listed with their SHA-256
     when ``copy_evidence`` is false) and the hunt is recorded in
@@ -355,7 +361,7 @@ def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | 
     try:
         with _noting_ctrl_c(), memory.limited_to(memory_limit):
             return _run_stages(paths, out, config, progress or ProgressSink(), rule_dirs, read_hints,
-                               follow_symlinks, state, copy_evidence, command_line)
+                               follow_symlinks, state, copy_evidence, command_line, rule_engine)
     except BaseException as exc:
         if not (ctrl_c_pressed() or isinstance(exc, (KeyboardInterrupt, duckdb.InterruptException))):
             raise
@@ -370,7 +376,8 @@ def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | 
 
 def _run_stages(paths: list[Path], out: Path, config: Config, progress: ProgressSink, rule_dirs: list[Path] | None,
                 read_hints: dict[str, str] | None, follow_symlinks: bool, state: _HuntState,
-                copy_evidence: bool = True, command_line: list[str] | None = None) -> HuntResult:
+                copy_evidence: bool = True, command_line: list[str] | None = None,
+                rule_engine: RuleEngineFactory | None = None) -> HuntResult:
     out.mkdir(parents=True, exist_ok=True)
     rules = load_rules(rule_dirs)  # a broken rule file stops the hunt before any evidence is read
     with CaseStore(out / "case.duckdb") as store:
@@ -394,12 +401,13 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
         progress.stage(STAGES[0])
         preservation = acquire(out, paths, follow_symlinks, {s.path: s.sha256 for s in summaries if s.sha256},
                                copy_evidence, command_line, len(summaries), new_events)
+        engine = rule_engine(store, out) if rule_engine else None  # may write files: before the seal
         store.seal_external_access()
 
         progress.stage(STAGES[1], len(rules))
         compiled = compile_rules(rules, detection_settings(config), on_rule=progress.step)
         progress.stage(STAGES[2], matching_steps(compiled))
-        run = run_rules(store, compiled, on_step=progress.step)
+        run = run_rules(store, compiled, engine, on_step=progress.step)
         progress.stage(STAGES[3])
         findings = group_detections(store, run.detections)
         progress.stage(STAGES[4], len(findings))

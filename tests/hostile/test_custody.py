@@ -438,3 +438,9 @@ def test_every_file_a_hunt_writes_is_known_to_the_evidence_walk_as_a_case_file()
     from mailhunt.hunt import OUTPUT_FILES
     from mailhunt.sources.evidence_walk import CASE_REPORTS
     assert set(OUTPUT_FILES) <= CASE_REPORTS
+
+
+def test_the_spark_engines_parquet_folder_is_known_to_the_evidence_walk_as_case_data():
+    from mailhunt.sources.evidence_walk import CASE_ENGINE_DATA
+    from mailhunt.spark.parquet import DEFAULT_FOLDER
+    assert DEFAULT_FOLDER in CASE_ENGINE_DATA

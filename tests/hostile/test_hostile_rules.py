@@ -122,11 +122,11 @@ def test_rules_run_on_a_sealed_database(tmp_path, monkeypatch):
     seen = {}
     real_run_rules = hunt_module.run_rules
 
-    def run_rules(store, compiled, **options):
+    def run_rules(store, compiled, *args, **options):
         seen.update(dict(store.db.execute(
             "SELECT name, value FROM duckdb_settings() WHERE name IN ('enable_external_access', 'lock_configuration')"
         ).fetchall()))
-        return real_run_rules(store, compiled, **options)
+        return real_run_rules(store, compiled, *args, **options)
 
     monkeypatch.setattr(hunt_module, "run_rules", run_rules)
     hunt([write_evidence(tmp_path / "purview_audit_export.csv")], tmp_path / "case", Config())

@@ -150,18 +150,23 @@ def _window_sql(plan: CorrelationPlan) -> str:
         raise SigmaFeatureNotSupportedByBackendError("value correlation without a field")
     cte, groups = _matched_events_cte(plan, value_field)
     aggregate = {
-        SigmaCorrelationType.EVENT_COUNT: "count(*)",
-        SigmaCorrelationType.VALUE_COUNT: "count(DISTINCT v)",
-        SigmaCorrelationType.VALUE_SUM: "sum(v)",
+        SigmaCorrelationType.EVENT_COUNT: "count(*) {over}",
+        # count(DISTINCT) is no window function in Spark; the distinct list's length is, in both engines
+        # (DuckDB's list_distinct and Spark's collect_list both leave NULLs out, as count(DISTINCT) does).
+        SigmaCorrelationType.VALUE_COUNT: "array_length(list_distinct(list(v) {over}))",
+        SigmaCorrelationType.VALUE_SUM: "sum(v) {over}",
     }[rule.type]
     span = f"INTERVAL '{plan.timespan_seconds} seconds'"
     partition = f"PARTITION BY {', '.join(groups)} " if groups else ""
+    measure = aggregate.format(over=f"OVER ({partition}ORDER BY ts RANGE BETWEEN CURRENT ROW AND {span} FOLLOWING)")
     threshold = plan.threshold if plan.threshold is not None else condition.count
     group_cols = "".join(f"{g}, " for g in groups)
     join_groups = "".join(f" AND m.{g} = s.{g}" for g in groups)
-    instance_key = " || '|' || ".join([*(f"s.{g}" for g in groups), "strftime(s.start_ts, '%Y-%m-%dT%H:%M:%S')"])
+    # The 'T' stands outside the format patterns: a letter inside one is not a literal in every dialect.
+    started = "strftime(s.start_ts, '%Y-%m-%d') || 'T' || strftime(s.start_ts, '%H:%M:%S')"
+    instance_key = " || '|' || ".join([*(f"s.{g}" for g in groups), started])
     return f"""WITH {cte},
-w AS (SELECT *, {aggregate} OVER ({partition}ORDER BY ts RANGE BETWEEN CURRENT ROW AND {span} FOLLOWING) AS measure FROM m),
+w AS (SELECT *, {measure} AS measure FROM m),
 anchors AS (SELECT DISTINCT {group_cols}ts AS start_ts, ts + {span} AS end_ts FROM w WHERE measure {_OPS[condition.op]} {threshold}),
 marked AS (SELECT *, CASE WHEN start_ts <= max(end_ts) OVER ({partition}ORDER BY start_ts ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) THEN 0 ELSE 1 END AS opens FROM anchors),
 numbered AS (SELECT *, sum(opens) OVER ({partition}ORDER BY start_ts ROWS UNBOUNDED PRECEDING) AS island FROM marked),

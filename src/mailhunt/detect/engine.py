@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import duckdb
 import pyarrow as pa
@@ -68,6 +69,8 @@ def failure_reason(exc: BaseException) -> str:
         message = f"its SQL failed the safety check: {message}"
     elif isinstance(exc, duckdb.Error):
         message = f"its SQL failed in DuckDB: {message}"
+    elif isinstance(exc, EngineError):
+        message = f"its SQL failed in {exc.engine}: {message}"
     elif not isinstance(exc, SigmaError):
         message = f"cannot be compiled ({type(exc).__name__}: {message})"
     return message if len(message) <= MAX_REASON else message[:MAX_REASON - 3] + "..."
@@ -187,27 +190,96 @@ def compile_rules(rules: list[LoadedRule], settings: DetectionSettings | None = 
     return CompiledRules(single, correlations, skipped, settings, references)
 
 
-def _insert_matches(db: duckdb.DuckDBPyConnection, single: list[tuple[LoadedRule, str]]) -> None:
-    """One statement that writes the matches of all ``single`` rules; it fails (and writes nothing) as a whole.
+class EngineError(Exception):
+    """A statement failed in an engine other than the case database; ``engine`` names it."""
 
-    Each condition stands between parentheses, as ``check_condition`` checked it."""
-    db.register("rule_index", pa.table({"rule_index": list(range(len(single))),
-                                        "rule_id": [rule.id for rule, _ in single]}))
-    try:
-        hits = ", ".join(f"CASE WHEN ({condition}) THEN {index} END" for index, (_, condition) in enumerate(single))
-        anywhere = " OR ".join(f"({condition})" for _, condition in single)
-        db.execute(f"""INSERT INTO matches
-            SELECT r.rule_id, h.event_id
-            FROM (SELECT "event.id" AS event_id, unnest(list_filter([{hits}], lambda i: i IS NOT NULL)) AS rule_index
-                  FROM {DETECTION_RELATION} WHERE {anywhere}) h
-            JOIN rule_index r USING (rule_index)""")
-    finally:
-        db.unregister("rule_index")
+    def __init__(self, engine: str, message: str):
+        self.engine = engine
+        super().__init__(message)
 
 
-def match_single_rules(store: CaseStore, single: list[tuple[LoadedRule, str]]) -> dict[str, str]:
+class RuleEngine(Protocol):
+    """Where the detection SQL runs: the case database itself (``DuckDBRules``) or another engine over the
+    same events (``mailhunt.spark.SparkRules``).
+
+    Every statement is written once, in DuckDB's SQL (``mailhunt.detect.backend``,
+    ``correlation``, ``case_queries.relation_plan``); an engine that speaks
+    another dialect transpiles it. Whatever an engine computes comes back into
+    the case store (``matches``, ``correlation_matches``, ``identities``), so
+    grouping, triage and the reports read the same tables whichever engine ran
+    the rules."""
+
+    name: str
+
+    def rows(self, sql: str) -> list[tuple]:
+        """The rows of a read-only query over ``events``."""
+        ...
+
+    def build_relations(self, org_domains: tuple[str, ...]) -> None:
+        """(Re)build the resolved-events relations from the events and the case's ``identities``."""
+        ...
+
+    def insert_matches(self, sql: str, rule_index: pa.Table) -> None:
+        """Add the (rule_id, event_id) rows of ``sql`` (which joins ``rule_index``) to ``matches``; fails whole."""
+        ...
+
+    def stage_correlation(self, sql: str) -> None:
+        """Leave the (instance, event_id, step) rows of a correlation's ``sql`` in the case database's temporary
+        table ``correlation_instances``."""
+        ...
+
+    def matches_changed(self) -> None:
+        """The case's ``matches`` gained rows outside ``insert_matches``."""
+        ...
+
+
+class DuckDBRules:
+    """The detection SQL run in the case database, as written."""
+
+    name = "DuckDB"
+
+    def __init__(self, store: CaseStore):
+        self.store = store
+
+    def rows(self, sql: str) -> list[tuple]:
+        return self.store.db.execute(sql).fetchall()
+
+    def build_relations(self, org_domains: tuple[str, ...]) -> None:
+        self.store.resolved.refresh(org_domains)
+
+    def insert_matches(self, sql: str, rule_index: pa.Table) -> None:
+        db = self.store.db
+        db.register("rule_index", rule_index)
+        try:
+            db.execute(f"INSERT INTO matches {sql}")
+        finally:
+            db.unregister("rule_index")
+
+    def stage_correlation(self, sql: str) -> None:
+        self.store.db.execute(f"CREATE OR REPLACE TEMP TABLE correlation_instances AS {sql}")
+
+    def matches_changed(self) -> None:
+        pass
+
+
+ENGINE_ERRORS: tuple[type[Exception], ...] = (duckdb.Error, EngineError)
+
+
+def single_rules_sql(single: list[tuple[LoadedRule, str]]) -> tuple[str, pa.Table]:
+    """One query giving the (rule_id, event_id) matches of all ``single`` rules, and the ``rule_index`` table it
+    joins. Each condition stands between parentheses, as ``check_condition`` checked it."""
+    rule_index = pa.table({"rule_index": list(range(len(single))), "rule_id": [rule.id for rule, _ in single]})
+    hits = ", ".join(f"CASE WHEN ({condition}) THEN {index} END" for index, (_, condition) in enumerate(single))
+    anywhere = " OR ".join(f"({condition})" for _, condition in single)
+    return f"""SELECT r.rule_id, h.event_id
+        FROM (SELECT "event.id" AS event_id, unnest(list_filter([{hits}], lambda i: i IS NOT NULL)) AS rule_index
+              FROM {DETECTION_RELATION} WHERE {anywhere}) h
+        JOIN rule_index r USING (rule_index)""", rule_index
+
+
+def match_single_rules(engine: RuleEngine, single: list[tuple[LoadedRule, str]]) -> dict[str, str]:
     """Write the matches of every single-event rule to ``matches`` in one pass over the events;
-    returns the rules that failed in DuckDB, with the reason.
+    returns the rules that failed in the engine, with the reason.
 
     One scan that tests each event against all conditions costs a fraction of
     one scan per rule: the view's joins and the column reads happen once. When
@@ -218,15 +290,15 @@ def match_single_rules(store: CaseStore, single: list[tuple[LoadedRule, str]]) -
     if not single:
         return {}
     try:
-        _insert_matches(store.db, single)
+        engine.insert_matches(*single_rules_sql(single))
         return {}
     except duckdb.InterruptException:
         raise
-    except duckdb.Error as exc:
+    except ENGINE_ERRORS as exc:
         if len(single) == 1:
             return {single[0][0].id: failure_reason(exc)}
     middle = len(single) // 2
-    return match_single_rules(store, single[:middle]) | match_single_rules(store, single[middle:])
+    return match_single_rules(engine, single[:middle]) | match_single_rules(engine, single[middle:])
 
 
 def _unusable_references(references: list[tuple[str, str | None]], skipped: dict[str, str]) -> str | None:
@@ -244,18 +316,23 @@ def matching_steps(compiled: CompiledRules) -> int:
     return 1 + len(compiled.correlations)
 
 
-def run_rules(store: CaseStore, compiled: CompiledRules, on_step: Callable[[], None] = lambda: None) -> DetectionRun:
-    """Match every compiled rule against the case (``on_step`` called after each of ``matching_steps``)."""
+def run_rules(store: CaseStore, compiled: CompiledRules, engine: RuleEngine | None = None,
+              on_step: Callable[[], None] = lambda: None) -> DetectionRun:
+    """Run ``compiled`` over the case's events in ``engine`` (default: the case database itself); the matches,
+    correlation instances and identities are written to the case store. ``on_step`` is called after each of
+    ``matching_steps``."""
     db = store.db
-    build_identity_table(store, compiled.settings.identities, compiled.settings.org_domains)
-    store.resolved.refresh(compiled.settings.org_domains)
+    engine = engine or DuckDBRules(store)
+    build_identity_table(store, compiled.settings.identities, compiled.settings.org_domains, engine.rows)
+    engine.build_relations(compiled.settings.org_domains)
     db.execute("DELETE FROM matches")
     db.execute("DELETE FROM correlation_matches")
     db.execute("DELETE FROM correlation_steps")
+    engine.matches_changed()
     detections: list[Detection] = []
     matched: dict[str, int] = {}
     skipped = dict(compiled.skipped)
-    skipped.update(match_single_rules(store, compiled.single))
+    skipped.update(match_single_rules(engine, compiled.single))
     single = [(rule, condition) for rule, condition in compiled.single if rule.id not in skipped]
     counts = dict(db.execute("SELECT rule_id, count(*) FROM matches GROUP BY 1").fetchall())
     by_rule: dict[str, list[str]] = {}
@@ -271,13 +348,13 @@ def run_rules(store: CaseStore, compiled: CompiledRules, on_step: Callable[[], N
             detections.extend(Detection(rule, [event_id]) for event_id in by_rule.get(rule.id, []))
     on_step()
     for rule, sql in compiled.correlations:
-        detections.extend(_correlate(store, compiled, rule, sql, skipped, matched))
+        detections.extend(_correlate(store, engine, compiled, rule, sql, skipped, matched))
         on_step()
     return DetectionRun(detections, skipped, matched)
 
 
-def _correlate(store: CaseStore, compiled: CompiledRules, rule: LoadedRule, sql: str, skipped: dict[str, str],
-               matched: dict[str, int]) -> list[Detection]:
+def _correlate(store: CaseStore, engine: RuleEngine, compiled: CompiledRules, rule: LoadedRule, sql: str,
+               skipped: dict[str, str], matched: dict[str, int]) -> list[Detection]:
     """Run one correlation: its detections, or none with the reason in ``skipped``."""
     unusable = _unusable_references([(rule_id, rule_id) for rule_id in compiled.references.get(rule.id, ())],
                                     skipped)
@@ -285,24 +362,27 @@ def _correlate(store: CaseStore, compiled: CompiledRules, rule: LoadedRule, sql:
         skipped[rule.id] = unusable
         return []
     try:
-        matched[rule.id], instances = _run_correlation(store.db, rule, sql)
+        matched[rule.id], instances = _run_correlation(engine, store.db, rule, sql)
     except duckdb.InterruptException:
         raise
-    except duckdb.Error as exc:
+    except ENGINE_ERRORS as exc:
         store.db.execute("DELETE FROM matches WHERE rule_id = ?", [rule.id])
         store.db.execute("DELETE FROM correlation_matches WHERE rule_id = ?", [rule.id])
+        engine.matches_changed()
         skipped[rule.id] = failure_reason(exc)
         return []
     store.resolved.record_correlation_steps(rule.id, compiled.references.get(rule.id, ()))
     return [Detection(rule, ids) for _, ids in sorted(instances.items())] if rule.indicator else []
 
 
-def _run_correlation(db: duckdb.DuckDBPyConnection, rule: LoadedRule, sql: str) -> tuple[int, dict[str, list[str]]]:
+def _run_correlation(engine: RuleEngine, db: duckdb.DuckDBPyConnection, rule: LoadedRule,
+                     sql: str) -> tuple[int, dict[str, list[str]]]:
     """Write a correlation's matches, and each instance with the part every event plays in it
     (``correlation_matches``); returns how many events it matched and its instances' event ids."""
     try:
-        db.execute(f"CREATE OR REPLACE TEMP TABLE correlation_instances AS {sql}")
+        engine.stage_correlation(sql)
         db.execute("INSERT INTO matches SELECT DISTINCT ?, event_id FROM correlation_instances", [rule.id])
+        engine.matches_changed()
         db.execute("INSERT INTO correlation_matches SELECT DISTINCT ?, instance, event_id, step FROM correlation_instances",
                    [rule.id])
         count = db.execute("SELECT count(DISTINCT event_id) FROM correlation_instances").fetchall()[0][0]

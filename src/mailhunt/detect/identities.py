@@ -46,12 +46,15 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
 
 from mailhunt.store import CaseStore
+
+# Runs a read-only query over the events and returns its rows (the case database's, or another engine's).
+Rows = Callable[[str], list[tuple]]
 
 CONFIGURED = "configured"
 INFERRED = "inferred"
@@ -282,18 +285,18 @@ def _by_account_name(name: str, text: str, addresses: dict[str, set[str]]) -> Id
 
 # ---------------------------------------------------------------- what the evidence pairs
 
-def sid_pairings(store: CaseStore) -> list[Pairing]:
+def sid_pairings(rows: Rows) -> list[Pairing]:
     """A Windows SID with every name records write beside it (the SID itself is one of the names)."""
-    rows = store.db.execute(
-        """SELECT "user.id", list(DISTINCT "user.name" ORDER BY "user.name") FROM events
-           WHERE regexp_full_match("user.id", '(?i)S-1-5-21-[0-9-]+')
+    found = rows(
+        """SELECT "user.id", list(DISTINCT "user.name") FROM events
+           WHERE regexp_matches("user.id", '(?i)^S-1-5-21-[0-9-]+\\z')
              AND "user.name" IS NOT NULL AND "user.name" <> '' AND "user.name" <> "user.id"
-           GROUP BY 1 ORDER BY 1""").fetchall()
-    return [Pairing(f"SID {sid}", (sid, *logged), f"SID {sid} is logged with {', '.join(logged)}")
-            for sid, logged in rows]
+           GROUP BY 1""")
+    return [Pairing(f"SID {sid}", (sid, *sorted(logged)), f"SID {sid} is logged with {', '.join(sorted(logged))}")
+            for sid, logged in sorted(found)]
 
 
-def display_name_pairings(store: CaseStore, names: Iterable[str]) -> tuple[list[Pairing], dict[str, str]]:
+def display_name_pairings(rows: Rows, names: Iterable[str]) -> tuple[list[Pairing], dict[str, str]]:
     """A canonical name whose last part is the display name the evidence gives one account (an Entra
     sign-in's ``userDisplayName`` beside its UPN); a display name of several accounts pairs nothing."""
     canonical: dict[str, list[str]] = defaultdict(list)
@@ -304,13 +307,14 @@ def display_name_pairings(store: CaseStore, names: Iterable[str]) -> tuple[list[
                 canonical[parts[-1].strip().lower()].append(name)
     if not canonical:
         return [], {}
-    rows = store.db.execute(
-        """SELECT lower(trim(display)), list(DISTINCT account ORDER BY account), min(display) FROM (
-             SELECT map_extract(labels, 'user_display_name')[1] AS display, lower("user.name") AS account
+    found = rows(
+        """SELECT lower(trim(display)), list(DISTINCT account), min(display) FROM (
+             SELECT labels['user_display_name'] AS display, lower("user.name") AS account
              FROM events WHERE "user.name" LIKE '%@%')
-           WHERE display IS NOT NULL AND trim(display) <> '' GROUP BY 1 ORDER BY 1""").fetchall()
+           WHERE display IS NOT NULL AND trim(display) <> '' GROUP BY 1""")
     pairings, unresolved = [], {}
-    for display, accounts, written in rows:
+    for display, unordered, written in sorted(found):
+        accounts = sorted(unordered)
         if display not in canonical:
             continue
         callers = sorted(canonical[display])
@@ -335,15 +339,19 @@ WITH r AS (
            AS scope,
          "user.id" AS uid,
          CASE WHEN coalesce(trim("user.name"), '') NOT IN ('', "user.id")
-                   AND NOT regexp_full_match(trim("user.name"), '[0-9]+') THEN trim("user.name") END AS name,
-         [e."file.path", e."file.target_path", e."process.executable", map_extract(e.labels, 'cwd')[1]] AS paths
-  FROM events e WHERE regexp_full_match(coalesce("user.id", ''), '[0-9]+'))
+                   AND NOT regexp_matches(trim("user.name"), '^[0-9]+\\z') THEN trim("user.name") END AS name,
+         [e."file.path", e."file.target_path", e."process.executable", e.labels['cwd']] AS paths
+  FROM events e WHERE regexp_matches(coalesce("user.id", ''), '^[0-9]+\\z'))
 SELECT DISTINCT scope, uid, name,
        CASE WHEN name IS NULL AND NOT contains(path, '/../') THEN
          nullif(regexp_extract(path, '^/(?:Users|home)/([^/]+)(?:/|$)', 1), '') END AS home
-FROM (SELECT scope, uid, name, unnest(CASE WHEN name IS NULL THEN paths ELSE [NULL] END) AS path FROM r)
-ORDER BY ALL
+FROM (SELECT scope, uid, name, unnest(CASE WHEN name IS NULL THEN paths ELSE [NULL] END) AS path FROM r) p
 """
+
+
+def _nulls_last(row: tuple) -> tuple:
+    """Sort key of a row as SQL's ``ORDER BY ALL`` orders it (NULLs last), whichever engine gave it."""
+    return tuple((value is None, "" if value is None else value) for value in row)
 
 
 def _on(scope: str) -> str:
@@ -351,7 +359,7 @@ def _on(scope: str) -> str:
     return f"on host {where}" if kind == "host" else f"in evidence folder {where or '.'}"
 
 
-def uid_pairings(store: CaseStore) -> tuple[list[Pairing], dict[str, str]]:
+def uid_pairings(rows: Rows) -> tuple[list[Pairing], dict[str, str]]:
     """uid alias -> the user name its hosts pair it with, where every host it acts on agrees.
 
     On one host a uid is paired with a name by records that log both (an
@@ -361,7 +369,7 @@ def uid_pairings(store: CaseStore) -> tuple[list[Pairing], dict[str, str]]:
     named: dict[tuple[str, str], set[str]] = defaultdict(set)
     homes: dict[tuple[str, str], set[str]] = defaultdict(set)
     unnamed: dict[str, set[str]] = defaultdict(set)
-    for scope, uid, name, home in store.db.execute(_UID_ROWS).fetchall():
+    for scope, uid, name, home in sorted(rows(_UID_ROWS), key=_nulls_last):
         if name is not None:
             named[(uid, scope)].add(name)
             continue
@@ -423,18 +431,21 @@ def one_per_alias(identities: list[Identity]) -> list[Identity]:
     return list(chosen.values())
 
 
-def build_identity_table(store: CaseStore, configured: dict[str, str], org_domains: tuple[str, ...] = ()) -> None:
+def build_identity_table(store: CaseStore, configured: dict[str, str], org_domains: tuple[str, ...] = (),
+                         rows: Rows | None = None) -> None:
     """(Re)write the case's ``identities`` table from every actor and target name in it.
 
     The aliases are what stages join on: ``coalesce(user.name, user.id)`` of
-    each event, and ``user.target.name``."""
-    names = [row[0] for row in store.db.execute(
+    each event, and ``user.target.name``. ``rows`` runs the queries over the
+    events (default: in the case database; ``RuleEngine.rows`` elsewhere)."""
+    rows = rows or (lambda sql: store.db.execute(sql).fetchall())
+    names = [row[0] for row in rows(
         """SELECT DISTINCT name FROM (SELECT coalesce(nullif("user.name", ''), "user.id") AS name FROM events
-           UNION ALL SELECT "user.target.name" FROM events) WHERE name IS NOT NULL AND name <> ''""").fetchall()]
+           UNION ALL SELECT "user.target.name" AS name FROM events) u WHERE name IS NOT NULL AND name <> ''""")]
     names.extend(configured)
-    by_sid = sid_pairings(store)
-    by_uid, unpaired_uids = uid_pairings(store)
-    by_display, unpaired_callers = display_name_pairings(store, names)
+    by_sid = sid_pairings(rows)
+    by_uid, unpaired_uids = uid_pairings(rows)
+    by_display, unpaired_callers = display_name_pairings(rows, names)
     identities = one_per_alias(resolve_identities(
         names, configured, tuple(d.lower() for d in org_domains), [*by_sid, *by_uid, *by_display],
         {**unpaired_uids, **unpaired_callers}))

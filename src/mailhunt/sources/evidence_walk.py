@@ -44,6 +44,8 @@ CASE_REPORTS = frozenset({"findings.json", "report.html", "report.md", "findings
                           "timeline.jsonl", "iocs.csv", "iocs.stix.json"})
 # The case's own copy of its evidence and its custody log (``mailhunt.case``): already in the case.
 CASE_CUSTODY = frozenset({"evidence", "custody.jsonl"})
+# The case's events as Parquet for the Spark engine (``mailhunt.spark.parquet.DEFAULT_FOLDER``): a copy of case data.
+CASE_ENGINE_DATA = frozenset({"events.parquet"})
 DUCKDB_MAGIC_OFFSET = 8
 DUCKDB_MAGIC = b"DUCK"
 FINDINGS_SCHEMA = re.compile(rb'"schema"\s*:\s*"mailhunt\.findings/')
@@ -235,8 +237,9 @@ class EvidenceWalk:
     @staticmethod
     def _belongs_to_case(name: str) -> bool:
         """A name mailhunt writes into a case folder: the database, its WAL and temporary folder, the reports,
-        the evidence copy and the custody log."""
-        return name.startswith(CASE_DATABASE) or name in CASE_REPORTS or name in CASE_CUSTODY
+        the evidence copy, the custody log and the Spark engine's Parquet events."""
+        return (name.startswith(CASE_DATABASE) or name in CASE_REPORTS or name in CASE_CUSTODY
+                or name in CASE_ENGINE_DATA)
 
     def _case_reason(self, folder: Path, names: list[str], identity: tuple[int, int]) -> str | None:
         """Why ``folder`` is a mailhunt case (so its own files are not evidence), or None."""

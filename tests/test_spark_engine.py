@@ -1,0 +1,134 @@
+"""The Spark engine finds what the DuckDB engine finds: the same findings.json, ids, evidence and decisions.
+
+One Spark session (local[2]) serves the module; the tests share its hunts.
+They need pyspark (``pip install 'mailhunt[spark]'``) and Java 17+, which
+.ci/run installs; without them they are skipped, saying which is missing.
+"""
+
+from __future__ import annotations
+
+import shutil
+from functools import cache
+from pathlib import Path
+from unittest import mock
+
+import orjson
+import pytest
+
+from mailhunt import hunt as hunt_module
+from mailhunt.config import load_config
+from mailhunt.detect.engine import run_rules
+from mailhunt.detect.rules import load_rules
+from mailhunt.hunt import hunt
+from mailhunt.spark.session import SparkUnavailable, check_requirements, start_session
+from mailhunt.triage import QUESTION_MODULES, legitimate_admin_activity
+from tests.indicator_set import write_indicator_set
+
+REPO = Path(__file__).resolve().parent.parent
+INCIDENT = REPO / "examples" / "incident-2026-10"
+
+try:
+    check_requirements()
+    MISSING = None
+except SparkUnavailable as exc:
+    MISSING = str(exc)
+
+pytestmark = [pytest.mark.skipif(MISSING is not None, reason=MISSING or ""), pytest.mark.xdist_group("spark")]
+
+# Fields that describe this run rather than what it found: where the case lies.
+RUN_FIELDS = ("evidence_preservation",)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    session = start_session("local[2]")
+    yield session
+    session.stop()
+
+
+# The rules each engine ran in the last hunt of each set: rule id -> events matched (``DetectionRun.matched``).
+RAN: dict[tuple[str, str], dict[str, int]] = {}
+
+
+@cache
+def _hunts(name: str, workdir: str) -> dict[str, dict]:
+    """findings.json of the DuckDB and the Spark engine over one evidence set; what each ran goes to RAN."""
+    from mailhunt.spark import spark_rule_engine
+
+    base = Path(workdir) / name
+    if name == "incident":
+        evidence, config_path, hints = INCIDENT, INCIDENT / "mailhunt.toml", {}
+    else:
+        evidence, config_path, hints = write_indicator_set(load_rules(), base / "set")
+    config = load_config(config_path)
+    documents = {}
+    for engine, factory in (("duckdb", None), ("spark", spark_rule_engine())):
+        out = base / engine
+        with mock.patch.object(hunt_module, "run_rules", _recording(name, engine)):
+            hunt([evidence], out, config, read_hints=hints, copy_evidence=False, rule_engine=factory)
+        documents[engine] = orjson.loads((out / "findings.json").read_bytes())
+    return documents
+
+
+def _recording(name: str, engine: str):
+    def run(*args, **kwargs):
+        done = run_rules(*args, **kwargs)
+        RAN[(name, engine)] = dict(done.matched)
+        return done
+    return run
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("spark-hunts")
+    yield str(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _comparable(document: dict) -> dict:
+    """The document without what differs between two runs: the run's own fields and each hunt's start time."""
+    kept = {key: value for key, value in document.items() if key not in RUN_FIELDS}
+    kept["hunts"] = [{**h, "started_at": None} for h in document.get("hunts") or []]
+    return kept
+
+
+def _assert_same(documents: dict[str, dict]) -> None:
+    duck, spark = (_comparable(documents[e]) for e in ("duckdb", "spark"))
+    assert duck["skipped_rules"] == [] and spark["skipped_rules"] == []
+    assert [f["id"] for f in spark["findings"]] == [f["id"] for f in duck["findings"]]
+    for mine, theirs in zip(spark["findings"], duck["findings"], strict=True):
+        assert mine == theirs, f"finding {theirs['id']} ({theirs['indicator']}) differs between the engines"
+    assert spark == duck
+
+
+def test_example_incident_same_findings_on_both_engines(spark, workdir):
+    documents = _hunts("incident", workdir)
+    assert len(documents["duckdb"]["findings"]) >= 10
+    assert any(f["escalate"] for f in documents["duckdb"]["findings"])
+    _assert_same(documents)
+
+
+def test_every_indicator_same_findings_on_both_engines(spark, workdir):
+    documents = _hunts("every-indicator", workdir)
+    shipped = {rule.indicator for rule in load_rules() if rule.indicator}
+    assert {f["indicator"] for f in documents["duckdb"]["findings"]} == shipped
+    _assert_same(documents)
+
+
+def test_every_rule_and_triage_step_ran_on_both_engines(spark, workdir):
+    """Each rule of the registry ran on both engines and matched the same number of events; each triage
+    question and L1 step answered every finding of both."""
+    documents = _hunts("every-indicator", workdir)
+    duck, spark_ran = RAN[("every-indicator", "duckdb")], RAN[("every-indicator", "spark")]
+    for rule in load_rules():
+        assert rule.id in duck and rule.id in spark_ran, f"{rule.title} did not run on both engines"
+        assert spark_ran[rule.id] == duck[rule.id], f"{rule.title} matched differently on the engines"
+    assert sum(1 for count in duck.values() if count) >= len(duck) * 3 // 4, "the set exercises most rules"
+    questions = {module.NAME for module in QUESTION_MODULES} | {legitimate_admin_activity.NAME}
+    steps = {step["step"] for f in documents["duckdb"]["findings"] for step in f["l1"]}
+    assert {"sign_ins", "password_changes", "correlated_findings"} <= steps
+    for engine, document in documents.items():
+        for finding in document["findings"]:
+            assert set(finding["answers"]) == questions, f"{engine}: {finding['id']} misses a question"
+            assert {step["step"] for step in finding["l1"]} <= steps
+            assert finding["decision"], f"{engine}: {finding['id']} has no escalation decision"
