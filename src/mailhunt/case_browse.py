@@ -51,7 +51,8 @@ class FindingFilter:
     until: datetime | None = None
 
     def where(self) -> tuple[str, list]:
-        clauses, params = ["TRUE"], []
+        clauses: list[str] = ["TRUE"]
+        params: list[object] = []
         if self.indicator:
             clauses.append("indicator = ?")
             params.append(self.indicator)
@@ -278,7 +279,8 @@ class CaseBrowser:
                       limit: int, offset: int) -> list[EventRow]:
         """Events in [since, until] whose actor, target, address, subject, command line, rule name or action
         contains ``text`` (case-insensitive), in time order; one page."""
-        clauses, params = ["TRUE"], []
+        clauses: list[str] = ["TRUE"]
+        params: list[object] = []
         if text:
             clauses.append("(" + " OR ".join(f'contains(lower("{c}"), ?)' for c in SEARCHED_COLUMNS) + ")")
             params.extend([text.lower()] * len(SEARCHED_COLUMNS))

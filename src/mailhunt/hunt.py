@@ -25,6 +25,7 @@ from mailhunt.case import add_case_plans
 from mailhunt.case.acquisition import acquire
 from mailhunt.case.iocs import IOC_FILES, collect_iocs, iocs_csv, iocs_stix
 from mailhunt.case.ocsf import ocsf_jsonl
+from mailhunt.case.review import case_review
 from mailhunt.case.timeline import (
     TIMELINE_FILES,
     build_timeline,
@@ -398,8 +399,10 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
 
         # Written while the case is still open, so a second hunt into it cannot interleave its outputs.
         state.stage = "writing"
-        outputs = (orjson.dumps(document, option=orjson.OPT_INDENT_2), render_html(document).encode("utf-8"),
-                   render_markdown(document).encode("utf-8"), ocsf_jsonl(document), timeline_csv(timeline),
+        review = case_review(store.db)
+        outputs = (orjson.dumps(document, option=orjson.OPT_INDENT_2),
+                   render_html(document, review=review).encode("utf-8"),
+                   render_markdown(document, review=review).encode("utf-8"), ocsf_jsonl(document), timeline_csv(timeline),
                    timeline_jsonl(timeline), iocs_csv(document["iocs"]), iocs_stix(document["iocs"]))
         replace_files({out / name: data for name, data in zip(OUTPUT_FILES, outputs, strict=True)})
     return HuntResult(out, summaries, findings, document, events_in_case)

@@ -153,3 +153,21 @@ def record_action(case_dir: Path, db: duckdb.DuckDBPyConnection, action: str, fi
         raise
     db.execute("COMMIT")
     return row
+
+
+def review_rows(review: CaseReview, findings: list[dict]) -> list[dict]:
+    """One row per finding with a disposition or a verification answer, in the findings' order, for the reports:
+    finding id, indicator, actor, disposition, answer, analyst, time, note, custody entry (raw values)."""
+    rows = []
+    for finding in findings:
+        fid = str(finding.get("id"))
+        disposition, answer = review.dispositions.get(fid), review.verification_answers.get(fid)
+        if disposition is None and answer is None:
+            continue
+        latest = max((a for a in (disposition, answer) if a is not None), key=lambda a: a.seq)
+        rows.append({"id": fid, "indicator": finding.get("indicator"), "actor": finding.get("actor"),
+                     "disposition": disposition.label if disposition else "",
+                     "answer": answer.label if answer else "", "analyst": latest.analyst,
+                     "time": latest.time, "note": disposition.note if disposition else answer.note if answer else "",
+                     "custody": ", ".join(f"#{a.custody_seq}" for a in (disposition, answer) if a is not None)})
+    return rows

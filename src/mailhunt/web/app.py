@@ -45,7 +45,12 @@ from mailhunt.case.review import (
 )
 from mailhunt.case.show import raw_records_of
 from mailhunt.case.verify import verify_case
-from mailhunt.case_browse import FINDING_SORTS, NO_DISPOSITION, CaseBrowser, FindingFilter
+from mailhunt.case_browse import (
+    FINDING_SORTS,
+    NO_DISPOSITION,
+    CaseBrowser,
+    FindingFilter,
+)
 from mailhunt.events import iso_z
 from mailhunt.report.html import SEVERITY_COLOURS, finding_view
 from mailhunt.report.summary import SEVERITY_ORDER, fmt_time
@@ -232,7 +237,8 @@ def create_app(case_dir: Path, token: str, analyst: str = "") -> FastAPI:
                              disposition=q.get("disposition") or None,
                              since=parse_utc_param("since", q.get("since")),
                              until=parse_utc_param("until", q.get("until")))
-        sort = q.get("sort") if q.get("sort") in FINDING_SORTS else "first_seen"
+        sort = q.get("sort") or ""
+        sort = sort if sort in FINDING_SORTS else "first_seen"
         descending = q.get("order") == "desc"
         number = _page_number(q.get("page"))
         with case.reading() as db:
