@@ -160,9 +160,10 @@ def test_hostile_strings_are_shown_as_text_with_the_bidi_override_written_out(re
     page = reader.get(f"/findings/{rule['id']}").text
     assert "&lt;svg onload=window.pwned=2&gt;j.doe@fabrikam-labs.com" in page
     assert "&lt;script&gt;window.pwned=&#39;rule&#39;&lt;/script&gt;" in page
-    deletion = _finding(document, "bulk_item_deletion")
-    subject_event = next(e for e in deletion["evidence"] if e["subject"] and "pwned" in e["subject"])
-    event_page = reader.get(f"/events/{subject_event['event_id']}").text
+    found = reader.get("/timeline", params={"q": "txt.exe"}).text
+    [event_id] = re.findall(r'<td class="time"><a href="/events/([^"]+)"', found)
+    assert "&lt;img src=x onerror=window.pwned=1&gt;\\u202etxt.exe" in found
+    event_page = reader.get(f"/events/{event_id}").text
     assert "&lt;img src=x onerror=window.pwned=1&gt;\\u202etxt.exe" in event_page
     assert "\u202e" not in event_page
     findings_page = reader.get("/findings").text

@@ -4,7 +4,7 @@ Shown to the analyst, never applied: mailhunt does not change its own
 configuration. Two entries are offered, because which one is true is the
 analyst's call: the actor as known automation doing exactly these operations
 (``[[authorized.automation]]``, with the application when the evidence names
-one), or a change window over the finding's span (``[[change_windows]]``)
+one), or a change window over the finding's span (whole minutes around it) (``[[change_windows]]``)
 with a ticket to fill in. Values come from the evidence, so each is written
 as a TOML basic string with every quote, backslash and hidden character
 escaped; an account that cannot be written (a lone surrogate) gets no entry.
@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 
+from mailhunt.events import iso_z
+from mailhunt.report.summary import parse_utc
 from mailhunt.visible import is_hidden
 
 TICKET_PLACEHOLDER = "CHANGE-TICKET"
@@ -68,11 +71,13 @@ def suggest_allowlist(finding: dict, actions: list[str], app_ids: list[str]) -> 
         if any(actions):
             automation.append(f"command_pattern = {toml_string(command_pattern(actions))}\n")
         suggestions.append(AllowlistSuggestion("known automation", "".join(automation)))
-        first, last = finding.get("first_seen"), finding.get("last_seen")
-        if isinstance(first, str) and isinstance(last, str):
+        first, last = parse_utc(finding.get("first_seen")), parse_utc(finding.get("last_seen"))
+        if first is not None and last is not None:
+            start = first.replace(second=0, microsecond=0)
+            end = last.replace(second=0, microsecond=0) + timedelta(minutes=1)
             suggestions.append(AllowlistSuggestion("approved change window", "".join([
                 header, "# If it was an approved change, add (with the real ticket):\n", "[[change_windows]]\n",
-                f"start = {toml_string(first)}\n", f"end = {toml_string(last)}\n",
+                f"start = {toml_string(iso_z(start))}\n", f"end = {toml_string(iso_z(end))}\n",
                 f"ticket = {toml_string(TICKET_PLACEHOLDER)}\n", f"actors = [{account}]\n"])))
         return suggestions
     except ValueError:

@@ -131,6 +131,7 @@ def _environment() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, finalize=_visible, trim_blocks=True,
                              lstrip_blocks=True)
     env.filters["utc"] = lambda moment: iso_z(moment) if isinstance(moment, datetime) else ""
+    env.filters["lines"] = lambda value: escape(visible_text(value, keep_newlines=True))
     env.filters["raw_record"] = lambda value: (escape(visible_text(value, keep_newlines=True))
                                                if value is not None else Markup("<em>(no raw record kept)</em>"))
     return env
