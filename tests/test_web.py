@@ -161,7 +161,7 @@ def test_hostile_strings_are_shown_as_text_with_the_bidi_override_written_out(re
     assert "&lt;svg onload=window.pwned=2&gt;j.doe@fabrikam-labs.com" in page
     assert "&lt;script&gt;window.pwned=&#39;rule&#39;&lt;/script&gt;" in page
     found = reader.get("/timeline", params={"q": "txt.exe"}).text
-    [event_id] = re.findall(r'<td class="time"><a href="/events/([^"]+)"', found)
+    [event_id] = re.findall(r'<td class="time"><a href="/events/([^"?]+)\?at=[^"]+"', found)
     assert "&lt;img src=x onerror=window.pwned=1&gt;\\u202etxt.exe" in found
     event_page = reader.get(f"/events/{event_id}").text
     assert "&lt;img src=x onerror=window.pwned=1&gt;\\u202etxt.exe" in event_page
@@ -221,7 +221,7 @@ def test_the_timeline_search_finds_by_address_and_pages_in_time_order(reader, ho
             """SELECT "event.id" FROM events ORDER BY "@timestamp", "event.id" LIMIT 100 OFFSET 100""").fetchall()]
     assert 0 < page.count("<td>185.220.101.47</td>") == expected
     second = reader.get("/timeline?page=2").text
-    assert re.findall(r'<td class="time"><a href="/events/([^"]+)"', second) == ordered
+    assert re.findall(r'<td class="time"><a href="/events/([^"?]+)\?at=[^"]+"', second) == ordered
     assert "next ▶" in second and "◀ previous" in second
     assert '<text x="4" y="' in page and "m365.audit" in page
 
@@ -241,6 +241,10 @@ def test_the_finding_page_shows_answers_decision_raw_records_containment_verific
     assert page.count('class="evidence"') >= 1 and "<svg class=\"timeline\"" in page
     assert reader.get("/findings/mh-nope").status_code == 404
     assert reader.get("/events/nope").status_code == 404
+    evidence = finding["evidence"][0]
+    shown = reader.get(f"/events/{evidence['event_id']}", params={"at": evidence["@timestamp"]}).text
+    misled = reader.get(f"/events/{evidence['event_id']}", params={"at": "2001-01-01T00:00:00Z"}).text
+    assert raw in shown and raw in misled  # the time is a hint: a wrong one still finds the event
 
 
 def test_suggest_allowlist_shows_toml_that_loads_and_is_not_applied(reader, document, hostile, tmp_path):

@@ -155,3 +155,5 @@ def test_the_hostile_case_renders_its_payloads_as_text_and_runs_none(page_in):
     assert page.locator("td.actor").first.inner_text() == HOSTILE_ACTOR
     assert page.evaluate("window.pwned") is None
     assert page.violations == []
+    actions = [json.loads(line)["action"] for line in (case / "custody.jsonl").read_text().splitlines()]
+    assert actions == ["hunt"]  # browsing writes nothing

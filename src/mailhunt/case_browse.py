@@ -316,8 +316,9 @@ class CaseBrowser:
             [*params, limit, offset]).fetchall()
         return [EventRow(*row) for row in rows]
 
-    def apps_of_events(self, event_ids: list[str]) -> list[str]:
-        """The distinct application ids these events name."""
+    def apps_of_events(self, event_ids: list[str], since: datetime, until: datetime) -> list[str]:
+        """The distinct application ids these events, all within [since, until], name."""
         return [app for (app,) in self.db.execute(
-            """SELECT DISTINCT "app.id" FROM events WHERE "event.id" IN (SELECT unnest(?::VARCHAR[]))
-               AND "app.id" IS NOT NULL ORDER BY 1""", [sorted(set(event_ids))]).fetchall()]
+            """SELECT DISTINCT "app.id" FROM events WHERE "@timestamp" BETWEEN ? AND ?
+               AND "event.id" IN (SELECT unnest(?::VARCHAR[])) AND "app.id" IS NOT NULL ORDER BY 1""",
+            [since, until, sorted(set(event_ids))]).fetchall()]

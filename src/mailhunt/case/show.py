@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -27,14 +28,21 @@ def raw_records(case_dir: Path, event_id: str) -> list[RawRecord]:
         return raw_records_of(store.db, case_dir, [event_id])
 
 
-def raw_records_of(db: duckdb.DuckDBPyConnection, case_dir: Path, event_ids: list[str]) -> list[RawRecord]:
-    """Every stored copy of these events, by event id then file, from a case database already open."""
+def raw_records_of(db: duckdb.DuckDBPyConnection, case_dir: Path, event_ids: list[str],
+                   between: tuple[datetime, datetime] | None = None) -> list[RawRecord]:
+    """Every stored copy of these events, by event id then file, from a case database already open.
+
+    ``between`` (naive UTC, inclusive), when the caller knows the events' times, lets DuckDB skip every
+    row group outside them instead of reading the whole id column of a large case."""
+    since, until = between if between is not None else (None, None)
     cursor = db.execute(
         """SELECT e."event.id" AS event_id, e."event.original" AS original, e."log.file.path" AS file,
                   e."log.file.sha256" AS sha256, e."log.record" AS record, i.locator_unit AS unit
            FROM events e LEFT JOIN inputs i ON i.path = e."log.file.path" AND i.sha256 = e."log.file.sha256"
-           WHERE e."event.id" IN (SELECT unnest(?::VARCHAR[])) ORDER BY event_id, file, record""",
-        [sorted(set(event_ids))])
+           WHERE e."event.id" IN (SELECT unnest(?::VARCHAR[]))
+             AND (?::TIMESTAMP IS NULL OR e."@timestamp" BETWEEN ?::TIMESTAMP AND ?::TIMESTAMP)
+           ORDER BY event_id, file, record""",
+        [sorted(set(event_ids)), since, since, until])
     names = [d[0] for d in cursor.description]
     rows = [dict(zip(names, row)) for row in cursor.fetchall()]
     try:

@@ -155,8 +155,19 @@ class Case:
 
     @contextmanager
     def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self.lock, CaseStore(self.database) as store:
-            yield store.db
+        """The database opened for writing the analyst's table only (not through ``CaseStore``, which would
+        also bring an older case's events up to date: the page never changes the evidence)."""
+        with self.lock:
+            try:
+                db = duckdb.connect(str(self.database))
+            except duckdb.Error as exc:
+                raise CaseOpenError(f"{self.database.name} cannot be opened to record the action: "
+                                    f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+            try:
+                db.execute("SET TimeZone = 'UTC'")
+                yield db
+            finally:
+                db.close()
 
 
 def create_app(case_dir: Path, token: str, analyst: str = "") -> FastAPI:
@@ -269,11 +280,12 @@ def create_app(case_dir: Path, token: str, analyst: str = "") -> FastAPI:
         evidence = [e for e in document.get("evidence") or [] if isinstance(e, dict)]
         start = (evidence_page - 1) * EVIDENCE_PER_PAGE
         shown_evidence = evidence[start:start + EVIDENCE_PER_PAGE]
-        records = raw_records_of(db, case.folder, [str(e.get("event_id")) for e in shown_evidence])
+        first, last = view_times(document)
+        records = raw_records_of(db, case.folder, [str(e.get("event_id")) for e in shown_evidence],
+                                 span_of(first, last))
         by_event: dict[str, list] = {}
         for record in records:
             by_event.setdefault(record.event_id, []).append(record)
-        first, last = view_times(document)
         picture = None
         if first is not None and last is not None:
             people = [p for p in (document.get("actor"), *(document.get("targets") or [])) if isinstance(p, str)]
@@ -287,6 +299,13 @@ def create_app(case_dir: Path, token: str, analyst: str = "") -> FastAPI:
                 "evidence_total": len(evidence), "evidence_page": evidence_page,
                 "evidence_pages": max(1, -(-len(evidence) // EVIDENCE_PER_PAGE)),
                 "history": analyst_actions(db, finding_id), "review": case_review(db)}
+
+    def span_of(first: datetime | None, last: datetime | None) -> tuple[datetime, datetime] | None:
+        """The time filter that finds a finding's evidence events (a second of slack each side, for the
+        fractions its whole-second times drop)."""
+        if first is None or last is None:
+            return None
+        return first - timedelta(seconds=1), last + timedelta(seconds=1)
 
     def view_times(document: dict) -> tuple[datetime | None, datetime | None]:
         try:
@@ -311,7 +330,8 @@ def create_app(case_dir: Path, token: str, analyst: str = "") -> FastAPI:
             if document is None:
                 raise HTTPException(404, "no such finding in this case")
             event_ids = [str(e.get("event_id")) for e in document.get("evidence") or [] if isinstance(e, dict)]
-            apps = browser.apps_of_events(event_ids)
+            span = span_of(*view_times(document)) or (datetime.min, datetime.max)
+            apps = browser.apps_of_events(event_ids, *span)
         actions = [str(e.get("action")) for e in document.get("evidence") or []
                    if isinstance(e, dict) and e.get("action")]
         return page("allowlist.html", finding=finding_view(document, 0),
@@ -379,9 +399,14 @@ def create_app(case_dir: Path, token: str, analyst: str = "") -> FastAPI:
                     period=(first, last), start=start, end=end)
 
     @app.get("/events/{event_id}")
-    def event(event_id: str) -> Response:
+    def event(event_id: str, request: Request) -> Response:
+        """One event's raw records; ``at`` (its time, which every link here carries) narrows the search on a
+        big case, and is only a hint: an event not found there is looked for in the whole case."""
+        at = parse_utc_param("at", request.query_params.get("at"))
         with case.reading() as db:
-            records = raw_records_of(db, case.folder, [event_id])
+            records = raw_records_of(db, case.folder, [event_id], span_of(at, at)) if at is not None else []
+            if not records:
+                records = raw_records_of(db, case.folder, [event_id])
             findings_of = CaseBrowser(db).findings_of_event(event_id)
         if not records:
             raise HTTPException(404, "no such event in this case")

@@ -98,7 +98,7 @@ def finding_window(events: list[EventRow], start: datetime, end: datetime, first
     rows = []
     y = TOP
     for name in sorted(by_source):
-        points = [{"id": e.id, "x": f"{scale.x(e.timestamp):.1f}", "evidence": e.id in evidence_ids,
+        points = [{"id": e.id, "at": iso_z(e.timestamp), "x": f"{scale.x(e.timestamp):.1f}", "evidence": e.id in evidence_ids,
                    "title": f"{iso_z(e.timestamp)} {e.action or 'event'} by {e.actor or '?'}"
                             + (f" on {e.target}" if e.target and e.target != e.actor else "")}
                   for e in by_source[name]]
