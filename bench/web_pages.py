@@ -62,14 +62,14 @@ def measure(case: Path, repeat: int) -> None:
     client.get("/findings?token=bench")
     with duckdb.connect(str(case / "case.duckdb"), read_only=True) as db:
         total = db.execute("SELECT count(*) FROM events").fetchall()[0][0]
-        finding, event = db.execute(
-            "SELECT id, document->'evidence'->0->>'event_id' FROM findings WHERE indicator = 'inbox_rule_hiding'"
-        ).fetchall()[0]
+        finding, event, at = db.execute(
+            """SELECT id, document->'evidence'->0->>'event_id', document->'evidence'->0->>'@timestamp'
+               FROM findings WHERE indicator = 'inbox_rule_hiding'""").fetchall()[0]
     print(f"{total:,} events in {case}")
     pages = ["/findings", "/findings?escalate=yes&sort=severity&order=desc", f"/findings/{finding}",
              f"/findings/{finding}/allowlist", "/timeline", "/timeline?page=2000", "/timeline?q=185.220.101.47",
              "/timeline?q=no-such-text-anywhere", "/timeline?since=2026-10-13T00:00:00Z&until=2026-10-14T00:00:00Z",
-             f"/events/{event}", "/evidence", "/review"]
+             f"/events/{event}?at={at}", f"/events/{event}", "/evidence", "/review"]
     for page in pages:
         times = []
         for _ in range(repeat):

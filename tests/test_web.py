@@ -430,3 +430,16 @@ def test_serve_binds_loopback_by_default_and_warns_for_other_hosts(monkeypatch, 
     assert CliRunner().invoke(cli, ["serve", str(hostile.parent)]).exit_code == 2
     assert is_loopback("::1") and is_loopback("localhost") and is_loopback("127.0.0.2")
     assert not is_loopback("192.168.1.5") and not is_loopback("example.com")
+
+
+def test_an_event_id_with_slashes_stays_one_path_segment(client, case):
+    """Event ids come from readers; one holding ``../`` must neither climb to another route nor break the link."""
+    odd = "../../files/custody.jsonl"
+    with duckdb.connect(str(case / "case.duckdb")) as db:
+        db.execute("""INSERT INTO events SELECT * REPLACE (? AS "event.id") FROM events
+                      WHERE "event.action" = 'New-InboxRule' LIMIT 1""", [odd])
+    page = client.get("/timeline", params={"q": "New-InboxRule"}).text
+    [link] = re.findall(r'href="(/events/\.\.%2F[^"]+)"', page)
+    assert link.startswith("/events/..%2F..%2Ffiles%2Fcustody.jsonl?at=")
+    shown = client.get(html.unescape(link))
+    assert shown.status_code == 200 and f"<code>{html.escape(odd)}</code>" in shown.text

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import duckdb
 import jinja2
@@ -131,6 +131,7 @@ def _environment() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, finalize=_visible, trim_blocks=True,
                              lstrip_blocks=True)
     env.filters["utc"] = lambda moment: iso_z(moment) if isinstance(moment, datetime) else ""
+    env.filters["pathpart"] = lambda value: quote(str(value), safe="")
     env.filters["lines"] = lambda value: escape(visible_text(value, keep_newlines=True))
     env.filters["raw_record"] = lambda value: (escape(visible_text(value, keep_newlines=True))
                                                if value is not None else Markup("<em>(no raw record kept)</em>"))
@@ -364,7 +365,7 @@ def create_app(case_dir: Path, token: str, analyst: str = "") -> FastAPI:
 
     def after_action(finding_id: str, problem: str | None) -> Response:
         if problem is None:
-            return RedirectResponse(f"/findings/{finding_id}#review", status_code=303)
+            return RedirectResponse(f"/findings/{quote(finding_id, safe='')}#review", status_code=303)
         with case.reading() as db:
             context = finding_context(db, finding_id, 1)
         return page("finding.html", status=400, message=problem, **context)
@@ -398,7 +399,7 @@ def create_app(case_dir: Path, token: str, analyst: str = "") -> FastAPI:
                     more=len(events) > EVENTS_PER_PAGE, number=number, shown=shown, link=link,
                     period=(first, last), start=start, end=end)
 
-    @app.get("/events/{event_id}")
+    @app.get("/events/{event_id:path}")
     def event(event_id: str, request: Request) -> Response:
         """One event's raw records; ``at`` (its time, which every link here carries) narrows the search on a
         big case, and is only a hint: an event not found there is looked for in the whole case."""
