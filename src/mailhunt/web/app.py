@@ -53,7 +53,7 @@ from mailhunt.case_browse import (
 )
 from mailhunt.events import iso_z
 from mailhunt.report.html import SEVERITY_COLOURS, finding_view
-from mailhunt.report.summary import SEVERITY_ORDER, fmt_time
+from mailhunt.report.summary import SEVERITY_ORDER
 from mailhunt.store import CaseOpenError, CaseStore
 from mailhunt.visible import visible_text
 from mailhunt.web import pictures
@@ -295,7 +295,7 @@ def create_app(case_dir: Path, token: str, analyst: str = "") -> FastAPI:
                                               {str(e.get("event_id")) for e in evidence})
             picture["count"] = len(around)
             picture["capped"] = len(around) >= MAX_AROUND_EVENTS
-        return {"finding": view, "document": document, "picture": picture,
+        return {"finding": view, "picture": picture,
                 "evidence": [(e, by_event.get(str(e.get("event_id")), [])) for e in shown_evidence],
                 "evidence_total": len(evidence), "evidence_page": evidence_page,
                 "evidence_pages": max(1, -(-len(evidence) // EVIDENCE_PER_PAGE)),
@@ -455,6 +455,4 @@ def create_app(case_dir: Path, token: str, analyst: str = "") -> FastAPI:
             counts = CaseBrowser(db).findings_page(FindingFilter(), limit=0).total
         return page("review.html", status=400, actions=actions, state=state, finding_total=counts, message=problem)
 
-    app.state.case = case
-    app.state.fmt_time = fmt_time
     return app

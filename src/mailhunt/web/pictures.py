@@ -98,10 +98,20 @@ def finding_window(events: list[EventRow], start: datetime, end: datetime, first
     rows = []
     y = TOP
     for name in sorted(by_source):
-        points = [{"id": e.id, "at": iso_z(e.timestamp), "x": f"{scale.x(e.timestamp):.1f}", "evidence": e.id in evidence_ids,
-                   "title": f"{iso_z(e.timestamp)} {e.action or 'event'} by {e.actor or '?'}"
-                            + (f" on {e.target}" if e.target and e.target != e.actor else "")}
-                  for e in by_source[name]]
+        # events that fall on the same pixel of a lane are one dot (the first links; the tooltip counts them),
+        # so a busy day costs at most one dot per pixel, not one per event
+        dots: dict[tuple[int, bool], dict] = {}
+        for e in by_source[name]:
+            key = (round(scale.x(e.timestamp)), e.id in evidence_ids)
+            if key in dots:
+                dots[key]["more"] += 1
+                continue
+            dots[key] = {"id": e.id, "at": iso_z(e.timestamp), "x": f"{scale.x(e.timestamp):.1f}",
+                         "evidence": key[1], "more": 0,
+                         "title": f"{iso_z(e.timestamp)} {e.action or 'event'} by {e.actor or '?'}"
+                                  + (f" on {e.target}" if e.target and e.target != e.actor else "")}
+        points = [{**dot, "title": dot["title"] + (f" (and {dot['more']} more here)" if dot["more"] else "")}
+                  for dot in dots.values()]
         rows.append({"y": y, "label": _label(name), "full": name, "points": points})
         y += LANE
     left, right = scale.x(first), scale.x(last)
