@@ -18,6 +18,7 @@ import orjson
 from mailhunt import __version__
 from mailhunt.case.iocs import IOC_FILES, iocs_csv, iocs_stix
 from mailhunt.case.ocsf import ocsf_jsonl
+from mailhunt.case.review import case_review
 from mailhunt.case.timeline import TIMELINE_FILES, timeline_csv, timeline_jsonl
 from mailhunt.findings import SCHEMA
 from mailhunt.report.html import render_html
@@ -126,7 +127,8 @@ def case_outputs(store: CaseStore, out: Path) -> tuple[dict, dict[Path, bytes]]:
     document = case_document(store)
     timeline = _analysis_parts(store).get("timeline", [])
     iocs = document.get("iocs") or []
-    rendered = (orjson.dumps(document, option=orjson.OPT_INDENT_2), render_html(document).encode("utf-8"),
-                render_markdown(document).encode("utf-8"), ocsf_jsonl(document), timeline_csv(timeline),
+    review = case_review(store.db)  # the analyst's dispositions and sign-off (``mailhunt serve``)
+    rendered = (orjson.dumps(document, option=orjson.OPT_INDENT_2), render_html(document, review).encode("utf-8"),
+                render_markdown(document, review=review).encode("utf-8"), ocsf_jsonl(document), timeline_csv(timeline),
                 timeline_jsonl(timeline), iocs_csv(iocs), iocs_stix(iocs))
     return document, {out / name: data for name, data in zip(OUTPUT_FILES, rendered, strict=True)}

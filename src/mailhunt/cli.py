@@ -772,6 +772,21 @@ def show_command(case: Path = typer.Argument(..., help="Case folder written by m
                             keep_newlines=True), soft_wrap=True)
 
 
+@app.command("serve")
+def serve_command(case: Path = typer.Argument(..., help="Case folder written by mailhunt hunt"),
+                  host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback by default)"),
+                  port: int = typer.Option(8765, "--port", help="Port to listen on"),
+                  analyst: str = typer.Option("", "--analyst", help="Name to fill in the analyst fields")) -> None:
+    """Open the case in a browser: findings, timeline, evidence, dispositions and sign-off (docs/web.md)."""
+    if not (case / "case.duckdb").is_file():
+        raise _usage_error(f"{case}: holds no case (case.duckdb)")
+    from mailhunt.web.serve import serve
+
+    serve(case, host, port, analyst,
+          say=lambda line: console.print(shown(line), soft_wrap=True),
+          warn=lambda line: errors.print(f"[bold yellow]{shown(line)}[/]", soft_wrap=True))
+
+
 @app.command("version")
 def version_command() -> None:
     """Print the version."""

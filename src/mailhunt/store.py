@@ -16,6 +16,8 @@ Tables:
   (each correlation instance's events and the referenced rule each matched) and
   ``correlation_steps`` (the rules each correlation that ran correlates, in order) too.
 - ``identities``: every logged name resolved to an actor (``detect/identities.py``).
+- ``analyst_actions``: dispositions, verification answers and sign-offs recorded by an analyst
+  (``case/review.py``, written by ``mailhunt serve``; a hunt never changes it).
 
 The events with resolved actors, tenant and source family (the relation
 detection and triage read) and the questions asked of them are
@@ -519,6 +521,16 @@ class CaseStore:
         cur = self.db.execute("SELECT * FROM inputs ORDER BY path, sha256")
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def analyst_dispositions(self) -> dict:
+        """Finding id -> the analyst's current disposition (``case/review.py``; empty when none was recorded)."""
+        from mailhunt.case.review import case_review
+        return case_review(self.db).dispositions
+
+    def case_signoff(self):
+        """The latest sign-off of the case by an analyst (``case/review.py``), or None."""
+        from mailhunt.case.review import case_review
+        return case_review(self.db).signoff
 
     def query(self, sql: str, params: list | None = None) -> list[dict]:
         cur = self.db.execute(sql, params or [])

@@ -16,6 +16,8 @@ from pathlib import Path
 import jinja2
 
 from mailhunt.atomic_files import replace_files
+from mailhunt.case.review import CaseReview, review_rows
+from mailhunt.events import iso_z
 from mailhunt.report.actors import FindingOwn, actor_stories, ioc_places, numbers_text
 from mailhunt.report.event_picture import collect_events, event_picture
 from mailhunt.report.summary import (
@@ -309,7 +311,7 @@ def finding_view(finding: dict, index: int, own: FindingOwn | None = None) -> di
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("mailhunt.report", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
@@ -317,6 +319,8 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.filters["visible"] = text
+    return env
 
 
 def source_formats(document: dict) -> dict[str, str]:
@@ -325,7 +329,7 @@ def source_formats(document: dict) -> dict[str, str]:
             if isinstance(i, dict) and i.get("format")}
 
 
-def render_html(document: dict) -> str:
+def render_html(document: dict, review: CaseReview | None = None) -> str:
     findings = ordered_findings(document)
     summary = case_summary(document)
     zoom = zoom_selection(findings)
@@ -360,6 +364,9 @@ def render_html(document: dict) -> str:
                       for m in document.get("rule_matches") or [] if isinstance(m, dict)],
         skipped_rules=[{k: text(r.get(k)) for k in ("id", "reason")}
                        for r in document.get("skipped_rules") or [] if isinstance(r, dict)],
+        review=None if review is None or review.empty else {
+            "signoff": review.signoff, "rows": [{**r, "time": iso_z(r["time"])} for r in review_rows(review, findings)]},
+        iso_z=iso_z,
         fmt_time=fmt_time,
         point_radius=POINT_RADIUS,
         bar_height=BAR_HEIGHT,

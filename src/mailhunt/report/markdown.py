@@ -23,6 +23,8 @@ from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 from mailhunt.atomic_files import replace_files
+from mailhunt.case.review import CaseReview, review_rows
+from mailhunt.events import iso_z
 from mailhunt.report.actors import ActorStory, FindingOwn, actor_stories, numbers_text
 from mailhunt.report.summary import (
     NO_FINDINGS,
@@ -91,7 +93,7 @@ def _table(header: list[str], rows: list[list[str]], right: AbstractSet[int] = f
     return lines
 
 
-def render_markdown(document: dict, max_evidence_rows: int = MAX_EVIDENCE_ROWS) -> str:
+def render_markdown(document: dict, max_evidence_rows: int = MAX_EVIDENCE_ROWS, review: CaseReview | None = None) -> str:
     summary = case_summary(document)
     findings = ordered_findings(document)
     out: list[str] = ["# mailhunt report: clearing of mailbox data (T1070.008)", ""]
@@ -172,7 +174,30 @@ def render_markdown(document: dict, max_evidence_rows: int = MAX_EVIDENCE_ROWS) 
         out += ["## Rules not run", ""]
         out += _table(["Rule", "Reason"], [[md(r.get("id")), md(r.get("reason"))] for r in skipped])
         out.append("")
+    if review is not None and not review.empty:
+        out += _review(review, findings)
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _review(review: CaseReview, findings: list[dict]) -> list[str]:
+    """The analyst's dispositions and sign-off (recorded with mailhunt serve, each in custody.jsonl)."""
+    out = ["## Analyst review", ""]
+    signoff = review.signoff
+    if signoff is not None:
+        note = f": {md(signoff.note)}" if signoff.note else ""
+        line = (f"Signed off by **{md(signoff.analyst)}** at {md(iso_z(signoff.time))}{note} "
+                f"(custody entry #{signoff.custody_seq}).")
+        out += [line, ""]
+    else:
+        out += ["Not signed off.", ""]
+    rows = review_rows(review, findings)
+    if rows:
+        out += _table(["Finding", "Disposition", "Verification answer", "Indicator", "Actor", "Analyst",
+                       "Time (UTC)", "Note", "Custody"],
+                      [[md(r["id"]), md(r["disposition"]), md(r["answer"]), md(r["indicator"]), md(r["actor"]),
+                        md(r["analyst"]), md(iso_z(r["time"])), md(r["note"]), md(r["custody"])] for r in rows])
+        out.append("")
+    return out
 
 
 def _indicators(document: dict) -> list[str]:
