@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from mailhunt.report.summary import fmt_doc_time, fmt_time, parse_utc, text
+from mailhunt.report.time_axis import axis_ticks
 
 WIDTH = 960
 LABEL_WIDTH = 210
@@ -31,12 +32,7 @@ AXIS_HEIGHT = 40
 MAX_LABEL_CHARS = 30
 MAX_FILE_LANES = 8
 MAX_MARKS = 1500
-TICK_STEPS = (
-    60, 300, 600, 900, 1800, 3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600,
-    86400, 2 * 86400, 7 * 86400, 14 * 86400, 28 * 86400, 91 * 86400, 365 * 86400,
-)
 MAX_TICKS = 8
-EPOCH = datetime(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -109,14 +105,6 @@ def _fmt(value: float) -> str:
     return f"{value:.1f}"
 
 
-def _tick_label(moment: datetime, step: int) -> str:
-    if step >= 86400:
-        return moment.strftime("%Y-%m-%d")
-    if moment.hour == 0 and moment.minute == 0:
-        return moment.strftime("%m-%d")
-    return moment.strftime("%m-%d %H:%M")
-
-
 def lane_names(events: list[PlottedEvent], formats: dict[str, str]) -> dict[str, str]:
     """Source file -> lane: the file itself when the case has few, else its format."""
     files = sorted({e.source for e in events})
@@ -177,13 +165,7 @@ def event_picture(events: list[PlottedEvent], formats: dict[str, str]) -> dict:
     def x_of(moment: datetime) -> float:
         return x0 + (moment - lo).total_seconds() / whole * (x1 - x0)
 
-    step = next((s for s in TICK_STEPS if whole / s <= MAX_TICKS), TICK_STEPS[-1])
-    ticks = []
-    tick = int(-(-(lo - EPOCH).total_seconds() // step) * step)
-    while tick <= (hi - EPOCH).total_seconds():
-        moment = EPOCH + timedelta(seconds=tick)
-        ticks.append({"x": _fmt(x_of(moment)), "label": _tick_label(moment, step)})
-        tick += step
+    ticks = axis_ticks(lo, hi, MAX_TICKS, x_of)
 
     lane_height = SUB_ROWS * SUB_ROW_HEIGHT + LANE_PADDING
     labels = lane_labels(lanes)

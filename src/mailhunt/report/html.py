@@ -41,6 +41,7 @@ from mailhunt.report.summary import (
     text,
     verification_text,
 )
+from mailhunt.report.time_axis import axis_ticks
 
 TEMPLATE = "report.html.j2"
 SEVERITY_COLOURS = {
@@ -64,12 +65,7 @@ POINT_RADIUS = 6
 AXIS_HEIGHT = 40
 MIN_BAR = 8
 MAX_LABEL_CHARS = 30
-TICK_STEPS = (
-    60, 300, 600, 900, 1800, 3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600,
-    86400, 2 * 86400, 7 * 86400, 14 * 86400, 28 * 86400, 91 * 86400, 365 * 86400,
-)
 MAX_TICKS = 9
-EPOCH = datetime(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -88,14 +84,6 @@ class Mark:
 
 def _shorten(label: str) -> str:
     return label if len(label) <= MAX_LABEL_CHARS else label[: MAX_LABEL_CHARS - 1] + "\u2026"
-
-
-def _tick_label(moment: datetime, step: int) -> str:
-    if step >= 86400:
-        return moment.strftime("%Y-%m-%d")
-    if moment.hour == 0 and moment.minute == 0:
-        return moment.strftime("%m-%d")
-    return moment.strftime("%m-%d %H:%M")
 
 
 def _fmt(value: float) -> str:
@@ -179,14 +167,7 @@ def timeline(findings: list[dict], only: set[int] | None = None, by: str = "acto
     def x_of(moment: datetime) -> float:
         return x0 + (moment - lo).total_seconds() / total * (x1 - x0)
 
-    step = next((s for s in TICK_STEPS if total / s <= MAX_TICKS), TICK_STEPS[-1])
-    lo_seconds = (lo - EPOCH).total_seconds()
-    ticks = []
-    tick = int(-(-lo_seconds // step) * step)
-    while tick <= (hi - EPOCH).total_seconds():
-        moment = EPOCH + timedelta(seconds=tick)
-        ticks.append({"x": _fmt(x_of(moment)), "label": _tick_label(moment, step)})
-        tick += step
+    ticks = axis_ticks(lo, hi, MAX_TICKS, x_of)
 
     # lay out: each row gets as many lanes as its overlapping marks need
     placed: dict[str, list[tuple[float, float, int, int, dict, datetime, datetime]]] = {n: [] for n in row_names}

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from mailhunt.case_browse import EventRow, FindingMark, Lanes
 from mailhunt.events import iso_z
-from mailhunt.report.html import EPOCH, MAX_TICKS, SEVERITY_COLOURS, TICK_STEPS
+from mailhunt.report.html import MAX_TICKS, SEVERITY_COLOURS
+from mailhunt.report.time_axis import axis_ticks
 
 WIDTH = 1100
 LABEL_WIDTH = 230
@@ -40,15 +41,7 @@ class Scale:
         return LABEL_WIDTH + max(0.0, min(1.0, offset)) * (WIDTH - LABEL_WIDTH - RIGHT)
 
     def ticks(self) -> list[dict]:
-        step = next((s for s in TICK_STEPS if self.seconds / s <= MAX_TICKS), TICK_STEPS[-1])
-        first = math.ceil((self.start - EPOCH).total_seconds() / step) * step
-        out = []
-        moment = EPOCH + timedelta(seconds=first)
-        while moment <= self.end:
-            label = moment.strftime("%Y-%m-%d") if step >= 86400 else moment.strftime("%m-%d %H:%M")
-            out.append({"x": f"{self.x(moment):.1f}", "label": label})
-            moment += timedelta(seconds=step)
-        return out
+        return axis_ticks(self.start, self.end, MAX_TICKS, self.x)
 
 
 def _label(name: str, limit: int = 32) -> str:
