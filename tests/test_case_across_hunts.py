@@ -142,12 +142,15 @@ def test_a_record_seen_in_two_files_keeps_both_sources(tmp_path):
     lines = PURVIEW.read_text(encoding="utf-8").splitlines(keepends=True)
     rules = [line for line in lines[1:] if "New-InboxRule" in line]
     assert len(rules) >= 10
-    # Named to sort before purview.csv: the copy read first must stay the event's source all the same.
+    # Both copies in one folder, the second named to sort first: the copy read first must stay the event's
+    # source all the same, wherever the test runs.
+    first = tmp_path / "evidence" / "purview.csv"
+    first.parent.mkdir()
+    shutil.copyfile(PURVIEW, first)
     again = tmp_path / "evidence" / "a_inbox_rules_again.csv"
-    again.parent.mkdir()
     again.write_text(lines[0] + "".join(rules), encoding="utf-8")
     case = tmp_path / "case"
-    assert run("hunt", PURVIEW, "--out", case).exit_code == 0
+    assert run("hunt", first, "--out", case).exit_code == 0
     before = event_count(case)
     result = run("hunt", again, "--out", case)
     assert result.exit_code == 0, result.output
@@ -157,10 +160,10 @@ def test_a_record_seen_in_two_files_keeps_both_sources(tmp_path):
     assert (entry["records"], entry["new_events"], entry["hunt"]) == (len(rules), 0, 2)
     [hiding] = [f for f in doc["findings"] if f["indicator"] == "inbox_rule_hiding"]
     for evidence in hiding["evidence"]:
-        assert evidence["source"] == str(PURVIEW)
-        assert [s["source"] for s in evidence["sources"]] == [str(again), str(PURVIEW)]
+        assert evidence["source"] == str(first)
+        assert [s["source"] for s in evidence["sources"]] == [str(again), str(first)]
         locators = {s["source"]: s["locator"] for s in evidence["sources"]}
-        assert locators[str(PURVIEW)] == evidence["locator"]
+        assert locators[str(first)] == evidence["locator"]
         assert 2 <= int(locators[str(again)].removeprefix("line ")) <= len(rules) + 1
 
 
