@@ -244,6 +244,7 @@ def test_a_case_from_before_hunts_were_recorded_is_upgraded_in_place(tmp_path):
         db.executemany("INSERT INTO findings VALUES (?, ?, ?)", old_findings)
     result = run("report", case)
     assert result.exit_code == 0, result.output
+    assert "1 input of 1 hunt, " in result.output
     doc = document(case)
     assert [(Path(i["path"]).name, i["hunt"]) for i in doc["inputs"]] == [("purview.csv", 1)]
     assert doc["hunts"][0]["id"] == 1 and doc["hunts"][0]["started_at"] is None

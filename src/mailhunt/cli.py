@@ -71,6 +71,7 @@ from mailhunt.store import CaseOpenError, CaseStore
 from mailhunt.terminal import VisibleConsole, shown
 from mailhunt.triage.policy import policy as triage_policy
 from mailhunt.visible import visible_text
+from mailhunt.wording import count_of
 
 # A traceback (a bug) shows no local variables: they hold evidence, which may carry secrets and is not
 # passed through ``shown``.
@@ -323,8 +324,8 @@ def report_command(
         errors.print(f"[bold red]error:[/] {shown(f'{exc.path.name} in {exc.path.parent}: {exc.reason}')}",
                      soft_wrap=True)
         raise typer.Exit(OUTPUTS_NOT_WRITTEN)
-    console.print(f"{len(document['inputs'])} inputs of {len(document['hunts'])} hunts, "
-                  f"{len(document['findings'])} findings. Written: "
+    console.print(f"{count_of(len(document['inputs']), 'input')} of {count_of(len(document['hunts']), 'hunt')}, "
+                  f"{count_of(len(document['findings']), 'finding')}. Written: "
                   f"{', '.join(str(case / name) for name in OUTPUT_FILES)}", soft_wrap=True)
 
 
