@@ -24,7 +24,7 @@ import duckdb
 import pyarrow as pa
 from evtx import PyEvtxParser
 
-# DuckDB's row group, as ``mailhunt.sources.base.ROW_GROUP_ROWS`` (not imported, see above).
+# DuckDB's row group, as ``mailhunt.memory.ROW_GROUP_ROWS`` (not imported, see above).
 ROW_GROUP_ROWS = 122_880
 
 

@@ -10,7 +10,7 @@ from mailhunt import memory
 from mailhunt.cli import app
 from mailhunt.config import Config
 from mailhunt.hunt import hunt
-from mailhunt.sources import base, m365_audit
+from mailhunt.sources import m365_audit
 from mailhunt.sources.base import ReadContext
 from mailhunt.sources.m365_normalize import normalizer
 from mailhunt.store import CaseStore
@@ -65,7 +65,7 @@ def test_the_budget_reaches_the_case_database_and_the_mapping_databases(tmp_path
 
 
 def test_a_small_budget_stages_smaller_batches_and_keeps_every_record(tmp_path, monkeypatch):
-    monkeypatch.setattr(base, "ROW_GROUP_ROWS", 64)
+    monkeypatch.setattr(memory, "ROW_GROUP_ROWS", 64)
     monkeypatch.setattr(m365_audit, "CHUNK_BYTES", 3000)
     ctx = ReadContext(str(tmp_path / "audit.ndjson"), "0" * 64)
     with memory.limited_to(512 * MIB):

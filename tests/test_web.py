@@ -300,7 +300,7 @@ def test_a_disposition_is_kept_in_the_case_and_the_custody_log(client, case, doc
     assert entry["details"] == {"finding_id": finding["id"], "value": "true_positive",
                                 "note": "hidden rule <b>confirmed</b>", "analyst": "alice"}
     with CaseStore(case / "case.duckdb", read_only=True) as store:
-        kept = store.analyst_dispositions()[finding["id"]]
+        kept = case_review(store.db).dispositions[finding["id"]]
     assert (kept.value, kept.analyst, kept.custody_seq) == ("true_positive", "alice", entry["seq"])
     assert verify_case(case).intact and not verify_chain(case).problems
     listing = client.get("/findings?disposition=true_positive").text
@@ -333,7 +333,7 @@ def test_every_post_without_the_right_csrf_token_or_from_another_site_is_refused
             assert response.status_code == 403, (path, extra, headers)
     assert [e["action"] for e in _custody(case)] == ["hunt"]
     with CaseStore(case / "case.duckdb", read_only=True) as store:
-        assert store.analyst_dispositions() == {} and store.case_signoff() is None
+        assert case_review(store.db).dispositions == {} and case_review(store.db).signoff is None
 
 
 def test_verification_answer_sign_off_and_verify_are_recorded_and_reach_the_reports(client, case, document):
@@ -356,7 +356,7 @@ def test_verification_answer_sign_off_and_verify_are_recorded_and_reach_the_repo
     assert verify_case(case).intact
     with CaseStore(case / "case.duckdb", read_only=True) as store:
         review_state = case_review(store.db)
-        assert store.case_signoff().analyst == "Bob Reviewer"
+        assert case_review(store.db).signoff.analyst == "Bob Reviewer"
     markdown = render_markdown(document, review=review_state)
     assert "## Analyst review" in markdown and "Bob Reviewer" in markdown
     assert f"| {finding['id']} | {DISPOSITIONS['true_positive']} |" in markdown
@@ -370,7 +370,7 @@ def test_a_second_hunt_into_the_case_keeps_the_analyst_state(client, case, docum
                 data={"csrf": csrf_token(TOKEN), "disposition": "true_positive", "analyst_name": "alice"})
     hunt_into(hostile.parent / "purview_audit_export.csv", case)
     with CaseStore(case / "case.duckdb", read_only=True) as store:
-        assert store.analyst_dispositions()[finding["id"]].value == "true_positive"
+        assert case_review(store.db).dispositions[finding["id"]].value == "true_positive"
     assert "## Analyst review" in (case / "report.md").read_text(encoding="utf-8")
 
 

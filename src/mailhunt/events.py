@@ -232,6 +232,17 @@ def utc_from_text(text: str, formats: Sequence[str] = (), *, zone_less_is_utc: b
     return utc_time(moment)
 
 
+def utc_from_document(value: object) -> datetime | None:
+    """A time mailhunt itself wrote into findings.json or a case file (ISO 8601, with Z) as naive UTC;
+    None when ``value`` is not such a time."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return utc_from_text(value, zone_less_is_utc=True)
+    except ValueError:
+        return None
+
+
 def sql_within_time_range(expression: str) -> str:
     """SQL condition: ``expression`` (a TIMESTAMP in UTC) is a finite time within ``TIME_RANGE``."""
     return (f"(isfinite({expression}) AND {expression} BETWEEN "

@@ -21,6 +21,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 MIB = 1024 * 1024
+# A case keeps its events in DuckDB row groups of this many rows. A transaction
+# that appends whole row groups has each one written to the database file as it
+# fills, and later checkpoints leave it alone; a part-filled row group goes
+# through the write-ahead log and is rewritten whenever later rows join it.
+# Readers therefore size their batches to divide this, and the store commits
+# at its multiples.
+ROW_GROUP_ROWS = 122_880
 MIN_LIMIT = 256 * MIB
 MAX_LIMIT = 1024 * 1024 * MIB  # 1 TiB
 _UNITS = {"": 1, "B": 1, "KB": 1000, "MB": 1000 ** 2, "GB": 1000 ** 3, "TB": 1000 ** 4,
@@ -71,9 +78,6 @@ class MemoryBudget:
     def staged_records(self) -> int:
         """Records a staged batch holds: a whole row group, or a half or a quarter of one (so a worker's
         commits still fill whole row groups)."""
-        # imported here: the readers import this module
-        from mailhunt.sources.base import ROW_GROUP_ROWS
-
         if self.limit is None or self.limit >= 2048 * MIB:
             return ROW_GROUP_ROWS
         return ROW_GROUP_ROWS // 2 if self.limit >= 1024 * MIB else ROW_GROUP_ROWS // 4

@@ -45,7 +45,8 @@ import pyarrow as pa
 from mailhunt import memory
 from mailhunt.case_queries import ResolvedEvents
 from mailhunt.events import COLUMNS, SCHEMA, out_of_range, sql_within_time_range
-from mailhunt.sources.base import ROW_GROUP_ROWS, Batch
+from mailhunt.memory import ROW_GROUP_ROWS
+from mailhunt.sources.base import Batch
 
 _DUCK_TYPES = {
     pa.string(): "VARCHAR",
@@ -521,16 +522,6 @@ class CaseStore:
         cur = self.db.execute("SELECT * FROM inputs ORDER BY path, sha256")
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]
-
-    def analyst_dispositions(self) -> dict:
-        """Finding id -> the analyst's current disposition (``case/review.py``; empty when none was recorded)."""
-        from mailhunt.case.review import case_review
-        return case_review(self.db).dispositions
-
-    def case_signoff(self):
-        """The latest sign-off of the case by an analyst (``case/review.py``), or None."""
-        from mailhunt.case.review import case_review
-        return case_review(self.db).signoff
 
     def query(self, sql: str, params: list | None = None) -> list[dict]:
         cur = self.db.execute(sql, params or [])

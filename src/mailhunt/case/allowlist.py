@@ -16,8 +16,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from mailhunt.events import iso_z
-from mailhunt.report.summary import parse_utc
+from mailhunt.events import iso_z, utc_from_document
 from mailhunt.visible import is_hidden
 
 TICKET_PLACEHOLDER = "CHANGE-TICKET"
@@ -71,7 +70,7 @@ def suggest_allowlist(finding: dict, actions: list[str], app_ids: list[str]) -> 
         if any(actions):
             automation.append(f"command_pattern = {toml_string(command_pattern(actions))}\n")
         suggestions.append(AllowlistSuggestion("known automation", "".join(automation)))
-        first, last = parse_utc(finding.get("first_seen")), parse_utc(finding.get("last_seen"))
+        first, last = utc_from_document(finding.get("first_seen")), utc_from_document(finding.get("last_seen"))
         if first is not None and last is not None:
             start = first.replace(second=0, microsecond=0)
             end = last.replace(second=0, microsecond=0) + timedelta(minutes=1)

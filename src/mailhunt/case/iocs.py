@@ -29,10 +29,12 @@ import stix2
 from mailhunt.case_queries import ResolvedEvents
 from mailhunt.csv_cells import csv_bytes
 from mailhunt.events import iso_z
-from mailhunt.report.summary import IOC_KINDS as KINDS
 from mailhunt.triage.geo import place_of
 
 IOC_FILES = ("iocs.csv", "iocs.stix.json")
+# Indicator kind (findings.json ``iocs``) -> what the reports call it; the order is the reports' and the files'.
+KINDS = {"ip": "IP address", "user_agent": "User agent", "app_id": "Application id",
+         "email": "External address", "rule_name": "Rule name"}
 STIX_NAMESPACE = uuid.UUID("6f0d5c1e-3a55-5b0e-9a43-2f4b9c1d7e20")
 _ADDRESS = re.compile(r"[^\s;,<>\"'()\[\]:]+@[^\s;,<>\"'()\[\]:]+\.[^\s;,<>\"'()\[\]:]+")
 CSV_FIELDS = ("kind", "value", "country", "network", "external", "first_seen", "last_seen", "events", "findings",

@@ -25,8 +25,7 @@ import pyarrow as pa
 
 from mailhunt.case_queries import FAMILY, ResolvedEvents
 from mailhunt.csv_cells import csv_bytes
-from mailhunt.events import iso_z
-from mailhunt.report.summary import parse_utc
+from mailhunt.events import iso_z, utc_from_document
 
 HOST_FAMILIES = ("windows", "unix", "macos")
 TIMELINE_FILES = ("timeline.csv", "timeline.jsonl")
@@ -63,7 +62,7 @@ def wanted_table(findings: Sequence[dict], hours: int) -> pa.Table:
     rows: dict[str, list] = {"finding": [], "person": [], "host": [], "start": [], "end": []}
 
     for finding in findings:
-        first, last = parse_utc(finding.get("first_seen")), parse_utc(finding.get("last_seen"))
+        first, last = utc_from_document(finding.get("first_seen")), utc_from_document(finding.get("last_seen"))
         if first is None or last is None:
             continue
         people = sorted({p for p in (finding.get("actor"), *finding.get("targets", ())) if p})

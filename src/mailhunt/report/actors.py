@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from mailhunt.events import utc_from_document
 from mailhunt.report.summary import (
     IOC_KINDS,
     SEVERITY_ORDER,
@@ -31,7 +32,6 @@ from mailhunt.report.summary import (
     fmt_doc_time,
     fmt_time,
     l1_rows,
-    parse_utc,
     severity_of,
     text,
 )
@@ -318,10 +318,10 @@ def actor_stories(document: dict, findings: list[dict], anchor_of: Callable[[dic
     places = ioc_places(document)
     stories = []
     for actor, positions in by_actor.items():
-        positions.sort(key=lambda p: (parse_utc(findings[p].get("first_seen")) or datetime.max, p))
+        positions.sort(key=lambda p: (utc_from_document(findings[p].get("first_seen")) or datetime.max, p))
         chosen = [findings[p] for p in positions]
-        firsts = [t for t in (parse_utc(f.get("first_seen")) for f in chosen) if t]
-        lasts = [t for t in (parse_utc(f.get("last_seen")) or parse_utc(f.get("first_seen")) for f in chosen) if t]
+        firsts = [t for t in (utc_from_document(f.get("first_seen")) for f in chosen) if t]
+        lasts = [t for t in (utc_from_document(f.get("last_seen")) or utc_from_document(f.get("first_seen")) for f in chosen) if t]
         aliases = sorted({text(a) for f in chosen for a in f.get("actor_aliases") or []})
         resolution = list(dict.fromkeys(text(n) for f in chosen for n in f.get("actor_resolution") or []))
         escalated = sum(1 for f in chosen if f.get("escalate") is True)
@@ -334,7 +334,7 @@ def actor_stories(document: dict, findings: list[dict], anchor_of: Callable[[dic
                            events=len(event_ids))
         for p in positions:
             f = findings[p]
-            first, last = parse_utc(f.get("first_seen")), parse_utc(f.get("last_seen"))
+            first, last = utc_from_document(f.get("first_seen")), utc_from_document(f.get("last_seen"))
             start, end = fmt_doc_time(f.get("first_seen")), fmt_doc_time(f.get("last_seen"))
             ips = [(ip, places.get(ip, "")) for ip in finding_ips(f)]
             story.steps.append(StoryStep(

@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from mailhunt.report.summary import fmt_doc_time, fmt_time, parse_utc, text
+from mailhunt.events import utc_from_document
+from mailhunt.report.summary import fmt_doc_time, fmt_time, text
 from mailhunt.report.time_axis import axis_ticks
 
 WIDTH = 960
@@ -72,7 +73,7 @@ def collect_events(findings: list[dict], positions: list[int], anchor_of, places
         for entry in finding.get("evidence") or []:
             if not isinstance(entry, dict):
                 continue
-            moment = parse_utc(entry.get("@timestamp"))
+            moment = utc_from_document(entry.get("@timestamp"))
             if moment is None:
                 continue
             key = text(entry.get("event_id")) or f"{text(entry.get('source'))}:{text(entry.get('locator'))}"

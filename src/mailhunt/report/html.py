@@ -17,7 +17,7 @@ import jinja2
 
 from mailhunt.atomic_files import replace_files
 from mailhunt.case.review import CaseReview, review_rows
-from mailhunt.events import iso_z
+from mailhunt.events import iso_z, utc_from_document
 from mailhunt.report.actors import FindingOwn, actor_stories, ioc_places, numbers_text
 from mailhunt.report.event_picture import collect_events, event_picture
 from mailhunt.report.summary import (
@@ -36,7 +36,6 @@ from mailhunt.report.summary import (
     l1_rows,
     logging_rows,
     ordered_findings,
-    parse_utc,
     severity_of,
     text,
     verification_text,
@@ -99,8 +98,8 @@ def anchor_for(finding: dict, index: int) -> str:
 
 
 def _span(finding: dict) -> tuple[datetime, datetime] | None:
-    first = parse_utc(finding.get("first_seen"))
-    last = parse_utc(finding.get("last_seen")) or first
+    first = utc_from_document(finding.get("first_seen"))
+    last = utc_from_document(finding.get("last_seen")) or first
     if first is None or last is None:  # last is None only when first is
         return None
     return (first, last) if first <= last else (last, first)
@@ -236,7 +235,7 @@ def timeline(findings: list[dict], only: set[int] | None = None, by: str = "acto
 
 
 def finding_view(finding: dict, index: int, own: FindingOwn | None = None) -> dict:
-    first, last = parse_utc(finding.get("first_seen")), parse_utc(finding.get("last_seen"))
+    first, last = utc_from_document(finding.get("first_seen")), utc_from_document(finding.get("last_seen"))
     answers = finding.get("answers") or {}
     questions = []
     for key, question, worrying in QUESTIONS:

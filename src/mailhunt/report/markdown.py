@@ -24,7 +24,7 @@ from pathlib import Path
 
 from mailhunt.atomic_files import replace_files
 from mailhunt.case.review import CaseReview, review_rows
-from mailhunt.events import iso_z
+from mailhunt.events import iso_z, utc_from_document
 from mailhunt.report.actors import ActorStory, FindingOwn, actor_stories, numbers_text
 from mailhunt.report.summary import (
     NO_FINDINGS,
@@ -42,7 +42,6 @@ from mailhunt.report.summary import (
     l1_rows,
     logging_rows,
     ordered_findings,
-    parse_utc,
     severity_of,
     text,
     verification_text,
@@ -300,7 +299,7 @@ def _finding(number: int, finding: dict, max_evidence_rows: int, own: FindingOwn
     if reasons or shared:
         out.append("")
 
-    first, last = parse_utc(finding.get("first_seen")), parse_utc(finding.get("last_seen"))
+    first, last = utc_from_document(finding.get("first_seen")), utc_from_document(finding.get("last_seen"))
     span = f"{md(fmt_doc_time(finding.get('first_seen')))} to {md(fmt_doc_time(finding.get('last_seen')))}"
     if duration(first, last):
         span += f" ({duration(first, last)})"

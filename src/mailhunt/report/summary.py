@@ -6,8 +6,10 @@ so a report can still be written for a partial or older document.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
+from mailhunt.case.iocs import KINDS as IOC_KINDS
+from mailhunt.events import utc_from_document
 from mailhunt.visible import visible_text
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
@@ -31,19 +33,6 @@ def answer_tone(answer: str, worrying: str) -> str:
     if answer not in ("yes", "no"):
         return "unknown"
     return "concern" if answer == worrying else "reassure"
-
-
-def parse_utc(text) -> datetime | None:
-    """An ISO-8601 time from the document as a naive UTC datetime, or None."""
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
 
 
 def text(value) -> str:
@@ -92,7 +81,7 @@ def case_summary(document: dict) -> dict:
                "skipped_reason": text(i.get("skipped_reason")), "hunt": text(i.get("hunt")),
                "new_events": text(i.get("new_events"))}
               for i in document.get("inputs") or [] if isinstance(i, dict)]
-    times = [t for f in findings for t in (parse_utc(f.get("first_seen")), parse_utc(f.get("last_seen"))) if t]
+    times = [t for f in findings for t in (utc_from_document(f.get("first_seen")), utc_from_document(f.get("last_seen"))) if t]
     tool = document.get("tool") or {}
     return {
         "total": len(findings),
@@ -155,7 +144,7 @@ def fmt_time(moment: datetime | None) -> str:
 
 def fmt_doc_time(value) -> str:
     """A document timestamp for display: 2026-10-14 09:12:03 UTC, or the raw text if unparsable."""
-    moment = parse_utc(value)
+    moment = utc_from_document(value)
     if moment is None:
         return text(value)
     seconds = moment.strftime("%Y-%m-%d %H:%M:%S")
@@ -233,9 +222,6 @@ def logging_rows(document: dict) -> list[dict]:
              "commands": [text(c) for c in g.get("commands") or []]} for g in gaps]
 
 
-# Indicator kind (findings.json ``iocs``) -> what the reports call it; the order is the reports' and the files'.
-IOC_KINDS = {"ip": "IP address", "user_agent": "User agent", "app_id": "Application id",
-             "email": "External address", "rule_name": "Rule name"}
 
 
 def indicator_rows(document: dict) -> list[dict]:

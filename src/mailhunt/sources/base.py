@@ -168,13 +168,6 @@ def _locator_order(rejection: Rejection) -> tuple[int, int]:
     return (0, int(number.group())) if number else (1, 0)
 
 
-# A case keeps its events in DuckDB row groups of this many rows. A transaction
-# that appends whole row groups has each one written to the database file as it
-# fills, and later checkpoints leave it alone; a part-filled row group goes
-# through the write-ahead log and is rewritten whenever later rows join it.
-# Readers therefore size their batches to divide this, and the store commits
-# at its multiples.
-ROW_GROUP_ROWS = 122_880
 
 
 class StagedRecords(Protocol):

@@ -28,9 +28,10 @@ from xml.parsers import expat
 import pyarrow as pa
 
 from mailhunt.events import to_arrow
+from mailhunt.memory import ROW_GROUP_ROWS
 from mailhunt.sources.admin_audit_parameters import parse_cmdlet_parameters_cell
 from mailhunt.sources.admin_audit_record import DATASET, admin_audit_event
-from mailhunt.sources.base import ROW_GROUP_ROWS, ReadContext, event_batches
+from mailhunt.sources.base import ReadContext, event_batches
 from mailhunt.sources.csv_text import csv_rows
 from mailhunt.sources.local_time import ExportZone
 from mailhunt.sources.m365_audit import decode_head

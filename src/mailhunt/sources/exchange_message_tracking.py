@@ -61,8 +61,8 @@ from mailhunt.events import (
     new_event,
     utc_from_text,
 )
+from mailhunt.memory import ROW_GROUP_ROWS
 from mailhunt.sources.base import (
-    ROW_GROUP_ROWS,
     ReadContext,
     event_batches,
     iter_text_lines,

@@ -32,9 +32,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mailhunt import memory
+from mailhunt.memory import ROW_GROUP_ROWS
 from mailhunt.sources import base
 from mailhunt.sources.base import (
-    ROW_GROUP_ROWS,
     ReadContext,
     iter_text_lines,
     json_array_members,

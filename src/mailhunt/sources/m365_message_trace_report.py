@@ -29,7 +29,8 @@ from typing import BinaryIO
 import pyarrow as pa
 
 from mailhunt.events import event_id_from_raw, new_event
-from mailhunt.sources.base import ROW_GROUP_ROWS, ReadContext, event_batches
+from mailhunt.memory import ROW_GROUP_ROWS
+from mailhunt.sources.base import ReadContext, event_batches
 from mailhunt.sources.csv_text import csv_rows
 from mailhunt.sources.exchange_message_tracking import (
     ReceivedRecipients,

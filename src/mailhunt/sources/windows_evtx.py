@@ -33,8 +33,8 @@ from typing import IO, BinaryIO
 import orjson
 import pyarrow as pa
 
+from mailhunt.memory import ROW_GROUP_ROWS
 from mailhunt.sources.base import (
-    ROW_GROUP_ROWS,
     ReadContext,
     iter_text_lines,
     json_lines,
