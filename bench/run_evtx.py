@@ -22,6 +22,15 @@ measures as child processes, each with wall time and peak RSS (``os.wait4``):
    91 records (``FIXED_COST_SAMPLE``): what a hunt costs besides its records
    (interpreter, imports, rules, case, reports).
 
+With ``--peer-cmd "CMD … {file} …"`` a peer tool (Zircolite, Hayabusa) runs on the
+same file as a fifth child: the command is split as a shell would (``shlex``)
+but run without one, ``{file}`` replaced by the EVTX path, in a temporary
+folder (so give its rules and program as absolute paths). It is optional:
+without it, or when its program is not found, the peer is skipped with a
+message. Issue 17's targets against it: mailhunt's records/s at least
+``PEER_SPEED_TARGET`` times the peer's, peak RSS at most ``PEER_RSS_TARGET``
+times the peer's.
+
 Both sizes are reported: a hunt has fixed costs (interpreter start, imports,
 rules) that weigh on the small file and not on the large one. Target:
 mailhunt's records/s at least half the parser's. Results also go to
@@ -45,11 +54,25 @@ import evtx_data
 from run import OUT, measure, warm
 
 TARGET_RATIO = 0.5
+PEER_SPEED_TARGET = 4.0
+PEER_RSS_TARGET = 1.5
 FIXED_COST_SAMPLE = evtx_data.SAMPLES / "evtx-to-mitre-attack" / "ID104-1102-Event_log_cleared.evtx"
 DEFAULT_CHUNKS = (3000, 20000)
 
 
-def run_size(chunks: int, keep: bool, mix: str = "all") -> dict:
+def peer_command(template: str | None, data: Path) -> tuple[list[str] | None, str]:
+    """The peer's argument list for ``data`` and "", or None and why the peer is skipped."""
+    if not template:
+        return None, "no --peer-cmd given (Zircolite installs from its repository, not the package index)"
+    if "{file}" not in template:
+        return None, "--peer-cmd has no {file} where the EVTX path goes"
+    command = [part.replace("{file}", str(data)) for part in shlex.split(template)]
+    if shutil.which(command[0]) is None and not Path(command[0]).is_file():
+        return None, f"{command[0]} is not found"
+    return command, ""
+
+
+def run_size(chunks: int, keep: bool, mix: str = "all", peer: str | None = None) -> dict:
     """Build (or reuse) the file of ``chunks`` chunks, measure both contenders, print and save the result."""
     name = f"evtx-{chunks}" if mix == "all" else f"evtx-{mix}-{chunks}"
     data = OUT / f"{name}.evtx"
@@ -69,6 +92,11 @@ def run_size(chunks: int, keep: bool, mix: str = "all") -> dict:
         "fixed cost": [sys.executable, "-m", "mailhunt.cli", "hunt", str(FIXED_COST_SAMPLE),
                        "--out", str(workdir / "one-chunk")],
     }
+    peer_cmd, peer_skipped = peer_command(peer, data)
+    if peer_cmd:
+        commands["peer"] = peer_cmd
+    else:
+        print(f"peer skipped: {peer_skipped}", flush=True)
     results = {name: measure(cmd, workdir, name.replace(" ", "_")) for name, cmd in commands.items()}
     records = int(results["evtx parser"]["stdout"].strip() or 0) if results["evtx parser"]["ok"] else 0
     read_back = None
@@ -94,10 +122,19 @@ def run_size(chunks: int, keep: bool, mix: str = "all") -> dict:
     floor = parser_s / results["parse+store"]["wall_s"] if results["parse+store"]["ok"] else 0.0
     print(f"parse+store alone: {floor:.0%} of the parser's rate; a hunt's fixed cost "
           f"{results['fixed cost']['wall_s']:.2f} s against the target's whole budget of {2 * parser_s:.2f} s")
+    against_peer = None
+    if "peer" in results and results["peer"]["ok"] and results["peer"]["wall_s"]:
+        speed = results["peer"]["wall_s"] / results["mailhunt"]["wall_s"]
+        memory = (results["mailhunt"]["peak_rss_mb"] or 0) / (results["peer"]["peak_rss_mb"] or 1)
+        against_peer = {"speed": speed, "rss": memory,
+                        "met": speed >= PEER_SPEED_TARGET and memory <= PEER_RSS_TARGET}
+        print(f"against the peer: {speed:.2f}x its speed (target >= {PEER_SPEED_TARGET:g}x), {memory:.2f}x its "
+              f"peak RSS (target <= {PEER_RSS_TARGET:g}x): {'met' if against_peer['met'] else 'MISSED'}")
     print("commands:\n" + "\n".join(f"  {name}: {shlex.join(cmd)}" for name, cmd in commands.items()))
     summary = {"file": str(data), "chunks": chunks, "mix": mix, "records": records, "size_mb": size_mb,
                "mailhunt_records_read": read_back, "ratio": ratio, "parse_store_ratio": floor,
-               "target_ratio": TARGET_RATIO, "met": met,
+               "target_ratio": TARGET_RATIO, "met": met, "against_peer": against_peer,
+               "peer_skipped": peer_skipped or None,
                "ok": all(r["ok"] for r in results.values()),
                "results": {n: {k: v for k, v in r.items() if k not in ("stdout", "stderr")} for n, r in results.items()}}
     (OUT / f"results-{name}.json").write_text(json.dumps(summary, indent=2))
@@ -114,10 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mix", choices=sorted(evtx_data.MIXES), default="all",
                         help="which public samples' chunks make the file (default: all)")
     parser.add_argument("--keep", action="store_true", help="keep the cases in bench/out/")
+    parser.add_argument("--peer-cmd", help="a peer tool's command on the same file, {file} where the EVTX path "
+                                           "goes, e.g. \"python zircolite.py --evtx {file} --ruleset rules.json\"")
     parser.add_argument("--check", action="store_true", help="exit 3 when mailhunt is below half the parser's rate")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
-    summaries = [run_size(chunks, args.keep, args.mix) for chunks in args.chunks]
+    summaries = [run_size(chunks, args.keep, args.mix, args.peer_cmd) for chunks in args.chunks]
     if len(summaries) > 1:
         print(f"\n{'records':>10} {'MB':>8} {'parser s':>9} {'mailhunt s':>11} {'ratio':>6} {'peak RSS MB':>12} "
               f"{'parse+store s':>14} {'ratio':>6} {'fixed s':>8}")
