@@ -8,7 +8,6 @@ import sys
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import orjson
@@ -46,7 +45,7 @@ from mailhunt.detect.catalog import describe_rules
 from mailhunt.detect.examples import run_rule_examples
 from mailhunt.detect.rules import RuleLoadError, load_rules, shipped_rules_dir
 from mailhunt.detect.validation import check_rules
-from mailhunt.events import utc_time
+from mailhunt.events import utc_from_analyst
 from mailhunt.export.coverage import coverage_markdown, update_document
 from mailhunt.export.exporter import TARGETS, ExportDirError, export_rules, write_export
 from mailhunt.findings import SEVERITIES
@@ -498,7 +497,7 @@ def _utc_option(name: str, value: str | None):
         raise _usage_error(f"{name} {value}: write the time in UTC with a Z, e.g. {example} "
                            "(a time without a zone or with another offset is not guessed)")
     try:
-        return utc_time(datetime.fromisoformat(value.strip()))
+        return utc_from_analyst(value)
     except ValueError:
         raise _usage_error(f"{name} {value}: not an ISO 8601 time, e.g. {example}")
 

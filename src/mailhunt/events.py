@@ -232,6 +232,16 @@ def utc_from_text(text: str, formats: Sequence[str] = (), *, zone_less_is_utc: b
     return utc_time(moment)
 
 
+def utc_from_analyst(text: str) -> datetime:
+    """A time an analyst typed (a filter, a time range): ISO 8601 in UTC, with ``Z`` or ``+00:00``, as
+    naive UTC. Raises ZoneMissing for a time without a zone or with another offset (never guessed), and
+    ValueError for text that is not ISO 8601."""
+    moment = datetime.fromisoformat(text.strip())
+    if moment.tzinfo is None or moment.utcoffset() != timedelta(0):
+        raise ZoneMissing(f"time '{text.strip()[:40]}' is not UTC")
+    return moment.replace(tzinfo=None)
+
+
 def utc_from_document(value: object) -> datetime | None:
     """A time mailhunt itself wrote into findings.json or a case file (ISO 8601, with Z) as naive UTC;
     None when ``value`` is not such a time."""

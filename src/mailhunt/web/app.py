@@ -51,7 +51,7 @@ from mailhunt.case_browse import (
     CaseBrowser,
     FindingFilter,
 )
-from mailhunt.events import iso_z
+from mailhunt.events import ZoneMissing, iso_z, utc_from_analyst
 from mailhunt.report.html import SEVERITY_COLOURS, finding_view
 from mailhunt.report.summary import SEVERITY_ORDER
 from mailhunt.store import CaseOpenError, CaseStore
@@ -99,12 +99,11 @@ def parse_utc_param(name: str, value: str | None) -> datetime | None:
         return None
     text = value.strip()
     try:
-        moment = datetime.fromisoformat(text)
+        return utc_from_analyst(text)
+    except ZoneMissing as exc:
+        raise BadRequest(f"{name}: {visible_text(text)!r} is not UTC; write it with a Z, like 2026-10-14T00:00:00Z") from exc
     except ValueError as exc:
         raise BadRequest(f"{name}: {visible_text(text)!r} is not a time; write UTC like 2026-10-14T00:00:00Z") from exc
-    if moment.tzinfo is None or moment.utcoffset() != timedelta(0):
-        raise BadRequest(f"{name}: {visible_text(text)!r} is not UTC; write it with a Z, like 2026-10-14T00:00:00Z")
-    return moment.replace(tzinfo=None)
 
 
 def _page_number(value: str | None) -> int:
