@@ -122,11 +122,13 @@ FROM (SELECT row_index, locator, fallback, j IS NOT NULL AS valid, j,
 
 # Records whose top-level keys repeat one: the key list of one record of each layout (the hash of
 # its keys, in order) is checked, then every record of a layout that repeats a key is. Checking each
-# record's key list itself would cost more than the rest of the record's first pass.
+# record's key list itself would cost more than the rest of the record's first pass. The samples are
+# materialized so that the key check runs on them alone: left to the optimizer, the check on
+# ``s.raw`` is pushed below the join into the scan of the stage, and every record's keys are read.
 REPEATED_KEYS_SQL = """
 WITH layouts AS (SELECT layout, min(row_index) AS sample FROM fielded WHERE layout IS NOT NULL GROUP BY layout),
-repeating AS (SELECT l.layout FROM layouts l JOIN stage s ON s.row_index = l.sample
-              WHERE TRY(len(json_keys(s.raw)) <> list_unique(json_keys(s.raw))))
+samples AS MATERIALIZED (SELECT l.layout, s.raw FROM layouts l JOIN stage s ON s.row_index = l.sample),
+repeating AS (SELECT layout FROM samples WHERE TRY(len(json_keys(raw)) <> list_unique(json_keys(raw))))
 SELECT row_index FROM fielded WHERE layout IN (SELECT layout FROM repeating) ORDER BY row_index
 """
 
