@@ -23,7 +23,7 @@ import pyarrow as pa
 from mailhunt import memory
 from mailhunt.atomic_files import replace_files
 from mailhunt.case import add_case_plans
-from mailhunt.case.acquisition import acquire
+from mailhunt.case.acquisition import AcquisitionInBackground, acquire_in_background
 from mailhunt.case.iocs import collect_iocs
 from mailhunt.case.timeline import TIMELINE_FILES, build_timeline, timeline_refs
 from mailhunt.case_document import OUTPUT_FILES, case_outputs, save_analysis
@@ -36,7 +36,7 @@ from mailhunt.detect.engine import (
     run_rules,
 )
 from mailhunt.detect.grouping import group_detections, rule_matches
-from mailhunt.detect.rules import load_rules
+from mailhunt.detect.rules import LoadedRule, load_rules
 from mailhunt.findings import Finding, findings_document
 from mailhunt.sources import ReadContext, identify, sniff_head
 from mailhunt.sources.base import Batch
@@ -399,26 +399,16 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
         state.stage = "analysing"
         new_events, resumed_events = settle_new_events(store, summaries, hunt_number)
         progress.stage(STAGES[0])
-        preservation = acquire(out, paths, follow_symlinks, {s.path: s.sha256 for s in summaries if s.sha256},
-                               copy_evidence, command_line, len(summaries), new_events)
-        engine = rule_engine(store, out) if rule_engine else None  # may write files: before the seal
-        store.seal_external_access()
-
-        progress.stage(STAGES[1], len(rules))
-        compiled = compile_rules(rules, detection_settings(config), on_rule=progress.step)
-        progress.stage(STAGES[2], matching_steps(compiled))
-        run = run_rules(store, compiled, engine, on_step=progress.step)
-        progress.stage(STAGES[3])
-        findings = group_detections(store, run.detections)
-        progress.stage(STAGES[4], len(findings))
-        ctx = TriageContext.build(store, config, {r.id: r.indicator for r in rules if r.indicator})
-        triage(findings, ctx, on_finding=progress.step)
-
-        analysis = findings_document(findings, [], [], run.skipped, rule_matches(store, rules))
-        progress.stage(STAGES[5])
-        add_case_plans(analysis, findings, store)
-        progress.stage(STAGES[6])
-        timeline = _add_case_views(store, config, findings, analysis)
+        # The copy runs beside the analysis (its result is first needed when the analysis is saved).
+        acquisition = acquire_in_background(out, paths, follow_symlinks,
+                                            {s.path: s.sha256 for s in summaries if s.sha256},
+                                            copy_evidence, command_line, len(summaries), new_events)
+        try:
+            findings, analysis, timeline = _analyse(store, out, config, rules, progress, rule_engine)
+            preservation = acquisition.result()
+        except BaseException as exc:
+            _end_acquisition(acquisition, exc)
+            raise
         save_analysis(store, analysis["findings"], {
             "skipped_rules": analysis["skipped_rules"], "rule_matches": analysis["rule_matches"],
             "evidence_preservation": preservation.summary(), "logging_gaps": analysis["logging_gaps"],
@@ -432,6 +422,40 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
         replace_files(outputs)
         progress.stage(None)
     return HuntResult(out, summaries, findings, document, events_in_case, hunt_number, new_events, resumed_events)
+
+
+def _analyse(store: CaseStore, out: Path, config: Config, rules: list[LoadedRule], progress: ProgressSink,
+             rule_engine: RuleEngineFactory | None) -> tuple[list[Finding], dict, list[dict]]:
+    """The rules, the findings and their triage, plans, indicators and timeline, from the loaded case."""
+    engine = rule_engine(store, out) if rule_engine else None  # may write files: before the seal
+    store.seal_external_access()
+
+    progress.stage(STAGES[1], len(rules))
+    compiled = compile_rules(rules, detection_settings(config), on_rule=progress.step)
+    progress.stage(STAGES[2], matching_steps(compiled))
+    run = run_rules(store, compiled, engine, on_step=progress.step)
+    progress.stage(STAGES[3])
+    findings = group_detections(store, run.detections)
+    progress.stage(STAGES[4], len(findings))
+    ctx = TriageContext.build(store, config, {r.id: r.indicator for r in rules if r.indicator})
+    triage(findings, ctx, on_finding=progress.step)
+
+    analysis = findings_document(findings, [], [], run.skipped, rule_matches(store, rules))
+    progress.stage(STAGES[5])
+    add_case_plans(analysis, findings, store)
+    progress.stage(STAGES[6])
+    timeline = _add_case_views(store, config, findings, analysis)
+    return findings, analysis, timeline
+
+
+def _end_acquisition(acquisition: AcquisitionInBackground, exc: BaseException) -> None:
+    """On Ctrl-C stop the copying (custody says the hunt was interrupted); after any other error let the
+    evidence be preserved whole before the error is raised."""
+    if ctrl_c_pressed() or isinstance(exc, (KeyboardInterrupt, duckdb.InterruptException)):
+        acquisition.stop()
+        return
+    with contextlib.suppress(Exception):
+        acquisition.result()
 
 
 def _add_case_views(store: CaseStore, config: Config, findings: list[Finding], document: dict) -> list[dict]:

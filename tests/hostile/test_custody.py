@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import stat
+import threading
 import zipfile
 from pathlib import Path
 
@@ -17,10 +18,12 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
+import mailhunt.hunt as mailhunt_hunt
 from mailhunt.case import custody, evidence
 from mailhunt.case.acquisition import acquire
 from mailhunt.case.evidence import preserve_evidence
 from mailhunt.cli import app
+from mailhunt.config import Config
 
 runner = CliRunner()
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -282,7 +285,7 @@ def test_a_file_changed_between_reading_and_copying_is_noted(tmp_path: Path, evi
 def test_no_copy_keeps_hashes_and_paths_and_says_so(tmp_path: Path, evidence_folder: Path, monkeypatch):
     hashed = []
     real_hash = evidence._hash
-    monkeypatch.setattr(evidence, "_hash", lambda walked: hashed.append(walked.display) or real_hash(walked))
+    monkeypatch.setattr(evidence, "_hash", lambda walked, stop=None: hashed.append(walked.display) or real_hash(walked, stop))
     out = tmp_path / "case"
     hunt(evidence_folder, "--out", out, "--no-copy")
     assert sorted(p.name for p in (out / "evidence").iterdir()) == ["manifest.json"]
@@ -376,11 +379,11 @@ def test_copying_stopped_by_ctrl_c_keeps_manifest_and_custody_whole(tmp_path: Pa
     real_copy = evidence._copy_hashing
     calls = []
 
-    def stopped_on_second(walked, folder, name):
+    def stopped_on_second(walked, folder, name, stop=None):
         calls.append(name)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real_copy(walked, folder, name)
+        return real_copy(walked, folder, name, stop)
 
     monkeypatch.setattr(evidence, "_copy_hashing", stopped_on_second)
     with pytest.raises(KeyboardInterrupt):
@@ -395,6 +398,56 @@ def test_copying_stopped_by_ctrl_c_keeps_manifest_and_custody_whole(tmp_path: Pa
         "incident/audit.ndjson", "incident/exchange/cmdlets.ndjson", "incident/logs.zip"]
     assert custody_lines(out)[1]["action"] == "re-hunt"
     assert verify(out).exit_code == 0
+
+
+def test_the_evidence_is_copied_while_the_analysis_runs(tmp_path: Path, evidence_folder: Path, monkeypatch):
+    """The copy is not on the hunt's critical path: triage starts while a file is still being copied."""
+    out = tmp_path / "case"
+    real_copy, real_triage = evidence._copy_hashing, mailhunt_hunt.triage
+    triage_started, copy_waited = threading.Event(), []
+
+    def copy_after_triage_began(walked, folder, name, stop=None):
+        if not copy_waited:
+            copy_waited.append(triage_started.wait(timeout=120))
+        return real_copy(walked, folder, name, stop)
+
+    def noting_triage(*args, **kwargs):
+        triage_started.set()
+        return real_triage(*args, **kwargs)
+
+    monkeypatch.setattr(evidence, "_copy_hashing", copy_after_triage_began)
+    monkeypatch.setattr(mailhunt_hunt, "triage", noting_triage)
+    hunt(evidence_folder, "--out", out)
+    assert copy_waited == [True]
+    document = json.loads((out / "findings.json").read_text())
+    assert document["evidence_preservation"]["added_by_this_hunt"] == 3
+    assert custody_lines(out)[0]["action"] == "hunt"
+    assert verify(out).exit_code == 0
+
+
+def test_ctrl_c_during_the_analysis_stops_the_copy_and_says_so(tmp_path: Path, evidence_folder: Path,
+                                                               monkeypatch):
+    out = tmp_path / "case"
+    real_copy = evidence._copy_hashing
+    copying = threading.Event()
+
+    def slow_copy(walked, folder, name, stop=None):
+        copying.set()
+        assert stop is not None and stop.wait(timeout=120), "the copy was never told to stop"
+        return real_copy(walked, folder, name, stop)
+
+    def interrupted_rules(*args, **kwargs):
+        assert copying.wait(timeout=120)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evidence, "_copy_hashing", slow_copy)
+    monkeypatch.setattr(mailhunt_hunt, "run_rules", interrupted_rules)
+    with pytest.raises(mailhunt_hunt.HuntInterrupted):
+        mailhunt_hunt.hunt([evidence_folder], out, Config(), command_line=["mailhunt", "hunt"])
+    (entry,) = custody_lines(out)
+    assert entry["action"] == "hunt (interrupted)" and entry["added"] == []
+    assert manifest(out)["files"] == []
+    assert [p.name for p in (out / "evidence").rglob("*") if p.is_file()] == ["manifest.json"]
 
 
 def test_a_copy_hunt_after_a_no_copy_hunt_copies_the_files(tmp_path: Path, evidence_folder: Path):

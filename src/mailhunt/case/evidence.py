@@ -26,7 +26,8 @@ import hashlib
 import os
 import secrets
 import stat
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -168,7 +169,20 @@ def _make_folders(base: Path, parts: Sequence[str]) -> Path:
     return folder
 
 
-def _copy_hashing(walked: WalkedFile, folder: Path, name: str) -> tuple[str, int]:
+class CopyStopped(BaseException):
+    """The hunt that is preserving the evidence was stopped (Ctrl-C) while a file was being copied or hashed."""
+
+
+def _chunks(source, stop: threading.Event | None) -> Iterator[bytes]:
+    """The stream's bytes a chunk at a time; raises CopyStopped once ``stop`` is set."""
+    for chunk in iter(lambda: source.read(CHUNK), b""):
+        if stop is not None and stop.is_set():
+            raise CopyStopped
+        yield chunk
+
+
+def _copy_hashing(walked: WalkedFile, folder: Path, name: str, stop: threading.Event | None = None
+                  ) -> tuple[str, int]:
     """Copy the walked file into ``folder/name`` (created, never replaced), hashing the bytes written."""
     temporary = folder / f".mailhunt-copy-{secrets.token_hex(6)}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC
@@ -176,7 +190,7 @@ def _copy_hashing(walked: WalkedFile, folder: Path, name: str) -> tuple[str, int
     fd = os.open(temporary, flags, 0o600)
     try:
         with os.fdopen(fd, "wb") as target, walked.open() as source:
-            for chunk in iter(lambda: source.read(CHUNK), b""):
+            for chunk in _chunks(source, stop):
                 digest.update(chunk)
                 target.write(chunk)
                 size += len(chunk)
@@ -190,22 +204,24 @@ def _copy_hashing(walked: WalkedFile, folder: Path, name: str) -> tuple[str, int
     return digest.hexdigest(), size
 
 
-def _hash(walked: WalkedFile) -> tuple[str, int]:
+def _hash(walked: WalkedFile, stop: threading.Event | None = None) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
     with walked.open() as source:
-        for chunk in iter(lambda: source.read(CHUNK), b""):
+        for chunk in _chunks(source, stop):
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
 
 
 def preserve_evidence(case_dir: Path, paths: Sequence[Path], follow_symlinks: bool, loader_hashes: dict[str, str],
-                      copy: bool, command_line: Sequence[str], into: Preservation | None = None) -> Preservation:
+                      copy: bool, command_line: Sequence[str], into: Preservation | None = None,
+                      stop: threading.Event | None = None) -> Preservation:
     """Copy (or, with ``copy=False``, list) every file the walk reads into ``case_dir/evidence``, and
     add it to the manifest. ``loader_hashes``: the SHA-256 the loader computed for each file it read
     whole (by its display path). A file already in the manifest with the same path and hash is not
     copied again. What was added is collected in ``into`` as it goes, and the manifest is written
-    even when the copying is stopped (Ctrl-C), so no copy is left out of it."""
+    even when the copying is stopped (Ctrl-C, or ``stop`` set from another thread: CopyStopped), so
+    no copy is left out of it."""
     evidence = case_dir / EVIDENCE_DIR
     evidence.mkdir(exist_ok=True)
     if not stat.S_ISDIR(os.lstat(evidence).st_mode):
@@ -226,7 +242,7 @@ def preserve_evidence(case_dir: Path, paths: Sequence[Path], follow_symlinks: bo
                 continue
             try:
                 preserved = _preserve_one(walked, roots, evidence, loader_hashes.get(walked.display), copy, known,
-                                          used, command)
+                                          used, command, stop)
             except (OSError, ValueError) as exc:
                 result.problems.append(f"{walked.display}: not preserved: {exc}")
                 continue
@@ -241,15 +257,16 @@ def preserve_evidence(case_dir: Path, paths: Sequence[Path], follow_symlinks: bo
 
 
 def _preserve_one(walked: WalkedFile, roots: Sequence[Path], evidence: Path, loader_hash: str | None, copy: bool,
-                  known: set, used: set[str], command: list[str]) -> PreservedFile | None:
+                  known: set, used: set[str], command: list[str], stop: threading.Event | None = None
+                  ) -> PreservedFile | None:
     st = os.stat(walked.path, follow_symlinks=walked.follow_symlinks)  # type: ignore[arg-type]
     modified = _iso(st.st_mtime)
     if loader_hash is None and any(original == walked.display for original, _ in known):
-        loader_hash = _hash(walked)[0]  # an archive seen before: hashed whole to tell whether it changed
+        loader_hash = _hash(walked, stop)[0]  # an archive seen before: hashed whole to tell whether it changed
     if loader_hash and (walked.display, loader_hash) in known:
         return None
     if not copy:
-        sha256, size = (loader_hash, st.st_size) if loader_hash else _hash(walked)
+        sha256, size = (loader_hash, st.st_size) if loader_hash else _hash(walked, stop)
         if (walked.display, sha256) in known:
             return None
         known.add((walked.display, sha256))
@@ -273,7 +290,7 @@ def _preserve_one(walked: WalkedFile, roots: Sequence[Path], evidence: Path, loa
             folder = _make_folders(evidence, destination[:-1])
         except NotAFolder:  # something not of our making is in the way: leave it, and take the next name
             continue
-        sha256, size = _copy_hashing(walked, folder, destination[-1])
+        sha256, size = _copy_hashing(walked, folder, destination[-1], stop)
         break
     else:
         raise ValueError("no free name under the evidence folder")
