@@ -1,9 +1,11 @@
 """Loading audit records as staged batches that several connections map and insert at once."""
 
+import time
+
 import duckdb
 
 from mailhunt.config import Config
-from mailhunt.hunt import hunt
+from mailhunt.hunt import hunt, read_ahead
 from mailhunt.sources import m365_audit
 
 BAD_JSON, BAD_UTF8 = 50, 77
@@ -46,8 +48,8 @@ def test_many_staged_batches_keep_every_good_record_and_reject_in_line_order(tmp
     assert runs[0] == runs[1]
 
 
-def test_ndjson_batches_hold_exactly_a_row_group_of_lines_across_chunks(tmp_path, monkeypatch):
-    """Whole row groups are what keeps a case's storage from being rewritten at checkpoints."""
+def test_ndjson_batches_hold_exactly_the_staged_count_of_lines_across_chunks(tmp_path, monkeypatch):
+    """Batches of one size, whatever the chunks the file is read in, so that commits are of one size too."""
     import io
 
     from mailhunt.sources.base import ReadContext
@@ -101,3 +103,24 @@ def test_a_file_whose_digest_fails_is_reported_unread_and_leaves_no_events(tmp_p
     assert summary.skipped_reason == "cannot read: Input/output error"
     with duckdb.connect(str(tmp_path / "case" / "case.duckdb"), read_only=True) as db:
         assert db.execute("SELECT count(*) FROM events").fetchall() == [(0,)]
+
+
+def test_the_reader_reads_no_further_ahead_than_its_depth():
+    """What loading holds in memory is bounded: the reader thread builds the next batch only while fewer
+    than ``depth`` wait to be taken, and ``before_take`` runs before every take."""
+    produced, taken, checks = [], [], []
+
+    def batches():
+        for number in range(12):
+            produced.append(number)
+            yield number
+
+    def before_take():
+        checks.append(len(taken))
+        time.sleep(0.02)  # time for a reader that ignores its depth to run ahead
+
+    for number in read_ahead(batches(), depth=1, before_take=before_take):
+        taken.append(number)
+        time.sleep(0.02)
+        assert len(produced) <= len(taken) + 1, (produced, taken)
+    assert taken == list(range(12)) and checks == list(range(13))

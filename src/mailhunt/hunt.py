@@ -193,29 +193,35 @@ class CountingReader(io.RawIOBase):
         super().close()
 
 
-def read_ahead(batches: Iterator[Batch], depth: int = 1) -> Iterator[Batch]:
+def read_ahead(batches: Iterator[Batch], depth: int = 1,
+               before_take: Callable[[], None] | None = None) -> Iterator[Batch]:
     """Produce batches in a second thread while the caller stores the previous ones.
 
-    Reading and loading then overlap; at most ``depth`` batches wait in memory
-    besides the one being read and those being stored. An exception in the
-    reader surfaces here.
+    Reading and loading then overlap. The reader starts a batch only while
+    fewer than ``depth`` batches are read and not yet taken, so at most that
+    many are in memory besides the one the caller holds; ``before_take`` is
+    called before each batch is taken (a store with batches in flight waits
+    there for room, so the caller holds none while it waits). An exception in
+    the reader surfaces here.
     """
     done = object()
-    waiting: queue.Queue = queue.Queue(maxsize=depth)
+    waiting: queue.Queue = queue.Queue()
+    slots = threading.Semaphore(depth)
     stop = threading.Event()
 
     def produce() -> None:
         try:
-            for batch in batches:
-                while not stop.is_set():
-                    try:
-                        waiting.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+            source = iter(batches)
+            while True:
+                while not slots.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
                 if stop.is_set():
                     return
-            waiting.put(done)
+                batch = next(source, done)
+                waiting.put(batch)
+                if batch is done:
+                    return
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, who raises it
             waiting.put(exc)
 
@@ -223,12 +229,16 @@ def read_ahead(batches: Iterator[Batch], depth: int = 1) -> Iterator[Batch]:
     worker.start()
     try:
         while True:
+            if before_take is not None:
+                before_take()
             item = waiting.get()
+            slots.release()
             if item is done:
                 return
             if isinstance(item, BaseException):
                 raise item
             yield item
+            del item  # not held while the next one is awaited
     finally:
         stop.set()
         worker.join()
@@ -271,10 +281,11 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
     staged_reports = []
     with store.bulk_load():
         try:
-            for batch in read_ahead(batches()):
+            for batch in read_ahead(batches(), before_take=store.wait_for_room):
                 store.append(batch)
                 if not isinstance(batch, pa.Table):
                     staged_reports.append(batch.context)
+                del batch  # not held while the next one is read
             store.wait_staged()
         except duckdb.InterruptException:  # Ctrl-C in a query: the file is not loaded, not "read up to here"
             raise

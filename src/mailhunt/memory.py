@@ -5,8 +5,9 @@ split between the case database (DuckDB's ``memory_limit``, past which it
 spills to disk), the private in-memory databases that map staged batches
 (one per loading thread), and the staged batches themselves (records read and
 waiting to be mapped: fewer records a batch under a smaller budget). Without
-the option every part keeps its default (``DEFAULT``), which is what a hunt
-used before the option existed.
+the option every part keeps its default (``DEFAULT``): 768 MB for the case
+database and staged batches of half a row group, which keeps a hunt of a
+million audit records under 1 GiB resident (bench/README.md).
 
 Only the parts named here are bounded: Python's own objects (findings, the
 rules, report text) come on top, so the budget is a target for the process,
@@ -59,10 +60,10 @@ class MemoryBudget:
 
     ``limit`` None: the defaults. Otherwise half of it goes to the case
     database, an eighth to each mapping database (two load at once), and
-    staged batches shrink to a half or a quarter of a row group when the
-    limit is below 2 GiB or 1 GiB, so that the four batches that can be in
-    memory at once (one being read, one waiting, two being mapped) stay
-    within the rest."""
+    staged batches are half a row group, or a quarter when the limit is
+    below 1 GiB, so that the batches that can be in memory at once (one
+    being read, two being mapped and held until their commit) stay within
+    the rest."""
 
     limit: int | None = None
 
@@ -76,11 +77,10 @@ class MemoryBudget:
 
     @property
     def staged_records(self) -> int:
-        """Records a staged batch holds: a whole row group, or a half or a quarter of one (so a worker's
-        commits still fill whole row groups)."""
-        if self.limit is None or self.limit >= 2048 * MIB:
-            return ROW_GROUP_ROWS
-        return ROW_GROUP_ROWS // 2 if self.limit >= 1024 * MIB else ROW_GROUP_ROWS // 4
+        """Records a staged batch holds: half a row group, or a quarter of one under a budget below 1 GiB."""
+        if self.limit is None or self.limit >= 1024 * MIB:
+            return ROW_GROUP_ROWS // 2
+        return ROW_GROUP_ROWS // 4
 
 
 DEFAULT = MemoryBudget()

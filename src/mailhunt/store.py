@@ -111,12 +111,13 @@ BULK_ROWS = 2 * ROW_GROUP_ROWS
 # batch's mapping runs mostly on one core (its intermediate tables are a single
 # row group), so two at a time keep both cores busy.
 STAGED_WORKERS = 2
-# Each of those connections commits after every batch of at least this many
-# rows (a staged batch is a row group of records, or half of one, less those
-# rejected). That keeps what an open transaction holds in memory bounded, and
-# DuckDB writes a commit this large straight to the database file, not to its
-# write-ahead log (its auto_checkpoint_skip_wal_threshold).
-STAGED_COMMIT_ROWS = 100_000
+# Each of those connections commits once it has appended at least this many
+# rows: every audit-log batch (half a row group of records, less those
+# rejected), every third EVTX batch. DuckDB keeps the Arrow buffers of the
+# batches a transaction scanned until it ends, so rows per commit, times the
+# workers, is what loading holds in Python's memory besides the batch being
+# read; half a row group keeps a 1M-record hunt under 1 GiB (bench/README.md).
+STAGED_COMMIT_ROWS = ROW_GROUP_ROWS // 2
 
 
 class StagedInserts:
@@ -155,9 +156,13 @@ class StagedInserts:
             local.cursor.execute("BEGIN TRANSACTION")
             local.rows = 0
 
-    def submit(self, batch: Batch) -> None:
+    def wait_for_room(self) -> None:
+        """Wait until fewer than ``workers`` batches are in flight (raising the first error of one)."""
         while len(self._pending) >= self._workers:
             self._pending.popleft().result()
+
+    def submit(self, batch: Batch) -> None:
+        self.wait_for_room()
         self._pending.append(self._pool.submit(self._insert, batch))
 
     def wait(self) -> None:
@@ -356,6 +361,12 @@ class CaseStore:
         finally:
             self.db.execute(f"SET threads = {threads}")
             self._bulk_rows, self._staged = None, None
+
+    def wait_for_room(self) -> None:
+        """Within ``bulk_load``: wait until a staged batch can be submitted without waiting, so that
+        the caller reads the next batch only when there is room for it (outside, nothing to wait for)."""
+        if self._staged is not None:
+            self._staged.wait_for_room()
 
     def wait_staged(self) -> None:
         """Wait until every staged batch appended so far is in; raises the first error one of them met."""

@@ -292,8 +292,8 @@ def test_ctrl_c_in_the_middle_of_a_file_stores_none_of_it_and_a_rerun_resumes(tm
 
     real_read_ahead = hunt_module.read_ahead
 
-    def ctrl_c_after_five_batches(batches, depth=1):
-        for number, batch in enumerate(real_read_ahead(batches, depth), start=1):
+    def ctrl_c_after_five_batches(batches, depth=1, before_take=None):
+        for number, batch in enumerate(real_read_ahead(batches, depth, before_take), start=1):
             yield batch
             if number == 5:
                 raise KeyboardInterrupt

@@ -54,7 +54,7 @@ MAX_RECORD_LINES = 200
 MAX_RECORD_CHARS = 4 * 1024 * 1024
 BATCH_RECORDS = ROW_GROUP_ROWS // 2
 CHUNK_BYTES = 16 * 1024 * 1024
-# The most records a staged batch holds: a row group (fewer under a small memory budget).
+# The most records a staged batch holds; the memory budget sets the size (half a row group by default).
 STAGED_RECORDS = ROW_GROUP_ROWS
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
