@@ -26,7 +26,8 @@ import mailhunt.hunt as stages
 from mailhunt.config import Config
 
 STAGES = ("load_evidence_file", "settle_new_events", "acquire", "load_rules", "compile_rules", "run_rules",
-          "group_detections", "triage", "rule_matches", "findings_document", "add_case_plans", "save_analysis",
+          "group_detections", "triage", "rule_matches", "findings_document", "add_case_plans", "_add_case_views",
+          "save_analysis",
           "case_outputs")
 
 
