@@ -76,6 +76,17 @@ def renumbered(chunk: bytes, ids: dict[int, tuple[int, str]], counters: dict[str
     return bytes(out)
 
 
+def count_records(path: Path) -> int:
+    """Records in an EVTX file, from its chunk headers (first and last record number of each chunk)."""
+    records = 0
+    with path.open("rb") as source:
+        source.seek(HEADER)
+        while len(head := source.read(CHUNK)) >= 24 and head[:8] == b"ElfChnk\x00":
+            first, last = struct.unpack_from("<QQ", head, 8)
+            records += last - first + 1
+    return records
+
+
 def build(chunks_wanted: int, out: Path, mix: str = "all") -> int:
     chunks = sample_chunks(mix)
     header = bytearray((SAMPLES / "evtx-to-mitre-attack" / "ID104-1102-Event_log_cleared.evtx").read_bytes()[:HEADER])

@@ -30,7 +30,7 @@ from mailhunt.config import Config
 
 STAGES = ("load_evidence_file", "settle_new_events", "acquire_in_background", "load_rules", "compile_rules",
           "run_rules", "group_detections", "triage", "rule_matches", "findings_document", "add_case_plans",
-          "save_analysis", "case_outputs")
+          "_add_case_views", "save_analysis", "case_outputs")
 
 
 def timed(name: str, function, totals: dict):

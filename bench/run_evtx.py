@@ -24,12 +24,22 @@ measures as child processes, each with wall time and peak RSS (``os.wait4``):
 
 With ``--peer-cmd "CMD … {file} …"`` a peer tool (Zircolite, Hayabusa) runs on the
 same file as a fifth child: the command is split as a shell would (``shlex``)
-but run without one, ``{file}`` replaced by the EVTX path, in a temporary
-folder (so give its rules and program as absolute paths). It is optional:
-without it, or when its program is not found, the peer is skipped with a
-message. Issue 17's targets against it: mailhunt's records/s at least
-``PEER_SPEED_TARGET`` times the peer's, peak RSS at most ``PEER_RSS_TARGET``
-times the peer's.
+but run without one, ``{file}`` replaced by the EVTX path, ``{rules}`` by the
+folder of the ``--rules`` files and ``{out}`` by a file in the run's folder
+for its detections, in a temporary folder (so give its program and
+configuration as absolute paths). It is optional: without it, or when its
+program is not found, the peer is skipped with a message. Issue 17's targets
+against it: mailhunt's records/s at least ``PEER_SPEED_TARGET`` times the
+peer's, peak RSS at most ``PEER_RSS_TARGET`` times the peer's.
+
+``--rules FILE_OR_FOLDER…`` gives both tools the same Sigma rules (mailhunt
+through ``hunt --rules``, beside its own): the files are copied into one
+folder of the run. When the peer wrote Zircolite's JSON detections to
+``{out}``, the run prints each rule's matched records for the peer and for
+mailhunt side by side, so a comparison where the peer matched nothing, or
+something else, shows. ``--before-src DIR`` measures a second mailhunt from
+another checkout's ``src/`` in the same run; ``--no-floors`` leaves out the
+parser, parse+store and fixed-cost children.
 
 Both sizes are reported: a hunt has fixed costs (interpreter start, imports,
 rules) that weigh on the small file and not on the large one. Target:
@@ -48,6 +58,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+import duckdb
+import yaml
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import evtx_data
@@ -60,20 +73,77 @@ FIXED_COST_SAMPLE = evtx_data.SAMPLES / "evtx-to-mitre-attack" / "ID104-1102-Eve
 DEFAULT_CHUNKS = (3000, 20000)
 
 
-def peer_command(template: str | None, data: Path) -> tuple[list[str] | None, str]:
-    """The peer's argument list for ``data`` and "", or None and why the peer is skipped."""
+def peer_command(template: str | None, data: Path, rules: Path | None = None,
+                 out: Path | None = None) -> tuple[list[str] | None, str]:
+    """The peer's argument list for ``data`` (``rules``, ``out``) and "", or None and why the peer is skipped."""
     if not template:
         return None, "no --peer-cmd given (Zircolite installs from its repository, not the package index)"
     if "{file}" not in template:
         return None, "--peer-cmd has no {file} where the EVTX path goes"
-    command = [part.replace("{file}", str(data)) for part in shlex.split(template)]
+    if "{rules}" in template and rules is None:
+        return None, "--peer-cmd has {rules} but no --rules were given"
+    places = {"{file}": str(data), "{rules}": str(rules or ""), "{out}": str(out or "")}
+    command = []
+    for part in shlex.split(template):
+        for place, value in places.items():
+            part = part.replace(place, value)
+        command.append(part)
     if shutil.which(command[0]) is None and not Path(command[0]).is_file():
         return None, f"{command[0]} is not found"
     return command, ""
 
 
-def run_size(chunks: int, keep: bool, mix: str = "all", peer: str | None = None) -> dict:
-    """Build (or reuse) the file of ``chunks`` chunks, measure both contenders, print and save the result."""
+def gather_rules(sources: list[Path], folder: Path) -> dict[str, str]:
+    """Copy the Sigma rule files of ``sources`` (files, or folders searched for .yml/.yaml) into ``folder``;
+    return their titles by rule id."""
+    folder.mkdir(parents=True)
+    files = [f for s in sources for f in ([s] if s.is_file() else sorted(s.rglob("*.y*ml")))]
+    titles: dict[str, str] = {}
+    for number, path in enumerate(files):
+        rule = yaml.safe_load(path.read_text(encoding="utf-8"))
+        titles[str(rule["id"])] = str(rule["title"])
+        shutil.copyfile(path, folder / f"{number:03d}-{path.name}")
+    return titles
+
+
+def mailhunt_matches(case: Path, rule_ids: set[str]) -> dict[str, int]:
+    """Records each of ``rule_ids`` matched in the case."""
+    connection = duckdb.connect(str(case / "case.duckdb"), read_only=True)
+    try:
+        rows = connection.execute("SELECT rule_id, count(*) FROM matches GROUP BY rule_id").fetchall()
+    finally:
+        connection.close()
+    return {rule_id: count for rule_id, count in rows if rule_id in rule_ids}
+
+
+def peer_matches(out: Path) -> dict[str, int] | None:
+    """Records each rule matched, by rule id, from Zircolite's JSON detections; None when there are none to read."""
+    if not out.is_file():
+        return None
+    try:
+        detections = json.loads(out.read_text(encoding="utf-8"))
+        return {str(d["id"]): int(d["count"]) for d in detections}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def print_matches(titles: dict[str, str], ours: dict[str, int], peer: dict[str, int] | None) -> bool:
+    """The --rules rules' matched records for both tools; True when the peer's output was read and both agree."""
+    print(f"\n{'rule (--rules)':60} {'peer':>8} {'mailhunt':>9}")
+    for rule_id, title in sorted(titles.items(), key=lambda item: item[1]):
+        theirs = "-" if peer is None else f"{peer.get(rule_id, 0):,}"
+        print(f"{title[:60]:60} {theirs:>8} {ours.get(rule_id, 0):9,}")
+    if peer is None:
+        print("the peer's detections were not read (no {out} in --peer-cmd, or not Zircolite's JSON)")
+        return False
+    agree = all(peer.get(rule_id, 0) == ours.get(rule_id, 0) for rule_id in titles)
+    print("both tools matched the same records per rule" if agree else "the tools matched DIFFERENT counts")
+    return agree
+
+
+def run_size(chunks: int, keep: bool, mix: str = "all", peer: str | None = None, rules: list[Path] | None = None,
+             before_src: Path | None = None, floors: bool = True) -> dict:
+    """Build (or reuse) the file of ``chunks`` chunks, measure the contenders, print and save the result."""
     name = f"evtx-{chunks}" if mix == "all" else f"evtx-{mix}-{chunks}"
     data = OUT / f"{name}.evtx"
     if not data.exists():
@@ -85,57 +155,84 @@ def run_size(chunks: int, keep: bool, mix: str = "all", peer: str | None = None)
     case = (OUT / f"run-{name}") if keep else workdir / "case"
     if case.exists():
         shutil.rmtree(case)
-    commands = {
-        "evtx parser": [sys.executable, str(HERE / "evtx_parse.py"), str(data)],
-        "mailhunt": [sys.executable, "-m", "mailhunt.cli", "hunt", str(data), "--out", str(case)],
-        "parse+store": [sys.executable, str(HERE / "evtx_parse_store.py"), str(data)],
-        "fixed cost": [sys.executable, "-m", "mailhunt.cli", "hunt", str(FIXED_COST_SAMPLE),
-                       "--out", str(workdir / "one-chunk")],
-    }
-    peer_cmd, peer_skipped = peer_command(peer, data)
+    rules_dir = workdir / "rules" if rules else None
+    titles = gather_rules(rules, rules_dir) if rules and rules_dir else {}
+    extra_rules = ["--rules", str(rules_dir)] if rules_dir else []
+    hunt = [sys.executable, "-m", "mailhunt.cli", "hunt", str(data)]
+    commands: dict[str, tuple[list[str], Path | None]] = {}
+    if floors:
+        commands["evtx parser"] = ([sys.executable, str(HERE / "evtx_parse.py"), str(data)], None)
+    commands["mailhunt"] = ([*hunt, "--out", str(case), *extra_rules], None)
+    if before_src:
+        commands["mailhunt before"] = ([*hunt, "--out", str(workdir / "case-before"), *extra_rules], before_src)
+    if floors:
+        commands["parse+store"] = ([sys.executable, str(HERE / "evtx_parse_store.py"), str(data)], None)
+        commands["fixed cost"] = ([sys.executable, "-m", "mailhunt.cli", "hunt", str(FIXED_COST_SAMPLE),
+                                   "--out", str(workdir / "one-chunk")], None)
+    peer_out = workdir / "peer-detections.json"
+    peer_cmd, peer_skipped = peer_command(peer, data, rules_dir, peer_out)
     if peer_cmd:
-        commands["peer"] = peer_cmd
+        commands["peer"] = (peer_cmd, None)
     else:
         print(f"peer skipped: {peer_skipped}", flush=True)
-    results = {name: measure(cmd, workdir, name.replace(" ", "_")) for name, cmd in commands.items()}
-    records = int(results["evtx parser"]["stdout"].strip() or 0) if results["evtx parser"]["ok"] else 0
+    results = {label: measure(cmd, workdir, label.replace(" ", "_"), src)
+               for label, (cmd, src) in commands.items()}
+    records = evtx_data.count_records(data)
     read_back = None
     if (case / "findings.json").exists():
         inputs = json.loads((case / "findings.json").read_text())["inputs"]
         read_back = sum(int(i.get("records") or 0) for i in inputs)
     print(f"\n{data.name}: {records:,} records, {size_mb:,.1f} MB")
-    print(f"{'':12} {'wall s':>8} {'records/s':>11} {'MB/s':>7} {'peak RSS MB':>12} {'exit':>5}")
-    for name, result in results.items():
-        rate = records / result["wall_s"] if result["wall_s"] and name != "fixed cost" else 0
+    print(f"{'':15} {'wall s':>8} {'CPU s':>7} {'records/s':>11} {'MB/s':>7} {'peak RSS MB':>12} {'exit':>5}")
+    for label, result in results.items():
+        rate = records / result["wall_s"] if result["wall_s"] and label != "fixed cost" else 0
         result["records_per_s"] = rate
         mb_per_s = size_mb / result["wall_s"] if rate else 0
-        print(f"{name:12} {result['wall_s']:8.2f} {rate:11,.0f} {mb_per_s:7.1f} "
+        cpu = (result.get("user_s") or 0) + (result.get("sys_s") or 0)
+        result["cpu_s"] = cpu
+        print(f"{label:15} {result['wall_s']:8.2f} {cpu:7.2f} {rate:11,.0f} {mb_per_s:7.1f} "
               f"{result['peak_rss_mb'] or 0:12.0f} {result['returncode']!s:>5}")
         if not result["ok"]:
             print("  stderr:\n" + result["stderr"][-2000:])
-    ratio = results["mailhunt"]["records_per_s"] / results["evtx parser"]["records_per_s"] \
-        if results["evtx parser"]["records_per_s"] else 0.0
-    met = ratio >= TARGET_RATIO and read_back == records
-    print(f"mailhunt read {read_back} records; rate = {ratio:.0%} of the parser's own "
-          f"(target >= {TARGET_RATIO:.0%}): {'met' if met else 'MISSED'}")
-    parser_s = results["evtx parser"]["wall_s"]
-    floor = parser_s / results["parse+store"]["wall_s"] if results["parse+store"]["ok"] else 0.0
-    print(f"parse+store alone: {floor:.0%} of the parser's rate; a hunt's fixed cost "
-          f"{results['fixed cost']['wall_s']:.2f} s against the target's whole budget of {2 * parser_s:.2f} s")
+    ratio = floor = 0.0
+    met = None
+    if floors:
+        parser_s = results["evtx parser"]["wall_s"]
+        ratio = results["mailhunt"]["records_per_s"] / results["evtx parser"]["records_per_s"] \
+            if results["evtx parser"]["records_per_s"] else 0.0
+        met = ratio >= TARGET_RATIO and read_back == records
+        print(f"mailhunt read {read_back} records; rate = {ratio:.0%} of the parser's own "
+              f"(target >= {TARGET_RATIO:.0%}): {'met' if met else 'MISSED'}")
+        floor = parser_s / results["parse+store"]["wall_s"] if results["parse+store"]["ok"] else 0.0
+        print(f"parse+store alone: {floor:.0%} of the parser's rate; a hunt's fixed cost "
+              f"{results['fixed cost']['wall_s']:.2f} s against the target's whole budget of {2 * parser_s:.2f} s")
+    else:
+        print(f"mailhunt read {read_back} of {records} records")
     against_peer = None
     if "peer" in results and results["peer"]["ok"] and results["peer"]["wall_s"]:
-        speed = results["peer"]["wall_s"] / results["mailhunt"]["wall_s"]
-        memory = (results["mailhunt"]["peak_rss_mb"] or 0) / (results["peer"]["peak_rss_mb"] or 1)
-        against_peer = {"speed": speed, "rss": memory,
+        peer_result, ours = results["peer"], results["mailhunt"]
+        speed = peer_result["wall_s"] / ours["wall_s"]
+        cpu_speed = peer_result["cpu_s"] / ours["cpu_s"] if ours["cpu_s"] else 0.0
+        memory = (ours["peak_rss_mb"] or 0) / (peer_result["peak_rss_mb"] or 1)
+        against_peer = {"speed": speed, "cpu_speed": cpu_speed, "rss": memory,
                         "met": speed >= PEER_SPEED_TARGET and memory <= PEER_RSS_TARGET}
-        print(f"against the peer: {speed:.2f}x its speed (target >= {PEER_SPEED_TARGET:g}x), {memory:.2f}x its "
-              f"peak RSS (target <= {PEER_RSS_TARGET:g}x): {'met' if against_peer['met'] else 'MISSED'}")
-    print("commands:\n" + "\n".join(f"  {name}: {shlex.join(cmd)}" for name, cmd in commands.items()))
+        print(f"against the peer: {speed:.2f}x its speed (wall; {cpu_speed:.2f}x in CPU s; target >= "
+              f"{PEER_SPEED_TARGET:g}x), {memory:.2f}x its peak RSS (target <= {PEER_RSS_TARGET:g}x): "
+              f"{'met' if against_peer['met'] else 'MISSED'}")
+    agree = None
+    if titles and results["mailhunt"]["ok"]:
+        peer_counts = peer_matches(peer_out) if "peer" in results else None
+        ours_counts = mailhunt_matches(case, set(titles))
+        agree = print_matches(titles, ours_counts, peer_counts)
+        if against_peer is not None:
+            against_peer.update(peer_matches=peer_counts, mailhunt_matches=ours_counts, same_matches=agree)
+    print("commands:\n" + "\n".join(f"  {label}: {shlex.join(cmd)}" + (f"  (PYTHONPATH={src})" if src else "")
+                                    for label, (cmd, src) in commands.items()))
     summary = {"file": str(data), "chunks": chunks, "mix": mix, "records": records, "size_mb": size_mb,
                "mailhunt_records_read": read_back, "ratio": ratio, "parse_store_ratio": floor,
                "target_ratio": TARGET_RATIO, "met": met, "against_peer": against_peer,
-               "peer_skipped": peer_skipped or None,
-               "ok": all(r["ok"] for r in results.values()),
+               "peer_skipped": peer_skipped or None, "rules": sorted(titles.values()),
+               "ok": all(r["ok"] for r in results.values()) and read_back == records,
                "results": {n: {k: v for k, v in r.items() if k not in ("stdout", "stderr")} for n, r in results.items()}}
     (OUT / f"results-{name}.json").write_text(json.dumps(summary, indent=2))
     if not keep:
@@ -152,12 +249,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="which public samples' chunks make the file (default: all)")
     parser.add_argument("--keep", action="store_true", help="keep the cases in bench/out/")
     parser.add_argument("--peer-cmd", help="a peer tool's command on the same file, {file} where the EVTX path "
-                                           "goes, e.g. \"python zircolite.py --evtx {file} --ruleset rules.json\"")
+                                           "goes, {rules} the folder of the --rules files, {out} its detections, "
+                                           "e.g. \"python zircolite.py --evtx {file} -r {rules} -o {out}\"")
+    parser.add_argument("--rules", type=Path, nargs="+",
+                        help="Sigma rule files or folders both mailhunt (beside its own) and the peer run")
+    parser.add_argument("--before-src", type=Path, help="a second mailhunt measured in the same run: this src/ "
+                                                        "folder (e.g. from git archive of an older commit)")
+    parser.add_argument("--no-floors", action="store_true",
+                        help="leave out the parser, parse+store and fixed-cost children")
     parser.add_argument("--check", action="store_true", help="exit 3 when mailhunt is below half the parser's rate")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
-    summaries = [run_size(chunks, args.keep, args.mix, args.peer_cmd) for chunks in args.chunks]
-    if len(summaries) > 1:
+    for source in args.rules or []:
+        if not source.exists():
+            parser.error(f"--rules: {source} does not exist")
+    before = args.before_src.resolve() if args.before_src else None
+    summaries = [run_size(chunks, args.keep, args.mix, args.peer_cmd, args.rules, before, not args.no_floors)
+                 for chunks in args.chunks]
+    if len(summaries) > 1 and not args.no_floors:
         print(f"\n{'records':>10} {'MB':>8} {'parser s':>9} {'mailhunt s':>11} {'ratio':>6} {'peak RSS MB':>12} "
               f"{'parse+store s':>14} {'ratio':>6} {'fixed s':>8}")
         for s in summaries:

@@ -10,16 +10,18 @@ function on the stored case, so both write the same bytes for the same case.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
 
 from mailhunt import __version__
 from mailhunt.case.iocs import IOC_FILES, iocs_csv, iocs_stix
 from mailhunt.case.ocsf import ocsf_jsonl
 from mailhunt.case.review import case_review
-from mailhunt.case.timeline import TIMELINE_FILES, timeline_csv, timeline_jsonl
+from mailhunt.case.timeline import TIMELINE_FILES, timeline_csv, timeline_jsonl_of_texts
 from mailhunt.findings import SCHEMA
 from mailhunt.report.html import render_html
 from mailhunt.report.markdown import render_markdown
@@ -30,6 +32,8 @@ OUTPUT_FILES = ("findings.json", "report.html", "report.md", "findings.ocsf.json
 # The case-wide parts of the document that the analysis of the last hunt produced, in document order.
 ANALYSIS_PARTS = ("skipped_rules", "rule_matches", "evidence_preservation", "logging_gaps", "iocs")
 MAX_REPORTED_REJECTIONS = 200
+# Timeline entries written to or read from the case database at a time.
+TIMELINE_BATCH = 10_000
 
 
 def case_inputs(store: CaseStore) -> list[dict]:
@@ -74,9 +78,9 @@ def attach_sources(store: CaseStore, evidence: list[dict]) -> None:
                             for path, sha256, record, unit in found.get(entry["event_id"], [])]
 
 
-def save_analysis(store: CaseStore, findings: list[dict], parts: dict[str, Any]) -> None:
-    """Store this hunt's findings (in document order) and the other analysis parts: those of
-    ``ANALYSIS_PARTS`` and ``timeline``, the entries of timeline.csv/jsonl."""
+def save_analysis(store: CaseStore, findings: list[dict], parts: dict[str, Any], timeline: Sequence[str] = ()) -> None:
+    """Store this hunt's findings (in document order), the other analysis parts (those of
+    ``ANALYSIS_PARTS``) and the entries of timeline.csv/jsonl, each as its JSON text, in timeline order."""
     for finding in findings:
         attach_sources(store, finding["evidence"])
     for match in parts.get("rule_matches") or []:
@@ -88,7 +92,35 @@ def save_analysis(store: CaseStore, findings: list[dict], parts: dict[str, Any])
                              [(f["id"], f["indicator"], orjson.dumps(f).decode(), n) for n, f in enumerate(findings)])
     store.db.executemany("INSERT OR REPLACE INTO report_parts VALUES (?, ?)",
                          [(name, orjson.dumps(part).decode()) for name, part in sorted(parts.items())])
+    # A case saved by an earlier mailhunt kept the whole timeline as one report part.
+    store.db.execute("DELETE FROM report_parts WHERE name = 'timeline'")
+    store.db.execute("DELETE FROM timeline_entries")
+    for start in range(0, len(timeline), TIMELINE_BATCH):
+        texts = timeline[start:start + TIMELINE_BATCH]
+        batch = pa.table({"position": pa.array(range(start, start + len(texts)), pa.int64()),
+                          "entry": pa.array(texts, pa.string())})
+        store.db.register("timeline_batch", batch)
+        try:
+            store.db.execute("INSERT INTO timeline_entries SELECT position, entry FROM timeline_batch")
+        finally:
+            store.db.unregister("timeline_batch")
     store.db.execute("COMMIT")
+
+
+def timeline_texts(store: CaseStore) -> Iterator[str]:
+    """The stored timeline entries' JSON texts in timeline order (from the one report part of a case
+    analysed by an earlier mailhunt)."""
+    old = store.db.execute("SELECT document FROM report_parts WHERE name = 'timeline'").fetchall()
+    if old:
+        yield from (orjson.dumps(entry).decode() for entry in orjson.loads(old[0][0]))
+        return
+    cursor = store.db.cursor()
+    try:
+        cursor.execute("SELECT entry FROM timeline_entries ORDER BY position")
+        while rows := cursor.fetchmany(TIMELINE_BATCH):
+            yield from (text for (text,) in rows)
+    finally:
+        cursor.close()
 
 
 def case_document(store: CaseStore) -> dict:
@@ -119,16 +151,16 @@ def case_document(store: CaseStore) -> dict:
 
 def _analysis_parts(store: CaseStore) -> dict:
     return {name: orjson.loads(doc) for name, doc in store.db.execute(
-        "SELECT name, document FROM report_parts").fetchall()}
+        "SELECT name, document FROM report_parts WHERE name <> 'timeline'").fetchall()}
 
 
 def case_outputs(store: CaseStore, out: Path) -> tuple[dict, dict[Path, bytes]]:
     """The document and the bytes of every output file for the case, keyed by the path to write."""
     document = case_document(store)
-    timeline = _analysis_parts(store).get("timeline", [])
     iocs = document.get("iocs") or []
     review = case_review(store.db)  # the analyst's dispositions and sign-off (``mailhunt serve``)
     rendered = (orjson.dumps(document, option=orjson.OPT_INDENT_2), render_html(document, review).encode("utf-8"),
-                render_markdown(document, review=review).encode("utf-8"), ocsf_jsonl(document), timeline_csv(timeline),
-                timeline_jsonl(timeline), iocs_csv(iocs), iocs_stix(iocs))
+                render_markdown(document, review=review).encode("utf-8"), ocsf_jsonl(document),
+                timeline_csv(orjson.loads(text) for text in timeline_texts(store)),
+                timeline_jsonl_of_texts(timeline_texts(store)), iocs_csv(iocs), iocs_stix(iocs))
     return document, {out / name: data for name, data in zip(OUTPUT_FILES, rendered, strict=True)}

@@ -28,7 +28,7 @@ names written into SQL are this module's constants.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -396,6 +396,13 @@ class ResolvedEvents:
                AND rule_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY 1, 2""",
             [list(event_ids), list(rule_ids)]).fetchall()]
 
+    def _dict_batches(self, sql: str, params: list, batch: int = 10_000) -> Iterator[dict]:
+        """The rows of ``sql`` as dicts, fetched ``batch`` at a time."""
+        cursor = self.db.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        while rows := cursor.fetchmany(batch):
+            yield from (dict(zip(names, row)) for row in rows)
+
     def _dicts(self, sql: str, params: list) -> list[dict]:
         cursor = self.db.execute(sql, params)
         names = [d[0] for d in cursor.description]
@@ -472,7 +479,7 @@ class ResolvedEvents:
 
     # ------------------------------------------------------------ the case timeline
 
-    def events_involving(self, wanted: pa.Table, host_families: tuple[str, ...]) -> list[dict]:
+    def events_involving(self, wanted: pa.Table, host_families: tuple[str, ...]) -> Iterator[dict]:
         """Every event of the people and hosts of ``wanted`` within their times, in time order.
 
         ``wanted`` has columns ``finding``, ``person``, ``host``, ``start`` and
@@ -480,13 +487,15 @@ class ResolvedEvents:
         end] and the resolved ``person`` is its actor or target, or (events of
         the ``host_families`` only, where a host is one machine) it was logged
         on ``host``. Each event comes once (``TIMELINE_COLUMNS``), with
-        ``findings``: the ids of every finding it belongs to, sorted."""
+        ``findings``: the ids of every finding it belongs to, sorted. The rows
+        come a batch at a time (they may be most of the case's events): consume
+        them before asking the case anything else."""
         if not wanted.num_rows:
-            return []
+            return
         self.db.register("timeline_wanted", wanted)
         try:
             columns = ", ".join(f"e.{_quoted(c)} AS {_quoted(c)}" for c in TIMELINE_COLUMNS)
-            return self._dicts(
+            yield from self._dict_batches(
                 f"""WITH hits AS (
                         SELECT e."event.id" AS event_id, w.finding
                         FROM {RESOLVED_RELATION} e JOIN timeline_wanted w

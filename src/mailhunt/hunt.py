@@ -25,7 +25,7 @@ from mailhunt.atomic_files import replace_files
 from mailhunt.case import add_case_plans
 from mailhunt.case.acquisition import AcquisitionInBackground, acquire_in_background
 from mailhunt.case.iocs import collect_iocs
-from mailhunt.case.timeline import TIMELINE_FILES, build_timeline, timeline_refs
+from mailhunt.case.timeline import TIMELINE_FILES, iter_timeline, serialized_timeline
 from mailhunt.case_document import OUTPUT_FILES, case_outputs, save_analysis
 from mailhunt.config import Config
 from mailhunt.detect.engine import (
@@ -423,7 +423,8 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
         save_analysis(store, analysis["findings"], {
             "skipped_rules": analysis["skipped_rules"], "rule_matches": analysis["rule_matches"],
             "evidence_preservation": preservation.summary(), "logging_gaps": analysis["logging_gaps"],
-            "iocs": analysis["iocs"], "timeline": timeline})
+            "iocs": analysis["iocs"]}, timeline)
+        del timeline
         events_in_case = store.event_count()
 
         # Written while the case is still open, so a second hunt into it cannot interleave its outputs.
@@ -436,7 +437,7 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
 
 
 def _analyse(store: CaseStore, out: Path, config: Config, rules: list[LoadedRule], progress: ProgressSink,
-             rule_engine: RuleEngineFactory | None) -> tuple[list[Finding], dict, list[dict]]:
+             rule_engine: RuleEngineFactory | None) -> tuple[list[Finding], dict, list[str]]:
     """The rules, the findings and their triage, plans, indicators and timeline, from the loaded case."""
     engine = rule_engine(store, out) if rule_engine else None  # may write files: before the seal
     store.seal_external_access()
@@ -469,14 +470,13 @@ def _end_acquisition(acquisition: AcquisitionInBackground, exc: BaseException) -
         acquisition.result()
 
 
-def _add_case_views(store: CaseStore, config: Config, findings: list[Finding], document: dict) -> list[dict]:
+def _add_case_views(store: CaseStore, config: Config, findings: list[Finding], document: dict) -> list[str]:
     """Add the case's indicators (``iocs``) and each finding's ``timeline_ref`` to the document; return the
-    timeline entries (``case/timeline.py``, ``case/iocs.py``)."""
+    timeline entries, each as its JSON text (``case/timeline.py``, ``case/iocs.py``)."""
     store.resolved.ensure(config.domains)
     escalated = {f["id"] for f in document["findings"] if f["escalate"]}
     document["iocs"] = collect_iocs(store.resolved, {f.id: f.event_ids for f in findings}, escalated, config.domains)
-    timeline = build_timeline(store.resolved, document["findings"], config.timeline_hours)
-    refs = timeline_refs(timeline)
+    timeline, refs = serialized_timeline(iter_timeline(store.resolved, document["findings"], config.timeline_hours))
     for finding in document["findings"]:
         finding["timeline_ref"] = refs.get(finding["id"], {"files": list(TIMELINE_FILES), "entries": 0})
     return timeline

@@ -11,6 +11,9 @@ Tables:
   record read from several files keeps them all, though ``events`` keeps one copy.
 - ``report_parts``: the parts of findings.json not held elsewhere (rules skipped,
   matches of rules without an indicator), so ``mailhunt report`` can re-render.
+- ``timeline_entries``: the case timeline (``case/timeline.py``), one entry's JSON
+  a row in timeline order: it grows with the events of the findings' people and
+  hosts, so it is neither one value nor held whole in memory.
 - ``rejections``: every bad record (file, locator, reason).
 - ``matches`` and ``findings``: written by the detection stage; ``correlation_matches``
   (each correlation instance's events and the referenced rule each matched) and
@@ -92,6 +95,7 @@ OTHER_DDL = (
         events_after BIGINT)""",
     "CREATE TABLE IF NOT EXISTS event_sources (event_id VARCHAR, path VARCHAR, sha256 VARCHAR, record BIGINT)",
     "CREATE TABLE IF NOT EXISTS report_parts (name VARCHAR PRIMARY KEY, document JSON)",
+    "CREATE TABLE IF NOT EXISTS timeline_entries (position BIGINT, entry VARCHAR)",
 )
 # Columns added to tables after cases were first written: (table, column, type). An older case
 # gains them when opened (empty for its rows; ``_upgrade_to_hunts`` fills what can be known).

@@ -7,8 +7,10 @@ import csv
 import io
 import json
 import re
+import shutil
 from datetime import UTC, datetime, timedelta
 
+import duckdb
 import pytest
 import stix2
 from hypothesis import given
@@ -127,6 +129,31 @@ def test_timeline_csv_holds_the_same_entries(example_case):
     assert header[:3] == ["datetime", "timestamp_desc", "message"]
     assert [r[header.index("event_id")] for r in body] == [e["event_id"] for e in entries]
     assert [r[header.index("finding_ids")].split() for r in body] == [e["finding_ids"] for e in entries]
+
+
+def test_the_timeline_is_kept_one_entry_a_row_and_reports_rewrite_it_byte_for_byte(example_case, tmp_path):
+    """The timeline grows with the events of the findings' people and hosts (most of a large EVTX file): kept as
+    one JSON value it made the case database allocate hundreds of MiB at once and fail. Each entry is a row, and
+    ``mailhunt report`` (the same case, also one an earlier mailhunt saved as a single part) writes the same files."""
+    case = tmp_path / "case"
+    shutil.copytree(example_case, case)
+    lines = (case / "timeline.jsonl").read_bytes().splitlines()
+    csv_before = (case / "timeline.csv").read_bytes()
+    db = duckdb.connect(str(case / "case.duckdb"))
+    try:
+        rows = db.execute("SELECT entry FROM timeline_entries ORDER BY position").fetchall()
+        assert [text.encode() for (text,) in rows] == lines and len(lines) > 10
+        assert db.execute("SELECT count(*) FROM report_parts WHERE name = 'timeline'").fetchone() == (0,)
+        db.execute("INSERT INTO report_parts VALUES ('timeline', ?)",
+                   ["[" + ",".join(text for (text,) in rows) + "]"])
+        db.execute("DELETE FROM timeline_entries")
+    finally:
+        db.close()
+    (case / "timeline.jsonl").unlink()
+    (case / "timeline.csv").unlink()
+    assert runner.invoke(app, ["report", str(case)]).exit_code == 0
+    assert (case / "timeline.jsonl").read_bytes().splitlines() == lines
+    assert (case / "timeline.csv").read_bytes() == csv_before
 
 
 def test_timeline_hours_is_configurable(tmp_path):

@@ -16,7 +16,7 @@ neutralized against spreadsheet formulas: ``mailhunt.csv_cells``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -123,18 +123,44 @@ def _entry(row: dict, escalated: set[str]) -> dict:
     }
 
 
+def iter_timeline(resolved: ResolvedEvents, findings: Sequence[dict], hours: int,
+                  keep: TimelineFilter = TimelineFilter()) -> Iterator[dict]:
+    """The timeline entries of these findings (``findings.json`` entries) that ``keep`` keeps, in time order,
+    one at a time (consume them before asking ``resolved`` anything else)."""
+    escalated = {f["id"] for f in findings if f.get("escalate")}
+    for row in resolved.events_involving(wanted_table(findings, hours), HOST_FAMILIES):
+        entry = _entry(row, escalated)
+        if keep.keeps(entry, row["@timestamp"]):
+            yield entry
+
+
 def build_timeline(resolved: ResolvedEvents, findings: Sequence[dict], hours: int,
                    keep: TimelineFilter = TimelineFilter()) -> list[dict]:
     """The timeline entries of these findings (``findings.json`` entries) that ``keep`` keeps, in time order."""
-    escalated = {f["id"] for f in findings if f.get("escalate")}
-    rows = resolved.events_involving(wanted_table(findings, hours), HOST_FAMILIES)
-    entries = ((_entry(row, escalated), row["@timestamp"]) for row in rows)
-    return [entry for entry, when in entries if keep.keeps(entry, when)]
+    return list(iter_timeline(resolved, findings, hours, keep))
+
+
+def serialized_timeline(entries: Iterable[dict]) -> tuple[list[str], dict[str, dict]]:
+    """Each entry's JSON text (a line of timeline.jsonl without its line end), and each finding's ``timeline_ref`` in
+    findings.json (the timeline files and how many of their entries belong to it), holding no entry longer
+    than it takes to write it."""
+    texts: list[str] = []
+    counts: dict[str, int] = {}
+    for entry in entries:
+        texts.append(orjson.dumps(entry).decode())
+        for finding in entry["finding_ids"]:
+            counts[finding] = counts.get(finding, 0) + 1
+    return texts, {finding: {"files": list(TIMELINE_FILES), "entries": count} for finding, count in counts.items()}
 
 
 def timeline_jsonl(entries: Iterable[dict]) -> bytes:
     """One JSON object per line (Timesketch's JSONL import)."""
     return b"".join(orjson.dumps(entry) + b"\n" for entry in entries)
+
+
+def timeline_jsonl_of_texts(texts: Iterable[str]) -> bytes:
+    """timeline.jsonl from entries already written as JSON (``serialized_timeline``): the same bytes."""
+    return b"".join(text.encode("utf-8") + b"\n" for text in texts)
 
 
 def timeline_csv(entries: Iterable[dict]) -> bytes:
@@ -147,13 +173,3 @@ def _cell(value: object) -> object:
     if isinstance(value, bool):
         return "true" if value else "false"
     return value
-
-
-def timeline_refs(entries: Sequence[dict]) -> dict[str, dict]:
-    """Finding id -> its ``timeline_ref`` in findings.json: the timeline files and how many of their entries
-    belong to it."""
-    counts: dict[str, int] = {}
-    for entry in entries:
-        for finding in entry["finding_ids"]:
-            counts[finding] = counts.get(finding, 0) + 1
-    return {finding: {"files": list(TIMELINE_FILES), "entries": count} for finding, count in counts.items()}
