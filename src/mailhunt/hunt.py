@@ -198,8 +198,12 @@ def read_ahead(batches: Iterator[Batch], depth: int = 1) -> Iterator[Batch]:
 
     Reading and loading then overlap; at most ``depth`` batches wait in memory
     besides the one being read and those being stored. An exception in the
-    reader surfaces here.
+    reader surfaces here. With ``depth`` 0 the batches are read in this thread
+    (for a small file, starting a thread costs more than the overlap gains).
     """
+    if depth == 0:
+        yield from batches
+        return
     done = object()
     waiting: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -237,6 +241,8 @@ def read_ahead(batches: Iterator[Batch], depth: int = 1) -> Iterator[Batch]:
 # A plain file this case has never seen is hashed in a thread of its own while it is read when it is at least
 # this large; a smaller one is hashed first, which costs less than starting the thread.
 BACKGROUND_HASH_BYTES = 1 << 20
+# A file at least this large (or of unknown size) is read in a thread of its own while its batches are stored.
+READ_AHEAD_BYTES = 1 << 20
 # The files a hunt has read wait to be stored together (their small batches mapped as one, their inputs rows
 # written in one statement) until their batches hold this many records or this many files wait.
 STORE_EVERY_RECORDS = 100_000
@@ -378,7 +384,7 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
     read = _ReadFile(summary, ctx, locator_unit=getattr(source, "locator_unit", "line"))
     staged_records = 0
     try:
-        for batch in read_ahead(batches()):
+        for batch in read_ahead(batches(), 1 if item.size is None or item.size >= READ_AHEAD_BYTES else 0):
             store.append(batch)
             if not isinstance(batch, pa.Table):
                 read.staged_reports.append(batch.context)
