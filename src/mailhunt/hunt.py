@@ -291,11 +291,17 @@ class EvidenceLoading:
             self.store_waiting()
 
     def store_waiting(self) -> None:
-        """Commit the events of the files waiting, then record each of them; they are then ``stored``."""
+        """Commit the events of the files waiting, then record them all: rejections, marks of keys named
+        twice and inputs rows, a statement each for the whole group; the files are then ``stored``."""
         if not self._waiting:
             return
         self.store.commit_bulk()
         rows = [row for read in self._waiting if (row := self._complete(read)) is not None]
+        read_files = [(read.summary.path, read.summary.sha256 or "", read.ctx) for read in self._waiting
+                      if read.ctx is not None and not read.summary.skipped_reason]
+        self.store.record_rejections_of_files([(path, sha256, ctx.rejections) for path, sha256, ctx in read_files])
+        self.store.mark_duplicate_keys_of_files([(path, sha256, ctx.duplicate_keys)
+                                                 for path, sha256, ctx in read_files])
         self.store.record_inputs(rows)
         self.store.commit_bulk()
         self.stored.extend(read.summary for read in self._waiting)
@@ -325,8 +331,6 @@ class EvidenceLoading:
         summary.records, summary.rejected = ctx.records, ctx.rejected
         summary.rejections = ctx.rejections
         summary.notes = ctx.notes
-        self.store.record_rejections(sha256, ctx.rejections)
-        self.store.mark_duplicate_keys(summary.path, sha256, ctx.duplicate_keys)
         return (summary.path, sha256, summary.format, ctx.records, ctx.rejected, None, None, read.locator_unit,
                 self.hunt_number, ctx.notes)
 

@@ -547,11 +547,28 @@ class CaseStore:
 
     def record_rejections(self, sha256: str, rejections) -> None:
         if rejections:
-            self.db.execute("DELETE FROM rejections WHERE sha256 = ? AND path = ?", [sha256, rejections[0].path])
-            self.db.executemany(
-                "INSERT INTO rejections (path, sha256, locator, reason, seq) VALUES (?, ?, ?, ?, ?)",
-                [(r.path, sha256, r.locator, r.reason, seq) for seq, r in enumerate(rejections)],
-            )
+            self.record_rejections_of_files([(rejections[0].path, sha256, rejections)])
+
+    def record_rejections_of_files(self, files: list[tuple[str, str, list]]) -> None:
+        """Each (path, sha256, rejections): the file's rejections replace any it had, in their order; in two
+        statements for all the files (a statement per file would scan the table once per file)."""
+        files = [(path, sha256, rejections) for path, sha256, rejections in files if rejections]
+        if not files:
+            return
+        rows = [(path, sha256, r.locator, r.reason, seq)
+                for path, sha256, rejections in files for seq, r in enumerate(rejections)]
+        columns = list(zip(*rows, strict=True))
+        self.db.register("_rejections", pa.table({
+            "path": pa.array(columns[0], pa.string()), "sha256": pa.array(columns[1], pa.string()),
+            "locator": pa.array(columns[2], pa.string()), "reason": pa.array(columns[3], pa.string()),
+            "seq": pa.array(columns[4], pa.int64())}))
+        try:
+            self.db.execute("""DELETE FROM rejections WHERE (path, sha256) IN
+                                 (SELECT DISTINCT (path, sha256) FROM _rejections)""")
+            self.db.execute("""INSERT INTO rejections (path, sha256, locator, reason, seq)
+                               SELECT path, sha256, locator, reason, seq FROM _rejections""")
+        finally:
+            self.db.unregister("_rejections")
 
     def settle_sources(self, hunt: int) -> dict[tuple[str, str], int]:
         """Once loading is done: note every (file, record) each new event was seen in, deduplicate, and
@@ -627,16 +644,22 @@ class CaseStore:
     def mark_duplicate_keys(self, path: str, sha256: str, flagged: dict[int, str]) -> None:
         """Mark the events of ``flagged`` records (line or record number -> the keys a JSON object of
         the record names twice) with ``labels.duplicate_keys``."""
-        if not flagged:
+        self.mark_duplicate_keys_of_files([(path, sha256, flagged)])
+
+    def mark_duplicate_keys_of_files(self, files: list[tuple[str, str, dict[int, str]]]) -> None:
+        """``mark_duplicate_keys`` for each (path, sha256, flagged), in one statement for all the files."""
+        rows = [(path, sha256, record, keys) for path, sha256, flagged in files for record, keys in flagged.items()]
+        if not rows:
             return
-        self.db.register("_flagged", pa.table({"record": pa.array(list(flagged), pa.int64()),
-                                               "keys": pa.array(list(flagged.values()), pa.string())}))
+        columns = list(zip(*rows, strict=True))
+        self.db.register("_flagged", pa.table({
+            "path": pa.array(columns[0], pa.string()), "sha256": pa.array(columns[1], pa.string()),
+            "record": pa.array(columns[2], pa.int64()), "keys": pa.array(columns[3], pa.string())}))
         try:
             self.db.execute(
                 """UPDATE events SET labels = map_concat(coalesce(labels, MAP {}), MAP(['duplicate_keys'], [f.keys]))
                    FROM _flagged f
-                   WHERE "log.file.path" = ? AND "log.file.sha256" = ? AND "log.record" = f.record""",
-                [path, sha256])
+                   WHERE "log.file.path" = f.path AND "log.file.sha256" = f.sha256 AND "log.record" = f.record""")
         finally:
             self.db.unregister("_flagged")
 
