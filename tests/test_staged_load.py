@@ -95,7 +95,10 @@ def test_a_file_whose_digest_fails_is_reported_unread_and_leaves_no_events(tmp_p
         digest.set_exception(OSError("Input/output error"))
         return digest
 
+    import mailhunt.hunt as hunt_module
+
     monkeypatch.setattr(EvidenceFile, "sha256_in_background", failing_digest)
+    monkeypatch.setattr(hunt_module, "BACKGROUND_HASH_BYTES", 0)  # a small file is hashed first otherwise
     evidence = tmp_path / "audit.ndjson"
     evidence.write_bytes(_audit_lines(200))
     result = hunt([evidence], tmp_path / "case", Config())

@@ -41,7 +41,7 @@ from mailhunt.findings import Finding, findings_document
 from mailhunt.sources import ReadContext, identify, sniff_head
 from mailhunt.sources.base import Batch
 from mailhunt.sources.inputs import EvidenceFile, EvidenceTooLarge, iter_evidence
-from mailhunt.store import CaseOpenError, CaseStore
+from mailhunt.store import COMBINED_ROWS, CaseOpenError, CaseStore
 from mailhunt.triage import TriageContext, triage
 
 __all__ = ["OUTPUT_FILES", "HuntInterrupted", "HuntResult", "InputSummary", "ProgressSink", "hunt"]
@@ -202,8 +202,20 @@ def read_ahead(batches: Iterator[Batch], depth: int = 1,
     many are in memory besides the one the caller holds; ``before_take`` is
     called before each batch is taken (a store with batches in flight waits
     there for room, so the caller holds none while it waits). An exception in
-    the reader surfaces here.
+    the reader surfaces here. With ``depth`` 0 the batches are read in this
+    thread (for a small file, starting a thread costs more than the overlap
+    gains).
     """
+    if depth == 0:
+        source = iter(batches)
+        while True:
+            if before_take is not None:
+                before_take()
+            batch = next(source, None)
+            if batch is None:
+                return
+            yield batch
+            del batch
     done = object()
     waiting: queue.Queue = queue.Queue()
     slots = threading.Semaphore(depth)
@@ -244,16 +256,128 @@ def read_ahead(batches: Iterator[Batch], depth: int = 1,
         worker.join()
 
 
+# A plain file this case has never seen is hashed in a thread of its own while it is read when it is at least
+# this large; a smaller one is hashed first, which costs less than starting the thread.
+BACKGROUND_HASH_BYTES = 1 << 20
+# A file at least this large (or of unknown size) is read in a thread of its own while its batches are stored.
+READ_AHEAD_BYTES = 1 << 20
+# The files a hunt has read wait to be stored together (their small batches mapped as one, their inputs rows
+# written in one statement) until their batches hold this many records or this many files wait.
+STORE_EVERY_RECORDS = 100_000
+STORE_EVERY_FILES = 2_000
+
+
+@dataclass
+class _ReadFile:
+    """A file read in full whose events may still be on their way into the case."""
+
+    summary: InputSummary
+    ctx: ReadContext | None = None
+    staged_reports: list[ReadContext] = field(default_factory=list)
+    locator_unit: str = "line"
+    damage_notes: list[str] = field(default_factory=list)
+
+
+class EvidenceLoading:
+    """The loading of one hunt's evidence, in the store's ``bulk_load``: files are read one after the
+    other, and stored in groups (``store_waiting``): their events committed, then each file's rejections,
+    marks and inputs row, in one transaction. A file's inputs row therefore never comes before all its
+    events, and a file read in full is stored with the group it waits in; ``stored`` lists, in the order
+    they were read, the files stored so far (and those skipped or found already loaded)."""
+
+    def __init__(self, store: CaseStore, hunt_number: int | None):
+        self.store = store
+        self.hunt_number = hunt_number
+        self.stored: list[InputSummary] = []
+        self._waiting: list[_ReadFile] = []
+        self._waiting_paths: set[str] = set()
+        self._waiting_records = 0
+        self._known_paths = {path for (path,) in store.db.execute("SELECT DISTINCT path FROM inputs").fetchall()}
+
+    def known_path(self, path: str) -> bool:
+        """Whether an input of this path was hunted into the case before (``CaseStore.known_path``)."""
+        if path in self._waiting_paths:
+            self.store_waiting()  # the same file named twice: the second finds the first stored
+        return path in self._known_paths
+
+    def keep(self, read: _ReadFile, records: int = 0) -> None:
+        """Add a file read (or skipped) to those waiting; store them all when they are enough."""
+        self._waiting.append(read)
+        self._waiting_paths.add(read.summary.path)
+        self._waiting_records += records
+        if self._waiting_records >= STORE_EVERY_RECORDS or len(self._waiting) >= STORE_EVERY_FILES:
+            self.store_waiting()
+
+    def store_waiting(self) -> None:
+        """Commit the events of the files waiting, then record them all: rejections, marks of keys named
+        twice and inputs rows, a statement each for the whole group; the files are then ``stored``."""
+        if not self._waiting:
+            return
+        self.store.commit_bulk()
+        rows = [row for read in self._waiting if (row := self._complete(read)) is not None]
+        read_files = [(read.summary.path, read.summary.sha256 or "", read.ctx) for read in self._waiting
+                      if read.ctx is not None and not read.summary.skipped_reason]
+        self.store.record_rejections_of_files([(path, sha256, ctx.rejections) for path, sha256, ctx in read_files])
+        self.store.mark_duplicate_keys_of_files([(path, sha256, ctx.duplicate_keys)
+                                                 for path, sha256, ctx in read_files])
+        self.store.record_inputs(rows)
+        self.store.commit_bulk()
+        self.stored.extend(read.summary for read in self._waiting)
+        self._known_paths.update(read.summary.path for read in self._waiting)
+        self._waiting, self._waiting_paths, self._waiting_records = [], set(), 0
+
+    def _complete(self, read: _ReadFile) -> tuple | None:
+        """Fill in the file's summary from what reading and storing found; its inputs row (None: none to write)."""
+        summary, ctx = read.summary, read.ctx
+        if ctx is None:
+            if summary.already_loaded:
+                return None
+            return (summary.path, summary.sha256 or "", None, 0, 0, 0, summary.skipped_reason, "line",
+                    self.hunt_number, [])
+        try:
+            sha256 = ctx.sha256
+        except OSError as exc:  # the file could not be read through for its digest: no batch could be stored
+            summary.format, summary.skipped_reason = None, f"cannot read: {exc}"
+            return (summary.path, "", None, 0, 0, 0, summary.skipped_reason, "line", self.hunt_number, [])
+        summary.sha256 = sha256
+        for damage in read.damage_notes:
+            ctx.note(damage)
+        for report in read.staged_reports:
+            ctx.absorb(report)
+        if read.staged_reports:
+            ctx.order_rejections()
+        summary.records, summary.rejected = ctx.records, ctx.rejected
+        summary.rejections = ctx.rejections
+        summary.notes = ctx.notes
+        return (summary.path, sha256, summary.format, ctx.records, ctx.rejected, None, None, read.locator_unit,
+                self.hunt_number, ctx.notes)
+
+
 def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressSink,
-                       read_hints: dict[str, str] | None = None, hunt_number: int | None = None) -> InputSummary:
+                       read_hints: dict[str, str] | None = None, hunt_number: int | None = None,
+                       loading: EvidenceLoading | None = None) -> InputSummary:
+    """Read one evidence file into the case and return its summary.
+
+    Within a hunt's ``loading`` the file waits to be stored with the next ones: its
+    summary (records, rejections, notes) is complete once ``loading`` has stored it.
+    Without one, the file is stored before this returns; a file that was skipped is
+    not recorded (the caller records it)."""
+    if loading is None:
+        with store.bulk_load(combine_rows=COMBINED_ROWS):
+            loading = EvidenceLoading(store, hunt_number)
+            summary = load_evidence_file(store, item, progress, read_hints, hunt_number, loading)
+            if not summary.skipped_reason:
+                loading.store_waiting()
+        return summary
     if item.problem:
         return InputSummary(item.display, None, None, skipped_reason=item.problem)
     try:
         head = sniff_head(item.head)
         source = identify(head) if head else None
-        # A plain file this case has never seen cannot be loaded already, so it
-        # is hashed while it is read; anything else is hashed first.
-        if source is not None and item.local_path and not store.known_path(item.display):
+        known = source is not None and loading.known_path(item.display)
+        # A plain file this case has never seen cannot be loaded already, so a large one is hashed while it
+        # is read; anything else is hashed first.
+        if source is not None and item.local_path and not known and (item.size or 0) >= BACKGROUND_HASH_BYTES:
             hashed_first: str | None = None
             digest: str | Future[str] = item.sha256_in_background()
         else:
@@ -265,10 +389,11 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
     if source is None:
         return InputSummary(item.display, hashed_first, None, skipped_reason="format not recognized")
     summary = InputSummary(item.display, None, source.name)
-    if isinstance(digest, str) and store.known_input(item.display, digest):
+    if isinstance(digest, str) and known and store.known_input(item.display, digest):
         row = store.query("SELECT records, rejected FROM inputs WHERE path = ? AND sha256 = ?", [item.display, digest])[0]
         summary.sha256, summary.records, summary.rejected = digest, row["records"], row["rejected"]
         summary.already_loaded = True
+        loading.keep(_ReadFile(summary))
         return summary
     ctx = ReadContext(item.display, digest, dict(read_hints or {}), local_path=item.local_path,
                       cut_short=item.damage.cut_short, read_bytes=progress.advance)
@@ -278,49 +403,31 @@ def load_evidence_file(store: CaseStore, item: EvidenceFile, progress: ProgressS
         with io.BufferedReader(CountingReader(item.open(), progress.advance), buffer_size=1 << 20) as stream:
             yield from source.read(stream, ctx)
 
-    staged_reports = []
-    with store.bulk_load():
-        try:
-            for batch in read_ahead(batches(), before_take=store.wait_for_room):
-                store.append(batch)
-                if not isinstance(batch, pa.Table):
-                    staged_reports.append(batch.context)
-                del batch  # not held while the next one is read
-            store.wait_staged()
-        except duckdb.InterruptException:  # Ctrl-C in a query: the file is not loaded, not "read up to here"
-            raise
-        except EvidenceTooLarge as exc:
-            ctx.reject("end", str(exc))
-        except OSError as exc:
-            ctx.reject("end", f"read error: {exc}")
-        except Exception as exc:  # noqa: BLE001 - a reader must never take the hunt down; say where it stopped
-            ctx.reject("end", f"reading stopped after {ctx.records + sum(r.records for r in staged_reports)} "
-                              f"records ({type(exc).__name__}: "
-                              f"{str(exc)[:200]}); the records before were kept")
-        if ctrl_c_pressed():  # DuckDB may surface a Ctrl-C as another error, taken above for a reader's
-            raise KeyboardInterrupt
+    read = _ReadFile(summary, ctx, locator_unit=getattr(source, "locator_unit", "line"))
+    staged_records = 0
     try:
-        sha256 = ctx.sha256
-    except OSError as exc:  # the file could not be read through for its digest: no batch could be stored
-        unread = InputSummary(item.display, None, None, skipped_reason=f"cannot read: {exc}")
-        progress.finish(unread)
-        return unread
-    summary.sha256 = sha256
-    for damage in item.damage.notes():
-        ctx.note(damage)
-    for report in staged_reports:
-        ctx.absorb(report)
-    if staged_reports:
-        ctx.order_rejections()
-    summary.records, summary.rejected = ctx.records, ctx.rejected
-    summary.rejections = ctx.rejections
-    summary.notes = ctx.notes
-    # The inputs row marks the file as loaded, so it goes last: a load stopped before it is read again.
-    store.record_rejections(sha256, ctx.rejections)
-    store.mark_duplicate_keys(item.display, sha256, ctx.duplicate_keys)
-    store.record_input(item.display, sha256, source.name, ctx.records, ctx.rejected, None, None,
-                       getattr(source, "locator_unit", "line"), hunt_number, ctx.notes)
+        for batch in read_ahead(batches(), 1 if item.size is None or item.size >= READ_AHEAD_BYTES else 0,
+                                before_take=store.wait_for_room):
+            store.append(batch)
+            if not isinstance(batch, pa.Table):
+                read.staged_reports.append(batch.context)
+                staged_records += batch.num_rows
+            del batch  # not held while the next one is read
+    except duckdb.InterruptException:  # Ctrl-C in a query: the file is not loaded, not "read up to here"
+        raise
+    except EvidenceTooLarge as exc:
+        ctx.reject("end", str(exc))
+    except OSError as exc:
+        ctx.reject("end", f"read error: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a reader must never take the hunt down; say where it stopped
+        ctx.reject("end", f"reading stopped after {ctx.records + staged_records} "
+                          f"records ({type(exc).__name__}: "
+                          f"{str(exc)[:200]}); the records before were kept")
+    if ctrl_c_pressed():  # DuckDB may surface a Ctrl-C as another error, taken above for a reader's
+        raise KeyboardInterrupt
+    read.damage_notes = item.damage.notes()
     progress.finish(summary)
+    loading.keep(read, ctx.records + staged_records)
     return summary
 
 
@@ -378,8 +485,7 @@ def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | 
             raise
         if state.stage == "reading":  # if this fails, the next hunt finds the loading note and cleans up
             with contextlib.suppress(duckdb.Error, CaseOpenError), CaseStore(out / "case.duckdb") as store:
-                if state.reading:
-                    store.drop_unrecorded_events(state.reading)
+                store.drop_unrecorded_events()  # of the file being read, and of any read but not yet stored
                 store.end_loading()
         stored = [s.path for s in state.summaries if s.format and not s.skipped_reason]
         raise HuntInterrupted(out, state.stage, state.reading, stored) from exc
@@ -397,15 +503,23 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
             store.drop_unrecorded_events()
         store.begin_loading()
         summaries = state.summaries
-        for item in iter_evidence(paths, follow_symlinks, case_dirs=[out]):
-            state.reading = item.display
-            summary = load_evidence_file(store, item, progress, read_hints, hunt_number)
-            if summary.skipped_reason:
-                store.record_input(summary.path, summary.sha256 or "", None, 0, 0, 0, summary.skipped_reason,
-                                   hunt=hunt_number)
-                progress.finish(summary)
-            summaries.append(summary)
-            state.reading = None
+        with store.bulk_load(combine_rows=COMBINED_ROWS):
+            loading = EvidenceLoading(store, hunt_number)
+            loading.stored = summaries
+            try:
+                for item in iter_evidence(paths, follow_symlinks, case_dirs=[out]):
+                    state.reading = item.display
+                    summary = load_evidence_file(store, item, progress, read_hints, hunt_number, loading)
+                    if summary.skipped_reason:
+                        loading.keep(_ReadFile(summary))
+                        progress.finish(summary)
+                    state.reading = None
+                loading.store_waiting()
+            except BaseException:
+                # The files read in full before the stop are stored, as they were when each was stored on its own.
+                with contextlib.suppress(Exception):
+                    loading.store_waiting()
+                raise
         store.end_loading()
         state.stage = "analysing"
         new_events, resumed_events = settle_new_events(store, summaries, hunt_number)

@@ -44,6 +44,7 @@ from typing import Self
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mailhunt import memory
 from mailhunt.case_queries import ResolvedEvents
@@ -124,14 +125,36 @@ STAGED_WORKERS = 2
 STAGED_COMMIT_ROWS = ROW_GROUP_ROWS // 2
 
 
+# Staged batches smaller than this (the records of small files) are mapped together, as one batch,
+# with the next ones, when their class can ``combine`` them: the mapping's cost is mostly per batch.
+COMBINED_ROWS = 20_000
+
+
+def report_not_stored(batch: Batch, exc: Exception) -> None:
+    """Say in the batch's own report that its records were read but could not be stored, and why."""
+    unit = getattr(batch, "unit", "record")
+    stage = getattr(batch, "stage", None)  # None once stored
+    locators = stage.column("locator") if stage is not None else None
+    where = (f" ({unit}s {pc.min(locators).as_py()} to {pc.max(locators).as_py()})"
+             if locators is not None and len(locators) else "")
+    batch.context.reject("end", f"{batch.num_rows} records{where} were read but could not be stored "
+                                f"({type(exc).__name__}: {str(exc)[:200]})")
+
+
 class StagedInserts:
     """Staged batches mapped and inserted by several connections at once, each in bulk
     transactions of its own (appends to one table from several transactions never conflict).
 
     ``submit`` blocks while ``workers`` batches are in flight, so memory stays
-    bounded; a batch's error is raised by a later ``submit`` or by ``wait``."""
+    bounded; a batch's error is raised by a later ``submit`` or by ``wait``.
 
-    def __init__(self, db: duckdb.DuckDBPyConnection, workers: int = STAGED_WORKERS):
+    With ``combine_rows``, small batches wait until those waiting hold that many
+    rows, and are then mapped as one (``combine``). Such a batch is committed on
+    its own, so that when it fails each of its parts can be stored alone; a part
+    that still fails is reported in its own context (``failed``), so the file it
+    came from, and only that file, says which of its records were not stored."""
+
+    def __init__(self, db: duckdb.DuckDBPyConnection, workers: int = STAGED_WORKERS, combine_rows: int = 0):
         self._db = db
         self._workers = workers
         self._local = threading.local()
@@ -139,6 +162,9 @@ class StagedInserts:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="mailhunt-load")
         self._pending: deque = deque()
+        self._combine_rows = combine_rows
+        self._waiting: list = []
+        self._waiting_rows = 0
 
     def _connection(self):
         local = self._local
@@ -146,35 +172,108 @@ class StagedInserts:
             cursor = self._db.cursor()
             cursor.execute("SET TimeZone = 'UTC'")
             cursor.execute("BEGIN TRANSACTION")
-            local.cursor, local.rows = cursor, 0
+            local.cursor, local.rows, local.uncommitted = cursor, 0, []
             with self._lock:
                 self._cursors.append(cursor)
         return local
 
+    def _commit(self, local) -> None:
+        local.cursor.execute("COMMIT")
+        local.cursor.execute("BEGIN TRANSACTION")
+        local.rows, local.uncommitted = 0, []
+
+    def _roll_back(self, local, exc: Exception) -> None:
+        """Drop the connection's open transaction after ``exc``; every batch it held reports itself not stored."""
+        local.cursor.execute("ROLLBACK")
+        local.cursor.execute("BEGIN TRANSACTION")
+        for lost in local.uncommitted:
+            report_not_stored(lost, exc)
+        local.rows, local.uncommitted = 0, []
+
     def _insert(self, batch: Batch) -> None:
         local = self._connection()
-        batch.insert_into(local.cursor, "events")
+        if not self._combine_rows:
+            batch.insert_into(local.cursor, "events")
+        else:
+            try:
+                batch.insert_into(local.cursor, "events")
+            except duckdb.InterruptException:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reported against the file the batch came from
+                self._roll_back(local, exc)
+                report_not_stored(batch, exc)
+                return
+            local.uncommitted.append(batch)
         local.rows += batch.num_rows
         if local.rows >= STAGED_COMMIT_ROWS:
-            local.cursor.execute("COMMIT")
+            self._commit(local)
+
+    def _insert_combined(self, batch) -> None:
+        local = self._connection()
+        if local.rows:
+            self._commit(local)  # what came before is kept whatever happens to this batch
+        try:
+            batch.insert_into(local.cursor, "events")
+            self._commit(local)
+        except duckdb.InterruptException:
+            raise
+        except Exception:  # noqa: BLE001 - one part's records must not cost the other files theirs
+            local.cursor.execute("ROLLBACK")
             local.cursor.execute("BEGIN TRANSACTION")
-            local.rows = 0
+            for part in batch.parts:
+                try:
+                    part.insert_into(local.cursor, "events")
+                    self._commit(local)
+                except duckdb.InterruptException:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - reported against the part's file
+                    self._roll_back(local, exc)
+                    report_not_stored(part, exc)
 
     def wait_for_room(self) -> None:
         """Wait until fewer than ``workers`` batches are in flight (raising the first error of one)."""
         while len(self._pending) >= self._workers:
             self._pending.popleft().result()
 
-    def submit(self, batch: Batch) -> None:
+    def _submit(self, work, batch) -> None:
         self.wait_for_room()
-        self._pending.append(self._pool.submit(self._insert, batch))
+        self._pending.append(self._pool.submit(work, batch))
+
+    def _submit_waiting(self) -> None:
+        if not self._waiting:
+            return
+        batches, self._waiting, self._waiting_rows = self._waiting, [], 0
+        self._submit(self._insert_combined, type(batches[0]).combine(batches))
+
+    def submit(self, batch: Batch) -> None:
+        combinable = self._combine_rows and batch.num_rows < self._combine_rows and hasattr(batch, "combine")
+        if self._waiting and not (combinable and type(batch) is type(self._waiting[0])):
+            self._submit_waiting()
+        if not combinable:
+            self._submit(self._insert, batch)
+            return
+        self._waiting.append(batch)
+        self._waiting_rows += batch.num_rows
+        if self._waiting_rows >= self._combine_rows:
+            self._submit_waiting()
 
     def wait(self) -> None:
+        self._submit_waiting()
         while self._pending:
             self._pending.popleft().result()
 
+    def commit(self) -> None:
+        """Wait for every batch submitted, then commit each connection's transaction and begin the next."""
+        self.wait()
+        for cursor in self._cursors:
+            cursor.execute("COMMIT")
+            cursor.execute("BEGIN TRANSACTION")
+
     def close(self, commit: bool) -> None:
         """Wait for the batches in flight, then commit (or roll back) every connection's last transaction."""
+        if commit:
+            self._submit_waiting()
+        self._waiting, self._waiting_rows = [], 0
         self._pool.shutdown(wait=True)
         self._pending.clear()
         for cursor in self._cursors:
@@ -342,12 +441,16 @@ class CaseStore:
                 self._bulk_rows = 0
 
     @contextmanager
-    def bulk_load(self):
+    def bulk_load(self, combine_rows: int = 0):
         """Transactions of ``BULK_ROWS`` rows around a file's batches: DuckDB then writes
         full row groups straight to the database file instead of through its write-ahead
-        log, while what a transaction holds in memory stays bounded."""
+        log, while what a transaction holds in memory stays bounded.
+
+        With ``combine_rows`` (a hunt's loading of many files, ``StagedInserts``) small staged
+        batches are mapped together, and a batch that cannot be stored is reported in its own
+        context instead of raised; ``commit_bulk`` makes everything appended so far permanent."""
         self._bulk_rows = 0
-        self._staged = StagedInserts(self.db)
+        self._staged = StagedInserts(self.db, combine_rows=combine_rows)
         # Loading is parallel already (a reader thread, STAGED_WORKERS connections):
         # DuckDB's own threads on top only contend with them for the two cores.
         threads = self.db.execute("SELECT current_setting('threads')").fetchall()[0][0]
@@ -371,6 +474,15 @@ class CaseStore:
         the caller reads the next batch only when there is room for it (outside, nothing to wait for)."""
         if self._staged is not None:
             self._staged.wait_for_room()
+
+    def commit_bulk(self) -> None:
+        """Within ``bulk_load``: wait for every staged batch appended so far, commit them and this
+        connection's appends, and go on in new transactions."""
+        assert self._staged is not None, "commit_bulk is for bulk_load"
+        self._staged.commit()
+        self.db.execute("COMMIT")
+        self.db.execute("BEGIN TRANSACTION")
+        self._bulk_rows = 0
 
     def wait_staged(self) -> None:
         """Wait until every staged batch appended so far is in; raises the first error one of them met."""
@@ -428,13 +540,50 @@ class CaseStore:
             [path, sha256, fmt, records, rejected, new_events, skipped_reason, locator_unit, hunt, notes or []],
         )
 
+    def record_inputs(self, rows: list[tuple]) -> None:
+        """Record many inputs in one statement; each row holds ``record_input``'s arguments in its order."""
+        if not rows:
+            return
+        columns = list(zip(*rows, strict=True))
+        self.db.register("_inputs", pa.table({
+            "path": pa.array(columns[0], pa.string()), "sha256": pa.array(columns[1], pa.string()),
+            "format": pa.array(columns[2], pa.string()), "records": pa.array(columns[3], pa.int64()),
+            "rejected": pa.array(columns[4], pa.int64()), "new_events": pa.array(columns[5], pa.int64()),
+            "skipped_reason": pa.array(columns[6], pa.string()), "locator_unit": pa.array(columns[7], pa.string()),
+            "hunt": pa.array(columns[8], pa.int32()),
+            "notes": pa.array([list(notes or []) for notes in columns[9]], pa.list_(pa.string()))}))
+        try:
+            self.db.execute("""INSERT OR REPLACE INTO inputs (path, sha256, format, records, rejected, new_events,
+                                   skipped_reason, locator_unit, hunt, notes)
+                               SELECT path, sha256, format, records, rejected, new_events, skipped_reason,
+                                      locator_unit, hunt, notes FROM _inputs""")
+        finally:
+            self.db.unregister("_inputs")
+
     def record_rejections(self, sha256: str, rejections) -> None:
         if rejections:
-            self.db.execute("DELETE FROM rejections WHERE sha256 = ? AND path = ?", [sha256, rejections[0].path])
-            self.db.executemany(
-                "INSERT INTO rejections (path, sha256, locator, reason, seq) VALUES (?, ?, ?, ?, ?)",
-                [(r.path, sha256, r.locator, r.reason, seq) for seq, r in enumerate(rejections)],
-            )
+            self.record_rejections_of_files([(rejections[0].path, sha256, rejections)])
+
+    def record_rejections_of_files(self, files: list[tuple[str, str, list]]) -> None:
+        """Each (path, sha256, rejections): the file's rejections replace any it had, in their order; in two
+        statements for all the files (a statement per file would scan the table once per file)."""
+        files = [(path, sha256, rejections) for path, sha256, rejections in files if rejections]
+        if not files:
+            return
+        rows = [(path, sha256, r.locator, r.reason, seq)
+                for path, sha256, rejections in files for seq, r in enumerate(rejections)]
+        columns = list(zip(*rows, strict=True))
+        self.db.register("_rejections", pa.table({
+            "path": pa.array(columns[0], pa.string()), "sha256": pa.array(columns[1], pa.string()),
+            "locator": pa.array(columns[2], pa.string()), "reason": pa.array(columns[3], pa.string()),
+            "seq": pa.array(columns[4], pa.int64())}))
+        try:
+            self.db.execute("""DELETE FROM rejections WHERE (path, sha256) IN
+                                 (SELECT DISTINCT (path, sha256) FROM _rejections)""")
+            self.db.execute("""INSERT INTO rejections (path, sha256, locator, reason, seq)
+                               SELECT path, sha256, locator, reason, seq FROM _rejections""")
+        finally:
+            self.db.unregister("_rejections")
 
     def settle_sources(self, hunt: int) -> dict[tuple[str, str], int]:
         """Once loading is done: note every (file, record) each new event was seen in, deduplicate, and
@@ -510,16 +659,22 @@ class CaseStore:
     def mark_duplicate_keys(self, path: str, sha256: str, flagged: dict[int, str]) -> None:
         """Mark the events of ``flagged`` records (line or record number -> the keys a JSON object of
         the record names twice) with ``labels.duplicate_keys``."""
-        if not flagged:
+        self.mark_duplicate_keys_of_files([(path, sha256, flagged)])
+
+    def mark_duplicate_keys_of_files(self, files: list[tuple[str, str, dict[int, str]]]) -> None:
+        """``mark_duplicate_keys`` for each (path, sha256, flagged), in one statement for all the files."""
+        rows = [(path, sha256, record, keys) for path, sha256, flagged in files for record, keys in flagged.items()]
+        if not rows:
             return
-        self.db.register("_flagged", pa.table({"record": pa.array(list(flagged), pa.int64()),
-                                               "keys": pa.array(list(flagged.values()), pa.string())}))
+        columns = list(zip(*rows, strict=True))
+        self.db.register("_flagged", pa.table({
+            "path": pa.array(columns[0], pa.string()), "sha256": pa.array(columns[1], pa.string()),
+            "record": pa.array(columns[2], pa.int64()), "keys": pa.array(columns[3], pa.string())}))
         try:
             self.db.execute(
                 """UPDATE events SET labels = map_concat(coalesce(labels, MAP {}), MAP(['duplicate_keys'], [f.keys]))
                    FROM _flagged f
-                   WHERE "log.file.path" = ? AND "log.file.sha256" = ? AND "log.record" = f.record""",
-                [path, sha256])
+                   WHERE "log.file.path" = f.path AND "log.file.sha256" = f.sha256 AND "log.record" = f.record""")
         finally:
             self.db.unregister("_flagged")
 

@@ -43,6 +43,7 @@ STAGE_SCHEMA = pa.schema([
     ("locator", pa.int64()),
     ("fallback", pa.string()),
     ("original", pa.large_string()),
+    ("part", pa.int32()),
 ])
 
 _STRINGS = (
@@ -104,7 +105,7 @@ _IPV6 = r"^[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]*$"
 # DuckDB alone reads as a time ('epoch', 'infinity') is no ISO-8601 time.
 FIELDS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE fielded AS
-SELECT row_index, locator, valid, j, operation, creation, layout,
+SELECT row_index, part, locator, valid, j, operation, creation, layout,
        creation_ts IS NOT NULL AND {sql_utc_time('creation_ts')} IS NULL AS out_of_range,
        CASE WHEN creation_ts IS NULL
             THEN {sql_utc_time("coalesce(try_strptime(fallback, '%m/%d/%Y %I:%M:%S %p'), "
@@ -112,11 +113,11 @@ SELECT row_index, locator, valid, j, operation, creation, layout,
             ELSE {sql_utc_time('creation_ts')} END AS ts
 FROM (SELECT *, CASE WHEN regexp_matches(creation, '^\\s*[+-]?[0-9]')
                      THEN try_cast(creation AS TIMESTAMPTZ) AT TIME ZONE 'UTC' END AS creation_ts
-FROM (SELECT row_index, locator, fallback, j IS NOT NULL AS valid, j,
+FROM (SELECT row_index, part, locator, fallback, j IS NOT NULL AS valid, j,
              nullif(json_extract_string(j[{len(_COMPLEX) + 1}], '$'), '') AS operation,
              nullif(json_extract_string(j[{len(_COMPLEX) + 2}], '$'), '') AS creation,
              CASE WHEN j IS NOT NULL THEN hash(json_keys(raw)) END AS layout
-      FROM (SELECT row_index, locator, fallback, raw, TRY(json_extract(raw, {_COMPLEX_PATHS})) AS j
+      FROM (SELECT row_index, part, locator, fallback, raw, TRY(json_extract(raw, {_COMPLEX_PATHS})) AS j
             FROM stage WHERE NOT regexp_matches(raw, '^\\s*$'))))
 """
 
@@ -133,7 +134,7 @@ SELECT row_index FROM fielded WHERE layout IN (SELECT layout FROM repeating) ORD
 """
 
 REJECT_SQL = f"""
-SELECT locator, CASE
+SELECT part, locator, CASE
     WHEN NOT valid THEN 'not valid JSON (truncated or corrupt record)'
     WHEN operation IS NULL THEN 'no Operation: not a unified audit log record'
     WHEN out_of_range THEN 'CreationTime: ' || {sql_out_of_range_reason('creation')}
@@ -142,7 +143,7 @@ SELECT locator, CASE
   END AS reason
 FROM fielded
 WHERE NOT valid OR operation IS NULL OR ts IS NULL
-ORDER BY locator
+ORDER BY part, locator
 """
 
 _GOOD = "valid AND ts IS NOT NULL AND operation IS NOT NULL"
@@ -205,7 +206,7 @@ GROUP BY row_index
 
 EVENTS_SQL = f"""
 WITH base AS (
-  SELECT d.row_index, d.locator, d.ts, d.j, d.operation, r, c.app_id AS consented_app, s.original,
+  SELECT d.row_index, d.part, d.locator, d.ts, d.j, d.operation, r, c.app_id AS consented_app, s.original,
          lower({_f('UserId')}) AS user_name, lower(d.operation) AS op, p.params,
          coalesce(t.text, p.parameters) AS parameters,
          CASE WHEN {_f('Id')} IS NULL THEN left(sha256(s.raw), 32) END AS raw_hash
@@ -298,8 +299,8 @@ SELECT
   {_f('OrganizationId')} AS "organization.id",
   locator AS "log.record",
   original AS "event.original",
-  CAST(? AS VARCHAR) AS "log.file.path",
-  CAST(? AS VARCHAR) AS "log.file.sha256"
+  CAST(? AS VARCHAR[])[part + 1] AS "log.file.path",
+  CAST(? AS VARCHAR[])[part + 1] AS "log.file.sha256"
 FROM (SELECT *, coalesce(nullif(param_target, ''), {_f('MailboxOwnerUPN')}, {_f('ObjectId')}) AS tgt FROM targeted)
 """
 
@@ -310,6 +311,12 @@ class StagedAuditRecords:
     ``originals`` (default: ``raw``) is each record as the file holds it, when
     ``raw`` is a rewritten form of it. With ``count_records`` the non-empty
     staged records are counted in ``context.records`` when the batch is mapped.
+
+    ``combine`` makes one batch of the batches of many small files, mapped by one
+    set of queries (whose cost is mostly per batch, not per record): each record
+    is staged with its batch's number (``part``), gets its own file's path and
+    SHA-256, and what the mapping finds (rejections, records counted, keys named
+    twice) goes to the context of the batch it came from, once its events are in.
     """
 
     def __init__(self, raw: pa.Array | pa.ChunkedArray, locators: pa.Array | pa.ChunkedArray,
@@ -322,24 +329,45 @@ class StagedAuditRecords:
             originals = raw
         self.num_rows = len(raw)
         self.stage = pa.table([pa.array(range(self.num_rows), pa.int64()), raw, locators, fallbacks,
-                               originals.cast(pa.large_string())], schema=STAGE_SCHEMA)
+                               originals.cast(pa.large_string()), pa.repeat(pa.scalar(0, pa.int32()), self.num_rows)],
+                              schema=STAGE_SCHEMA)
         self.unit = locator_unit
         self.count_records = count_records
         self.context = ReadContext(path, digest)
+        self.parts: list[StagedAuditRecords] = [self]
 
-    def _prepare(self, db: duckdb.DuckDBPyConnection) -> None:
-        """Everything up to the events query: validity, rejections, the parameter maps."""
-        ctx = self.context
+    @classmethod
+    def combine(cls, batches: list[StagedAuditRecords]) -> StagedAuditRecords:
+        """One batch of the records of ``batches``; each keeps its file and its own report (its ``context``)."""
+        stages, offset = [], 0
+        for number, batch in enumerate(batches):
+            stage = batch.stage.set_column(0, "row_index", pa.array(range(offset, offset + batch.num_rows), pa.int64()))
+            stages.append(stage.set_column(stage.schema.get_field_index("part"), "part",
+                                           pa.repeat(pa.scalar(number, pa.int32()), batch.num_rows)))
+            offset += batch.num_rows
+        combined = cls.__new__(cls)
+        combined.num_rows = offset
+        combined.stage = pa.concat_tables(stages)
+        combined.unit, combined.count_records = batches[0].unit, batches[0].count_records
+        combined.context = ReadContext(batches[0].context.path, batches[0].context.digest)
+        combined.parts = list(batches)
+        return combined
+
+    def _prepare(self, db: duckdb.DuckDBPyConnection, reports: list[ReadContext]) -> None:
+        """Everything up to the events query: validity, rejections, the parameter maps. What it finds
+        about each part's records goes to that part's entry of ``reports``."""
         db.execute(FIELDS_SQL)
         repeating = [row[0] for row in db.execute(REPEATED_KEYS_SQL).fetchall()]
-        if repeating and self._read_last_values(repeating):
+        if repeating and self._read_last_values(repeating, reports):
             db.unregister("stage")
             db.register("stage", self.stage)
             db.execute(FIELDS_SQL)
-        if self.count_records:
-            ctx.records += db.execute("SELECT count(*) FROM fielded").fetchall()[0][0]
-        for locator, reason in db.execute(REJECT_SQL).fetchall():
-            ctx.reject(f"{self.unit} {locator}", reason)
+        if any(part.count_records for part in self.parts):
+            for part, count in db.execute("SELECT part, count(*) FROM fielded GROUP BY part").fetchall():
+                if self.parts[part].count_records:
+                    reports[part].records += count
+        for part, locator, reason in db.execute(REJECT_SQL).fetchall():
+            reports[part].reject(f"{self.parts[part].unit} {locator}", reason)
         db.execute(PARAM_ROWS_SQL)
         db.execute(CONSENTS_SQL)
         db.execute(CONSENT_PARAMS_SQL)
@@ -357,11 +385,11 @@ class StagedAuditRecords:
             db.unregister("extra_rows")
         db.execute(PARAM_MAPS_SQL)
 
-    def _read_last_values(self, rows: list[int]) -> bool:
+    def _read_last_values(self, rows: list[int], reports: list[ReadContext]) -> bool:
         """Records naming a key twice in one object, as the SQL would read them (DuckDB's JSON
         functions take a repeated key's first value), rewritten with each key's last value, as
-        Python, orjson and jq read them; flagged in the context. Whether any was rewritten."""
-        raw, locators = self.stage.column("raw"), self.stage.column("locator")
+        Python, orjson and jq read them; flagged in their part's report. Whether any was rewritten."""
+        raw, locators, parts = self.stage.column("raw"), self.stage.column("locator"), self.stage.column("part")
         replacements: list[str | None] = [None] * self.num_rows
         for row in rows:
             text = raw[row].as_py()
@@ -372,7 +400,7 @@ class StagedAuditRecords:
             repeated = duplicate_keys(text, value)
             if repeated:
                 replacements[row] = orjson.dumps(value).decode()
-                self.context.flag_duplicate_keys(locators[row].as_py(), repeated)
+                reports[parts[row].as_py()].flag_duplicate_keys(locators[row].as_py(), repeated)
         if not any(r is not None for r in replacements):
             return False
         rewritten = pc.coalesce(pa.array(replacements, pa.large_string()), raw)
@@ -380,22 +408,30 @@ class StagedAuditRecords:
         return True
 
     def _run(self, db: duckdb.DuckDBPyConnection, action):
+        """Map the batch in ``db`` and run ``action`` on the mapping; only when it succeeds does each part's
+        context get what the mapping found, so a batch that fails can be mapped again."""
+        reports = [ReadContext(part.context.path, part.context.digest) for part in self.parts]
         db.register("stage", self.stage)
         try:
-            self._prepare(db)
-            return action(db)
+            self._prepare(db, reports)
+            result = action(db)
         finally:
             db.unregister("stage")
             for table in _WORK_TABLES:
                 db.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        for part, report in zip(self.parts, reports, strict=True):
+            part.context.absorb(report)
+        return result
 
-    def _provenance(self) -> list[str]:
-        """The values of the events query's parameters: the file's path and SHA-256."""
-        return [self.context.path, self.context.sha256]
+    def _provenance(self) -> list[list[str]]:
+        """The values of the events query's parameters: each part's path and SHA-256, by part number."""
+        return [[part.context.path for part in self.parts], [part.context.sha256 for part in self.parts]]
 
     def insert_into(self, db: duckdb.DuckDBPyConnection, table: str) -> None:
         self._run(db, lambda db: db.execute(
             f"INSERT INTO {table} BY NAME SELECT * EXCLUDE (row_index) FROM ({EVENTS_SQL})", self._provenance()))
+        for part in self.parts:
+            part.stage = None
         self.stage = None
 
     def to_events(self) -> pa.Table:
