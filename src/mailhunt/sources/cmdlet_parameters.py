@@ -68,11 +68,29 @@ def params_by_name(pairs) -> dict[str, str]:
     return params
 
 
-def cmdlet_target(cmdlet: str, params: dict[str, str], actor: str | None) -> str | None:
-    """The mailbox or account a mailbox cmdlet acts on, as the audit-log normalizer chooses it.
+_IDENTITY_TARGETS = frozenset({"search-mailbox", "set-mailbox", "add-mailboxpermission",
+                               "set-mailboxauditbypassassociation"})
+_TARGET_SUFFIXES = ("-mailboxexportrequest", "-inboxrule", "-transportrule", "inboxrules")
 
-    ``params`` has lower-cased names. Export-request identities look like
-    ``mailbox\\RequestName``; inbox-rule identities like ``mailbox\\RuleName``.
+
+def names_target_or_rule(cmdlet: str) -> bool:
+    """Whether ``cmdlet_target`` or ``cmdlet_rule_name`` can give anything for this cmdlet.
+
+    For any other cmdlet both are None whatever its parameters and actor, so
+    a reader mapping records in bulk asks the rule only about records of these.
+    """
+    op = cmdlet.lower()
+    return op in _IDENTITY_TARGETS or op.endswith(_TARGET_SUFFIXES)
+
+
+def cmdlet_target(cmdlet: str, params: dict[str, str], actor: str | None) -> str | None:
+    """The mailbox or account a mailbox cmdlet acts on: the one rule of every reader.
+
+    The Exchange admin audit log, the MSExchange Management and PowerShell
+    event logs call it per record, the unified audit log once per distinct
+    (operation, parameters, user) of a batch. ``params`` has lower-cased
+    names. Export-request identities look like ``mailbox\\RequestName``;
+    inbox-rule identities like ``mailbox\\RuleName``.
     """
     op = cmdlet.lower()
     identity = params.get("identity") or ""
@@ -81,8 +99,7 @@ def cmdlet_target(cmdlet: str, params: dict[str, str], actor: str | None) -> str
         return identity.split("\\", 1)[0]
     if op in ("new-mailboxexportrequest", "new-inboxrule") and mailbox:
         return mailbox
-    if op in ("search-mailbox", "set-mailbox", "add-mailboxpermission", "set-mailboxauditbypassassociation") \
-            and identity:
+    if op in _IDENTITY_TARGETS and identity:
         return identity
     if op.endswith("-inboxrule"):
         if mailbox:
@@ -94,8 +111,14 @@ def cmdlet_target(cmdlet: str, params: dict[str, str], actor: str | None) -> str
 
 
 def cmdlet_rule_name(cmdlet: str, params: dict[str, str]) -> str | None:
-    """The inbox or transport rule a rule cmdlet names."""
+    """The inbox or transport rule a rule cmdlet names.
+
+    Outlook's own rule changes (the unified audit log's ``UpdateInboxRules``)
+    name the rule in ``RuleName``.
+    """
     op = cmdlet.lower()
+    if op.endswith("inboxrules"):
+        return params.get("rulename") or None
     if not op.endswith(("-inboxrule", "-transportrule")):
         return None
     if params.get("name"):
