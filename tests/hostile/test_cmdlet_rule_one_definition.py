@@ -19,6 +19,11 @@ from hypothesis import strategies as st
 
 from mailhunt.sources import SNIFF_BYTES, ReadContext, identify, read_events
 from mailhunt.sources.admin_audit_record import admin_audit_event
+from mailhunt.sources.cmdlet_parameters import (
+    cmdlet_rule_name,
+    names_target_or_rule,
+    parameter_target,
+)
 
 CMDLETS = ["New-MailboxExportRequest", "get-mailboxexportrequest", "Remove-MailboxExportRequest", "New-InboxRule",
            "Set-InboxRule", "REMOVE-INBOXRULE", "Enable-InboxRule", "New-TransportRule", "Set-TransportRule",
@@ -83,3 +88,13 @@ def test_outlook_rule_changes_name_their_rule_in_both():
     [event] = _unified_audit_log_events(_audit_log([case]))
     assert event["rule.name"] == "Move to RSS"
     assert _admin_audit(*case)["rule.name"] == "Move to RSS"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.sampled_from(CMDLETS), st.text(st.sampled_from("-abeilmnorstuxIMNRSX"), max_size=30)),
+       st.dictionaries(st.sampled_from(["identity", "mailbox", "name", "rulename"]), VALUES))
+def test_cmdlets_left_out_of_the_batch_lookup_have_no_target_or_rule(cmdlet, params):
+    """The audit log asks the rule only about ``names_target_or_rule`` cmdlets: every other gets nothing from it."""
+    if not names_target_or_rule(cmdlet):
+        assert parameter_target(cmdlet, params) is None
+        assert cmdlet_rule_name(cmdlet, params) is None

@@ -74,23 +74,34 @@ _TARGET_SUFFIXES = ("-mailboxexportrequest", "-inboxrule", "-transportrule", "in
 
 
 def names_target_or_rule(cmdlet: str) -> bool:
-    """Whether ``cmdlet_target`` or ``cmdlet_rule_name`` can give anything for this cmdlet.
+    """Whether ``parameter_target`` or ``cmdlet_rule_name`` can give anything for this cmdlet.
 
-    For any other cmdlet both are None whatever its parameters and actor, so
+    For any other cmdlet both are None whatever its parameters, so
     a reader mapping records in bulk asks the rule only about records of these.
     """
     op = cmdlet.lower()
     return op in _IDENTITY_TARGETS or op.endswith(_TARGET_SUFFIXES)
 
 
-def cmdlet_target(cmdlet: str, params: dict[str, str], actor: str | None) -> str | None:
+class ActorTarget:
+    """The answer of ``parameter_target`` when a cmdlet acts on its caller's own mailbox."""
+
+    def __repr__(self) -> str:
+        return "ACTOR"
+
+
+ACTOR = ActorTarget()
+
+
+def parameter_target(cmdlet: str, params: dict[str, str]) -> str | ActorTarget | None:
     """The mailbox or account a mailbox cmdlet acts on: the one rule of every reader.
 
-    The Exchange admin audit log, the MSExchange Management and PowerShell
-    event logs call it per record, the unified audit log once per distinct
-    (operation, parameters, user) of a batch. ``params`` has lower-cased
-    names. Export-request identities look like ``mailbox\\RequestName``;
-    inbox-rule identities like ``mailbox\\RuleName``.
+    ``ACTOR`` when it is the record's actor (an inbox rule cmdlet naming no
+    mailbox). ``params`` has lower-cased names. Export-request identities look
+    like ``mailbox\\RequestName``; inbox-rule identities like
+    ``mailbox\\RuleName``. The Exchange admin audit log, the MSExchange
+    Management and PowerShell event logs ask per record (``cmdlet_target``),
+    the unified audit log once per distinct (operation, parameters) of a batch.
     """
     op = cmdlet.lower()
     identity = params.get("identity") or ""
@@ -106,8 +117,14 @@ def cmdlet_target(cmdlet: str, params: dict[str, str], actor: str | None) -> str
             return mailbox
         if "\\" in identity:
             return identity.split("\\", 1)[0]
-        return actor
+        return ACTOR
     return None
+
+
+def cmdlet_target(cmdlet: str, params: dict[str, str], actor: str | None) -> str | None:
+    """``parameter_target`` of one record, whose actor is ``actor``."""
+    target = parameter_target(cmdlet, params)
+    return actor if isinstance(target, ActorTarget) else target
 
 
 def cmdlet_rule_name(cmdlet: str, params: dict[str, str]) -> str | None:

@@ -8,7 +8,7 @@ the audit-log path fast. Two parts are Python's, each run once per distinct
 input of a batch and joined back: cmdlet parameters written as PowerShell text
 (Security & Compliance records) are parsed by ``cmdlet_parameters``, and the
 mailbox a cmdlet acts on and the rule it names come from the cmdlet rule every
-other reader of cmdlets uses (``cmdlet_target``, ``cmdlet_rule_name``).
+other reader of cmdlets uses (``parameter_target``, ``cmdlet_rule_name``).
 
 Semantics (documented per column in docs/events.md):
 - ``@timestamp``: AuditData ``CreationTime``; without a zone it is UTC, as the
@@ -37,9 +37,10 @@ from mailhunt import memory
 from mailhunt.events import PARAMS_TYPE, SCHEMA, sql_out_of_range_reason, sql_utc_time
 from mailhunt.sources.base import ReadContext, duplicate_keys
 from mailhunt.sources.cmdlet_parameters import (
+    ActorTarget,
     cmdlet_rule_name,
-    cmdlet_target,
     names_target_or_rule,
+    parameter_target,
     parse_parameter_text,
 )
 
@@ -212,23 +213,21 @@ GROUP BY row_index
 """
 
 # The records whose target or rule name the cmdlet rule (``cmdlet_parameters``) may give, grouped by
-# what the rule reads: the operation (one of ``?``), the parameters, and the user, as the events query
-# reads UserId (the same ``from_json`` of the same text, so the same value).
+# what the rule reads: the operation (one of ``?``) and the parameters.
 CMDLET_KEYS_SQL = f"""
-SELECT d.operation, p.params, lower(nullif(from_json(s.raw, '{{"UserId": "VARCHAR"}}')."UserId", '')) AS user_name,
-       list(d.row_index) AS rows
-FROM fielded d JOIN stage s USING (row_index) LEFT JOIN param_maps p USING (row_index)
+SELECT d.operation, p.params, list(d.row_index) AS rows
+FROM fielded d LEFT JOIN param_maps p USING (row_index)
 WHERE {_GOOD} AND list_contains(?, d.operation)
 GROUP BY ALL
 """
 
 CMDLET_TARGETS_SCHEMA = pa.schema([("row_index", pa.int64()), ("param_target", pa.string()),
-                                   ("rule_name", pa.string())])
+                                   ("target_is_actor", pa.bool_()), ("rule_name", pa.string())])
 
 EVENTS_SQL = f"""
 WITH base AS (
   SELECT d.row_index, d.locator, d.ts, d.j, d.operation, r, c.app_id AS consented_app, s.original,
-         lower({_f('UserId')}) AS user_name, p.params, ct.param_target, ct.rule_name,
+         lower({_f('UserId')}) AS user_name, p.params, ct.param_target, ct.target_is_actor, ct.rule_name,
          coalesce(t.text, p.parameters) AS parameters,
          CASE WHEN {_f('Id')} IS NULL THEN left(sha256(s.raw), 32) END AS raw_hash
   FROM fielded d JOIN stage s USING (row_index)
@@ -303,31 +302,35 @@ SELECT
   original AS "event.original",
   CAST(? AS VARCHAR) AS "log.file.path",
   CAST(? AS VARCHAR) AS "log.file.sha256"
-FROM (SELECT *, coalesce(nullif(param_target, ''), {_f('MailboxOwnerUPN')}, {_f('ObjectId')}) AS tgt FROM targeted)
+FROM (SELECT *, coalesce(nullif(CASE WHEN target_is_actor THEN user_name ELSE param_target END, ''),
+                         {_f('MailboxOwnerUPN')}, {_f('ObjectId')}) AS tgt FROM targeted)
 """
 
 
 def cmdlet_targets(db: duckdb.DuckDBPyConnection) -> pa.Table:
-    """Each staged record's ``param_target`` and ``rule_name`` from the cmdlet rule, for the records it names any.
+    """Each staged record's ``param_target`` and ``rule_name`` from the cmdlet rule, for the records it names any
+    (``target_is_actor``: the target is the record's user).
 
-    The rule runs once per distinct (operation, parameters, user) of the batch;
-    its answers are spread back to the records in Arrow.
+    The rule runs once per distinct (operation, parameters) of the batch; its
+    answers are spread back to the records in Arrow.
     """
     operations = [op for (op,) in db.execute(f"SELECT DISTINCT operation FROM fielded WHERE {_GOOD}").fetchall()
                   if names_target_or_rule(op)]
     if not operations:
         return CMDLET_TARGETS_SCHEMA.empty_table()
     keys = db.sql(CMDLET_KEYS_SQL, params=[operations]).to_arrow_table()
-    targets, rule_names = [], []
-    for operation, params, user_name in zip(keys.column("operation").to_pylist(), keys.column("params").to_pylist(),
-                                            keys.column("user_name").to_pylist(), strict=True):
+    targets, actors, rule_names = [], [], []
+    for operation, params in zip(keys.column("operation").to_pylist(), keys.column("params").to_pylist(), strict=True):
         named = dict(params or ())
-        targets.append(cmdlet_target(operation, named, user_name))
+        target = parameter_target(operation, named)
+        actors.append(isinstance(target, ActorTarget))
+        targets.append(None if isinstance(target, ActorTarget) else target)
         rule_names.append(cmdlet_rule_name(operation, named))
     rows = keys.column("rows").combine_chunks()
     key_of_row = pc.list_parent_indices(rows)
     return pa.table([pc.list_flatten(rows), pa.array(targets, pa.string()).take(key_of_row),
-                     pa.array(rule_names, pa.string()).take(key_of_row)], schema=CMDLET_TARGETS_SCHEMA)
+                     pa.array(actors, pa.bool_()).take(key_of_row), pa.array(rule_names, pa.string()).take(key_of_row)],
+                    schema=CMDLET_TARGETS_SCHEMA)
 
 
 class StagedAuditRecords:
