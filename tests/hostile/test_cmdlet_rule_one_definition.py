@@ -31,7 +31,8 @@ CMDLETS = ["New-MailboxExportRequest", "get-mailboxexportrequest", "Remove-Mailb
            "UpdateInboxRules", "Set-MailboxPlan", "New-ComplianceSearch", "Set-InboxRuleX", "MailItemsAccessed"]
 NAMES = ["Identity", "identity", "Mailbox", "MAILBOX", "Name", "RuleName", "ForwardTo", "Confirm"]
 VALUES = st.sampled_from(["", "bob@contoso.com", "Bob@Contoso.com", "bob@contoso.com\\Export 1", "\\Hide",
-                          "erin\\", "Frank", "Spam cleanup", "dave@contoso.com\\Spam cleanup", "True"])
+                          "erin\\", "Frank", "Spam cleanup", "dave@contoso.com\\Spam cleanup", "True", 'say "hi"',
+                          "tab\there", " "])
 CASES = st.lists(st.tuples(st.sampled_from(CMDLETS),
                            st.lists(st.tuples(st.sampled_from(NAMES), VALUES), max_size=4),
                            st.sampled_from(["alice@contoso.com", "Admin@Contoso.com", "NT AUTHORITY\\SYSTEM (w3wp)"]),

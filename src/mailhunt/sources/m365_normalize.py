@@ -200,6 +200,7 @@ GROUP BY row_index
 
 CONSENT_PARAMS_SQL = "INSERT INTO param_rows SELECT row_index, 10000, 'Scopes', scopes FROM consents WHERE scopes IS NOT NULL"
 
+# ``parameters`` is the text ``admin_audit_record._parameter_text`` writes (the same rule, kept in SQL for speed).
 PARAM_MAPS_SQL = """
 CREATE OR REPLACE TEMP TABLE param_maps AS
 SELECT row_index,
