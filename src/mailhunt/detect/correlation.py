@@ -148,9 +148,10 @@ def _window_sql(plan: CorrelationPlan) -> str:
     cte, groups = _matched_events_cte(plan, value_field)
     aggregate = {
         SigmaCorrelationType.EVENT_COUNT: "count(*) {over}",
-        # count(DISTINCT) is no window function in Spark; the distinct list's length is, in both engines
-        # (DuckDB's list_distinct and Spark's collect_list both leave NULLs out, as count(DISTINCT) does).
-        SigmaCorrelationType.VALUE_COUNT: "array_length(list_distinct(list(v) {over}))",
+        # Spark has no distinct window aggregate: its SQL gets size(collect_set(v) OVER ...) instead
+        # (spark.rules.spark_sql). Not a distinct list here too: DuckDB builds one per row over its whole
+        # window, which grows with events x window size (bench/README.md, "Mappings").
+        SigmaCorrelationType.VALUE_COUNT: "count(DISTINCT v) {over}",
         SigmaCorrelationType.VALUE_SUM: "sum(v) {over}",
     }[rule.type]
     span = f"INTERVAL '{plan.timespan_seconds} seconds'"
