@@ -36,6 +36,7 @@ import duckdb
 import pyarrow as pa
 
 from mailhunt.events import COLUMN_NAMES
+from mailhunt.sql_text import sql_identifier, sql_string
 
 RESOLVED_RELATION = "resolved_events"
 DETECTION_RELATION = "detection_events"
@@ -78,14 +79,6 @@ FORWARDING_PARAMETERS = ("forwardto", "redirectto", "forwardasattachmentto", "fo
                          "blindcopyto", "copyto", "redirectmessageto", "addtorecipients")
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def source_family(dataset: str | None) -> str | None:
     """The source family of an ``event.dataset`` (None without one)."""
     if not dataset:
@@ -98,7 +91,7 @@ def source_family(dataset: str | None) -> str | None:
 
 def family_sql(column: str) -> str:
     """SQL for ``source_family`` of the dataset column ``column``."""
-    cases = " ".join(f"WHEN starts_with({column}, {_literal(prefix)}) THEN {_literal(family)}"
+    cases = " ".join(f"WHEN starts_with({column}, {sql_string(prefix)}) THEN {sql_string(family)}"
                      for prefix, family in SOURCE_FAMILIES)
     return f"CASE WHEN {column} IS NULL OR {column} = '' THEN NULL {cases} ELSE split_part({column}, '.', 1) END"
 
@@ -169,11 +162,11 @@ def resolved_select(relation: str = "events", carried: Sequence[str] = COLUMN_NA
     Every column is named (no ``* REPLACE``), so that the same query carries to Spark SQL."""
     replaced = {"user.name": 'coalesce(actor.actor, e."user.name", e."user.id")',
                 "user.target.name": 'coalesce(target.actor, e."user.target.name")'}
-    columns = ", ".join(f"{replaced.get(name, 'e.' + _quoted(name))} AS {_quoted(name)}" for name in carried)
+    columns = ", ".join(f"{replaced.get(name, 'e.' + sql_identifier(name))} AS {sql_identifier(name)}" for name in carried)
     return f"""SELECT {columns},
                   e."user.name" AS "user.name_logged", e."user.target.name" AS "user.target.name_logged",
-                  coalesce(e."organization.id", ft.tenant) AS {_quoted(TENANT)},
-                  {family_sql('e."event.dataset"')} AS {_quoted(FAMILY)}
+                  coalesce(e."organization.id", ft.tenant) AS {sql_identifier(TENANT)},
+                  {family_sql('e."event.dataset"')} AS {sql_identifier(FAMILY)}
            FROM {relation} e
            LEFT JOIN identities actor ON actor.alias = coalesce(e."user.name", e."user.id")
            LEFT JOIN identities target ON target.alias = e."user.target.name"
@@ -191,9 +184,9 @@ def _detection_select() -> str:
            FROM {RESOLVED_RELATION} r
            LEFT JOIN {EXTERNAL_RECIPIENTS} x ON x.event_id = r."event.id"
            LEFT JOIN app_first_seen a ON a.app_id = r."app.id"
-                AND a.tenant IS NOT DISTINCT FROM r.{_quoted(TENANT)} AND a.family IS NOT DISTINCT FROM r.{_quoted(FAMILY)}
-           LEFT JOIN scope_start s ON s.tenant IS NOT DISTINCT FROM r.{_quoted(TENANT)}
-                AND s.family IS NOT DISTINCT FROM r.{_quoted(FAMILY)}"""
+                AND a.tenant IS NOT DISTINCT FROM r.{sql_identifier(TENANT)} AND a.family IS NOT DISTINCT FROM r.{sql_identifier(FAMILY)}
+           LEFT JOIN scope_start s ON s.tenant IS NOT DISTINCT FROM r.{sql_identifier(TENANT)}
+                AND s.family IS NOT DISTINCT FROM r.{sql_identifier(FAMILY)}"""
 
 
 @dataclass(frozen=True)
@@ -245,10 +238,10 @@ def relation_plan(org_domains: tuple[str, ...] = ()) -> list[Relation]:
                                        WHERE "organization.id" IS NOT NULL GROUP BY 1
                                        HAVING count(DISTINCT "organization.id") = 1""", True),
         Relation(RESOLVED_RELATION, resolved_select(), False),
-        Relation("scope_start", f"""SELECT {_quoted(TENANT)} AS tenant, {_quoted(FAMILY)} AS family,
+        Relation("scope_start", f"""SELECT {sql_identifier(TENANT)} AS tenant, {sql_identifier(FAMILY)} AS family,
                                            min("@timestamp") AS first_ts, max("@timestamp") AS last_ts
                                     FROM {RESOLVED_RELATION} GROUP BY 1, 2""", True),
-        Relation("app_first_seen", f"""SELECT {_quoted(TENANT)} AS tenant, {_quoted(FAMILY)} AS family,
+        Relation("app_first_seen", f"""SELECT {sql_identifier(TENANT)} AS tenant, {sql_identifier(FAMILY)} AS family,
                                               "app.id" AS app_id, min("@timestamp") AS first_seen
                                        FROM {RESOLVED_RELATION} WHERE "app.id" IS NOT NULL GROUP BY 1, 2, 3""", True),
         Relation(DETECTION_RELATION, _detection_select(), False),
@@ -299,12 +292,12 @@ class ResolvedEvents:
                           UNION SELECT alias FROM identities WHERE actor IN (SELECT name FROM wanted_people)""")
             # only the columns kept and those resolving names and scopes: not the raw records
             needed = tuple(dict.fromkeys((*RESOLVING_COLUMNS, *columns)))
-            logged = ", ".join(_quoted(c) for c in needed)
+            logged = ", ".join(sql_identifier(c) for c in needed)
             db.execute(f"""CREATE OR REPLACE TEMP TABLE people_logged AS
                           SELECT {logged} FROM events WHERE "user.name" IN (SELECT name FROM wanted_names)
                              OR "user.id" IN (SELECT name FROM wanted_names)
                              OR "user.target.name" IN (SELECT name FROM wanted_names)""")
-            kept = ", ".join(_quoted(c) for c in (*columns, TENANT, FAMILY))
+            kept = ", ".join(sql_identifier(c) for c in (*columns, TENANT, FAMILY))
             db.execute(f"""CREATE OR REPLACE TEMP TABLE people_resolved AS
                            SELECT {kept} FROM ({resolved_select("people_logged", needed)})
                            WHERE "user.name" IN (SELECT name FROM wanted_people)
@@ -366,7 +359,7 @@ class ResolvedEvents:
 
     def logged_events_of(self, event_ids: list[list[str]], columns: tuple[str, ...]) -> list[list[dict]]:
         """``logged_events`` of each list of event ids, in one pass over the events for all of them."""
-        return self._events_of(event_ids, "SELECT w.finding, " + ", ".join(f"e.{_quoted(c)}" for c in columns))
+        return self._events_of(event_ids, "SELECT w.finding, " + ", ".join(f"e.{sql_identifier(c)}" for c in columns))
 
     def _events_of(self, event_ids: list[list[str]], select: str) -> list[list[dict]]:
         """Rows of ``select`` (this module's SQL over ``w.finding`` and the events ``e``) for each list of event
@@ -441,7 +434,7 @@ class ResolvedEvents:
             "start": pa.array([r[1] for r in requests], pa.timestamp("us")),
             "end": pa.array([r[2] for r in requests], pa.timestamp("us"))}))
         try:
-            cols = ", ".join(_quoted(c) for c in columns)
+            cols = ", ".join(sql_identifier(c) for c in columns)
             # an event by the person, or on the person by someone else: two equality joins, each event once
             rows = self.db.execute(
                 f"""SELECT "request.index", {cols} FROM (
@@ -466,8 +459,8 @@ class ResolvedEvents:
         each kept where its values first occur in time."""
         self.db.register("finding_event_ids", finding_ids)
         try:
-            values = ", ".join(f"e.{_quoted(c)} AS {_quoted(c)}" for c in columns)
-            names = ", ".join(_quoted(c) for c in columns)
+            values = ", ".join(f"e.{sql_identifier(c)} AS {sql_identifier(c)}" for c in columns)
+            names = ", ".join(sql_identifier(c) for c in columns)
             return self.db.execute(
                 f"""WITH finding_rows AS (
                         SELECT w.finding, {values}, struct_pack(ts := e."@timestamp", id := e."event.id") AS seen
@@ -494,7 +487,7 @@ class ResolvedEvents:
             return
         self.db.register("timeline_wanted", wanted)
         try:
-            columns = ", ".join(f"e.{_quoted(c)} AS {_quoted(c)}" for c in TIMELINE_COLUMNS)
+            columns = ", ".join(f"e.{sql_identifier(c)} AS {sql_identifier(c)}" for c in TIMELINE_COLUMNS)
             yield from self._dict_batches(
                 f"""WITH hits AS (
                         SELECT e."event.id" AS event_id, w.finding
@@ -502,7 +495,7 @@ class ResolvedEvents:
                           ON e."@timestamp" BETWEEN w.start AND w."end"
                          AND ((w.person IS NOT NULL AND (e."user.name" = w.person OR e."user.target.name" = w.person))
                               OR (w.host IS NOT NULL AND e."host.name" = w.host
-                                  AND e.{_quoted(FAMILY)} IN (SELECT unnest(?::VARCHAR[]))))
+                                  AND e.{sql_identifier(FAMILY)} IN (SELECT unnest(?::VARCHAR[]))))
                         WHERE e."@timestamp" BETWEEN (SELECT min(start) FROM timeline_wanted)
                                                  AND (SELECT max("end") FROM timeline_wanted)),
                     grouped AS (SELECT event_id, list(DISTINCT finding ORDER BY finding) AS findings
@@ -522,7 +515,7 @@ class ResolvedEvents:
         rule name, recipients and the forwarding/redirect/copy parameters of rule cmdlets."""
         self.db.register("indicator_events", finding_events)
         try:
-            forwards = " , ".join(f"e.params[{_literal(name)}]" for name in FORWARDING_PARAMETERS)
+            forwards = " , ".join(f"e.params[{sql_string(name)}]" for name in FORWARDING_PARAMETERS)
             return self._dicts(
                 f"""SELECT w.finding AS finding, e."event.id" AS event_id, e."@timestamp" AS ts,
                            e."source.ip" AS ip, e."source.geo.country_iso_code" AS country,
@@ -564,8 +557,8 @@ class ResolvedEvents:
                            e.labels['asn'], e."user.target.name", count(*), min(e."@timestamp")
                     FROM history_requests w JOIN {PEOPLE_RELATION} e
                       ON e."user.name" = w.actor AND e."@timestamp" >= w.since AND e."@timestamp" < w.before
-                     AND e.{_quoted(TENANT)} IS NOT DISTINCT FROM w.tenant
-                     AND e.{_quoted(FAMILY)} IS NOT DISTINCT FROM w.family
+                     AND e.{sql_identifier(TENANT)} IS NOT DISTINCT FROM w.tenant
+                     AND e.{sql_identifier(FAMILY)} IS NOT DISTINCT FROM w.family
                     GROUP BY ALL ORDER BY ALL""").fetchall()
         finally:
             self.db.unregister("history_requests")
@@ -618,8 +611,8 @@ class ResolvedEvents:
                     JOIN history_rules r ON r.request = w.request
                     JOIN {PEOPLE_RELATION} e
                       ON e."user.name" = w.actor AND e."@timestamp" >= w.since AND e."@timestamp" < w.before
-                     AND e.{_quoted(TENANT)} IS NOT DISTINCT FROM w.tenant
-                     AND e.{_quoted(FAMILY)} IS NOT DISTINCT FROM w.family
+                     AND e.{sql_identifier(TENANT)} IS NOT DISTINCT FROM w.tenant
+                     AND e.{sql_identifier(FAMILY)} IS NOT DISTINCT FROM w.family
                     JOIN matches x ON x.event_id = e."event.id" AND x.rule_id = r.rule_id
                     GROUP BY 1, 2""").fetchall()
         finally:
@@ -672,7 +665,7 @@ def _history_requests(requests: list[HistoryRequest]) -> pa.Table:
 
 def _scope_condition(scopes: list[Scope], tenant: str = TENANT, family: str = FAMILY) -> tuple[str, list]:
     """SQL (and its parameters) true for a row of one of ``scopes``; ``tenant``/``family`` name the columns."""
-    clauses = [f"({_quoted(tenant)} IS NOT DISTINCT FROM ? AND {_quoted(family)} IS NOT DISTINCT FROM ?)"
+    clauses = [f"({sql_identifier(tenant)} IS NOT DISTINCT FROM ? AND {sql_identifier(family)} IS NOT DISTINCT FROM ?)"
                for _ in scopes]
     params = [value for scope in scopes for value in (scope.tenant, scope.family)]
     return " OR ".join(clauses), params

@@ -51,6 +51,7 @@ from mailhunt.case_queries import ResolvedEvents
 from mailhunt.events import COLUMNS, SCHEMA, out_of_range, sql_within_time_range
 from mailhunt.memory import ROW_GROUP_ROWS
 from mailhunt.sources.base import Batch
+from mailhunt.sql_text import sql_identifier
 
 _DUCK_TYPES = {
     pa.string(): "VARCHAR",
@@ -61,7 +62,8 @@ _DUCK_TYPES = {
 
 
 def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    """``name`` as a quoted DuckDB identifier."""
+    return sql_identifier(name)
 
 
 def _duck_type(column) -> str:

@@ -16,7 +16,7 @@ script block as logged (unescaped), and the raw record.
 
 Every value of a rule is attacker-controlled text (``--rules DIR`` takes rules
 from strangers), so each reaches the SQL as a literal quoted the way DuckDB
-reads it (``sql_string``): a quote is doubled, and nothing else in a standard
+reads it (``mailhunt.sql_text.sql_string``): a quote is doubled, and nothing else in a standard
 string literal is special to DuckDB. Patterns are built in two layers: first
 the LIKE pattern (``%``/``_`` wildcards, a backslash escaping a literal ``%``,
 ``_`` or backslash, which the ``ESCAPE '\\'`` clause names), then that pattern
@@ -42,7 +42,8 @@ from sigma.types import (
 
 from mailhunt.detect.baselines import DERIVED_FIELDS
 from mailhunt.events import COLUMN_NAMES, COLUMNS
-from mailhunt.store import quote
+from mailhunt.sql_text import sql_identifier as quote
+from mailhunt.sql_text import sql_string
 
 MAP_COLUMNS = ("params", "labels")
 _COLUMNS = frozenset(COLUMN_NAMES) | {f.name for f in DERIVED_FIELDS}
@@ -52,11 +53,6 @@ _TEXT_COLUMNS = frozenset(c.name for c in COLUMNS if pa.types.is_string(c.type) 
 KEYWORD_COLUMNS = ("event.action", "parameters", "process.command_line", "powershell.file.script_block_text",
                    "event.original")
 KEYWORD_TEXT = "concat_ws(' ', " + ", ".join(quote(c) for c in KEYWORD_COLUMNS) + ")"
-
-
-def sql_string(text: str) -> str:
-    """``text`` as a DuckDB string literal: in quotes, each quote doubled (a backslash is an ordinary character)."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def sql_field(name: str) -> str:

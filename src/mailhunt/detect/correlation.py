@@ -36,6 +36,7 @@ from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
 from mailhunt.case_queries import DETECTION_RELATION
 from mailhunt.detect.backend import sql_field
 from mailhunt.detect.pipeline import FIELD_MAPPING
+from mailhunt.sql_text import sql_string
 
 _OPS = {
     SigmaCorrelationConditionOperator.LT: "<",
@@ -57,10 +58,6 @@ class CorrelationPlan:
     threshold: int | None
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _field(name: str) -> str:
     mapped = FIELD_MAPPING.get(name, name)
     return sql_field(mapped if isinstance(mapped, str) else mapped[0])
@@ -75,7 +72,7 @@ def _group_expressions(plan: CorrelationPlan) -> list[str]:
             cases = []
             for reference, field_name in aliases[name].mapping.items():
                 rule_id = _rule_id_of(reference, plan)
-                cases.append(f"WHEN {_literal(rule_id)} THEN CAST({_field(field_name)} AS VARCHAR)")
+                cases.append(f"WHEN {sql_string(rule_id)} THEN CAST({_field(field_name)} AS VARCHAR)")
             expressions.append("CASE x.rule_id " + " ".join(cases) + " END")
         else:
             expressions.append(f"CAST({_field(name)} AS VARCHAR)")
@@ -96,7 +93,7 @@ def _matched_events_cte(plan: CorrelationPlan, value_field: str | None) -> tuple
     cols = [f"{expr} AS g{i}" for i, expr in enumerate(groups)]
     if value_field is not None:
         cols.append(f"{_field(value_field)} AS v")
-    ids = ", ".join(_literal(r) for r in plan.rule_ids)
+    ids = ", ".join(sql_string(r) for r in plan.rule_ids)
     select = ", ".join(["x.rule_id AS rule_id", 'e."event.id" AS event_id', 'e."@timestamp" AS ts', *cols])
     not_null = "".join(f" AND g{i} IS NOT NULL" for i in range(len(groups)))
     cte = (f"m AS (SELECT * FROM (SELECT DISTINCT {select} FROM matches x JOIN {DETECTION_RELATION} e "
@@ -151,9 +148,10 @@ def _window_sql(plan: CorrelationPlan) -> str:
     cte, groups = _matched_events_cte(plan, value_field)
     aggregate = {
         SigmaCorrelationType.EVENT_COUNT: "count(*) {over}",
-        # count(DISTINCT) is no window function in Spark; the distinct list's length is, in both engines
-        # (DuckDB's list_distinct and Spark's collect_list both leave NULLs out, as count(DISTINCT) does).
-        SigmaCorrelationType.VALUE_COUNT: "array_length(list_distinct(list(v) {over}))",
+        # Spark has no distinct window aggregate: its SQL gets size(collect_set(v) OVER ...) instead
+        # (spark.rules.spark_sql). Not a distinct list here too: DuckDB builds one per row over its whole
+        # window, which grows with events x window size (bench/README.md, "Mappings").
+        SigmaCorrelationType.VALUE_COUNT: "count(DISTINCT v) {over}",
         SigmaCorrelationType.VALUE_SUM: "sum(v) {over}",
     }[rule.type]
     span = f"INTERVAL '{plan.timespan_seconds} seconds'"
@@ -181,7 +179,7 @@ def _sequence_sql(plan: CorrelationPlan, ordered: bool) -> str:
     n = len(plan.rule_ids)
     joins = []
     for k in range(1, n):
-        on = [f"m{k}.rule_id = {_literal(plan.rule_ids[k])}"]
+        on = [f"m{k}.rule_id = {sql_string(plan.rule_ids[k])}"]
         on += [f"m{k}.{g} = m0.{g}" for g in groups]
         on += [f"m{k}.event_id <> m{j}.event_id" for j in range(k)]
         if ordered:
@@ -189,13 +187,13 @@ def _sequence_sql(plan: CorrelationPlan, ordered: bool) -> str:
         else:
             on += [f"m{k}.ts >= m0.ts - {span}", f"m{k}.ts <= m0.ts + {span}"]
         joins.append(f"JOIN m m{k} ON " + " AND ".join(on))
-    where = [f"m0.rule_id = {_literal(plan.rule_ids[0])}"]
+    where = [f"m0.rule_id = {sql_string(plan.rule_ids[0])}"]
     if not ordered and n > 1:
         stamps = ", ".join(f"m{k}.ts" for k in range(n))
         where.append(f"greatest({stamps}) - least({stamps}) <= {span}")
     instance = " || '|' || ".join(f"m{k}.event_id" for k in range(n))
     ids = ", ".join(f"m{k}.event_id AS e{k}" for k in range(n))
     combos = f"SELECT {instance} AS instance, {ids} FROM m m0 {' '.join(joins)} WHERE {' AND '.join(where)}"
-    unions = " UNION ".join(f"SELECT instance, e{k} AS event_id, {_literal(plan.rule_ids[k])} AS step FROM combos"
+    unions = " UNION ".join(f"SELECT instance, e{k} AS event_id, {sql_string(plan.rule_ids[k])} AS step FROM combos"
                             for k in range(n))
     return f"WITH {cte},\ncombos AS ({combos})\n{unions}"

@@ -56,8 +56,6 @@ CONDITION_EXPRESSIONS: dict[str, frozenset[str]] = {
 
 QUERY_FUNCTIONS = frozenset({
     "count", "sum", "min", "max", "greatest", "least", "strftime", "+", "-", "||",
-    # value_count's distinct count over a window, in the form Spark also runs (``correlation._window_sql``)
-    "list", "list_distinct", "array_length",
 })
 QUERY_EXPRESSIONS: dict[str, frozenset[str]] = {
     **CONDITION_EXPRESSIONS,

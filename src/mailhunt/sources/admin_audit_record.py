@@ -64,6 +64,12 @@ def _outcome(succeeded: str | None) -> str:
 
 
 def _parameter_text(pairs: list[tuple[str, str]]) -> str | None:
+    """``-Name value`` text, a value quoted when empty or holding a space.
+
+    The unified audit log writes the same text in SQL (``m365_normalize.PARAM_MAPS_SQL``): kept twice
+    because building it here per distinct list costs that reader more than the copy (bench/README.md,
+    "Mappings"); tests/hostile/test_cmdlet_rule_one_definition.py fails if the two ever differ.
+    """
     parts = []
     for name, value in pairs:
         parts.append(f'-{name} "{value}"' if value == "" or " " in value else f"-{name} {value}")

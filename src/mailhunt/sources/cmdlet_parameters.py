@@ -68,11 +68,40 @@ def params_by_name(pairs) -> dict[str, str]:
     return params
 
 
-def cmdlet_target(cmdlet: str, params: dict[str, str], actor: str | None) -> str | None:
-    """The mailbox or account a mailbox cmdlet acts on, as the audit-log normalizer chooses it.
+_IDENTITY_TARGETS = frozenset({"search-mailbox", "set-mailbox", "add-mailboxpermission",
+                               "set-mailboxauditbypassassociation"})
+_TARGET_SUFFIXES = ("-mailboxexportrequest", "-inboxrule", "-transportrule", "inboxrules")
 
-    ``params`` has lower-cased names. Export-request identities look like
-    ``mailbox\\RequestName``; inbox-rule identities like ``mailbox\\RuleName``.
+
+def names_target_or_rule(cmdlet: str) -> bool:
+    """Whether ``parameter_target`` or ``cmdlet_rule_name`` can give anything for this cmdlet.
+
+    For any other cmdlet both are None whatever its parameters, so
+    a reader mapping records in bulk asks the rule only about records of these.
+    """
+    op = cmdlet.lower()
+    return op in _IDENTITY_TARGETS or op.endswith(_TARGET_SUFFIXES)
+
+
+class ActorTarget:
+    """The answer of ``parameter_target`` when a cmdlet acts on its caller's own mailbox."""
+
+    def __repr__(self) -> str:
+        return "ACTOR"
+
+
+ACTOR = ActorTarget()
+
+
+def parameter_target(cmdlet: str, params: dict[str, str]) -> str | ActorTarget | None:
+    """The mailbox or account a mailbox cmdlet acts on: the one rule of every reader.
+
+    ``ACTOR`` when it is the record's actor (an inbox rule cmdlet naming no
+    mailbox). ``params`` has lower-cased names. Export-request identities look
+    like ``mailbox\\RequestName``; inbox-rule identities like
+    ``mailbox\\RuleName``. The Exchange admin audit log, the MSExchange
+    Management and PowerShell event logs ask per record (``cmdlet_target``),
+    the unified audit log once per distinct (operation, parameters) of a batch.
     """
     op = cmdlet.lower()
     identity = params.get("identity") or ""
@@ -81,21 +110,32 @@ def cmdlet_target(cmdlet: str, params: dict[str, str], actor: str | None) -> str
         return identity.split("\\", 1)[0]
     if op in ("new-mailboxexportrequest", "new-inboxrule") and mailbox:
         return mailbox
-    if op in ("search-mailbox", "set-mailbox", "add-mailboxpermission", "set-mailboxauditbypassassociation") \
-            and identity:
+    if op in _IDENTITY_TARGETS and identity:
         return identity
     if op.endswith("-inboxrule"):
         if mailbox:
             return mailbox
         if "\\" in identity:
             return identity.split("\\", 1)[0]
-        return actor
+        return ACTOR
     return None
 
 
+def cmdlet_target(cmdlet: str, params: dict[str, str], actor: str | None) -> str | None:
+    """``parameter_target`` of one record, whose actor is ``actor``."""
+    target = parameter_target(cmdlet, params)
+    return actor if isinstance(target, ActorTarget) else target
+
+
 def cmdlet_rule_name(cmdlet: str, params: dict[str, str]) -> str | None:
-    """The inbox or transport rule a rule cmdlet names."""
+    """The inbox or transport rule a rule cmdlet names.
+
+    Outlook's own rule changes (the unified audit log's ``UpdateInboxRules``)
+    name the rule in ``RuleName``.
+    """
     op = cmdlet.lower()
+    if op.endswith("inboxrules"):
+        return params.get("rulename") or None
     if not op.endswith(("-inboxrule", "-transportrule")):
         return None
     if params.get("name"):

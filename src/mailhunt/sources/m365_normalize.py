@@ -4,8 +4,11 @@ Every M365 container (Purview CSV, classic CSV, NDJSON, JSON arrays, Sentinel
 and Defender rows) hands this module the AuditData text of its records with
 their locators as ``StagedAuditRecords``; DuckDB parses and maps them in bulk,
 in the case database itself when the store runs the batch, which is what makes
-the audit-log path fast. Cmdlet parameters written as PowerShell text (Security &
-Compliance records) are the one part parsed in Python.
+the audit-log path fast. Two parts are Python's, each run once per distinct
+input of a batch and joined back: cmdlet parameters written as PowerShell text
+(Security & Compliance records) are parsed by ``cmdlet_parameters``, and the
+mailbox a cmdlet acts on and the rule it names come from the cmdlet rule every
+other reader of cmdlets uses (``parameter_target``, ``cmdlet_rule_name``).
 
 Semantics (documented per column in docs/events.md):
 - ``@timestamp``: AuditData ``CreationTime``; without a zone it is UTC, as the
@@ -33,7 +36,13 @@ import pyarrow.compute as pc
 from mailhunt import memory
 from mailhunt.events import PARAMS_TYPE, SCHEMA, sql_out_of_range_reason, sql_utc_time
 from mailhunt.sources.base import ReadContext, duplicate_keys
-from mailhunt.sources.cmdlet_parameters import parse_parameter_text
+from mailhunt.sources.cmdlet_parameters import (
+    ActorTarget,
+    cmdlet_rule_name,
+    names_target_or_rule,
+    parameter_target,
+    parse_parameter_text,
+)
 
 DATASET = "m365.audit"
 
@@ -192,6 +201,7 @@ GROUP BY row_index
 
 CONSENT_PARAMS_SQL = "INSERT INTO param_rows SELECT row_index, 10000, 'Scopes', scopes FROM consents WHERE scopes IS NOT NULL"
 
+# ``parameters`` is the text ``admin_audit_record._parameter_text`` writes (the same rule, kept in SQL for speed).
 PARAM_MAPS_SQL = """
 CREATE OR REPLACE TEMP TABLE param_maps AS
 SELECT row_index,
@@ -204,38 +214,31 @@ FROM (SELECT *, row_number() OVER (PARTITION BY row_index, lower(name) ORDER BY 
 GROUP BY row_index
 """
 
+# The records whose target or rule name the cmdlet rule (``cmdlet_parameters``) may give, grouped by
+# what the rule reads: the operation (one of ``?``) and the parameters.
+CMDLET_KEYS_SQL = f"""
+SELECT d.operation, p.params, list(d.row_index) AS rows
+FROM fielded d LEFT JOIN param_maps p USING (row_index)
+WHERE {_GOOD} AND list_contains(?, d.operation)
+GROUP BY ALL
+"""
+
+CMDLET_TARGETS_SCHEMA = pa.schema([("row_index", pa.int64()), ("param_target", pa.string()),
+                                   ("target_is_actor", pa.bool_()), ("rule_name", pa.string())])
+
 EVENTS_SQL = f"""
 WITH base AS (
   SELECT d.row_index, d.part, d.locator, d.ts, d.j, d.operation, r, c.app_id AS consented_app, s.original,
-         lower({_f('UserId')}) AS user_name, lower(d.operation) AS op, p.params,
+         lower({_f('UserId')}) AS user_name, p.params, ct.param_target, ct.target_is_actor, ct.rule_name,
          coalesce(t.text, p.parameters) AS parameters,
          CASE WHEN {_f('Id')} IS NULL THEN left(sha256(s.raw), 32) END AS raw_hash
   FROM fielded d JOIN stage s USING (row_index)
        CROSS JOIN LATERAL (SELECT from_json(s.raw, '{_STRUCTURE}') AS r)
        LEFT JOIN param_maps p USING (row_index) LEFT JOIN consents c USING (row_index)
-       LEFT JOIN text_params t USING (row_index)
+       LEFT JOIN text_params t USING (row_index) LEFT JOIN cmdlet_targets ct USING (row_index)
   WHERE d.valid AND d.ts IS NOT NULL AND d.operation IS NOT NULL
 ), targeted AS (
   SELECT *,
-    CASE
-      WHEN op LIKE '%-mailboxexportrequest' AND op NOT LIKE 'new-%' AND params['identity'] IS NOT NULL
-        THEN split_part(params['identity'], '\\', 1)
-      WHEN op IN ('new-mailboxexportrequest', 'new-inboxrule') AND nullif(params['mailbox'], '') IS NOT NULL
-        THEN params['mailbox']
-      WHEN op IN ('search-mailbox', 'set-mailbox', 'add-mailboxpermission', 'set-mailboxauditbypassassociation')
-           AND nullif(params['identity'], '') IS NOT NULL THEN params['identity']
-      WHEN op LIKE '%-inboxrule' AND nullif(params['mailbox'], '') IS NOT NULL THEN params['mailbox']
-      WHEN op LIKE '%-inboxrule' AND contains(params['identity'], '\\')
-        THEN split_part(params['identity'], '\\', 1)
-      WHEN op LIKE '%-inboxrule' THEN user_name
-    END AS param_target,
-    CASE WHEN op LIKE '%-inboxrule' OR op LIKE '%-transportrule' THEN
-      coalesce(nullif(params['name'], ''),
-               CASE WHEN contains(params['identity'], '\\')
-                    THEN substr(params['identity'], strpos(params['identity'], '\\') + 1)
-                    ELSE nullif(params['identity'], '') END)
-      WHEN op LIKE '%inboxrules' THEN nullif(params['rulename'], '')
-    END AS rule_name,
     coalesce({_f('ClientIP')}, {_f('ClientIPAddress')}, {_f('ActorIpAddress')}) AS ip_text,
     regexp_extract(coalesce({_f('ClientIP')}, {_f('ClientIPAddress')}, {_f('ActorIpAddress')}), '{_IPV4}',
                    ['a', 'b', 'c', 'd']) AS ip4,
@@ -301,8 +304,35 @@ SELECT
   original AS "event.original",
   CAST(? AS VARCHAR[])[part + 1] AS "log.file.path",
   CAST(? AS VARCHAR[])[part + 1] AS "log.file.sha256"
-FROM (SELECT *, coalesce(nullif(param_target, ''), {_f('MailboxOwnerUPN')}, {_f('ObjectId')}) AS tgt FROM targeted)
+FROM (SELECT *, coalesce(nullif(CASE WHEN target_is_actor THEN user_name ELSE param_target END, ''),
+                         {_f('MailboxOwnerUPN')}, {_f('ObjectId')}) AS tgt FROM targeted)
 """
+
+
+def cmdlet_targets(db: duckdb.DuckDBPyConnection) -> pa.Table:
+    """Each staged record's ``param_target`` and ``rule_name`` from the cmdlet rule, for the records it names any
+    (``target_is_actor``: the target is the record's user).
+
+    The rule runs once per distinct (operation, parameters) of the batch; its
+    answers are spread back to the records in Arrow.
+    """
+    operations = [op for (op,) in db.execute(f"SELECT DISTINCT operation FROM fielded WHERE {_GOOD}").fetchall()
+                  if names_target_or_rule(op)]
+    if not operations:
+        return CMDLET_TARGETS_SCHEMA.empty_table()
+    keys = db.sql(CMDLET_KEYS_SQL, params=[operations]).to_arrow_table()
+    targets, actors, rule_names = [], [], []
+    for operation, params in zip(keys.column("operation").to_pylist(), keys.column("params").to_pylist(), strict=True):
+        named = dict(params or ())
+        target = parameter_target(operation, named)
+        actors.append(isinstance(target, ActorTarget))
+        targets.append(None if isinstance(target, ActorTarget) else target)
+        rule_names.append(cmdlet_rule_name(operation, named))
+    rows = keys.column("rows").combine_chunks()
+    key_of_row = pc.list_parent_indices(rows)
+    return pa.table([pc.list_flatten(rows), pa.array(targets, pa.string()).take(key_of_row),
+                     pa.array(actors, pa.bool_()).take(key_of_row), pa.array(rule_names, pa.string()).take(key_of_row)],
+                    schema=CMDLET_TARGETS_SCHEMA)
 
 
 class StagedAuditRecords:
@@ -384,6 +414,9 @@ class StagedAuditRecords:
             db.execute("INSERT INTO param_rows SELECT * FROM extra_rows")
             db.unregister("extra_rows")
         db.execute(PARAM_MAPS_SQL)
+        db.register("cmdlet_target_rows", cmdlet_targets(db))
+        db.execute("CREATE OR REPLACE TEMP TABLE cmdlet_targets AS SELECT * FROM cmdlet_target_rows")
+        db.unregister("cmdlet_target_rows")
 
     def _read_last_values(self, rows: list[int], reports: list[ReadContext]) -> bool:
         """Records naming a key twice in one object, as the SQL would read them (DuckDB's JSON
@@ -449,7 +482,7 @@ class StagedAuditRecords:
         return pa.table(columns, schema=SCHEMA)
 
 
-_WORK_TABLES = ("fielded", "param_rows", "consents", "text_params", "param_maps")
+_WORK_TABLES = ("fielded", "param_rows", "consents", "text_params", "param_maps", "cmdlet_targets")
 _local = threading.local()
 
 

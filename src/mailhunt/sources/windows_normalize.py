@@ -46,6 +46,7 @@ from mailhunt.sources.windows_events import (
     cmdlet_fields,
     pipeline_fields,
 )
+from mailhunt.sql_text import sql_list, sql_string
 
 # Where each field sits in the record, each read as text in one multi-path
 # extraction per record. A member that is an object comes as its JSON text
@@ -105,13 +106,8 @@ def _flatten() -> str:
 
 
 def _case_map(expression: str, mapping: dict[str, str]) -> str:
-    whens = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in mapping.items())
+    whens = " ".join(f"WHEN {sql_string(k)} THEN {sql_string(v)}" for k, v in mapping.items())
     return f"CASE {expression} {whens} END"
-
-
-def _sql_tuple(values: tuple[str, ...]) -> str:
-    """Constant text values as an SQL list for IN (they are the module's own words, never evidence)."""
-    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
 def _basename(expression: str) -> str:
@@ -124,8 +120,8 @@ def _pid(expression: str) -> str:
 
 # The objects holding the fields the mapping reads, checked for a key named twice (_REPEATING_LAYOUTS_SQL).
 _OBJECTS = (("System",), ("System", "TimeCreated", "#attributes"), ("EventData",), ("UserData", "LogFileCleared"))
-_OBJECT_PATHS = "[" + ", ".join("'" + _json_path(path).replace("'", "''") + "'" for path in _OBJECTS) + "]"
-_PATH_LIST = "[" + ", ".join("'" + _json_path(path).replace("'", "''") + "'" for path in _PATHS.values()) + "]"
+_OBJECT_PATHS = "[" + ", ".join(sql_string(_json_path(path)) for path in _OBJECTS) + "]"
+_PATH_LIST = "[" + ", ".join(sql_string(_json_path(path)) for path in _PATHS.values()) + "]"
 
 # Python's ``\s`` (the context-line pattern below, as ``windows_events`` uses it) also matches these; RE2's
 # does not, so a text holding one is left to Python.
@@ -175,7 +171,7 @@ WITH parsed AS (
     {_case_map(f"lower(coalesce({_v('channel')}, ''))", DATASET_BY_CHANNEL)} AS known_dataset
   FROM extracted
 ), typed AS (
-  SELECT *, coalesce(known_dataset, '{OTHER_DATASET}') AS dataset FROM fields
+  SELECT *, coalesce(known_dataset, {sql_string(OTHER_DATASET)}) AS dataset FROM fields
 ), with_event_data AS (
   -- EventData of the records whose text fields Python's windows_events maps: MSExchange Management
   -- cmdlets and PowerShell 800 hold a list of Data items, PowerShell 4103 named fields, System records
@@ -316,8 +312,8 @@ SELECT
   CASE
     WHEN dataset = 'windows.security' AND code = '4657' THEN {_case_map(_v('operation_type'), REGISTRY_OPERATIONS)}
     WHEN dataset = 'windows.security' THEN {_case_map('code', SECURITY_ACTIONS)}
-    WHEN dataset = 'windows.sysmon' AND code IN {_sql_tuple(SYSMON_REGISTRY_CODES)}
-      THEN CASE WHEN {_v('event_type')} IN {_sql_tuple(REGISTRY_EVENT_TYPES)} THEN {_v('event_type')} END
+    WHEN dataset = 'windows.sysmon' AND code IN {sql_list(SYSMON_REGISTRY_CODES)}
+      THEN CASE WHEN {_v('event_type')} IN {sql_list(REGISTRY_EVENT_TYPES)} THEN {_v('event_type')} END
     WHEN dataset = 'windows.sysmon' THEN {_case_map('code', SYSMON_ACTIONS)}
     WHEN dataset = 'windows.system' AND code = '104' AND contains(lower(coalesce({_v('provider')}, '')), 'eventlog')
       THEN 'log-cleared'
@@ -377,12 +373,12 @@ SELECT
     AS "powershell.file.script_block_text",
   CASE WHEN dataset = 'windows.powershell' AND code = '4104' THEN nullif({_v('script_path')}, '')
        WHEN dataset = 'windows.sysmon' AND code IN ('11', '23', '26') THEN {_v('target_filename')} END AS "file.path",
-  CASE WHEN dataset = 'windows.sysmon' AND code IN {_sql_tuple(SYSMON_REGISTRY_CODES)} THEN {_v('target_object')}
+  CASE WHEN dataset = 'windows.sysmon' AND code IN {sql_list(SYSMON_REGISTRY_CODES)} THEN {_v('target_object')}
        WHEN dataset = 'windows.security' AND code = '4657' THEN
          CASE WHEN nullif({_v('object_name')}, '') IS NOT NULL AND nullif({_v('object_value_name')}, '') IS NOT NULL
               THEN {_v('object_name')} || '\\' || {_v('object_value_name')} ELSE nullif({_v('object_name')}, '') END
   END AS "registry.path",
-  CASE WHEN dataset = 'windows.sysmon' AND code IN {_sql_tuple(SYSMON_REGISTRY_CODES)} THEN {_v('details')}
+  CASE WHEN dataset = 'windows.sysmon' AND code IN {sql_list(SYSMON_REGISTRY_CODES)} THEN {_v('details')}
        WHEN dataset = 'windows.security' AND code = '4657' THEN {_v('new_value')} END AS "registry.data.strings",
   nullif(computer, '') AS "host.name",
   nullif(channel, '') AS "winlog.channel",

@@ -8,6 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 import sqlglot
+from sqlglot import exp
 
 from mailhunt.case_queries import (
     DETECTION_RELATION,
@@ -22,11 +23,22 @@ from mailhunt.store import CaseStore
 ENGINE = "Spark"
 
 
+def _distinct_count_window(node: exp.Expression) -> exp.Expression:
+    """``count(DISTINCT v) OVER w``, which Spark lacks, as ``size(collect_set(v) OVER w)``: the same count
+    (both leave NULLs out)."""
+    if isinstance(node, exp.Window) and isinstance(node.this, exp.Count) and isinstance(node.this.this, exp.Distinct) \
+            and len(node.this.this.expressions) == 1:
+        window = node.copy()
+        window.set("this", exp.ArrayUniqueAgg(this=node.this.this.expressions[0].copy()))
+        return exp.ArraySize(this=window)
+    return node
+
+
 def spark_sql(duckdb_sql: str) -> str:
     """``duckdb_sql`` in Spark SQL (sqlglot); raises EngineError when a construct has no Spark form."""
     try:
-        return sqlglot.transpile(duckdb_sql, read="duckdb", write="spark",
-                                 unsupported_level=sqlglot.ErrorLevel.RAISE)[0]
+        tree = sqlglot.parse_one(duckdb_sql, read="duckdb").transform(_distinct_count_window)
+        return tree.sql(dialect="spark", unsupported_level=sqlglot.ErrorLevel.RAISE)
     except sqlglot.errors.SqlglotError as exc:
         raise EngineError(ENGINE, f"cannot be written in Spark SQL: {exc}") from exc
 
