@@ -70,6 +70,7 @@ def one_size(records: int, seed: int, master: str, mailhunt: list[str], keep: bo
     if not data.exists() or not Path(str(data) + ".truth.json").exists():
         print(f"generating {records:,} records -> {data}", flush=True)
         generate.generate(records, data, seed=seed, quiet=True)
+    data = data.resolve()  # a file linked into bench/out (a shared copy) is read where it lies
     warm(data)
     workdir = OUT / f"spark-run-{records}" if keep else Path(tempfile.mkdtemp(prefix="mailhunt-spark-bench-"))
     shutil.rmtree(workdir, ignore_errors=True)
