@@ -61,7 +61,9 @@ def findings(case: Path) -> dict | None:
     if not path.exists():
         return None
     document = json.loads(path.read_text())
-    return {key: value for key, value in document.items() if key not in RUN_FIELDS}
+    kept = {key: value for key, value in document.items() if key not in RUN_FIELDS}
+    kept["hunts"] = [{**h, "started_at": None} for h in document.get("hunts") or []]  # each run starts at its time
+    return kept
 
 
 def one_size(records: int, seed: int, master: str, mailhunt: list[str], keep: bool) -> dict:
