@@ -228,17 +228,3 @@ def test_every_triage_question_ran_on_both_engines_with_the_same_answers(spark, 
             assert spark_rows == rows, f"{name}: {question} answered differently on Spark"
     assert EVENT_QUESTIONS - asked_anywhere == set(UNREACHED), f"never asked: {sorted(EVENT_QUESTIONS - asked_anywhere)}"
 
-
-def test_a_case_without_events_hunts_on_spark_as_on_duckdb(spark, tmp_path):
-    """No readable evidence writes no Parquet partition; Spark still gets the events' columns and finds nothing,
-    as DuckDB does, instead of failing to infer a schema."""
-    from mailhunt.spark import spark_rule_engine
-
-    evidence = tmp_path / "notes.txt"
-    evidence.write_text("nothing mailhunt reads\n")
-    documents = {}
-    for engine, factory in (("duckdb", None), ("spark", spark_rule_engine())):
-        hunt([evidence], tmp_path / engine, load_config(None), copy_evidence=False, rule_engine=factory)
-        documents[engine] = orjson.loads((tmp_path / engine / "findings.json").read_bytes())
-    assert documents["duckdb"]["findings"] == []
-    assert _comparable(documents["spark"]) == _comparable(documents["duckdb"])

@@ -48,9 +48,6 @@ def write_events(store: CaseStore, folder: Path) -> Path:
                          {quote("event.dataset")} AS {quote("source")} FROM events)
             TO {sql_string(str(folder))}
             (FORMAT parquet, PARTITION_BY ({", ".join(quote(c) for c in PARTITION_COLUMNS)}), COMPRESSION zstd)""")
-    if not folder.exists():  # an empty case writes no partition: one file without rows still gives the columns
-        folder.mkdir(parents=True)
-        store.db.execute(f"COPY (SELECT * FROM events LIMIT 0) TO {sql_string(str(folder / 'empty.parquet'))} "
-                         "(FORMAT parquet)")
+    folder.mkdir(parents=True, exist_ok=True)  # an empty case writes no partition
     (folder / MARKER).write_text("events of the case, as Parquet, written by mailhunt hunt --engine spark\n")
     return folder
