@@ -8,8 +8,8 @@
 For each size it generates (or reuses) ``bench/out/ual-<N>-s<seed>.ndjson``
 with ``bench/generate.py``, runs ``python -m mailhunt.cli hunt FILE --out DIR
 --no-copy`` and the same with ``--engine spark --spark-master MASTER`` as child
-processes (wall time; peak RSS of the mailhunt process, which for Spark leaves
-out its JVM), and compares the two findings.json without the run-specific
+processes (wall time; peak RSS and CPU seconds of the mailhunt process with
+all its descendants, Spark's JVM included: ``process_tree.py``), and compares the two findings.json without the run-specific
 ``evidence_preservation``. Results go to ``bench/out/spark-<N>.json``. Exit
 code 0 when every size ran and agreed, 1 otherwise.
 """
@@ -18,18 +18,42 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import generate
-from run import OUT, measure, tail, warm
+from process_tree import TreeSampler
+from run import OUT, child_env, tail, warm
 
 RUN_FIELDS = ("evidence_preservation",)
+
+
+def measure_tree(command: list[str], workdir: Path, name: str) -> dict:
+    """Run ``command`` like ``run.measure``, with the peak RSS and CPU time of its whole process tree."""
+    stdout_path, stderr_path = workdir / f"{name}.stdout", workdir / f"{name}.stderr"
+    with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
+        began = time.perf_counter()
+        proc = subprocess.Popen(command, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, env=child_env(),
+                                cwd=workdir)
+        sampler = TreeSampler(proc.pid).start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            sampler.stop()
+        wall = time.perf_counter() - began
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return {"ok": proc.returncode == 0, "wall_s": wall,
+            "peak_rss_mb": max(sampler.peak_rss_mb, usage.ru_maxrss / 1024),
+            "cpu_s": sampler.cpu_s(usage.ru_utime + usage.ru_stime),
+            "stderr": stderr_path.read_text(errors="replace")}
 
 
 def findings(case: Path) -> dict | None:
@@ -37,7 +61,9 @@ def findings(case: Path) -> dict | None:
     if not path.exists():
         return None
     document = json.loads(path.read_text())
-    return {key: value for key, value in document.items() if key not in RUN_FIELDS}
+    kept = {key: value for key, value in document.items() if key not in RUN_FIELDS}
+    kept["hunts"] = [{**h, "started_at": None} for h in document.get("hunts") or []]  # each run starts at its time
+    return kept
 
 
 def one_size(records: int, seed: int, master: str, mailhunt: list[str], keep: bool) -> dict:
@@ -46,6 +72,7 @@ def one_size(records: int, seed: int, master: str, mailhunt: list[str], keep: bo
     if not data.exists() or not Path(str(data) + ".truth.json").exists():
         print(f"generating {records:,} records -> {data}", flush=True)
         generate.generate(records, data, seed=seed, quiet=True)
+    data = data.resolve()  # a file linked into bench/out (a shared copy) is read where it lies
     warm(data)
     workdir = OUT / f"spark-run-{records}" if keep else Path(tempfile.mkdtemp(prefix="mailhunt-spark-bench-"))
     shutil.rmtree(workdir, ignore_errors=True)
@@ -59,10 +86,10 @@ def one_size(records: int, seed: int, master: str, mailhunt: list[str], keep: bo
     try:
         for engine, command in commands.items():
             print(f"  {engine}: {shlex.join(command)}", flush=True)
-            run = measure(command, workdir, engine)
+            run = measure_tree(command, workdir, engine)
             result["runs"][engine] = {"ok": run["ok"], "wall_s": round(run["wall_s"], 1),
-                                      "peak_rss_mb": round(run["peak_rss_mb"] or 0),
-                                      "cpu_s": round(run.get("user_s", 0) + run.get("sys_s", 0), 1),
+                                      "peak_rss_mb": round(run["peak_rss_mb"]),
+                                      "cpu_s": round(run["cpu_s"], 1),
                                       "command": shlex.join(command)}
             if not run["ok"]:
                 result["runs"][engine]["stderr"] = tail(run["stderr"])
@@ -74,6 +101,10 @@ def one_size(records: int, seed: int, master: str, mailhunt: list[str], keep: bo
             shutil.rmtree(workdir, ignore_errors=True)
     (OUT / f"spark-{records}.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def _cells(run: dict) -> str:
+    return f"{run['wall_s']} s, {run['cpu_s']} s, {run['peak_rss_mb']:,}" if run["ok"] else "failed"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,14 +122,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{records:,} records", flush=True)
         rows.append(one_size(records, args.seed, args.master, shlex.split(args.mailhunt), args.keep))
     print()
-    print(f"| records | MB | findings | DuckDB engine s | Spark ({args.master}) s | Spark/DuckDB | same findings |")
+    print(f"| records | MB | findings | DuckDB engine: wall s, CPU s, peak MiB | Spark ({args.master}): wall s, "
+          "CPU s, peak MiB (JVM included) | Spark/DuckDB wall | same findings |")
     print("|---:|---:|---:|---:|---:|---:|:---:|")
     for row in rows:
         duck, spark = row["runs"]["duckdb"], row["runs"]["spark"]
         ratio = f"{spark['wall_s'] / duck['wall_s']:.1f}x" if duck["ok"] and spark["ok"] and duck["wall_s"] else "-"
-        print(f"| {row['records']:,} | {row['bytes'] / 1e6:,.0f} | {row['findings']} | "
-              f"{duck['wall_s'] if duck['ok'] else 'failed'} | {spark['wall_s'] if spark['ok'] else 'failed'} | "
-              f"{ratio} | {'yes' if row['agree'] else 'NO'} |")
+        print(f"| {row['records']:,} | {row['bytes'] / 1e6:,.0f} | {row['findings']} | {_cells(duck)} | "
+              f"{_cells(spark)} | {ratio} | {'yes' if row['agree'] else 'NO'} |")
         for engine in ("duckdb", "spark"):
             if not row["runs"][engine]["ok"]:
                 print(f"\n{engine} failed:\n{row['runs'][engine].get('stderr', '')}")

@@ -356,3 +356,18 @@ def test_sign_ins_of_a_windows_finding_are_compared_with_earlier_sign_ins(tmp_pa
     step = next(s for s in finding["l1"] if s["step"] == "sign_ins")
     assert step["result"] == "clear" and "3 successful and 0 failed sign-ins" in step["detail"]
     assert "new for the actor" not in step["detail"], "earlier sign-ins from the same place are in their own scope"
+
+
+def test_only_registered_questions_over_the_events_are_asked(tmp_path):
+    """A question over the events must be registered (``EVENT_QUESTIONS``), so that the engine given to triage
+    runs every one of them; an unregistered one is refused before any engine runs it."""
+    from mailhunt.case_queries import EVENT_QUESTIONS
+
+    with CaseStore(tmp_path / "case.duckdb") as store:
+        store.resolved.refresh()
+        with pytest.raises(ValueError, match="not a registered question"):
+            store.resolved.ask("count_everything", "SELECT count(*) FROM events")
+        assert store.resolved.asked == []
+        assert store.resolved.case_span() == (None, None, 0)
+        assert store.resolved.asked == [("DuckDB", "case_span")]
+        assert "case_span" in EVENT_QUESTIONS

@@ -22,15 +22,24 @@ The identity join is written here and nowhere else. The rules read
 rule and person, the instances a correlation recorded) instead of writing SQL
 over each other's tables.
 
+Every question that reads the events (``EVENT_QUESTIONS``) is asked through
+``ResolvedEvents.ask``: in the case database by default, or in the engine
+that ran the rules (``detect.engine.RuleEngine``, e.g. Spark) when triage is
+given one, from the same DuckDB-dialect text. Those questions are written in
+what both engines run alike: values bound as ``?`` (lists as
+``CAST(? AS VARCHAR[])``, times only in input tables), the small tables they
+join given as ``inputs``, every ordering total and explicit.
+
 Nothing here pastes evidence into SQL: values are bound parameters; the few
 names written into SQL are this module's constants.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import duckdb
 import pyarrow as pa
@@ -43,6 +52,15 @@ DETECTION_RELATION = "detection_events"
 ORGANIZATION_DOMAINS = "organization_domains"
 EXTERNAL_RECIPIENTS = "external_recipients"
 PEOPLE_RELATION = "people_events"
+
+# Every question ``ResolvedEvents`` asks of the events (as opposed to the case's small tables: identities,
+# matches, correlation steps), by name. Each is asked through ``ResolvedEvents.ask``/``keep``, so the engine
+# triage is given runs all of them and a question cannot exist for one engine only.
+EVENT_QUESTIONS = frozenset({
+    "people_events", "case_span", "records_containing", "events_of", "message_log_spans", "messages_between",
+    "persons_events", "event_rows", "scope_coverage", "actor_histories", "app_first_seen", "matched_events",
+    "matched_by_actors", "correlation_instances",
+})
 
 TENANT = "scope.tenant"
 # The columns ``resolved_select`` reads to resolve names, tenant and family.
@@ -249,11 +267,92 @@ def relation_plan(org_domains: tuple[str, ...] = ()) -> list[Relation]:
     ]
 
 
+class EventQuestions(Protocol):
+    """An engine that answers the questions of ``EVENT_QUESTIONS`` over its copy of the relations
+    ``relation_plan`` builds (``detect.engine.RuleEngine`` is one)."""
+
+    name: str
+
+    def ask(self, sql: str, params: Sequence[object], inputs: Mapping[str, pa.Table]) -> tuple[list[str], list[tuple]]:
+        """The column names and rows of ``sql`` (DuckDB's dialect), ``params`` bound to its ``?`` and each of
+        ``inputs`` readable under its name."""
+        ...
+
+    def keep(self, relation: str, sql: str, inputs: Mapping[str, pa.Table]) -> None:
+        """Keep the rows of ``sql`` as ``relation`` for the questions asked after."""
+        ...
+
+
+def ask_case_database(db: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object],
+                      inputs: Mapping[str, pa.Table]) -> tuple[list[str], list[tuple]]:
+    """``EventQuestions.ask`` in the case database."""
+    for name, table in inputs.items():
+        db.register(name, table)
+    try:
+        cursor = db.execute(sql, list(params))
+        return [d[0] for d in cursor.description], cursor.fetchall()
+    finally:
+        for name in inputs:
+            db.unregister(name)
+
+
+def keep_in_case_database(db: duckdb.DuckDBPyConnection, relation: str, sql: str,
+                          inputs: Mapping[str, pa.Table]) -> None:
+    """``EventQuestions.keep`` in the case database: a temporary table, read through the view ``relation``."""
+    for name, table in inputs.items():
+        db.register(name, table)
+    try:
+        db.execute(f"CREATE OR REPLACE TEMP TABLE {relation}_kept AS {sql}")
+        db.execute(f"DROP VIEW IF EXISTS {relation}")
+        db.execute(f"CREATE OR REPLACE TEMP VIEW {relation} AS SELECT * FROM {relation}_kept")
+    finally:
+        for name in inputs:
+            db.unregister(name)
+
+
 class ResolvedEvents:
     """The resolved-events relation of one case database and the questions detection and triage ask of it."""
 
     def __init__(self, db: duckdb.DuckDBPyConnection):
         self.db = db
+        # The engine asked the questions of EVENT_QUESTIONS (None: the case database), and what was asked, as
+        # (engine name, question) in order.
+        self.engine: EventQuestions | None = None
+        self.asked: list[tuple[str, str]] = []
+
+    def ask_with(self, engine: EventQuestions | None) -> None:
+        """Ask the questions that read the events of ``engine`` from now on (None: of the case database)."""
+        self.engine = engine
+
+    def ask(self, question: str, sql: str, params: Sequence[object] = (),
+            inputs: Mapping[str, pa.Table] | None = None) -> tuple[list[str], list[tuple]]:
+        """The column names and rows of the registered ``question`` (``EVENT_QUESTIONS``), run by the engine."""
+        self._note(question)
+        if self.engine is None:
+            return ask_case_database(self.db, sql, params, inputs or {})
+        return self.engine.ask(sql, params, inputs or {})
+
+    def keep(self, question: str, relation: str, sql: str, inputs: Mapping[str, pa.Table] | None = None) -> None:
+        """Keep the rows of the registered ``question`` as ``relation``, in the engine."""
+        self._note(question)
+        if self.engine is None:
+            keep_in_case_database(self.db, relation, sql, inputs or {})
+        else:
+            self.engine.keep(relation, sql, inputs or {})
+
+    def _note(self, question: str) -> None:
+        if question not in EVENT_QUESTIONS:
+            raise ValueError(f"{question!r} is not a registered question over the events (EVENT_QUESTIONS)")
+        self.asked.append((self.engine.name if self.engine is not None else "DuckDB", question))
+
+    def _rows(self, question: str, sql: str, params: Sequence[object] = (),
+              inputs: Mapping[str, pa.Table] | None = None) -> list[tuple]:
+        return self.ask(question, sql, params, inputs)[1]
+
+    def _asked_dicts(self, question: str, sql: str, params: Sequence[object] = (),
+                     inputs: Mapping[str, pa.Table] | None = None) -> list[dict]:
+        names, rows = self.ask(question, sql, params, inputs)
+        return [dict(zip(names, row)) for row in rows]
 
     # ------------------------------------------------------------ the relation
 
@@ -284,45 +383,37 @@ class ResolvedEvents:
 
         Only events whose logged names are one of these people or an alias of
         theirs can resolve to them, so identities are resolved over those alone."""
-        db = self.db
-        db.register("wanted_people", pa.table({"name": pa.array(sorted(set(names)), pa.string())}))
-        try:
-            db.execute("""CREATE OR REPLACE TEMP TABLE wanted_names AS
-                          SELECT name FROM wanted_people
-                          UNION SELECT alias FROM identities WHERE actor IN (SELECT name FROM wanted_people)""")
-            # only the columns kept and those resolving names and scopes: not the raw records
-            needed = tuple(dict.fromkeys((*RESOLVING_COLUMNS, *columns)))
-            logged = ", ".join(sql_identifier(c) for c in needed)
-            db.execute(f"""CREATE OR REPLACE TEMP TABLE people_logged AS
-                          SELECT {logged} FROM events WHERE "user.name" IN (SELECT name FROM wanted_names)
-                             OR "user.id" IN (SELECT name FROM wanted_names)
-                             OR "user.target.name" IN (SELECT name FROM wanted_names)""")
-            kept = ", ".join(sql_identifier(c) for c in (*columns, TENANT, FAMILY))
-            db.execute(f"""CREATE OR REPLACE TEMP TABLE people_resolved AS
-                           SELECT {kept} FROM ({resolved_select("people_logged", needed)})
-                           WHERE "user.name" IN (SELECT name FROM wanted_people)
-                              OR "user.target.name" IN (SELECT name FROM wanted_people)""")
-            db.execute("DROP VIEW IF EXISTS people_events")
-            db.execute("CREATE OR REPLACE TEMP VIEW people_events AS SELECT * FROM people_resolved")
-        finally:
-            db.unregister("wanted_people")
-            db.execute("DROP TABLE IF EXISTS people_logged")
-            db.execute("DROP TABLE IF EXISTS wanted_names")
+        # only the columns kept and those resolving names and scopes: not the raw records
+        needed = tuple(dict.fromkeys((*RESOLVING_COLUMNS, *columns)))
+        logged = ", ".join(sql_identifier(c) for c in needed)
+        kept = ", ".join(sql_identifier(c) for c in (*columns, TENANT, FAMILY))
+        self.keep("people_events", PEOPLE_RELATION, f"""
+            WITH wanted_names AS (SELECT name FROM wanted_people
+                                  UNION SELECT alias FROM identities WHERE actor IN (SELECT name FROM wanted_people)),
+                 people_logged AS (SELECT {logged} FROM events WHERE "user.name" IN (SELECT name FROM wanted_names)
+                                      OR "user.id" IN (SELECT name FROM wanted_names)
+                                      OR "user.target.name" IN (SELECT name FROM wanted_names))
+            SELECT {kept} FROM ({resolved_select("people_logged", needed)}) p
+            WHERE "user.name" IN (SELECT name FROM wanted_people)
+               OR "user.target.name" IN (SELECT name FROM wanted_people)""",
+            {"wanted_people": pa.table({"name": pa.array(sorted(set(names)), pa.string())})})
 
     # ------------------------------------------------------------ the case as a whole
 
     def case_span(self) -> tuple[datetime | None, datetime | None, int]:
         """First and last time of the case's events, and how many of them are admin (cmdlet) records."""
-        first, last, cmdlets = self.db.execute(
-            """SELECT min("@timestamp"), max("@timestamp"),
-                      count(*) FILTER (WHERE "event.code" = '1' OR "event.action" LIKE '%-%') FROM events""").fetchall()[0]
+        first, last, cmdlets = self._rows("case_span", """
+            SELECT min("@timestamp"), max("@timestamp"),
+                   count(*) FILTER (WHERE "event.code" = '1' OR "event.action" LIKE '%-%') FROM events""")[0]
         return first, last, cmdlets
 
     def records_containing(self, event_ids: list[str], text: str) -> int:
         """How many of these events' raw records contain ``text`` (case-insensitive)."""
-        return self.db.execute(
-            """SELECT count(*) FROM events WHERE "event.id" IN (SELECT unnest(?::VARCHAR[]))
-               AND contains(lower("event.original"), ?)""", [sorted(set(event_ids)), text.lower()]).fetchall()[0][0]
+        return self._rows(
+            "records_containing",
+            """SELECT count(*) FROM events WHERE "event.id" IN (SELECT event_id FROM records_wanted)
+               AND contains(lower("event.original"), ?)""", [text.lower()],
+            {"records_wanted": pa.table({"event_id": pa.array(sorted(set(event_ids)), pa.string())})})[0][0]
 
     def rule_changes(self, event_ids: list[str]) -> list[dict]:
         """Time, action, cmdlet parameters and target (as logged) of these events, in time order."""
@@ -336,22 +427,27 @@ class ResolvedEvents:
     def message_log_spans(self, datasets: tuple[str, ...]) -> list[tuple]:
         """Per file of these message-log datasets: first and last record, and the query's own start and end
         where the log states them (labels ``query_start``/``query_end``)."""
-        return self.db.execute(
+        return self._rows(
+            "message_log_spans",
             """SELECT min("@timestamp"), max("@timestamp"), min(labels['query_start']), max(labels['query_end'])
-               FROM events WHERE "event.dataset" IN (SELECT unnest(?::VARCHAR[]))
-               GROUP BY "log.file.path" ORDER BY 1""", [list(datasets)]).fetchall()
+               FROM events WHERE "event.dataset" IN (SELECT unnest(CAST(? AS VARCHAR[])))
+               GROUP BY "log.file.path" ORDER BY 1, 2, 3, 4""", [list(datasets)])
 
     def messages_between(self, datasets: tuple[str, ...], start: datetime, end: datetime) -> list[dict]:
         """Message trace / tracking records of these datasets between start and end, in time order."""
-        return self._dicts(
+        return self._asked_dicts(
+            "messages_between",
             """SELECT "event.id" AS id, "@timestamp" AS ts, "email.from.address" AS sender,
                       "email.to.address" AS recipients, "email.subject" AS subject,
                       "email.message_id" AS message_id, "email.delivery_status" AS status,
                       "rule.name" AS rule, labels['transport_rule_action'] AS rule_actions,
                       labels['transport_rule_mode'] AS rule_mode, labels['transport_rule_recipients'] AS added,
                       coalesce(labels['recipients_all'], "email.to.address") AS all_recipients
-               FROM events WHERE "event.dataset" IN (SELECT unnest(?::VARCHAR[]))
-                 AND "@timestamp" BETWEEN ? AND ? ORDER BY ts, id""", [list(datasets), start, end])
+               FROM events WHERE "event.dataset" IN (SELECT unnest(CAST(? AS VARCHAR[])))
+                 AND "@timestamp" BETWEEN (SELECT start FROM messages_span) AND (SELECT "end" FROM messages_span)
+               ORDER BY ts, id""", [list(datasets)],
+            {"messages_span": pa.table({"start": pa.array([start], pa.timestamp("us")),
+                                        "end": pa.array([end], pa.timestamp("us"))})})
 
     def logged_events(self, event_ids: list[str], columns: tuple[str, ...]) -> list[dict]:
         """``columns`` of these events as their records log them (names not resolved), in time order."""
@@ -369,24 +465,20 @@ class ResolvedEvents:
                            "event_id": pa.array([e for ids in event_ids for e in ids], pa.string())})
         if not wanted.num_rows:
             return found
-        self.db.register("finding_events_wanted", wanted)
-        try:
-            cursor = self.db.execute(
-                f"""{select} FROM (SELECT DISTINCT finding, event_id FROM finding_events_wanted) w
-                    JOIN events e ON e."event.id" = w.event_id
-                    ORDER BY w.finding, e."@timestamp", e."event.id" """)
-            names = [d[0] for d in cursor.description][1:]
-            for finding, *values in cursor.fetchall():
-                found[finding].append(dict(zip(names, values)))
-        finally:
-            self.db.unregister("finding_events_wanted")
+        names, rows = self.ask(
+            "events_of", f"""{select} FROM (SELECT DISTINCT finding, event_id FROM finding_events_wanted) w
+                             JOIN events e ON e."event.id" = w.event_id
+                             ORDER BY w.finding, e."@timestamp", e."event.id" """,
+            inputs={"finding_events_wanted": wanted})
+        for finding, *values in rows:
+            found[finding].append(dict(zip(names[1:], values)))
         return found
 
     def rule_matches(self, event_ids: list[str], rule_ids: list[str]) -> list[tuple[str, str]]:
         """(rule id, event id) of every match of these rules among these events."""
         return [(rule, event) for rule, event in self.db.execute(
-            """SELECT rule_id, event_id FROM matches WHERE event_id IN (SELECT unnest(?::VARCHAR[]))
-               AND rule_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY 1, 2""",
+            """SELECT rule_id, event_id FROM matches WHERE event_id IN (SELECT unnest(CAST(? AS VARCHAR[])))
+               AND rule_id IN (SELECT unnest(CAST(? AS VARCHAR[]))) ORDER BY 1, 2""",
             [list(event_ids), list(rule_ids)]).fetchall()]
 
     def _dict_batches(self, sql: str, params: list, batch: int = 10_000) -> Iterator[dict]:
@@ -428,16 +520,16 @@ class ResolvedEvents:
         found: list[list[dict]] = [[] for _ in requests]
         if not requests:
             return found
-        self.db.register("person_requests", pa.table({
+        person_requests = pa.table({
             "request": pa.array(range(len(requests)), pa.int64()),
             "person": pa.array([r[0] for r in requests], pa.string()),
             "start": pa.array([r[1] for r in requests], pa.timestamp("us")),
-            "end": pa.array([r[2] for r in requests], pa.timestamp("us"))}))
-        try:
-            cols = ", ".join(sql_identifier(c) for c in columns)
-            # an event by the person, or on the person by someone else: two equality joins, each event once
-            rows = self.db.execute(
-                f"""SELECT "request.index", {cols} FROM (
+            "end": pa.array([r[2] for r in requests], pa.timestamp("us"))})
+        cols = ", ".join(sql_identifier(c) for c in columns)
+        # an event by the person, or on the person by someone else: two equality joins, each event once
+        rows = self._rows(
+            "persons_events",
+            f"""SELECT "request.index", {cols} FROM (
                         SELECT w.request AS "request.index", w.person AS "request.person", e.*
                         FROM person_requests w JOIN {PEOPLE_RELATION} e ON e."user.name" = w.person
                          AND e."@timestamp" BETWEEN w.start AND w."end"
@@ -446,9 +538,8 @@ class ResolvedEvents:
                         FROM person_requests w JOIN {PEOPLE_RELATION} e ON e."user.target.name" = w.person
                          AND e."user.name" IS DISTINCT FROM w.person AND e."@timestamp" BETWEEN w.start AND w."end")
                     WHERE ({condition})
-                    ORDER BY "request.index", "@timestamp", "event.id" """, list(params)).fetchall()
-        finally:
-            self.db.unregister("person_requests")
+                    ORDER BY "request.index", "@timestamp", "event.id" """, list(params),
+            {"person_requests": person_requests})
         for request, *values in rows:
             found[request].append(dict(zip(columns, values)))
         return found
@@ -457,18 +548,15 @@ class ResolvedEvents:
         """The distinct ``columns`` of the events of each finding (``finding_ids``: columns ``finding`` and
         ``event_id``), actors resolved, with the detection fields (scope, ``app.new``): (finding, *values) rows,
         each kept where its values first occur in time."""
-        self.db.register("finding_event_ids", finding_ids)
-        try:
-            values = ", ".join(f"e.{sql_identifier(c)} AS {sql_identifier(c)}" for c in columns)
-            names = ", ".join(sql_identifier(c) for c in columns)
-            return self.db.execute(
-                f"""WITH finding_rows AS (
-                        SELECT w.finding, {values}, struct_pack(ts := e."@timestamp", id := e."event.id") AS seen
-                        FROM finding_event_ids w JOIN {DETECTION_RELATION} e ON e."event.id" = w.event_id)
-                    SELECT finding, {names} FROM finding_rows
-                    GROUP BY finding, {names} ORDER BY finding, min(seen)""").fetchall()
-        finally:
-            self.db.unregister("finding_event_ids")
+        values = ", ".join(f"e.{sql_identifier(c)} AS {sql_identifier(c)}" for c in columns)
+        names = ", ".join(sql_identifier(c) for c in columns)
+        return self._rows(
+            "event_rows",
+            f"""WITH finding_rows AS (
+                    SELECT w.finding, {values}, struct_pack(ts := e."@timestamp", id := e."event.id") AS seen
+                    FROM finding_event_ids w JOIN {DETECTION_RELATION} e ON e."event.id" = w.event_id)
+                SELECT finding, {names} FROM finding_rows
+                GROUP BY finding, {names} ORDER BY finding, min(seen)""", inputs={"finding_event_ids": finding_ids})
 
     # ------------------------------------------------------------ the case timeline
 
@@ -495,7 +583,7 @@ class ResolvedEvents:
                           ON e."@timestamp" BETWEEN w.start AND w."end"
                          AND ((w.person IS NOT NULL AND (e."user.name" = w.person OR e."user.target.name" = w.person))
                               OR (w.host IS NOT NULL AND e."host.name" = w.host
-                                  AND e.{sql_identifier(FAMILY)} IN (SELECT unnest(?::VARCHAR[]))))
+                                  AND e.{sql_identifier(FAMILY)} IN (SELECT unnest(CAST(? AS VARCHAR[])))))
                         WHERE e."@timestamp" BETWEEN (SELECT min(start) FROM timeline_wanted)
                                                  AND (SELECT max("end") FROM timeline_wanted)),
                     grouped AS (SELECT event_id, list(DISTINCT finding ORDER BY finding) AS findings
@@ -534,8 +622,8 @@ class ResolvedEvents:
         if not scopes:
             return None, None
         where, params = _scope_condition(scopes, tenant="tenant", family="family")
-        first, last = self.db.execute(f"SELECT min(first_ts), max(last_ts) FROM scope_start WHERE {where}",
-                                      params).fetchall()[0]
+        first, last = self._rows("scope_coverage", f"SELECT min(first_ts), max(last_ts) FROM scope_start WHERE {where}",
+                                 params)[0]
         return first, last
 
     def actor_history(self, actor: str, scopes: list[Scope], since: datetime, before: datetime) -> list[HistoryRow]:
@@ -549,19 +637,17 @@ class ResolvedEvents:
         wanted = _history_requests(requests)
         if not wanted.num_rows:
             return found
-        self.db.register("history_requests", wanted)
-        try:
-            rows = self.db.execute(
-                f"""SELECT w.request, e."event.action", hour(e."@timestamp"), e."source.ip",
-                           e."source.geo.country_iso_code", e."app.id", e."user_agent.original", e."process.name",
-                           e.labels['asn'], e."user.target.name", count(*), min(e."@timestamp")
-                    FROM history_requests w JOIN {PEOPLE_RELATION} e
-                      ON e."user.name" = w.actor AND e."@timestamp" >= w.since AND e."@timestamp" < w.before
-                     AND e.{sql_identifier(TENANT)} IS NOT DISTINCT FROM w.tenant
-                     AND e.{sql_identifier(FAMILY)} IS NOT DISTINCT FROM w.family
-                    GROUP BY ALL ORDER BY ALL""").fetchall()
-        finally:
-            self.db.unregister("history_requests")
+        rows = self._rows(
+            "actor_histories",
+            f"""SELECT w.request, e."event.action", hour(e."@timestamp"), e."source.ip",
+                       e."source.geo.country_iso_code", e."app.id", e."user_agent.original", e."process.name",
+                       e.labels['asn'], e."user.target.name", count(*), min(e."@timestamp")
+                FROM history_requests w JOIN {PEOPLE_RELATION} e
+                  ON e."user.name" = w.actor AND e."@timestamp" >= w.since AND e."@timestamp" < w.before
+                 AND e.{sql_identifier(TENANT)} IS NOT DISTINCT FROM w.tenant
+                 AND e.{sql_identifier(FAMILY)} IS NOT DISTINCT FROM w.family
+                GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+                ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12""", inputs={"history_requests": wanted})
         for request, *row in rows:
             found[request].append(HistoryRow(*row))
         return found
@@ -571,8 +657,9 @@ class ResolvedEvents:
         if not scopes:
             return {}
         where, params = _scope_condition(scopes, tenant="tenant", family="family")
-        return dict(self.db.execute(
-            f"SELECT lower(app_id), min(first_seen) FROM app_first_seen WHERE {where} GROUP BY 1", params).fetchall())
+        return dict(self._rows(
+            "app_first_seen", f"SELECT lower(app_id), min(first_seen) FROM app_first_seen WHERE {where} GROUP BY 1 ORDER BY 1",
+            params))
 
     # ------------------------------------------------------------ what the rules matched
 
@@ -580,13 +667,15 @@ class ResolvedEvents:
         """Events matched by these rules, done by or on one of these resolved people, in time order."""
         if not rule_ids or not people:
             return []
-        rows = self.db.execute(
+        rows = self._rows(
+            "matched_events",
             f"""SELECT DISTINCT e."event.id", e."@timestamp", e."event.action", e."user.name", e."user.target.name",
                        e."log.file.path", e."log.record", x.rule_id
                 FROM matches x JOIN {PEOPLE_RELATION} e ON e."event.id" = x.event_id
-                WHERE x.rule_id IN (SELECT unnest(?::VARCHAR[]))
-                  AND (e."user.name" IN (SELECT unnest(?::VARCHAR[])) OR e."user.target.name" IN (SELECT unnest(?::VARCHAR[])))
-                ORDER BY 2, 1, 8""", [list(rule_ids), list(people), list(people)]).fetchall()
+                WHERE x.rule_id IN (SELECT unnest(CAST(? AS VARCHAR[])))
+                  AND (e."user.name" IN (SELECT unnest(CAST(? AS VARCHAR[])))
+                       OR e."user.target.name" IN (SELECT unnest(CAST(? AS VARCHAR[]))))
+                ORDER BY 2, 1, 8""", [list(rule_ids), list(people), list(people)])
         return [MatchedEvent(*row) for row in rows]
 
     def matched_by_actor(self, actor: str, rule_ids: list[str], scopes: list[Scope], since: datetime,
@@ -602,22 +691,17 @@ class ResolvedEvents:
                           "rule_id": pa.array([rule for r in requests for rule in r.rule_ids], pa.string())})
         if not wanted.num_rows or not rules.num_rows:
             return found
-        self.db.register("history_requests", wanted)
-        self.db.register("history_rules", rules)
-        try:
-            rows = self.db.execute(
-                f"""SELECT w.request, x.rule_id, count(DISTINCT e."event.id"), min(e."@timestamp")
-                    FROM history_requests w
-                    JOIN history_rules r ON r.request = w.request
-                    JOIN {PEOPLE_RELATION} e
-                      ON e."user.name" = w.actor AND e."@timestamp" >= w.since AND e."@timestamp" < w.before
-                     AND e.{sql_identifier(TENANT)} IS NOT DISTINCT FROM w.tenant
-                     AND e.{sql_identifier(FAMILY)} IS NOT DISTINCT FROM w.family
-                    JOIN matches x ON x.event_id = e."event.id" AND x.rule_id = r.rule_id
-                    GROUP BY 1, 2""").fetchall()
-        finally:
-            self.db.unregister("history_requests")
-            self.db.unregister("history_rules")
+        rows = self._rows(
+            "matched_by_actors",
+            f"""SELECT w.request, x.rule_id, count(DISTINCT e."event.id"), min(e."@timestamp")
+                FROM history_requests w
+                JOIN history_rules r ON r.request = w.request
+                JOIN {PEOPLE_RELATION} e
+                  ON e."user.name" = w.actor AND e."@timestamp" >= w.since AND e."@timestamp" < w.before
+                 AND e.{sql_identifier(TENANT)} IS NOT DISTINCT FROM w.tenant
+                 AND e.{sql_identifier(FAMILY)} IS NOT DISTINCT FROM w.family
+                JOIN matches x ON x.event_id = e."event.id" AND x.rule_id = r.rule_id
+                GROUP BY 1, 2 ORDER BY 1, 2""", inputs={"history_requests": wanted, "history_rules": rules})
         for request, rule_id, count, first in rows:
             found[request][rule_id] = (count, first)
         return found
@@ -634,7 +718,7 @@ class ResolvedEvents:
         """Correlation rule id -> the rules it correlates, in order, for those of ``rule_ids`` that ran."""
         steps: dict[str, list[str]] = {}
         for rule_id, step in self.db.execute(
-                """SELECT rule_id, step_rule_id FROM correlation_steps WHERE rule_id IN (SELECT unnest(?::VARCHAR[]))
+                """SELECT rule_id, step_rule_id FROM correlation_steps WHERE rule_id IN (SELECT unnest(CAST(? AS VARCHAR[])))
                    ORDER BY rule_id, position""", [list(rule_ids)]).fetchall():
             steps.setdefault(rule_id, []).append(step)
         return {rule_id: tuple(found) for rule_id, found in steps.items()}
@@ -642,12 +726,16 @@ class ResolvedEvents:
     def correlation_instances(self, rule_ids: list[str]) -> dict[tuple[str, str], list[MatchedEvent]]:
         """(correlation rule id, instance) -> its events, each with the correlated rule it matched as ``rule_id``,
         in time order."""
-        rows = self.db.execute(
+        recorded = self.db.sql(
+            "SELECT rule_id, instance, event_id, step_rule_id FROM correlation_matches "
+            "WHERE rule_id IN (SELECT unnest(CAST(? AS VARCHAR[])))", params=[list(rule_ids)]).to_arrow_table()
+        rows = self._rows(
+            "correlation_instances",
             f"""SELECT c.rule_id, c.instance, e."event.id", e."@timestamp", e."event.action", e."user.name",
                        e."user.target.name", e."log.file.path", e."log.record", c.step_rule_id
-                FROM correlation_matches c JOIN {RESOLVED_RELATION} e ON e."event.id" = c.event_id
-                WHERE c.rule_id IN (SELECT unnest(?::VARCHAR[]))
-                ORDER BY c.rule_id, c.instance, e."@timestamp", e."event.id" """, [list(rule_ids)]).fetchall()
+                FROM correlation_instances_wanted c JOIN {RESOLVED_RELATION} e ON e."event.id" = c.event_id
+                ORDER BY c.rule_id, c.instance, e."@timestamp", e."event.id", c.step_rule_id""",
+            inputs={"correlation_instances_wanted": recorded})
         instances: dict[tuple[str, str], list[MatchedEvent]] = {}
         for rule_id, instance, *event in rows:
             instances.setdefault((rule_id, instance), []).append(MatchedEvent(*event))

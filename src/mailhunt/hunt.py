@@ -563,8 +563,9 @@ def _analyse(store: CaseStore, out: Path, config: Config, rules: list[LoadedRule
     progress.stage(STAGES[3])
     findings = group_detections(store, run.detections)
     progress.stage(STAGES[4], len(findings))
-    ctx = TriageContext.build(store, config, {r.id: r.indicator for r in rules if r.indicator})
+    ctx = TriageContext.build(store, config, {r.id: r.indicator for r in rules if r.indicator}, engine)
     triage(findings, ctx, on_finding=progress.step)
+    store.resolved.ask_with(None)
 
     analysis = findings_document(findings, [], [], run.skipped, rule_matches(store, rules))
     progress.stage(STAGES[5])

@@ -14,7 +14,7 @@ every other rule runs and keeps its matches.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -24,7 +24,11 @@ from sigma.correlations import SigmaCorrelationRule, SigmaRuleReference
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
-from mailhunt.case_queries import DETECTION_RELATION
+from mailhunt.case_queries import (
+    DETECTION_RELATION,
+    ask_case_database,
+    keep_in_case_database,
+)
 from mailhunt.detect.backend import CONDITION_COLUMNS, EventSQLBackend
 from mailhunt.detect.correlation import CorrelationPlan, correlation_sql
 from mailhunt.detect.identities import build_identity_table
@@ -206,8 +210,10 @@ class RuleEngine(Protocol):
     ``correlation``, ``case_queries.relation_plan``); an engine that speaks
     another dialect transpiles it. Whatever an engine computes comes back into
     the case store (``matches``, ``correlation_matches``, ``identities``), so
-    grouping, triage and the reports read the same tables whichever engine ran
-    the rules."""
+    grouping and the reports read the same tables whichever engine ran the
+    rules. Triage asks its questions over the events of the same engine
+    (``ask``, ``keep``: a ``case_queries.EventQuestions``, given to
+    ``TriageContext.build``)."""
 
     name: str
 
@@ -230,6 +236,14 @@ class RuleEngine(Protocol):
 
     def matches_changed(self) -> None:
         """The case's ``matches`` gained rows outside ``insert_matches``."""
+        ...
+
+    def ask(self, sql: str, params: Sequence[object], inputs: Mapping[str, pa.Table]) -> tuple[list[str], list[tuple]]:
+        """``case_queries.EventQuestions.ask``: a question of triage over the engine's relations."""
+        ...
+
+    def keep(self, relation: str, sql: str, inputs: Mapping[str, pa.Table]) -> None:
+        """``case_queries.EventQuestions.keep``."""
         ...
 
 
@@ -260,6 +274,12 @@ class DuckDBRules:
 
     def matches_changed(self) -> None:
         pass
+
+    def ask(self, sql: str, params: Sequence[object], inputs: Mapping[str, pa.Table]) -> tuple[list[str], list[tuple]]:
+        return ask_case_database(self.store.resolved.db, sql, params, inputs)
+
+    def keep(self, relation: str, sql: str, inputs: Mapping[str, pa.Table]) -> None:
+        keep_in_case_database(self.store.resolved.db, relation, sql, inputs)
 
 
 ENGINE_ERRORS: tuple[type[Exception], ...] = (duckdb.Error, EngineError)

@@ -6,8 +6,10 @@ writes the case's events as Parquet partitioned by date and source
 resolved-events relations, every single-event rule and every correlation in
 Spark (``rules.SparkRules``), from the same SQL the DuckDB engine runs,
 transpiled once by sqlglot. What Spark computes (matches, correlation
-instances, the identity pairs) comes back into the case store, so grouping,
-triage and the reports read the same tables and write the same findings.
+instances, the identity pairs) comes back into the case store, so grouping
+and the reports read the same tables and write the same findings. Triage asks
+its questions over the events (``case_queries.EVENT_QUESTIONS``) of the same
+Spark session (``SparkRules.ask``/``keep``) and decides on the rows it gets.
 
 pyspark is an optional extra (``pip install 'mailhunt[spark]'``) and needs
 Java 17 or later; ``session.start_session`` says which is missing.

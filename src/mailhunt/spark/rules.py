@@ -3,6 +3,7 @@ the events in Parquet; what it finds is written back into the case store (``dete
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,14 +65,15 @@ class SparkRules:
         events = spark.read.parquet(str(events_folder))
         events.drop(*[c for c in PARTITION_COLUMNS if c in events.columns]).createOrReplaceTempView("events")
 
-    def _frame(self, duckdb_sql: str) -> Any:
+    def _frame(self, duckdb_sql: str, params: Sequence[object] = ()) -> Any:
+        """``duckdb_sql`` as a Spark frame, ``params`` bound to its ``?`` markers (Spark's own binding)."""
         try:
-            return self.spark.sql(spark_sql(duckdb_sql))
+            return self.spark.sql(spark_sql(duckdb_sql), args=list(params) or None)
         except self._errors as exc:
             raise EngineError(ENGINE, _first_line(exc)) from exc
 
-    def _arrow(self, duckdb_sql: str) -> pa.Table:
-        frame = self._frame(duckdb_sql)
+    def _arrow(self, duckdb_sql: str, params: Sequence[object] = ()) -> pa.Table:
+        frame = self._frame(duckdb_sql, params)
         try:
             return frame.toArrow()
         except self._errors as exc:
@@ -144,6 +146,21 @@ class SparkRules:
     def matches_changed(self) -> None:
         self._register("matches", self.store.db.sql("SELECT rule_id, event_id FROM matches").to_arrow_table())
 
+    def ask(self, sql: str, params: Sequence[object], inputs: Mapping[str, pa.Table]) -> tuple[list[str], list[tuple]]:
+        """A question of triage (``case_queries.EventQuestions``) over the Spark relations, ``inputs`` registered
+        as views; the rows as the case database returns them (maps and structs as dicts)."""
+        for name, table in inputs.items():
+            self._register(name, table)
+        found = self._arrow(sql, params)
+        columns = [_python_values(column) for column in found.columns]
+        return found.column_names, list(zip(*columns, strict=True)) if columns else []
+
+    def keep(self, relation: str, sql: str, inputs: Mapping[str, pa.Table]) -> None:
+        """Keep the rows of ``sql`` cached as the view ``relation``."""
+        for name, table in inputs.items():
+            self._register(name, table)
+        self._cache(relation, self._frame(sql)).createOrReplaceTempView(relation)
+
     def close(self) -> None:
         for frame in self._cached.values():
             frame.unpersist()
@@ -153,3 +170,11 @@ class SparkRules:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _python_values(column: pa.ChunkedArray) -> list:
+    """The values of an Arrow column as DuckDB's ``fetchall`` gives them: a map as a dict."""
+    values = column.to_pylist()
+    if pa.types.is_map(column.type):
+        return [dict(value) if value is not None else None for value in values]
+    return values

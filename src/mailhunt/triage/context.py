@@ -3,7 +3,8 @@
 Actors are compared after identity resolution, and baselines are scoped to the
 tenant and source family of the finding's events: every query goes through the
 case store's resolved-events relation (``CaseStore.resolved``,
-``mailhunt.case_queries``), never through SQL of its own.
+``mailhunt.case_queries``), never through SQL of its own, and is answered by
+the engine that ran the rules (``TriageContext.build``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import datetime
 
 import pyarrow as pa
 
-from mailhunt.case_queries import MatchedEvent, Scope
+from mailhunt.case_queries import EventQuestions, MatchedEvent, Scope
 from mailhunt.config import Config
 from mailhunt.events import iso_z
 from mailhunt.findings import Finding, event_column
@@ -61,7 +62,11 @@ class TriageContext:
     _message_spans: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def build(cls, store: CaseStore, config: Config, indicator_of_rule: dict[str, str]) -> TriageContext:
+    def build(cls, store: CaseStore, config: Config, indicator_of_rule: dict[str, str],
+              engine: EventQuestions | None = None) -> TriageContext:
+        """The context of one triage; its questions over the events are asked of ``engine`` (the engine that ran
+        the rules), or of the case database when None."""
+        store.resolved.ask_with(engine)
         start, end, cmdlets = store.resolved.case_span()
         store.resolved.ensure(config.domains)
         return cls(store, config, indicator_of_rule, start, end, cmdlets)

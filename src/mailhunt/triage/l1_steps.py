@@ -84,7 +84,7 @@ def _question(name: str) -> tuple[str, list]:
     where, params = ops.where()
     if name == "sign_ins":
         # Windows logon events name the account logged on as the target; everything else as the actor
-        return (f'("user.name" = "request.person" OR "event.code" IN (SELECT unnest(?::VARCHAR[]))) AND ({where})',
+        return (f'("user.name" = "request.person" OR "event.code" IN (SELECT unnest(CAST(? AS VARCHAR[])))) AND ({where})',
                 [list(ops.codes), *params])
     return where, params
 

@@ -348,8 +348,8 @@ _EARLIER_ADDRESSES: tuple[str, list] = ('"source.ip" IS NOT NULL', [])
 
 def _logins_question(check: Check) -> tuple[str, list]:
     """The condition (and its parameters) on the actor's events that are the password log-ins ``check`` means."""
-    return (""""event.action" IN (SELECT unnest(?::VARCHAR[])) AND "event.outcome" = 'success'
-               AND "source.ip" IS NOT NULL AND labels['auth_method'] IN (SELECT unnest(?::VARCHAR[]))""",
+    return (""""event.action" IN (SELECT unnest(CAST(? AS VARCHAR[]))) AND "event.outcome" = 'success'
+               AND "source.ip" IS NOT NULL AND labels['auth_method'] IN (SELECT unnest(CAST(? AS VARCHAR[])))""",
             [list(check.login_actions), list(check.auth_methods)])
 
 
