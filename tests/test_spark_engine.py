@@ -228,3 +228,19 @@ def test_every_triage_question_ran_on_both_engines_with_the_same_answers(spark, 
             assert spark_rows == rows, f"{name}: {question} answered differently on Spark"
     assert EVENT_QUESTIONS - asked_anywhere == set(UNREACHED), f"never asked: {sorted(EVENT_QUESTIONS - asked_anywhere)}"
 
+
+
+def test_a_case_with_no_events_hunts_on_spark_as_on_duckdb(spark, workdir):
+    """A case whose evidence holds no event writes no Parquet partition: Spark still gets the columns."""
+    from mailhunt.spark import spark_rule_engine
+
+    evidence = Path(workdir) / "empty" / "audit.ndjson"
+    evidence.parent.mkdir(parents=True)
+    evidence.write_text('{"CreationTime":"yesterday","Id":"x","Operation":"HardDelete"}\n')  # rejected: no time
+    documents = {}
+    for engine, factory in (("duckdb", None), ("spark", spark_rule_engine())):
+        out = Path(workdir) / f"empty-{engine}"
+        result = hunt([evidence], out, load_config(None), copy_evidence=False, rule_engine=factory)
+        assert result.inputs[0].rejected == 1 and result.findings == []
+        documents[engine] = orjson.loads((out / "findings.json").read_bytes())
+    assert _comparable(documents["spark"]) == _comparable(documents["duckdb"])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from mailhunt.detect.backend import sql_string
+from mailhunt.sql_text import sql_string
 from mailhunt.store import CaseStore, quote
 
 PARTITION_COLUMNS = ("date", "source")
@@ -21,6 +21,8 @@ PARTITION_COLUMNS = ("date", "source")
 DEFAULT_FOLDER = "events.parquet"
 # Marks a folder as written here: only such a folder (or an empty one) is ever replaced.
 MARKER = ".mailhunt-events"
+# A case with no events is written as this one file of no rows, which carries the columns.
+EMPTY_FILE = "no-events.parquet"
 
 
 class EventsFolderInUse(Exception):
@@ -48,6 +50,9 @@ def write_events(store: CaseStore, folder: Path) -> Path:
                          {quote("event.dataset")} AS {quote("source")} FROM events)
             TO {sql_string(str(folder))}
             (FORMAT parquet, PARTITION_BY ({", ".join(quote(c) for c in PARTITION_COLUMNS)}), COMPRESSION zstd)""")
-    folder.mkdir(parents=True, exist_ok=True)  # an empty case writes no partition
+    folder.mkdir(parents=True, exist_ok=True)
+    if not any(folder.rglob("*.parquet")):  # an empty case writes no partition: give the reader the columns
+        store.db.execute(f"""COPY (SELECT * FROM events LIMIT 0) TO {sql_string(str(folder / EMPTY_FILE))}
+                             (FORMAT parquet)""")
     (folder / MARKER).write_text("events of the case, as Parquet, written by mailhunt hunt --engine spark\n")
     return folder
