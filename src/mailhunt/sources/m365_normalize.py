@@ -226,7 +226,15 @@ GROUP BY ALL
 CMDLET_TARGETS_SCHEMA = pa.schema([("row_index", pa.int64()), ("param_target", pa.string()),
                                    ("target_is_actor", pa.bool_()), ("rule_name", pa.string())])
 
-EVENTS_SQL = f"""
+# Where each event was read. A batch of one file's records binds its path and SHA-256 as constants,
+# which DuckDB keeps once a vector until the rows are stored (as a value a row they took 170 MB more at
+# the peak of a 1M-record load); a batch of several small files' records binds each part's.
+_PROVENANCE = "__PROVENANCE__"
+_ONE_FILE = 'CAST(? AS VARCHAR) AS "log.file.path", CAST(? AS VARCHAR) AS "log.file.sha256"'
+_BY_PART = ('CAST(? AS VARCHAR[])[part + 1] AS "log.file.path", '
+            'CAST(? AS VARCHAR[])[part + 1] AS "log.file.sha256"')
+
+_EVENTS_TEMPLATE = f"""
 WITH base AS (
   SELECT d.row_index, d.part, d.locator, d.ts, d.j, d.operation, r, c.app_id AS consented_app, s.original,
          lower({_f('UserId')}) AS user_name, p.params, ct.param_target, ct.target_is_actor, ct.rule_name,
@@ -302,11 +310,12 @@ SELECT
   {_f('OrganizationId')} AS "organization.id",
   locator AS "log.record",
   original AS "event.original",
-  CAST(? AS VARCHAR[])[part + 1] AS "log.file.path",
-  CAST(? AS VARCHAR[])[part + 1] AS "log.file.sha256"
+  {_PROVENANCE}
 FROM (SELECT *, coalesce(nullif(CASE WHEN target_is_actor THEN user_name ELSE param_target END, ''),
                          {_f('MailboxOwnerUPN')}, {_f('ObjectId')}) AS tgt FROM targeted)
 """
+EVENTS_SQL_ONE_FILE = _EVENTS_TEMPLATE.replace(_PROVENANCE, _ONE_FILE)
+EVENTS_SQL_BY_PART = _EVENTS_TEMPLATE.replace(_PROVENANCE, _BY_PART)
 
 
 def cmdlet_targets(db: duckdb.DuckDBPyConnection) -> pa.Table:
@@ -456,21 +465,26 @@ class StagedAuditRecords:
             part.context.absorb(report)
         return result
 
-    def _provenance(self) -> list[list[str]]:
-        """The values of the events query's parameters: each part's path and SHA-256, by part number."""
-        return [[part.context.path for part in self.parts], [part.context.sha256 for part in self.parts]]
+    def _events_sql(self) -> tuple[str, list]:
+        """The events query and the values of its parameters: the file's path and SHA-256, or each part's
+        by part number."""
+        if len(self.parts) == 1:
+            return EVENTS_SQL_ONE_FILE, [self.parts[0].context.path, self.parts[0].context.sha256]
+        return EVENTS_SQL_BY_PART, [[part.context.path for part in self.parts],
+                                    [part.context.sha256 for part in self.parts]]
 
     def insert_into(self, db: duckdb.DuckDBPyConnection, table: str) -> None:
+        sql, params = self._events_sql()
         self._run(db, lambda db: db.execute(
-            f"INSERT INTO {table} BY NAME SELECT * EXCLUDE (row_index) FROM ({EVENTS_SQL})", self._provenance()))
+            f"INSERT INTO {table} BY NAME SELECT * EXCLUDE (row_index) FROM ({sql})", params))
         for part in self.parts:
             part.stage = None
         self.stage = None
 
     def to_events(self) -> pa.Table:
+        sql, params = self._events_sql()
         normalized = self._run(normalizer(),
-                               lambda db: db.sql(EVENTS_SQL + " ORDER BY row_index",
-                                                 params=self._provenance()).to_arrow_table())
+                               lambda db: db.sql(sql + " ORDER BY row_index", params=params).to_arrow_table())
         columns = []
         for field in SCHEMA:
             if field.name not in normalized.column_names:
