@@ -7,7 +7,7 @@ Runs ``mailhunt.hunt.hunt`` on FILE (a fresh case in a temporary folder
 unless ``--out`` is given) with a timer around each stage function:
 loading each input, deduplication, rule loading and compiling, rules,
 grouping, triage, findings.json and the reports. The evidence is copied in a
-thread of its own beside the analysis: ``acquire_in_background`` is only its
+thread of its own beside the analysis: ``AcquisitionInBackground`` is only its
 start; a copy that outlasts the analysis is waited for before the analysis is
 saved, and counted only in the whole hunt. CPU seconds count every
 thread of the process, so CPU above wall means the stage used both cores.
@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 import mailhunt.hunt as stages
 from mailhunt.config import Config
 
-STAGES = ("load_evidence_file", "settle_new_events", "acquire_in_background", "load_rules", "compile_rules",
+STAGES = ("load_evidence_file", "settle_new_events", "AcquisitionInBackground", "load_rules", "compile_rules",
           "run_rules", "group_detections", "triage", "rule_matches", "findings_document", "add_case_plans",
           "_add_case_views", "save_analysis", "case_outputs")
 

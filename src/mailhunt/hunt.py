@@ -23,7 +23,7 @@ import pyarrow as pa
 from mailhunt import memory
 from mailhunt.atomic_files import replace_files
 from mailhunt.case import add_case_plans
-from mailhunt.case.acquisition import AcquisitionInBackground, acquire_in_background
+from mailhunt.case.acquisition import AcquisitionInBackground
 from mailhunt.case.iocs import collect_iocs
 from mailhunt.case.timeline import TIMELINE_FILES, iter_timeline, serialized_timeline
 from mailhunt.case_document import OUTPUT_FILES, case_outputs, save_analysis
@@ -119,6 +119,11 @@ def ctrl_c_pressed() -> bool:
     statements after it may fail with transaction errors that surface instead;
     so the signal itself is noted, and any error after it is the interruption."""
     return _ctrl_c.is_set()
+
+
+def _is_interruption(exc: BaseException) -> bool:
+    """Whether ``exc`` ended the hunt because of Ctrl-C (whatever form it took on the way up)."""
+    return ctrl_c_pressed() or isinstance(exc, (KeyboardInterrupt, duckdb.InterruptException))
 
 
 @contextlib.contextmanager
@@ -481,7 +486,7 @@ def hunt(paths: list[Path], out: Path, config: Config, progress: ProgressSink | 
             return _run_stages(paths, out, config, progress or ProgressSink(), rule_dirs, read_hints,
                                follow_symlinks, state, copy_evidence, command_line, rule_engine)
     except BaseException as exc:
-        if not (ctrl_c_pressed() or isinstance(exc, (KeyboardInterrupt, duckdb.InterruptException))):
+        if not _is_interruption(exc):
             raise
         if state.stage == "reading":  # if this fails, the next hunt finds the loading note and cleans up
             with contextlib.suppress(duckdb.Error, CaseOpenError), CaseStore(out / "case.duckdb") as store:
@@ -525,9 +530,9 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
         new_events, resumed_events = settle_new_events(store, summaries, hunt_number)
         progress.stage(STAGES[0])
         # The copy runs beside the analysis (its result is first needed when the analysis is saved).
-        acquisition = acquire_in_background(out, paths, follow_symlinks,
-                                            {s.path: s.sha256 for s in summaries if s.sha256},
-                                            copy_evidence, command_line, len(summaries), new_events)
+        acquisition = AcquisitionInBackground(out, paths, follow_symlinks,
+                                              {s.path: s.sha256 for s in summaries if s.sha256},
+                                              copy_evidence, command_line, len(summaries), new_events)
         try:
             findings, analysis, timeline = _analyse(store, out, config, rules, progress, rule_engine)
             preservation = acquisition.result()
@@ -578,7 +583,7 @@ def _analyse(store: CaseStore, out: Path, config: Config, rules: list[LoadedRule
 def _end_acquisition(acquisition: AcquisitionInBackground, exc: BaseException) -> None:
     """On Ctrl-C stop the copying (custody says the hunt was interrupted); after any other error let the
     evidence be preserved whole before the error is raised."""
-    if ctrl_c_pressed() or isinstance(exc, (KeyboardInterrupt, duckdb.InterruptException)):
+    if _is_interruption(exc):
         acquisition.stop()
         return
     with contextlib.suppress(Exception):

@@ -24,8 +24,7 @@ class AcquisitionInBackground:
                  copy: bool, command_line: Sequence[str] | None, inputs: int, new_events: int):
         self._stop = threading.Event()
         self._done: Future[Preservation] = Future()
-        arguments = (case_dir, paths, follow_symlinks, loader_hashes, copy,
-                     list(sys.argv if command_line is None else command_line), inputs, new_events)
+        arguments = (case_dir, paths, follow_symlinks, loader_hashes, copy, command_line, inputs, new_events)
 
         def run() -> None:
             try:
@@ -45,14 +44,6 @@ class AcquisitionInBackground:
         """Stop copying at the next chunk and wait until the custody log says so."""
         self._stop.set()
         self._thread.join()
-
-
-def acquire_in_background(case_dir: Path, paths: Sequence[Path], follow_symlinks: bool,
-                          loader_hashes: dict[str, str], copy: bool, command_line: Sequence[str] | None,
-                          inputs: int, new_events: int) -> AcquisitionInBackground:
-    """Start preserving the evidence (``acquire``) beside the analysis."""
-    return AcquisitionInBackground(case_dir, paths, follow_symlinks, loader_hashes, copy, command_line, inputs,
-                                   new_events)
 
 
 def acquire(case_dir: Path, paths: Sequence[Path], follow_symlinks: bool, loader_hashes: dict[str, str],
