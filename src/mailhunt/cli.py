@@ -215,7 +215,7 @@ def hunt_command(
     memory_limit: str | None = typer.Option(None, "--memory-limit",
                                             help="Memory budget of the hunt, e.g. 1GB or 768MiB (256 MiB .. 1 TiB): "
                                                  "the case database spills to disk past its share and loading "
-                                                 "stages smaller batches; default: 768 MB for the database"),
+                                                 "stages smaller batches; default: 512 MB for the database"),
     engine: str = typer.Option("duckdb", "--engine",
                                help="Where the rules run: duckdb (in the case database) or spark (Apache Spark over "
                                     "the events as Parquet; pip install 'mailhunt[spark]', Java 17+; docs/scale.md)"),

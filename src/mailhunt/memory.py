@@ -5,7 +5,7 @@ split between the case database (DuckDB's ``memory_limit``, past which it
 spills to disk), the private in-memory databases that map staged batches
 (one per loading thread), and the staged batches themselves (records read and
 waiting to be mapped: fewer records a batch under a smaller budget). Without
-the option every part keeps its default (``DEFAULT``): 768 MB for the case
+the option every part keeps its default (``DEFAULT``): 512 MB for the case
 database and staged batches of half a row group, which keeps a hunt of a
 million audit records under 1 GiB resident (bench/README.md).
 
@@ -62,14 +62,15 @@ class MemoryBudget:
     database, an eighth to each mapping database (two load at once), and
     staged batches are half a row group, or a quarter when the limit is
     below 1 GiB, so that the batches that can be in memory at once (one
-    being read, two being mapped and held until their commit) stay within
-    the rest."""
+    being read, one waiting, two being mapped) stay within the rest; the
+    loading connections commit every row group, or half row group below
+    1 GiB."""
 
     limit: int | None = None
 
     @property
     def case_database(self) -> str:
-        return "768MB" if self.limit is None else f"{self.limit // 2 // MIB}MiB"
+        return "512MB" if self.limit is None else f"{self.limit // 2 // MIB}MiB"
 
     @property
     def mapping_database(self) -> str:
@@ -81,6 +82,14 @@ class MemoryBudget:
         if self.limit is None or self.limit >= 1024 * MIB:
             return ROW_GROUP_ROWS // 2
         return ROW_GROUP_ROWS // 4
+
+    @property
+    def committed_rows(self) -> int:
+        """Rows a loading connection appends before it commits (``store.StagedInserts``): a whole row group,
+        or half of one under a budget below 1 GiB (what a transaction appended is in memory until it commits)."""
+        if self.limit is None or self.limit >= 1024 * MIB:
+            return ROW_GROUP_ROWS
+        return ROW_GROUP_ROWS // 2
 
 
 DEFAULT = MemoryBudget()

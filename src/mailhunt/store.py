@@ -112,19 +112,21 @@ ADDED_COLUMNS = (
 
 # DuckDB would otherwise cache up to 80% of the machine's memory; a case must
 # stay well inside a responder's laptop, so it spills to disk past its share of
-# the hunt's memory budget (``mailhunt.memory``; 768 MB unless --memory-limit).
+# the hunt's memory budget (``mailhunt.memory``; 512 MB unless --memory-limit).
 BULK_ROWS = 2 * ROW_GROUP_ROWS
 # Staged batches are mapped and inserted by this many connections at once: one
 # batch's mapping runs mostly on one core (its intermediate tables are a single
 # row group), so two at a time keep both cores busy.
 STAGED_WORKERS = 2
-# Each of those connections commits once it has appended at least this many
-# rows: every audit-log batch (half a row group of records, less those
-# rejected), every third EVTX batch. DuckDB keeps the Arrow buffers of the
-# batches a transaction scanned until it ends, so rows per commit, times the
-# workers, is what loading holds in Python's memory besides the batch being
-# read; half a row group keeps a 1M-record hunt under 1 GiB (bench/README.md).
-STAGED_COMMIT_ROWS = ROW_GROUP_ROWS // 2
+# Each of those connections commits once it has appended at least
+# ``memory.budget().committed_rows`` rows (a row group, unless --memory-limit
+# is below 1 GiB): every second audit-log batch, every sixth EVTX batch. A
+# commit of a whole row group is written to the database file compressed,
+# once; a smaller one goes through the write-ahead log first, which cost 6%
+# more CPU in a 1M-record hunt (bench/README.md). What a transaction appended
+# stays in DuckDB's memory until it commits (about 130 MB a half row group of
+# audit records); the staged batches' Arrow buffers do not, as they are scanned
+# through relations.
 
 
 # Staged batches smaller than this (the records of small files) are mapped together, as one batch,
@@ -207,7 +209,7 @@ class StagedInserts:
                 return
             local.uncommitted.append(batch)
         local.rows += batch.num_rows
-        if local.rows >= STAGED_COMMIT_ROWS:
+        if local.rows >= memory.budget().committed_rows:
             self._commit(local)
 
     def _insert_combined(self, batch) -> None:

@@ -24,7 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from mailhunt import atomic_files
+from mailhunt import atomic_files, memory
 from mailhunt import hunt as hunt_module
 from mailhunt import store as store_module
 from mailhunt.cli import app
@@ -282,7 +282,7 @@ def test_ctrl_c_in_the_middle_of_a_file_stores_none_of_it_and_a_rerun_resumes(tm
     the file must not count as loaded, and running again must give what an uninterrupted hunt gives."""
     monkeypatch.setattr(m365_audit, "CHUNK_BYTES", 4096)
     monkeypatch.setattr(m365_audit, "STAGED_RECORDS", 40)
-    monkeypatch.setattr(store_module, "STAGED_COMMIT_ROWS", 1)
+    monkeypatch.setattr(memory.MemoryBudget, "committed_rows", property(lambda budget: 1))
     monkeypatch.setattr(store_module, "BULK_ROWS", 1)
     records = [audit_record("first", "adm-one@fabrikam-labs.com"),
                *(ordinary_record(n) for n in range(1, 600)),

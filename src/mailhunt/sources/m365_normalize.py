@@ -226,13 +226,18 @@ GROUP BY ALL
 CMDLET_TARGETS_SCHEMA = pa.schema([("row_index", pa.int64()), ("param_target", pa.string()),
                                    ("target_is_actor", pa.bool_()), ("rule_name", pa.string())])
 
-# Where each event was read. A batch of one file's records binds its path and SHA-256 as constants,
-# which DuckDB keeps once a vector until the rows are stored (as a value a row they took 170 MB more at
-# the peak of a 1M-record load); a batch of several small files' records binds each part's.
+# Where each event was read: the temporary table ``provenance`` of one row, made with the paths and
+# SHA-256 bound as parameters. A batch of one file's records reads its path and digest from it as one
+# value, which DuckDB keeps once a vector until the rows are stored (as a value a row they took 170 MB
+# more at the peak of a 1M-record load); a batch of several small files' records reads each part's.
 _PROVENANCE = "__PROVENANCE__"
-_ONE_FILE = 'CAST(? AS VARCHAR) AS "log.file.path", CAST(? AS VARCHAR) AS "log.file.sha256"'
-_BY_PART = ('CAST(? AS VARCHAR[])[part + 1] AS "log.file.path", '
-            'CAST(? AS VARCHAR[])[part + 1] AS "log.file.sha256"')
+_ONE_FILE = '(SELECT path FROM provenance) AS "log.file.path", (SELECT sha256 FROM provenance) AS "log.file.sha256"'
+_BY_PART = ('(SELECT paths FROM provenance)[part + 1] AS "log.file.path", '
+            '(SELECT digests FROM provenance)[part + 1] AS "log.file.sha256"')
+PROVENANCE_ONE_FILE_SQL = ("CREATE OR REPLACE TEMP TABLE provenance AS "
+                           "SELECT CAST(? AS VARCHAR) AS path, CAST(? AS VARCHAR) AS sha256")
+PROVENANCE_BY_PART_SQL = ("CREATE OR REPLACE TEMP TABLE provenance AS "
+                          "SELECT CAST(? AS VARCHAR[]) AS paths, CAST(? AS VARCHAR[]) AS digests")
 
 _EVENTS_TEMPLATE = f"""
 WITH base AS (
@@ -395,12 +400,10 @@ class StagedAuditRecords:
     def _prepare(self, db: duckdb.DuckDBPyConnection, reports: list[ReadContext]) -> None:
         """Everything up to the events query: validity, rejections, the parameter maps. What it finds
         about each part's records goes to that part's entry of ``reports``."""
-        db.execute(FIELDS_SQL)
-        repeating = [row[0] for row in db.execute(REPEATED_KEYS_SQL).fetchall()]
+        self._over_stage(db, FIELDS_SQL)
+        repeating = [row[0] for row in self._rows_over_stage(db, REPEATED_KEYS_SQL).fetchall()]
         if repeating and self._read_last_values(repeating, reports):
-            db.unregister("stage")
-            db.register("stage", self.stage)
-            db.execute(FIELDS_SQL)
+            self._over_stage(db, FIELDS_SQL)
         if any(part.count_records for part in self.parts):
             for part, count in db.execute("SELECT part, count(*) FROM fielded GROUP BY part").fetchall():
                 if self.parts[part].count_records:
@@ -453,38 +456,49 @@ class StagedAuditRecords:
         """Map the batch in ``db`` and run ``action`` on the mapping; only when it succeeds does each part's
         context get what the mapping found, so a batch that fails can be mapped again."""
         reports = [ReadContext(part.context.path, part.context.digest) for part in self.parts]
-        db.register("stage", self.stage)
         try:
             self._prepare(db, reports)
             result = action(db)
         finally:
-            db.unregister("stage")
             for table in _WORK_TABLES:
                 db.execute(f"DROP TABLE IF EXISTS temp.{table}")
         for part, report in zip(self.parts, reports, strict=True):
             part.context.absorb(report)
         return result
 
-    def _events_sql(self) -> tuple[str, list]:
-        """The events query and the values of its parameters: the file's path and SHA-256, or each part's
-        by part number."""
+    def _over_stage(self, db: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyRelation | None:
+        """Run ``sql`` with the staged records as the table ``stage`` (a query's rows, or None for a statement
+        that returns none). They are scanned through a relation, not registered as a view: a view dropped
+        inside the loading transaction keeps its Arrow buffers alive until that transaction commits, a
+        relation's scan only while its statement runs."""
+        return db.from_arrow(self.stage).query("stage", sql)
+
+    def _rows_over_stage(self, db: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyRelation:
+        rows = self._over_stage(db, sql)
+        if rows is None:
+            raise RuntimeError(f"no rows from a query of the staged records: {sql[:60]}")
+        return rows
+
+    def _events_sql(self, db: duckdb.DuckDBPyConnection) -> str:
+        """The events query, after binding its provenance (the file's path and SHA-256, or each part's by
+        part number) into the temporary table it reads them from."""
         if len(self.parts) == 1:
-            return EVENTS_SQL_ONE_FILE, [self.parts[0].context.path, self.parts[0].context.sha256]
-        return EVENTS_SQL_BY_PART, [[part.context.path for part in self.parts],
-                                    [part.context.sha256 for part in self.parts]]
+            db.execute(PROVENANCE_ONE_FILE_SQL, [self.parts[0].context.path, self.parts[0].context.sha256])
+            return EVENTS_SQL_ONE_FILE
+        db.execute(PROVENANCE_BY_PART_SQL, [[part.context.path for part in self.parts],
+                                            [part.context.sha256 for part in self.parts]])
+        return EVENTS_SQL_BY_PART
 
     def insert_into(self, db: duckdb.DuckDBPyConnection, table: str) -> None:
-        sql, params = self._events_sql()
-        self._run(db, lambda db: db.execute(
-            f"INSERT INTO {table} BY NAME SELECT * EXCLUDE (row_index) FROM ({sql})", params))
+        self._run(db, lambda db: self._over_stage(
+            db, f"INSERT INTO {table} BY NAME SELECT * EXCLUDE (row_index) FROM ({self._events_sql(db)})"))
         for part in self.parts:
             part.stage = None
         self.stage = None
 
     def to_events(self) -> pa.Table:
-        sql, params = self._events_sql()
-        normalized = self._run(normalizer(),
-                               lambda db: db.sql(sql + " ORDER BY row_index", params=params).to_arrow_table())
+        normalized = self._run(normalizer(), lambda db: self._rows_over_stage(
+            db, self._events_sql(db) + " ORDER BY row_index").to_arrow_table())
         columns = []
         for field in SCHEMA:
             if field.name not in normalized.column_names:
@@ -496,7 +510,7 @@ class StagedAuditRecords:
         return pa.table(columns, schema=SCHEMA)
 
 
-_WORK_TABLES = ("fielded", "param_rows", "consents", "text_params", "param_maps", "cmdlet_targets")
+_WORK_TABLES = ("provenance", "fielded", "param_rows", "consents", "text_params", "param_maps", "cmdlet_targets")
 _local = threading.local()
 
 
