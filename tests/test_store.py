@@ -61,3 +61,19 @@ def test_every_column_and_derived_field_is_documented():
     text = (Path(__file__).parents[1] / "docs" / "events.md").read_text()
     for name in [c.name for c in COLUMNS] + [f.name for f in DERIVED_FIELDS]:
         assert f"| `{name}` |" in text, name
+
+
+def test_events_appended_within_a_bulk_load_free_their_arrow_buffers_before_it_commits(tmp_path):
+    """A bulk load commits every two row groups; the Arrow batches appended before then must be freed
+    as each is stored (a view registered and dropped inside the transaction kept them until the commit)."""
+    import pyarrow as pa
+
+    with CaseStore(tmp_path / "case.duckdb") as store, store.bulk_load():
+        held = pa.total_allocated_bytes()
+        batch = to_arrow([event(f"e{n}", "x.csv", n) | {"event.original": "x" * 2000} for n in range(2000)])
+        assert pa.total_allocated_bytes() - held > 4_000_000
+        store.append(batch)
+        del batch
+        assert pa.total_allocated_bytes() - held < 400_000
+    with CaseStore(tmp_path / "case.duckdb") as store:
+        assert store.event_count() == 2000

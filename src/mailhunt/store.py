@@ -430,11 +430,9 @@ class CaseStore:
         if isinstance(batch, pa.Table):
             if batch.schema != SCHEMA:
                 batch = batch.cast(SCHEMA)
-            self.db.register("_batch", batch)
-            try:
-                self.db.execute("INSERT INTO events BY NAME SELECT * FROM _batch")
-            finally:
-                self.db.unregister("_batch")
+            # Scanned through a relation, not a registered view: a view dropped inside the loading
+            # transaction would keep the batch's buffers alive until that transaction commits.
+            self.db.from_arrow(batch).query("_batch", "INSERT INTO events BY NAME SELECT * FROM _batch")
         else:
             batch.insert_into(self.db, "events")
         if self._bulk_rows is not None:
