@@ -36,12 +36,16 @@ import orjson
 
 from mailhunt import __version__
 from mailhunt.case.custody import utc_now
-from mailhunt.sources.evidence_walk import EvidenceWalk, WalkedFile, display_name
+from mailhunt.sources.evidence_walk import (
+    EvidenceWalk,
+    WalkedFile,
+    display_name,
+    read_chunks,
+)
 
 EVIDENCE_DIR = "evidence"
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = "mailhunt.evidence/1"
-CHUNK = 1 << 20
 READ_ONLY = 0o444
 
 
@@ -173,9 +177,9 @@ class CopyStopped(BaseException):
     """The hunt that is preserving the evidence was stopped (Ctrl-C) while a file was being copied or hashed."""
 
 
-def _chunks(source, stop: threading.Event | None) -> Iterator[bytes]:
-    """The stream's bytes a chunk at a time; raises CopyStopped once ``stop`` is set."""
-    for chunk in iter(lambda: source.read(CHUNK), b""):
+def _chunks(source, stop: threading.Event | None) -> Iterator[memoryview]:
+    """The stream's bytes a chunk at a time (``read_chunks``); raises CopyStopped once ``stop`` is set."""
+    for chunk in read_chunks(source):
         if stop is not None and stop.is_set():
             raise CopyStopped
         yield chunk
@@ -189,7 +193,7 @@ def _copy_hashing(walked: WalkedFile, folder: Path, name: str, stop: threading.E
     digest, size = hashlib.sha256(), 0
     fd = os.open(temporary, flags, 0o600)
     try:
-        with os.fdopen(fd, "wb") as target, walked.open() as source:
+        with os.fdopen(fd, "wb", buffering=0) as target, walked.open() as source:
             for chunk in _chunks(source, stop):
                 digest.update(chunk)
                 target.write(chunk)

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailhunt.case.custody import CUSTODY_FILE, verify_chain
-from mailhunt.case.evidence import CHUNK, EVIDENCE_DIR, MANIFEST, read_manifest
-from mailhunt.sources.evidence_walk import display_name
+from mailhunt.case.evidence import EVIDENCE_DIR, MANIFEST, read_manifest
+from mailhunt.sources.evidence_walk import display_name, read_chunks
 
 
 @dataclass
@@ -38,7 +38,7 @@ class Verification:
 def _sha256(path: Path) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
     with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(CHUNK), b""):
+        for chunk in read_chunks(stream):
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size

@@ -72,6 +72,20 @@ class WalkedFile:
         return open_regular(self.path, self.identity, self.follow_symlinks)
 
 
+# Bytes a chunk when a whole file is hashed or copied.
+READ_CHUNK = 8 << 20
+
+
+def read_chunks(stream: BinaryIO, size: int = READ_CHUNK) -> Iterator[memoryview]:
+    """The stream's bytes a chunk at a time, read into one buffer used again for every chunk: a chunk is
+    valid only until the next one is read. A new ``bytes`` a chunk costs the kernel fresh pages each time:
+    copying and hashing 1.2 GB that way took 4.4 CPU s, against 1.6 s this way (bench/README.md)."""
+    buffer = bytearray(size)
+    with memoryview(buffer) as view:
+        while read := stream.readinto(view):  # type: ignore[attr-defined]  # typing.BinaryIO omits readinto
+            yield view[:read]
+
+
 def display_name(path: Path | str) -> str:
     """The path as text: bytes of the name that are not UTF-8 become ``\\xNN`` escapes.
 

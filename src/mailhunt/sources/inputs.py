@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, BinaryIO, cast
 
-from mailhunt.sources.evidence_walk import EvidenceWalk
+from mailhunt.sources.evidence_walk import EvidenceWalk, read_chunks
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -109,7 +109,7 @@ class EvidenceFile:
     def sha256(self) -> str:
         digest = hashlib.sha256()
         with self.open() as stream:
-            for chunk in iter(lambda: stream.read(1 << 20), b""):
+            for chunk in read_chunks(stream):
                 digest.update(chunk)
         return digest.hexdigest()
 
