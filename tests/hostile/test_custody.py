@@ -497,3 +497,26 @@ def test_the_spark_engines_parquet_folder_is_known_to_the_evidence_walk_as_case_
     from mailhunt.sources.evidence_walk import CASE_ENGINE_DATA
     from mailhunt.spark.parquet import DEFAULT_FOLDER
     assert DEFAULT_FOLDER in CASE_ENGINE_DATA
+
+
+def test_copies_reach_the_disk_in_one_sync_before_the_manifest_names_them(tmp_path: Path, monkeypatch):
+    """A sync of each copy as it was made waited for the disk once a file (100,000 small files: longer than
+    the analysis); the copies must be synced together, and before the manifest that lists them is written."""
+    folder = tmp_path / "many"
+    for number in range(40):
+        (folder / f"{number // 10}").mkdir(parents=True, exist_ok=True)
+        (folder / f"{number // 10}" / f"audit-{number}.ndjson").write_text(f'{{"n": {number}}}\n')
+    calls: list[str] = []
+    real_fsync, real_sync, real_write_manifest = os.fsync, os.sync, evidence.write_manifest
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "sync", lambda: (calls.append("sync"), real_sync())[1])
+    monkeypatch.setattr(evidence, "write_manifest",
+                        lambda *args: (calls.append("manifest"), real_write_manifest(*args))[1])
+    out = tmp_path / "case"
+    out.mkdir()
+    preservation = preserve_evidence(out, [folder], False, {}, True, ["mailhunt", "hunt"])
+    assert len(preservation.added) == 40 and not preservation.problems
+    assert calls == ["sync", "manifest", "fsync"]  # the manifest's own fsync, and no file's
+    for added in preservation.added:
+        copy = out / "evidence" / added.evidence_path
+        assert hashlib.sha256(copy.read_bytes()).hexdigest() == added.sha256
