@@ -102,6 +102,7 @@ OUTPUTS_NOT_WRITTEN = 4   # the case holds the evidence, but findings.json and t
 INTERRUPTED = 130         # Ctrl-C; what was stored is kept and running again resumes
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
 MAX_SHOWN_REJECTIONS = 20
+MAX_SHOWN_INPUTS = 20
 
 
 def _usage_error(message: str) -> typer.Exit:
@@ -445,18 +446,35 @@ def _rejection_caps(shown_here: int, hunt_rejected: int, document: dict) -> str:
             f"and case.duckdb table rejections keeps {caps.get('kept_in_case', 0)} (at most 1,000 per file)")
 
 
+def _input_note(entry: dict) -> str:
+    return "; ".join(filter(None, [entry["skipped_reason"] and f"skipped: {entry['skipped_reason']}",
+                                   *entry["notes"]]))
+
+
 def _print_case_inputs(document: dict) -> None:
-    """Every input of the case, with the hunt that added it (the hunts numbered from 1)."""
+    """The inputs of the case, with the hunt that added each (the hunts numbered from 1): all of them, or,
+    past ``MAX_SHOWN_INPUTS``, those with something to say (skipped, rejected records, a note) first, the
+    rest in order, and a line that says how many are left out and where every one is listed."""
     started = {h["id"]: h["started_at"] for h in document.get("hunts") or []}
+    every = document["inputs"]
+    telling = [i for i in every if i["rejected"] or _input_note(i)]
+    listed = every if len(every) <= MAX_SHOWN_INPUTS else (
+        telling + [i for i in every if not (i["rejected"] or _input_note(i))])[:MAX_SHOWN_INPUTS]
     inputs = Table(title="Inputs of the case", title_justify="left")
     for column in ("hunt", "file", "format", "records", "rejected", "new events", "note"):
         inputs.add_column(column, justify="right" if column in ("hunt", "records", "rejected", "new events")
                           else "left")
-    for i in document["inputs"]:
-        note = "; ".join(filter(None, [i["skipped_reason"] and f"skipped: {i['skipped_reason']}", *i["notes"]]))
+    for i in listed:
         inputs.add_row(str(i["hunt"]), shown(_short(i["path"], 60)), i["format"] or "-", str(i["records"]),
-                       str(i["rejected"]), str(i["new_events"]), shown(note))
+                       str(i["rejected"]), str(i["new_events"]), shown(_input_note(i)))
     console.print(inputs)
+    if len(listed) < len(every):
+        left_telling = len(telling) - min(len(telling), len(listed))
+        which = (f"{left_telling:,} more with rejected records or a note are not shown" if left_telling else
+                 "every input with rejected records or a note is shown")
+        console.print(f"showing {len(listed)} of the case's {len(every):,} inputs ({which}); findings.json and the "
+                      f"reports list every input. In all: {sum(i['records'] or 0 for i in every):,} records, "
+                      f"{sum(i['rejected'] or 0 for i in every):,} rejected.", soft_wrap=True)
     console.print("Hunts: " + "; ".join(f"{number} at {shown(when or 'an unrecorded time')}"
                                         for number, when in started.items()), soft_wrap=True)
 

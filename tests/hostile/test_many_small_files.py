@@ -167,3 +167,27 @@ def test_a_stop_keeps_the_files_read_in_full_and_a_rerun_gives_the_whole(tmp_pat
     assert rerun.events_in_case == reference.events_in_case
     assert [(s.path, s.already_loaded) for s in rerun.inputs] == [
         (s.path, s.path in read) for s in reference.inputs]
+
+
+def test_the_terminal_lists_the_inputs_with_something_to_say_and_counts_the_rest(tmp_path, monkeypatch):
+    """Past ``MAX_SHOWN_INPUTS`` the terminal's table of inputs (100,000 rows took minutes to draw) shows the
+    files with rejected records or a note first and says how many are left out; findings.json keeps all."""
+    from typer.testing import CliRunner
+
+    from mailhunt import cli
+
+    monkeypatch.setattr(cli, "MAX_SHOWN_INPUTS", 5)
+    root = tmp_path / "evidence"
+    root.mkdir()
+    _evidence(root)
+    result = CliRunner().invoke(cli.app, ["hunt", str(root), "--out", str(tmp_path / "case"), "--no-copy"],
+                                terminal_width=200)
+    assert result.exit_code == 0, result.output
+    table = result.output.split("Inputs of the case", 1)[1].split("showing", 1)[0]
+    rows = [word.rsplit("/", 1)[-1] for word in table.split() if word.endswith(".json")]
+    assert rows == ["audit-03.json", "audit-07.json", "empty.json", "audit-00.json", "audit-01.json"]
+    assert ("showing 5 of the case's 13 inputs (every input with rejected records or a note is shown); "
+            "findings.json and the reports list every input. In all: 72 records, 1 rejected.") in " ".join(
+        result.output.split())
+    document = json.loads((tmp_path / "case" / "findings.json").read_text())
+    assert len(document["inputs"]) == 13
