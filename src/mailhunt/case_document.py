@@ -10,21 +10,28 @@ function on the stored case, so both write the same bytes for the same case.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pyarrow as pa
 
 from mailhunt import __version__
 from mailhunt.case.iocs import IOC_FILES, iocs_csv, iocs_stix
 from mailhunt.case.ocsf import ocsf_jsonl
 from mailhunt.case.review import case_review
-from mailhunt.case.timeline import TIMELINE_FILES, timeline_csv, timeline_jsonl_of_texts
+from mailhunt.case.timeline import (
+    TIMELINE_FILES,
+    escalated_ids,
+    timeline_csv,
+    timeline_jsonl_of_texts,
+)
+from mailhunt.case_queries import TIMELINE_FIELDS
+from mailhunt.csv_cells import csv_bytes_of_neutralized, neutralized_sql
 from mailhunt.findings import SCHEMA
 from mailhunt.report.html import render_html
 from mailhunt.report.markdown import render_markdown
+from mailhunt.sql_text import sql_string
 from mailhunt.store import CaseStore
 
 # What a hunt (or ``mailhunt report``) writes beside case.duckdb, all replaced together.
@@ -78,9 +85,10 @@ def attach_sources(store: CaseStore, evidence: list[dict]) -> None:
                             for path, sha256, record, unit in found.get(entry["event_id"], [])]
 
 
-def save_analysis(store: CaseStore, findings: list[dict], parts: dict[str, Any], timeline: Sequence[str] = ()) -> None:
+def save_analysis(store: CaseStore, findings: list[dict], parts: dict[str, Any]) -> None:
     """Store this hunt's findings (in document order), the other analysis parts (those of
-    ``ANALYSIS_PARTS``) and the entries of timeline.csv/jsonl, each as its JSON text, in timeline order."""
+    ``ANALYSIS_PARTS``) and the entries of timeline.csv/jsonl the analysis kept (``case/timeline.py``
+    ``keep_timeline``), each as its JSON text, in timeline order."""
     for finding in findings:
         attach_sources(store, finding["evidence"])
     for match in parts.get("rule_matches") or []:
@@ -94,16 +102,7 @@ def save_analysis(store: CaseStore, findings: list[dict], parts: dict[str, Any],
                          [(name, orjson.dumps(part).decode()) for name, part in sorted(parts.items())])
     # A case saved by an earlier mailhunt kept the whole timeline as one report part.
     store.db.execute("DELETE FROM report_parts WHERE name = 'timeline'")
-    store.db.execute("DELETE FROM timeline_entries")
-    for start in range(0, len(timeline), TIMELINE_BATCH):
-        texts = timeline[start:start + TIMELINE_BATCH]
-        batch = pa.table({"position": pa.array(range(start, start + len(texts)), pa.int64()),
-                          "entry": pa.array(texts, pa.string())})
-        store.db.register("timeline_batch", batch)
-        try:
-            store.db.execute("INSERT INTO timeline_entries SELECT position, entry FROM timeline_batch")
-        finally:
-            store.db.unregister("timeline_batch")
+    store.resolved.store_timeline(escalated_ids(findings))
     store.db.execute("COMMIT")
 
 
@@ -121,6 +120,29 @@ def timeline_texts(store: CaseStore) -> Iterator[str]:
             yield from (text for (text,) in rows)
     finally:
         cursor.close()
+
+
+def timeline_csv_of_case(store: CaseStore) -> bytes:
+    """timeline.csv of the stored timeline entries: ``timeline_csv`` of them, its cells taken out of each
+    entry's JSON and neutralized by the database (no Python object per entry)."""
+    if store.db.execute("SELECT count(*) FROM report_parts WHERE name = 'timeline'").fetchall()[0][0]:
+        return timeline_csv(orjson.loads(text) for text in timeline_texts(store))
+    paths = ", ".join(sql_string(f"$.{name}") for name in TIMELINE_FIELDS)
+    cells = ", ".join(neutralized_sql(f"array_to_string(CAST(CAST(v[{n}] AS JSON) AS VARCHAR[]), ' ')"
+                                      if name == "finding_ids" else f"v[{n}]")
+                      for n, name in enumerate(TIMELINE_FIELDS, start=1))
+    cursor = store.db.cursor()
+    try:
+        cursor.execute(f"""SELECT {cells} FROM (SELECT position, json_extract_string(entry, [{paths}]) AS v
+                                               FROM timeline_entries) ORDER BY position""")
+        return csv_bytes_of_neutralized(TIMELINE_FIELDS, _batches_of_rows(cursor))
+    finally:
+        cursor.close()
+
+
+def _batches_of_rows(cursor) -> Iterator[tuple]:
+    while rows := cursor.fetchmany(TIMELINE_BATCH):
+        yield from rows
 
 
 def case_document(store: CaseStore) -> dict:
@@ -161,6 +183,6 @@ def case_outputs(store: CaseStore, out: Path) -> tuple[dict, dict[Path, bytes]]:
     review = case_review(store.db)  # the analyst's dispositions and sign-off (``mailhunt serve``)
     rendered = (orjson.dumps(document, option=orjson.OPT_INDENT_2), render_html(document, review).encode("utf-8"),
                 render_markdown(document, review=review).encode("utf-8"), ocsf_jsonl(document),
-                timeline_csv(orjson.loads(text) for text in timeline_texts(store)),
+                timeline_csv_of_case(store),
                 timeline_jsonl_of_texts(timeline_texts(store)), iocs_csv(iocs), iocs_stix(iocs))
     return document, {out / name: data for name, data in zip(OUTPUT_FILES, rendered, strict=True)}

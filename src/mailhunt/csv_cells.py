@@ -5,7 +5,8 @@ return is a formula (or becomes one) in Excel, LibreOffice and Google Sheets
 (CSV injection). ``neutralized`` puts a single quote in front of such a
 cell, the convention those programs show as a literal text marker (OWASP,
 "CSV Injection"): the cell then reads as the value and never runs. Every CSV
-mailhunt writes goes through ``csv_bytes``.
+mailhunt writes goes through ``csv_bytes``, or has its cells neutralized by the
+database with the same rule (``neutralized_sql``) and is written by ``csv_bytes_of_neutralized``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Sequence
+
+from mailhunt.sql_text import sql_string
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -25,6 +28,13 @@ def neutralized(value: object) -> str:
     return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
 
 
+def neutralized_sql(expression: str) -> str:
+    """SQL for ``neutralized`` of the VARCHAR ``expression`` (this module's SQL, not evidence), for CSV whose
+    cells the database computes (``csv_bytes_of_neutralized``)."""
+    starts = " OR ".join(f"starts_with({expression}, {sql_string(trigger)})" for trigger in FORMULA_TRIGGERS)
+    return f"CASE WHEN {expression} IS NULL THEN '' WHEN {starts} THEN '''' || {expression} ELSE {expression} END"
+
+
 def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
     """UTF-8 CSV (RFC 4180 quoting, CRLF line ends) of ``header`` and ``rows``, every cell neutralized."""
     buffer = io.StringIO(newline="")
@@ -32,4 +42,13 @@ def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
     writer.writerow([neutralized(name) for name in header])
     for row in rows:
         writer.writerow([neutralized(cell) for cell in row])
+    return buffer.getvalue().encode("utf-8")
+
+
+def csv_bytes_of_neutralized(header: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:
+    """``csv_bytes`` of rows whose cells are already neutralized text (``neutralized_sql``): the same bytes."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([neutralized(name) for name in header])
+    writer.writerows(rows)
     return buffer.getvalue().encode("utf-8")

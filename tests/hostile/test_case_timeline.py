@@ -11,6 +11,7 @@ import shutil
 from datetime import UTC, datetime, timedelta
 
 import duckdb
+import orjson
 import pytest
 import stix2
 from hypothesis import given
@@ -19,9 +20,17 @@ from stix2patterns.validator import run_validator
 from typer.testing import CliRunner
 
 from mailhunt import __version__
+from mailhunt.case.timeline import timeline_csv
+from mailhunt.case_queries import orjson_escapes_sql
 from mailhunt.cli import app
 from mailhunt.config import ConfigError, load_config
-from mailhunt.csv_cells import FORMULA_TRIGGERS, csv_bytes, neutralized
+from mailhunt.csv_cells import (
+    FORMULA_TRIGGERS,
+    csv_bytes,
+    csv_bytes_of_neutralized,
+    neutralized,
+    neutralized_sql,
+)
 from tests.corpus import EXAMPLES, PUBLIC
 
 runner = CliRunner()
@@ -338,6 +347,36 @@ def test_every_csv_cell_reads_back_as_the_value_or_quoted_value(value):
     assert cell == neutralized(value)
     assert not cell.startswith(FORMULA_TRIGGERS)
     assert cell == ("'" + value if value.startswith(FORMULA_TRIGGERS) else value)
+
+
+@given(st.text())
+def test_cells_the_database_neutralizes_are_the_cells_csv_bytes_writes(value):
+    """timeline.csv's cells are neutralized by the case database (``neutralized_sql``): the same rule, the same
+    bytes as ``csv_bytes``, whatever the text (formula triggers, quotes, line ends, nothing at all)."""
+    with duckdb.connect() as db:
+        cells = db.execute(f"SELECT {neutralized_sql('v')}, {neutralized_sql('n')} "
+                           "FROM (SELECT CAST(? AS VARCHAR) AS v, CAST(NULL AS VARCHAR) AS n)", [value]).fetchall()
+    assert csv_bytes_of_neutralized(["=v", "n"], cells) == csv_bytes(["=v", "n"], [[value, None]])
+
+
+@given(st.text(alphabet=st.characters(exclude_characters="\x00")) | st.sampled_from(
+    ["\x0b", "\\u000B", "\\\x0b", "\\\\u001F\x1f", "\x1a\x1b\x1c\x1d\x1e\x1f\x0e\x0f", "é😀\u2028/\x7f"]))
+def test_timeline_entries_the_database_writes_are_the_bytes_orjson_writes(value):
+    """timeline.jsonl's entries are written as JSON by the case database; they must be the bytes orjson writes
+    for the same values (the timeline files are compared byte for byte across hunts and ``mailhunt report``).
+    DuckDB writes \\u000B where orjson writes \\u000b, and a logged backslash followed by "u000B" must stay."""
+    with duckdb.connect() as db:
+        text = db.execute(f"SELECT {orjson_escapes_sql('j')} FROM (SELECT CAST(to_json(struct_pack(v := CAST(? AS VARCHAR), "
+                          "l := [CAST(? AS VARCHAR)], b := true, n := CAST(NULL AS VARCHAR))) AS VARCHAR) AS j)",
+                          [value, value]).fetchone()[0]
+    assert text == orjson.dumps({"v": value, "l": [value], "b": True, "n": None}).decode()
+
+
+def test_hostile_timeline_csv_is_csv_bytes_of_the_jsonl_entries(hostile_case):
+    """The CSV the database writes from the stored entries is the one ``csv_bytes`` writes from the same entries."""
+    entries = [orjson.loads(line) for line in (hostile_case / "timeline.jsonl").read_bytes().splitlines()]
+    assert any(e["rule_name"] == HOSTILE_RULE for e in entries)
+    assert (hostile_case / "timeline.csv").read_bytes() == timeline_csv(entries)
 
 
 # ---------------------------------------------------------------- across sources, people and hosts
