@@ -14,7 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
+import pyarrow as pa
 
 from mailhunt import __version__
 from mailhunt.case.iocs import IOC_FILES, iocs_csv, iocs_stix
@@ -27,7 +29,7 @@ from mailhunt.case.timeline import (
     timeline_jsonl_of_texts,
 )
 from mailhunt.case_queries import TIMELINE_FIELDS
-from mailhunt.csv_cells import csv_bytes_of_neutralized, neutralized_sql
+from mailhunt.csv_cells import csv_bytes, csv_line_sql, neutralized_sql
 from mailhunt.findings import SCHEMA
 from mailhunt.report.html import render_html
 from mailhunt.report.markdown import render_markdown
@@ -123,26 +125,47 @@ def timeline_texts(store: CaseStore) -> Iterator[str]:
 
 
 def timeline_csv_of_case(store: CaseStore) -> bytes:
-    """timeline.csv of the stored timeline entries: ``timeline_csv`` of them, its cells taken out of each
-    entry's JSON and neutralized by the database (no Python object per entry)."""
-    if store.db.execute("SELECT count(*) FROM report_parts WHERE name = 'timeline'").fetchall()[0][0]:
+    """timeline.csv of the stored timeline entries: ``timeline_csv`` of them, each line taken out of its entry's
+    JSON, neutralized and quoted by the database (no Python object per entry)."""
+    if _has_old_timeline(store):
         return timeline_csv(orjson.loads(text) for text in timeline_texts(store))
     paths = ", ".join(sql_string(f"$.{name}") for name in TIMELINE_FIELDS)
-    cells = ", ".join(neutralized_sql(f"array_to_string(CAST(CAST(v[{n}] AS JSON) AS VARCHAR[]), ' ')"
-                                      if name == "finding_ids" else f"v[{n}]")
-                      for n, name in enumerate(TIMELINE_FIELDS, start=1))
-    cursor = store.db.cursor()
-    try:
-        cursor.execute(f"""SELECT {cells} FROM (SELECT position, json_extract_string(entry, [{paths}]) AS v
-                                               FROM timeline_entries) ORDER BY position""")
-        return csv_bytes_of_neutralized(TIMELINE_FIELDS, _batches_of_rows(cursor))
-    finally:
-        cursor.close()
+    cells = [neutralized_sql(f"array_to_string(CAST(CAST(v[{n}] AS JSON) AS VARCHAR[]), ' ')"
+                             if name == "finding_ids" else f"v[{n}]")
+             for n, name in enumerate(TIMELINE_FIELDS, start=1)]
+    return csv_bytes(TIMELINE_FIELDS, []) + _joined_text(store.db.sql(
+        f"""SELECT {csv_line_sql(cells)} FROM (SELECT position, json_extract_string(entry, [{paths}]) AS v
+                                             FROM timeline_entries) ORDER BY position"""))
 
 
-def _batches_of_rows(cursor) -> Iterator[tuple]:
-    while rows := cursor.fetchmany(TIMELINE_BATCH):
-        yield from rows
+def timeline_jsonl_of_case(store: CaseStore) -> bytes:
+    """timeline.jsonl of the stored timeline entries: their JSON texts, a line each, joined by the database."""
+    if _has_old_timeline(store):
+        return timeline_jsonl_of_texts(timeline_texts(store))
+    return _joined_text(store.db.sql("SELECT entry || chr(10) FROM timeline_entries ORDER BY position"))
+
+
+def _has_old_timeline(store: CaseStore) -> bool:
+    """Whether the case was saved by an earlier mailhunt, which kept the whole timeline as one report part."""
+    return bool(store.db.execute("SELECT count(*) FROM report_parts WHERE name = 'timeline'").fetchall()[0][0])
+
+
+def _joined_text(relation: duckdb.DuckDBPyRelation) -> bytes:
+    """The text values of the relation's one column, one after the other, as UTF-8 bytes: taken from the Arrow
+    batches' data buffers, not as one Python string each."""
+    parts: list[pa.Buffer] = []
+    for batch in relation.to_arrow_reader(TIMELINE_BATCH):
+        column = batch.column(0)
+        if not len(column):
+            continue
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            parts.append(pa.py_buffer("".join(column.to_pylist()).encode("utf-8")))
+            continue
+        offsets = pa.Array.from_buffers(pa.int64() if pa.types.is_large_string(column.type) else pa.int32(),
+                                        len(column) + 1, [None, column.buffers()[1]], offset=column.offset)
+        start, end = offsets[0].as_py(), offsets[len(column)].as_py()
+        parts.append(column.buffers()[2].slice(start, end - start))
+    return b"".join(parts)
 
 
 def case_document(store: CaseStore) -> dict:
@@ -184,5 +207,5 @@ def case_outputs(store: CaseStore, out: Path) -> tuple[dict, dict[Path, bytes]]:
     rendered = (orjson.dumps(document, option=orjson.OPT_INDENT_2), render_html(document, review).encode("utf-8"),
                 render_markdown(document, review=review).encode("utf-8"), ocsf_jsonl(document),
                 timeline_csv_of_case(store),
-                timeline_jsonl_of_texts(timeline_texts(store)), iocs_csv(iocs), iocs_stix(iocs))
+                timeline_jsonl_of_case(store), iocs_csv(iocs), iocs_stix(iocs))
     return document, {out / name: data for name, data in zip(OUTPUT_FILES, rendered, strict=True)}

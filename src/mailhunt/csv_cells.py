@@ -6,7 +6,7 @@ return is a formula (or becomes one) in Excel, LibreOffice and Google Sheets
 cell, the convention those programs show as a literal text marker (OWASP,
 "CSV Injection"): the cell then reads as the value and never runs. Every CSV
 mailhunt writes goes through ``csv_bytes``, or has its cells neutralized by the
-database with the same rule (``neutralized_sql``) and is written by ``csv_bytes_of_neutralized``.
+database with the same rule (``neutralized_sql``), each line written by the database too (``csv_line_sql``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def neutralized(value: object) -> str:
 
 def neutralized_sql(expression: str) -> str:
     """SQL for ``neutralized`` of the VARCHAR ``expression`` (this module's SQL, not evidence), for CSV whose
-    cells the database computes (``csv_bytes_of_neutralized``)."""
+    cells the database computes (``csv_line_sql``)."""
     starts = " OR ".join(f"starts_with({expression}, {sql_string(trigger)})" for trigger in FORMULA_TRIGGERS)
     return f"CASE WHEN {expression} IS NULL THEN '' WHEN {starts} THEN '''' || {expression} ELSE {expression} END"
 
@@ -45,10 +45,10 @@ def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def csv_bytes_of_neutralized(header: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:
-    """``csv_bytes`` of rows whose cells are already neutralized text (``neutralized_sql``): the same bytes."""
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([neutralized(name) for name in header])
-    writer.writerows(rows)
-    return buffer.getvalue().encode("utf-8")
+def csv_line_sql(cells: Sequence[str]) -> str:
+    """SQL for one line of ``csv_bytes`` (its quoting and CRLF line end) of the VARCHAR ``cells`` (this module's
+    SQL, never NULL, already ``neutralized_sql``): the cell quoted, its quotes doubled, when it holds a comma,
+    a quote or a line break, as Python's csv writer does."""
+    quoted = [f"""CASE WHEN regexp_matches({cell}, '[,"\\r\\n]') THEN '"' || replace({cell}, '"', '""') || '"'
+                       ELSE {cell} END""" for cell in cells]
+    return " || ',' || ".join(quoted) + " || chr(13) || chr(10)"

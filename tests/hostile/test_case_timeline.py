@@ -27,7 +27,7 @@ from mailhunt.config import ConfigError, load_config
 from mailhunt.csv_cells import (
     FORMULA_TRIGGERS,
     csv_bytes,
-    csv_bytes_of_neutralized,
+    csv_line_sql,
     neutralized,
     neutralized_sql,
 )
@@ -349,14 +349,16 @@ def test_every_csv_cell_reads_back_as_the_value_or_quoted_value(value):
     assert cell == ("'" + value if value.startswith(FORMULA_TRIGGERS) else value)
 
 
-@given(st.text())
-def test_cells_the_database_neutralizes_are_the_cells_csv_bytes_writes(value):
-    """timeline.csv's cells are neutralized by the case database (``neutralized_sql``): the same rule, the same
-    bytes as ``csv_bytes``, whatever the text (formula triggers, quotes, line ends, nothing at all)."""
+@given(st.text(), st.sampled_from(["", "x", "=1+2", 'a,"b"', "-\r\n", "\t"]))
+def test_csv_lines_the_database_writes_are_the_lines_csv_bytes_writes(value, other):
+    """timeline.csv's cells are neutralized and quoted by the case database (``neutralized_sql``,
+    ``csv_line_sql``): the same rules, the same bytes as ``csv_bytes``, whatever the text (formula triggers,
+    quotes, commas, line ends, nothing at all)."""
+    cells = [neutralized_sql(name) for name in ("v", "o", "n")]
     with duckdb.connect() as db:
-        cells = db.execute(f"SELECT {neutralized_sql('v')}, {neutralized_sql('n')} "
-                           "FROM (SELECT CAST(? AS VARCHAR) AS v, CAST(NULL AS VARCHAR) AS n)", [value]).fetchall()
-    assert csv_bytes_of_neutralized(["=v", "n"], cells) == csv_bytes(["=v", "n"], [[value, None]])
+        line = db.execute(f"SELECT {csv_line_sql(cells)} FROM (SELECT CAST(? AS VARCHAR) AS v, CAST(? AS VARCHAR) AS o, "
+                          "CAST(NULL AS VARCHAR) AS n)", [value, other]).fetchone()[0]
+    assert csv_bytes(["v", "o", "n"], []) + line.encode("utf-8") == csv_bytes(["v", "o", "n"], [[value, other, None]])
 
 
 @given(st.text(alphabet=st.characters(exclude_characters="\x00")) | st.sampled_from(
