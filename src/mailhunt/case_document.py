@@ -33,7 +33,7 @@ from mailhunt.csv_cells import csv_bytes, csv_line_sql, neutralized_sql
 from mailhunt.findings import SCHEMA
 from mailhunt.report.html import render_html
 from mailhunt.report.markdown import render_markdown
-from mailhunt.sql_text import sql_string
+from mailhunt.sql_text import sql_identifier, sql_string
 from mailhunt.store import CaseStore
 
 # What a hunt (or ``mailhunt report``) writes beside case.duckdb, all replaced together.
@@ -129,13 +129,16 @@ def timeline_csv_of_case(store: CaseStore) -> bytes:
     JSON, neutralized and quoted by the database (no Python object per entry)."""
     if _has_old_timeline(store):
         return timeline_csv(orjson.loads(text) for text in timeline_texts(store))
-    paths = ", ".join(sql_string(f"$.{name}") for name in TIMELINE_FIELDS)
-    cells = [neutralized_sql(f"array_to_string(CAST(CAST(v[{n}] AS JSON) AS VARCHAR[]), ' ')"
-                             if name == "finding_ids" else f"v[{n}]")
-             for n, name in enumerate(TIMELINE_FIELDS, start=1)]
+    fields = ", ".join(f"{sql_identifier(name)}: " + ('"VARCHAR[]"' if name == "finding_ids" else '"VARCHAR"')
+                       for name in TIMELINE_FIELDS)
+    cells = ", ".join(neutralized_sql(f"array_to_string(e.{sql_identifier(name)}, ' ')" if name == "finding_ids"
+                                      else f"e.{sql_identifier(name)}") + f" AS cell_{n}"
+                      for n, name in enumerate(TIMELINE_FIELDS))
+    line = csv_line_sql([f"cell_{n}" for n in range(len(TIMELINE_FIELDS))])
     return csv_bytes(TIMELINE_FIELDS, []) + _joined_text(store.db.sql(
-        f"""SELECT {csv_line_sql(cells)} FROM (SELECT position, json_extract_string(entry, [{paths}]) AS v
-                                             FROM timeline_entries) ORDER BY position"""))
+        f"""SELECT {line} FROM (SELECT position, {cells}
+                                FROM (SELECT position, from_json(entry, {sql_string("{" + fields + "}")}) AS e
+                                      FROM timeline_entries)) ORDER BY position"""))
 
 
 def timeline_jsonl_of_case(store: CaseStore) -> bytes:

@@ -15,8 +15,6 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 
-from mailhunt.sql_text import sql_string
-
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -30,9 +28,10 @@ def neutralized(value: object) -> str:
 
 def neutralized_sql(expression: str) -> str:
     """SQL for ``neutralized`` of the VARCHAR ``expression`` (this module's SQL, not evidence), for CSV whose
-    cells the database computes (``csv_line_sql``)."""
-    starts = " OR ".join(f"starts_with({expression}, {sql_string(trigger)})" for trigger in FORMULA_TRIGGERS)
-    return f"CASE WHEN {expression} IS NULL THEN '' WHEN {starts} THEN '''' || {expression} ELSE {expression} END"
+    cells the database computes (``csv_line_sql``): a quote put in front of a first character of
+    ``FORMULA_TRIGGERS``, NULL an empty cell."""
+    triggers = "".join(f"\\x{{{ord(trigger):x}}}" for trigger in FORMULA_TRIGGERS)
+    return f"regexp_replace(coalesce({expression}, ''), '^([{triggers}])', '''\\1')"
 
 
 def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
@@ -49,6 +48,8 @@ def csv_line_sql(cells: Sequence[str]) -> str:
     """SQL for one line of ``csv_bytes`` (its quoting and CRLF line end) of the VARCHAR ``cells`` (this module's
     SQL, never NULL, already ``neutralized_sql``): the cell quoted, its quotes doubled, when it holds a comma,
     a quote or a line break, as Python's csv writer does."""
-    quoted = [f"""CASE WHEN regexp_matches({cell}, '[,"\\r\\n]') THEN '"' || replace({cell}, '"', '""') || '"'
-                       ELSE {cell} END""" for cell in cells]
-    return " || ',' || ".join(quoted) + " || chr(13) || chr(10)"
+    def quoted(cell: str) -> str:
+        special = " OR ".join(f"contains({cell}, {special})" for special in ("','", "'\"'", "chr(13)", "chr(10)"))
+        return f"""CASE WHEN {special} THEN '"' || replace({cell}, '"', '""') || '"' ELSE {cell} END"""
+
+    return f"concat_ws(',', {', '.join(quoted(cell) for cell in cells)}) || chr(13) || chr(10)"

@@ -371,7 +371,11 @@ def test_timeline_entries_the_database_writes_are_the_bytes_orjson_writes(value)
         text = db.execute(f"SELECT {orjson_escapes_sql('j')} FROM (SELECT CAST(to_json(struct_pack(v := CAST(? AS VARCHAR), "
                           "l := [CAST(? AS VARCHAR)], b := true, n := CAST(NULL AS VARCHAR))) AS VARCHAR) AS j)",
                           [value, value]).fetchone()[0]
+        read_back = db.execute("""SELECT e.v, array_to_string(e.l, ' '), e.b, e.n FROM (SELECT from_json(?,
+                                  '{"v": "VARCHAR", "l": "VARCHAR[]", "b": "VARCHAR", "n": "VARCHAR"}') AS e)""",
+                               [text]).fetchone()
     assert text == orjson.dumps({"v": value, "l": [value], "b": True, "n": None}).decode()
+    assert read_back == (value, value, "true", None)  # what timeline.csv's cells are made of
 
 
 def test_hostile_timeline_csv_is_csv_bytes_of_the_jsonl_entries(hostile_case):
