@@ -19,6 +19,7 @@ import orjson
 import pyarrow as pa
 
 from mailhunt import __version__
+from mailhunt.atomic_files import Content
 from mailhunt.case.iocs import IOC_FILES, iocs_csv, iocs_stix
 from mailhunt.case.ocsf import ocsf_jsonl
 from mailhunt.case.review import case_review
@@ -124,28 +125,33 @@ def timeline_texts(store: CaseStore) -> Iterator[str]:
         cursor.close()
 
 
-def timeline_csv_of_case(store: CaseStore) -> bytes:
-    """timeline.csv of the stored timeline entries: ``timeline_csv`` of them, each line taken out of its entry's
-    JSON, neutralized and quoted by the database (no Python object per entry)."""
+def timeline_csv_of_case(store: CaseStore) -> Iterator[bytes | memoryview]:
+    """timeline.csv of the stored timeline entries, in pieces: ``timeline_csv`` of them, each line taken out of
+    its entry's JSON, neutralized and quoted by the database (no Python object per entry). Read the pieces
+    before the case is asked anything else."""
     if _has_old_timeline(store):
-        return timeline_csv(orjson.loads(text) for text in timeline_texts(store))
+        yield timeline_csv(orjson.loads(text) for text in timeline_texts(store))
+        return
     fields = ", ".join(f"{sql_identifier(name)}: " + ('"VARCHAR[]"' if name == "finding_ids" else '"VARCHAR"')
                        for name in TIMELINE_FIELDS)
     cells = ", ".join(neutralized_sql(f"array_to_string(e.{sql_identifier(name)}, ' ')" if name == "finding_ids"
                                       else f"e.{sql_identifier(name)}") + f" AS cell_{n}"
                       for n, name in enumerate(TIMELINE_FIELDS))
     line = csv_line_sql([f"cell_{n}" for n in range(len(TIMELINE_FIELDS))])
-    return csv_bytes(TIMELINE_FIELDS, []) + _joined_text(store.db.sql(
+    yield csv_bytes(TIMELINE_FIELDS, [])
+    yield from _text_pieces(store.db.sql(
         f"""SELECT {line} FROM (SELECT position, {cells}
                                 FROM (SELECT position, from_json(entry, {sql_string("{" + fields + "}")}) AS e
                                       FROM timeline_entries)) ORDER BY position"""))
 
 
-def timeline_jsonl_of_case(store: CaseStore) -> bytes:
-    """timeline.jsonl of the stored timeline entries: their JSON texts, a line each, joined by the database."""
+def timeline_jsonl_of_case(store: CaseStore) -> Iterator[bytes | memoryview]:
+    """timeline.jsonl of the stored timeline entries, in pieces: their JSON texts, a line each. Read the pieces
+    before the case is asked anything else."""
     if _has_old_timeline(store):
-        return timeline_jsonl_of_texts(timeline_texts(store))
-    return _joined_text(store.db.sql("SELECT entry || chr(10) FROM timeline_entries ORDER BY position"))
+        yield timeline_jsonl_of_texts(timeline_texts(store))
+        return
+    yield from _text_pieces(store.db.sql("SELECT entry || chr(10) FROM timeline_entries ORDER BY position"))
 
 
 def _has_old_timeline(store: CaseStore) -> bool:
@@ -153,22 +159,20 @@ def _has_old_timeline(store: CaseStore) -> bool:
     return bool(store.db.execute("SELECT count(*) FROM report_parts WHERE name = 'timeline'").fetchall()[0][0])
 
 
-def _joined_text(relation: duckdb.DuckDBPyRelation) -> bytes:
-    """The text values of the relation's one column, one after the other, as UTF-8 bytes: taken from the Arrow
-    batches' data buffers, not as one Python string each."""
-    parts: list[pa.Buffer] = []
+def _text_pieces(relation: duckdb.DuckDBPyRelation) -> Iterator[bytes | memoryview]:
+    """The text values of the relation's one column, one after the other, as UTF-8: each Arrow batch's data
+    buffer, not one Python string a value."""
     for batch in relation.to_arrow_reader(TIMELINE_BATCH):
         column = batch.column(0)
         if not len(column):
             continue
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-            parts.append(pa.py_buffer("".join(column.to_pylist()).encode("utf-8")))
+            yield "".join(column.to_pylist()).encode("utf-8")
             continue
         offsets = pa.Array.from_buffers(pa.int64() if pa.types.is_large_string(column.type) else pa.int32(),
                                         len(column) + 1, [None, column.buffers()[1]], offset=column.offset)
         start, end = offsets[0].as_py(), offsets[len(column)].as_py()
-        parts.append(column.buffers()[2].slice(start, end - start))
-    return b"".join(parts)
+        yield memoryview(column.buffers()[2].slice(start, end - start))
 
 
 def case_document(store: CaseStore) -> dict:
@@ -202,13 +206,15 @@ def _analysis_parts(store: CaseStore) -> dict:
         "SELECT name, document FROM report_parts WHERE name <> 'timeline'").fetchall()}
 
 
-def case_outputs(store: CaseStore, out: Path) -> tuple[dict, dict[Path, bytes]]:
-    """The document and the bytes of every output file for the case, keyed by the path to write."""
+def case_outputs(store: CaseStore, out: Path) -> tuple[dict, dict[Path, Content]]:
+    """The document and the content of every output file for the case, keyed by the path to write: bytes, or
+    for the timeline files their pieces, read from the case as they are written (``replace_files``, while the
+    case is open)."""
     document = case_document(store)
     iocs = document.get("iocs") or []
     review = case_review(store.db)  # the analyst's dispositions and sign-off (``mailhunt serve``)
-    rendered = (orjson.dumps(document, option=orjson.OPT_INDENT_2), render_html(document, review).encode("utf-8"),
-                render_markdown(document, review=review).encode("utf-8"), ocsf_jsonl(document),
-                timeline_csv_of_case(store),
-                timeline_jsonl_of_case(store), iocs_csv(iocs), iocs_stix(iocs))
+    rendered: tuple[Content, ...] = (
+        orjson.dumps(document, option=orjson.OPT_INDENT_2), render_html(document, review).encode("utf-8"),
+        render_markdown(document, review=review).encode("utf-8"), ocsf_jsonl(document), timeline_csv_of_case(store),
+        timeline_jsonl_of_case(store), iocs_csv(iocs), iocs_stix(iocs))
     return document, {out / name: data for name, data in zip(OUTPUT_FILES, rendered, strict=True)}
