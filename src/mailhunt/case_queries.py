@@ -612,18 +612,23 @@ class ResolvedEvents:
 
     def indicator_rows(self, finding_events: pa.Table) -> list[dict]:
         """What the indicators of compromise are drawn from, per event of each finding (``finding_events``:
-        columns ``finding`` and ``event_id``): time, address and its logged country, agent, application,
-        rule name, recipients and the forwarding/redirect/copy parameters of rule cmdlets."""
+        columns ``finding`` and ``event_id``) that holds any: time, address and its logged country, agent,
+        application, rule name, recipients and the forwarding/redirect/copy parameters of rule cmdlets. An
+        event with none of them (most of a host's log-cleared records) is not a row."""
         self.db.register("indicator_events", finding_events)
         try:
             forwards = " , ".join(f"e.params[{sql_string(name)}]" for name in FORWARDING_PARAMETERS)
+            given = " OR ".join(f"coalesce(e.{sql_identifier(column)}, '') <> ''" for column in (
+                "source.ip", "user_agent.original", "app.id", "rule.name", "email.to.address"))
             return self._dicts(
-                f"""SELECT w.finding AS finding, e."event.id" AS event_id, e."@timestamp" AS ts,
-                           e."source.ip" AS ip, e."source.geo.country_iso_code" AS country,
-                           e."user_agent.original" AS user_agent, e."app.id" AS app_id, e."rule.name" AS rule_name,
-                           e."email.to.address" AS recipients,
-                           list_filter([{forwards}], lambda x: x IS NOT NULL) AS forwarded_to
-                    FROM indicator_events w JOIN events e ON e."event.id" = w.event_id
+                f"""SELECT * EXCLUDE (given) FROM (
+                        SELECT w.finding AS finding, e."event.id" AS event_id, e."@timestamp" AS ts,
+                               e."source.ip" AS ip, e."source.geo.country_iso_code" AS country,
+                               e."user_agent.original" AS user_agent, e."app.id" AS app_id,
+                               e."rule.name" AS rule_name, e."email.to.address" AS recipients,
+                               list_filter([{forwards}], lambda x: x IS NOT NULL) AS forwarded_to, {given} AS given
+                        FROM indicator_events w JOIN events e ON e."event.id" = w.event_id)
+                    WHERE given OR len(forwarded_to) > 0
                     ORDER BY ts, event_id, finding""", [])
         finally:
             self.db.unregister("indicator_events")

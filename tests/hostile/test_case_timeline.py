@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 import orjson
+import pyarrow as pa
 import pytest
 import stix2
 from hypothesis import given
@@ -31,6 +32,7 @@ from mailhunt.csv_cells import (
     neutralized,
     neutralized_sql,
 )
+from mailhunt.store import CaseStore
 from tests.corpus import EXAMPLES, PUBLIC
 
 runner = CliRunner()
@@ -272,6 +274,26 @@ def test_example_indicators_name_the_attacker_address_with_country_and_network(e
     assert ["ip", ATTACKER_IP, "DE"] == rows[[r[1] for r in rows].index(ATTACKER_IP)][:3]
     kinds = {i["kind"] for i in iocs}
     assert {"ip", "user_agent", "app_id", "rule_name"} <= kinds
+
+
+def test_indicators_are_drawn_only_from_events_that_hold_any(example_case, tmp_path):
+    """A host's log-cleared finding holds one event per record (200,000 on a large EVTX file) and none of them
+    names an address, agent, application, rule or recipient: they are not fetched one by one to find nothing.
+    The example's events that do hold indicators still come, in time order."""
+    out = tmp_path / "evtx"
+    _hunt(PUBLIC / "evtx-to-mitre-attack" / "ID104-1102-Event_log_cleared.evtx", out)
+    with CaseStore(out / "case.duckdb") as store:
+        events = [e for (e,) in store.db.execute('SELECT "event.id" FROM events').fetchall()]
+        store.resolved.ensure()
+        assert len(events) > 50
+        assert store.resolved.indicator_rows(pa.table({"finding": ["f"] * len(events), "event_id": events})) == []
+    with CaseStore(example_case / "case.duckdb", read_only=True) as store:
+        events = [e for (e,) in store.db.execute('SELECT "event.id" FROM events').fetchall()]
+        rows = store.resolved.indicator_rows(pa.table({"finding": ["f"] * len(events), "event_id": events}))
+    assert 0 < len(rows) < len(events) and any(r["ip"] == ATTACKER_IP for r in rows)
+    assert [r["ts"] for r in rows] == sorted(r["ts"] for r in rows)
+    assert all(r["ip"] or r["user_agent"] or r["app_id"] or r["rule_name"] or r["recipients"] or r["forwarded_to"]
+               for r in rows)
 
 
 def test_huntress_attacker_address_is_in_the_report_text(tmp_path):
