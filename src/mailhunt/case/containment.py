@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from functools import cache, cached_property
 from importlib import resources
 
+import pyarrow as pa
+
 from mailhunt.case.logging_gaps import logging_gaps
 from mailhunt.case.quoting import QUOTERS, UnsafeIdentity
 from mailhunt.events import iso_z
@@ -206,14 +208,22 @@ def verification_request(finding: Finding, playbook: Playbook | None = None) -> 
 
 
 def event_environments(store, findings: list[Finding]) -> dict[str, str | None]:
-    """event id -> containment environment, for the events of the escalated findings (bound query, no pasting)."""
+    """event id -> containment environment, for the events of the escalated findings (their ids given to the
+    database as a table, the answer read back as columns: a host's finding may hold 200,000 events)."""
     playbook = load_playbook()
-    ids = sorted({i for f in findings if f.escalate for i in f.event_ids})
-    if not ids:
+    ids = pa.table({"id": pa.array(list({i for f in findings if f.escalate for i in f.event_ids}), pa.string())})
+    if not ids.num_rows:
         return {}
-    rows = store.query('SELECT "event.id" AS id, any_value("event.dataset") AS dataset FROM events '
-                       'WHERE "event.id" IN (SELECT unnest(?)) GROUP BY "event.id"', [ids])
-    return {r["id"]: playbook.environment_of(r["dataset"]) for r in rows}
+    store.db.register("escalated_event_ids", ids)
+    try:
+        found = store.db.sql('SELECT "event.id" AS id, any_value("event.dataset") AS dataset FROM events '
+                             'WHERE "event.id" IN (SELECT id FROM escalated_event_ids) GROUP BY "event.id"'
+                             ).to_arrow_table()
+    finally:
+        store.db.unregister("escalated_event_ids")
+    datasets = found.column("dataset").to_pylist()
+    environments = {dataset: playbook.environment_of(dataset) for dataset in set(datasets)}
+    return dict(zip(found.column("id").to_pylist(), (environments[d] for d in datasets), strict=True))
 
 
 def add_case_plans(document: dict, findings: list[Finding], store) -> None:
