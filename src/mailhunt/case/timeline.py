@@ -79,8 +79,8 @@ def wanted_table(findings: Sequence[dict], hours: int) -> pa.Table:
 
 
 def keep_timeline(resolved: ResolvedEvents, findings: Sequence[dict], hours: int) -> dict[str, dict]:
-    """Find the timeline of these findings (``findings.json`` entries) in the case and keep it for
-    ``timeline_entries`` and the case's ``timeline_entries`` table (``ResolvedEvents.store_timeline``); return
+    """Find the timeline of these findings (``findings.json`` entries) and keep its events in the case, for
+    ``build_timeline`` and ``save_analysis`` (``ResolvedEvents.timeline_texts``, ``store_timeline``); return
     each finding's ``timeline_ref`` in findings.json (the timeline files and how many of their entries belong
     to it), for the findings with entries."""
     counts = resolved.keep_timeline(wanted_table(findings, hours), HOST_FAMILIES)
