@@ -6,7 +6,9 @@
 Runs ``mailhunt.hunt.hunt`` on FILE (a fresh case in a temporary folder
 unless ``--out`` is given) with a timer around each stage function:
 loading each input, deduplication, rule loading and compiling, rules,
-grouping, triage, findings.json and the reports. The evidence is copied in a
+grouping, triage, findings.json and the reports (``case_outputs`` renders them;
+the timeline files are read from the case as ``replace_files`` writes them,
+so their time is that stage's). The evidence is copied in a
 thread of its own beside the analysis: ``AcquisitionInBackground`` is only its
 start; a copy that outlasts the analysis is waited for before the analysis is
 saved, and counted only in the whole hunt. CPU seconds count every
@@ -30,7 +32,7 @@ from mailhunt.config import Config
 
 STAGES = ("load_evidence_file", "settle_new_events", "AcquisitionInBackground", "load_rules", "compile_rules",
           "run_rules", "group_detections", "triage", "rule_matches", "findings_document", "add_case_plans",
-          "_add_case_views", "save_analysis", "case_outputs")
+          "_add_case_views", "save_analysis", "case_outputs", "replace_files")
 
 
 def timed(name: str, function, totals: dict):

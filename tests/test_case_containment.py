@@ -5,9 +5,15 @@ import re
 
 import pytest
 
+from mailhunt.case.containment import (
+    _event_bindings,
+    containment_steps,
+    event_environments,
+)
 from mailhunt.config import load_config
 from mailhunt.hunt import hunt
-from tests.corpus import EXAMPLES
+from mailhunt.store import CaseStore
+from tests.corpus import EXAMPLES, PUBLIC
 
 JDOE = "j.doe@fabrikam-labs.com"
 MCHEN = "m.chen@fabrikam-labs.com"
@@ -119,3 +125,22 @@ def test_reports_show_the_plan_and_the_request(case, document):
     assert f"Undo: ` Enable-InboxRule -Mailbox '{MCHEN}' -Identity '..' `" in markdown
     assert "<code>Disable-InboxRule -Mailbox &#39;m.chen@fabrikam-labs.com&#39; -Identity &#39;..&#39; " in html
     assert inbox["verification_request"]["text"].replace("_", "\\_") in markdown
+
+
+def test_a_finding_of_many_alike_events_binds_each_distinct_event_once(tmp_path):
+    """A log-cleared finding of a Windows host holds one event per record (200,000 on a large EVTX file): the
+    step values are bound once per distinct (environment, action, target, host, parameters, rule name), and the
+    plan is the one findings.json holds."""
+    out = tmp_path / "case"
+    result = hunt([PUBLIC / "evtx-to-mitre-attack" / "ID104-1102-Event_log_cleared.evtx"], out, load_config(None))
+    finding = max(result.findings, key=lambda f: len(f.events))
+    with CaseStore(out / "case.duckdb") as store:
+        environment_of = event_environments(store, result.findings)
+    events = finding.events
+    distinct = {(environment_of.get(e.event_id), e.action, e.target, e.host, e.parameters, e.rule_name)
+                for e in events}
+    bindings = list(_event_bindings(finding, environment_of))
+    assert finding.escalate and len(events) > 50
+    assert 0 < len(bindings) == len({key for key in distinct if key[0] is not None}) < len(events)
+    planned = next(f for f in json.loads((out / "findings.json").read_text())["findings"] if f["id"] == finding.id)
+    assert planned["containment"] == containment_steps(finding, environment_of) != []

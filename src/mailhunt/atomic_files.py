@@ -5,8 +5,8 @@ one state of the case. Writing them in place let a full disk or a file that
 cannot be written leave a cut-off report, or reports that disagree with
 ``findings.json``. ``replace_files`` first writes every new content to a
 temporary file beside its target (same folder, so the rename stays on one file
-system) and flushes it to disk; only when all are written does it rename them
-over the targets (``os.replace``, atomic on POSIX and Windows). If anything
+system; a large content may come in pieces, written as they come) and flushes it
+to disk; only when all are written does it rename them over the targets (``os.replace``, atomic on POSIX and Windows). If anything
 fails before that, every target keeps its old content and the temporary files
 are removed.
 
@@ -18,9 +18,11 @@ how an analyst protects a report, and a rename would silently defeat it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import stat
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 
@@ -51,9 +53,15 @@ def unreplaceable_reason(path: Path) -> str | None:
     return None
 
 
-def _write_temporary(target: Path, data: bytes) -> Path:
-    """``data`` in a new file beside ``target``, flushed to disk. The file is created with the usual
-    permissions (as ``open`` makes them, under the umask), so the replaced output keeps them."""
+# What a file is replaced with: its bytes, or the pieces of them in order (written as they come, so that a large
+# output need not be held whole).
+Content = bytes | Iterable[bytes | memoryview]
+
+
+def _write_temporary(target: Path, data: Content) -> tuple[Path, str]:
+    """``data`` in a new file beside ``target``, flushed to disk, and the SHA-256 of what was written. The file
+    is created with the usual permissions (as ``open`` makes them, under the umask), so the replaced output
+    keeps them."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
         temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
@@ -61,15 +69,18 @@ def _write_temporary(target: Path, data: bytes) -> Path:
             descriptor = os.open(temporary, flags, 0o666)
         except FileExistsError:
             continue
+        digest = hashlib.sha256()
         try:
             with os.fdopen(descriptor, "wb") as handle:
-                handle.write(data)
+                for piece in [data] if isinstance(data, bytes) else data:
+                    digest.update(piece)
+                    handle.write(piece)
                 handle.flush()
                 os.fsync(handle.fileno())
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
-        return temporary
+        return temporary, digest.hexdigest()
 
 
 def _sync_folder(folder: Path) -> None:
@@ -82,8 +93,9 @@ def _sync_folder(folder: Path) -> None:
             os.close(descriptor)
 
 
-def replace_files(contents: dict[Path, bytes]) -> None:
-    """Replace each path with its bytes: all of them, or (on an OutputError) none of them.
+def replace_files(contents: Mapping[Path, Content]) -> dict[Path, str]:
+    """Replace each path with its content: all of them, or (on an OutputError) none of them; return the
+    SHA-256 of each file's new content.
 
     Raises OutputError naming the first file that cannot be replaced or written.
     A rename that fails after others succeeded (the folder changed under the
@@ -93,10 +105,11 @@ def replace_files(contents: dict[Path, bytes]) -> None:
         if reason:
             raise OutputError(path, reason)
     written: dict[Path, Path] = {}
+    digests: dict[Path, str] = {}
     try:
         for path, data in contents.items():
             try:
-                written[path] = _write_temporary(path, data)
+                written[path], digests[path] = _write_temporary(path, data)
             except OSError as exc:
                 raise OutputError(path, f"cannot be written ({exc.strerror or exc})") from exc
         replaced: list[Path] = []
@@ -111,3 +124,4 @@ def replace_files(contents: dict[Path, bytes]) -> None:
             temporary.unlink(missing_ok=True)
     for folder in {path.parent for path in contents}:
         _sync_folder(folder)
+    return digests

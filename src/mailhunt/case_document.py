@@ -10,21 +10,31 @@ function on the stored case, so both write the same bytes for the same case.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 import pyarrow as pa
 
 from mailhunt import __version__
+from mailhunt.atomic_files import Content
 from mailhunt.case.iocs import IOC_FILES, iocs_csv, iocs_stix
 from mailhunt.case.ocsf import ocsf_jsonl
 from mailhunt.case.review import case_review
-from mailhunt.case.timeline import TIMELINE_FILES, timeline_csv, timeline_jsonl_of_texts
+from mailhunt.case.timeline import (
+    TIMELINE_FILES,
+    escalated_ids,
+    timeline_csv,
+    timeline_jsonl_of_texts,
+)
+from mailhunt.case_queries import TIMELINE_FIELDS
+from mailhunt.csv_cells import csv_bytes, csv_line_sql, neutralized_sql
 from mailhunt.findings import SCHEMA
 from mailhunt.report.html import render_html
 from mailhunt.report.markdown import render_markdown
+from mailhunt.sql_text import sql_identifier, sql_string
 from mailhunt.store import CaseStore
 
 # What a hunt (or ``mailhunt report``) writes beside case.duckdb, all replaced together.
@@ -78,9 +88,10 @@ def attach_sources(store: CaseStore, evidence: list[dict]) -> None:
                             for path, sha256, record, unit in found.get(entry["event_id"], [])]
 
 
-def save_analysis(store: CaseStore, findings: list[dict], parts: dict[str, Any], timeline: Sequence[str] = ()) -> None:
+def save_analysis(store: CaseStore, findings: list[dict], parts: dict[str, Any]) -> None:
     """Store this hunt's findings (in document order), the other analysis parts (those of
-    ``ANALYSIS_PARTS``) and the entries of timeline.csv/jsonl, each as its JSON text, in timeline order."""
+    ``ANALYSIS_PARTS``) and the entries of timeline.csv/jsonl the analysis kept (``case/timeline.py``
+    ``keep_timeline``), each as its JSON text, in timeline order."""
     for finding in findings:
         attach_sources(store, finding["evidence"])
     for match in parts.get("rule_matches") or []:
@@ -94,16 +105,7 @@ def save_analysis(store: CaseStore, findings: list[dict], parts: dict[str, Any],
                          [(name, orjson.dumps(part).decode()) for name, part in sorted(parts.items())])
     # A case saved by an earlier mailhunt kept the whole timeline as one report part.
     store.db.execute("DELETE FROM report_parts WHERE name = 'timeline'")
-    store.db.execute("DELETE FROM timeline_entries")
-    for start in range(0, len(timeline), TIMELINE_BATCH):
-        texts = timeline[start:start + TIMELINE_BATCH]
-        batch = pa.table({"position": pa.array(range(start, start + len(texts)), pa.int64()),
-                          "entry": pa.array(texts, pa.string())})
-        store.db.register("timeline_batch", batch)
-        try:
-            store.db.execute("INSERT INTO timeline_entries SELECT position, entry FROM timeline_batch")
-        finally:
-            store.db.unregister("timeline_batch")
+    store.resolved.store_timeline(escalated_ids(findings))
     store.db.execute("COMMIT")
 
 
@@ -121,6 +123,56 @@ def timeline_texts(store: CaseStore) -> Iterator[str]:
             yield from (text for (text,) in rows)
     finally:
         cursor.close()
+
+
+def timeline_csv_of_case(store: CaseStore) -> Iterator[bytes | memoryview]:
+    """timeline.csv of the stored timeline entries, in pieces: ``timeline_csv`` of them, each line taken out of
+    its entry's JSON, neutralized and quoted by the database (no Python object per entry). Read the pieces
+    before the case is asked anything else."""
+    if _has_old_timeline(store):
+        yield timeline_csv(orjson.loads(text) for text in timeline_texts(store))
+        return
+    fields = ", ".join(f"{sql_identifier(name)}: " + ('"VARCHAR[]"' if name == "finding_ids" else '"VARCHAR"')
+                       for name in TIMELINE_FIELDS)
+    cells = ", ".join(neutralized_sql(f"array_to_string(e.{sql_identifier(name)}, ' ')" if name == "finding_ids"
+                                      else f"e.{sql_identifier(name)}") + f" AS cell_{n}"
+                      for n, name in enumerate(TIMELINE_FIELDS))
+    line = csv_line_sql([f"cell_{n}" for n in range(len(TIMELINE_FIELDS))])
+    yield csv_bytes(TIMELINE_FIELDS, [])
+    yield from _text_pieces(store.db.sql(
+        f"""SELECT {line} FROM (SELECT position, {cells}
+                                FROM (SELECT position, from_json(entry, {sql_string("{" + fields + "}")}) AS e
+                                      FROM timeline_entries)) ORDER BY position"""))
+
+
+def timeline_jsonl_of_case(store: CaseStore) -> Iterator[bytes | memoryview]:
+    """timeline.jsonl of the stored timeline entries, in pieces: their JSON texts, a line each. Read the pieces
+    before the case is asked anything else."""
+    if _has_old_timeline(store):
+        yield timeline_jsonl_of_texts(timeline_texts(store))
+        return
+    yield from _text_pieces(store.db.sql("SELECT entry || chr(10) FROM timeline_entries ORDER BY position"))
+
+
+def _has_old_timeline(store: CaseStore) -> bool:
+    """Whether the case was saved by an earlier mailhunt, which kept the whole timeline as one report part."""
+    return bool(store.db.execute("SELECT count(*) FROM report_parts WHERE name = 'timeline'").fetchall()[0][0])
+
+
+def _text_pieces(relation: duckdb.DuckDBPyRelation) -> Iterator[bytes | memoryview]:
+    """The text values of the relation's one column, one after the other, as UTF-8: each Arrow batch's data
+    buffer, not one Python string a value."""
+    for batch in relation.to_arrow_reader(TIMELINE_BATCH):
+        column = batch.column(0)
+        if not len(column):
+            continue
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            yield "".join(column.to_pylist()).encode("utf-8")
+            continue
+        offsets = pa.Array.from_buffers(pa.int64() if pa.types.is_large_string(column.type) else pa.int32(),
+                                        len(column) + 1, [None, column.buffers()[1]], offset=column.offset)
+        start, end = offsets[0].as_py(), offsets[len(column)].as_py()
+        yield memoryview(column.buffers()[2].slice(start, end - start))
 
 
 def case_document(store: CaseStore) -> dict:
@@ -154,13 +206,15 @@ def _analysis_parts(store: CaseStore) -> dict:
         "SELECT name, document FROM report_parts WHERE name <> 'timeline'").fetchall()}
 
 
-def case_outputs(store: CaseStore, out: Path) -> tuple[dict, dict[Path, bytes]]:
-    """The document and the bytes of every output file for the case, keyed by the path to write."""
+def case_outputs(store: CaseStore, out: Path) -> tuple[dict, dict[Path, Content]]:
+    """The document and the content of every output file for the case, keyed by the path to write: bytes, or
+    for the timeline files their pieces, read from the case as they are written (``replace_files``, while the
+    case is open)."""
     document = case_document(store)
     iocs = document.get("iocs") or []
     review = case_review(store.db)  # the analyst's dispositions and sign-off (``mailhunt serve``)
-    rendered = (orjson.dumps(document, option=orjson.OPT_INDENT_2), render_html(document, review).encode("utf-8"),
-                render_markdown(document, review=review).encode("utf-8"), ocsf_jsonl(document),
-                timeline_csv(orjson.loads(text) for text in timeline_texts(store)),
-                timeline_jsonl_of_texts(timeline_texts(store)), iocs_csv(iocs), iocs_stix(iocs))
+    rendered: tuple[Content, ...] = (
+        orjson.dumps(document, option=orjson.OPT_INDENT_2), render_html(document, review).encode("utf-8"),
+        render_markdown(document, review=review).encode("utf-8"), ocsf_jsonl(document), timeline_csv_of_case(store),
+        timeline_jsonl_of_case(store), iocs_csv(iocs), iocs_stix(iocs))
     return document, {out / name: data for name, data in zip(OUTPUT_FILES, rendered, strict=True)}

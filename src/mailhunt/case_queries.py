@@ -86,11 +86,14 @@ SOURCE_FAMILIES: tuple[tuple[str, str], ...] = (
 NEW_APP_LEARNING = timedelta(days=7)
 NEW_FOR = timedelta(hours=24)
 
-# The columns of a timeline event (``ResolvedEvents.events_involving``).
-TIMELINE_COLUMNS = ("event.id", "@timestamp", "event.action", "event.outcome", "event.dataset", "user.name",
-                    "user.name_logged", "user.target.name", "source.ip", "source.geo.country_iso_code", "host.name",
-                    "app.id", "user_agent.original", "email.subject", "rule.name", "process.command_line",
-                    "log.file.path", "log.file.sha256", "log.record", FAMILY)
+# The fields of every case timeline entry (``case/timeline.py``), in the order of its JSON keys and CSV columns.
+TIMELINE_FIELDS = ("datetime", "timestamp_desc", "message", "timestamp", "finding_ids", "escalated", "event_id",
+                   "action", "outcome", "actor", "actor_logged", "target", "source_ip", "country", "host", "app_id",
+                   "user_agent", "subject", "rule_name", "command_line", "dataset", "source_family", "source_file",
+                   "source_sha256", "locator")
+TIMELINE_TIMESTAMP_DESC = "Event time (as logged)"
+# The events of the case timeline and the findings each belongs to (``ResolvedEvents.keep_timeline``).
+TIMELINE_KEPT = "timeline_kept"
 # Cmdlet parameters (lower-cased) that send mail to an address: inbox rules (New-InboxRule, Set-InboxRule),
 # mailbox forwarding (Set-Mailbox) and transport rules (New-TransportRule).
 FORWARDING_PARAMETERS = ("forwardto", "redirectto", "forwardasattachmentto", "forwardingsmtpaddress",
@@ -560,57 +563,72 @@ class ResolvedEvents:
 
     # ------------------------------------------------------------ the case timeline
 
-    def events_involving(self, wanted: pa.Table, host_families: tuple[str, ...]) -> Iterator[dict]:
-        """Every event of the people and hosts of ``wanted`` within their times, in time order.
+    def keep_timeline(self, wanted: pa.Table, host_families: tuple[str, ...]) -> dict[str, int]:
+        """Find every event of the people and hosts of ``wanted`` within their times and keep it, with the
+        findings it belongs to, for ``timeline_texts`` and ``store_timeline``; return each finding's entries.
 
         ``wanted`` has columns ``finding``, ``person``, ``host``, ``start`` and
         ``end``: an event belongs to a row's finding when it falls in [start,
         end] and the resolved ``person`` is its actor or target, or (events of
         the ``host_families`` only, where a host is one machine) it was logged
-        on ``host``. Each event comes once (``TIMELINE_COLUMNS``), with
-        ``findings``: the ids of every finding it belongs to, sorted. The rows
-        come a batch at a time (they may be most of the case's events): consume
-        them before asking the case anything else."""
+        on ``host``. Only event ids and finding ids are kept (the events may be
+        most of the case's)."""
+        self.db.execute(f"CREATE OR REPLACE TEMP TABLE {TIMELINE_KEPT} (event_id VARCHAR, findings VARCHAR[])")
         if not wanted.num_rows:
-            return
+            return {}
         self.db.register("timeline_wanted", wanted)
         try:
-            columns = ", ".join(f"e.{sql_identifier(c)} AS {sql_identifier(c)}" for c in TIMELINE_COLUMNS)
-            yield from self._dict_batches(
-                f"""WITH hits AS (
-                        SELECT e."event.id" AS event_id, w.finding
-                        FROM {RESOLVED_RELATION} e JOIN timeline_wanted w
-                          ON e."@timestamp" BETWEEN w.start AND w."end"
-                         AND ((w.person IS NOT NULL AND (e."user.name" = w.person OR e."user.target.name" = w.person))
-                              OR (w.host IS NOT NULL AND e."host.name" = w.host
-                                  AND e.{sql_identifier(FAMILY)} IN (SELECT unnest(CAST(? AS VARCHAR[])))))
-                        WHERE e."@timestamp" BETWEEN (SELECT min(start) FROM timeline_wanted)
-                                                 AND (SELECT max("end") FROM timeline_wanted)),
-                    grouped AS (SELECT event_id, list(DISTINCT finding ORDER BY finding) AS findings
-                                FROM hits GROUP BY event_id)
-                    SELECT * FROM (SELECT DISTINCT ON (e."event.id") {columns}, coalesce(i.locator_unit, 'line') AS locator_unit,
-                           g.findings AS findings
-                    FROM {RESOLVED_RELATION} e JOIN grouped g ON g.event_id = e."event.id"
-                    LEFT JOIN (SELECT DISTINCT path, sha256, locator_unit FROM inputs) i
-                           ON i.path = e."log.file.path" AND i.sha256 = e."log.file.sha256")
-                    ORDER BY "@timestamp", "event.id" """, [list(host_families)])
+            self.db.execute(
+                f"""INSERT INTO {TIMELINE_KEPT}
+                    SELECT event_id, list(DISTINCT finding ORDER BY finding) AS findings
+                    FROM (SELECT e."event.id" AS event_id, w.finding
+                          FROM {RESOLVED_RELATION} e JOIN timeline_wanted w
+                            ON e."@timestamp" BETWEEN w.start AND w."end"
+                           AND ((w.person IS NOT NULL AND (e."user.name" = w.person OR e."user.target.name" = w.person))
+                                OR (w.host IS NOT NULL AND e."host.name" = w.host
+                                    AND e.{sql_identifier(FAMILY)} IN (SELECT unnest(CAST(? AS VARCHAR[])))))
+                          WHERE e."@timestamp" BETWEEN (SELECT min(start) FROM timeline_wanted)
+                                                   AND (SELECT max("end") FROM timeline_wanted))
+                    GROUP BY event_id""", [list(host_families)])
         finally:
             self.db.unregister("timeline_wanted")
+        return dict(self.db.execute(f"SELECT finding, count(*) FROM (SELECT unnest(findings) AS finding "
+                                    f"FROM {TIMELINE_KEPT}) GROUP BY finding ORDER BY finding").fetchall())
+
+    def timeline_texts(self, escalated: Sequence[str], batch: int = 10_000) -> Iterator[str]:
+        """The JSON text of each timeline entry ``keep_timeline`` kept (``_timeline_entries_sql``), in time order,
+        ``escalated`` the ids of the findings escalated. Consume them before asking the case anything else."""
+        cursor = self.db.execute(f"SELECT entry FROM ({_timeline_entries_sql()}) ORDER BY position",
+                                 [list(escalated)])
+        while rows := cursor.fetchmany(batch):
+            yield from (text for (text,) in rows)
+
+    def store_timeline(self, escalated: Sequence[str]) -> None:
+        """Replace the case's ``timeline_entries`` with the entries ``keep_timeline`` kept (in the caller's
+        transaction), ``escalated`` the ids of the findings escalated."""
+        self.db.execute("DELETE FROM timeline_entries")
+        self.db.execute(f"INSERT INTO timeline_entries SELECT position, entry FROM ({_timeline_entries_sql()})",
+                        [list(escalated)])
 
     def indicator_rows(self, finding_events: pa.Table) -> list[dict]:
         """What the indicators of compromise are drawn from, per event of each finding (``finding_events``:
-        columns ``finding`` and ``event_id``): time, address and its logged country, agent, application,
-        rule name, recipients and the forwarding/redirect/copy parameters of rule cmdlets."""
+        columns ``finding`` and ``event_id``) that holds any: time, address and its logged country, agent,
+        application, rule name, recipients and the forwarding/redirect/copy parameters of rule cmdlets. An
+        event with none of them (most of a host's log-cleared records) is not a row."""
         self.db.register("indicator_events", finding_events)
         try:
             forwards = " , ".join(f"e.params[{sql_string(name)}]" for name in FORWARDING_PARAMETERS)
+            given = " OR ".join(f"coalesce(e.{sql_identifier(column)}, '') <> ''" for column in (
+                "source.ip", "user_agent.original", "app.id", "rule.name", "email.to.address"))
             return self._dicts(
-                f"""SELECT w.finding AS finding, e."event.id" AS event_id, e."@timestamp" AS ts,
-                           e."source.ip" AS ip, e."source.geo.country_iso_code" AS country,
-                           e."user_agent.original" AS user_agent, e."app.id" AS app_id, e."rule.name" AS rule_name,
-                           e."email.to.address" AS recipients,
-                           list_filter([{forwards}], lambda x: x IS NOT NULL) AS forwarded_to
-                    FROM indicator_events w JOIN events e ON e."event.id" = w.event_id
+                f"""SELECT * EXCLUDE (given) FROM (
+                        SELECT w.finding AS finding, e."event.id" AS event_id, e."@timestamp" AS ts,
+                               e."source.ip" AS ip, e."source.geo.country_iso_code" AS country,
+                               e."user_agent.original" AS user_agent, e."app.id" AS app_id,
+                               e."rule.name" AS rule_name, e."email.to.address" AS recipients,
+                               list_filter([{forwards}], lambda x: x IS NOT NULL) AS forwarded_to, {given} AS given
+                        FROM indicator_events w JOIN events e ON e."event.id" = w.event_id)
+                    WHERE given OR len(forwarded_to) > 0
                     ORDER BY ts, event_id, finding""", [])
         finally:
             self.db.unregister("indicator_events")
@@ -740,6 +758,80 @@ class ResolvedEvents:
         for rule_id, instance, *event in rows:
             instances.setdefault((rule_id, instance), []).append(MatchedEvent(*event))
         return instances
+
+
+def _timeline_message_sql() -> str:
+    """SQL for an entry's ``message`` (over the resolved event ``e``): "<action> by <actor>", then "on <target>"
+    (a target other than the actor), "from <address>", "at <host>", "rule <name>", ": <subject>", each part
+    only when its value is not empty."""
+    def given(column: str) -> str:
+        return f"coalesce(e.{sql_identifier(column)}, '') <> ''"
+
+    parts = [f"""CASE WHEN {given('event.action')} THEN e."event.action" ELSE 'event' END || ' by ' ||
+                 CASE WHEN {given('user.name')} THEN e."user.name" ELSE 'unknown actor' END""",
+             f"""CASE WHEN {given('user.target.name')} AND e."user.target.name" IS DISTINCT FROM e."user.name"
+                      THEN 'on ' || e."user.target.name" END"""]
+    parts += [f"CASE WHEN {given(column)} THEN {sql_string(word + ' ')} || e.{sql_identifier(column)} END"
+              for word, column in (("from", "source.ip"), ("at", "host.name"), ("rule", "rule.name"))]
+    return (f"concat_ws(' ', {', '.join(parts)}) || "
+            f"CASE WHEN {given('email.subject')} THEN ': ' || e.\"email.subject\" ELSE '' END")
+
+
+# orjson writes the control characters without a short escape as \u00xx with lower-case hex digits, DuckDB's JSON
+# with upper-case: these are the escapes where the two differ.
+UPPER_HEX_ESCAPES = tuple(f"\\u{code:04X}" for code in range(0x20) if f"{code:04X}" != f"{code:04x}")
+
+
+def orjson_escapes_sql(column: str) -> str:
+    """SQL turning the JSON text ``column`` (DuckDB's ``to_json``) into the bytes orjson writes for the same value.
+
+    The two differ only in the hex digits' case of ``UPPER_HEX_ESCAPES``. A
+    raw control character never appears in JSON text, so each escaped
+    backslash is first set aside as one (chr(1)): every backslash left
+    starts an escape."""
+    fixed = f"replace({column}, '\\\\', chr(1))"
+    for escape in UPPER_HEX_ESCAPES:
+        fixed = f"replace({fixed}, {sql_string(escape)}, {sql_string(escape.lower())})"
+    return (f"CASE WHEN regexp_matches({column}, '\\\\u00[01][A-F]') "
+            f"THEN replace({fixed}, chr(1), '\\\\') ELSE {column} END")
+
+
+def _timeline_entries_sql() -> str:
+    """SQL for the kept timeline's entries (``TIMELINE_KEPT``): ``position`` (from 0, in time order, then by
+    event id) and ``entry``, its JSON text as orjson writes it (the keys of ``TIMELINE_FIELDS``, in order);
+    one parameter, the ids of the escalated findings.
+
+    An event kept in several copies (the same id from two files) is one entry."""
+    def column(name: str) -> str:
+        return f"e.{sql_identifier(name)}"
+
+    values = {
+        "datetime": """CASE WHEN strftime(e."@timestamp", '%f') = '000000'
+                            THEN strftime(e."@timestamp", '%Y-%m-%dT%H:%M:%SZ')
+                            ELSE strftime(e."@timestamp", '%Y-%m-%dT%H:%M:%S.%fZ') END""",
+        "timestamp_desc": sql_string(TIMELINE_TIMESTAMP_DESC),
+        "message": _timeline_message_sql(),
+        "timestamp": 'epoch_us(e."@timestamp")',
+        "finding_ids": "k.findings",
+        "escalated": "list_has_any(k.findings, CAST(? AS VARCHAR[]))",
+        "event_id": column("event.id"), "action": column("event.action"), "outcome": column("event.outcome"),
+        "actor": column("user.name"), "actor_logged": column("user.name_logged"),
+        "target": column("user.target.name"), "source_ip": column("source.ip"),
+        "country": column("source.geo.country_iso_code"), "host": column("host.name"), "app_id": column("app.id"),
+        "user_agent": column("user_agent.original"), "subject": column("email.subject"),
+        "rule_name": column("rule.name"), "command_line": column("process.command_line"),
+        "dataset": column("event.dataset"), "source_family": column(FAMILY), "source_file": column("log.file.path"),
+        "source_sha256": column("log.file.sha256"),
+        "locator": """CASE WHEN e."log.record" IS NULL THEN 'unknown'
+                           ELSE coalesce(i.locator_unit, 'line') || ' ' || CAST(e."log.record" AS VARCHAR) END""",
+    }
+    fields = ", ".join(f"{sql_identifier(name)} := {values[name]}" for name in TIMELINE_FIELDS)
+    return f"""SELECT row_number() OVER (ORDER BY ts, id) - 1 AS position, {orjson_escapes_sql('json')} AS entry
+               FROM (SELECT DISTINCT ON (e."event.id") e."@timestamp" AS ts, e."event.id" AS id,
+                            CAST(to_json(struct_pack({fields})) AS VARCHAR) AS json
+                     FROM {RESOLVED_RELATION} e JOIN {TIMELINE_KEPT} k ON k.event_id = e."event.id"
+                     LEFT JOIN (SELECT DISTINCT path, sha256, locator_unit FROM inputs) i
+                            ON i.path = e."log.file.path" AND i.sha256 = e."log.file.sha256")"""
 
 
 def _history_requests(requests: list[HistoryRequest]) -> pa.Table:

@@ -315,9 +315,8 @@ def report_command(
     try:
         with CaseStore(case / "case.duckdb") as store:
             document, outputs = case_outputs(store, case)
-            replace_files(outputs)
-        custody.record(case, "report", {"written": {path.name: hashlib.sha256(data).hexdigest()
-                                                    for path, data in sorted(outputs.items())}})
+            digests = replace_files(outputs)
+        custody.record(case, "report", {"written": {path.name: digest for path, digest in sorted(digests.items())}})
     except CaseOpenError as exc:
         raise _usage_error(f"{case}: {exc}")
     except OutputError as exc:

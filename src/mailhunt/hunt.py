@@ -25,7 +25,7 @@ from mailhunt.atomic_files import replace_files
 from mailhunt.case import add_case_plans
 from mailhunt.case.acquisition import AcquisitionInBackground
 from mailhunt.case.iocs import collect_iocs
-from mailhunt.case.timeline import TIMELINE_FILES, iter_timeline, serialized_timeline
+from mailhunt.case.timeline import TIMELINE_FILES, keep_timeline
 from mailhunt.case_document import OUTPUT_FILES, case_outputs, save_analysis
 from mailhunt.config import Config
 from mailhunt.detect.engine import (
@@ -534,7 +534,7 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
                                               {s.path: s.sha256 for s in summaries if s.sha256},
                                               copy_evidence, command_line, len(summaries), new_events)
         try:
-            findings, analysis, timeline = _analyse(store, out, config, rules, progress, rule_engine)
+            findings, analysis = _analyse(store, out, config, rules, progress, rule_engine)
             preservation = acquisition.result()
         except BaseException as exc:
             _end_acquisition(acquisition, exc)
@@ -542,8 +542,7 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
         save_analysis(store, analysis["findings"], {
             "skipped_rules": analysis["skipped_rules"], "rule_matches": analysis["rule_matches"],
             "evidence_preservation": preservation.summary(), "logging_gaps": analysis["logging_gaps"],
-            "iocs": analysis["iocs"]}, timeline)
-        del timeline
+            "iocs": analysis["iocs"]})
         events_in_case = store.event_count()
 
         # Written while the case is still open, so a second hunt into it cannot interleave its outputs.
@@ -556,8 +555,9 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
 
 
 def _analyse(store: CaseStore, out: Path, config: Config, rules: list[LoadedRule], progress: ProgressSink,
-             rule_engine: RuleEngineFactory | None) -> tuple[list[Finding], dict, list[str]]:
-    """The rules, the findings and their triage, plans, indicators and timeline, from the loaded case."""
+             rule_engine: RuleEngineFactory | None) -> tuple[list[Finding], dict]:
+    """The rules, the findings and their triage, plans, indicators and timeline (kept in the case for
+    ``save_analysis``), from the loaded case."""
     engine = rule_engine(store, out) if rule_engine else None  # may write files: before the seal
     store.seal_external_access()
 
@@ -576,8 +576,8 @@ def _analyse(store: CaseStore, out: Path, config: Config, rules: list[LoadedRule
     progress.stage(STAGES[5])
     add_case_plans(analysis, findings, store)
     progress.stage(STAGES[6])
-    timeline = _add_case_views(store, config, findings, analysis)
-    return findings, analysis, timeline
+    _add_case_views(store, config, findings, analysis)
+    return findings, analysis
 
 
 def _end_acquisition(acquisition: AcquisitionInBackground, exc: BaseException) -> None:
@@ -590,13 +590,12 @@ def _end_acquisition(acquisition: AcquisitionInBackground, exc: BaseException) -
         acquisition.result()
 
 
-def _add_case_views(store: CaseStore, config: Config, findings: list[Finding], document: dict) -> list[str]:
-    """Add the case's indicators (``iocs``) and each finding's ``timeline_ref`` to the document; return the
-    timeline entries, each as its JSON text (``case/timeline.py``, ``case/iocs.py``)."""
+def _add_case_views(store: CaseStore, config: Config, findings: list[Finding], document: dict) -> None:
+    """Add the case's indicators (``iocs``) and each finding's ``timeline_ref`` to the document, and keep the
+    timeline's events in the case for ``save_analysis`` (``case/timeline.py``, ``case/iocs.py``)."""
     store.resolved.ensure(config.domains)
     escalated = {f["id"] for f in document["findings"] if f["escalate"]}
     document["iocs"] = collect_iocs(store.resolved, {f.id: f.event_ids for f in findings}, escalated, config.domains)
-    timeline, refs = serialized_timeline(iter_timeline(store.resolved, document["findings"], config.timeline_hours))
+    refs = keep_timeline(store.resolved, document["findings"], config.timeline_hours)
     for finding in document["findings"]:
         finding["timeline_ref"] = refs.get(finding["id"], {"files": list(TIMELINE_FILES), "entries": 0})
-    return timeline

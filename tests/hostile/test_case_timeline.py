@@ -11,6 +11,8 @@ import shutil
 from datetime import UTC, datetime, timedelta
 
 import duckdb
+import orjson
+import pyarrow as pa
 import pytest
 import stix2
 from hypothesis import given
@@ -19,9 +21,18 @@ from stix2patterns.validator import run_validator
 from typer.testing import CliRunner
 
 from mailhunt import __version__
+from mailhunt.case.timeline import timeline_csv
+from mailhunt.case_queries import orjson_escapes_sql
 from mailhunt.cli import app
 from mailhunt.config import ConfigError, load_config
-from mailhunt.csv_cells import FORMULA_TRIGGERS, csv_bytes, neutralized
+from mailhunt.csv_cells import (
+    FORMULA_TRIGGERS,
+    csv_bytes,
+    csv_line_sql,
+    neutralized,
+    neutralized_sql,
+)
+from mailhunt.store import CaseStore
 from tests.corpus import EXAMPLES, PUBLIC
 
 runner = CliRunner()
@@ -265,6 +276,26 @@ def test_example_indicators_name_the_attacker_address_with_country_and_network(e
     assert {"ip", "user_agent", "app_id", "rule_name"} <= kinds
 
 
+def test_indicators_are_drawn_only_from_events_that_hold_any(example_case, tmp_path):
+    """A host's log-cleared finding holds one event per record (200,000 on a large EVTX file) and none of them
+    names an address, agent, application, rule or recipient: they are not fetched one by one to find nothing.
+    The example's events that do hold indicators still come, in time order."""
+    out = tmp_path / "evtx"
+    _hunt(PUBLIC / "evtx-to-mitre-attack" / "ID104-1102-Event_log_cleared.evtx", out)
+    with CaseStore(out / "case.duckdb") as store:
+        events = [e for (e,) in store.db.execute('SELECT "event.id" FROM events').fetchall()]
+        store.resolved.ensure()
+        assert len(events) > 50
+        assert store.resolved.indicator_rows(pa.table({"finding": ["f"] * len(events), "event_id": events})) == []
+    with CaseStore(example_case / "case.duckdb", read_only=True) as store:
+        events = [e for (e,) in store.db.execute('SELECT "event.id" FROM events').fetchall()]
+        rows = store.resolved.indicator_rows(pa.table({"finding": ["f"] * len(events), "event_id": events}))
+    assert 0 < len(rows) < len(events) and any(r["ip"] == ATTACKER_IP for r in rows)
+    assert [r["ts"] for r in rows] == sorted(r["ts"] for r in rows)
+    assert all(r["ip"] or r["user_agent"] or r["app_id"] or r["rule_name"] or r["recipients"] or r["forwarded_to"]
+               for r in rows)
+
+
 def test_huntress_attacker_address_is_in_the_report_text(tmp_path):
     _hunt(PUBLIC / "huntress-ctf-2023" / "purview.csv", tmp_path / "case")
     assert "185.73.124.135" in (tmp_path / "case" / "report.md").read_text()
@@ -338,6 +369,42 @@ def test_every_csv_cell_reads_back_as_the_value_or_quoted_value(value):
     assert cell == neutralized(value)
     assert not cell.startswith(FORMULA_TRIGGERS)
     assert cell == ("'" + value if value.startswith(FORMULA_TRIGGERS) else value)
+
+
+@given(st.text(), st.sampled_from(["", "x", "=1+2", 'a,"b"', "-\r\n", "\t"]))
+def test_csv_lines_the_database_writes_are_the_lines_csv_bytes_writes(value, other):
+    """timeline.csv's cells are neutralized and quoted by the case database (``neutralized_sql``,
+    ``csv_line_sql``): the same rules, the same bytes as ``csv_bytes``, whatever the text (formula triggers,
+    quotes, commas, line ends, nothing at all)."""
+    cells = [neutralized_sql(name) for name in ("v", "o", "n")]
+    with duckdb.connect() as db:
+        line = db.execute(f"SELECT {csv_line_sql(cells)} FROM (SELECT CAST(? AS VARCHAR) AS v, CAST(? AS VARCHAR) AS o, "
+                          "CAST(NULL AS VARCHAR) AS n)", [value, other]).fetchone()[0]
+    assert csv_bytes(["v", "o", "n"], []) + line.encode("utf-8") == csv_bytes(["v", "o", "n"], [[value, other, None]])
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00")) | st.sampled_from(
+    ["\x0b", "\\u000B", "\\\x0b", "\\\\u001F\x1f", "\x1a\x1b\x1c\x1d\x1e\x1f\x0e\x0f", "é😀\u2028/\x7f"]))
+def test_timeline_entries_the_database_writes_are_the_bytes_orjson_writes(value):
+    """timeline.jsonl's entries are written as JSON by the case database; they must be the bytes orjson writes
+    for the same values (the timeline files are compared byte for byte across hunts and ``mailhunt report``).
+    DuckDB writes \\u000B where orjson writes \\u000b, and a logged backslash followed by "u000B" must stay."""
+    with duckdb.connect() as db:
+        text = db.execute(f"SELECT {orjson_escapes_sql('j')} FROM (SELECT CAST(to_json(struct_pack(v := CAST(? AS VARCHAR), "
+                          "l := [CAST(? AS VARCHAR)], b := true, n := CAST(NULL AS VARCHAR))) AS VARCHAR) AS j)",
+                          [value, value]).fetchone()[0]
+        read_back = db.execute("""SELECT e.v, array_to_string(e.l, ' '), e.b, e.n FROM (SELECT from_json(?,
+                                  '{"v": "VARCHAR", "l": "VARCHAR[]", "b": "VARCHAR", "n": "VARCHAR"}') AS e)""",
+                               [text]).fetchone()
+    assert text == orjson.dumps({"v": value, "l": [value], "b": True, "n": None}).decode()
+    assert read_back == (value, value, "true", None)  # what timeline.csv's cells are made of
+
+
+def test_hostile_timeline_csv_is_csv_bytes_of_the_jsonl_entries(hostile_case):
+    """The CSV the database writes from the stored entries is the one ``csv_bytes`` writes from the same entries."""
+    entries = [orjson.loads(line) for line in (hostile_case / "timeline.jsonl").read_bytes().splitlines()]
+    assert any(e["rule_name"] == HOSTILE_RULE for e in entries)
+    assert (hostile_case / "timeline.csv").read_bytes() == timeline_csv(entries)
 
 
 # ---------------------------------------------------------------- across sources, people and hosts

@@ -8,6 +8,7 @@ subprocess where a real signal is needed) on a few crafted lines in the exact fo
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import signal
@@ -219,6 +220,29 @@ def test_a_full_disk_replaces_no_output_and_says_which_file(tmp_path, monkeypatc
     document = json.loads((out / "findings.json").read_text())
     assert {f["actor"] for f in document["findings"]} == {"adm-one@fabrikam-labs.com", "adm-two@fabrikam-labs.com"}
     assert "adm-two@fabrikam-labs.com" in (out / "report.md").read_text()
+
+
+def test_an_output_given_in_pieces_is_written_as_they_come_and_replaced_with_the_others(tmp_path):
+    """The timeline files (most of a large EVTX file) are not held whole: their pieces are written as the case
+    gives them. A failure in the middle of the pieces replaces nothing; the digests returned are those of the
+    files written."""
+    small, pieces = tmp_path / "small.txt", tmp_path / "pieces.txt"
+    small.write_bytes(b"old small")
+    pieces.write_bytes(b"old pieces")
+
+    def failing():
+        yield b"first "
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(atomic_files.OutputError) as raised:
+        atomic_files.replace_files({small: b"new small", pieces: failing()})
+    assert raised.value.path == pieces and os.strerror(errno.ENOSPC) in raised.value.reason
+    assert (small.read_bytes(), pieces.read_bytes()) == (b"old small", b"old pieces")
+    assert not list(tmp_path.glob(".*.tmp"))
+
+    digests = atomic_files.replace_files({small: b"new small", pieces: iter([b"one ", memoryview(b"two "), b"three"])})
+    assert pieces.read_bytes() == b"one two three"
+    assert digests == {path: hashlib.sha256(path.read_bytes()).hexdigest() for path in (small, pieces)}
 
 
 def test_a_report_that_is_a_folder_is_refused(tmp_path):

@@ -17,8 +17,10 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
+
+import pyarrow as pa
 
 from mailhunt.case.logging_gaps import logging_gaps
 from mailhunt.case.quoting import QUOTERS, UnsafeIdentity
@@ -54,7 +56,7 @@ class StepTemplate:
     def applies_to(self, indicator: str) -> bool:
         return "*" in self.indicators or indicator in self.indicators
 
-    @property
+    @cached_property
     def placeholders(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(_PLACEHOLDER.findall(self.command + "\n" + (self.undo or ""))))
 
@@ -108,20 +110,23 @@ def _mail_path(environment: str, target: str | None, account: str | None) -> str
 
 
 def _event_bindings(finding: Finding, environment_of: Mapping[str, str | None]) -> Iterable[tuple[str, dict]]:
-    """(environment, placeholder values) of each event of the finding, in time order."""
+    """(environment, placeholder values) of each distinct event of the finding, in the time order of their first
+    events: events alike in environment, action, target, host, parameters and rule name bind the same values,
+    so a finding of 200,000 log-cleared records binds them once."""
     columns = {name: event_column(finding.events, name).to_pylist()
                for name in ("event_id", "action", "target", "host", "parameters", "rule_name")}
     account = _account(finding.actor)
     common = {"actor": finding.actor, "account": account, "first_seen": iso_z(finding.first_seen),
               "last_seen": iso_z(finding.last_seen)}
-    for i, event_id in enumerate(columns["event_id"]):
-        environment = environment_of.get(event_id)
+    environments = [environment_of.get(event_id) for event_id in columns["event_id"]]
+    distinct = dict.fromkeys(zip(environments, columns["action"], columns["target"], columns["host"],
+                                 columns["parameters"], columns["rule_name"], strict=True))
+    for environment, action, target, host, parameters, rule_name in distinct:
         if environment is None:
             continue
-        action, target, parameters = columns["action"][i] or "", columns["target"][i], columns["parameters"][i] or ""
+        action, parameters = action or "", parameters or ""
         export_file = _EXPORT_FILE.search(parameters)
         task_name = _TASK_NAME.search(parameters)
-        rule_name = columns["rule_name"][i]
         if not rule_name and finding.indicator == "transport_rule_change" and "TransportRule" in action:
             rule_name = target
         yield environment, {
@@ -129,7 +134,7 @@ def _event_bindings(finding: Finding, environment_of: Mapping[str, str | None]) 
             "mailbox": target if target and "@" in target else None,
             "rule_name": rule_name,
             "app_id": target if target and _GUID.match(target) and _APP_GRANT_ACTION.search(action) else None,
-            "host": columns["host"][i],
+            "host": host,
             "export_file": _unquote(export_file.group(1)) if export_file else None,
             "task_name": _unquote(task_name.group(1)) if task_name else None,
             "mail_path": _mail_path(environment, target, account),
@@ -154,11 +159,8 @@ def containment_steps(finding: Finding, environment_of: Mapping[str, str | None]
                        key=lambda s: (ENVIRONMENT_ORDER.index(s.environment), s.order, s.id))
     steps: list[dict] = []
     for template in templates:
-        seen: list[tuple] = []
-        for values in bindings[template.environment]:
-            key = tuple(values[p] for p in template.placeholders)
-            if all(key) and key not in seen:
-                seen.append(key)
+        keys = (tuple(values[p] for p in template.placeholders) for values in bindings[template.environment])
+        seen = list(dict.fromkeys(key for key in keys if all(key)))
         for key in seen[:MAX_BINDINGS_PER_STEP]:
             values = dict(zip(template.placeholders, key, strict=True))
             step = {"step": len(steps) + 1, "id": template.id, "environment": template.environment,
@@ -206,14 +208,22 @@ def verification_request(finding: Finding, playbook: Playbook | None = None) -> 
 
 
 def event_environments(store, findings: list[Finding]) -> dict[str, str | None]:
-    """event id -> containment environment, for the events of the escalated findings (bound query, no pasting)."""
+    """event id -> containment environment, for the events of the escalated findings (their ids given to the
+    database as a table, the answer read back as columns: a host's finding may hold 200,000 events)."""
     playbook = load_playbook()
-    ids = sorted({i for f in findings if f.escalate for i in f.event_ids})
-    if not ids:
+    ids = pa.table({"id": pa.array(list({i for f in findings if f.escalate for i in f.event_ids}), pa.string())})
+    if not ids.num_rows:
         return {}
-    rows = store.query('SELECT "event.id" AS id, any_value("event.dataset") AS dataset FROM events '
-                       'WHERE "event.id" IN (SELECT unnest(?)) GROUP BY "event.id"', [ids])
-    return {r["id"]: playbook.environment_of(r["dataset"]) for r in rows}
+    store.db.register("escalated_event_ids", ids)
+    try:
+        found = store.db.sql('SELECT "event.id" AS id, any_value("event.dataset") AS dataset FROM events '
+                             'WHERE "event.id" IN (SELECT id FROM escalated_event_ids) GROUP BY "event.id"'
+                             ).to_arrow_table()
+    finally:
+        store.db.unregister("escalated_event_ids")
+    datasets = found.column("dataset").to_pylist()
+    environments = {dataset: playbook.environment_of(dataset) for dataset in set(datasets)}
+    return dict(zip(found.column("id").to_pylist(), (environments[d] for d in datasets), strict=True))
 
 
 def add_case_plans(document: dict, findings: list[Finding], store) -> None:

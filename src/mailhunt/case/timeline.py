@@ -16,25 +16,27 @@ neutralized against spreadsheet formulas: ``mailhunt.csv_cells``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import orjson
 import pyarrow as pa
 
-from mailhunt.case_queries import FAMILY, ResolvedEvents
+from mailhunt.case_queries import (
+    TIMELINE_FIELDS,
+    TIMELINE_TIMESTAMP_DESC,
+    ResolvedEvents,
+)
 from mailhunt.csv_cells import csv_bytes
-from mailhunt.events import iso_z, utc_from_document
+from mailhunt.events import utc_from_document
 
 HOST_FAMILIES = ("windows", "unix", "macos")
 TIMELINE_FILES = ("timeline.csv", "timeline.jsonl")
-TIMESTAMP_DESC = "Event time (as logged)"
+TIMESTAMP_DESC = TIMELINE_TIMESTAMP_DESC
 # The fields of every timeline entry, in the order of the CSV columns.
-FIELDS = ("datetime", "timestamp_desc", "message", "timestamp", "finding_ids", "escalated", "event_id", "action",
-          "outcome", "actor", "actor_logged", "target", "source_ip", "country", "host", "app_id", "user_agent",
-          "subject", "rule_name", "command_line", "dataset", "source_family", "source_file", "source_sha256",
-          "locator")
+FIELDS = TIMELINE_FIELDS
+EPOCH = datetime(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -76,81 +78,30 @@ def wanted_table(findings: Sequence[dict], hours: int) -> pa.Table:
                                             ("start", pa.timestamp("us")), ("end", pa.timestamp("us"))]))
 
 
-def _message(row: dict) -> str:
-    actor, target = row["user.name"], row["user.target.name"]
-    parts = [f"{row['event.action'] or 'event'} by {actor or 'unknown actor'}"]
-    if target and target != actor:
-        parts.append(f"on {target}")
-    if row["source.ip"]:
-        parts.append(f"from {row['source.ip']}")
-    if row["host.name"]:
-        parts.append(f"at {row['host.name']}")
-    if row["rule.name"]:
-        parts.append(f"rule {row['rule.name']}")
-    message = " ".join(parts)
-    return f"{message}: {row['email.subject']}" if row["email.subject"] else message
+def keep_timeline(resolved: ResolvedEvents, findings: Sequence[dict], hours: int) -> dict[str, dict]:
+    """Find the timeline of these findings (``findings.json`` entries) and keep its events in the case, for
+    ``build_timeline`` and ``save_analysis`` (``ResolvedEvents.timeline_texts``, ``store_timeline``); return
+    each finding's ``timeline_ref`` in findings.json (the timeline files and how many of their entries belong
+    to it), for the findings with entries."""
+    counts = resolved.keep_timeline(wanted_table(findings, hours), HOST_FAMILIES)
+    return {finding: {"files": list(TIMELINE_FILES), "entries": count} for finding, count in counts.items()}
 
 
-def _entry(row: dict, escalated: set[str]) -> dict:
-    when: datetime = row["@timestamp"]
-    findings = list(row["findings"])
-    return {
-        "datetime": iso_z(when),
-        "timestamp_desc": TIMESTAMP_DESC,
-        "message": _message(row),
-        "timestamp": int((when - datetime(1970, 1, 1)) / timedelta(microseconds=1)),
-        "finding_ids": findings,
-        "escalated": any(f in escalated for f in findings),
-        "event_id": row["event.id"],
-        "action": row["event.action"],
-        "outcome": row["event.outcome"],
-        "actor": row["user.name"],
-        "actor_logged": row["user.name_logged"],
-        "target": row["user.target.name"],
-        "source_ip": row["source.ip"],
-        "country": row["source.geo.country_iso_code"],
-        "host": row["host.name"],
-        "app_id": row["app.id"],
-        "user_agent": row["user_agent.original"],
-        "subject": row["email.subject"],
-        "rule_name": row["rule.name"],
-        "command_line": row["process.command_line"],
-        "dataset": row["event.dataset"],
-        "source_family": row[FAMILY],
-        "source_file": row["log.file.path"],
-        "source_sha256": row["log.file.sha256"],
-        "locator": f"{row['locator_unit']} {row['log.record']}" if row["log.record"] is not None else "unknown",
-    }
-
-
-def iter_timeline(resolved: ResolvedEvents, findings: Sequence[dict], hours: int,
-                  keep: TimelineFilter = TimelineFilter()) -> Iterator[dict]:
-    """The timeline entries of these findings (``findings.json`` entries) that ``keep`` keeps, in time order,
-    one at a time (consume them before asking ``resolved`` anything else)."""
-    escalated = {f["id"] for f in findings if f.get("escalate")}
-    for row in resolved.events_involving(wanted_table(findings, hours), HOST_FAMILIES):
-        entry = _entry(row, escalated)
-        if keep.keeps(entry, row["@timestamp"]):
-            yield entry
+def escalated_ids(findings: Sequence[dict]) -> list[str]:
+    """The ids of the escalated findings (``findings.json`` entries): their timeline entries say so."""
+    return sorted(f["id"] for f in findings if f.get("escalate"))
 
 
 def build_timeline(resolved: ResolvedEvents, findings: Sequence[dict], hours: int,
                    keep: TimelineFilter = TimelineFilter()) -> list[dict]:
     """The timeline entries of these findings (``findings.json`` entries) that ``keep`` keeps, in time order."""
-    return list(iter_timeline(resolved, findings, hours, keep))
-
-
-def serialized_timeline(entries: Iterable[dict]) -> tuple[list[str], dict[str, dict]]:
-    """Each entry's JSON text (a line of timeline.jsonl without its line end), and each finding's ``timeline_ref`` in
-    findings.json (the timeline files and how many of their entries belong to it), holding no entry longer
-    than it takes to write it."""
-    texts: list[str] = []
-    counts: dict[str, int] = {}
-    for entry in entries:
-        texts.append(orjson.dumps(entry).decode())
-        for finding in entry["finding_ids"]:
-            counts[finding] = counts.get(finding, 0) + 1
-    return texts, {finding: {"files": list(TIMELINE_FILES), "entries": count} for finding, count in counts.items()}
+    keep_timeline(resolved, findings, hours)
+    entries = []
+    for text in resolved.timeline_texts(escalated_ids(findings)):
+        entry = orjson.loads(text)
+        if keep.keeps(entry, EPOCH + timedelta(microseconds=entry["timestamp"])):
+            entries.append(entry)
+    return entries
 
 
 def timeline_jsonl(entries: Iterable[dict]) -> bytes:
@@ -159,7 +110,7 @@ def timeline_jsonl(entries: Iterable[dict]) -> bytes:
 
 
 def timeline_jsonl_of_texts(texts: Iterable[str]) -> bytes:
-    """timeline.jsonl from entries already written as JSON (``serialized_timeline``): the same bytes."""
+    """timeline.jsonl from entries already written as JSON (the case's ``timeline_entries``): the same bytes."""
     return b"".join(text.encode("utf-8") + b"\n" for text in texts)
 
 
