@@ -613,9 +613,12 @@ class CaseStore:
                   ON u.path = e."log.file.path" AND u.sha256 = e."log.file.sha256" GROUP BY 1, 2""").fetchall()}
         self.db.execute("DROP TABLE IF EXISTS new_ids")
         self.db.execute("BEGIN TRANSACTION")
-        if counted:
-            self.db.executemany("UPDATE inputs SET new_events = ? WHERE path = ? AND sha256 = ?",
-                                [[count, path, sha256] for (path, sha256), count in counted.items()])
+        if counted:  # one statement for all inputs: one UPDATE an input would take 270 s at 100,000 files
+            counts = pa.table({"path": [path for path, _ in counted], "sha256": [sha256 for _, sha256 in counted],
+                               "new_events": pa.array(list(counted.values()), pa.int64())})
+            self.db.from_arrow(counts).query("counts", """
+                UPDATE inputs SET new_events = c.new_events FROM counts c
+                WHERE inputs.path = c.path AND inputs.sha256 = c.sha256""")
         self.db.execute("UPDATE hunts SET events_before = ?, events_after = (SELECT count(*) FROM events) "
                         "WHERE id = ?", [before, hunt])
         self.db.execute("COMMIT")
