@@ -455,25 +455,26 @@ def _print_case_inputs(document: dict) -> None:
     past ``MAX_SHOWN_INPUTS``, those with something to say (skipped, rejected records, a note) first, the
     rest in order, and a line that says how many are left out and where every one is listed."""
     started = {h["id"]: h["started_at"] for h in document.get("hunts") or []}
-    every = document["inputs"]
-    telling = [i for i in every if i["rejected"] or _input_note(i)]
-    listed = every if len(every) <= MAX_SHOWN_INPUTS else (
-        telling + [i for i in every if not (i["rejected"] or _input_note(i))])[:MAX_SHOWN_INPUTS]
+    every = [(i, _input_note(i)) for i in document["inputs"]]
+    telling = sum(1 for i, note in every if i["rejected"] or note)
+    # past the cap, a stable sort: the inputs with something to say first, each part in the case's order
+    listed = every if len(every) <= MAX_SHOWN_INPUTS else sorted(
+        every, key=lambda pair: not (pair[0]["rejected"] or pair[1]))[:MAX_SHOWN_INPUTS]
     inputs = Table(title="Inputs of the case", title_justify="left")
     for column in ("hunt", "file", "format", "records", "rejected", "new events", "note"):
         inputs.add_column(column, justify="right" if column in ("hunt", "records", "rejected", "new events")
                           else "left")
-    for i in listed:
+    for i, note in listed:
         inputs.add_row(str(i["hunt"]), shown(_short(i["path"], 60)), i["format"] or "-", str(i["records"]),
-                       str(i["rejected"]), str(i["new_events"]), shown(_input_note(i)))
+                       str(i["rejected"]), str(i["new_events"]), shown(note))
     console.print(inputs)
     if len(listed) < len(every):
-        left_telling = len(telling) - min(len(telling), len(listed))
+        left_telling = telling - min(telling, len(listed))
         which = (f"{left_telling:,} more with rejected records or a note are not shown" if left_telling else
                  "every input with rejected records or a note is shown")
         console.print(f"showing {len(listed)} of the case's {len(every):,} inputs ({which}); findings.json and the "
-                      f"reports list every input. In all: {sum(i['records'] or 0 for i in every):,} records, "
-                      f"{sum(i['rejected'] or 0 for i in every):,} rejected.", soft_wrap=True)
+                      f"reports list every input. In all: {sum(i['records'] or 0 for i, _ in every):,} records, "
+                      f"{sum(i['rejected'] or 0 for i, _ in every):,} rejected.", soft_wrap=True)
     console.print("Hunts: " + "; ".join(f"{number} at {shown(when or 'an unrecorded time')}"
                                         for number, when in started.items()), soft_wrap=True)
 

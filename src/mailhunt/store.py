@@ -134,6 +134,26 @@ STAGED_WORKERS = 2
 COMBINED_ROWS = 20_000
 
 
+# Rows the store writes in one statement for many files, as the Arrow tables they are scanned from
+# (through a relation: a view registered inside the loading transaction would live until it commits).
+_INPUT_ROWS = pa.schema([("path", pa.string()), ("sha256", pa.string()), ("format", pa.string()),
+                         ("records", pa.int64()), ("rejected", pa.int64()), ("new_events", pa.int64()),
+                         ("skipped_reason", pa.string()), ("locator_unit", pa.string()), ("hunt", pa.int32()),
+                         ("notes", pa.list_(pa.string()))])
+_REJECTION_ROWS = pa.schema([("path", pa.string()), ("sha256", pa.string()), ("locator", pa.string()),
+                             ("reason", pa.string()), ("seq", pa.int64())])
+_FLAGGED_ROWS = pa.schema([("path", pa.string()), ("sha256", pa.string()), ("record", pa.int64()),
+                           ("keys", pa.string())])
+_COUNT_ROWS = pa.schema([("path", pa.string()), ("sha256", pa.string()), ("new_events", pa.int64())])
+
+
+def _rows_table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
+    """Python rows (one value per field of ``schema``, in its order) as an Arrow table of ``schema``."""
+    columns = list(zip(*rows, strict=True))
+    return pa.Table.from_arrays([pa.array(column, field.type) for column, field in zip(columns, schema, strict=True)],
+                                schema=schema)
+
+
 def report_not_stored(batch: Batch, exc: Exception) -> None:
     """Say in the batch's own report that its records were read but could not be stored, and why."""
     unit = getattr(batch, "unit", "record")
@@ -546,21 +566,12 @@ class CaseStore:
         """Record many inputs in one statement; each row holds ``record_input``'s arguments in its order."""
         if not rows:
             return
-        columns = list(zip(*rows, strict=True))
-        self.db.register("_inputs", pa.table({
-            "path": pa.array(columns[0], pa.string()), "sha256": pa.array(columns[1], pa.string()),
-            "format": pa.array(columns[2], pa.string()), "records": pa.array(columns[3], pa.int64()),
-            "rejected": pa.array(columns[4], pa.int64()), "new_events": pa.array(columns[5], pa.int64()),
-            "skipped_reason": pa.array(columns[6], pa.string()), "locator_unit": pa.array(columns[7], pa.string()),
-            "hunt": pa.array(columns[8], pa.int32()),
-            "notes": pa.array([list(notes or []) for notes in columns[9]], pa.list_(pa.string()))}))
-        try:
-            self.db.execute("""INSERT OR REPLACE INTO inputs (path, sha256, format, records, rejected, new_events,
-                                   skipped_reason, locator_unit, hunt, notes)
-                               SELECT path, sha256, format, records, rejected, new_events, skipped_reason,
-                                      locator_unit, hunt, notes FROM _inputs""")
-        finally:
-            self.db.unregister("_inputs")
+        inputs = _rows_table([(*row[:9], list(row[9] or [])) for row in rows], _INPUT_ROWS)
+        self.db.from_arrow(inputs).query("_inputs", """
+            INSERT OR REPLACE INTO inputs (path, sha256, format, records, rejected, new_events, skipped_reason,
+                                           locator_unit, hunt, notes)
+            SELECT path, sha256, format, records, rejected, new_events, skipped_reason, locator_unit, hunt, notes
+            FROM _inputs""")
 
     def record_rejections(self, sha256: str, rejections) -> None:
         if rejections:
@@ -572,20 +583,13 @@ class CaseStore:
         files = [(path, sha256, rejections) for path, sha256, rejections in files if rejections]
         if not files:
             return
-        rows = [(path, sha256, r.locator, r.reason, seq)
-                for path, sha256, rejections in files for seq, r in enumerate(rejections)]
-        columns = list(zip(*rows, strict=True))
-        self.db.register("_rejections", pa.table({
-            "path": pa.array(columns[0], pa.string()), "sha256": pa.array(columns[1], pa.string()),
-            "locator": pa.array(columns[2], pa.string()), "reason": pa.array(columns[3], pa.string()),
-            "seq": pa.array(columns[4], pa.int64())}))
-        try:
-            self.db.execute("""DELETE FROM rejections WHERE (path, sha256) IN
-                                 (SELECT DISTINCT (path, sha256) FROM _rejections)""")
-            self.db.execute("""INSERT INTO rejections (path, sha256, locator, reason, seq)
-                               SELECT path, sha256, locator, reason, seq FROM _rejections""")
-        finally:
-            self.db.unregister("_rejections")
+        rows = _rows_table([(path, sha256, r.locator, r.reason, seq)
+                            for path, sha256, rejections in files for seq, r in enumerate(rejections)], _REJECTION_ROWS)
+        self.db.from_arrow(rows).query("_rejections", """
+            DELETE FROM rejections WHERE (path, sha256) IN (SELECT DISTINCT (path, sha256) FROM _rejections)""")
+        self.db.from_arrow(rows).query("_rejections", """
+            INSERT INTO rejections (path, sha256, locator, reason, seq)
+            SELECT path, sha256, locator, reason, seq FROM _rejections""")
 
     def settle_sources(self, hunt: int) -> dict[tuple[str, str], int]:
         """Once loading is done: note every (file, record) each new event was seen in, deduplicate, and
@@ -614,8 +618,7 @@ class CaseStore:
         self.db.execute("DROP TABLE IF EXISTS new_ids")
         self.db.execute("BEGIN TRANSACTION")
         if counted:  # one statement for all inputs: one UPDATE an input would take 270 s at 100,000 files
-            counts = pa.table({"path": [path for path, _ in counted], "sha256": [sha256 for _, sha256 in counted],
-                               "new_events": pa.array(list(counted.values()), pa.int64())})
+            counts = _rows_table([(path, sha256, count) for (path, sha256), count in counted.items()], _COUNT_ROWS)
             self.db.from_arrow(counts).query("counts", """
                 UPDATE inputs SET new_events = c.new_events FROM counts c
                 WHERE inputs.path = c.path AND inputs.sha256 = c.sha256""")
@@ -671,17 +674,10 @@ class CaseStore:
         rows = [(path, sha256, record, keys) for path, sha256, flagged in files for record, keys in flagged.items()]
         if not rows:
             return
-        columns = list(zip(*rows, strict=True))
-        self.db.register("_flagged", pa.table({
-            "path": pa.array(columns[0], pa.string()), "sha256": pa.array(columns[1], pa.string()),
-            "record": pa.array(columns[2], pa.int64()), "keys": pa.array(columns[3], pa.string())}))
-        try:
-            self.db.execute(
-                """UPDATE events SET labels = map_concat(coalesce(labels, MAP {}), MAP(['duplicate_keys'], [f.keys]))
-                   FROM _flagged f
-                   WHERE "log.file.path" = f.path AND "log.file.sha256" = f.sha256 AND "log.record" = f.record""")
-        finally:
-            self.db.unregister("_flagged")
+        self.db.from_arrow(_rows_table(rows, _FLAGGED_ROWS)).query("_flagged", """
+            UPDATE events SET labels = map_concat(coalesce(labels, MAP {}), MAP(['duplicate_keys'], [f.keys]))
+            FROM _flagged f
+            WHERE "log.file.path" = f.path AND "log.file.sha256" = f.sha256 AND "log.record" = f.record""")
 
     def known_path(self, path: str) -> bool:
         """Whether an input of this path, whatever its content, was hunted into this case before."""
