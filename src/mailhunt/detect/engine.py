@@ -312,6 +312,8 @@ def rules_by_datasets(single: list[tuple[LoadedRule, str]]) -> dict[tuple[str, .
     rules' time at 1M audit records, bench/README.md)."""
     groups: dict[tuple[str, ...], list[tuple[LoadedRule, str]]] = {}
     for rule, condition in single:
+        if not isinstance(rule.rule, SigmaRule):
+            raise TypeError(f"{rule.id} is a correlation, not a single-event rule")
         groups.setdefault(datasets_for(rule.rule.logsource), []).append((rule, condition))
     return groups
 
