@@ -46,6 +46,17 @@ def test_real_purview_export():
     assert len({e["event.id"] for e in events}) == 219
 
 
+def test_a_failed_sign_in_is_a_failure_though_its_result_status_says_success():
+    """The service logs ``UserLoginFailed`` with ``"ResultStatus": "Success"`` (the sample's record b21a7da1 does):
+    the outcome is the sign-in's, not the logging's."""
+    _, events, _ = read(PUBLIC / "huntress-ctf-2023" / "purview.csv")
+    failed = [e for e in events if e["event.action"] == "UserLoginFailed"]
+    assert failed and '"ResultStatus":"Success"' in next(
+        e["event.original"] for e in failed if e["@timestamp"] == datetime(2023, 9, 26, 1, 51, 13))
+    assert {e["event.outcome"] for e in failed} == {"failure"}
+    assert {e["event.outcome"] for e in events if e["event.action"] == "UserLoggedIn"} == {"success"}
+
+
 def test_real_management_api_ndjson_matches_elastic_expectations():
     name, events, ctx = read(PUBLIC / "elastic-beats-o365" / "02-exchange-item.log")
     assert name == "ual_ndjson" and len(events) == 9 and ctx.rejected == 0

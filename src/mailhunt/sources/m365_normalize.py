@@ -16,6 +16,8 @@ Semantics (documented per column in docs/events.md):
   (Purview ``CreationDate``, ISO or US ``M/D/YYYY h:mm:ss AM``, UTC) is used.
 - ``user.name`` lower-cased; ``user.type`` from ``UserType`` (``system`` also
   for ``NT AUTHORITY\\SYSTEM ...``/``S-1-5-18``).
+- ``event.outcome``: from ``ResultStatus``, except that a ``UserLoginFailed`` record is a failure whatever
+  its ``ResultStatus`` says (the service writes ``Success`` there: the record itself was logged).
 - ``source.ip``: ``1.2.3.4``, ``1.2.3.4:5678``, ``[2001:db8::1]:443`` and
   ``2001:db8::1`` become the bare address; anything else is left out.
 - ``params``: cmdlet parameter names lower-cased (first value wins on
@@ -272,11 +274,11 @@ SELECT
        ELSE raw_hash END AS "event.id",
   ts AS "@timestamp",
   operation AS "event.action",
-  CASE lower(coalesce({_f('ResultStatus')}, ''))
+  CASE WHEN lower(operation) = 'userloginfailed' THEN 'failure' ELSE CASE lower(coalesce({_f('ResultStatus')}, ''))
        WHEN 'succeeded' THEN 'success' WHEN 'success' THEN 'success' WHEN 'true' THEN 'success'
        WHEN 'partiallysucceeded' THEN 'success'
        WHEN 'failed' THEN 'failure' WHEN 'failure' THEN 'failure' WHEN 'false' THEN 'failure'
-       ELSE 'unknown' END AS "event.outcome",
+       ELSE 'unknown' END END AS "event.outcome",
   {_f('Workload')} AS "event.provider",
   '{DATASET}' AS "event.dataset",
   {_f('RecordType')} AS "event.code",
