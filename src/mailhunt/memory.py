@@ -73,6 +73,10 @@ class MemoryBudget:
         return "512MB" if self.limit is None else f"{self.limit // 2 // MIB}MiB"
 
     @property
+    def case_database_bytes(self) -> int:
+        return 512 * 1000 ** 2 if self.limit is None else self.limit // 2 // MIB * MIB
+
+    @property
     def mapping_database(self) -> str:
         return "256MB" if self.limit is None else f"{max(self.limit // 8 // MIB, 64)}MiB"
 
