@@ -135,7 +135,11 @@ class ManifestWriter:
         self._temporary = folder / f".{MANIFEST}.{secrets.token_hex(4)}.tmp"
         self._stream = open(self._temporary, "xb")  # noqa: SIM115 - open until finish, which closes it
         self._failed = False
-        self._write(self._layout.head)
+        try:
+            self._write(self._layout.head)
+        except BaseException:
+            self.finish()
+            raise
 
     @property
     def files(self) -> int:
