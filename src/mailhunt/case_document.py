@@ -10,7 +10,8 @@ function on the stored case, so both write the same bytes for the same case.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,9 @@ from mailhunt.case.timeline import (
 from mailhunt.case_queries import TIMELINE_FIELDS
 from mailhunt.csv_cells import csv_bytes, csv_line_sql, neutralized_sql
 from mailhunt.findings import SCHEMA
-from mailhunt.report.html import render_html
-from mailhunt.report.markdown import render_markdown
+from mailhunt.json_pieces import indented_json_pieces
+from mailhunt.report.html import html_pieces
+from mailhunt.report.markdown import markdown_pieces
 from mailhunt.sql_text import sql_identifier, sql_string
 from mailhunt.store import CaseStore
 
@@ -44,15 +46,85 @@ ANALYSIS_PARTS = ("skipped_rules", "rule_matches", "evidence_preservation", "log
 MAX_REPORTED_REJECTIONS = 200
 # Timeline entries written to or read from the case database at a time.
 TIMELINE_BATCH = 10_000
+INPUTS_QUERY = """SELECT path, sha256, format, records, rejected, skipped_reason, notes, hunt, new_events
+                  FROM inputs ORDER BY hunt NULLS FIRST, path, sha256"""
+# Inputs read from the case database at a time.
+INPUTS_BATCH = 5_000
+# Inputs of the case the terminal lists (``InputsAtAGlance``); findings.json and the reports list every one.
+SHOWN_INPUTS = 20
+# Characters of a report encoded and written at a time.
+UTF8_PIECE = 1 << 20
 
 
-def case_inputs(store: CaseStore) -> list[dict]:
-    """Every input of every hunt, in hunt order then by path: the ``inputs`` of findings.json."""
-    rows = store.query("""SELECT path, sha256, format, records, rejected, skipped_reason, notes, hunt, new_events
-                          FROM inputs ORDER BY hunt NULLS FIRST, path, sha256""")
-    return [{"path": r["path"], "sha256": r["sha256"] or None, "format": r["format"], "records": r["records"],
-             "rejected": r["rejected"], "skipped_reason": r["skipped_reason"], "notes": list(r["notes"] or []),
-             "hunt": r["hunt"], "new_events": r["new_events"] or 0} for r in rows]
+class CaseInputs:
+    """Every input of every hunt, in hunt order then by path: the ``inputs`` of findings.json.
+
+    Read from the case database a batch at a time each time it is iterated, while
+    the case is open: a case of 100,000 small files lists 100,000 inputs, and the
+    reports and findings.json each go through them once without holding them
+    (bench/README.md, many small files). ``len`` is their number."""
+
+    def __init__(self, store: CaseStore):
+        self._db = store.db
+        self._count = int(store.db.execute("SELECT count(*) FROM inputs").fetchall()[0][0])
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[dict]:
+        cursor = self._db.cursor()  # a connection of its own: the case may be asked other things meanwhile
+        try:
+            cursor.execute(INPUTS_QUERY)
+            while rows := cursor.fetchmany(INPUTS_BATCH):
+                for path, sha256, file_format, records, rejected, skipped_reason, notes, hunt, new_events in rows:
+                    yield {"path": path, "sha256": sha256 or None, "format": file_format, "records": records,
+                           "rejected": rejected, "skipped_reason": skipped_reason, "notes": list(notes or []),
+                           "hunt": hunt, "new_events": new_events or 0}
+        finally:
+            cursor.close()
+
+
+def input_note(entry: dict) -> str:
+    """What an input of the case has to say: why it was skipped, and its notes ('' for nothing)."""
+    return "; ".join(filter(None, [entry["skipped_reason"] and f"skipped: {entry['skipped_reason']}",
+                                   *entry["notes"]]))
+
+
+@dataclass
+class InputsAtAGlance:
+    """What the terminal says of the case's inputs, from one pass over them: all of them with their notes, or, past
+    ``SHOWN_INPUTS``, that many with those with something to say (rejected records, a note) first, each part in
+    the case's order; and how many there are, how many have something to say, and their records and rejected
+    records in all."""
+
+    listed: list[tuple[dict, str]] = field(default_factory=list)
+    count: int = 0
+    telling: int = 0
+    records: int = 0
+    rejected: int = 0
+
+    @classmethod
+    def of(cls, inputs: Iterable[dict]) -> InputsAtAGlance:
+        limit = SHOWN_INPUTS
+        glance = cls()
+        first: list[tuple[dict, str]] = []
+        telling: list[tuple[dict, str]] = []
+        plain: list[tuple[dict, str]] = []
+        for entry in inputs:
+            note = input_note(entry)
+            glance.count += 1
+            glance.records += entry["records"] or 0
+            glance.rejected += entry["rejected"] or 0
+            if len(first) < limit:
+                first.append((entry, note))
+            if entry["rejected"] or note:
+                glance.telling += 1
+                if len(telling) < limit:
+                    telling.append((entry, note))
+            elif len(plain) < limit:
+                plain.append((entry, note))
+        glance.listed = first if glance.count <= limit else (telling + plain)[:limit]
+        return glance
 
 
 def case_hunts(store: CaseStore) -> list[dict]:
@@ -176,7 +248,9 @@ def _text_pieces(relation: duckdb.DuckDBPyRelation) -> Iterator[bytes | memoryvi
 
 
 def case_document(store: CaseStore) -> dict:
-    """The findings document (schema ``mailhunt.findings/1``) of the whole case, from the database alone."""
+    """The findings document (schema ``mailhunt.findings/1``) of the whole case, from the database alone. Its
+    ``inputs`` are the case's ``CaseInputs``, read as they are iterated while the case is open; ``findings_json``
+    writes the document."""
     findings = [orjson.loads(row[0]) for row in store.db.execute(
         """SELECT document FROM findings
            ORDER BY position NULLS LAST, document->>'first_seen', indicator, document->>'actor', id""").fetchall()]
@@ -188,7 +262,7 @@ def case_document(store: CaseStore) -> dict:
     document = {
         "schema": SCHEMA,
         "tool": {"name": "mailhunt", "version": __version__},
-        "inputs": case_inputs(store),
+        "inputs": CaseInputs(store),
         "findings": findings,
         "rejections": rejections,
         "skipped_rules": parts.get("skipped_rules", []),
@@ -201,20 +275,41 @@ def case_document(store: CaseStore) -> dict:
     return document
 
 
+def findings_json(document: dict) -> Iterator[bytes]:
+    """findings.json of a findings document, in pieces: the bytes of ``orjson.dumps(document,
+    option=OPT_INDENT_2)``, its inputs dumped a batch at a time as they are iterated."""
+    return indented_json_pieces(document, "inputs", document["inputs"])
+
+
 def _analysis_parts(store: CaseStore) -> dict:
     return {name: orjson.loads(doc) for name, doc in store.db.execute(
         "SELECT name, document FROM report_parts WHERE name <> 'timeline'").fetchall()}
 
 
 def case_outputs(store: CaseStore, out: Path) -> tuple[dict, dict[Path, Content]]:
-    """The document and the content of every output file for the case, keyed by the path to write: bytes, or
-    for the timeline files their pieces, read from the case as they are written (``replace_files``, while the
-    case is open)."""
+    """The document (``case_document``) and the content of every output file for the case, keyed by the path to
+    write: bytes, or the pieces of those that list every input (findings.json and the reports) and of the timeline
+    files, made from the case as they are written (``replace_files``, while the case is open)."""
     document = case_document(store)
     iocs = document.get("iocs") or []
     review = case_review(store.db)  # the analyst's dispositions and sign-off (``mailhunt serve``)
     rendered: tuple[Content, ...] = (
-        orjson.dumps(document, option=orjson.OPT_INDENT_2), render_html(document, review).encode("utf-8"),
-        render_markdown(document, review=review).encode("utf-8"), ocsf_jsonl(document), timeline_csv_of_case(store),
+        findings_json(document), utf8_pieces(html_pieces(document, review)),
+        utf8_pieces(markdown_pieces(document, review=review)), ocsf_jsonl(document), timeline_csv_of_case(store),
         timeline_jsonl_of_case(store), iocs_csv(iocs), iocs_stix(iocs))
     return document, {out / name: data for name, data in zip(OUTPUT_FILES, rendered, strict=True)}
+
+
+def utf8_pieces(texts: Iterable[str]) -> Iterator[bytes]:
+    """The texts one after the other as UTF-8, in pieces of about ``UTF8_PIECE`` characters (a report comes as many short
+    texts; one ``bytes`` each would cost more to write than to make)."""
+    held: list[str] = []
+    length = 0
+    for piece in texts:
+        held.append(piece)
+        length += len(piece)
+        if length >= UTF8_PIECE:
+            yield "".join(held).encode("utf-8")
+            held, length = [], 0
+    if held:
+        yield "".join(held).encode("utf-8")

@@ -39,7 +39,7 @@ from mailhunt.case.timeline import (
     timeline_jsonl,
 )
 from mailhunt.case.verify import verify_case
-from mailhunt.case_document import case_outputs
+from mailhunt.case_document import InputsAtAGlance, case_outputs
 from mailhunt.config import ConfigError, load_config
 from mailhunt.detect.catalog import describe_rules
 from mailhunt.detect.examples import run_rule_examples
@@ -102,7 +102,6 @@ OUTPUTS_NOT_WRITTEN = 4   # the case holds the evidence, but findings.json and t
 INTERRUPTED = 130         # Ctrl-C; what was stored is kept and running again resumes
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
 MAX_SHOWN_REJECTIONS = 20
-MAX_SHOWN_INPUTS = 20
 
 
 def _usage_error(message: str) -> typer.Exit:
@@ -425,7 +424,7 @@ def _print_summary(result: HuntResult, keep: SummaryFilter = SummaryFilter()) ->
     shown_here = min(listed, MAX_SHOWN_REJECTIONS)
     if hunt_rejected > shown_here:
         errors.print(f"[yellow]{_rejection_caps(shown_here, hunt_rejected, result.document)}[/]")
-    _print_case_inputs(result.document)
+    _print_case_inputs(result.inputs_at_a_glance, result.document)
     this_hunt = ", ".join(f"{shown(_short(s.path, 60))}: already in the case" for s in result.inputs
                           if s.already_loaded)
     if this_hunt:
@@ -445,39 +444,28 @@ def _rejection_caps(shown_here: int, hunt_rejected: int, document: dict) -> str:
             f"and case.duckdb table rejections keeps {caps.get('kept_in_case', 0)} (at most 1,000 per file)")
 
 
-def _input_note(entry: dict) -> str:
-    return "; ".join(filter(None, [entry["skipped_reason"] and f"skipped: {entry['skipped_reason']}",
-                                   *entry["notes"]]))
-
-
-def _print_case_inputs(document: dict) -> None:
+def _print_case_inputs(glance: InputsAtAGlance, document: dict) -> None:
     """The inputs of the case, with the hunt that added each (the hunts numbered from 1): all of them, or,
-    past ``MAX_SHOWN_INPUTS``, those with something to say (skipped, rejected records, a note) first, the
+    past ``SHOWN_INPUTS``, those with something to say (skipped, rejected records, a note) first, the
     rest in order, and a line that says how many are left out and where every one is listed."""
     started = {h["id"]: h["started_at"] for h in document.get("hunts") or []}
-    every = [(i, _input_note(i)) for i in document["inputs"]]
-    telling = sum(1 for i, note in every if i["rejected"] or note)
-    # past the cap, a stable sort: the inputs with something to say first, each part in the case's order
-    listed = every if len(every) <= MAX_SHOWN_INPUTS else sorted(
-        every, key=lambda pair: not (pair[0]["rejected"] or pair[1]))[:MAX_SHOWN_INPUTS]
     inputs = Table(title="Inputs of the case", title_justify="left")
     for column in ("hunt", "file", "format", "records", "rejected", "new events", "note"):
         inputs.add_column(column, justify="right" if column in ("hunt", "records", "rejected", "new events")
                           else "left")
-    for i, note in listed:
+    for i, note in glance.listed:
         inputs.add_row(str(i["hunt"]), shown(_short(i["path"], 60)), i["format"] or "-", str(i["records"]),
                        str(i["rejected"]), str(i["new_events"]), shown(note))
     console.print(inputs)
-    if len(listed) < len(every):
-        left_telling = telling - min(telling, len(listed))
+    if len(glance.listed) < glance.count:
+        left_telling = glance.telling - min(glance.telling, len(glance.listed))
         which = (f"{left_telling:,} more with rejected records or a note are not shown" if left_telling else
                  "every input with rejected records or a note is shown")
-        console.print(f"showing {len(listed)} of the case's {len(every):,} inputs ({which}); findings.json and the "
-                      f"reports list every input. In all: {sum(i['records'] or 0 for i, _ in every):,} records, "
-                      f"{sum(i['rejected'] or 0 for i, _ in every):,} rejected.", soft_wrap=True)
+        console.print(f"showing {len(glance.listed)} of the case's {glance.count:,} inputs ({which}); findings.json "
+                      f"and the reports list every input. In all: {glance.records:,} records, "
+                      f"{glance.rejected:,} rejected.", soft_wrap=True)
     console.print("Hunts: " + "; ".join(f"{number} at {shown(when or 'an unrecorded time')}"
                                         for number, when in started.items()), soft_wrap=True)
-
 
 
 def _print_findings(result: HuntResult, keep: SummaryFilter) -> None:

@@ -26,7 +26,12 @@ from mailhunt.case import add_case_plans
 from mailhunt.case.acquisition import AcquisitionInBackground
 from mailhunt.case.iocs import collect_iocs
 from mailhunt.case.timeline import TIMELINE_FILES, keep_timeline
-from mailhunt.case_document import OUTPUT_FILES, case_outputs, save_analysis
+from mailhunt.case_document import (
+    OUTPUT_FILES,
+    InputsAtAGlance,
+    case_outputs,
+    save_analysis,
+)
 from mailhunt.config import Config
 from mailhunt.detect.engine import (
     DetectionSettings,
@@ -69,6 +74,10 @@ class InputSummary:
 
 @dataclass
 class HuntResult:
+    """What a hunt did. ``inputs``: this hunt's inputs; ``document``: the findings document of the case as written
+    to findings.json, but for its ``inputs`` (every input of every hunt: 100,000 in a case of many small files),
+    of which ``inputs_at_a_glance`` keeps what the terminal shows."""
+
     out: Path
     inputs: list[InputSummary]
     findings: list[Finding]
@@ -78,6 +87,7 @@ class HuntResult:
     new_events: int = 0
     # Events of files a stopped earlier hunt had stored whole, counted by this one (they stay that hunt's).
     resumed_events: int = 0
+    inputs_at_a_glance: InputsAtAGlance = field(default_factory=InputsAtAGlance)
 
 
 class HuntInterrupted(Exception):
@@ -550,8 +560,10 @@ def _run_stages(paths: list[Path], out: Path, config: Config, progress: Progress
         progress.stage(STAGES[7])
         document, outputs = case_outputs(store, out)
         replace_files(outputs)
+        glance = InputsAtAGlance.of(document.pop("inputs"))
         progress.stage(None)
-    return HuntResult(out, summaries, findings, document, events_in_case, hunt_number, new_events, resumed_events)
+    return HuntResult(out, summaries, findings, document, events_in_case, hunt_number, new_events, resumed_events,
+                      glance)
 
 
 def _analyse(store: CaseStore, out: Path, config: Config, rules: list[LoadedRule], progress: ProgressSink,

@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import duckdb
+import orjson
 import pytest
 from typer.testing import CliRunner
 
@@ -507,16 +508,53 @@ def test_copies_reach_the_disk_in_one_sync_before_the_manifest_names_them(tmp_pa
         (folder / f"{number // 10}").mkdir(parents=True, exist_ok=True)
         (folder / f"{number // 10}" / f"audit-{number}.ndjson").write_text(f'{{"n": {number}}}\n')
     calls: list[str] = []
-    real_fsync, real_sync, real_write_manifest = os.fsync, os.sync, evidence.write_manifest
+    real_fsync, real_sync, real_replace = os.fsync, os.sync, os.replace
     monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
     monkeypatch.setattr(os, "sync", lambda: (calls.append("sync"), real_sync())[1])
-    monkeypatch.setattr(evidence, "write_manifest",
-                        lambda *args: (calls.append("manifest"), real_write_manifest(*args))[1])
+    monkeypatch.setattr(os, "replace", lambda *args: (calls.append(f"replace {Path(args[1]).name}"),
+                                                      real_replace(*args))[1])
     out = tmp_path / "case"
     out.mkdir()
     preservation = preserve_evidence(out, [folder], False, {}, True, ["mailhunt", "hunt"])
     assert len(preservation.added) == 40 and not preservation.problems
-    assert calls == ["sync", "manifest", "fsync"]  # the manifest's own fsync, and no file's
+    # the manifest's own fsync, and no file's; the manifest names the copies when it is put in place
+    assert calls == ["sync", "fsync", "replace manifest.json"]
     for added in preservation.added:
         copy = out / "evidence" / added.evidence_path
         assert hashlib.sha256(copy.read_bytes()).hexdigest() == added.sha256
+
+
+def test_the_manifest_written_as_it_grows_is_the_whole_dump_and_keeps_what_it_held(tmp_path: Path,
+                                                                                    evidence_folder: Path):
+    """The manifest takes each file as it is preserved; its bytes are those of one dump of the whole document
+    (sorted keys, indent 2), after the entries and the other keys of the manifest it replaces."""
+    out = tmp_path / "case"
+    (out / "evidence").mkdir(parents=True)
+    earlier = {"schema": "mailhunt.evidence/1", "kept": {"by": "an earlier mailhunt", "list": []},
+               "files": [{"original_path": "/old/a \u202e\n.csv", "sha256": "a" * 64, "evidence_path": None},
+                         {"original_path": "/old/b.csv", "sha256": "b" * 64, "evidence_path": None, "size": 3}]}
+    (out / "evidence" / "manifest.json").write_bytes(orjson.dumps(earlier))
+    preservation = preserve_evidence(out, [evidence_folder], False, {}, True, ["mailhunt", "hunt"])
+    written = (out / "evidence" / "manifest.json").read_bytes()
+    document = orjson.loads(written)
+    assert written == orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    assert document["kept"] == earlier["kept"] and document["files"][:2] == earlier["files"]
+    assert [f["sha256"] for f in document["files"][2:]] == [f.sha256 for f in preservation.added]
+    assert preservation.files_in_manifest == len(document["files"]) == 5
+    assert sorted(p.name for p in (out / "evidence").iterdir()) == ["incident", "manifest.json"]
+
+
+def test_a_manifest_that_cannot_be_finished_leaves_the_one_before(tmp_path: Path, evidence_folder: Path, monkeypatch):
+    out = tmp_path / "case"
+    out.mkdir()
+    preserve_evidence(out, [evidence_folder / "audit.ndjson"], False, {}, True, ["mailhunt", "hunt"])
+    before = (out / "evidence" / "manifest.json").read_bytes()
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        preserve_evidence(out, [evidence_folder], False, {}, True, ["mailhunt", "hunt"])
+    assert (out / "evidence" / "manifest.json").read_bytes() == before
+    assert not [p for p in (out / "evidence").iterdir() if p.name.endswith(".tmp")]

@@ -170,13 +170,13 @@ def test_a_stop_keeps_the_files_read_in_full_and_a_rerun_gives_the_whole(tmp_pat
 
 
 def test_the_terminal_lists_the_inputs_with_something_to_say_and_counts_the_rest(tmp_path, monkeypatch):
-    """Past ``MAX_SHOWN_INPUTS`` the terminal's table of inputs (100,000 rows took minutes to draw) shows the
+    """Past ``SHOWN_INPUTS`` the terminal's table of inputs (100,000 rows took minutes to draw) shows the
     files with rejected records or a note first and says how many are left out; findings.json keeps all."""
     from typer.testing import CliRunner
 
-    from mailhunt import cli
+    from mailhunt import case_document, cli
 
-    monkeypatch.setattr(cli, "MAX_SHOWN_INPUTS", 5)
+    monkeypatch.setattr(case_document, "SHOWN_INPUTS", 5)
     root = tmp_path / "evidence"
     root.mkdir()
     _evidence(root)

@@ -36,6 +36,7 @@ import orjson
 
 from mailhunt import __version__
 from mailhunt.case.custody import utc_now
+from mailhunt.json_pieces import IndentedJsonList
 from mailhunt.sources.evidence_walk import (
     EvidenceWalk,
     WalkedFile,
@@ -118,16 +119,56 @@ def read_manifest(case_dir: Path) -> dict:
     return document
 
 
-def write_manifest(case_dir: Path, document: dict) -> None:
-    """Replace the manifest whole (a temporary file beside it, then a rename)."""
-    folder = case_dir / EVIDENCE_DIR
-    folder.mkdir(exist_ok=True)
-    temporary = folder / f".{MANIFEST}.{secrets.token_hex(4)}.tmp"
-    with open(temporary, "xb") as stream:
-        stream.write(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(temporary, folder / MANIFEST)
+class ManifestWriter:
+    """A new manifest, written as it grows: a temporary file beside the manifest takes each entry as it is added,
+    and ``finish`` ends the document, flushes it to disk and renames it over the manifest. The bytes are those of
+    ``orjson.dumps(manifest, option=OPT_INDENT_2 | OPT_SORT_KEYS)``; ``document`` is the manifest but its files.
+
+    A hunt of 100,000 small files held the entries until the end and dumped them
+    whole: 100,000 dicts, then 65 MB of JSON beside them (bench/README.md)."""
+
+    def __init__(self, case_dir: Path, document: dict):
+        folder = case_dir / EVIDENCE_DIR
+        folder.mkdir(exist_ok=True)
+        self._path = folder / MANIFEST
+        self._layout = IndentedJsonList({**document, "files": []}, "files", orjson.OPT_SORT_KEYS)
+        self._temporary = folder / f".{MANIFEST}.{secrets.token_hex(4)}.tmp"
+        self._stream = open(self._temporary, "xb")  # noqa: SIM115 - open until finish, which closes it
+        self._failed = False
+        try:
+            self._write(self._layout.head)
+        except BaseException:
+            self.finish()
+            raise
+
+    @property
+    def files(self) -> int:
+        """The entries added so far."""
+        return self._layout.members
+
+    def add(self, entry: dict) -> None:
+        self._write(self._layout.member(entry))
+
+    def finish(self) -> None:
+        """End the manifest and put it in place; after a failed write, only remove the temporary file (the
+        manifest before stays)."""
+        try:
+            if not self._failed:
+                self._write(self._layout.end())
+                self._stream.flush()
+                os.fsync(self._stream.fileno())
+                self._stream.close()
+                os.replace(self._temporary, self._path)
+        finally:
+            self._stream.close()
+            self._temporary.unlink(missing_ok=True)
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._stream.write(data)
+        except BaseException:
+            self._failed = True
+            raise
 
 
 def root_label(named: Path) -> str:
@@ -235,7 +276,7 @@ def preserve_evidence(case_dir: Path, paths: Sequence[Path], follow_symlinks: bo
     if not stat.S_ISDIR(os.lstat(evidence).st_mode):
         raise ValueError(f"{display_name(evidence)} is not a folder")
     manifest = read_manifest(case_dir)
-    files: list[dict] = manifest["files"]
+    files: list[dict] = manifest.pop("files")
     # Already preserved: any entry when only listing; for a copy, an entry whose copy is still there
     # (a file listed by an earlier --no-copy hunt is copied now).
     known = {(f["original_path"], f["sha256"]) for f in files
@@ -245,7 +286,11 @@ def preserve_evidence(case_dir: Path, paths: Sequence[Path], follow_symlinks: bo
     result = into if into is not None else Preservation(copy)
     command = list(command_line)
     copied = False
+    writer = ManifestWriter(case_dir, {**manifest, "schema": MANIFEST_SCHEMA})
     try:
+        for entry in files:  # the manifest before
+            writer.add(entry)
+        files.clear()  # written: not held while the evidence is preserved
         for walked in EvidenceWalk(roots, follow_symlinks, case_dirs=[case_dir]):
             if walked.problem is not None or walked.path is None:
                 continue
@@ -256,15 +301,14 @@ def preserve_evidence(case_dir: Path, paths: Sequence[Path], follow_symlinks: bo
                 result.problems.append(f"{walked.display}: not preserved: {exc}")
                 continue
             if preserved is not None:
-                files.append(preserved.to_json())
+                writer.add(preserved.to_json())
                 result.added.append(preserved)
                 copied = copied or preserved.evidence_path is not None
     finally:
         if copied:
             os.sync()
-        manifest.update({"schema": MANIFEST_SCHEMA})
-        write_manifest(case_dir, manifest)
-        result.files_in_manifest = len(files)
+        writer.finish()
+        result.files_in_manifest = writer.files
     return result
 
 

@@ -9,6 +9,8 @@ numbers and escaped text reach the SVG.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -303,22 +305,36 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def source_formats(document: dict) -> dict[str, str]:
-    """Input path -> its format, for the lanes of the event pictures."""
-    return {text(i.get("path")): text(i.get("format")) for i in document.get("inputs") or []
-            if isinstance(i, dict) and i.get("format")}
+def source_formats(document: dict, sources: AbstractSet[str]) -> dict[str, str]:
+    """Input path -> its format, for the lanes of the event pictures: of the inputs at ``sources`` (the files the
+    pictured events come from; the inputs of a case may be 100,000 files)."""
+    formats = {}
+    for i in document.get("inputs") or []:
+        if isinstance(i, dict) and i.get("format") and text(i.get("path")) in sources:
+            formats[text(i.get("path"))] = text(i.get("format"))
+    return formats
 
 
 def render_html(document: dict, review: CaseReview | None = None) -> str:
+    return "".join(html_pieces(document, review))
+
+
+def html_pieces(document: dict, review: CaseReview | None = None) -> Iterator[str]:
+    """The HTML report of a findings document, in the pieces the template gives as it is rendered (its table of
+    inputs a row at a time, as ``document["inputs"]`` is iterated)."""
     findings = ordered_findings(document)
     summary = case_summary(document)
     zoom = zoom_selection(findings)
     stories, owns = actor_stories(document, findings, anchor_for)
-    places, formats = ioc_places(document), source_formats(document)
-    events = event_picture(collect_events(findings, list(range(len(findings))), anchor_for, places), formats)
-    actor_pictures = {story.anchor: event_picture(collect_events(findings, story.findings, anchor_for, places),
-                                                  formats) for story in stories}
-    return _environment().get_template(TEMPLATE).render(
+    places = ioc_places(document)
+    pictured = collect_events(findings, list(range(len(findings))), anchor_for, places)
+    pictured_of_actor = {story.anchor: collect_events(findings, story.findings, anchor_for, places)
+                         for story in stories}
+    formats = source_formats(document, {event.source for events in (pictured, *pictured_of_actor.values())
+                                        for event in events})
+    events = event_picture(pictured, formats)
+    actor_pictures = {anchor: event_picture(of_actor, formats) for anchor, of_actor in pictured_of_actor.items()}
+    return _environment().get_template(TEMPLATE).generate(
         stories=stories,
         actor_pictures=actor_pictures,
         events=events,

@@ -19,6 +19,7 @@ Every value from the document is treated as attacker-controlled text:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 
@@ -86,13 +87,41 @@ def _row(cells) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _table(header: list[str], rows: list[list[str]], right: AbstractSet[int] = frozenset()) -> list[str]:
-    lines = [_row(header), _row(["---:" if i in right else "---" for i in range(len(header))])]
-    lines.extend(_row(r) for r in rows)
-    return lines
+def _table(header: list[str], rows: Iterable[list[str]], right: AbstractSet[int] = frozenset()) -> Iterator[str]:
+    """The table's lines, a row at a time as ``rows`` are iterated."""
+    yield _row(header)
+    yield _row(["---:" if i in right else "---" for i in range(len(header))])
+    yield from (_row(r) for r in rows)
 
 
 def render_markdown(document: dict, max_evidence_rows: int = MAX_EVIDENCE_ROWS, review: CaseReview | None = None) -> str:
+    return "".join(markdown_pieces(document, max_evidence_rows, review))
+
+
+def markdown_pieces(document: dict, max_evidence_rows: int = MAX_EVIDENCE_ROWS,
+                    review: CaseReview | None = None) -> Iterator[str]:
+    """The Markdown report of a findings document, in pieces (its table of inputs a row at a time, as
+    ``document["inputs"]`` is iterated): its lines, one after the other, ending in one line break."""
+    return _lines_joined(_report_lines(document, max_evidence_rows, review))
+
+
+def _lines_joined(lines: Iterable[str]) -> Iterator[str]:
+    """``"\\n".join(lines).rstrip("\\n") + "\\n"``, in pieces: line breaks at the end are held until text follows."""
+    held = ""
+    separator = ""
+    for line in lines:
+        piece = separator + line
+        separator = "\n"
+        kept = piece.rstrip("\n")
+        if kept:
+            yield held + kept
+            held = piece[len(kept):]
+        else:
+            held += piece
+    yield "\n"
+
+
+def _report_lines(document: dict, max_evidence_rows: int, review: CaseReview | None) -> Iterator[str]:
     summary = case_summary(document)
     findings = ordered_findings(document)
     out: list[str] = ["# mailhunt report: clearing of mailbox data (T1070.008)", ""]
@@ -118,13 +147,15 @@ def render_markdown(document: dict, max_evidence_rows: int = MAX_EVIDENCE_ROWS, 
         out += [f"Evidence preservation: {md(summary['preservation'])}.", ""]
     if summary["hunts"]:
         out += [md(summary["hunts"]), ""]
+    yield from out
+    out = []
     if summary["inputs"]:
-        out += _table(["Hunt", "File", "Format", "Records", "Rejected", "New events", "Skipped", "SHA-256"],
-                      [[md(i.get("hunt")), md(i.get("path")), md(i.get("format")), md(i.get("records")),
-                        md(i.get("rejected")), md(i.get("new_events")), md(i.get("skipped_reason")),
-                        md(i.get("sha256"))] for i in summary["inputs"]],
-                      right={0, 3, 4, 5})
-        out.append("")
+        yield from _table(["Hunt", "File", "Format", "Records", "Rejected", "New events", "Skipped", "SHA-256"],
+                          ([md(i.get("hunt")), md(i.get("path")), md(i.get("format")), md(i.get("records")),
+                            md(i.get("rejected")), md(i.get("new_events")), md(i.get("skipped_reason")),
+                            md(i.get("sha256"))] for i in summary["inputs"]),
+                          right={0, 3, 4, 5})
+        yield ""
 
     out += ["## Findings", ""]
     if not findings:
@@ -175,7 +206,7 @@ def render_markdown(document: dict, max_evidence_rows: int = MAX_EVIDENCE_ROWS, 
         out.append("")
     if review is not None and not review.empty:
         out += _review(review, findings)
-    return "\n".join(out).rstrip("\n") + "\n"
+    yield from out
 
 
 def _review(review: CaseReview, findings: list[dict]) -> list[str]:

@@ -6,6 +6,7 @@ so a report can still be written for a partial or older document.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from mailhunt.case.iocs import KINDS as IOC_KINDS
@@ -65,6 +66,39 @@ NOTHING_READ = ("No findings, and no evidence was read: no input of this hunt he
                 "(see Evidence read).")
 
 
+class InputRows:
+    """The inputs of a findings document as the reports list them (text, and ``records`` and ``rejected`` as
+    numbers), made as they are iterated, with what the reports add up of them.
+
+    A case may list 100,000 inputs, read from the case database a batch at a
+    time (``case_document.CaseInputs``); a report then holds only the row it is
+    writing. ``inputs`` is iterated once here, to count them, and once more each
+    time the rows are."""
+
+    def __init__(self, inputs: Iterable):
+        self._inputs = inputs
+        self.count = self.records = self.rejected = self.skipped = 0
+        self.nothing_read = True  # no input held a record that could be read
+        for row in self:
+            self.count += 1
+            self.records += row["records"]
+            self.rejected += row["rejected"]
+            self.skipped += 1 if row["skipped_reason"] else 0
+            self.nothing_read = self.nothing_read and row["records"] == row["rejected"]
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[dict]:
+        for i in self._inputs:
+            if isinstance(i, dict):
+                yield {"path": text(i.get("path")), "sha256": text(i.get("sha256")), "format": text(i.get("format")),
+                       "records": i.get("records") if isinstance(i.get("records"), int) else 0,
+                       "rejected": i.get("rejected") if isinstance(i.get("rejected"), int) else 0,
+                       "skipped_reason": text(i.get("skipped_reason")), "hunt": text(i.get("hunt")),
+                       "new_events": text(i.get("new_events"))}
+
+
 def case_summary(document: dict) -> dict:
     findings = ordered_findings(document)
     counts = {s: 0 for s in SEVERITY_ORDER}
@@ -75,12 +109,7 @@ def case_summary(document: dict) -> dict:
             counts[severity] += 1
         else:
             unknown += 1
-    inputs = [{"path": text(i.get("path")), "sha256": text(i.get("sha256")), "format": text(i.get("format")),
-               "records": i.get("records") if isinstance(i.get("records"), int) else 0,
-               "rejected": i.get("rejected") if isinstance(i.get("rejected"), int) else 0,
-               "skipped_reason": text(i.get("skipped_reason")), "hunt": text(i.get("hunt")),
-               "new_events": text(i.get("new_events"))}
-              for i in document.get("inputs") or [] if isinstance(i, dict)]
+    inputs = InputRows(document.get("inputs") or [])
     times = [t for f in findings for t in (utc_from_document(f.get("first_seen")), utc_from_document(f.get("last_seen"))) if t]
     tool = document.get("tool") or {}
     return {
@@ -89,11 +118,11 @@ def case_summary(document: dict) -> dict:
         "counts": counts,
         "unknown_severity": unknown,
         "inputs": inputs,
-        "records": sum(i["records"] for i in inputs),
-        "rejected": sum(i["rejected"] for i in inputs),
-        "skipped_inputs": sum(1 for i in inputs if i.get("skipped_reason")),
+        "records": inputs.records,
+        "rejected": inputs.rejected,
+        "skipped_inputs": inputs.skipped,
         # No input of this hunt held a record that could be read: "no findings" then says nothing.
-        "nothing_read": all(i["records"] == i["rejected"] for i in inputs),
+        "nothing_read": inputs.nothing_read,
         "first_seen": min(times) if times else None,
         "last_seen": max(times) if times else None,
         "tool": f"{text(tool.get('name') or 'mailhunt')} {text(tool.get('version'))}".strip(),
