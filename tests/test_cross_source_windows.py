@@ -8,6 +8,8 @@ script block) and ``jsmith@corp.example`` (the unified audit log).
 import shutil
 from pathlib import Path
 
+import orjson
+
 from mailhunt.config import Config
 from mailhunt.hunt import hunt
 
@@ -21,7 +23,8 @@ def run(tmp_path: Path, files: tuple[str, ...]) -> dict:
     evidence.mkdir()
     for name in files:
         shutil.copy(FIXTURES / name, evidence / name)
-    return hunt([evidence], tmp_path / "case", Config()).document
+    hunt([evidence], tmp_path / "case", Config())
+    return orjson.loads((tmp_path / "case" / "findings.json").read_bytes())
 
 
 def test_export_and_script_block_removal_correlate_across_identity_spellings(tmp_path):
