@@ -15,7 +15,7 @@ import orjson
 import pyarrow as pa
 import pytest
 import stix2
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from stix2patterns.validator import run_validator
 from typer.testing import CliRunner
@@ -371,6 +371,7 @@ def test_every_csv_cell_reads_back_as_the_value_or_quoted_value(value):
     assert cell == ("'" + value if value.startswith(FORMULA_TRIGGERS) else value)
 
 
+@settings(deadline=None)  # a database connection an example: no time limit on a shared machine
 @given(st.text(), st.sampled_from(["", "x", "=1+2", 'a,"b"', "-\r\n", "\t"]))
 def test_csv_lines_the_database_writes_are_the_lines_csv_bytes_writes(value, other):
     """timeline.csv's cells are neutralized and quoted by the case database (``neutralized_sql``,
@@ -383,6 +384,7 @@ def test_csv_lines_the_database_writes_are_the_lines_csv_bytes_writes(value, oth
     assert csv_bytes(["v", "o", "n"], []) + line.encode("utf-8") == csv_bytes(["v", "o", "n"], [[value, other, None]])
 
 
+@settings(deadline=None)  # a database connection an example: no time limit on a shared machine
 @given(st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00")) | st.sampled_from(
     ["\x0b", "\\u000B", "\\\x0b", "\\\\u001F\x1f", "\x1a\x1b\x1c\x1d\x1e\x1f\x0e\x0f", "é😀\u2028/\x7f"]))
 def test_timeline_entries_the_database_writes_are_the_bytes_orjson_writes(value):
