@@ -69,12 +69,13 @@ class MemoryBudget:
     limit: int | None = None
 
     @property
-    def case_database(self) -> str:
-        return "512MB" if self.limit is None else f"{self.limit // 2 // MIB}MiB"
-
-    @property
     def case_database_bytes(self) -> int:
         return 512 * 1000 ** 2 if self.limit is None else self.limit // 2 // MIB * MIB
+
+    @property
+    def case_database(self) -> str:
+        """``case_database_bytes`` as DuckDB's ``memory_limit`` (a whole number of KiB either way)."""
+        return f"{self.case_database_bytes // 1024}KiB"
 
     @property
     def mapping_database(self) -> str:

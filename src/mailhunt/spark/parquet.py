@@ -34,13 +34,13 @@ OPEN_FILES = 16
 PARTITIONED_WRITE_SETTINGS = {"partitioned_write_max_open_files": OPEN_FILES, "partitioned_write_flush_threshold": 4096}
 
 
+# A case with no events is written as this one file of no rows, which carries the columns.
+EMPTY_FILE = "no-events.parquet"
+
+
 def row_group_bytes() -> int:
     """Bytes of each row group of the Parquet files, from the hunt's memory budget."""
     return memory.budget().case_database_bytes // 4 // OPEN_FILES
-
-
-# A case with no events is written as this one file of no rows, which carries the columns.
-EMPTY_FILE = "no-events.parquet"
 
 
 class EventsFolderInUse(Exception):
