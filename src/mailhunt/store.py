@@ -600,22 +600,26 @@ class CaseStore:
         case did not hold before. The hunt row gets the event count before and after,
         which those add up to. Returns (path, sha256) -> new events for those inputs."""
         unsettled = """(SELECT path, sha256 FROM inputs WHERE new_events IS NULL AND skipped_reason IS NULL)"""
-        before = self.db.execute("SELECT count(DISTINCT event_id) FROM event_sources").fetchall()[0][0]
-        self.db.execute(f"""CREATE OR REPLACE TEMP TABLE new_ids AS
-            SELECT DISTINCT e."event.id" AS id FROM events e JOIN {unsettled} u
-              ON u.path = e."log.file.path" AND u.sha256 = e."log.file.sha256"
-            WHERE e."event.id" NOT IN (SELECT event_id FROM event_sources)""")
+        self.db.execute("CREATE OR REPLACE TEMP TABLE held_ids AS SELECT DISTINCT event_id AS id FROM event_sources")
+        before = self.db.execute("SELECT count(*) FROM held_ids").fetchall()[0][0]
+        # An anti-join, not EXCEPT: a set difference would first make the new rows distinct, one hash table
+        # of every new row (10M rows spill under the case's memory limit). A row seen twice is harmless:
+        # ``event_sources_of`` reads distinct rows.
         self.db.execute(f"""INSERT INTO event_sources SELECT e."event.id", e."log.file.path", e."log.file.sha256",
                                    e."log.record"
                             FROM events e JOIN {unsettled} u
                               ON u.path = e."log.file.path" AND u.sha256 = e."log.file.sha256"
-                            EXCEPT SELECT * FROM event_sources""")
+                            WHERE NOT EXISTS (SELECT 1 FROM event_sources s
+                                              WHERE s.event_id = e."event.id" AND s.path = e."log.file.path"
+                                                AND s.sha256 = e."log.file.sha256"
+                                                AND s.record IS NOT DISTINCT FROM e."log.record")""")
         self.deduplicate()
         counted = {(path, sha256): count for path, sha256, count in self.db.execute(
-            f"""SELECT u.path, u.sha256, count(e."event.id") FROM {unsettled} u
-                LEFT JOIN (SELECT * FROM events WHERE "event.id" IN (SELECT id FROM new_ids)) e
-                  ON u.path = e."log.file.path" AND u.sha256 = e."log.file.sha256" GROUP BY 1, 2""").fetchall()}
-        self.db.execute("DROP TABLE IF EXISTS new_ids")
+            f"""SELECT u.path, u.sha256, count(e.id) FROM {unsettled} u
+                LEFT JOIN (SELECT "event.id" AS id, "log.file.path" AS path, "log.file.sha256" AS sha256
+                           FROM events ANTI JOIN held_ids h ON h.id = events."event.id") e
+                  ON u.path = e.path AND u.sha256 = e.sha256 GROUP BY 1, 2""").fetchall()}
+        self.db.execute("DROP TABLE IF EXISTS held_ids")
         self.db.execute("BEGIN TRANSACTION")
         if counted:  # one statement for all inputs: one UPDATE an input would take 270 s at 100,000 files
             counts = _rows_table([(path, sha256, count) for (path, sha256), count in counted.items()], _COUNT_ROWS)
@@ -632,7 +636,7 @@ class CaseStore:
         if not event_ids:
             return {}
         rows = self.db.execute(
-            """SELECT s.event_id, s.path, s.sha256, s.record, coalesce(i.locator_unit, 'line')
+            """SELECT DISTINCT s.event_id, s.path, s.sha256, s.record, coalesce(i.locator_unit, 'line')
                FROM event_sources s LEFT JOIN inputs i ON i.path = s.path AND i.sha256 = s.sha256
                WHERE s.event_id IN (SELECT unnest(?))
                ORDER BY s.event_id, s.path, s.record, s.sha256""", [event_ids]).fetchall()
