@@ -151,10 +151,11 @@ def case_rejections(store: CaseStore, limit: int = MAX_REPORTED_REJECTIONS) -> t
     return listed, {"total": int(total), "kept_in_case": int(kept), "listed": len(listed)}
 
 
-def attach_sources(store: CaseStore, evidence: list[dict]) -> None:
-    """Give each evidence entry ``sources``: every (file, sha256, locator) its record was seen in."""
-    found = store.event_sources_of(sorted({e["event_id"] for e in evidence}))
-    for entry in evidence:
+def attach_sources(store: CaseStore, evidence_lists: list[list[dict]]) -> None:
+    """Give each entry of these evidence lists ``sources``: every (file, sha256, locator) its record was seen
+    in. One look-up for all the lists: each reads every event's sources."""
+    found = store.event_sources_of(sorted({e["event_id"] for evidence in evidence_lists for e in evidence}))
+    for entry in (entry for evidence in evidence_lists for entry in evidence):
         entry["sources"] = [{"source": path, "sha256": sha256,
                              "locator": f"{unit} {record}" if record is not None else "unknown"}
                             for path, sha256, record, unit in found.get(entry["event_id"], [])]
@@ -164,10 +165,8 @@ def save_analysis(store: CaseStore, findings: list[dict], parts: dict[str, Any])
     """Store this hunt's findings (in document order), the other analysis parts (those of
     ``ANALYSIS_PARTS``) and the entries of timeline.csv/jsonl the analysis kept (``case/timeline.py``
     ``keep_timeline``), each as its JSON text, in timeline order."""
-    for finding in findings:
-        attach_sources(store, finding["evidence"])
-    for match in parts.get("rule_matches") or []:
-        attach_sources(store, match["evidence"])
+    attach_sources(store, [finding["evidence"] for finding in findings]
+                   + [match["evidence"] for match in parts.get("rule_matches") or []])
     store.db.execute("BEGIN TRANSACTION")
     store.db.execute("DELETE FROM findings")
     if findings:
@@ -254,9 +253,9 @@ def case_document(store: CaseStore) -> dict:
     findings = [orjson.loads(row[0]) for row in store.db.execute(
         """SELECT document FROM findings
            ORDER BY position NULLS LAST, document->>'first_seen', indicator, document->>'actor', id""").fetchall()]
-    for finding in findings:  # stored by a mailhunt that did not keep every source yet
-        if any("sources" not in e for e in finding.get("evidence") or []):
-            attach_sources(store, finding["evidence"])
+    # stored by a mailhunt that did not keep every source yet
+    attach_sources(store, [finding["evidence"] for finding in findings
+                           if any("sources" not in e for e in finding.get("evidence") or [])])
     parts = _analysis_parts(store)
     rejections, caps = case_rejections(store)
     document = {
