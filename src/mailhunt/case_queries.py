@@ -566,6 +566,9 @@ class ResolvedEvents:
     def keep_timeline(self, wanted: pa.Table, host_families: tuple[str, ...]) -> dict[str, int]:
         """Find every event of the people and hosts of ``wanted`` within their times and keep it, with the
         findings it belongs to, for ``timeline_texts`` and ``store_timeline``; return each finding's entries.
+        Each event is joined on the names it holds (actor, target, host), each an equality a hash join
+        looks up; joined on the time ranges first, every event met every row of ``wanted`` (139M pairs
+        at 10M events).
 
         ``wanted`` has columns ``finding``, ``person``, ``host``, ``start`` and
         ``end``: an event belongs to a row's finding when it falls in [start,
@@ -581,14 +584,20 @@ class ResolvedEvents:
             self.db.execute(
                 f"""INSERT INTO {TIMELINE_KEPT}
                     SELECT event_id, list(DISTINCT finding ORDER BY finding) AS findings
-                    FROM (SELECT e."event.id" AS event_id, w.finding
-                          FROM {RESOLVED_RELATION} e JOIN timeline_wanted w
-                            ON e."@timestamp" BETWEEN w.start AND w."end"
-                           AND ((w.person IS NOT NULL AND (e."user.name" = w.person OR e."user.target.name" = w.person))
-                                OR (w.host IS NOT NULL AND e."host.name" = w.host
-                                    AND e.{sql_identifier(FAMILY)} IN (SELECT unnest(CAST(? AS VARCHAR[])))))
-                          WHERE e."@timestamp" BETWEEN (SELECT min(start) FROM timeline_wanted)
-                                                   AND (SELECT max("end") FROM timeline_wanted))
+                    FROM (SELECT e.event_id, w.finding
+                          FROM (SELECT "event.id" AS event_id, "@timestamp" AS ts,
+                                       unnest(['person', 'person', 'host']) AS kind,
+                                       unnest(["user.name", "user.target.name",
+                                               CASE WHEN {sql_identifier(FAMILY)} IN (SELECT unnest(CAST(? AS VARCHAR[])))
+                                                    THEN "host.name" END]) AS name
+                                FROM {RESOLVED_RELATION}
+                                WHERE "@timestamp" BETWEEN (SELECT min(start) FROM timeline_wanted)
+                                                       AND (SELECT max("end") FROM timeline_wanted)) e
+                          JOIN (SELECT finding, 'person' AS kind, person AS name, start, "end"
+                                FROM timeline_wanted WHERE person IS NOT NULL
+                                UNION ALL
+                                SELECT finding, 'host', host, start, "end" FROM timeline_wanted WHERE host IS NOT NULL) w
+                            ON e.kind = w.kind AND e.name = w.name AND e.ts BETWEEN w.start AND w."end")
                     GROUP BY event_id""", [list(host_families)])
         finally:
             self.db.unregister("timeline_wanted")
