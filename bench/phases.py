@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where a hunt's time goes: wall and CPU seconds of each stage, in one process.
 
-    python bench/phases.py FILE [--out DIR]
+    python bench/phases.py FILE [--out DIR] [--no-copy]
 
 Runs ``mailhunt.hunt.hunt`` on FILE (a fresh case in a temporary folder
 unless ``--out`` is given) with a timer around each stage function:
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("file", type=Path)
     parser.add_argument("--out", type=Path, help="case folder (replaced); default: a temporary one")
+    parser.add_argument("--no-copy", action="store_true", help="list the evidence with its SHA-256 instead of copying it")
     args = parser.parse_args(argv)
     workdir = None if args.out else Path(tempfile.mkdtemp(prefix="mailhunt-phases-"))
     out = args.out or workdir / "case"
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in STAGES:
         setattr(stages, name, timed(name, getattr(stages, name), totals))
     wall = time.perf_counter()
-    result = stages.hunt([args.file], out, Config())
+    result = stages.hunt([args.file], out, Config(), copy_evidence=not args.no_copy)
     wall = time.perf_counter() - wall
     print(f"{'stage':24} {'wall s':>8} {'CPU s':>8}")
     for name in STAGES:
