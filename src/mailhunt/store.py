@@ -632,17 +632,22 @@ class CaseStore:
         return counted
 
     def event_sources_of(self, event_ids: list[str]) -> dict[str, list[tuple[str, str, int | None, str]]]:
-        """Event id -> every (path, sha256, record, locator unit) it was seen in, in (path, record) order."""
+        """Event id -> every (path, sha256, record, locator unit) it was seen in, in (path, record) order, each
+        once (``settle_sources`` may have stored one twice: the rows come in order, so a repeat is the row
+        before it)."""
         if not event_ids:
             return {}
         rows = self.db.execute(
-            """SELECT DISTINCT s.event_id, s.path, s.sha256, s.record, coalesce(i.locator_unit, 'line')
+            """SELECT s.event_id, s.path, s.sha256, s.record, coalesce(i.locator_unit, 'line')
                FROM event_sources s LEFT JOIN inputs i ON i.path = s.path AND i.sha256 = s.sha256
                WHERE s.event_id IN (SELECT unnest(?))
                ORDER BY s.event_id, s.path, s.record, s.sha256""", [event_ids]).fetchall()
         found: dict[str, list] = {}
-        for event_id, path, sha256, record, unit in rows:
-            found.setdefault(event_id, []).append((path, sha256, record, unit))
+        previous = None
+        for row in rows:
+            if row != previous:
+                event_id, path, sha256, record, unit = previous = row
+                found.setdefault(event_id, []).append((path, sha256, record, unit))
         return found
 
     def begin_loading(self) -> None:
