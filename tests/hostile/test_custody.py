@@ -380,11 +380,11 @@ def test_copying_stopped_by_ctrl_c_keeps_manifest_and_custody_whole(tmp_path: Pa
     real_copy = evidence._copy_hashing
     calls = []
 
-    def stopped_on_second(walked, folder, name, stop=None):
+    def stopped_on_second(walked, folder, name, incoming, stop=None):
         calls.append(name)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real_copy(walked, folder, name, stop)
+        return real_copy(walked, folder, name, incoming, stop=stop)
 
     monkeypatch.setattr(evidence, "_copy_hashing", stopped_on_second)
     with pytest.raises(KeyboardInterrupt):
@@ -407,10 +407,10 @@ def test_the_evidence_is_copied_while_the_analysis_runs(tmp_path: Path, evidence
     real_copy, real_triage = evidence._copy_hashing, mailhunt_hunt.triage
     triage_started, copy_waited = threading.Event(), []
 
-    def copy_after_triage_began(walked, folder, name, stop=None):
+    def copy_after_triage_began(walked, folder, name, incoming, stop=None):
         if not copy_waited:
             copy_waited.append(triage_started.wait(timeout=120))
-        return real_copy(walked, folder, name, stop)
+        return real_copy(walked, folder, name, incoming, stop=stop)
 
     def noting_triage(*args, **kwargs):
         triage_started.set()
@@ -432,10 +432,10 @@ def test_ctrl_c_during_the_analysis_stops_the_copy_and_says_so(tmp_path: Path, e
     real_copy = evidence._copy_hashing
     copying = threading.Event()
 
-    def slow_copy(walked, folder, name, stop=None):
+    def slow_copy(walked, folder, name, incoming, stop=None):
         copying.set()
         assert stop is not None and stop.wait(timeout=120), "the copy was never told to stop"
-        return real_copy(walked, folder, name, stop)
+        return real_copy(walked, folder, name, incoming, stop=stop)
 
     def interrupted_rules(*args, **kwargs):
         assert copying.wait(timeout=120)
@@ -558,3 +558,50 @@ def test_a_manifest_that_cannot_be_finished_leaves_the_one_before(tmp_path: Path
         preserve_evidence(out, [evidence_folder], False, {}, True, ["mailhunt", "hunt"])
     assert (out / "evidence" / "manifest.json").read_bytes() == before
     assert not [p for p in (out / "evidence").iterdir() if p.name.endswith(".tmp")]
+    assert not list((out / evidence.INCOMING_DIR).iterdir())
+
+
+def test_a_copy_being_written_and_the_next_manifest_are_outside_the_evidence_folder(
+        tmp_path: Path, evidence_folder: Path, monkeypatch):
+    """Until a copy is whole it is written beside the evidence folder, and so is the manifest being written: a
+    hunt stopped hard (killed, power lost) leaves nothing half-written among the evidence for ``mailhunt
+    verify`` to count as added."""
+    out = tmp_path / "case"
+    out.mkdir()
+    real_chunks, seen = evidence._chunks, []
+
+    def looking_chunks(source, stop):
+        if not seen:
+            seen.append(([p.name for p in (out / "evidence").rglob("*") if not p.is_dir()],
+                         sorted(p.name.split("-")[0].split(".")[0] for p in (out / evidence.INCOMING_DIR).iterdir())))
+        yield from real_chunks(source, stop)
+
+    monkeypatch.setattr(evidence, "_chunks", looking_chunks)
+    acquire(out, [evidence_folder], False, {}, True, ["mailhunt", "hunt"], 3, 0)
+    assert seen == [([], ["copy", "manifest"])]
+    assert list((out / evidence.INCOMING_DIR).iterdir()) == []
+    assert verify(out).exit_code == 0
+
+
+def test_what_a_killed_hunt_left_on_its_way_in_is_not_evidence_and_goes_with_the_next_hunt(
+        tmp_path: Path, evidence_folder: Path):
+    out = tmp_path / "case"
+    out.mkdir()
+    acquire(out, [evidence_folder / "audit.ndjson"], False, {}, True, ["mailhunt", "hunt"], 3, 0)
+    incoming = out / evidence.INCOMING_DIR
+    (incoming / "copy-0123456789ab").write_bytes(b"half a copy")
+    (incoming / "manifest.json.01234567.tmp").write_bytes(b'{"schema": ')
+    assert verify(out).exit_code == 0
+    acquire(out, [evidence_folder], False, {}, True, ["mailhunt", "hunt"], 3, 0)
+    assert list(incoming.iterdir()) == []
+    assert len(manifest(out)["files"]) == 3
+    assert verify(out).exit_code == 0
+def test_a_link_in_place_of_the_incoming_folder_is_refused(tmp_path: Path, evidence_folder: Path):
+    out = tmp_path / "case"
+    out.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.symlink(elsewhere, out / evidence.INCOMING_DIR)
+    with pytest.raises(ValueError, match="not a folder"):
+        preserve_evidence(out, [evidence_folder], False, {}, True, ["mailhunt", "hunt"])
+    assert list(elsewhere.iterdir()) == []

@@ -38,6 +38,7 @@ from mailhunt import __version__
 from mailhunt.case.custody import utc_now
 from mailhunt.json_pieces import IndentedJsonList
 from mailhunt.sources.evidence_walk import (
+    CASE_INCOMING,
     EvidenceWalk,
     WalkedFile,
     display_name,
@@ -46,6 +47,11 @@ from mailhunt.sources.evidence_walk import (
 
 EVIDENCE_DIR = "evidence"
 MANIFEST = "manifest.json"
+# Where the files on their way into the evidence folder are written (a copy, the next manifest): beside it, not
+# in it, so that the evidence folder only ever holds finished copies and the manifest, and ``mailhunt verify``
+# never sees a file being written (or left by a hunt that was killed) as one added. The same file system as
+# the evidence folder (both are in the case folder), so a finished file is linked or renamed into place.
+INCOMING_DIR = CASE_INCOMING
 MANIFEST_SCHEMA = "mailhunt.evidence/1"
 READ_ONLY = 0o444
 
@@ -119,8 +125,32 @@ def read_manifest(case_dir: Path) -> dict:
     return document
 
 
+def incoming_folder(case_dir: Path) -> Path:
+    """The case's ``INCOMING_DIR``, created if need be; refused if something not a folder (a link) is there."""
+    folder = case_dir / INCOMING_DIR
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        if not stat.S_ISDIR(os.lstat(folder).st_mode):
+            raise NotAFolder(f"{display_name(folder)} exists and is not a folder (a link?): not used") from None
+    return folder
+
+
+def clear_incoming(case_dir: Path) -> int:
+    """Remove what a hunt that was killed while writing left in ``INCOMING_DIR``; returns how many files."""
+    folder = case_dir / INCOMING_DIR
+    if not os.path.lexists(folder) or not stat.S_ISDIR(os.lstat(folder).st_mode):
+        return 0
+    removed = 0
+    for entry in os.scandir(folder):
+        if not entry.is_dir(follow_symlinks=False):
+            os.unlink(entry.path)
+            removed += 1
+    return removed
+
+
 class ManifestWriter:
-    """A new manifest, written as it grows: a temporary file beside the manifest takes each entry as it is added,
+    """A new manifest, written as it grows: a temporary file (in ``INCOMING_DIR``) takes each entry as it is added,
     and ``finish`` ends the document, flushes it to disk and renames it over the manifest. The bytes are those of
     ``orjson.dumps(manifest, option=OPT_INDENT_2 | OPT_SORT_KEYS)``; ``document`` is the manifest but its files.
 
@@ -132,7 +162,7 @@ class ManifestWriter:
         folder.mkdir(exist_ok=True)
         self._path = folder / MANIFEST
         self._layout = IndentedJsonList({**document, "files": []}, "files", orjson.OPT_SORT_KEYS)
-        self._temporary = folder / f".{MANIFEST}.{secrets.token_hex(4)}.tmp"
+        self._temporary = incoming_folder(case_dir) / f"{MANIFEST}.{secrets.token_hex(4)}.tmp"
         self._stream = open(self._temporary, "xb")  # noqa: SIM115 - open until finish, which closes it
         self._failed = False
         try:
@@ -226,12 +256,12 @@ def _chunks(source, stop: threading.Event | None) -> Iterator[memoryview]:
         yield chunk
 
 
-def _copy_hashing(walked: WalkedFile, folder: Path, name: str, stop: threading.Event | None = None
+def _copy_hashing(walked: WalkedFile, folder: Path, name: str, incoming: Path, stop: threading.Event | None = None
                   ) -> tuple[str, int]:
-    """Copy the walked file into ``folder/name`` (created, never replaced), hashing the bytes written.
-    The copy reaches the disk with the others when ``preserve_evidence`` syncs them all, before the manifest
-    names it."""
-    temporary = folder / f".mailhunt-copy-{secrets.token_hex(6)}"
+    """Copy the walked file into ``folder/name`` (created, never replaced), hashing the bytes written; it is
+    written in ``incoming`` and linked into place once whole. The copy reaches the disk with the others when
+    ``preserve_evidence`` syncs them all, before the manifest names it."""
+    temporary = incoming / f"copy-{secrets.token_hex(6)}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC
     digest, size = hashlib.sha256(), 0
     fd = os.open(temporary, flags, 0o600)
@@ -277,6 +307,8 @@ def preserve_evidence(case_dir: Path, paths: Sequence[Path], follow_symlinks: bo
         raise ValueError(f"{display_name(evidence)} is not a folder")
     manifest = read_manifest(case_dir)
     files: list[dict] = manifest.pop("files")
+    clear_incoming(case_dir)
+    incoming = incoming_folder(case_dir)
     # Already preserved: any entry when only listing; for a copy, an entry whose copy is still there
     # (a file listed by an earlier --no-copy hunt is copied now).
     known = {(f["original_path"], f["sha256"]) for f in files
@@ -295,8 +327,8 @@ def preserve_evidence(case_dir: Path, paths: Sequence[Path], follow_symlinks: bo
             if walked.problem is not None or walked.path is None:
                 continue
             try:
-                preserved = _preserve_one(walked, roots, evidence, loader_hashes.get(walked.display), copy, known,
-                                          used, command, stop)
+                preserved = _preserve_one(walked, roots, evidence, incoming, loader_hashes.get(walked.display),
+                                          copy, known, used, command, stop)
             except (OSError, ValueError) as exc:
                 result.problems.append(f"{walked.display}: not preserved: {exc}")
                 continue
@@ -312,9 +344,9 @@ def preserve_evidence(case_dir: Path, paths: Sequence[Path], follow_symlinks: bo
     return result
 
 
-def _preserve_one(walked: WalkedFile, roots: Sequence[Path], evidence: Path, loader_hash: str | None, copy: bool,
-                  known: set, used: set[str], command: list[str], stop: threading.Event | None = None
-                  ) -> PreservedFile | None:
+def _preserve_one(walked: WalkedFile, roots: Sequence[Path], evidence: Path, incoming: Path,
+                  loader_hash: str | None, copy: bool, known: set, used: set[str], command: list[str],
+                  stop: threading.Event | None = None) -> PreservedFile | None:
     st = os.stat(walked.path, follow_symlinks=walked.follow_symlinks)  # type: ignore[arg-type]
     modified = _iso(st.st_mtime)
     if loader_hash is None and any(original == walked.display for original, _ in known):
@@ -346,7 +378,7 @@ def _preserve_one(walked: WalkedFile, roots: Sequence[Path], evidence: Path, loa
             folder = _make_folders(evidence, destination[:-1])
         except NotAFolder:  # something not of our making is in the way: leave it, and take the next name
             continue
-        sha256, size = _copy_hashing(walked, folder, destination[-1], stop)
+        sha256, size = _copy_hashing(walked, folder, destination[-1], incoming, stop=stop)
         break
     else:
         raise ValueError("no free name under the evidence folder")

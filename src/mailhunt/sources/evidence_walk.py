@@ -42,8 +42,11 @@ CASE_DATABASE = "case.duckdb"
 # Every file a hunt writes into the case folder (``mailhunt.hunt.OUTPUT_FILES`` and the case stage's files).
 CASE_REPORTS = frozenset({"findings.json", "report.html", "report.md", "findings.ocsf.jsonl", "timeline.csv",
                           "timeline.jsonl", "iocs.csv", "iocs.stix.json"})
-# The case's own copy of its evidence and its custody log (``mailhunt.case``): already in the case.
-CASE_CUSTODY = frozenset({"evidence", "custody.jsonl"})
+# Where files on their way into the case's evidence folder are written (``mailhunt.case.evidence``).
+CASE_INCOMING = ".mailhunt-incoming"
+# The case's own copy of its evidence, what is on its way in, and its custody log (``mailhunt.case``): already
+# in the case.
+CASE_CUSTODY = frozenset({"evidence", CASE_INCOMING, "custody.jsonl"})
 # The case's events as Parquet for the Spark engine (``mailhunt.spark.parquet.DEFAULT_FOLDER``): a copy of case data.
 CASE_ENGINE_DATA = frozenset({"events.parquet"})
 DUCKDB_MAGIC_OFFSET = 8
