@@ -337,10 +337,14 @@ def preserve_evidence(case_dir: Path, paths: Sequence[Path], follow_symlinks: bo
                 result.added.append(preserved)
                 copied = copied or preserved.evidence_path is not None
     finally:
-        if copied:
-            os.sync()
-        writer.finish()
-        result.files_in_manifest = writer.files
+        try:
+            if copied:
+                os.sync()
+            writer.finish()
+            result.files_in_manifest = writer.files
+        finally:
+            with contextlib.suppress(OSError):  # left when a file in it could not be removed
+                os.rmdir(incoming)
     return result
 
 
