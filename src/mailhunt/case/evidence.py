@@ -127,13 +127,7 @@ def read_manifest(case_dir: Path) -> dict:
 
 def incoming_folder(case_dir: Path) -> Path:
     """The case's ``INCOMING_DIR``, created if need be; refused if something not a folder (a link) is there."""
-    folder = case_dir / INCOMING_DIR
-    try:
-        os.mkdir(folder, 0o700)
-    except FileExistsError:
-        if not stat.S_ISDIR(os.lstat(folder).st_mode):
-            raise NotAFolder(f"{display_name(folder)} exists and is not a folder (a link?): not used") from None
-    return folder
+    return _own_folder(case_dir / INCOMING_DIR, 0o700)
 
 
 def clear_incoming(case_dir: Path) -> int:
@@ -231,16 +225,21 @@ def safe_parts(parts: Iterable[str]) -> list[str]:
     return checked
 
 
+def _own_folder(folder: Path, mode: int) -> Path:
+    """``folder``, created with ``mode`` unless a real folder (no link) is there already."""
+    try:
+        os.mkdir(folder, mode)
+    except FileExistsError:
+        if not stat.S_ISDIR(os.lstat(folder).st_mode):
+            raise NotAFolder(f"{display_name(folder)} exists and is not a folder (a link?): not used") from None
+    return folder
+
+
 def _make_folders(base: Path, parts: Sequence[str]) -> Path:
     """Create ``base/parts...`` one folder at a time; each must be a real folder (no link) of our own making."""
     folder = base
     for part in parts:
-        folder = folder / part
-        try:
-            os.mkdir(folder, 0o755)
-        except FileExistsError:
-            if not stat.S_ISDIR(os.lstat(folder).st_mode):
-                raise NotAFolder(f"{display_name(folder)} exists and is not a folder (a link?): not used") from None
+        folder = _own_folder(folder / part, 0o755)
     return folder
 
 
