@@ -603,8 +603,8 @@ class CaseStore:
         self.db.execute("CREATE OR REPLACE TEMP TABLE held_ids AS SELECT DISTINCT event_id AS id FROM event_sources")
         before = self.db.execute("SELECT count(*) FROM held_ids").fetchall()[0][0]
         # An anti-join, not EXCEPT: a set difference would first make the new rows distinct, one hash table
-        # of every new row (10M rows spill under the case's memory limit). A row seen twice is harmless:
-        # ``event_sources_of`` reads distinct rows.
+        # of every new row (10M rows spill under the case's memory limit). A row stored twice is harmless:
+        # ``event_sources_of`` lists each once.
         self.db.execute(f"""INSERT INTO event_sources SELECT e."event.id", e."log.file.path", e."log.file.sha256",
                                    e."log.record"
                             FROM events e JOIN {unsettled} u

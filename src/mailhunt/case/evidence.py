@@ -130,17 +130,14 @@ def incoming_folder(case_dir: Path) -> Path:
     return _own_folder(case_dir / INCOMING_DIR, 0o700)
 
 
-def clear_incoming(case_dir: Path) -> int:
-    """Remove what a hunt that was killed while writing left in ``INCOMING_DIR``; returns how many files."""
+def clear_incoming(case_dir: Path) -> None:
+    """Remove what a hunt that was killed while writing left in ``INCOMING_DIR``."""
     folder = case_dir / INCOMING_DIR
     if not os.path.lexists(folder) or not stat.S_ISDIR(os.lstat(folder).st_mode):
-        return 0
-    removed = 0
+        return
     for entry in os.scandir(folder):
         if not entry.is_dir(follow_symlinks=False):
             os.unlink(entry.path)
-            removed += 1
-    return removed
 
 
 class ManifestWriter:
